@@ -1,0 +1,206 @@
+//! Request and response bodies of the registry API.
+
+use super::error::{ErrorCode, WireError};
+use super::names::{Address, InstanceId, ServiceName};
+use serde::{Deserialize, Serialize};
+use std::{collections::BTreeMap, time::Duration};
+
+/// Free-form labels an instance registers with (zone, version, weight...).
+/// Ordered, so that equal metadata always serializes identically.
+pub type Metadata = BTreeMap<String, String>;
+
+/// Lease length when a registration names none.
+pub const DEFAULT_TTL: Duration = Duration::from_millis(15_000);
+/// Shortest lease the registry grants: shorter ones would turn heartbeats
+/// into a load test.
+pub const MIN_TTL: Duration = Duration::from_millis(1_000);
+/// Longest lease the registry grants: an hour is already a long time to
+/// route to a dead instance.
+pub const MAX_TTL: Duration = Duration::from_millis(3_600_000);
+
+/// Body of `PUT /v1/services/{service}/instances/{id}`, as sent.
+///
+/// Deliberately loose (`ttl_ms` is any JSON number) so that the registry can
+/// answer a bad value with `invalid_ttl` instead of a parse error; call
+/// [`validate`](Self::validate) to get a [`Registration`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// Where the instance answers, e.g. `http://127.0.0.1:8001`.
+    pub address: String,
+    /// Lease length in milliseconds; [`DEFAULT_TTL`] when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<serde_json::Number>,
+    /// Labels; empty when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+}
+
+impl RegisterRequest {
+    /// Checks the address and TTL, naming the first bad field.
+    pub fn validate(self) -> Result<Registration, WireError> {
+        let address = Address::new(&self.address)?;
+        let ttl = match self.ttl_ms {
+            None => DEFAULT_TTL,
+            Some(n) => {
+                let ms = n.as_u64().ok_or_else(|| ttl_error(&n.to_string()))?;
+                let ttl = Duration::from_millis(ms);
+                if !(MIN_TTL..=MAX_TTL).contains(&ttl) {
+                    return Err(ttl_error(&ms.to_string()));
+                }
+                ttl
+            }
+        };
+        Ok(Registration {
+            address,
+            ttl,
+            metadata: self.metadata.unwrap_or_default(),
+        })
+    }
+}
+
+fn ttl_error(value: &str) -> WireError {
+    WireError::new(
+        ErrorCode::InvalidTtl,
+        format!(
+            "ttl_ms {value} is not a whole number of milliseconds in {}..={}",
+            MIN_TTL.as_millis(),
+            MAX_TTL.as_millis()
+        ),
+    )
+}
+
+/// A validated registration: what the registry stores and what a service
+/// hands to the library to register itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// Where the instance answers.
+    pub address: Address,
+    /// Lease length; the instance must heartbeat well within it.
+    pub ttl: Duration,
+    /// Labels.
+    pub metadata: Metadata,
+}
+
+impl Registration {
+    /// A registration at `address` with the default TTL and no metadata.
+    pub fn new(address: Address) -> Self {
+        Self {
+            address,
+            ttl: DEFAULT_TTL,
+            metadata: Metadata::new(),
+        }
+    }
+
+    /// The body that registers this on the wire.
+    pub fn to_request(&self) -> RegisterRequest {
+        RegisterRequest {
+            address: self.address.to_string(),
+            ttl_ms: Some(serde_json::Number::from(duration_ms(self.ttl))),
+            metadata: Some(self.metadata.clone()),
+        }
+    }
+}
+
+/// A registered instance as the registry reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    /// The service it belongs to.
+    pub service: ServiceName,
+    /// Its id, unique within the service.
+    pub id: InstanceId,
+    /// Where it answers.
+    pub address: Address,
+    /// Its labels.
+    pub metadata: Metadata,
+    /// Its lease length.
+    pub ttl_ms: u64,
+    /// When it last registered, in milliseconds since the Unix epoch.
+    pub registered_at: u64,
+    /// How long until its lease runs out unless renewed, as of this answer.
+    pub expires_in_ms: u64,
+}
+
+/// Body of `GET /v1/services/{service}`: the live instances and the index to
+/// long-poll from next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInstances {
+    /// The service asked for.
+    pub service: ServiceName,
+    /// The service's change index; pass it back as `?index=` to wait for the
+    /// next change. 0 for a service that never had an instance.
+    pub index: u64,
+    /// Live instances, ordered by id.
+    pub instances: Vec<Instance>,
+}
+
+/// Body of `GET /v1/services`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceList {
+    /// The registry-wide change index (the highest of all services').
+    pub index: u64,
+    /// Every service with at least one live instance, ordered by name.
+    pub services: Vec<ServiceSummary>,
+}
+
+/// One service in a [`ServiceList`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSummary {
+    /// The service's name.
+    pub name: ServiceName,
+    /// Its live instances, ordered by id.
+    pub instances: Vec<Instance>,
+}
+
+/// Whole milliseconds in `d`, saturating (TTLs and waits are far below the limit).
+pub(crate) fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(json: &str) -> RegisterRequest {
+        serde_json::from_str(json).expect("parses")
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let reg = request(r#"{"address":"http://127.0.0.1:8001"}"#)
+            .validate()
+            .expect("valid");
+        assert_eq!(reg.ttl, DEFAULT_TTL);
+        assert!(reg.metadata.is_empty());
+    }
+
+    #[test]
+    fn ttl_bounds_are_inclusive_and_checked() {
+        for ok in [1000, 3_600_000] {
+            let json = format!(r#"{{"address":"http://127.0.0.1:8001","ttl_ms":{ok}}}"#);
+            assert!(request(&json).validate().is_ok(), "{ok}");
+        }
+        for bad in ["999", "3600001", "-5", "1.5", "1e30"] {
+            let json = format!(r#"{{"address":"http://127.0.0.1:8001","ttl_ms":{bad}}}"#);
+            let err = request(&json).validate().expect_err(bad);
+            assert_eq!(err.code, ErrorCode::InvalidTtl, "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = serde_json::from_str::<RegisterRequest>(
+            r#"{"address":"http://127.0.0.1:8001","ttl":5000}"#,
+        )
+        .expect_err("typo must not pass silently");
+        assert!(err.to_string().contains("ttl"), "{err}");
+    }
+
+    #[test]
+    fn registration_round_trips_through_the_wire_form() {
+        let mut reg = Registration::new(Address::new("http://127.0.0.1:8001").expect("valid"));
+        reg.metadata.insert("zone".into(), "a".into());
+        let back = reg.to_request().validate().expect("valid");
+        assert_eq!(back, reg);
+    }
+}

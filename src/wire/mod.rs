@@ -1,0 +1,35 @@
+//! The registry's HTTP API (v1) as Rust types.
+//!
+//! Everything that crosses the wire between the registry and its clients is
+//! defined here once:
+//!
+//! * [`names`]: validated service names, instance ids and addresses;
+//! * [`body`]: request and response bodies;
+//! * [`query`]: the blocking-query parameters (`index`, `wait`);
+//! * [`error`]: the error body and its machine-readable codes.
+//!
+//! Raw request bodies ([`RegisterRequest`]) deserialize leniently and are then
+//! checked with [`RegisterRequest::validate`], so that a bad field is reported
+//! with its own code (`invalid_address`, `invalid_ttl`) rather than as a
+//! generic JSON error.
+
+pub mod body;
+pub mod error;
+pub mod names;
+pub mod query;
+
+pub use body::{
+    Instance, Metadata, RegisterRequest, Registration, ServiceInstances, ServiceList,
+    ServiceSummary, DEFAULT_TTL, MAX_TTL, MIN_TTL,
+};
+pub use error::{ErrorBody, ErrorCode, ErrorDetail, WireError};
+pub use names::{Address, InstanceId, ServiceName};
+pub use query::{format_wait, WatchQuery, DEFAULT_WAIT, MAX_WAIT};
+
+/// Header carrying a service's index on resolve answers, so a client can
+/// long-poll without parsing the body first.
+pub const INDEX_HEADER: &str = "x-beacon-index";
+
+/// Largest request body the registry accepts (64 KiB); larger bodies get a
+/// `413 payload_too_large`.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;

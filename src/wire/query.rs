@@ -1,0 +1,127 @@
+//! Blocking-query parameters: `?index=N&wait=D`.
+
+use super::body::duration_ms;
+use super::error::{ErrorCode, WireError};
+use std::time::Duration;
+
+/// How long a blocking query waits when it names no `wait`.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+/// The longest `wait` allowed: long enough to make polling cheap, short
+/// enough that proxies and load balancers in between don't cut it.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// A parsed blocking query: answer once the service's index is no longer
+/// `index`, or after `wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchQuery {
+    /// The index the caller already has.
+    pub index: u64,
+    /// How long to wait for a change at most.
+    pub wait: Duration,
+}
+
+impl WatchQuery {
+    /// Parses the raw `index` and `wait` parameters. `Ok(None)` when there is
+    /// no `index` (a plain read); a `wait` without `index` is ignored.
+    pub fn parse(index: Option<&str>, wait: Option<&str>) -> Result<Option<Self>, WireError> {
+        let Some(index) = index else {
+            return Ok(None);
+        };
+        let index = index.parse::<u64>().map_err(|_| {
+            WireError::new(
+                ErrorCode::InvalidQuery,
+                format!("index {index:?} is not an unsigned 64-bit integer"),
+            )
+        })?;
+        let wait = wait.map(parse_wait).transpose()?.unwrap_or(DEFAULT_WAIT);
+        Ok(Some(Self { index, wait }))
+    }
+
+    /// The query string for this query, e.g. `index=42&wait=30s`.
+    pub fn to_query_string(&self) -> String {
+        format!("index={}&wait={}", self.index, format_wait(self.wait))
+    }
+}
+
+/// Parses a wait such as `250ms`, `30s` or `1m` (whole numbers, at most
+/// [`MAX_WAIT`]).
+fn parse_wait(raw: &str) -> Result<Duration, WireError> {
+    let bad = |why: &str| {
+        Err(WireError::new(
+            ErrorCode::InvalidQuery,
+            format!("wait {raw:?} {why}; expected e.g. 250ms, 30s or 1m, at most 60s"),
+        ))
+    };
+    let digits_end = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(digits_end);
+    let Ok(number) = number.parse::<u64>() else {
+        return bad("does not start with a whole number");
+    };
+    let wait = match unit {
+        "ms" => Duration::from_millis(number),
+        "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        _ => return bad("has no unit of ms, s or m"),
+    };
+    if wait > MAX_WAIT {
+        return bad("is longer than the limit");
+    }
+    Ok(wait)
+}
+
+/// Formats a wait the way [`WatchQuery::parse`] reads it.
+pub fn format_wait(wait: Duration) -> String {
+    format!("{}ms", duration_ms(wait))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(index: Option<&str>, wait: Option<&str>) -> Result<Option<WatchQuery>, WireError> {
+        WatchQuery::parse(index, wait)
+    }
+
+    #[test]
+    fn plain_reads_have_no_query() {
+        assert_eq!(parse(None, Some("5s")), Ok(None));
+    }
+
+    #[test]
+    fn waits_parse_in_every_unit() {
+        let q = |w| parse(Some("7"), Some(w)).expect("valid").expect("some").wait;
+        assert_eq!(q("250ms"), Duration::from_millis(250));
+        assert_eq!(q("30s"), Duration::from_secs(30));
+        assert_eq!(q("1m"), Duration::from_secs(60));
+        assert_eq!(q("0s"), Duration::ZERO);
+        let default = parse(Some("7"), None).expect("valid").expect("some");
+        assert_eq!(default, WatchQuery { index: 7, wait: DEFAULT_WAIT });
+    }
+
+    #[test]
+    fn bad_values_are_invalid_query() {
+        for (index, wait) in [
+            ("-1", None),
+            ("x", None),
+            ("18446744073709551616", None),
+            ("1", Some("61s")),
+            ("1", Some("2m")),
+            ("1", Some("5")),
+            ("1", Some("-5s")),
+            ("1", Some("1.5s")),
+            ("1", Some("5h")),
+            ("1", Some("")),
+            ("1", Some("99999999999999999999999m")),
+        ] {
+            let err = parse(Some(index), wait).expect_err(&format!("{index} {wait:?}"));
+            assert_eq!(err.code, ErrorCode::InvalidQuery);
+        }
+    }
+
+    #[test]
+    fn formatted_waits_parse_back() {
+        let q = WatchQuery { index: 3, wait: Duration::from_millis(1500) };
+        assert_eq!(q.to_query_string(), "index=3&wait=1500ms");
+        assert_eq!(parse(Some("3"), Some("1500ms")), Ok(Some(q)));
+    }
+}
