@@ -214,7 +214,15 @@ mod tests {
             assert!(ServiceName::new(good).is_ok(), "{good} should be valid");
         }
         for bad in [
-            "", "-x", ".x", "_x", "Ratings", "rat ings", "ratings/1", "é", &"a".repeat(64),
+            "",
+            "-x",
+            ".x",
+            "_x",
+            "Ratings",
+            "rat ings",
+            "ratings/1",
+            "é",
+            &"a".repeat(64),
         ] {
             let err = InstanceId::new(bad).expect_err(bad);
             assert_eq!(err.code, ErrorCode::InvalidName, "{bad}");

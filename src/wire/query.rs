@@ -89,13 +89,24 @@ mod tests {
 
     #[test]
     fn waits_parse_in_every_unit() {
-        let q = |w| parse(Some("7"), Some(w)).expect("valid").expect("some").wait;
+        let q = |w| {
+            parse(Some("7"), Some(w))
+                .expect("valid")
+                .expect("some")
+                .wait
+        };
         assert_eq!(q("250ms"), Duration::from_millis(250));
         assert_eq!(q("30s"), Duration::from_secs(30));
         assert_eq!(q("1m"), Duration::from_secs(60));
         assert_eq!(q("0s"), Duration::ZERO);
         let default = parse(Some("7"), None).expect("valid").expect("some");
-        assert_eq!(default, WatchQuery { index: 7, wait: DEFAULT_WAIT });
+        assert_eq!(
+            default,
+            WatchQuery {
+                index: 7,
+                wait: DEFAULT_WAIT
+            }
+        );
     }
 
     #[test]
@@ -120,7 +131,10 @@ mod tests {
 
     #[test]
     fn formatted_waits_parse_back() {
-        let q = WatchQuery { index: 3, wait: Duration::from_millis(1500) };
+        let q = WatchQuery {
+            index: 3,
+            wait: Duration::from_millis(1500),
+        };
         assert_eq!(q.to_query_string(), "index=3&wait=1500ms");
         assert_eq!(parse(Some("3"), Some("1500ms")), Ok(Some(q)));
     }

@@ -1,0 +1,127 @@
+//! The registry's HTTP API: routes, middleware, and shared state.
+//!
+//! * [`instances`]: writes (register, heartbeat, deregister);
+//! * [`services`]: reads and blocking queries;
+//! * [`ops`]: health and metrics;
+//! * [`auth`], [`extract`], [`error`]: the pieces every route shares.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod instances;
+pub mod ops;
+pub mod services;
+
+use crate::{metrics::Metrics, metrics::RequestLabels, store::Store};
+use auth::WriteToken;
+use axum::{
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, put},
+    Router,
+};
+use beacon::wire::{ErrorCode, MAX_BODY_BYTES};
+use error::AppError;
+use std::{any::Any, sync::Arc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+
+/// What every handler can reach.
+#[derive(Debug)]
+pub struct AppState<S> {
+    /// Where registrations live.
+    pub store: Arc<S>,
+    /// Counters and histograms for `/_metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Fires on shutdown so that parked blocking queries answer at once
+    /// instead of holding graceful shutdown up for up to a minute.
+    pub shutdown: CancellationToken,
+}
+
+// Not derived: that would require `S: Clone`, and the store is shared, not cloned.
+impl<S> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            metrics: Arc::clone(&self.metrics),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+/// The whole API over `store`. Writes need `token` when one is given.
+pub fn router<S: Store>(state: AppState<S>, token: Option<Arc<str>>) -> Router {
+    let metrics = Arc::clone(&state.metrics);
+    Router::new()
+        .route("/v1/services", get(services::list::<S>))
+        .route("/v1/services/{service}", get(services::resolve::<S>))
+        .route(
+            "/v1/services/{service}/instances/{id}",
+            put(instances::register::<S>).delete(instances::deregister::<S>),
+        )
+        .route(
+            "/v1/services/{service}/instances/{id}/heartbeat",
+            put(instances::heartbeat::<S>),
+        )
+        .route("/_health", get(ops::health::<S>))
+        .route("/_metrics", get(ops::metrics::<S>))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(TraceLayer::new_for_http())
+                .layer(middleware::from_fn_with_state(metrics, record_latency))
+                .layer(middleware::from_fn_with_state(
+                    WriteToken(token),
+                    auth::require_token,
+                ))
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+}
+
+async fn not_found() -> AppError {
+    AppError::new(
+        ErrorCode::NotFound,
+        "no such route; see the API in the README",
+    )
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not take that method",
+    )
+}
+
+/// A panic is a bug, but the client still gets JSON and the server keeps going.
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    AppError::new(ErrorCode::Internal, "internal error").into_response()
+}
+
+/// Observes every request's latency, labelled by route template.
+async fn record_latency(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let response = next.run(request).await;
+    let labels = RequestLabels {
+        method,
+        route,
+        status: response.status().as_u16(),
+    };
+    metrics.observe_request(labels, started.elapsed());
+    response
+}

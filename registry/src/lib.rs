@@ -1,0 +1,22 @@
+//! `beacon-registry`: the registry that tracks heartbeating service instances.
+//!
+//! Services register an address under a service name with a lease (TTL) and
+//! renew it by heartbeating; clients resolve a name to the live instances and
+//! long-poll for changes. The API is described in the repository's README and
+//! typed in [`beacon::wire`].
+//!
+//! # Layout
+//!
+//! * [`store`]: the [`Store`](store::Store) trait and the in-memory store,
+//!   with its catalog (members, indexes, watchers) and deadline-driven expiry.
+//! * [`http`]: the axum router: routes, auth, extractors, [`AppError`](http::error::AppError).
+//! * [`metrics`]: Prometheus metrics.
+//! * [`server`]: binds, serves and shuts down gracefully; what `main` calls.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod http;
+pub mod metrics;
+pub mod server;
+pub mod store;

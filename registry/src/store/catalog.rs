@@ -1,0 +1,382 @@
+//! The in-memory view of every service: members, leases, indexes, watchers.
+
+use super::{clock::millis, Clock, Registered, StoreError};
+use crate::metrics::{Metrics, ParkedWatcher};
+use beacon::wire::{
+    Address, Instance, InstanceId, Metadata, Registration, ServiceInstances, ServiceList,
+    ServiceName, ServiceSummary,
+};
+use dashmap::DashMap;
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Every service's live members, with a change index per service that
+/// blocking queries wait on.
+///
+/// Concurrency: the service map is a `DashMap`; each service's members sit
+/// behind their own `RwLock`, always taken *while* the map guard is held and
+/// never across an `.await`. Lease deadlines are atomics, so a heartbeat —
+/// the most frequent write — needs only a read lock.
+///
+/// Indexes come from one registry-wide counter, so a service's index never
+/// goes back, even if the service disappears and returns. The counter starts
+/// at the wall-clock milliseconds of start-up, so a restarted registry hands
+/// out indexes above the ones its clients held before the restart and no
+/// watcher can mistake the new state for the one it already has.
+#[derive(Debug)]
+pub struct Catalog {
+    services: DashMap<ServiceName, ServiceEntry>,
+    last_index: AtomicU64,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+}
+
+/// One service: its members and the watch channel of its index.
+#[derive(Debug)]
+struct ServiceEntry {
+    members: RwLock<BTreeMap<InstanceId, Member>>,
+    /// The service's current index. Sending wakes every parked watcher at
+    /// once, with no task or timer per watcher.
+    index: watch::Sender<u64>,
+}
+
+/// A registered instance.
+#[derive(Debug)]
+struct Member {
+    address: Address,
+    metadata: Metadata,
+    ttl_ms: u64,
+    /// Wall-clock milliseconds of the last registration; changes when an
+    /// instance registers anew, which tells clients it came back.
+    registered_at: u64,
+    /// Lease end in [`Clock`] milliseconds. The lease has run out once
+    /// `now >= deadline`.
+    deadline_ms: AtomicU64,
+}
+
+impl Catalog {
+    /// An empty catalog.
+    pub fn new(clock: Clock, metrics: Arc<Metrics>) -> Self {
+        Self {
+            services: DashMap::new(),
+            last_index: AtomicU64::new(wall_clock_ms()),
+            clock,
+            metrics,
+        }
+    }
+
+    /// The clock that lease deadlines are measured on.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Registers or replaces `id`, starting a lease of its TTL. Returns what
+    /// happened and the lease's deadline. The index rises when the instance
+    /// is new (or its old lease had run out) or its address or metadata
+    /// changed; a refresh that changes nothing wakes no watcher.
+    pub fn upsert(
+        &self,
+        service: ServiceName,
+        id: InstanceId,
+        registration: Registration,
+    ) -> (Registered, u64) {
+        let now = self.clock.now_ms();
+        let ttl_ms = millis(registration.ttl);
+        let deadline = now.saturating_add(ttl_ms);
+        let entry = self
+            .services
+            .entry(service.clone())
+            .or_insert_with(ServiceEntry::new);
+        let mut members = write(&entry.members);
+        let previous = members.get(&id).filter(|m| m.deadline() > now);
+        let created = previous.is_none();
+        let changed = previous.is_none_or(|m| {
+            m.address != registration.address || m.metadata != registration.metadata
+        });
+        let member = Member {
+            address: registration.address,
+            metadata: registration.metadata,
+            ttl_ms,
+            registered_at: wall_clock_ms(),
+            deadline_ms: AtomicU64::new(deadline),
+        };
+        let instance = member.to_instance(&service, &id, now);
+        members.insert(id, member);
+        if changed {
+            self.bump(&service, &entry, members.len());
+        }
+        let outcome = if created {
+            Registered::Created(instance)
+        } else {
+            Registered::Replaced(instance)
+        };
+        (outcome, deadline)
+    }
+
+    /// Renews the lease of `id` by its TTL. An instance whose lease already
+    /// ran out is removed (if the reaper has not got to it yet) and reported
+    /// unknown, so its owner registers again.
+    pub fn renew(&self, service: &ServiceName, id: &InstanceId) -> Result<Instance, StoreError> {
+        let unknown = || StoreError::UnknownInstance {
+            service: service.clone(),
+            id: id.clone(),
+        };
+        let now = self.clock.now_ms();
+        {
+            let entry = self.services.get(service).ok_or_else(unknown)?;
+            let members = read(&entry.members);
+            let member = members.get(id).ok_or_else(unknown)?;
+            if member.deadline() > now {
+                member
+                    .deadline_ms
+                    .store(now.saturating_add(member.ttl_ms), Ordering::Relaxed);
+                return Ok(member.to_instance(service, id, now));
+            }
+        }
+        self.expire_due(service, std::slice::from_ref(id));
+        Err(unknown())
+    }
+
+    /// Removes `id` now. Returns whether it was there.
+    pub fn remove(&self, service: &ServiceName, id: &InstanceId) -> bool {
+        let now = self.clock.now_ms();
+        let left = {
+            let Some(entry) = self.services.get(service) else {
+                return false;
+            };
+            let mut members = write(&entry.members);
+            match members.remove(id) {
+                // A member whose lease ran out was already gone for readers.
+                Some(gone) if gone.deadline() > now => {
+                    self.bump(service, &entry, members.len());
+                    members.len()
+                }
+                Some(_) => {
+                    self.metrics.expirations.inc();
+                    self.bump(service, &entry, members.len());
+                    return false;
+                }
+                None => return false,
+            }
+        };
+        if left == 0 {
+            self.forget_if_idle(service);
+        }
+        true
+    }
+
+    /// Removes those of `ids` whose lease has run out, waking the service's
+    /// watchers once. Returns the others with their current deadlines, so the
+    /// caller can check them again then.
+    pub fn expire_due(&self, service: &ServiceName, ids: &[InstanceId]) -> Vec<(InstanceId, u64)> {
+        let now = self.clock.now_ms();
+        let mut alive = Vec::new();
+        let left = {
+            let Some(entry) = self.services.get(service) else {
+                return alive;
+            };
+            let mut members = write(&entry.members);
+            let before = members.len();
+            for id in ids {
+                let Some(member) = members.get(id) else {
+                    continue;
+                };
+                let deadline = member.deadline();
+                if deadline > now {
+                    alive.push((id.clone(), deadline));
+                } else {
+                    tracing::info!(%service, %id, address = %member.address, "lease expired");
+                    members.remove(id);
+                }
+            }
+            let expired = before - members.len();
+            if expired == 0 {
+                return alive;
+            }
+            self.metrics.expirations.inc_by(expired as u64);
+            self.bump(service, &entry, members.len());
+            members.len()
+        };
+        if left == 0 {
+            self.forget_if_idle(service);
+        }
+        alive
+    }
+
+    /// The live instances of `service` and its index. A service never seen
+    /// has index 0 and no instances.
+    pub fn resolve(&self, service: &ServiceName) -> ServiceInstances {
+        let now = self.clock.now_ms();
+        let (index, instances) = match self.services.get(service) {
+            None => (0, Vec::new()),
+            Some(entry) => {
+                let members = read(&entry.members);
+                // Read under the members lock: bumps happen under the write
+                // lock, so index and members always belong together.
+                let index = *entry.index.borrow();
+                (index, live_instances(service, &members, now))
+            }
+        };
+        ServiceInstances {
+            service: service.clone(),
+            index,
+            instances,
+        }
+    }
+
+    /// Every service with a live instance, and the registry-wide index.
+    pub fn list(&self) -> ServiceList {
+        let now = self.clock.now_ms();
+        let index = self.last_index.load(Ordering::Acquire);
+        let mut services: Vec<ServiceSummary> = self
+            .services
+            .iter()
+            .filter_map(|entry| {
+                let members = read(&entry.members);
+                let instances = live_instances(entry.key(), &members, now);
+                (!instances.is_empty()).then(|| ServiceSummary {
+                    name: entry.key().clone(),
+                    instances,
+                })
+            })
+            .collect();
+        services.sort_by(|a, b| a.name.cmp(&b.name));
+        ServiceList { index, services }
+    }
+
+    /// A blocking query: waits until the index of `service` differs from
+    /// `after` (it rose, or — after a registry restart — the caller's index is
+    /// not one this registry handed out), `wait` passes, or `cancel` fires
+    /// (shutdown), then answers like [`resolve`](Self::resolve).
+    pub async fn wait_for_change(
+        &self,
+        service: &ServiceName,
+        after: u64,
+        wait: Duration,
+        cancel: &CancellationToken,
+    ) -> ServiceInstances {
+        let mut index = {
+            // Subscribing under the map guard means the entry can't be
+            // forgotten between lookup and subscription.
+            let entry = self
+                .services
+                .entry(service.clone())
+                .or_insert_with(ServiceEntry::new);
+            entry.index.subscribe()
+        };
+        if *index.borrow_and_update() == after {
+            let _parked = ParkedWatcher::new(&self.metrics);
+            tokio::select! {
+                _ = index.wait_for(|current| *current != after) => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = cancel.cancelled() => {}
+            }
+        }
+        drop(index);
+        self.forget_if_idle(service);
+        self.resolve(service)
+    }
+
+    /// How many services and live instances there are.
+    pub fn counts(&self) -> (usize, usize) {
+        let now = self.clock.now_ms();
+        let mut instances = 0;
+        let mut services = 0;
+        for entry in self.services.iter() {
+            let live = read(&entry.members)
+                .values()
+                .filter(|m| m.deadline() > now)
+                .count();
+            if live > 0 {
+                services += 1;
+                instances += live;
+            }
+        }
+        (services, instances)
+    }
+
+    /// Gives `service` a new index and wakes its watchers. Called with the
+    /// members write lock held, so indexes rise in the order of the changes.
+    fn bump(&self, service: &ServiceName, entry: &ServiceEntry, members: usize) {
+        let index = self.last_index.fetch_add(1, Ordering::AcqRel) + 1;
+        entry.index.send_replace(index);
+        self.metrics.set_instances(service, members);
+    }
+
+    /// Drops a service that has no members and no watchers, so that reads of
+    /// many made-up names can't grow the map. Safe because indexes come from
+    /// the registry-wide counter: if the service returns, its index is still
+    /// higher than any it had.
+    fn forget_if_idle(&self, service: &ServiceName) {
+        let forgotten = self.services.remove_if(service, |_, entry| {
+            entry.index.receiver_count() == 0 && read(&entry.members).is_empty()
+        });
+        if forgotten.is_some() {
+            self.metrics.forget_service(service);
+        }
+    }
+}
+
+impl ServiceEntry {
+    fn new() -> Self {
+        Self {
+            members: RwLock::new(BTreeMap::new()),
+            index: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Member {
+    fn deadline(&self) -> u64 {
+        self.deadline_ms.load(Ordering::Relaxed)
+    }
+
+    fn to_instance(&self, service: &ServiceName, id: &InstanceId, now: u64) -> Instance {
+        Instance {
+            service: service.clone(),
+            id: id.clone(),
+            address: self.address.clone(),
+            metadata: self.metadata.clone(),
+            ttl_ms: self.ttl_ms,
+            registered_at: self.registered_at,
+            expires_in_ms: self.deadline().saturating_sub(now),
+        }
+    }
+}
+
+fn live_instances(
+    service: &ServiceName,
+    members: &BTreeMap<InstanceId, Member>,
+    now: u64,
+) -> Vec<Instance> {
+    members
+        .iter()
+        .filter(|(_, m)| m.deadline() > now)
+        .map(|(id, m)| m.to_instance(service, id, now))
+        .collect()
+}
+
+fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(millis)
+        .unwrap_or(0)
+}
+
+/// A poisoned lock only means another thread panicked mid-update of plain
+/// data that is valid at every step, so carry on with it.
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}

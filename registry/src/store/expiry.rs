@@ -1,0 +1,123 @@
+//! Lease expiry driven by deadlines.
+//!
+//! One task sleeps until the earliest deadline in a min-heap, then removes
+//! the instances whose lease has run out. No periodic scan: the cost is
+//! proportional to the leases that come due, not to how many exist.
+//!
+//! Heartbeats don't touch the heap. The heap holds, for every live instance,
+//! an entry no later than its lease's end; when an entry comes due and the
+//! lease was renewed meanwhile, the entry goes back in at the new deadline.
+//! So each instance costs one heap operation per TTL, however often it
+//! heartbeats.
+
+use super::{Catalog, Clock};
+use beacon::wire::{InstanceId, ServiceName};
+use std::{
+    cmp::Reverse,
+    collections::BinaryHeap,
+    sync::{Mutex, MutexGuard, PoisonError},
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How many due entries are taken off the heap per lock, so that a mass
+/// expiry doesn't hold the heap lock (and stall registrations) for long.
+const BATCH: usize = 4096;
+
+/// Deadlines waiting to be checked.
+#[derive(Debug, Default)]
+pub struct ExpiryQueue {
+    heap: Mutex<BinaryHeap<Reverse<Due>>>,
+    /// Wakes the reaper when a deadline earlier than the one it sleeps
+    /// towards is scheduled.
+    earlier: Notify,
+}
+
+/// "Check `service`/`id` at `at_ms`." Ordered by time first.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Due {
+    at_ms: u64,
+    service: ServiceName,
+    id: InstanceId,
+}
+
+impl ExpiryQueue {
+    /// Asks for `service`/`id` to be checked at `at_ms` (in [`Clock`] ms).
+    pub fn schedule(&self, at_ms: u64, service: ServiceName, id: InstanceId) {
+        let mut heap = self.lock();
+        let earliest = heap.peek().is_none_or(|Reverse(top)| at_ms < top.at_ms);
+        heap.push(Reverse(Due { at_ms, service, id }));
+        drop(heap);
+        if earliest {
+            self.earlier.notify_one();
+        }
+    }
+
+    /// Expires leases as they come due, until `cancel` fires.
+    pub async fn run(&self, catalog: &Catalog, cancel: CancellationToken) {
+        let clock = catalog.clock();
+        loop {
+            let next = self.lock().peek().map(|Reverse(due)| due.at_ms);
+            let sleep = async {
+                match next {
+                    Some(at_ms) => tokio::time::sleep_until(clock.instant(at_ms)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.earlier.notified() => continue,
+                _ = sleep => self.reap(catalog, clock),
+            }
+        }
+    }
+
+    /// Checks every entry that is due now.
+    fn reap(&self, catalog: &Catalog, clock: Clock) {
+        let now = clock.now_ms();
+        loop {
+            let mut due = self.take_due(now);
+            if due.is_empty() {
+                return;
+            }
+            // Group by service so each service is locked, and its watchers
+            // woken, once per batch rather than once per instance.
+            due.sort_unstable_by(|a, b| a.service.cmp(&b.service));
+            for group in due.chunk_by(|a, b| a.service == b.service) {
+                let service = &group[0].service;
+                let ids: Vec<InstanceId> = group.iter().map(|d| d.id.clone()).collect();
+                let renewed = catalog.expire_due(service, &ids);
+                let mut heap = self.lock();
+                for (id, at_ms) in renewed {
+                    heap.push(Reverse(Due {
+                        at_ms,
+                        service: service.clone(),
+                        id,
+                    }));
+                }
+            }
+        }
+    }
+
+    fn take_due(&self, now: u64) -> Vec<Due> {
+        let mut heap = self.lock();
+        let mut due = Vec::new();
+        while due.len() < BATCH && heap.peek().is_some_and(|Reverse(top)| top.at_ms <= now) {
+            if let Some(Reverse(entry)) = heap.pop() {
+                due.push(entry);
+            }
+        }
+        due
+    }
+
+    /// How many entries wait in the heap (about one per live instance).
+    pub fn pending(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// The heap holds plain data that is valid at every step, so a poisoned
+    /// lock is safe to keep using.
+    fn lock(&self) -> MutexGuard<'_, BinaryHeap<Reverse<Due>>> {
+        self.heap.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
