@@ -110,11 +110,6 @@ impl Metrics {
             .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
-    /// Drops the gauge of a service that no longer exists.
-    pub fn forget_service(&self, service: &ServiceName) {
-        self.instances.remove(&service_labels(service));
-    }
-
     /// Records one answered HTTP request.
     pub fn observe_request(&self, labels: RequestLabels, elapsed: Duration) {
         self.requests

@@ -148,29 +148,22 @@ impl Catalog {
     /// Removes `id` now. Returns whether it was there.
     pub fn remove(&self, service: &ServiceName, id: &InstanceId) -> bool {
         let now = self.clock.now_ms();
-        let left = {
-            let Some(entry) = self.services.get(service) else {
-                return false;
-            };
-            let mut members = write(&entry.members);
-            match members.remove(id) {
-                // A member whose lease ran out was already gone for readers.
-                Some(gone) if gone.deadline() > now => {
-                    self.bump(service, &entry, members.len());
-                    members.len()
-                }
-                Some(_) => {
-                    self.metrics.expirations.inc();
-                    self.bump(service, &entry, members.len());
-                    return false;
-                }
-                None => return false,
-            }
+        let Some(entry) = self.services.get(service) else {
+            return false;
         };
-        if left == 0 {
-            self.forget_if_idle(service);
+        let mut members = write(&entry.members);
+        let Some(gone) = members.remove(id) else {
+            return false;
+        };
+        self.bump(service, &entry, members.len());
+        // A member whose lease ran out was already gone for readers: it
+        // expired, and there was nothing left to deregister.
+        if gone.deadline() > now {
+            true
+        } else {
+            self.metrics.expirations.inc();
+            false
         }
-        true
     }
 
     /// Removes those of `ids` whose lease has run out, waking the service's
@@ -179,34 +172,27 @@ impl Catalog {
     pub fn expire_due(&self, service: &ServiceName, ids: &[InstanceId]) -> Vec<(InstanceId, u64)> {
         let now = self.clock.now_ms();
         let mut alive = Vec::new();
-        let left = {
-            let Some(entry) = self.services.get(service) else {
-                return alive;
+        let Some(entry) = self.services.get(service) else {
+            return alive;
+        };
+        let mut members = write(&entry.members);
+        let before = members.len();
+        for id in ids {
+            let Some(member) = members.get(id) else {
+                continue;
             };
-            let mut members = write(&entry.members);
-            let before = members.len();
-            for id in ids {
-                let Some(member) = members.get(id) else {
-                    continue;
-                };
-                let deadline = member.deadline();
-                if deadline > now {
-                    alive.push((id.clone(), deadline));
-                } else {
-                    tracing::info!(%service, %id, address = %member.address, "lease expired");
-                    members.remove(id);
-                }
+            let deadline = member.deadline();
+            if deadline > now {
+                alive.push((id.clone(), deadline));
+            } else {
+                tracing::info!(%service, %id, address = %member.address, "lease expired");
+                members.remove(id);
             }
-            let expired = before - members.len();
-            if expired == 0 {
-                return alive;
-            }
+        }
+        let expired = before - members.len();
+        if expired > 0 {
             self.metrics.expirations.inc_by(expired as u64);
             self.bump(service, &entry, members.len());
-            members.len()
-        };
-        if left == 0 {
-            self.forget_if_idle(service);
         }
         alive
     }
@@ -311,17 +297,16 @@ impl Catalog {
         self.metrics.set_instances(service, members);
     }
 
-    /// Drops a service that has no members and no watchers, so that reads of
-    /// many made-up names can't grow the map. Safe because indexes come from
-    /// the registry-wide counter: if the service returns, its index is still
-    /// higher than any it had.
+    /// Drops a service entry that a blocking read of an unknown name created,
+    /// once nobody waits on it, so that reads of made-up names can't grow the
+    /// map. A service that ever had members keeps its entry (and its index),
+    /// so its watchers never see the index go back.
     fn forget_if_idle(&self, service: &ServiceName) {
-        let forgotten = self.services.remove_if(service, |_, entry| {
-            entry.index.receiver_count() == 0 && read(&entry.members).is_empty()
+        self.services.remove_if(service, |_, entry| {
+            *entry.index.borrow() == 0
+                && entry.index.receiver_count() == 0
+                && read(&entry.members).is_empty()
         });
-        if forgotten.is_some() {
-            self.metrics.forget_service(service);
-        }
     }
 }
 

@@ -1,0 +1,708 @@
+//! The registry's HTTP contract (DESIGN.md), row by row, against the real
+//! router served on 127.0.0.1:0.
+
+mod support;
+
+use beacon::wire::{ErrorBody, ErrorCode, Instance, ServiceInstances, ServiceList};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use support::TestRegistry;
+
+const R1: &str = "/v1/services/ratings/instances/ratings-1";
+
+fn client() -> Client {
+    Client::new()
+}
+
+async fn register(reg: &TestRegistry, path: &str, body: Value) -> Response {
+    client()
+        .put(reg.at(path))
+        .json(&body)
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn resolve(reg: &TestRegistry, service: &str) -> ServiceInstances {
+    client()
+        .get(reg.at(&format!("/v1/services/{service}")))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Asserts an error answer's status and code, returning its message.
+async fn expect_error(response: Response, status: StatusCode, code: ErrorCode) -> String {
+    assert_eq!(response.status(), status, "status");
+    let body: ErrorBody = response.json().await.expect("error body is JSON");
+    assert_eq!(body.error.code, code, "{}", body.error.message);
+    assert!(!body.error.message.is_empty());
+    body.error.message
+}
+
+#[tokio::test]
+async fn register_creates_then_replaces() {
+    let reg = TestRegistry::start(None).await;
+    let body =
+        json!({"address": "http://127.0.0.1:8001", "ttl_ms": 5000, "metadata": {"zone": "a"}});
+    let created = register(&reg, R1, body.clone()).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let instance: Instance = created.json().await.expect("instance");
+    assert_eq!(instance.service.as_str(), "ratings");
+    assert_eq!(instance.id.as_str(), "ratings-1");
+    assert_eq!(instance.address.as_str(), "http://127.0.0.1:8001");
+    assert_eq!(instance.metadata["zone"], "a");
+    assert_eq!(instance.ttl_ms, 5000);
+    assert!(instance.expires_in_ms <= 5000 && instance.expires_in_ms > 4000);
+    assert!(instance.registered_at > 1_700_000_000_000, "wall-clock ms");
+
+    let replaced = register(&reg, R1, body).await;
+    assert_eq!(replaced.status(), StatusCode::OK);
+    assert_eq!(resolve(&reg, "ratings").await.instances.len(), 1);
+
+    let default_ttl: Instance = register(
+        &reg,
+        "/v1/services/ratings/instances/ratings-2",
+        json!({"address": "http://127.0.0.1:8002"}),
+    )
+    .await
+    .json()
+    .await
+    .expect("instance");
+    assert_eq!(default_ttl.ttl_ms, 15_000);
+    reg.stop().await;
+}
+
+#[tokio::test]
+async fn heartbeat_renews_and_404s_for_unknown_instances() {
+    let reg = TestRegistry::start(None).await;
+    let unknown = client()
+        .put(reg.at(&format!("{R1}/heartbeat")))
+        .send()
+        .await
+        .expect("request");
+    expect_error(unknown, StatusCode::NOT_FOUND, ErrorCode::UnknownInstance).await;
+
+    register(
+        &reg,
+        R1,
+        json!({"address": "http://127.0.0.1:8001", "ttl_ms": 1000}),
+    )
+    .await;
+    let renewed = client()
+        .put(reg.at(&format!("{R1}/heartbeat")))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(renewed.status(), StatusCode::OK);
+    let instance: Instance = renewed.json().await.expect("instance");
+    assert!(instance.expires_in_ms > 900);
+
+    // Once the lease has run out the heartbeat is refused: the owner must re-register.
+    support::eventually(Duration::from_secs(5), "the lease to run out", || async {
+        resolve(&reg, "ratings")
+            .await
+            .instances
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let late = client()
+        .put(reg.at(&format!("{R1}/heartbeat")))
+        .send()
+        .await
+        .expect("request");
+    expect_error(late, StatusCode::NOT_FOUND, ErrorCode::UnknownInstance).await;
+    reg.stop().await;
+}
+
+#[tokio::test]
+async fn deregister_removes_and_404s_when_unknown() {
+    let reg = TestRegistry::start(None).await;
+    register(&reg, R1, json!({"address": "http://127.0.0.1:8001"})).await;
+    let gone = client().delete(reg.at(R1)).send().await.expect("request");
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    assert!(resolve(&reg, "ratings").await.instances.is_empty());
+    let again = client().delete(reg.at(R1)).send().await.expect("request");
+    expect_error(again, StatusCode::NOT_FOUND, ErrorCode::UnknownInstance).await;
+    reg.stop().await;
+}
+
+#[tokio::test]
+async fn resolve_lists_live_instances_with_the_index_header() {
+    let reg = TestRegistry::start(None).await;
+    let unknown = client()
+        .get(reg.at("/v1/services/nobody"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unknown.status(), StatusCode::OK);
+    assert_eq!(unknown.headers()["x-beacon-index"], "0");
+    let body: ServiceInstances = unknown.json().await.expect("json");
+    assert_eq!((body.index, body.instances.len()), (0, 0));
+
+    register(
+        &reg,
+        "/v1/services/ratings/instances/ratings-2",
+        json!({"address": "http://127.0.0.1:8002"}),
+    )
+    .await;
+    register(&reg, R1, json!({"address": "http://127.0.0.1:8001"})).await;
+    let response = client()
+        .get(reg.at("/v1/services/ratings"))
+        .send()
+        .await
+        .expect("request");
+    let header: u64 = response.headers()["x-beacon-index"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("number");
+    let body: ServiceInstances = response.json().await.expect("json");
+    assert_eq!(body.index, header);
+    let ids: Vec<&str> = body.instances.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["ratings-1", "ratings-2"], "ordered by id");
+    reg.stop().await;
+}
+
+#[tokio::test]
+async fn list_shows_every_service_with_live_instances() {
+    let reg = TestRegistry::start(None).await;
+    register(&reg, R1, json!({"address": "http://127.0.0.1:8001"})).await;
+    register(
+        &reg,
+        "/v1/services/market/instances/m1",
+        json!({"address": "http://127.0.0.1:5000"}),
+    )
+    .await;
+    let list: ServiceList = client()
+        .get(reg.at("/v1/services"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = list.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["market", "ratings"]);
+    assert_eq!(list.services[1].instances[0].id.as_str(), "ratings-1");
+    assert!(list.index >= resolve(&reg, "ratings").await.index);
+    reg.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let reg = TestRegistry::start(None).await;
+    register(&reg, R1, json!({"address": "http://127.0.0.1:8001"})).await;
+    for path in ["/_health", "/_health?deep=true"] {
+        let health: Value = client()
+            .get(reg.at(path))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(health["status"], "ok");
+        assert_eq!(health["store"], "memory");
+        assert_eq!(health["instances"], 1);
+    }
+    let bad = client()
+        .get(reg.at("/_health?deep=maybe"))
+        .send()
+        .await
+        .expect("request");
+    expect_error(bad, StatusCode::BAD_REQUEST, ErrorCode::InvalidQuery).await;
+
+    let metrics = client()
+        .get(reg.at("/_metrics"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "beacon_registry_registrations_total 1",
+        "beacon_registry_instances{service=\"ratings\"} 1",
+        "beacon_registry_parked_watchers 0",
+        "beacon_registry_http_request_duration_seconds_count{method=\"PUT\",route=\"/v1/services/{service}/instances/{id}\",status=\"201\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    reg.stop().await;
+}
+
+#[tokio::test]
+async fn every_bad_input_is_a_4xx_with_its_code_and_changes_nothing() {
+    let reg = TestRegistry::start(None).await;
+    register(
+        &reg,
+        R1,
+        json!({"address": "http://127.0.0.1:8001", "metadata": {"v": "1"}}),
+    )
+    .await;
+    let before = resolve(&reg, "ratings").await;
+    let c = client();
+    let put_raw = |path: &str, body: &'static str| {
+        c.put(reg.at(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    let cases: Vec<(Response, StatusCode, ErrorCode)> = vec![
+        (
+            put_raw(R1, "{not json").await.expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidJson,
+        ),
+        (
+            put_raw(R1, "[1,2]").await.expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidJson,
+        ),
+        (
+            put_raw(R1, r#"{"ttl_ms":2000}"#).await.expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidJson,
+        ),
+        (
+            put_raw(R1, r#"{"address":"http://127.0.0.1:8001","ttl":2000}"#)
+                .await
+                .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidJson,
+        ),
+        (
+            put_raw(
+                R1,
+                r#"{"address":"http://127.0.0.1:8001","metadata":{"a":1}}"#,
+            )
+            .await
+            .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidJson,
+        ),
+        (
+            put_raw(
+                "/v1/services/Ratings/instances/r1",
+                r#"{"address":"http://127.0.0.1:8001"}"#,
+            )
+            .await
+            .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidName,
+        ),
+        (
+            put_raw(
+                "/v1/services/ratings/instances/-r1",
+                r#"{"address":"http://127.0.0.1:8001"}"#,
+            )
+            .await
+            .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidName,
+        ),
+        (
+            put_raw(
+                "/v1/services/ratings/instances/r%201",
+                r#"{"address":"http://127.0.0.1:8001"}"#,
+            )
+            .await
+            .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidName,
+        ),
+        (
+            put_raw(
+                &format!("/v1/services/{}/instances/r1", "a".repeat(64)),
+                r#"{"address":"http://127.0.0.1:8001"}"#,
+            )
+            .await
+            .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidName,
+        ),
+        (
+            put_raw(R1, r#"{"address":"127.0.0.1:8001"}"#)
+                .await
+                .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidAddress,
+        ),
+        (
+            put_raw(R1, r#"{"address":"http://u:p@127.0.0.1:8001"}"#)
+                .await
+                .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidAddress,
+        ),
+        (
+            put_raw(R1, r#"{"address":"http://127.0.0.1"}"#)
+                .await
+                .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidAddress,
+        ),
+        (
+            put_raw(R1, r#"{"address":"http://127.0.0.1:8001","ttl_ms":999}"#)
+                .await
+                .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidTtl,
+        ),
+        (
+            put_raw(R1, r#"{"address":"http://127.0.0.1:8001","ttl_ms":-1}"#)
+                .await
+                .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidTtl,
+        ),
+        (
+            put_raw(
+                R1,
+                r#"{"address":"http://127.0.0.1:8001","ttl_ms":3600001}"#,
+            )
+            .await
+            .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidTtl,
+        ),
+        (
+            c.put(reg.at(R1))
+                .body(r#"{"address":"http://127.0.0.1:8001"}"#)
+                .send()
+                .await
+                .expect("req"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+        ),
+        (
+            c.get(reg.at("/v1/services/ratings?index=-1"))
+                .send()
+                .await
+                .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidQuery,
+        ),
+        (
+            c.get(reg.at("/v1/services/ratings?index=1&wait=61s"))
+                .send()
+                .await
+                .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidQuery,
+        ),
+        (
+            c.get(reg.at("/v1/services/ratings?index=1&wait=soon"))
+                .send()
+                .await
+                .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidQuery,
+        ),
+        (
+            c.get(reg.at("/v1/services/RATINGS"))
+                .send()
+                .await
+                .expect("req"),
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidName,
+        ),
+        (
+            c.get(reg.at("/v2/nothing")).send().await.expect("req"),
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+        ),
+        (
+            c.post(reg.at("/v1/services")).send().await.expect("req"),
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::MethodNotAllowed,
+        ),
+    ];
+    for (n, (response, status, code)) in cases.into_iter().enumerate() {
+        let message = expect_error(response, status, code).await;
+        eprintln!("case {n}: {code}: {message}");
+    }
+    let after = resolve(&reg, "ratings").await;
+    assert_eq!(after.index, before.index, "no bad request changed state");
+    assert_eq!(after.instances[0].address, before.instances[0].address);
+    assert_eq!(after.instances[0].metadata, before.instances[0].metadata);
+    reg.stop().await;
+}
+
+#[tokio::test]
+async fn bodies_over_64_kib_are_413() {
+    let reg = TestRegistry::start(None).await;
+    // Just under the limit is fine ...
+    let filler = "x".repeat(60 * 1024);
+    let ok = register(
+        &reg,
+        R1,
+        json!({"address": "http://127.0.0.1:8001", "metadata": {"blob": filler}}),
+    )
+    .await;
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    // ... just over it is not, and nothing changes.
+    let before = resolve(&reg, "ratings").await.index;
+    let filler = "y".repeat(64 * 1024);
+    let big = register(
+        &reg,
+        R1,
+        json!({"address": "http://127.0.0.1:8009", "metadata": {"blob": filler}}),
+    )
+    .await;
+    expect_error(
+        big,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::PayloadTooLarge,
+    )
+    .await;
+    let after = resolve(&reg, "ratings").await;
+    assert_eq!(after.index, before);
+    assert_eq!(after.instances[0].address.as_str(), "http://127.0.0.1:8001");
+    reg.stop().await;
+}
+
+#[tokio::test]
+async fn writes_need_the_token_and_reads_do_not() {
+    let reg = TestRegistry::start(Some("s3cret")).await;
+    let c = client();
+    let body = json!({"address": "http://127.0.0.1:8001"});
+    let attempts = [
+        c.put(reg.at(R1)).json(&body).send().await.expect("req"),
+        c.put(reg.at(R1))
+            .bearer_auth("wrong")
+            .json(&body)
+            .send()
+            .await
+            .expect("req"),
+        c.put(reg.at(R1))
+            .header("authorization", "s3cret")
+            .json(&body)
+            .send()
+            .await
+            .expect("req"),
+        c.put(reg.at(&format!("{R1}/heartbeat")))
+            .send()
+            .await
+            .expect("req"),
+        c.delete(reg.at(R1)).send().await.expect("req"),
+    ];
+    for response in attempts {
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        expect_error(response, StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized).await;
+    }
+    // Auth is checked before the body: no hint about input to strangers.
+    let junk = c.put(reg.at(R1)).body("{junk").send().await.expect("req");
+    expect_error(junk, StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized).await;
+    assert!(resolve(&reg, "ratings").await.instances.is_empty());
+
+    let ok = c
+        .put(reg.at(R1))
+        .bearer_auth("s3cret")
+        .json(&body)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    let beat = c
+        .put(reg.at(&format!("{R1}/heartbeat")))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(beat.status(), StatusCode::OK);
+    for path in [
+        "/v1/services/ratings",
+        "/v1/services",
+        "/_health",
+        "/_metrics",
+    ] {
+        let read = c.get(reg.at(path)).send().await.expect("req");
+        assert_eq!(read.status(), StatusCode::OK, "{path} is open");
+    }
+    let gone = c
+        .delete(reg.at(R1))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    reg.stop().await;
+}
+
+async fn watch(
+    reg: &TestRegistry,
+    service: &str,
+    index: u64,
+    wait: &str,
+) -> (ServiceInstances, Duration) {
+    let started = Instant::now();
+    let body = client()
+        .get(reg.at(&format!("/v1/services/{service}?index={index}&wait={wait}")))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    (body, started.elapsed())
+}
+
+#[tokio::test]
+async fn blocking_queries_wake_on_change() {
+    let reg = TestRegistry::start(None).await;
+    let index = resolve(&reg, "ratings").await.index;
+    let watchers: Vec<_> = (0..20)
+        .map(|_| {
+            let url = reg.url.clone();
+            tokio::spawn(async move {
+                let reg_url = url;
+                let started = Instant::now();
+                let body: ServiceInstances = client()
+                    .get(format!(
+                        "{reg_url}/v1/services/ratings?index={index}&wait=30s"
+                    ))
+                    .send()
+                    .await
+                    .expect("request")
+                    .json()
+                    .await
+                    .expect("json");
+                (body, started.elapsed())
+            })
+        })
+        .collect();
+    // Register only once every watcher is parked, so the test proves wake-up.
+    support::eventually(Duration::from_secs(5), "20 parked watchers", || async {
+        let metrics = client()
+            .get(reg.at("/_metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        metrics
+            .contains("beacon_registry_parked_watchers 20")
+            .then_some(())
+    })
+    .await;
+    register(&reg, R1, json!({"address": "http://127.0.0.1:8001"})).await;
+    for watcher in watchers {
+        let (body, elapsed) = watcher.await.expect("watcher");
+        assert_eq!(body.instances.len(), 1);
+        assert!(body.index > index);
+        assert!(
+            elapsed < Duration::from_secs(10),
+            "woken by the change, not the 30 s wait"
+        );
+    }
+    reg.stop().await;
+}
+
+#[tokio::test]
+async fn a_noop_heartbeat_does_not_wake_watchers() {
+    let reg = TestRegistry::start(None).await;
+    register(
+        &reg,
+        R1,
+        json!({"address": "http://127.0.0.1:8001", "ttl_ms": 10000}),
+    )
+    .await;
+    let index = resolve(&reg, "ratings").await.index;
+    let url = reg.url.clone();
+    let beats = tokio::spawn(async move {
+        for _ in 0..10 {
+            let r = client()
+                .put(format!("{url}{R1}/heartbeat"))
+                .send()
+                .await
+                .expect("req");
+            assert_eq!(r.status(), StatusCode::OK);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let (body, elapsed) = watch(&reg, "ratings", index, "1s").await;
+    beats.await.expect("heartbeats");
+    assert_eq!(body.index, index);
+    assert!(
+        elapsed >= Duration::from_millis(1000),
+        "returned early after {elapsed:?}"
+    );
+    reg.stop().await;
+}
+
+#[tokio::test]
+async fn an_index_from_another_registry_life_answers_at_once() {
+    let reg = TestRegistry::start(None).await;
+    register(&reg, R1, json!({"address": "http://127.0.0.1:8001"})).await;
+    let current = resolve(&reg, "ratings").await.index;
+    for stale in [current + 1_000, 3] {
+        let (body, elapsed) = watch(&reg, "ratings", stale, "30s").await;
+        assert_eq!(body.index, current);
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "answered at once, not after 30 s"
+        );
+    }
+    reg.stop().await;
+}
+
+#[tokio::test]
+async fn expiry_removes_the_instance_and_wakes_watchers() {
+    let reg = TestRegistry::start(None).await;
+    register(
+        &reg,
+        R1,
+        json!({"address": "http://127.0.0.1:8001", "ttl_ms": 1000}),
+    )
+    .await;
+    let index = resolve(&reg, "ratings").await.index;
+    let (body, elapsed) = watch(&reg, "ratings", index, "10s").await;
+    assert!(body.instances.is_empty(), "gone after its TTL");
+    assert!(body.index > index);
+    // Woken at the deadline, not by the 10 s wait (250 ms is the contract;
+    // the rest is slack for a loaded CI machine).
+    assert!(elapsed < Duration::from_millis(3000), "took {elapsed:?}");
+    reg.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_answers_parked_watchers_instead_of_waiting() {
+    let reg = TestRegistry::start(None).await;
+    let url = reg.url.clone();
+    let watcher = tokio::spawn(async move {
+        let started = Instant::now();
+        let response = client()
+            .get(format!("{url}/v1/services/ratings?index=0&wait=60s"))
+            .send()
+            .await
+            .expect("request");
+        (response.status(), started.elapsed())
+    });
+    support::eventually(Duration::from_secs(5), "a parked watcher", || async {
+        let metrics = client()
+            .get(reg.at("/_metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        metrics
+            .contains("beacon_registry_parked_watchers 1")
+            .then_some(())
+    })
+    .await;
+    reg.stop().await;
+    let (status, elapsed) = watcher.await.expect("watcher");
+    assert_eq!(status, StatusCode::OK);
+    assert!(elapsed < Duration::from_secs(10));
+}
