@@ -237,8 +237,38 @@ async fn health_and_metrics() {
     reg.stop().await;
 }
 
+/// One bad request: method, path, body (sent as JSON when `json`), and the
+/// status and code it must get.
+struct BadCase {
+    method: &'static str,
+    path: String,
+    body: &'static str,
+    json: bool,
+    status: u16,
+    code: ErrorCode,
+}
+
+fn bad(
+    method: &'static str,
+    path: &str,
+    body: &'static str,
+    status: u16,
+    code: ErrorCode,
+) -> BadCase {
+    let path = path.to_owned();
+    BadCase {
+        method,
+        path,
+        body,
+        json: true,
+        status,
+        code,
+    }
+}
+
 #[tokio::test]
 async fn every_bad_input_is_a_4xx_with_its_code_and_changes_nothing() {
+    use ErrorCode::*;
     let reg = TestRegistry::start(None).await;
     register(
         &reg,
@@ -247,187 +277,132 @@ async fn every_bad_input_is_a_4xx_with_its_code_and_changes_nothing() {
     )
     .await;
     let before = resolve(&reg, "ratings").await;
-    let c = client();
-    let put_raw = |path: &str, body: &'static str| {
-        c.put(reg.at(path))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-    };
-
-    let cases: Vec<(Response, StatusCode, ErrorCode)> = vec![
-        (
-            put_raw(R1, "{not json").await.expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidJson,
+    let long_name = format!("/v1/services/{}/instances/r1", "a".repeat(64));
+    let ok_body = r#"{"address":"http://127.0.0.1:8001"}"#;
+    let cases = [
+        bad("PUT", R1, "{not json", 400, InvalidJson),
+        bad("PUT", R1, "[1,2]", 400, InvalidJson),
+        bad("PUT", R1, r#"{"ttl_ms":2000}"#, 400, InvalidJson),
+        bad(
+            "PUT",
+            R1,
+            r#"{"address":"http://127.0.0.1:8001","ttl":2000}"#,
+            400,
+            InvalidJson,
         ),
-        (
-            put_raw(R1, "[1,2]").await.expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidJson,
+        bad(
+            "PUT",
+            R1,
+            r#"{"address":"http://127.0.0.1:8001","metadata":{"a":1}}"#,
+            400,
+            InvalidJson,
         ),
-        (
-            put_raw(R1, r#"{"ttl_ms":2000}"#).await.expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidJson,
+        bad(
+            "PUT",
+            "/v1/services/Ratings/instances/r1",
+            ok_body,
+            400,
+            InvalidName,
         ),
-        (
-            put_raw(R1, r#"{"address":"http://127.0.0.1:8001","ttl":2000}"#)
-                .await
-                .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidJson,
+        bad(
+            "PUT",
+            "/v1/services/ratings/instances/-r1",
+            ok_body,
+            400,
+            InvalidName,
         ),
-        (
-            put_raw(
-                R1,
-                r#"{"address":"http://127.0.0.1:8001","metadata":{"a":1}}"#,
-            )
-            .await
-            .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidJson,
+        bad(
+            "PUT",
+            "/v1/services/ratings/instances/r%201",
+            ok_body,
+            400,
+            InvalidName,
         ),
-        (
-            put_raw(
-                "/v1/services/Ratings/instances/r1",
-                r#"{"address":"http://127.0.0.1:8001"}"#,
-            )
-            .await
-            .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidName,
+        bad("PUT", &long_name, ok_body, 400, InvalidName),
+        bad(
+            "PUT",
+            R1,
+            r#"{"address":"127.0.0.1:8001"}"#,
+            400,
+            InvalidAddress,
         ),
-        (
-            put_raw(
-                "/v1/services/ratings/instances/-r1",
-                r#"{"address":"http://127.0.0.1:8001"}"#,
-            )
-            .await
-            .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidName,
+        bad(
+            "PUT",
+            R1,
+            r#"{"address":"http://u:p@127.0.0.1:8001"}"#,
+            400,
+            InvalidAddress,
         ),
-        (
-            put_raw(
-                "/v1/services/ratings/instances/r%201",
-                r#"{"address":"http://127.0.0.1:8001"}"#,
-            )
-            .await
-            .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidName,
+        bad(
+            "PUT",
+            R1,
+            r#"{"address":"http://127.0.0.1"}"#,
+            400,
+            InvalidAddress,
         ),
-        (
-            put_raw(
-                &format!("/v1/services/{}/instances/r1", "a".repeat(64)),
-                r#"{"address":"http://127.0.0.1:8001"}"#,
-            )
-            .await
-            .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidName,
+        bad(
+            "PUT",
+            R1,
+            r#"{"address":"http://127.0.0.1:8001","ttl_ms":999}"#,
+            400,
+            InvalidTtl,
         ),
-        (
-            put_raw(R1, r#"{"address":"127.0.0.1:8001"}"#)
-                .await
-                .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidAddress,
+        bad(
+            "PUT",
+            R1,
+            r#"{"address":"http://127.0.0.1:8001","ttl_ms":-1}"#,
+            400,
+            InvalidTtl,
         ),
-        (
-            put_raw(R1, r#"{"address":"http://u:p@127.0.0.1:8001"}"#)
-                .await
-                .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidAddress,
+        bad(
+            "PUT",
+            R1,
+            r#"{"address":"http://127.0.0.1:8001","ttl_ms":3600001}"#,
+            400,
+            InvalidTtl,
         ),
-        (
-            put_raw(R1, r#"{"address":"http://127.0.0.1"}"#)
-                .await
-                .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidAddress,
+        BadCase {
+            json: false,
+            ..bad("PUT", R1, ok_body, 415, UnsupportedMediaType)
+        },
+        bad(
+            "GET",
+            "/v1/services/ratings?index=-1",
+            "",
+            400,
+            InvalidQuery,
         ),
-        (
-            put_raw(R1, r#"{"address":"http://127.0.0.1:8001","ttl_ms":999}"#)
-                .await
-                .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidTtl,
+        bad(
+            "GET",
+            "/v1/services/ratings?index=1&wait=61s",
+            "",
+            400,
+            InvalidQuery,
         ),
-        (
-            put_raw(R1, r#"{"address":"http://127.0.0.1:8001","ttl_ms":-1}"#)
-                .await
-                .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidTtl,
+        bad(
+            "GET",
+            "/v1/services/ratings?index=1&wait=soon",
+            "",
+            400,
+            InvalidQuery,
         ),
-        (
-            put_raw(
-                R1,
-                r#"{"address":"http://127.0.0.1:8001","ttl_ms":3600001}"#,
-            )
-            .await
-            .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidTtl,
-        ),
-        (
-            c.put(reg.at(R1))
-                .body(r#"{"address":"http://127.0.0.1:8001"}"#)
-                .send()
-                .await
-                .expect("req"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::UnsupportedMediaType,
-        ),
-        (
-            c.get(reg.at("/v1/services/ratings?index=-1"))
-                .send()
-                .await
-                .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidQuery,
-        ),
-        (
-            c.get(reg.at("/v1/services/ratings?index=1&wait=61s"))
-                .send()
-                .await
-                .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidQuery,
-        ),
-        (
-            c.get(reg.at("/v1/services/ratings?index=1&wait=soon"))
-                .send()
-                .await
-                .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidQuery,
-        ),
-        (
-            c.get(reg.at("/v1/services/RATINGS"))
-                .send()
-                .await
-                .expect("req"),
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidName,
-        ),
-        (
-            c.get(reg.at("/v2/nothing")).send().await.expect("req"),
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-        ),
-        (
-            c.post(reg.at("/v1/services")).send().await.expect("req"),
-            StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::MethodNotAllowed,
-        ),
+        bad("GET", "/v1/services/RATINGS", "", 400, InvalidName),
+        bad("GET", "/v2/nothing", "", 404, NotFound),
+        bad("POST", "/v1/services", "", 405, MethodNotAllowed),
     ];
-    for (n, (response, status, code)) in cases.into_iter().enumerate() {
-        let message = expect_error(response, status, code).await;
-        eprintln!("case {n}: {code}: {message}");
+    for case in cases {
+        let method = reqwest::Method::from_bytes(case.method.as_bytes()).expect("method");
+        let mut request = client().request(method, reg.at(&case.path));
+        if !case.body.is_empty() {
+            request = request.body(case.body);
+        }
+        if case.json {
+            request = request.header("content-type", "application/json");
+        }
+        let response = request.send().await.expect("request");
+        let status = StatusCode::from_u16(case.status).expect("status");
+        let message = expect_error(response, status, case.code).await;
+        eprintln!("{} {} -> {}: {message}", case.method, case.path, case.code);
     }
     let after = resolve(&reg, "ratings").await;
     assert_eq!(after.index, before.index, "no bad request changed state");
@@ -537,15 +512,18 @@ async fn writes_need_the_token_and_reads_do_not() {
     reg.stop().await;
 }
 
-async fn watch(
-    reg: &TestRegistry,
+/// A blocking query against `url`; returns the answer and how long it took.
+async fn watch_at(
+    url: String,
     service: &str,
     index: u64,
     wait: &str,
 ) -> (ServiceInstances, Duration) {
     let started = Instant::now();
     let body = client()
-        .get(reg.at(&format!("/v1/services/{service}?index={index}&wait={wait}")))
+        .get(format!(
+            "{url}/v1/services/{service}?index={index}&wait={wait}"
+        ))
         .send()
         .await
         .expect("request")
@@ -555,32 +533,19 @@ async fn watch(
     (body, started.elapsed())
 }
 
-#[tokio::test]
-async fn blocking_queries_wake_on_change() {
-    let reg = TestRegistry::start(None).await;
-    let index = resolve(&reg, "ratings").await.index;
-    let watchers: Vec<_> = (0..20)
-        .map(|_| {
-            let url = reg.url.clone();
-            tokio::spawn(async move {
-                let reg_url = url;
-                let started = Instant::now();
-                let body: ServiceInstances = client()
-                    .get(format!(
-                        "{reg_url}/v1/services/ratings?index={index}&wait=30s"
-                    ))
-                    .send()
-                    .await
-                    .expect("request")
-                    .json()
-                    .await
-                    .expect("json");
-                (body, started.elapsed())
-            })
-        })
-        .collect();
-    // Register only once every watcher is parked, so the test proves wake-up.
-    support::eventually(Duration::from_secs(5), "20 parked watchers", || async {
+async fn watch(
+    reg: &TestRegistry,
+    service: &str,
+    index: u64,
+    wait: &str,
+) -> (ServiceInstances, Duration) {
+    watch_at(reg.url.clone(), service, index, wait).await
+}
+
+/// Waits until the registry reports `count` parked blocking queries.
+async fn until_parked(reg: &TestRegistry, count: usize) {
+    let line = format!("beacon_registry_parked_watchers {count}\n");
+    support::eventually(Duration::from_secs(5), &line, || async {
         let metrics = client()
             .get(reg.at("/_metrics"))
             .send()
@@ -589,11 +554,20 @@ async fn blocking_queries_wake_on_change() {
             .text()
             .await
             .ok()?;
-        metrics
-            .contains("beacon_registry_parked_watchers 20")
-            .then_some(())
+        metrics.contains(&line).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn blocking_queries_wake_on_change() {
+    let reg = TestRegistry::start(None).await;
+    let index = resolve(&reg, "ratings").await.index;
+    let watchers: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(watch_at(reg.url.clone(), "ratings", index, "30s")))
+        .collect();
+    // Register only once every watcher is parked, so the test proves wake-up.
+    until_parked(&reg, 20).await;
     register(&reg, R1, json!({"address": "http://127.0.0.1:8001"})).await;
     for watcher in watchers {
         let (body, elapsed) = watcher.await.expect("watcher");
@@ -677,32 +651,10 @@ async fn expiry_removes_the_instance_and_wakes_watchers() {
 #[tokio::test]
 async fn shutdown_answers_parked_watchers_instead_of_waiting() {
     let reg = TestRegistry::start(None).await;
-    let url = reg.url.clone();
-    let watcher = tokio::spawn(async move {
-        let started = Instant::now();
-        let response = client()
-            .get(format!("{url}/v1/services/ratings?index=0&wait=60s"))
-            .send()
-            .await
-            .expect("request");
-        (response.status(), started.elapsed())
-    });
-    support::eventually(Duration::from_secs(5), "a parked watcher", || async {
-        let metrics = client()
-            .get(reg.at("/_metrics"))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        metrics
-            .contains("beacon_registry_parked_watchers 1")
-            .then_some(())
-    })
-    .await;
+    let watcher = tokio::spawn(watch_at(reg.url.clone(), "ratings", 0, "60s"));
+    until_parked(&reg, 1).await;
     reg.stop().await;
-    let (status, elapsed) = watcher.await.expect("watcher");
-    assert_eq!(status, StatusCode::OK);
+    let (body, elapsed) = watcher.await.expect("watcher answered with a body");
+    assert!(body.instances.is_empty());
     assert!(elapsed < Duration::from_secs(10));
 }
