@@ -1,21 +1,55 @@
 //! Beacon: client-side service discovery with per-instance circuit breakers.
 //!
 //! A **registry** (the `beacon-registry` binary) tracks service instances that
-//! heartbeat into it. Callers resolve a service name through the registry and
-//! spread their requests over the live instances themselves — there is no
-//! proxy hop in the request path.
+//! heartbeat into it. Services keep themselves registered with a [`Lease`];
+//! callers resolve a service name through a [`Resolver`] and spread requests
+//! over the live instances with a [`ServiceClient`] — no proxy hop in the
+//! request path.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use beacon::{ClientConfig, RegistryClient, Resolver, ResolverConfig, ServiceClient};
+//! let registry = RegistryClient::from_list("http://127.0.0.1:8400", None)?;
+//! let resolver = Resolver::new(registry, ResolverConfig::default());
+//! let ratings = ServiceClient::new(&resolver, &"ratings".parse()?, ClientConfig::default());
+//! let answer = ratings.get("/ratings/camera").await?;
+//! println!("{}", String::from_utf8_lossy(answer.body()));
+//! # Ok(()) }
+//! ```
 //!
 //! # Layout
 //!
-//! * [`wire`]: the registry's HTTP API as Rust types — request and response
-//!   bodies, error codes, and the validation rules for names, addresses, TTLs
-//!   and blocking-query parameters. The registry and every client use these
-//!   same types, so the two sides cannot drift apart.
-//!
-//! The client half (leases, watched resolution, breakers, balancing, retries)
-//! builds on these types.
+//! * [`wire`]: the registry's HTTP API as Rust types, with the validation
+//!   rules for names, addresses, TTLs and blocking queries. The registry and
+//!   this library both use them, so the two sides cannot drift apart.
+//! * [`registry`]: a typed registry client with failover across URLs.
+//! * [`lease`]: the service side — register, heartbeat, re-register, deregister.
+//! * [`resolver`]: the client side — one long-polled view per service,
+//!   kept on last-known data while the registry is away.
+//! * [`breaker`]: the per-instance circuit breaker, a pure state machine.
+//! * [`endpoint`]: one instance as a caller sees it: breaker and record.
+//! * [`client`]: [`ServiceClient`] — round-robin, timeouts, budgeted retries;
+//!   also a `tower::Service`.
+//! * [`events`]: events and snapshots for logs and dashboards.
+//! * [`backoff`], [`transport`]: the small shared pieces.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backoff;
+pub mod breaker;
+pub mod client;
+pub mod endpoint;
+pub mod events;
+pub mod lease;
+pub mod registry;
+pub mod resolver;
+pub mod transport;
 pub mod wire;
+
+pub use breaker::{BreakerConfig, BreakerState};
+pub use client::{ClientConfig, ClientError, ServedBy, ServiceClient};
+pub use events::{Event, EventKind, InstanceSnapshot, ServiceSnapshot};
+pub use lease::{Lease, LeaseStatus};
+pub use registry::{RegistryClient, RegistryClientConfig, RegistryError};
+pub use resolver::{Resolver, ResolverConfig, ServiceView};

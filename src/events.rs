@@ -1,0 +1,116 @@
+//! What the library tells the outside world: events as they happen, and
+//! snapshots of every instance on demand.
+
+use crate::breaker::BreakerState;
+use crate::wire::{Address, InstanceId, ServiceName};
+use serde::Serialize;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Something that happened to a service's view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Wall-clock milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The service it concerns.
+    pub service: ServiceName,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// The kinds of [`Event`]. Serialized with a `"kind"` tag, e.g.
+/// `{"kind":"breaker_opened","id":"ratings-2",...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The registry listed a new instance.
+    InstanceAdded {
+        /// Its id.
+        id: InstanceId,
+        /// Its address.
+        address: Address,
+    },
+    /// The registry no longer lists an instance.
+    InstanceRemoved {
+        /// Its id.
+        id: InstanceId,
+        /// Its address.
+        address: Address,
+    },
+    /// An instance's breaker opened: it gets no traffic for `open_for_ms`.
+    BreakerOpened {
+        /// Its id.
+        id: InstanceId,
+        /// Its address.
+        address: Address,
+        /// How long until a probe.
+        open_for_ms: u64,
+        /// The failure that tripped it.
+        error: String,
+    },
+    /// An instance's breaker half-opened: the next request probes it.
+    BreakerHalfOpened {
+        /// Its id.
+        id: InstanceId,
+        /// Its address.
+        address: Address,
+    },
+    /// An instance's breaker closed: it is back in rotation.
+    BreakerClosed {
+        /// Its id.
+        id: InstanceId,
+        /// Its address.
+        address: Address,
+    },
+    /// No registry answers; the last-known instances stay in use.
+    RegistryLost {
+        /// Why.
+        error: String,
+    },
+    /// A registry answers again.
+    RegistryRegained,
+}
+
+impl Event {
+    pub(crate) fn now(service: &ServiceName, kind: EventKind) -> Self {
+        let at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        Self {
+            at_ms,
+            service: service.clone(),
+            kind,
+        }
+    }
+}
+
+/// One instance as the client sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceSnapshot {
+    /// Its id.
+    pub id: InstanceId,
+    /// Its address.
+    pub address: Address,
+    /// Its breaker's state.
+    pub breaker: BreakerState,
+    /// Requests it answered well.
+    pub successes: u64,
+    /// Requests that failed on it (timeouts, connect errors, 5xx).
+    pub failures: u64,
+    /// The most recent failure, if any.
+    pub last_error: Option<String>,
+    /// Moving average of its response time, once it has answered.
+    pub latency_ms: Option<f64>,
+}
+
+/// A service as the client sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceSnapshot {
+    /// The service.
+    pub service: ServiceName,
+    /// Whether the last registry call succeeded.
+    pub registry_reachable: bool,
+    /// Its instances, ordered by id.
+    pub instances: Vec<InstanceSnapshot>,
+}

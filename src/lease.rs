@@ -1,0 +1,171 @@
+//! The service side: keep an instance registered for as long as it runs.
+//!
+//! [`Lease::start`] registers in the background and then heartbeats every
+//! `ttl / 3`. A heartbeat answered `404 unknown_instance` (the registry
+//! restarted, or the lease ran out while the process was paused) registers
+//! again at once. While no registry answers, the lease keeps retrying with
+//! capped, jittered backoff — the service itself keeps serving throughout.
+//! [`Lease::shutdown`] deregisters; dropping a lease deregisters on a best
+//! effort basis.
+
+use crate::backoff::Backoff;
+use crate::registry::{RegistryClient, RegistryError};
+use crate::wire::{InstanceId, Registration, ServiceName};
+use std::time::Duration;
+use tokio::{sync::watch, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+/// Where a lease stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseStatus {
+    /// Not registered yet, or lost and not yet registered again.
+    Registering,
+    /// Registered; heartbeats are being accepted.
+    Registered,
+    /// The last attempt failed; retrying. Holds the reason.
+    Retrying(String),
+}
+
+/// A registration kept alive in the background.
+#[derive(Debug)]
+pub struct Lease {
+    registry: RegistryClient,
+    service: ServiceName,
+    id: InstanceId,
+    status: watch::Receiver<LeaseStatus>,
+    stop: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Lease {
+    /// Starts registering `id` in `service` and keeping it alive. Returns at
+    /// once; see [`registered`](Self::registered) to wait for the first success.
+    pub fn start(
+        registry: RegistryClient,
+        service: ServiceName,
+        id: InstanceId,
+        registration: Registration,
+    ) -> Self {
+        let (tx, status) = watch::channel(LeaseStatus::Registering);
+        let stop = CancellationToken::new();
+        let keeper = Keeper {
+            registry: registry.clone(),
+            service: service.clone(),
+            id: id.clone(),
+            registration,
+            status: tx,
+        };
+        let task = tokio::spawn(keeper.run(stop.clone()));
+        Self {
+            registry,
+            service,
+            id,
+            status,
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// The current status.
+    pub fn status(&self) -> LeaseStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until the instance is registered (right away if it is).
+    pub async fn registered(&self) {
+        let mut status = self.status.clone();
+        // The sender lives as long as the keeper task; if that is gone the
+        // lease is shutting down and there is nothing left to wait for.
+        let _ = status.wait_for(|s| *s == LeaseStatus::Registered).await;
+    }
+
+    /// Stops heartbeating and deregisters, so that callers stop routing here
+    /// before the process exits. Call it first in graceful shutdown.
+    pub async fn shutdown(mut self) -> Result<(), RegistryError> {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        match self.registry.deregister(&self.service, &self.id).await {
+            Err(e) if e.is_unknown_instance() => Ok(()),
+            other => other,
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(task) = self.task.take() else {
+            return; // shut down already
+        };
+        self.stop.cancel();
+        task.abort();
+        // Best effort: deregister if a runtime is still there to do it.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (registry, service, id) =
+                (self.registry.clone(), self.service.clone(), self.id.clone());
+            runtime.spawn(async move {
+                let _ = registry.deregister(&service, &id).await;
+            });
+        }
+    }
+}
+
+/// The background task behind a [`Lease`].
+struct Keeper {
+    registry: RegistryClient,
+    service: ServiceName,
+    id: InstanceId,
+    registration: Registration,
+    status: watch::Sender<LeaseStatus>,
+}
+
+impl Keeper {
+    async fn run(self, stop: CancellationToken) {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = self.keep_alive() => {}
+        }
+    }
+
+    async fn keep_alive(&self) {
+        let interval = self.registration.ttl / 3;
+        // Retries start fast and never wait longer than a heartbeat interval,
+        // so a lease survives a short registry outage.
+        let mut backoff = Backoff::new(Duration::from_millis(100), interval);
+        let mut registered = false;
+        loop {
+            let result = if registered {
+                self.registry.heartbeat(&self.service, &self.id).await.map(drop)
+            } else {
+                self.registry
+                    .register(&self.service, &self.id, &self.registration)
+                    .await
+                    .map(drop)
+            };
+            let pause = match result {
+                Ok(()) => {
+                    if !registered {
+                        tracing::info!(service = %self.service, id = %self.id, address = %self.registration.address, "registered");
+                    }
+                    registered = true;
+                    backoff.reset();
+                    self.status.send_replace(LeaseStatus::Registered);
+                    interval
+                }
+                Err(e) if e.is_unknown_instance() => {
+                    tracing::warn!(service = %self.service, id = %self.id, "lease lost; registering again");
+                    registered = false;
+                    self.status.send_replace(LeaseStatus::Registering);
+                    Duration::ZERO
+                }
+                Err(e) => {
+                    tracing::warn!(service = %self.service, id = %self.id, "registry call failed: {e}");
+                    self.status.send_replace(LeaseStatus::Retrying(e.to_string()));
+                    backoff.next_delay()
+                }
+            };
+            tokio::time::sleep(pause).await;
+        }
+    }
+}

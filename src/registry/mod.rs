@@ -1,0 +1,305 @@
+//! A typed client for the registry API, with failover across registry URLs.
+//!
+//! Every call tries the registry that answered last, then the others in
+//! order. Transport failures and 5xx move on to the next URL; a 4xx is the
+//! registry's considered answer and is returned at once.
+
+use crate::transport::{http_client, read_body, HttpClient};
+use crate::wire::{
+    ErrorBody, ErrorCode, Instance, InstanceId, Registration, ServiceInstances, ServiceList,
+    ServiceName, WatchQuery, WireError,
+};
+use bytes::Bytes;
+use http::{header, Method, Request, StatusCode, Uri};
+use http_body_util::Full;
+use serde::de::DeserializeOwned;
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+/// Largest registry answer read (a resolve of 10k instances is ~1.4 MB).
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why a registry call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    /// No registry URL answered usefully; the reason names each one's failure.
+    #[error("no registry reachable: {0}")]
+    Unreachable(String),
+    /// A registry answered with a 4xx error.
+    #[error("registry refused: {0}")]
+    Rejected(WireError),
+    /// A registry URL given to the client is not usable.
+    #[error("bad registry URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl RegistryError {
+    /// The registry does not hold the instance: register again.
+    pub fn is_unknown_instance(&self) -> bool {
+        matches!(self, Self::Rejected(e) if e.code == ErrorCode::UnknownInstance)
+    }
+}
+
+/// Tunables of a [`RegistryClient`].
+#[derive(Debug, Clone)]
+pub struct RegistryClientConfig {
+    /// Bound on one call to one registry (blocking queries get their `wait`
+    /// on top). Default 2 s.
+    pub request_timeout: Duration,
+    /// Bound on the TCP handshake. Default 500 ms.
+    pub connect_timeout: Duration,
+}
+
+impl Default for RegistryClientConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A cheap-to-clone handle on one or more registries.
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    urls: Vec<String>,
+    token: Option<String>,
+    http: HttpClient,
+    config: RegistryClientConfig,
+    /// The URL that answered last; calls start there.
+    preferred: AtomicUsize,
+}
+
+impl RegistryClient {
+    /// A client for `urls` (tried in order), sending `token` on writes.
+    pub fn new(
+        urls: impl IntoIterator<Item = impl AsRef<str>>,
+        token: Option<String>,
+        config: RegistryClientConfig,
+    ) -> Result<Self, RegistryError> {
+        let urls = urls
+            .into_iter()
+            .map(|url| check_url(url.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if urls.is_empty() {
+            return Err(RegistryError::InvalidUrl {
+                url: String::new(),
+                reason: "at least one registry URL is needed".into(),
+            });
+        }
+        Ok(Self {
+            shared: Arc::new(Shared {
+                urls,
+                token,
+                http: http_client(config.connect_timeout),
+                config,
+                preferred: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// A client for a comma-separated list such as
+    /// `http://127.0.0.1:8400,http://127.0.0.1:8401`.
+    pub fn from_list(list: &str, token: Option<String>) -> Result<Self, RegistryError> {
+        let urls = list.split(',').map(str::trim).filter(|u| !u.is_empty());
+        Self::new(urls, token, RegistryClientConfig::default())
+    }
+
+    /// The registry URLs, in failover order.
+    pub fn urls(&self) -> &[String] {
+        &self.shared.urls
+    }
+
+    /// Registers (or re-registers) an instance.
+    pub async fn register(
+        &self,
+        service: &ServiceName,
+        id: &InstanceId,
+        registration: &Registration,
+    ) -> Result<Instance, RegistryError> {
+        let body = serde_json::to_vec(&registration.to_request())
+            .map_err(|e| RegistryError::Unreachable(format!("cannot encode registration: {e}")))?;
+        let path = format!("/v1/services/{service}/instances/{id}");
+        self.call(Method::PUT, &path, Some(body.into()), None).await
+    }
+
+    /// Renews an instance's lease. [`RegistryError::is_unknown_instance`]
+    /// tells the caller to register again.
+    pub async fn heartbeat(
+        &self,
+        service: &ServiceName,
+        id: &InstanceId,
+    ) -> Result<Instance, RegistryError> {
+        let path = format!("/v1/services/{service}/instances/{id}/heartbeat");
+        self.call(Method::PUT, &path, None, None).await
+    }
+
+    /// Deregisters an instance.
+    pub async fn deregister(
+        &self,
+        service: &ServiceName,
+        id: &InstanceId,
+    ) -> Result<(), RegistryError> {
+        let path = format!("/v1/services/{service}/instances/{id}");
+        self.call::<serde::de::IgnoredAny>(Method::DELETE, &path, None, None)
+            .await
+            .map(drop)
+    }
+
+    /// The live instances of a service, now.
+    pub async fn resolve(&self, service: &ServiceName) -> Result<ServiceInstances, RegistryError> {
+        self.call(Method::GET, &format!("/v1/services/{service}"), None, None)
+            .await
+    }
+
+    /// A blocking query: answers when the service's index moves past
+    /// `query.index`, or after `query.wait`.
+    pub async fn watch(
+        &self,
+        service: &ServiceName,
+        query: WatchQuery,
+    ) -> Result<ServiceInstances, RegistryError> {
+        let path = format!("/v1/services/{service}?{}", query.to_query_string());
+        self.call(Method::GET, &path, None, Some(query.wait)).await
+    }
+
+    /// Every service with live instances.
+    pub async fn services(&self) -> Result<ServiceList, RegistryError> {
+        self.call(Method::GET, "/v1/services", None, None).await
+    }
+
+    /// Tries each registry in turn, from the preferred one.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        wait: Option<Duration>,
+    ) -> Result<T, RegistryError> {
+        let shared = &self.shared;
+        let first = shared.preferred.load(Ordering::Relaxed);
+        let mut failures = Vec::new();
+        for offset in 0..shared.urls.len() {
+            let index = (first + offset) % shared.urls.len();
+            let base = &shared.urls[index];
+            match self.call_one(base, &method, path, body.clone(), wait).await {
+                Ok(answer) => {
+                    shared.preferred.store(index, Ordering::Relaxed);
+                    return parse_answer(answer);
+                }
+                Err(reason) => failures.push(format!("{base}: {reason}")),
+            }
+        }
+        Err(RegistryError::Unreachable(failures.join("; ")))
+    }
+
+    /// One attempt at one registry. `Err` means "try the next one".
+    async fn call_one(
+        &self,
+        base: &str,
+        method: &Method,
+        path: &str,
+        body: Option<Bytes>,
+        wait: Option<Duration>,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let shared = &self.shared;
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(format!("{base}{path}"));
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let (Some(token), true) = (&shared.token, method != Method::GET) {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
+            .body(Full::new(body.unwrap_or_default()))
+            .map_err(|e| e.to_string())?;
+        let limit = shared.config.request_timeout + wait.unwrap_or_default();
+        let exchange = async {
+            let response = shared.http.request(request).await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            let bytes = read_body(response.into_body(), MAX_ANSWER_BYTES)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(limit, exchange)
+            .await
+            .map_err(|_| format!("no answer within {limit:?}"))??;
+        if status.is_server_error() {
+            return Err(format!("{status}: {}", String::from_utf8_lossy(&bytes)));
+        }
+        Ok((status, bytes))
+    }
+}
+
+/// Turns a non-5xx answer into `T` or the registry's error.
+fn parse_answer<T: DeserializeOwned>((status, bytes): (StatusCode, Bytes)) -> Result<T, RegistryError> {
+    if status.is_success() {
+        let bytes = if bytes.is_empty() { Bytes::from_static(b"null") } else { bytes };
+        return serde_json::from_slice(&bytes).map_err(|e| {
+            RegistryError::Rejected(WireError::new(
+                ErrorCode::Unknown,
+                format!("unreadable {status} answer: {e}"),
+            ))
+        });
+    }
+    let error = serde_json::from_slice::<ErrorBody>(&bytes)
+        .map(WireError::from)
+        .unwrap_or_else(|_| {
+            WireError::new(
+                ErrorCode::Unknown,
+                format!("{status}: {}", String::from_utf8_lossy(&bytes)),
+            )
+        });
+    Err(RegistryError::Rejected(error))
+}
+
+/// Accepts `http://host:port` (optionally with a path prefix), without a
+/// trailing slash.
+fn check_url(raw: &str) -> Result<String, RegistryError> {
+    let bad = |reason: &str| RegistryError::InvalidUrl {
+        url: raw.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let uri: Uri = raw.parse().map_err(|_| bad("not a URL"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(bad("only http:// registry URLs are supported"));
+    }
+    if uri.authority().is_none() {
+        return Err(bad("no host"));
+    }
+    if uri.query().is_some() {
+        return Err(bad("a registry URL takes no query"));
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(RegistryClient::from_list("http://127.0.0.1:8400, http://127.0.0.1:8401/", None).is_ok());
+        for bad in ["", "127.0.0.1:8400", "https://x:1", "http://x:1/?a=b", "ftp://x"] {
+            assert!(RegistryClient::from_list(bad, None).is_err(), "{bad:?}");
+        }
+    }
+}

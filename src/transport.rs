@@ -1,0 +1,44 @@
+//! The pooled HTTP/1 client every part of the library sends through.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
+use std::time::Duration;
+
+/// hyper-util's pooled client over plain TCP, with whole-buffer bodies (so a
+/// request can be re-sent on retry by cloning it cheaply).
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// A pooled client. `connect_timeout` bounds the TCP handshake, so that a
+/// host that drops SYNs costs that much and no more.
+pub fn http_client(connect_timeout: Duration) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector)
+}
+
+/// Why a response body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Longer than the limit.
+    #[error("response body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The connection failed mid-body.
+    #[error("reading the response body failed: {0}")]
+    Read(String),
+}
+
+/// Reads a whole body, refusing more than `limit` bytes.
+pub async fn read_body(body: hyper::body::Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
+        Err(err) => Err(BodyError::Read(err.to_string())),
+    }
+}
