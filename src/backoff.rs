@@ -53,7 +53,10 @@ mod tests {
         for ceiling in [100u64, 200, 400, 800, 1000, 1000, 1000] {
             let delay = backoff.next_delay();
             let ceiling = Duration::from_millis(ceiling);
-            assert!(delay <= ceiling && delay >= ceiling / 2, "{delay:?} vs {ceiling:?}");
+            assert!(
+                delay <= ceiling && delay >= ceiling / 2,
+                "{delay:?} vs {ceiling:?}"
+            );
         }
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(100));

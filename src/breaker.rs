@@ -259,7 +259,10 @@ mod tests {
         breaker.record_success(admission);
         assert_eq!(fail(&mut breaker), None);
         assert_eq!(fail(&mut breaker), None);
-        assert_eq!(fail(&mut breaker), Some(Transition::Opened(Duration::from_secs(1))));
+        assert_eq!(
+            fail(&mut breaker),
+            Some(Transition::Opened(Duration::from_secs(1)))
+        );
         assert_eq!(breaker.state(Instant::now()), BreakerState::Open);
         assert_eq!(breaker.admit(Instant::now()).0, Admission::Rejected);
     }
@@ -277,9 +280,16 @@ mod tests {
             (Admission::Probe, Some(Transition::HalfOpened))
         );
         for _ in 0..10 {
-            assert_eq!(breaker.admit(Instant::now()).0, Admission::Rejected, "one probe only");
+            assert_eq!(
+                breaker.admit(Instant::now()).0,
+                Admission::Rejected,
+                "one probe only"
+            );
         }
-        assert_eq!(breaker.record_success(Admission::Probe), Some(Transition::Closed));
+        assert_eq!(
+            breaker.record_success(Admission::Probe),
+            Some(Transition::Closed)
+        );
         assert_eq!(breaker.admit(Instant::now()).0, Admission::Admitted);
     }
 
@@ -306,7 +316,10 @@ mod tests {
         tokio::time::advance(Duration::from_secs(4)).await;
         let (probe, _) = breaker.admit(Instant::now());
         breaker.record_success(probe);
-        assert_eq!(fail(&mut breaker), Some(Transition::Opened(Duration::from_secs(1))));
+        assert_eq!(
+            fail(&mut breaker),
+            Some(Transition::Opened(Duration::from_secs(1)))
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -363,7 +376,10 @@ mod tests {
             let Some(Transition::Opened(d)) = fail(&mut breaker) else {
                 panic!("should open");
             };
-            assert!(d <= Duration::from_secs(1) && d >= Duration::from_millis(500), "{d:?}");
+            assert!(
+                d <= Duration::from_secs(1) && d >= Duration::from_millis(500),
+                "{d:?}"
+            );
         }
     }
 }

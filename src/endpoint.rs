@@ -35,7 +35,12 @@ struct EndpointState {
 
 impl Endpoint {
     /// A new endpoint with a closed breaker.
-    pub fn new(id: InstanceId, address: Address, registered_at: u64, config: BreakerConfig) -> Self {
+    pub fn new(
+        id: InstanceId,
+        address: Address,
+        registered_at: u64,
+        config: BreakerConfig,
+    ) -> Self {
         Self {
             address,
             state: Mutex::new(EndpointState {

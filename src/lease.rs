@@ -136,7 +136,10 @@ impl Keeper {
         let mut registered = false;
         loop {
             let result = if registered {
-                self.registry.heartbeat(&self.service, &self.id).await.map(drop)
+                self.registry
+                    .heartbeat(&self.service, &self.id)
+                    .await
+                    .map(drop)
             } else {
                 self.registry
                     .register(&self.service, &self.id, &self.registration)
@@ -161,7 +164,8 @@ impl Keeper {
                 }
                 Err(e) => {
                     tracing::warn!(service = %self.service, id = %self.id, "registry call failed: {e}");
-                    self.status.send_replace(LeaseStatus::Retrying(e.to_string()));
+                    self.status
+                        .send_replace(LeaseStatus::Retrying(e.to_string()));
                     backoff.next_delay()
                 }
             };

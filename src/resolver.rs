@@ -8,10 +8,11 @@
 //!
 //! When no registry answers, the view keeps its last-known instances
 //! (stale-if-error), reports `registry_reachable = false` and retries with
-//! capped backoff. The first answer after an outage may come from a registry
-//! that restarted empty; instances missing from it are kept for one lease
-//! length, long enough for their leases to register them again, rather than
-//! dropped at once.
+//! capped backoff. The first answer after an outage — or any answer whose
+//! index went back, the mark of a registry that restarted — may come from a
+//! registry that lost its state; instances missing from it are kept for one
+//! lease length, long enough for their leases to register them again, rather
+//! than dropped at once.
 
 use crate::backoff::Backoff;
 use crate::breaker::{BreakerConfig, Transition};
@@ -167,7 +168,12 @@ impl ServiceView {
 
     /// The current instances, ordered by id.
     pub fn endpoints(&self) -> Arc<[Arc<Endpoint>]> {
-        Arc::clone(&self.endpoints.read().unwrap_or_else(PoisonError::into_inner))
+        Arc::clone(
+            &self
+                .endpoints
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// The next round-robin starting point.
@@ -272,7 +278,10 @@ impl ServiceView {
 
 impl Drop for ServiceView {
     fn drop(&mut self) {
-        let task = self.watcher.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let task = self
+            .watcher
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(task) = task.take() {
             task.abort();
         }
@@ -309,7 +318,9 @@ impl Watch {
                 None => self.registry.resolve(&service).await,
                 Some(index) => {
                     let wait = self.next_wait();
-                    self.registry.watch(&service, WatchQuery { index, wait }).await
+                    self.registry
+                        .watch(&service, WatchQuery { index, wait })
+                        .await
                 }
             };
             let Some(view) = self.view.upgrade() else {
@@ -318,8 +329,11 @@ impl Watch {
             match result {
                 Ok(answer) => {
                     view.set_reachable(true, None);
+                    // An index going back means the registry lost its state
+                    // (it restarted faster than we could notice it was gone).
+                    let forgot = index.is_some_and(|old| answer.index < old);
                     index = Some(answer.index);
-                    self.apply(&view, answer, after_outage);
+                    self.apply(&view, answer, after_outage || forgot);
                     view.synced.send_replace(true);
                     after_outage = false;
                     backoff.reset();
@@ -351,8 +365,10 @@ impl Watch {
         let current = view.endpoints();
         let mut next: Vec<Arc<Endpoint>> = Vec::with_capacity(answer.instances.len());
         for instance in &answer.instances {
-            self.ttls
-                .insert(instance.address.clone(), Duration::from_millis(instance.ttl_ms));
+            self.ttls.insert(
+                instance.address.clone(),
+                Duration::from_millis(instance.ttl_ms),
+            );
             self.stale_until.remove(&instance.address);
             next.push(self.listed(view, &current, instance));
         }
@@ -378,15 +394,26 @@ impl Watch {
         self.retired.retain(|_, (_, until)| *until > now);
         next.sort_by_key(|e| e.id());
         let changed = next.len() != current.len()
-            || next.iter().zip(current.iter()).any(|(a, b)| !Arc::ptr_eq(a, b));
+            || next
+                .iter()
+                .zip(current.iter())
+                .any(|(a, b)| !Arc::ptr_eq(a, b));
         if changed {
-            *view.endpoints.write().unwrap_or_else(PoisonError::into_inner) = Arc::from(next);
+            *view
+                .endpoints
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = Arc::from(next);
         }
     }
 
     /// The endpoint for a listed instance: the current one, a retired one
     /// coming back, or a new one.
-    fn listed(&mut self, view: &ServiceView, current: &[Arc<Endpoint>], instance: &Instance) -> Arc<Endpoint> {
+    fn listed(
+        &mut self,
+        view: &ServiceView,
+        current: &[Arc<Endpoint>],
+        instance: &Instance,
+    ) -> Arc<Endpoint> {
         if let Some(endpoint) = current.iter().find(|e| *e.address() == instance.address) {
             if let Some(t) = endpoint.refresh(&instance.id, instance.registered_at) {
                 view.report(endpoint, t);
@@ -406,7 +433,12 @@ impl Watch {
             id: instance.id.clone(),
             address: instance.address.clone(),
         });
-        tracing::info!("{} instance {} added: {}", view.service, instance.id, instance.address);
+        tracing::info!(
+            "{} instance {} added: {}",
+            view.service,
+            instance.id,
+            instance.address
+        );
         if let Some(t) = endpoint.refresh(&instance.id, instance.registered_at) {
             view.report(&endpoint, t);
         }
@@ -424,6 +456,7 @@ impl Watch {
             address: address.clone(),
         });
         let keep = self.config.breaker.max_open_for;
-        self.retired.insert(address, (Arc::clone(endpoint), now + keep));
+        self.retired
+            .insert(address, (Arc::clone(endpoint), now + keep));
     }
 }

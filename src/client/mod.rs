@@ -152,13 +152,21 @@ impl ServiceClient {
                     tracing::warn!("all {service} instances are down");
                 }
                 let unavailable = if inner.view.endpoints().is_empty() {
-                    ClientError::NoInstances { service: service.clone() }
+                    ClientError::NoInstances {
+                        service: service.clone(),
+                    }
                 } else {
-                    ClientError::AllUnavailable { service: service.clone() }
+                    ClientError::AllUnavailable {
+                        service: service.clone(),
+                    }
                 };
                 return Err(last_error.unwrap_or(unavailable));
             };
-            tracing::info!("{service} using instance {}: {}", endpoint.id(), endpoint.address());
+            tracing::info!(
+                "{service} using instance {}: {}",
+                endpoint.id(),
+                endpoint.address()
+            );
             match self.attempt(&endpoint, admission, &request, deadline).await {
                 Outcome::Answered(mut response) => {
                     response.extensions_mut().insert(ServedBy {
@@ -254,10 +262,7 @@ impl ServiceClient {
         address: &Address,
         request: &Request<Bytes>,
     ) -> Result<Response<Bytes>, ClientError> {
-        let path = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str());
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
         let mut outgoing = Request::builder()
             .method(request.method().clone())
             .uri(format!("{address}{path}"))
@@ -271,9 +276,15 @@ impl ServiceClient {
         let response = self.inner.http.request(outgoing).await.map_err(|e| {
             let reason = error_chain(&e);
             if e.is_connect() {
-                ClientError::Connect { address: address.clone(), reason }
+                ClientError::Connect {
+                    address: address.clone(),
+                    reason,
+                }
             } else {
-                ClientError::Transport { address: address.clone(), reason }
+                ClientError::Transport {
+                    address: address.clone(),
+                    reason,
+                }
             }
         })?;
         let (parts, body) = response.into_parts();
@@ -308,7 +319,11 @@ struct Verdict<'a> {
 
 impl<'a> Verdict<'a> {
     fn pending(endpoint: &'a Arc<Endpoint>, admission: Admission) -> Self {
-        Self { endpoint, admission, reported: false }
+        Self {
+            endpoint,
+            admission,
+            reported: false,
+        }
     }
 
     fn success(&mut self, view: &ServiceView, latency: Duration) {
@@ -320,7 +335,10 @@ impl<'a> Verdict<'a> {
 
     fn failure(&mut self, view: &ServiceView, error: &ClientError) {
         self.reported = true;
-        if let Some(t) = self.endpoint.failed(self.admission, error.to_string(), Instant::now()) {
+        if let Some(t) = self
+            .endpoint
+            .failed(self.admission, error.to_string(), Instant::now())
+        {
             view.report(self.endpoint, t);
         }
     }

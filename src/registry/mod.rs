@@ -232,7 +232,11 @@ impl RegistryClient {
             .map_err(|e| e.to_string())?;
         let limit = shared.config.request_timeout + wait.unwrap_or_default();
         let exchange = async {
-            let response = shared.http.request(request).await.map_err(|e| e.to_string())?;
+            let response = shared
+                .http
+                .request(request)
+                .await
+                .map_err(|e| e.to_string())?;
             let status = response.status();
             let bytes = read_body(response.into_body(), MAX_ANSWER_BYTES)
                 .await
@@ -250,9 +254,15 @@ impl RegistryClient {
 }
 
 /// Turns a non-5xx answer into `T` or the registry's error.
-fn parse_answer<T: DeserializeOwned>((status, bytes): (StatusCode, Bytes)) -> Result<T, RegistryError> {
+fn parse_answer<T: DeserializeOwned>(
+    (status, bytes): (StatusCode, Bytes),
+) -> Result<T, RegistryError> {
     if status.is_success() {
-        let bytes = if bytes.is_empty() { Bytes::from_static(b"null") } else { bytes };
+        let bytes = if bytes.is_empty() {
+            Bytes::from_static(b"null")
+        } else {
+            bytes
+        };
         return serde_json::from_slice(&bytes).map_err(|e| {
             RegistryError::Rejected(WireError::new(
                 ErrorCode::Unknown,
@@ -297,8 +307,17 @@ mod tests {
 
     #[test]
     fn urls_are_checked() {
-        assert!(RegistryClient::from_list("http://127.0.0.1:8400, http://127.0.0.1:8401/", None).is_ok());
-        for bad in ["", "127.0.0.1:8400", "https://x:1", "http://x:1/?a=b", "ftp://x"] {
+        assert!(
+            RegistryClient::from_list("http://127.0.0.1:8400, http://127.0.0.1:8401/", None)
+                .is_ok()
+        );
+        for bad in [
+            "",
+            "127.0.0.1:8400",
+            "https://x:1",
+            "http://x:1/?a=b",
+            "ftp://x",
+        ] {
             assert!(RegistryClient::from_list(bad, None).is_err(), "{bad:?}");
         }
     }

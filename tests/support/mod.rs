@@ -2,6 +2,9 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod backend;
+pub mod cluster;
+
 use beacon_registry::server::{self, Options};
 use std::time::Duration;
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -18,7 +21,12 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// Starts a registry with the in-memory store; writes need `token` if given.
     pub async fn start(token: Option<&str>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_at("127.0.0.1:0", token).await
+    }
+
+    /// Starts a registry on `addr` (e.g. to restart one on the same port).
+    pub async fn start_at(addr: &str, token: Option<&str>) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
         let options = Options {
@@ -30,6 +38,11 @@ impl TestRegistry {
             shutdown,
             task,
         }
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
     }
 
     /// `self.url` + `path`.
@@ -64,5 +77,57 @@ where
             "timed out after {limit:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Log lines captured from `tracing` on this thread (use with the default
+/// current-thread test runtime, where every task runs on this thread).
+pub struct CapturedLogs {
+    buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl CapturedLogs {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        let buffer = self
+            .buffer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        String::from_utf8_lossy(&buffer).into_owned()
+    }
+}
+
+/// Starts capturing `info` and above on this thread.
+pub fn capture_logs() -> CapturedLogs {
+    let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = {
+        let buffer = buffer.clone();
+        move || SharedWriter(buffer.clone())
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    CapturedLogs {
+        buffer,
+        _guard: tracing::subscriber::set_default(subscriber),
+    }
+}
+
+struct SharedWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -1,0 +1,349 @@
+//! The client library against a real registry and real HTTP backends on
+//! 127.0.0.1: leases, resolution, round-robin, breakers, retries, failover.
+
+mod support;
+
+use beacon::{
+    BreakerConfig, BreakerState, ClientConfig, ClientError, EventKind, Lease, RegistryClient,
+    RegistryClientConfig, Resolver, ResolverConfig, ServedBy, ServiceClient,
+};
+use std::time::Duration;
+use support::{
+    backend::{Backend, Mode},
+    cluster::{breaker, fast_client, ratings, registration, Cluster, PATIENCE},
+    eventually, TestRegistry,
+};
+use tokio::time::Instant;
+
+#[tokio::test]
+async fn requests_round_robin_over_every_instance() {
+    let cluster = Cluster::start(3, BreakerConfig::default(), fast_client()).await;
+    cluster.get_ok(30).await;
+    assert_eq!(cluster.hits(), [10, 10, 10]);
+    let response = cluster.client.get("/ratings/camera").await.expect("ok");
+    let served = response.extensions().get::<ServedBy>().expect("served-by");
+    assert_eq!(served.attempts, 1);
+    assert!(served.id.as_str().starts_with("ratings-"));
+}
+
+#[tokio::test]
+async fn a_killed_instance_costs_callers_nothing() {
+    let mut cluster = Cluster::start(3, BreakerConfig::default(), fast_client()).await;
+    let killed = cluster.backends.remove(1);
+    let killed_url = killed.url.clone();
+    killed.kill().await;
+    // Every call succeeds: a refused connection is retried on another instance.
+    cluster.get_ok(30).await;
+    let snapshot = cluster.client.snapshot();
+    let dead = snapshot
+        .instances
+        .iter()
+        .find(|i| i.address.as_str() == killed_url)
+        .expect("still listed: its lease is alive");
+    assert!(dead.failures >= 1);
+    assert!(
+        dead.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("connect")),
+        "{dead:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_instance_is_skipped_until_a_single_probe_finds_it_well() {
+    let cluster = Cluster::start(3, breaker(2, 1000), fast_client()).await;
+    cluster.backends[1].set(Mode::Hang);
+    // Calls keep succeeding; the hanging instance costs one timeout each
+    // until two consecutive failures open its breaker.
+    while cluster.breaker_of(1) != BreakerState::Open {
+        cluster.get_ok(1).await;
+        assert!(
+            cluster.backends[1].hits() <= 2,
+            "opened after the threshold"
+        );
+    }
+    let at_open = cluster.backends[1].hits();
+    assert_eq!(at_open, 2);
+    cluster.get_ok(20).await;
+    assert_eq!(cluster.backends[1].hits(), at_open, "no traffic while open");
+
+    // Half-open: of many concurrent calls exactly one probes it.
+    cluster.until_breaker(1, BreakerState::HalfOpen).await;
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let client = cluster.client.clone();
+            tokio::spawn(async move { client.get("/ratings/camera").await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.expect("task").expect("call").status(), 200);
+    }
+    assert_eq!(cluster.backends[1].hits(), at_open + 1, "exactly one probe");
+    assert_eq!(
+        cluster.breaker_of(1),
+        BreakerState::Open,
+        "failed probe reopens"
+    );
+
+    // It answers again: the next probe closes the breaker, and it is back in rotation.
+    cluster.backends[1].set(Mode::Answer);
+    cluster.until_breaker(1, BreakerState::HalfOpen).await;
+    while cluster.breaker_of(1) != BreakerState::Closed {
+        cluster.get_ok(1).await;
+    }
+    let before = cluster.hits();
+    cluster.get_ok(30).await;
+    let after = cluster.hits();
+    let gained: Vec<usize> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(gained, [10, 10, 10]);
+}
+
+#[tokio::test]
+async fn calls_go_on_from_the_last_known_view_while_the_registry_is_down() {
+    let mut cluster = Cluster::start(3, BreakerConfig::default(), fast_client()).await;
+    let mut events = cluster.resolver.subscribe();
+    cluster.stop_registry().await;
+    eventually(PATIENCE, "the registry to be reported lost", || async {
+        (!cluster.client.snapshot().registry_reachable).then_some(())
+    })
+    .await;
+    let before = cluster.hits();
+    cluster.get_ok(30).await;
+    let gained: Vec<usize> = cluster
+        .hits()
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| a - b)
+        .collect();
+    assert_eq!(gained, [10, 10, 10], "all three still in rotation");
+    let lost = std::iter::from_fn(|| events.try_recv().ok())
+        .any(|e| matches!(e.kind, EventKind::RegistryLost { .. }));
+    assert!(lost, "a registry_lost event was sent");
+}
+
+#[tokio::test]
+async fn a_registry_restarted_empty_is_refilled_within_one_heartbeat_interval() {
+    // A 3 s lease heartbeats every second.
+    let mut cluster = Cluster::start_with(3, BreakerConfig::default(), fast_client(), 3_000).await;
+    cluster.restart_registry().await;
+    let restarted = Instant::now();
+    let registry = RegistryClient::from_list(&cluster.registry_addr_url(), None).expect("client");
+    loop {
+        // Callers notice nothing meanwhile: the view keeps the instances.
+        cluster.get_ok(1).await;
+        let listed = registry
+            .resolve(&ratings())
+            .await
+            .expect("resolve")
+            .instances
+            .len();
+        if listed == 3 {
+            break;
+        }
+        assert!(restarted.elapsed() < PATIENCE, "leases never re-registered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = restarted.elapsed();
+    // One heartbeat interval (1 s) plus slack for a loaded machine.
+    assert!(
+        took < Duration::from_millis(2_500),
+        "re-registered after {took:?}"
+    );
+    assert!(cluster.client.snapshot().registry_reachable);
+    cluster.until_instances(3).await;
+}
+
+#[tokio::test]
+async fn a_second_registry_url_is_used_when_the_first_is_down() {
+    let registry = TestRegistry::start(None).await;
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", listener.local_addr().expect("addr"))
+    }; // dropped: connections to it are refused
+    let both = RegistryClient::new(
+        [dead.as_str(), registry.url.as_str()],
+        None,
+        RegistryClientConfig::default(),
+    )
+    .expect("client");
+    let backend = Backend::start("ratings-1").await;
+    let lease = Lease::start(
+        both.clone(),
+        ratings(),
+        "ratings-1".parse().expect("id"),
+        registration(&backend, 5_000),
+    );
+    lease.registered().await;
+    let resolver = Resolver::new(both, ResolverConfig::default());
+    let client = ServiceClient::new(&resolver, &ratings(), fast_client());
+    let response = client.get("/ratings/camera").await.expect("served");
+    assert_eq!(response.status(), 200);
+    assert!(client.snapshot().registry_reachable);
+    lease
+        .shutdown()
+        .await
+        .expect("deregistered through the live registry");
+    eventually(
+        PATIENCE,
+        "the deregistration to reach the client",
+        || async { client.view().endpoints().is_empty().then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn retries_stay_within_the_budget_when_everything_fails() {
+    let config = ClientConfig {
+        retry_ratio: 0.1,
+        retry_floor_per_sec: 1,
+        ..fast_client()
+    };
+    // Breakers that never open, so every call really tries.
+    let cluster = Cluster::start(3, breaker(u32::MAX, 1000), config).await;
+    for backend in &cluster.backends {
+        backend.set(Mode::Fail);
+    }
+    let calls = 100;
+    for _ in 0..calls {
+        let error = cluster
+            .client
+            .get("/x")
+            .await
+            .expect_err("everything fails");
+        assert!(matches!(error, ClientError::ServerError { .. }), "{error}");
+    }
+    let attempts: usize = cluster.hits().iter().sum();
+    // Unbudgeted, 3 attempts per call would make 300. The budget allows a
+    // 10 s reserve of 1 retry/s plus 10% of calls.
+    assert!(attempts > calls, "some retries happen: {attempts}");
+    assert!(
+        attempts <= calls + 10 + calls / 10 + 2,
+        "retries capped: {attempts}"
+    );
+}
+
+#[tokio::test]
+async fn non_idempotent_requests_are_not_retried() {
+    let cluster = Cluster::start(3, breaker(u32::MAX, 1000), fast_client()).await;
+    for backend in &cluster.backends {
+        backend.set(Mode::Fail);
+    }
+    let request = http::Request::post("/orders")
+        .body(bytes::Bytes::from_static(b"{}"))
+        .expect("request");
+    let error = cluster.client.send(request).await.expect_err("fails");
+    assert!(matches!(error, ClientError::ServerError { .. }));
+    assert_eq!(cluster.hits().iter().sum::<usize>(), 1);
+}
+
+#[tokio::test]
+async fn nothing_registered_fails_fast() {
+    let registry = TestRegistry::start(None).await;
+    let resolver = Resolver::new(
+        RegistryClient::from_list(&registry.url, None).expect("client"),
+        ResolverConfig::default(),
+    );
+    let client = ServiceClient::new(&resolver, &ratings(), ClientConfig::default());
+    let started = Instant::now();
+    let error = client.get("/x").await.expect_err("nothing to call");
+    assert!(matches!(error, ClientError::NoInstances { .. }), "{error}");
+    assert!(error.is_unavailable());
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn all_breakers_open_fails_fast_without_touching_an_instance() {
+    let cluster = Cluster::start(2, breaker(1, 30_000), fast_client()).await;
+    for backend in &cluster.backends {
+        backend.set(Mode::Hang);
+    }
+    let error = cluster.client.get("/x").await.expect_err("both hang");
+    assert!(matches!(error, ClientError::Timeout { .. }), "{error}");
+    assert_eq!(cluster.hits(), [1, 1], "tried each once");
+    let started = Instant::now();
+    let error = cluster.client.get("/x").await.expect_err("both open");
+    assert!(
+        matches!(error, ClientError::AllUnavailable { .. }),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(cluster.hits(), [1, 1], "no instance was touched");
+}
+
+#[tokio::test]
+async fn an_instance_that_registers_again_after_expiry_goes_straight_to_half_open() {
+    let registry = TestRegistry::start(None).await;
+    let registry_client = RegistryClient::from_list(&registry.url, None).expect("client");
+    let backend = Backend::start("ratings-1").await;
+    let id = "ratings-1".parse().expect("id");
+    // Registered by hand, without a lease, so it can lapse.
+    registry_client
+        .register(&ratings(), &id, &registration(&backend, 1_000))
+        .await
+        .expect("register");
+    let resolver = Resolver::new(
+        registry_client.clone(),
+        ResolverConfig {
+            breaker: breaker(1, 60_000),
+            ..ResolverConfig::default()
+        },
+    );
+    let client = ServiceClient::new(&resolver, &ratings(), fast_client());
+    backend.set(Mode::Hang);
+    client.get("/x").await.expect_err("hangs");
+    assert_eq!(client.snapshot().instances[0].breaker, BreakerState::Open);
+
+    eventually(PATIENCE, "the lease to lapse", || async {
+        client.view().endpoints().is_empty().then_some(())
+    })
+    .await;
+    backend.set(Mode::Answer);
+    registry_client
+        .register(&ratings(), &id, &registration(&backend, 1_000))
+        .await
+        .expect("register");
+    let half_open = eventually(PATIENCE, "the instance back, half-open", || async {
+        let snapshot = client.snapshot();
+        snapshot
+            .instances
+            .first()
+            .map(|i| i.breaker)
+            .filter(|b| *b != BreakerState::Open)
+    })
+    .await;
+    assert_eq!(
+        half_open,
+        BreakerState::HalfOpen,
+        "not a fresh closed breaker, and not 60 s of waiting"
+    );
+    assert_eq!(client.get("/x").await.expect("probe").status(), 200);
+    assert_eq!(client.snapshot().instances[0].breaker, BreakerState::Closed);
+}
+
+#[tokio::test]
+async fn the_client_composes_as_a_tower_service() {
+    use tower::{Service, ServiceBuilder, ServiceExt};
+    let cluster = Cluster::start(1, BreakerConfig::default(), fast_client()).await;
+    let mut service = ServiceBuilder::new()
+        .map_response(|r: http::Response<bytes::Bytes>| r.status().as_u16())
+        .service(cluster.client.clone());
+    let request = http::Request::get("/ratings/camera")
+        .body(bytes::Bytes::new())
+        .expect("request");
+    let status = service
+        .ready()
+        .await
+        .expect("ready")
+        .call(request)
+        .await
+        .expect("call");
+    assert_eq!(status, 200);
+}

@@ -1,0 +1,90 @@
+//! A small HTTP backend whose behaviour a test switches at will.
+
+use axum::{extract::State, http::StatusCode, routing::any, Json, Router};
+use std::sync::{
+    atomic::{AtomicU8, AtomicUsize, Ordering},
+    Arc,
+};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+
+/// What the backend does with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mode {
+    /// 200 with `{"backend": name}`.
+    Answer = 0,
+    /// Accepts and never answers (until stopped).
+    Hang = 1,
+    /// 500.
+    Fail = 2,
+}
+
+#[derive(Clone)]
+struct Shared {
+    name: String,
+    mode: Arc<AtomicU8>,
+    hits: Arc<AtomicUsize>,
+    stop: CancellationToken,
+}
+
+/// A running backend on 127.0.0.1:0.
+pub struct Backend {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    shared: Shared,
+    task: JoinHandle<()>,
+}
+
+impl Backend {
+    /// Starts a backend that answers as `name`.
+    pub async fn start(name: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let shared = Shared {
+            name: name.to_owned(),
+            mode: Arc::new(AtomicU8::new(Mode::Answer as u8)),
+            hits: Arc::new(AtomicUsize::new(0)),
+            stop: CancellationToken::new(),
+        };
+        let app = Router::new()
+            .route("/{*path}", any(handle))
+            .with_state(shared.clone());
+        let stop = shared.stop.clone();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+        Self { url, shared, task }
+    }
+
+    /// Switches behaviour.
+    pub fn set(&self, mode: Mode) {
+        self.shared.mode.store(mode as u8, Ordering::SeqCst);
+    }
+
+    /// Requests received so far, answered or not.
+    pub fn hits(&self) -> usize {
+        self.shared.hits.load(Ordering::SeqCst)
+    }
+
+    /// Stops listening and closes its connections: later connects are refused.
+    pub async fn kill(self) {
+        self.shared.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+async fn handle(State(shared): State<Shared>) -> (StatusCode, Json<serde_json::Value>) {
+    shared.hits.fetch_add(1, Ordering::SeqCst);
+    let body = Json(serde_json::json!({ "backend": shared.name }));
+    match shared.mode.load(Ordering::SeqCst) {
+        m if m == Mode::Hang as u8 => {
+            shared.stop.cancelled().await;
+            (StatusCode::SERVICE_UNAVAILABLE, body)
+        }
+        m if m == Mode::Fail as u8 => (StatusCode::INTERNAL_SERVER_ERROR, body),
+        _ => (StatusCode::OK, body),
+    }
+}
