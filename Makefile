@@ -17,18 +17,20 @@ demo: build-release
 	@echo "The ratings instances and the market web app (http://127.0.0.1:5000) are coming."
 	@$(RELEASE)/beacon-registry
 
-## test: formatting, lints, then every test in the workspace
+## test: formatting, lints, docs, then every test in the workspace
 test: lint
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --bins --examples
 	$(CARGO) test --workspace
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps -q
 
-## bench: benchmarks side by side (coming)
+## bench: client overhead vs a bare hyper-util client, and a quick registry load
 bench:
-	@echo "make bench: coming (see the benchmarks issue)"
+	$(CARGO) run --release -q --example client_overhead
+	scripts/registry-quickbench.sh
 
 ## registry: run the registry in the foreground on 127.0.0.1:8400
 registry: build-release

@@ -347,3 +347,72 @@ async fn the_client_composes_as_a_tower_service() {
         .expect("call");
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_lease_registers_once_the_registry_comes_up_and_deregisters_when_dropped() {
+    // Reserve a port, then start the registry there only after the lease began.
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").to_string()
+    };
+    let registry_client =
+        RegistryClient::from_list(&format!("http://{addr}"), None).expect("client");
+    let backend = Backend::start("ratings-1").await;
+    let lease = Lease::start(
+        registry_client.clone(),
+        ratings(),
+        "ratings-1".parse().expect("id"),
+        registration(&backend, 3_000),
+    );
+    eventually(PATIENCE, "the lease to report retrying", || async {
+        matches!(lease.status(), beacon::LeaseStatus::Retrying(_)).then_some(())
+    })
+    .await;
+    let registry = TestRegistry::start_at(&addr, None).await;
+    tokio::time::timeout(PATIENCE, lease.registered())
+        .await
+        .expect("registered once the registry is up");
+    assert_eq!(
+        registry_client
+            .resolve(&ratings())
+            .await
+            .expect("resolve")
+            .instances
+            .len(),
+        1
+    );
+
+    drop(lease);
+    eventually(PATIENCE, "the dropped lease to deregister", || async {
+        let listed = registry_client
+            .resolve(&ratings())
+            .await
+            .ok()?
+            .instances
+            .len();
+        (listed == 0).then_some(())
+    })
+    .await;
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn clients_of_one_service_share_one_view_and_one_long_poll() {
+    let cluster = Cluster::start(1, BreakerConfig::default(), fast_client()).await;
+    let other = ServiceClient::new(&cluster.resolver, &ratings(), ClientConfig::default());
+    assert!(std::sync::Arc::ptr_eq(cluster.client.view(), other.view()));
+    let registry = cluster.registry.as_ref().expect("running");
+    eventually(PATIENCE, "exactly one parked watch", || async {
+        let metrics = reqwest::get(registry.at("/_metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        metrics
+            .contains("beacon_registry_parked_watchers 1\n")
+            .then_some(())
+    })
+    .await;
+    other.get("/x").await.expect("served");
+}
