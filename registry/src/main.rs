@@ -2,12 +2,11 @@
 
 #![forbid(unsafe_code)]
 
+use beacon_kit::{logging, net, signal::shutdown_signal};
 use beacon_registry::server::{self, Options};
 use clap::{Parser, ValueEnum};
-use std::{io::IsTerminal, net::SocketAddr, process::ExitCode};
-use tokio::net::TcpListener;
+use std::{net::SocketAddr, process::ExitCode};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 /// Tracks heartbeating service instances and answers who is alive.
 #[derive(Debug, Parser)]
@@ -43,22 +42,20 @@ fn non_empty(raw: &str) -> Result<String, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
-
-    let listener = match TcpListener::bind(cli.listen).await {
+    logging::init();
+    let listener = match net::bind(cli.listen).await {
         Ok(listener) => listener,
         Err(err) => {
-            eprintln!("beacon-registry: cannot listen on {}: {err}", cli.listen);
+            eprintln!("beacon-registry: {err}");
             return ExitCode::FAILURE;
         }
     };
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        on_signal.cancel();
+    });
     let StoreKind::Memory = cli.store;
     let options = Options { token: cli.token };
     match server::run(listener, options, shutdown).await {
@@ -68,28 +65,4 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::warn!("cannot watch for SIGTERM: {err}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => tracing::info!("SIGINT: shutting down"),
-        _ = terminate => tracing::info!("SIGTERM: shutting down"),
-    }
-    shutdown.cancel();
 }

@@ -1,17 +1,13 @@
 //! Prometheus metrics, exposed on `GET /_metrics`.
 
 use beacon::wire::ServiceName;
+use beacon_kit::metrics::RequestMetrics;
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
-    metrics::{
-        counter::Counter,
-        family::Family,
-        gauge::Gauge,
-        histogram::{exponential_buckets, Histogram},
-    },
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
-use std::time::Duration;
+use std::sync::Arc;
 
 /// Labels of the per-service gauges.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -19,20 +15,6 @@ pub struct ServiceLabels {
     /// The service name.
     pub service: String,
 }
-
-/// Labels of the request-latency histogram. `route` is the matched route
-/// template (not the raw path), so label cardinality stays bounded.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct RequestLabels {
-    /// HTTP method.
-    pub method: String,
-    /// Route template, e.g. `/v1/services/{service}`.
-    pub route: String,
-    /// Response status code.
-    pub status: u16,
-}
-
-type LatencyFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric the registry keeps. Cheap to update from any thread.
 #[derive(Debug)]
@@ -48,7 +30,8 @@ pub struct Metrics {
     pub expirations: Counter,
     instances: Family<ServiceLabels, Gauge>,
     parked_watchers: Gauge,
-    requests: LatencyFamily,
+    /// Request latency by route, fed by `beacon_kit::metrics::record_latency`.
+    pub requests: Arc<RequestMetrics>,
 }
 
 impl Metrics {
@@ -61,9 +44,6 @@ impl Metrics {
         let expirations = Counter::default();
         let instances = Family::<ServiceLabels, Gauge>::default();
         let parked_watchers = Gauge::default();
-        // 0.25 ms .. ~65 s: from a cached read to the longest blocking query.
-        let requests: LatencyFamily =
-            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.00025, 2.0, 19)));
         registry.register(
             "registrations",
             "Registrations accepted (new or replacing)",
@@ -86,11 +66,7 @@ impl Metrics {
             "Blocking queries waiting for a change",
             parked_watchers.clone(),
         );
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency by route",
-            requests.clone(),
-        );
+        let requests = Arc::new(RequestMetrics::register(&mut registry));
         Self {
             registry,
             registrations,
@@ -108,13 +84,6 @@ impl Metrics {
         self.instances
             .get_or_create(&service_labels(service))
             .set(i64::try_from(count).unwrap_or(i64::MAX));
-    }
-
-    /// Records one answered HTTP request.
-    pub fn observe_request(&self, labels: RequestLabels, elapsed: Duration) {
-        self.requests
-            .get_or_create(&labels)
-            .observe(elapsed.as_secs_f64());
     }
 
     /// The Prometheus text exposition of every metric.

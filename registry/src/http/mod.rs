@@ -12,19 +12,19 @@ pub mod instances;
 pub mod ops;
 pub mod services;
 
-use crate::{metrics::Metrics, metrics::RequestLabels, store::Store};
+use crate::{metrics::Metrics, store::Store};
 use auth::WriteToken;
 use axum::{
-    extract::{DefaultBodyLimit, MatchedPath, Request, State},
-    middleware::{self, Next},
+    extract::DefaultBodyLimit,
+    middleware,
     response::{IntoResponse, Response},
     routing::{get, put},
     Router,
 };
+use beacon_kit::metrics::record_latency;
 use beacon::wire::{ErrorCode, MAX_BODY_BYTES};
 use error::AppError;
 use std::{any::Any, sync::Arc};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
@@ -54,7 +54,7 @@ impl<S> Clone for AppState<S> {
 
 /// The whole API over `store`. Writes need `token` when one is given.
 pub fn router<S: Store>(state: AppState<S>, token: Option<Arc<str>>) -> Router {
-    let metrics = Arc::clone(&state.metrics);
+    let request_metrics = Arc::clone(&state.metrics.requests);
     Router::new()
         .route("/v1/services", get(services::list::<S>))
         .route("/v1/services/{service}", get(services::resolve::<S>))
@@ -75,7 +75,7 @@ pub fn router<S: Store>(state: AppState<S>, token: Option<Arc<str>>) -> Router {
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(TraceLayer::new_for_http())
-                .layer(middleware::from_fn_with_state(metrics, record_latency))
+                .layer(middleware::from_fn_with_state(request_metrics, record_latency))
                 .layer(middleware::from_fn_with_state(
                     WriteToken(token),
                     auth::require_token,
@@ -101,27 +101,4 @@ async fn method_not_allowed() -> AppError {
 /// A panic is a bug, but the client still gets JSON and the server keeps going.
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     AppError::new(ErrorCode::Internal, "internal error").into_response()
-}
-
-/// Observes every request's latency, labelled by route template.
-async fn record_latency(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let response = next.run(request).await;
-    let labels = RequestLabels {
-        method,
-        route,
-        status: response.status().as_u16(),
-    };
-    metrics.observe_request(labels, started.elapsed());
-    response
 }
