@@ -7,6 +7,12 @@ SHELL := /bin/bash
 CARGO ?= cargo
 RELEASE := target/release
 REGISTRY_URL ?= http://127.0.0.1:8400
+# Where background instances keep their pid and log files.
+RUN_DIR ?= run
+RATINGS_BIN ?= $(RELEASE)/beacon-ratings
+RATINGS := RUN_DIR=$(RUN_DIR) RATINGS_BIN=$(RATINGS_BIN) scripts/ratings.sh
+# Release binaries are rebuilt only when a source file changed.
+SOURCES := $(shell find src kit registry ratings market -name '*.rs' 2>/dev/null) Cargo.toml Cargo.lock
 
 .PHONY: demo test lint bench registry market startRatings stopRatings pauseRatings resumeRatings build-release
 
@@ -36,8 +42,33 @@ bench:
 registry: build-release
 	$(RELEASE)/beacon-registry $(ARGS)
 
-market startRatings stopRatings pauseRatings resumeRatings:
-	@echo "make $@: coming (the ratings service and market are being built)"
+## startRatings COUNT=3 | INSTANCE=2 [FOREGROUND=1]: start ratings instances
+startRatings: $(RATINGS_BIN)
+ifdef FOREGROUND
+	$(RATINGS_BIN) --instance $(or $(INSTANCE),1) $(RATINGS_ARGS)
+else ifdef INSTANCE
+	@$(RATINGS) start $(INSTANCE)
+else
+	@$(RATINGS) start $(shell seq 1 $(or $(COUNT),1))
+endif
 
-build-release:
+## pauseRatings INSTANCE=2: SIGSTOP (running but unresponsive, like ^Z)
+pauseRatings:
+	@$(RATINGS) pause $(INSTANCE)
+
+## resumeRatings INSTANCE=2: SIGCONT (like fg)
+resumeRatings:
+	@$(RATINGS) resume $(INSTANCE)
+
+## stopRatings [INSTANCE=2]: SIGTERM (deregisters, drains) and wait for exit
+stopRatings:
+	@$(RATINGS) stop $(INSTANCE)
+
+market:
+	@echo "make market: coming (the market web app is being built)"
+
+build-release: $(RELEASE)/beacon-registry
+
+$(RELEASE)/beacon-registry $(RELEASE)/beacon-ratings $(RELEASE)/beacon-market: $(SOURCES)
 	$(CARGO) build --release --workspace --bins
+	@touch $(RELEASE)/beacon-registry $(RELEASE)/beacon-ratings $(RELEASE)/beacon-market

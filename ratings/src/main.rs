@@ -1,1 +1,115 @@
-fn main() {}
+//! The `beacon-ratings` command.
+
+#![forbid(unsafe_code)]
+
+use beacon::{
+    wire::{InstanceId, MAX_TTL, MIN_TTL},
+    RegistryClient,
+};
+use beacon_kit::{logging, net, signal::shutdown_signal};
+use beacon_ratings::{
+    faults::Faults,
+    http::Ratings,
+    server::{self, Options},
+};
+use clap::Parser;
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    process::ExitCode,
+    time::Duration,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Serves star ratings and keeps itself registered as `ratings-N`.
+#[derive(Debug, Parser)]
+#[command(name = "beacon-ratings", version, about)]
+struct Cli {
+    /// Instance number N: id `ratings-N`, port 8000+N.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=999))]
+    instance: u16,
+
+    /// Port to listen on instead of 8000+N (0 picks a free one).
+    #[arg(long)]
+    port: Option<u16>,
+
+    /// Registry URLs, comma-separated, tried in order.
+    #[arg(long, env = "BEACON_REGISTRY", default_value = "http://127.0.0.1:8400", value_parser = registry_list)]
+    registry: String,
+
+    /// Bearer token for registry writes.
+    #[arg(long, env = "BEACON_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+
+    /// Lease length in milliseconds (heartbeats every third of it).
+    #[arg(long, default_value_t = 15_000, value_parser = ttl_ms)]
+    ttl_ms: u64,
+
+    /// Delay added before every rating answer, in milliseconds.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    delay_ms: u64,
+
+    /// Percentage of rating requests answered with a 500.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    fail_percent: u8,
+}
+
+fn registry_list(raw: &str) -> Result<String, String> {
+    RegistryClient::from_list(raw, None)
+        .map(|_| raw.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+fn ttl_ms(raw: &str) -> Result<u64, String> {
+    let ms: u64 = raw
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a number of milliseconds"))?;
+    let range = MIN_TTL.as_millis()..=MAX_TTL.as_millis();
+    if range.contains(&u128::from(ms)) {
+        Ok(ms)
+    } else {
+        Err(format!("must be in {}..={}", range.start(), range.end()))
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init();
+    let id = format!("ratings-{}", cli.instance);
+    let port = cli.port.unwrap_or(8000 + cli.instance);
+    let (instance, registry) = match (
+        InstanceId::new(&id),
+        RegistryClient::from_list(&cli.registry, cli.token.clone()),
+    ) {
+        (Ok(instance), Ok(registry)) => (instance, registry),
+        (Err(e), _) => return fail(&e.to_string()),
+        (_, Err(e)) => return fail(&e.to_string()),
+    };
+    let listener = match net::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await {
+        Ok(listener) => listener,
+        Err(err) => return fail(&err),
+    };
+    let faults = Faults {
+        delay: Duration::from_millis(cli.delay_ms),
+        fail_percent: cli.fail_percent,
+    };
+    let options = Options {
+        registry,
+        ttl: Duration::from_millis(cli.ttl_ms),
+    };
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        on_signal.cancel();
+    });
+    match server::run(listener, Ratings::new(instance, faults), options, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err.to_string()),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("beacon-ratings: {message}");
+    ExitCode::FAILURE
+}

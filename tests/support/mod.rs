@@ -131,3 +131,30 @@ impl std::io::Write for SharedWriter {
         Ok(())
     }
 }
+
+/// Path of a workspace binary (e.g. `beacon-ratings`), built first if needed.
+///
+/// Integration tests of the root package can't name other packages' binaries
+/// through `CARGO_BIN_EXE_*`, so this builds them the way `make test` does
+/// (a no-op when they are fresh) and finds them beside the test executable.
+pub fn binary(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--workspace", "--bins"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build --workspace --bins failed");
+    });
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}

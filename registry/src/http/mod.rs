@@ -21,8 +21,8 @@ use axum::{
     routing::{get, put},
     Router,
 };
-use beacon_kit::metrics::record_latency;
 use beacon::wire::{ErrorCode, MAX_BODY_BYTES};
+use beacon_kit::metrics::record_latency;
 use error::AppError;
 use std::{any::Any, sync::Arc};
 use tokio_util::sync::CancellationToken;
@@ -75,7 +75,10 @@ pub fn router<S: Store>(state: AppState<S>, token: Option<Arc<str>>) -> Router {
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(TraceLayer::new_for_http())
-                .layer(middleware::from_fn_with_state(request_metrics, record_latency))
+                .layer(middleware::from_fn_with_state(
+                    request_metrics,
+                    record_latency,
+                ))
                 .layer(middleware::from_fn_with_state(
                     WriteToken(token),
                     auth::require_token,

@@ -1,0 +1,21 @@
+//! `beacon-ratings`: the demo's backend service.
+//!
+//! Serves star ratings for the market's four things and keeps itself
+//! registered in the registry as service `ratings`, id `ratings-N`, through a
+//! [`beacon::Lease`]. Fault injection (`--delay-ms`, `--fail-percent`) makes it
+//! a slow or flaky instance on demand, for demos and benchmarks.
+//!
+//! # Layout
+//!
+//! * [`catalog`]: the ratings themselves.
+//! * [`faults`]: injected delay and failures.
+//! * [`http`]: the router and its handlers.
+//! * [`server`]: serve + lease + graceful shutdown (deregister first, then drain).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod faults;
+pub mod http;
+pub mod server;

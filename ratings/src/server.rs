@@ -1,0 +1,59 @@
+//! Serving, registered, until told to stop.
+
+use crate::http::{router, Ratings};
+use beacon::{
+    wire::{Address, Registration, ServiceName},
+    Lease, RegistryClient,
+};
+use std::{io, sync::Arc, time::Duration};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The service name every ratings instance registers under.
+pub const SERVICE: &str = "ratings";
+
+/// How to run one ratings instance.
+#[derive(Debug)]
+pub struct Options {
+    /// Where to register.
+    pub registry: RegistryClient,
+    /// The lease length.
+    pub ttl: Duration,
+}
+
+/// Serves `ratings` on `listener`, registered under its instance id, until
+/// `shutdown` fires; then deregisters *first* (so callers stop choosing this
+/// instance), drains in-flight requests, and returns.
+pub async fn run(
+    listener: TcpListener,
+    ratings: Ratings,
+    options: Options,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let local = listener.local_addr()?;
+    let address = Address::new(&format!("http://{local}"))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let service: ServiceName = SERVICE
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let id = ratings.instance.clone();
+    let registration = Registration {
+        ttl: options.ttl,
+        ..Registration::new(address)
+    };
+    let lease = Lease::start(options.registry.clone(), service, id.clone(), registration);
+    tracing::info!(instance = %id, "listening on http://{local}");
+    let app = router(Arc::new(ratings));
+    let deregister_then_drain = async move {
+        shutdown.cancelled().await;
+        match lease.shutdown().await {
+            Ok(()) => tracing::info!(instance = %id, "deregistered; draining"),
+            Err(e) => tracing::warn!(instance = %id, "could not deregister: {e}"),
+        }
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(deregister_then_drain)
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}

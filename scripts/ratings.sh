@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Start, pause, resume and stop ratings instances in the background.
+#
+#   scripts/ratings.sh start N...    start instances (pid and log under $RUN_DIR)
+#   scripts/ratings.sh pause N       SIGSTOP: running but unresponsive
+#   scripts/ratings.sh resume N      SIGCONT
+#   scripts/ratings.sh stop [N...]   SIGTERM and wait for exit (all when none named)
+#
+# Environment: RUN_DIR (default run), RATINGS_BIN (default
+# target/release/beacon-ratings), RATINGS_ARGS (extra flags), and the
+# binary's own BEACON_REGISTRY / BEACON_TOKEN.
+set -euo pipefail
+
+RUN_DIR=${RUN_DIR:-run}
+RATINGS_BIN=${RATINGS_BIN:-target/release/beacon-ratings}
+RATINGS_ARGS=${RATINGS_ARGS:-}
+mkdir -p "$RUN_DIR"
+
+pidfile() { echo "$RUN_DIR/ratings-$1.pid"; }
+logfile() { echo "$RUN_DIR/ratings-$1.log"; }
+
+# Whether process $1 is alive. An exited child whose parent is gone may sit as a
+# zombie until init reaps it; it counts as exited.
+alive() {
+  local state
+  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [[ $state != Z* ]]
+}
+
+# Prints the pid of instance N if it is running.
+running() {
+  local file pid
+  file=$(pidfile "$1")
+  [[ -f $file ]] || return 1
+  pid=$(<"$file")
+  alive "$pid" || { rm -f "$file"; return 1; }
+  echo "$pid"
+}
+
+check_instance() {
+  [[ $1 =~ ^[0-9]+$ ]] && (( $1 >= 1 && $1 <= 999 )) || {
+    echo "instance must be a number in 1..999, not '$1'" >&2; exit 2; }
+}
+
+start() {
+  local n=$1 pid log url
+  check_instance "$n"
+  if pid=$(running "$n"); then
+    echo "ratings-$n is already running (pid $pid); log: $(logfile "$n")" >&2
+    return 1
+  fi
+  log=$(logfile "$n")
+  # shellcheck disable=SC2086 # RATINGS_ARGS is a list of flags
+  nohup "$RATINGS_BIN" --instance "$n" $RATINGS_ARGS >"$log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$(pidfile "$n")"
+  # Wait until it listens, or report why it died.
+  for _ in $(seq 100); do
+    if url=$(grep -o 'listening on http://[^ ]*' "$log"); then
+      echo "started ratings-$n (pid $pid) on ${url#listening on }; log: $log"
+      return 0
+    fi
+    if ! alive "$pid"; then
+      rm -f "$(pidfile "$n")"
+      echo "ratings-$n failed to start: $(tail -n 1 "$log")" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+  echo "ratings-$n (pid $pid) did not report listening within 5 s; log: $log" >&2
+  return 1
+}
+
+signal() {
+  local what=$1 sig=$2 n=$3 pid
+  check_instance "$n"
+  pid=$(running "$n") || { echo "ratings-$n is not running" >&2; return 1; }
+  kill "-$sig" "$pid"
+  echo "$what ratings-$n (pid $pid); log: $(logfile "$n")"
+}
+
+stop() {
+  local n=$1 pid
+  check_instance "$n"
+  pid=$(running "$n") || { echo "ratings-$n is not running"; return 0; }
+  # A paused process can't act on SIGTERM until it runs again.
+  kill -TERM "$pid"; kill -CONT "$pid" 2>/dev/null || true
+  for _ in $(seq 200); do
+    alive "$pid" || { rm -f "$(pidfile "$n")"; echo "stopped ratings-$n (pid $pid)"; return 0; }
+    sleep 0.05
+  done
+  echo "ratings-$n (pid $pid) did not exit within 10 s; sending SIGKILL" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$(pidfile "$n")"
+}
+
+command=${1:-}; shift || true
+case $command in
+  start)  (( $# )) || { echo "start needs instance numbers" >&2; exit 2; }
+          status=0; for n in "$@"; do start "$n" || status=1; done; exit $status ;;
+  pause)  signal "paused (SIGSTOP)" STOP "${1:?pause needs INSTANCE}" ;;
+  resume) signal "resumed (SIGCONT)" CONT "${1:?resume needs INSTANCE}" ;;
+  stop)   if (( $# )); then for n in "$@"; do stop "$n"; done
+          else
+            shopt -s nullglob
+            for file in "$RUN_DIR"/ratings-*.pid; do n=${file##*/ratings-}; stop "${n%.pid}"; done
+          fi ;;
+  *) echo "usage: $0 start N... | pause N | resume N | stop [N...]" >&2; exit 2 ;;
+esac
