@@ -8,6 +8,7 @@
 //! * [`net`]: binding a listener with an error that names the address.
 //! * [`error`]: [`JsonError`](error::JsonError), the `{"error":{"code","message"}}` answer.
 //! * [`metrics`]: request latency by route, for `/_metrics`.
+//! * [`process`]: starting a Beacon binary as a child and learning its address (tests, tools).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -16,4 +17,5 @@ pub mod error;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod process;
 pub mod signal;

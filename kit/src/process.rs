@@ -1,0 +1,102 @@
+//! Starting a Beacon binary as a child process, as tests and tools do.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+/// A running Beacon binary whose address was read from its
+/// `listening on http://...` log line. Killed (SIGKILL) if dropped while
+/// still running, so a failing test leaves nothing behind.
+#[derive(Debug)]
+pub struct Service {
+    child: Child,
+    /// The base URL it logged, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+}
+
+impl Service {
+    /// Runs `binary args...` and waits (at most 10 s) for its listening line.
+    /// Its other output goes on to this process's stderr, so a failing
+    /// test shows the service's logs.
+    pub fn start(binary: &Path, args: &[&str]) -> Result<Self, String> {
+        let mut child = Command::new(binary)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let name = binary
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (tx, rx) = mpsc::channel();
+        let prefix = name.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let url = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(url.to_owned());
+                }
+                eprintln!("[{prefix}] {line}");
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(url) => Ok(Self { child, url }),
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                Err(format!("{name} did not start listening within 10 s (exit: {status:?})"))
+            }
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`TERM`, `STOP`, `CONT`, `KILL`, ...).
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([format!("-{name}"), self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill -{name} {} failed", self.pid());
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait(&mut self, limit: Duration) -> Result<ExitStatus, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("pid {} still running after {limit:?}", self.pid()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(mut self) -> Result<ExitStatus, String> {
+        self.signal("CONT"); // a paused process can't act on SIGTERM
+        self.signal("TERM");
+        self.wait(Duration::from_secs(10))
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
