@@ -16,12 +16,9 @@ SOURCES := $(shell find src kit registry ratings market -name '*.rs' 2>/dev/null
 
 .PHONY: demo test lint bench registry market startRatings stopRatings pauseRatings resumeRatings build-release
 
-## demo: start the registry (ratings and market arrive with their issues)
+## demo: registry + 3 ratings instances + market (http://127.0.0.1:5000); ^C stops all
 demo: build-release
-	@echo "Beacon registry on $(REGISTRY_URL)  (^C stops it)"
-	@echo "Try: curl -s $(REGISTRY_URL)/v1/services | python3 -m json.tool"
-	@echo "The ratings instances and the market web app (http://127.0.0.1:5000) are coming."
-	@$(RELEASE)/beacon-registry
+	@RUN_DIR=$(RUN_DIR) scripts/demo.sh
 
 ## test: formatting, lints, docs, then every test in the workspace
 test: lint
@@ -64,8 +61,9 @@ resumeRatings:
 stopRatings:
 	@$(RATINGS) stop $(INSTANCE)
 
-market:
-	@echo "make market: coming (the market web app is being built)"
+## market: run the market alone in the foreground on 127.0.0.1:5000
+market: build-release
+	$(RELEASE)/beacon-market $(ARGS)
 
 build-release: $(RELEASE)/beacon-registry
 

@@ -11,6 +11,9 @@
 # binary's own BEACON_REGISTRY / BEACON_TOKEN.
 set -euo pipefail
 
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+
 RUN_DIR=${RUN_DIR:-run}
 RATINGS_BIN=${RATINGS_BIN:-target/release/beacon-ratings}
 RATINGS_ARGS=${RATINGS_ARGS:-}
@@ -18,14 +21,6 @@ mkdir -p "$RUN_DIR"
 
 pidfile() { echo "$RUN_DIR/ratings-$1.pid"; }
 logfile() { echo "$RUN_DIR/ratings-$1.log"; }
-
-# Whether process $1 is alive. An exited child whose parent is gone may sit as a
-# zombie until init reaps it; it counts as exited.
-alive() {
-  local state
-  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-  [[ $state != Z* ]]
-}
 
 # Prints the pid of instance N if it is running.
 running() {
@@ -54,21 +49,12 @@ start() {
   nohup "$RATINGS_BIN" --instance "$n" $RATINGS_ARGS >"$log" 2>&1 &
   pid=$!
   echo "$pid" >"$(pidfile "$n")"
-  # Wait until it listens, or report why it died.
-  for _ in $(seq 100); do
-    if url=$(grep -o 'listening on http://[^ ]*' "$log"); then
-      echo "started ratings-$n (pid $pid) on ${url#listening on }; log: $log"
-      return 0
-    fi
-    if ! alive "$pid"; then
-      rm -f "$(pidfile "$n")"
-      echo "ratings-$n failed to start: $(tail -n 1 "$log")" >&2
-      return 1
-    fi
-    sleep 0.05
-  done
-  echo "ratings-$n (pid $pid) did not report listening within 5 s; log: $log" >&2
-  return 1
+  if url=$(wait_listening "$pid" "$log" "ratings-$n"); then
+    echo "started ratings-$n (pid $pid) on $url; log: $log"
+  else
+    rm -f "$(pidfile "$n")"
+    return 1
+  fi
 }
 
 signal() {

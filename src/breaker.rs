@@ -4,8 +4,8 @@
 //!            failure_threshold consecutive failures
 //!   Closed ───────────────────────────────────────────▶ Open(until)
 //!     ▲                                                  │  │
-//!     │ probe succeeds            open time passes, or   │  │
-//!     │                           instance re-registers  ▼  │
+//!     │ probe succeeds         open time passes, or the  │  │
+//!     │                        instance is seen alive    ▼  │
 //!     └─────────────────────────────────────────── HalfOpen │
 //!                     probe fails: Open again, open time ×2 (capped)
 //! ```
@@ -61,6 +61,26 @@ pub enum BreakerState {
     Open,
     /// One probe decides.
     HalfOpen,
+}
+
+impl BreakerState {
+    /// `closed`, `open` or `half_open`, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
+
+    /// `CLOSED`, `OPEN` or `HALF-OPEN`, as the log lines say it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Closed => "CLOSED",
+            Self::Open => "OPEN",
+            Self::HalfOpen => "HALF-OPEN",
+        }
+    }
 }
 
 /// A change of state, for logs and events.
@@ -206,10 +226,10 @@ impl Breaker {
         }
     }
 
-    /// The registry saw the instance register anew after its lease ended:
-    /// it is alive, so an open breaker goes straight to HalfOpen instead of
-    /// waiting out its open time.
-    pub fn reregistered(&mut self) -> Option<Transition> {
+    /// The instance is known to be alive again — it registered anew after its
+    /// lease ended, or it answered a health check — so an open breaker goes
+    /// straight to HalfOpen instead of waiting out its open time.
+    pub fn seen_alive(&mut self) -> Option<Transition> {
         match self.state {
             State::Open { .. } => {
                 self.state = State::HalfOpen { probing: false };
@@ -337,13 +357,13 @@ mod tests {
     async fn re_registration_skips_the_rest_of_the_open_time() {
         let mut breaker = Breaker::new(config(1));
         fail(&mut breaker);
-        assert_eq!(breaker.reregistered(), Some(Transition::HalfOpened));
+        assert_eq!(breaker.seen_alive(), Some(Transition::HalfOpened));
         assert_eq!(breaker.state(Instant::now()), BreakerState::HalfOpen);
         assert_eq!(breaker.admit(Instant::now()).0, Admission::Probe);
         // Re-registering a closed or half-open breaker changes nothing.
-        assert_eq!(breaker.reregistered(), None);
+        assert_eq!(breaker.seen_alive(), None);
         let mut closed = Breaker::new(config(1));
-        assert_eq!(closed.reregistered(), None);
+        assert_eq!(closed.seen_alive(), None);
         assert_eq!(closed.state(Instant::now()), BreakerState::Closed);
     }
 

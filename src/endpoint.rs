@@ -67,7 +67,7 @@ impl Endpoint {
 
     /// Updates the registration seen for this address. Returns the breaker
     /// transition if the instance registered anew (see
-    /// [`Breaker::reregistered`]).
+    /// [`Breaker::seen_alive`]).
     pub fn refresh(&self, id: &InstanceId, registered_at: u64) -> Option<Transition> {
         let mut state = self.lock();
         if state.id != *id {
@@ -77,7 +77,12 @@ impl Endpoint {
             return None;
         }
         state.registered_at = registered_at;
-        state.breaker.reregistered()
+        state.breaker.seen_alive()
+    }
+
+    /// The instance answered a health check while its breaker was open.
+    pub fn seen_alive(&self) -> Option<Transition> {
+        self.lock().breaker.seen_alive()
     }
 
     /// Asks the breaker whether a request may go here now.

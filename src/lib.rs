@@ -27,6 +27,8 @@
 //! * [`resolver`]: the client side — one long-polled view per service,
 //!   kept on last-known data while the registry is away.
 //! * [`breaker`]: the per-instance circuit breaker, a pure state machine.
+//! * [`health`]: active health checks that bring an open instance back as
+//!   soon as it answers.
 //! * [`endpoint`]: one instance as a caller sees it: breaker and record.
 //! * [`client`]: [`ServiceClient`] — round-robin, timeouts, budgeted retries;
 //!   also a `tower::Service`.
@@ -41,6 +43,7 @@ pub mod breaker;
 pub mod client;
 pub mod endpoint;
 pub mod events;
+pub mod health;
 pub mod lease;
 pub mod registry;
 pub mod resolver;
@@ -50,6 +53,7 @@ pub mod wire;
 pub use breaker::{BreakerConfig, BreakerState};
 pub use client::{ClientConfig, ClientError, ServedBy, ServiceClient};
 pub use events::{Event, EventKind, InstanceSnapshot, ServiceSnapshot};
+pub use health::HealthCheckConfig;
 pub use lease::{Lease, LeaseStatus};
 pub use registry::{RegistryClient, RegistryClientConfig, RegistryError};
 pub use resolver::{Resolver, ResolverConfig, ServiceView};

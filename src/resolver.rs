@@ -15,9 +15,10 @@
 //! than dropped at once.
 
 use crate::backoff::Backoff;
-use crate::breaker::{BreakerConfig, Transition};
+use crate::breaker::{Admission, BreakerConfig, Transition};
 use crate::endpoint::Endpoint;
 use crate::events::{Event, EventKind, ServiceSnapshot};
+use crate::health::{HealthCheckConfig, HealthChecker};
 use crate::registry::RegistryClient;
 use crate::wire::{Address, Instance, ServiceInstances, ServiceName, WatchQuery};
 use std::{
@@ -39,6 +40,10 @@ use tokio::{
 pub struct ResolverConfig {
     /// Breaker settings for every instance.
     pub breaker: BreakerConfig,
+    /// Active checks of instances whose breaker is open, so they come back
+    /// as soon as they answer; `None` leaves recovery to the open time and
+    /// to re-registration.
+    pub health_check: Option<HealthCheckConfig>,
     /// How long each blocking query waits for a change. Default 30 s.
     pub watch_wait: Duration,
     /// First retry delay after a failed registry call. Default 100 ms.
@@ -53,6 +58,7 @@ impl Default for ResolverConfig {
     fn default() -> Self {
         Self {
             breaker: BreakerConfig::default(),
+            health_check: Some(HealthCheckConfig::default()),
             watch_wait: Duration::from_secs(30),
             retry_base: Duration::from_millis(100),
             retry_cap: Duration::from_secs(5),
@@ -73,18 +79,24 @@ struct ResolverShared {
     config: ResolverConfig,
     views: Mutex<HashMap<ServiceName, Weak<ServiceView>>>,
     events: broadcast::Sender<Event>,
+    health: Option<Arc<HealthChecker>>,
 }
 
 impl Resolver {
     /// A resolver over `registry`.
     pub fn new(registry: RegistryClient, config: ResolverConfig) -> Self {
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
+        let health = config
+            .health_check
+            .clone()
+            .map(|c| Arc::new(HealthChecker::new(c)));
         Self {
             shared: Arc::new(ResolverShared {
                 registry,
                 config,
                 views: Mutex::new(HashMap::new()),
                 events,
+                health,
             }),
         }
     }
@@ -132,6 +144,7 @@ pub struct ServiceView {
     /// for it rather than fail with "no instances".
     synced: watch::Sender<bool>,
     events: broadcast::Sender<Event>,
+    health: Option<Arc<HealthChecker>>,
     me: Weak<ServiceView>,
     watcher: Mutex<Option<JoinHandle<()>>>,
 }
@@ -145,6 +158,7 @@ impl ServiceView {
             reachable: AtomicBool::new(true),
             synced: watch::Sender::new(false),
             events: resolver.events.clone(),
+            health: resolver.health.clone(),
             me: me.clone(),
             watcher: Mutex::new(None),
         });
@@ -208,15 +222,17 @@ impl ServiceView {
         }
     }
 
-    /// Logs and broadcasts a breaker transition; schedules the half-open
-    /// of a breaker that just opened, so dashboards see it when it happens
-    /// rather than at the next request.
+    /// Logs and broadcasts a breaker transition, and starts recovery: a
+    /// breaker that just opened is watched until it may half-open (its open
+    /// time passes, or a health check finds the instance answering), and a
+    /// half-open one is probed by the health checker if there is one —
+    /// dashboards see each change when it happens, not at the next request.
     pub(crate) fn report(&self, endpoint: &Arc<Endpoint>, transition: Transition) {
         let (service, address, id) = (&self.service, endpoint.address(), endpoint.id());
         let kind = match transition {
             Transition::Opened(open_for) => {
                 tracing::warn!("OPEN breaker on [{service} at {address}]");
-                self.schedule_half_open(endpoint);
+                self.recover(endpoint);
                 EventKind::BreakerOpened {
                     id,
                     address: address.clone(),
@@ -226,6 +242,7 @@ impl ServiceView {
             }
             Transition::HalfOpened => {
                 tracing::info!("HALF-OPEN breaker on [{service} at {address}]");
+                self.probe(endpoint);
                 EventKind::BreakerHalfOpened {
                     id,
                     address: address.clone(),
@@ -242,14 +259,56 @@ impl ServiceView {
         self.emit(kind);
     }
 
-    fn schedule_half_open(&self, endpoint: &Arc<Endpoint>) {
-        let Some(until) = endpoint.open_until() else {
+    /// Waits until an open breaker may half-open: its open time passed, or
+    /// (with health checks) the instance answered one.
+    fn recover(&self, endpoint: &Arc<Endpoint>) {
+        let (view, endpoint, health) = (self.me.clone(), Arc::clone(endpoint), self.health.clone());
+        tokio::spawn(async move {
+            while let Some(until) = endpoint.open_until() {
+                let wake = match &health {
+                    Some(health) => until.min(Instant::now() + health.interval()),
+                    None => until,
+                };
+                tokio::time::sleep_until(wake).await;
+                let transition = if Instant::now() >= until {
+                    endpoint.poll_breaker(Instant::now())
+                } else if let Some(health) = &health {
+                    match health.check(endpoint.address()).await {
+                        Ok(()) => endpoint.seen_alive(),
+                        Err(_) => None,
+                    }
+                } else {
+                    None
+                };
+                let Some(view) = view.upgrade() else {
+                    return; // nobody looks at this service any more
+                };
+                if let Some(t) = transition {
+                    view.report(&endpoint, t);
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Sends a half-open breaker's single probe as a health check, unless a
+    /// request took the probe slot first.
+    fn probe(&self, endpoint: &Arc<Endpoint>) {
+        let Some(health) = self.health.clone() else {
             return;
         };
         let (view, endpoint) = (self.me.clone(), Arc::clone(endpoint));
         tokio::spawn(async move {
-            tokio::time::sleep_until(until).await;
-            if let (Some(view), Some(t)) = (view.upgrade(), endpoint.poll_breaker(Instant::now())) {
+            let (admission, _) = endpoint.admit(Instant::now());
+            if admission != Admission::Probe {
+                return;
+            }
+            let started = Instant::now();
+            let transition = match health.check(endpoint.address()).await {
+                Ok(()) => endpoint.succeeded(admission, started.elapsed()),
+                Err(error) => endpoint.failed(admission, error, Instant::now()),
+            };
+            if let (Some(view), Some(t)) = (view.upgrade(), transition) {
                 view.report(&endpoint, t);
             }
         });

@@ -4,8 +4,8 @@
 mod support;
 
 use beacon::{
-    BreakerConfig, BreakerState, ClientConfig, ClientError, EventKind, Lease, RegistryClient,
-    RegistryClientConfig, Resolver, ResolverConfig, ServedBy, ServiceClient,
+    BreakerConfig, BreakerState, ClientConfig, ClientError, EventKind, HealthCheckConfig, Lease,
+    RegistryClient, RegistryClientConfig, Resolver, ResolverConfig, ServedBy, ServiceClient,
 };
 use std::time::Duration;
 use support::{
@@ -124,7 +124,8 @@ async fn calls_go_on_from_the_last_known_view_while_the_registry_is_down() {
 #[tokio::test]
 async fn a_registry_restarted_empty_is_refilled_within_one_heartbeat_interval() {
     // A 3 s lease heartbeats every second.
-    let mut cluster = Cluster::start_with(3, BreakerConfig::default(), fast_client(), 3_000).await;
+    let mut cluster =
+        Cluster::start_with(3, BreakerConfig::default(), fast_client(), 3_000, None).await;
     cluster.restart_registry().await;
     let restarted = Instant::now();
     let registry = RegistryClient::from_list(&cluster.registry_addr_url(), None).expect("client");
@@ -293,6 +294,8 @@ async fn an_instance_that_registers_again_after_expiry_goes_straight_to_half_ope
         registry_client.clone(),
         ResolverConfig {
             breaker: breaker(1, 60_000),
+            // Recovery must come from the re-registration alone.
+            health_check: None,
             ..ResolverConfig::default()
         },
     );
@@ -415,4 +418,58 @@ async fn clients_of_one_service_share_one_view_and_one_long_poll() {
     })
     .await;
     other.get("/x").await.expect("served");
+}
+
+#[tokio::test]
+async fn health_checks_close_the_breaker_of_a_recovered_instance_without_any_traffic() {
+    let health = HealthCheckConfig {
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(100),
+        ..HealthCheckConfig::default()
+    };
+    // A 60 s open time: only a health check can bring it back this soon.
+    let cluster =
+        Cluster::start_with(2, breaker(1, 60_000), fast_client(), 15_000, Some(health)).await;
+    let mut events = cluster.resolver.subscribe();
+    cluster.backends[1].set(Mode::Hang);
+    while cluster.breaker_of(1) != BreakerState::Open {
+        cluster.get_ok(1).await;
+    }
+    // Still hanging: health checks fail, it stays open.
+    let hits = cluster.backends[1].hits();
+    tokio::time::sleep(Duration::from_millis(500)).await; // several check intervals, on purpose
+    assert_eq!(cluster.breaker_of(1), BreakerState::Open);
+
+    let resumed = Instant::now();
+    cluster.backends[1].set(Mode::Answer);
+    cluster.until_breaker(1, BreakerState::Closed).await;
+    assert!(
+        resumed.elapsed() < Duration::from_secs(2),
+        "closed {:?} after it answered",
+        resumed.elapsed()
+    );
+    assert_eq!(
+        cluster.backends[1].hits(),
+        hits,
+        "recovered with no caller traffic"
+    );
+    let kinds: Vec<String> = std::iter::from_fn(|| events.try_recv().ok())
+        .map(|e| {
+            format!("{:?}", e.kind)
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let tail: Vec<&str> = kinds
+        .iter()
+        .rev()
+        .take(2)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(tail, ["BreakerHalfOpened", "BreakerClosed"], "{kinds:?}");
+    cluster.get_ok(10).await;
+    assert_eq!(cluster.backends[1].hits(), hits + 5, "back in rotation");
 }

@@ -51,7 +51,9 @@ impl Service {
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().ok();
-                Err(format!("{name} did not start listening within 10 s (exit: {status:?})"))
+                Err(format!(
+                    "{name} did not start listening within 10 s (exit: {status:?})"
+                ))
             }
         }
     }

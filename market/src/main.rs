@@ -1,1 +1,81 @@
-fn main() {}
+//! The `beacon-market` command.
+
+#![forbid(unsafe_code)]
+
+use beacon::RegistryClient;
+use beacon_kit::{logging, net, signal::shutdown_signal};
+use beacon_market::server::{self, Options};
+use clap::Parser;
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use tokio_util::sync::CancellationToken;
+
+/// The demo market: things, ratings through Beacon, a cart, and a live panel.
+#[derive(Debug, Parser)]
+#[command(name = "beacon-market", version, about)]
+struct Cli {
+    /// Address to serve the web app on.
+    #[arg(long, env = "BEACON_MARKET_LISTEN", default_value = "127.0.0.1:5000")]
+    listen: SocketAddr,
+
+    /// Registry URLs, comma-separated, tried in order.
+    #[arg(long, env = "BEACON_REGISTRY", default_value = "http://127.0.0.1:8400", value_parser = registry_list)]
+    registry: String,
+
+    /// Every page answers within this many milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    deadline_ms: u64,
+
+    /// Longest wait for one ratings instance, in milliseconds.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    attempt_timeout_ms: u64,
+
+    /// Consecutive failures that open an instance's breaker (1, like the original demo).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    breaker_threshold: u32,
+
+    /// How long an open breaker waits before a probe, in milliseconds (30 s, like the original).
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    breaker_open_ms: u64,
+}
+
+fn registry_list(raw: &str) -> Result<String, String> {
+    RegistryClient::from_list(raw, None)
+        .map(|_| raw.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init();
+    let registry = match RegistryClient::from_list(&cli.registry, None) {
+        Ok(registry) => registry,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let listener = match net::bind(cli.listen).await {
+        Ok(listener) => listener,
+        Err(e) => return fail(&e),
+    };
+    let options = Options {
+        registry,
+        deadline: Duration::from_millis(cli.deadline_ms),
+        attempt_timeout: Duration::from_millis(cli.attempt_timeout_ms),
+        breaker_threshold: cli.breaker_threshold,
+        breaker_open: Duration::from_millis(cli.breaker_open_ms),
+    };
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        on_signal.cancel();
+    });
+    match server::run(listener, options, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("beacon-market: {message}");
+    ExitCode::FAILURE
+}

@@ -1,6 +1,6 @@
 //! The ratings API.
 
-use crate::{catalog, faults::Faults};
+use crate::{catalog, faults::Faults, wire::Rating};
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -14,7 +14,6 @@ use beacon_kit::{
     metrics::{record_latency, RequestMetrics},
 };
 use prometheus_client::{encoding::text::encode, metrics::counter::Counter, registry::Registry};
-use serde::Serialize;
 use std::sync::Arc;
 
 /// What every handler can reach.
@@ -48,14 +47,6 @@ impl Ratings {
             injected_failures,
         }
     }
-}
-
-/// Body of `GET /ratings/{thing}`.
-#[derive(Debug, Serialize)]
-pub struct Rating {
-    thing: String,
-    stars: f64,
-    instance: InstanceId,
 }
 
 /// The whole API.

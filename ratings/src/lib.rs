@@ -11,6 +11,7 @@
 //! * [`faults`]: injected delay and failures.
 //! * [`http`]: the router and its handlers.
 //! * [`server`]: serve + lease + graceful shutdown (deregister first, then drain).
+//! * [`wire`]: the answer's type, shared with the market that reads it.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -19,3 +20,4 @@ pub mod catalog;
 pub mod faults;
 pub mod http;
 pub mod server;
+pub mod wire;

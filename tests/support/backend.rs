@@ -48,6 +48,7 @@ impl Backend {
             stop: CancellationToken::new(),
         };
         let app = Router::new()
+            .route("/_health", any(health))
             .route("/{*path}", any(handle))
             .with_state(shared.clone());
         let stop = shared.stop.clone();
@@ -64,7 +65,7 @@ impl Backend {
         self.shared.mode.store(mode as u8, Ordering::SeqCst);
     }
 
-    /// Requests received so far, answered or not.
+    /// Requests received so far, answered or not (health checks excluded).
     pub fn hits(&self) -> usize {
         self.shared.hits.load(Ordering::SeqCst)
     }
@@ -78,6 +79,15 @@ impl Backend {
 
 async fn handle(State(shared): State<Shared>) -> (StatusCode, Json<serde_json::Value>) {
     shared.hits.fetch_add(1, Ordering::SeqCst);
+    respond(shared).await
+}
+
+/// Health checks behave like any request (a hanging backend hangs), uncounted.
+async fn health(State(shared): State<Shared>) -> (StatusCode, Json<serde_json::Value>) {
+    respond(shared).await
+}
+
+async fn respond(shared: Shared) -> (StatusCode, Json<serde_json::Value>) {
     let body = Json(serde_json::json!({ "backend": shared.name }));
     match shared.mode.load(Ordering::SeqCst) {
         m if m == Mode::Hang as u8 => {

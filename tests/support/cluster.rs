@@ -4,8 +4,8 @@
 use super::{backend::Backend, eventually, TestRegistry};
 use beacon::{
     wire::{Address, Registration, ServiceName},
-    BreakerConfig, BreakerState, ClientConfig, Lease, RegistryClient, Resolver, ResolverConfig,
-    ServiceClient,
+    BreakerConfig, BreakerState, ClientConfig, HealthCheckConfig, Lease, RegistryClient, Resolver,
+    ResolverConfig, ServiceClient,
 };
 use std::time::Duration;
 
@@ -43,8 +43,10 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Recovery driven by requests alone (no health checks), so tests can
+    /// count exactly what reaches each backend.
     pub async fn start(n: usize, breaker: BreakerConfig, config: ClientConfig) -> Self {
-        Self::start_with(n, breaker, config, 15_000).await
+        Self::start_with(n, breaker, config, 15_000, None).await
     }
 
     pub async fn start_with(
@@ -52,6 +54,7 @@ impl Cluster {
         breaker: BreakerConfig,
         config: ClientConfig,
         ttl_ms: u64,
+        health_check: Option<HealthCheckConfig>,
     ) -> Self {
         let registry = TestRegistry::start(None).await;
         let registry_client = RegistryClient::from_list(&registry.url, None).expect("client");
@@ -73,6 +76,7 @@ impl Cluster {
             registry_client,
             ResolverConfig {
                 breaker,
+                health_check,
                 ..ResolverConfig::default()
             },
         );

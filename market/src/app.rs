@@ -1,0 +1,139 @@
+//! The market's shared state and its router.
+
+use crate::{
+    api, cart::Carts, event_log::EventLog, live, page, ratings::RatingsBoard, session,
+    status::Status,
+};
+use axum::{
+    http::header,
+    middleware,
+    routing::{get, post},
+    Router,
+};
+use beacon::{Resolver, ServiceClient};
+use beacon_kit::{
+    error::JsonError,
+    metrics::{record_latency, RequestMetrics},
+};
+use prometheus_client::{encoding::text::encode, registry::Registry};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// Ratings, live or remembered.
+    pub board: RatingsBoard,
+    /// Shopping carts.
+    pub carts: Carts,
+    /// Resolves `ratings` (and knows the registry URLs).
+    pub resolver: Resolver,
+    /// The library's events, for the live panel.
+    pub events: Arc<EventLog>,
+    /// The ratings client, for its snapshot.
+    pub ratings: ServiceClient,
+    /// Fires on shutdown, ending live-panel streams so the server can drain.
+    pub shutdown: CancellationToken,
+    /// How long a page may take: shown on the page.
+    pub deadline_ms: u64,
+    metrics: Registry,
+    requests: Arc<RequestMetrics>,
+}
+
+/// Shared handle on [`AppState`].
+pub type App = Arc<AppState>;
+
+impl AppState {
+    /// State over a ratings client. Starts following the resolver's events,
+    /// so call it inside a tokio runtime.
+    pub fn new(
+        resolver: Resolver,
+        ratings: ServiceClient,
+        board: RatingsBoard,
+        deadline_ms: u64,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let mut metrics = Registry::with_prefix("beacon_market");
+        let requests = Arc::new(RequestMetrics::register(&mut metrics));
+        let events = Arc::new(EventLog::new());
+        tokio::spawn(Arc::clone(&events).follow(resolver.clone()));
+        Self {
+            board,
+            carts: Carts::default(),
+            events,
+            resolver,
+            ratings,
+            shutdown,
+            deadline_ms,
+            metrics,
+            requests,
+        }
+    }
+
+    /// The live panel's data.
+    pub fn status(&self) -> Status {
+        Status::new(
+            self.resolver.registry().urls(),
+            self.ratings.snapshot(),
+            self.board.last_served(),
+        )
+    }
+}
+
+/// The whole market: page, forms, JSON API, live events, operations.
+pub fn router(app: App) -> Router {
+    let requests = Arc::clone(&app.requests);
+    Router::new()
+        .route("/", get(page::index))
+        .route("/cart/add", post(page::add))
+        .route("/cart/remove", post(page::remove))
+        .route("/checkout", post(page::checkout))
+        .route("/static/market.css", get(css))
+        .route("/static/market.js", get(js))
+        .route("/api/things", get(api::things))
+        .route("/api/status", get(api::status))
+        .route("/api/events", get(live::events))
+        .route("/api/cart", get(api::cart))
+        .route(
+            "/api/cart/items/{thing}",
+            post(api::add).delete(api::remove),
+        )
+        .route("/api/checkout", post(api::checkout))
+        .route(
+            "/_health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/_metrics", get(metrics))
+        .fallback(|| async { JsonError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            JsonError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(middleware::from_fn(session::ensure_cart_cookie))
+        .layer(middleware::from_fn_with_state(requests, record_latency))
+        .with_state(app)
+}
+
+async fn css() -> impl axum::response::IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../static/market.css"),
+    )
+}
+
+async fn js() -> impl axum::response::IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../static/market.js"),
+    )
+}
+
+async fn metrics(axum::extract::State(app): axum::extract::State<App>) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, &app.metrics);
+    out
+}

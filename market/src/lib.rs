@@ -1,0 +1,37 @@
+//! `beacon-market`: the demo web app.
+//!
+//! Four things for sale with their ratings, a cart, and a live panel of the
+//! ratings instances and their breakers. Ratings come from the `ratings`
+//! service through Beacon's client: all four fetched concurrently under one
+//! page deadline, served from the last good value when a live one can't be
+//! had in time. The page answers within the deadline whatever the ratings
+//! instances do.
+//!
+//! # Layout
+//!
+//! * [`catalog`]: the things for sale.
+//! * [`cart`]: one cart per browser session.
+//! * [`session`]: the cookie that names a session's cart.
+//! * [`ratings`]: live ratings through Beacon, with the last-good cache.
+//! * [`status`]: the live panel's data.
+//! * [`event_log`]: the library's events, remembered for pages opened later.
+//! * [`live`]: Server-Sent Events for the live panel.
+//! * [`page`]: the HTML page and its forms.
+//! * [`api`]: the JSON API.
+//! * [`app`]: shared state and the router.
+//! * [`server`]: wiring it to the registry and serving until shutdown.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod app;
+pub mod cart;
+pub mod catalog;
+pub mod event_log;
+pub mod live;
+pub mod page;
+pub mod ratings;
+pub mod server;
+pub mod session;
+pub mod status;

@@ -1,0 +1,211 @@
+//! The HTML page and its forms (which work without JavaScript; the live
+//! panel is the one part that needs it).
+
+use crate::{
+    app::App,
+    cart::{CartError, CartView},
+    catalog::{format_price, position, THINGS},
+    ratings::{ShownRating, Source},
+    session::CartId,
+    status::Status,
+};
+use askama::Template;
+use axum::{
+    extract::{Query, State},
+    http::StatusCode,
+    response::{Html, IntoResponse, Redirect, Response},
+    Extension, Form,
+};
+use serde::Deserialize;
+
+/// The page.
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage {
+    things: Vec<ThingRow>,
+    cart: Vec<CartRow>,
+    total: String,
+    notice: Option<String>,
+    status: Status,
+    deadline_ms: u64,
+}
+
+struct ThingRow {
+    id: &'static str,
+    name: &'static str,
+    price: String,
+    /// `4.5`, or empty when there is no rating.
+    stars: String,
+    /// `★★★★★` rounded to the nearest whole star.
+    glyphs: String,
+    /// `live`, `cached` or `none`, for styling.
+    source: &'static str,
+    /// e.g. "live from ratings-2", "cached 12 s ago", "no rating yet".
+    badge: String,
+    in_cart: bool,
+}
+
+struct CartRow {
+    id: &'static str,
+    name: &'static str,
+    price: String,
+}
+
+/// `?notice=CODE&thing=ID`, set by the form handlers' redirects.
+#[derive(Debug, Deserialize)]
+pub struct Notice {
+    notice: Option<String>,
+    thing: Option<String>,
+}
+
+/// `GET /`.
+pub async fn index(
+    State(app): State<App>,
+    Extension(CartId(id)): Extension<CartId>,
+    Query(notice): Query<Notice>,
+) -> Response {
+    let ratings = app.board.all().await;
+    let cart = app.carts.view(&id);
+    let things = ratings
+        .into_iter()
+        .map(|(thing, rating)| ThingRow {
+            id: thing.id,
+            name: thing.name,
+            price: format_price(thing.price_cents),
+            stars: rating.stars.map(|s| format!("{s:.1}")).unwrap_or_default(),
+            glyphs: glyphs(&rating),
+            source: match rating.source {
+                Source::Live => "live",
+                Source::Cached => "cached",
+                Source::None => "none",
+            },
+            badge: badge(&rating),
+            in_cart: cart.items.iter().any(|t| t.id == thing.id),
+        })
+        .collect();
+    let page = IndexPage {
+        things,
+        cart: cart_rows(&cart),
+        total: format_price(cart.total_cents),
+        notice: notice_text(&notice),
+        status: app.status(),
+        deadline_ms: app.deadline_ms,
+    };
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!("rendering the page failed: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The form field naming a thing.
+#[derive(Debug, Deserialize)]
+pub struct ThingForm {
+    thing: String,
+}
+
+/// `POST /cart/add`.
+pub async fn add(
+    State(app): State<App>,
+    Extension(CartId(id)): Extension<CartId>,
+    Form(form): Form<ThingForm>,
+) -> Redirect {
+    back(
+        app.carts.add(&id, &form.thing).map(drop),
+        "added",
+        &form.thing,
+    )
+}
+
+/// `POST /cart/remove`.
+pub async fn remove(
+    State(app): State<App>,
+    Extension(CartId(id)): Extension<CartId>,
+    Form(form): Form<ThingForm>,
+) -> Redirect {
+    back(
+        app.carts.remove(&id, &form.thing).map(drop),
+        "removed",
+        &form.thing,
+    )
+}
+
+/// `POST /checkout`.
+pub async fn checkout(
+    State(app): State<App>,
+    Extension(CartId(id)): Extension<CartId>,
+) -> Redirect {
+    let outcome = app.carts.checkout(&id).map(drop);
+    back(outcome, "checked_out", "")
+}
+
+/// Post/redirect/get: back to the page with a notice saying what happened.
+fn back(outcome: Result<(), CartError>, done: &str, thing: &str) -> Redirect {
+    let code = match &outcome {
+        Ok(()) => done,
+        Err(e) => e.code(),
+    };
+    // Only a known thing id goes back into the URL.
+    let thing = position(thing).map(|i| THINGS[i].id).unwrap_or_default();
+    Redirect::to(&format!("/?notice={code}&thing={thing}"))
+}
+
+/// The sentence for a notice; unknown codes show nothing.
+fn notice_text(notice: &Notice) -> Option<String> {
+    let name = notice
+        .thing
+        .as_deref()
+        .and_then(position)
+        .map(|i| THINGS[i].name)
+        .unwrap_or("That thing");
+    let text = match notice.notice.as_deref()? {
+        "added" => format!("{name} is in your cart."),
+        "removed" => format!("{name} is out of your cart."),
+        "checked_out" => "Thank you! Your order is placed and your cart is empty.".to_owned(),
+        "already_in_cart" => {
+            format!("{name} is already in your cart: each thing can be bought once.")
+        }
+        "not_in_cart" => format!("{name} was not in your cart."),
+        "cart_empty" => "Your cart is empty: add something first.".to_owned(),
+        "unknown_thing" => "There is no such thing for sale.".to_owned(),
+        _ => return None,
+    };
+    Some(text)
+}
+
+fn cart_rows(cart: &CartView) -> Vec<CartRow> {
+    cart.items
+        .iter()
+        .map(|t| CartRow {
+            id: t.id,
+            name: t.name,
+            price: format_price(t.price_cents),
+        })
+        .collect()
+}
+
+fn glyphs(rating: &ShownRating) -> String {
+    let Some(stars) = rating.stars else {
+        return String::new();
+    };
+    let full = stars.round().clamp(0.0, 5.0) as usize;
+    format!("{}{}", "★".repeat(full), "☆".repeat(5 - full))
+}
+
+fn badge(rating: &ShownRating) -> String {
+    let instance = rating.instance.as_deref().unwrap_or("?");
+    match rating.source {
+        Source::Live => format!("live from {instance}"),
+        Source::Cached => {
+            let secs = rating.age_ms.unwrap_or_default() / 1000;
+            format!("cached {secs} s ago")
+        }
+        Source::None => "no rating yet".to_owned(),
+    }
+}
