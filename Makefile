@@ -14,14 +14,26 @@ RATINGS := RUN_DIR=$(RUN_DIR) RATINGS_BIN=$(RATINGS_BIN) scripts/ratings.sh
 # Release binaries are rebuilt only when a source file changed.
 SOURCES := $(shell find src kit registry ratings market -name '*.rs' 2>/dev/null) Cargo.toml Cargo.lock
 
-.PHONY: demo test lint bench registry market startRatings stopRatings pauseRatings resumeRatings build-release
+.PHONY: demo deps test lint bench registry market startRatings stopRatings pauseRatings resumeRatings build-release
 
 ## demo: registry + 3 ratings instances + market (http://127.0.0.1:5000); ^C stops all
 demo: build-release
 	@RUN_DIR=$(RUN_DIR) scripts/demo.sh
 
+# Debian packages the tests need: a real browser for the market's page.
+TEST_DEBS := chromium chromium-driver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+## deps: install the Debian packages the tests need, when missing
+deps:
+	@missing=$$(for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
 ## test: formatting, lints, docs, then every test in the workspace
-test: lint
+test: deps lint
 	$(CARGO) build --workspace --bins --examples
 	$(CARGO) test --workspace
 

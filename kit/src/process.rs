@@ -4,7 +4,7 @@ use std::{
     io::{BufRead, BufReader},
     path::Path,
     process::{Child, Command, ExitStatus, Stdio},
-    sync::mpsc,
+    sync::{mpsc, Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -16,6 +16,8 @@ pub struct Service {
     child: Child,
     /// The base URL it logged, e.g. `http://127.0.0.1:41234`.
     pub url: String,
+    /// Everything it printed on stdout so far.
+    output: Arc<Mutex<String>>,
 }
 
 impl Service {
@@ -37,6 +39,8 @@ impl Service {
             .unwrap_or_default();
         let (tx, rx) = mpsc::channel();
         let prefix = name.clone();
+        let output = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&output);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on ").nth(1) {
@@ -44,10 +48,13 @@ impl Service {
                     let _ = tx.send(url.to_owned());
                 }
                 eprintln!("[{prefix}] {line}");
+                let mut all = sink.lock().unwrap_or_else(PoisonError::into_inner);
+                all.push_str(&line);
+                all.push('\n');
             }
         });
         match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(url) => Ok(Self { child, url }),
+            Ok(url) => Ok(Self { child, url, output }),
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().ok();
@@ -56,6 +63,14 @@ impl Service {
                 ))
             }
         }
+    }
+
+    /// Everything the process printed on stdout so far (its log).
+    pub fn output(&self) -> String {
+        self.output
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The process id.

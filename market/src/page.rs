@@ -202,10 +202,10 @@ fn badge(rating: &ShownRating) -> String {
     let instance = rating.instance.as_deref().unwrap_or("?");
     match rating.source {
         Source::Live => format!("live from {instance}"),
-        Source::Cached => {
-            let secs = rating.age_ms.unwrap_or_default() / 1000;
-            format!("cached {secs} s ago")
-        }
+        Source::Cached => match rating.age_ms.unwrap_or_default() / 1000 {
+            0 => "cached just now".to_owned(),
+            secs => format!("cached {secs} s ago"),
+        },
         Source::None => "no rating yet".to_owned(),
     }
 }

@@ -23,15 +23,15 @@
     body.replaceChildren(...status.instances.map((i) => {
       const row = el('tr');
       row.dataset.instance = i.id;
-      const name = el('th', i.id);
+      const name = el('th');
       name.scope = 'row';
-      name.append(el('br'), el('span', i.address, 'fineprint'));
+      name.append(el('span', i.id, 'instance-name'), el('br'), el('span', i.address, 'fineprint'));
+      if (i.last_error) name.append(el('div', i.last_error, 'error'));
       const breaker = el('span', labels[i.breaker] || i.breaker, `breaker breaker-${i.breaker}`);
       breaker.dataset.breaker = i.breaker;
       const state = el('td');
       state.append(breaker);
-      row.append(name, state, el('td', String(i.successes)), el('td', String(i.failures)),
-        i.last_error ? el('td', i.last_error, 'error') : el('td', '–', 'fineprint'));
+      row.append(name, state, el('td', String(i.successes)), el('td', String(i.failures)));
       return row;
     }));
     $('no-instances').hidden = status.instances.length > 0;

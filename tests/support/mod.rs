@@ -3,7 +3,9 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod backend;
+pub mod browser;
 pub mod cluster;
+pub mod demo;
 
 use beacon_registry::server::{self, Options};
 use std::time::Duration;

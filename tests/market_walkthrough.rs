@@ -1,0 +1,271 @@
+//! The original walkthrough (seed steps 3-15) against real registry,
+//! ratings and market processes, through the market's JSON API — with the
+//! better behaviour: no step leaves the page slow or a rating missing.
+
+mod support;
+
+use std::{collections::BTreeSet, time::Duration};
+use support::{
+    demo::{all_live_from, Demo},
+    eventually,
+};
+
+/// The market's page deadline in these tests (the original demo's ~1 s).
+const DEADLINE: Duration = Duration::from_millis(1000);
+const PATIENCE: Duration = Duration::from_secs(15);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_walkthrough_keeps_every_answer_whole_and_fast() {
+    // Step 3: three instances; every rating is live.
+    let mut demo = Demo::start(&[1, 2, 3], &[]);
+    eventually(PATIENCE, "all four ratings live", || async {
+        let (shown, _) = demo.things().await;
+        all_live_from(&shown, &["ratings-1", "ratings-2", "ratings-3"]).then_some(())
+    })
+    .await;
+
+    // Step 5-6: all killed. Every rating still shown, from cache, at once.
+    for n in [1, 2, 3] {
+        demo.stop_ratings(n);
+    }
+    eventually(PATIENCE, "the market to see no instances", || async {
+        let status = demo.status().await;
+        status["instances"].as_array()?.is_empty().then_some(())
+    })
+    .await;
+    let (shown, took) = demo.things().await;
+    assert!(
+        shown.iter().all(|(_, source, _)| source == "cached"),
+        "{shown:?}"
+    );
+    assert!(took < Duration::from_millis(250), "fails fast: {took:?}");
+    assert!(demo
+        .market
+        .output()
+        .contains("all ratings instances are down"));
+
+    // Step 7-8: one back; everything live from it.
+    demo.start_ratings(1);
+    eventually(PATIENCE, "all live from ratings-1", || async {
+        let (shown, _) = demo.things().await;
+        all_live_from(&shown, &["ratings-1"]).then_some(())
+    })
+    .await;
+    assert!(demo
+        .market
+        .output()
+        .contains("ratings using instance ratings-1: http://127.0.0.1:"));
+
+    // Step 9-10: a second one; requests interleave between the two.
+    demo.start_ratings(2);
+    eventually(
+        PATIENCE,
+        "requests to interleave over ratings-1 and ratings-2",
+        || async {
+            let (shown, _) = demo.things().await;
+            let used: BTreeSet<String> = shown.into_iter().filter_map(|(_, _, i)| i).collect();
+            (used.len() == 2).then_some(())
+        },
+    )
+    .await;
+
+    // Step 11-12: pause ratings-2. Every answer is still whole, live and
+    // within the deadline: the paused instance costs one attempt timeout,
+    // then the retry lands on ratings-1. Its breaker opens.
+    demo.pause(2);
+    for _ in 0..3 {
+        let (shown, took) = demo.things().await;
+        assert!(all_live_from(&shown, &["ratings-1"]), "{shown:?}");
+        assert!(took < DEADLINE, "answered in {took:?}");
+    }
+    assert_eq!(demo.breaker(2).await.as_deref(), Some("open"));
+    let address = demo.ratings[&2].url.clone();
+    assert!(demo
+        .market
+        .output()
+        .contains(&format!("OPEN breaker on [ratings at {address}]")));
+
+    // Step 13: while it is open, requests are fast and all go to ratings-1.
+    for _ in 0..5 {
+        let (shown, took) = demo.things().await;
+        assert!(all_live_from(&shown, &["ratings-1"]), "{shown:?}");
+        assert!(
+            took < Duration::from_millis(250),
+            "no timeout paid: {took:?}"
+        );
+    }
+
+    // Step 14: resume it. Its breaker closes in about a second (a health
+    // check finds it answering), not after the 30 s open time.
+    let resumed = tokio::time::Instant::now();
+    demo.resume(2);
+    eventually(PATIENCE, "ratings-2's breaker to close", || async {
+        (demo.breaker(2).await.as_deref() == Some("closed")).then_some(())
+    })
+    .await;
+    assert!(
+        resumed.elapsed() < Duration::from_secs(10),
+        "closed after {:?}",
+        resumed.elapsed()
+    );
+    assert!(demo
+        .market
+        .output()
+        .contains(&format!("CLOSE breaker on [ratings at {address}]")));
+
+    // Step 15: requests interleave again.
+    eventually(PATIENCE, "requests to interleave again", || async {
+        let (shown, took) = demo.things().await;
+        assert!(took < DEADLINE);
+        let used: BTreeSet<String> = shown.into_iter().filter_map(|(_, _, i)| i).collect();
+        (used.len() == 2).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_instance_past_its_lease_comes_back_through_re_registration() {
+    // Health checks can't help here: the open time is long, and the only
+    // other way back is the re-registration after the lease lapsed.
+    let mut demo = Demo::start(&[1, 2], &[]);
+    eventually(PATIENCE, "both instances in use", || async {
+        let (shown, _) = demo.things().await;
+        let used: BTreeSet<String> = shown.into_iter().filter_map(|(_, _, i)| i).collect();
+        (used.len() == 2).then_some(())
+    })
+    .await;
+    demo.pause(2);
+    let (shown, took) = demo.things().await;
+    assert!(
+        all_live_from(&shown, &["ratings-1"]) && took < DEADLINE,
+        "{shown:?} {took:?}"
+    );
+    eventually(PATIENCE, "ratings-2's lease to lapse", || async {
+        demo.breaker(2).await.is_none().then_some(())
+    })
+    .await;
+    demo.resume(2);
+    eventually(PATIENCE, "ratings-2 back and closed", || async {
+        (demo.breaker(2).await.as_deref() == Some("closed")).then_some(())
+    })
+    .await;
+    demo.stop_ratings(2);
+    demo.stop_ratings(1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cart_adds_once_removes_totals_and_checks_out() {
+    let demo = Demo::start(&[], &[]);
+    let http = reqwest::Client::new();
+    let first = http
+        .get(demo.market_url("/api/cart"))
+        .send()
+        .await
+        .expect("cart");
+    let cookie = first
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a cart cookie")
+        .to_owned();
+    let call = |method: reqwest::Method, path: &str| {
+        http.request(method, demo.market_url(path))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+    use reqwest::Method;
+
+    let added = call(Method::POST, "/api/cart/items/camera")
+        .await
+        .expect("add");
+    assert_eq!(added.status(), 201);
+    let added = call(Method::POST, "/api/cart/items/basketball")
+        .await
+        .expect("add");
+    let cart: serde_json::Value = added.json().await.expect("json");
+    assert_eq!(cart["total_cents"], 9999 + 1999);
+    assert_eq!(cart["items"][0]["id"], "basketball", "catalog order");
+
+    let again = call(Method::POST, "/api/cart/items/camera")
+        .await
+        .expect("add again");
+    assert_eq!(again.status(), 409);
+    let error: serde_json::Value = again.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "already_in_cart");
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("Camera"));
+
+    let unknown = call(Method::POST, "/api/cart/items/piano")
+        .await
+        .expect("add");
+    assert_eq!(unknown.status(), 404);
+
+    let removed = call(Method::DELETE, "/api/cart/items/camera")
+        .await
+        .expect("remove");
+    let cart: serde_json::Value = removed.json().await.expect("json");
+    assert_eq!(cart["total_cents"], 1999);
+    let missing = call(Method::DELETE, "/api/cart/items/camera")
+        .await
+        .expect("remove");
+    assert_eq!(missing.status(), 404);
+
+    // Another browser has its own cart.
+    let stranger: serde_json::Value = http
+        .get(demo.market_url("/api/cart"))
+        .send()
+        .await
+        .expect("cart")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stranger["total_cents"], 0);
+
+    let receipt: serde_json::Value = call(Method::POST, "/api/checkout")
+        .await
+        .expect("checkout")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(receipt["bought"]["total_cents"], 1999);
+    let cart: serde_json::Value = call(Method::GET, "/api/cart")
+        .await
+        .expect("cart")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        cart["items"].as_array().map(Vec::len),
+        Some(0),
+        "checkout clears"
+    );
+    let empty = call(Method::POST, "/api/checkout").await.expect("checkout");
+    assert_eq!(empty.status(), 409);
+
+    // The page's forms do the same, and say so.
+    let page = http
+        .post(demo.market_url("/cart/add"))
+        .header("cookie", cookie.clone())
+        .form(&[("thing", "football")])
+        .send()
+        .await
+        .expect("form")
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("Football is in your cart."), "{page}");
+    let page = http
+        .post(demo.market_url("/cart/add"))
+        .header("cookie", cookie.clone())
+        .form(&[("thing", "football")])
+        .send()
+        .await
+        .expect("form")
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("Football is already in your cart"), "{page}");
+}

@@ -1,0 +1,137 @@
+//! The demo's topology as real processes on 127.0.0.1: a registry, ratings
+//! instances and the market, all on free ports.
+
+use super::binary;
+use beacon_kit::process::Service;
+use serde_json::Value;
+use std::{collections::BTreeMap, time::Duration};
+use tokio::time::Instant;
+
+/// Lease length of the test's ratings instances: short, so a paused one
+/// lapses quickly.
+pub const TTL_MS: &str = "1500";
+
+/// One rating as `/api/things` shows it: (thing, source, instance).
+pub type Shown = (String, String, Option<String>);
+
+pub struct Demo {
+    pub registry: Service,
+    pub ratings: BTreeMap<u16, Service>,
+    pub market: Service,
+    http: reqwest::Client,
+}
+
+impl Demo {
+    /// Starts the registry, ratings `instances`, and the market with
+    /// `market_args` on top of the original demo's defaults.
+    pub fn start(instances: &[u16], market_args: &[&str]) -> Self {
+        let registry = Service::start(&binary("beacon-registry"), &["--listen", "127.0.0.1:0"])
+            .expect("registry starts");
+        let mut args = vec!["--listen", "127.0.0.1:0", "--registry", &registry.url];
+        args.extend_from_slice(market_args);
+        let market = Service::start(&binary("beacon-market"), &args).expect("market starts");
+        let mut demo = Self {
+            registry,
+            ratings: BTreeMap::new(),
+            market,
+            http: reqwest::Client::new(),
+        };
+        for &n in instances {
+            demo.start_ratings(n);
+        }
+        demo
+    }
+
+    pub fn start_ratings(&mut self, n: u16) {
+        let instance = n.to_string();
+        let args = [
+            "--instance",
+            &instance,
+            "--port",
+            "0",
+            "--ttl-ms",
+            TTL_MS,
+            "--registry",
+            &self.registry.url,
+        ];
+        let service = Service::start(&binary("beacon-ratings"), &args).expect("ratings starts");
+        self.ratings.insert(n, service);
+    }
+
+    /// SIGTERM, and a clean exit.
+    pub fn stop_ratings(&mut self, n: u16) {
+        let service = self.ratings.remove(&n).expect("running");
+        let status = service.stop().expect("exits");
+        assert!(status.success(), "ratings-{n} exited with {status}");
+    }
+
+    pub fn pause(&self, n: u16) {
+        self.ratings[&n].signal("STOP");
+    }
+
+    pub fn resume(&self, n: u16) {
+        self.ratings[&n].signal("CONT");
+    }
+
+    pub fn market_url(&self, path: &str) -> String {
+        format!("{}{path}", self.market.url)
+    }
+
+    /// `GET /api/things`: asserts a 200 with four ratings; returns them and
+    /// how long the answer took.
+    pub async fn things(&self) -> (Vec<Shown>, Duration) {
+        let started = Instant::now();
+        let response = self
+            .http
+            .get(self.market_url("/api/things"))
+            .send()
+            .await
+            .expect("market answers");
+        assert_eq!(response.status(), 200);
+        let body: Vec<Value> = response.json().await.expect("json");
+        let took = started.elapsed();
+        assert_eq!(body.len(), 4, "four things");
+        let shown = body
+            .iter()
+            .map(|t| {
+                let rating = &t["rating"];
+                (
+                    t["id"].as_str().unwrap_or_default().to_owned(),
+                    rating["source"].as_str().unwrap_or_default().to_owned(),
+                    rating["instance"].as_str().map(str::to_owned),
+                )
+            })
+            .collect();
+        (shown, took)
+    }
+
+    /// `GET /api/status`.
+    pub async fn status(&self) -> Value {
+        self.http
+            .get(self.market_url("/api/status"))
+            .send()
+            .await
+            .expect("market answers")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// The breaker state the market shows for `ratings-N`, if listed.
+    pub async fn breaker(&self, n: u16) -> Option<String> {
+        let status = self.status().await;
+        let id = format!("ratings-{n}");
+        status["instances"]
+            .as_array()?
+            .iter()
+            .find(|i| i["id"] == id.as_str())
+            .and_then(|i| i["breaker"].as_str().map(str::to_owned))
+    }
+}
+
+/// Every shown rating is live and from one of `instances`.
+pub fn all_live_from(shown: &[Shown], instances: &[&str]) -> bool {
+    shown.iter().all(|(_, source, instance)| {
+        source == "live" && instance.as_deref().is_some_and(|i| instances.contains(&i))
+    })
+}
