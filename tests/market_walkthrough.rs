@@ -246,26 +246,19 @@ async fn the_cart_adds_once_removes_totals_and_checks_out() {
     assert_eq!(empty.status(), 409);
 
     // The page's forms do the same, and say so.
-    let page = http
-        .post(demo.market_url("/cart/add"))
-        .header("cookie", cookie.clone())
-        .form(&[("thing", "football")])
-        .send()
-        .await
-        .expect("form")
-        .text()
-        .await
-        .expect("page");
+    let add_football = || async {
+        http.post(demo.market_url("/cart/add"))
+            .header("cookie", cookie.clone())
+            .form(&[("thing", "football")])
+            .send()
+            .await
+            .expect("form")
+            .text()
+            .await
+            .expect("page")
+    };
+    let page = add_football().await;
     assert!(page.contains("Football is in your cart."), "{page}");
-    let page = http
-        .post(demo.market_url("/cart/add"))
-        .header("cookie", cookie.clone())
-        .form(&[("thing", "football")])
-        .send()
-        .await
-        .expect("form")
-        .text()
-        .await
-        .expect("page");
+    let page = add_football().await;
     assert!(page.contains("Football is already in your cart"), "{page}");
 }

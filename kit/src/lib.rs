@@ -5,6 +5,7 @@
 //!
 //! * [`logging`]: one `tracing` setup for every binary.
 //! * [`signal`]: waiting for SIGINT/SIGTERM.
+//! * [`cli`]: command-line pieces (`--registry` parsing, start-up failures).
 //! * [`net`]: binding a listener with an error that names the address.
 //! * [`error`]: [`JsonError`](error::JsonError), the `{"error":{"code","message"}}` answer.
 //! * [`metrics`]: request latency by route, for `/_metrics`.
@@ -13,6 +14,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod error;
 pub mod logging;
 pub mod metrics;

@@ -22,3 +22,14 @@ pub async fn shutdown_signal() {
         _ = terminate => tracing::info!("SIGTERM: shutting down"),
     }
 }
+
+/// A token cancelled on SIGINT or SIGTERM: hand it to whatever should stop.
+pub fn cancel_on_signal() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let on_signal = token.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        on_signal.cancel();
+    });
+    token
+}

@@ -3,11 +3,10 @@
 #![forbid(unsafe_code)]
 
 use beacon::RegistryClient;
-use beacon_kit::{logging, net, signal::shutdown_signal};
+use beacon_kit::{cli, logging, net, signal::cancel_on_signal};
 use beacon_market::server::{self, Options};
 use clap::Parser;
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
-use tokio_util::sync::CancellationToken;
 
 /// The demo market: things, ratings through Beacon, a cart, and a live panel.
 #[derive(Debug, Parser)]
@@ -18,7 +17,7 @@ struct Cli {
     listen: SocketAddr,
 
     /// Registry URLs, comma-separated, tried in order.
-    #[arg(long, env = "BEACON_REGISTRY", default_value = "http://127.0.0.1:8400", value_parser = registry_list)]
+    #[arg(long, env = "BEACON_REGISTRY", default_value = "http://127.0.0.1:8400", value_parser = cli::registry_urls)]
     registry: String,
 
     /// Every page answers within this many milliseconds.
@@ -36,12 +35,6 @@ struct Cli {
     /// How long an open breaker waits before a probe, in milliseconds (30 s, like the original).
     #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     breaker_open_ms: u64,
-}
-
-fn registry_list(raw: &str) -> Result<String, String> {
-    RegistryClient::from_list(raw, None)
-        .map(|_| raw.to_owned())
-        .map_err(|e| e.to_string())
 }
 
 #[tokio::main]
@@ -63,19 +56,12 @@ async fn main() -> ExitCode {
         breaker_threshold: cli.breaker_threshold,
         breaker_open: Duration::from_millis(cli.breaker_open_ms),
     };
-    let shutdown = CancellationToken::new();
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        on_signal.cancel();
-    });
-    match server::run(listener, options, shutdown).await {
+    match server::run(listener, options, cancel_on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }
 }
 
 fn fail(message: &str) -> ExitCode {
-    eprintln!("beacon-market: {message}");
-    ExitCode::FAILURE
+    cli::fail("beacon-market", message)
 }

@@ -6,7 +6,7 @@ use beacon::{
     wire::{InstanceId, MAX_TTL, MIN_TTL},
     RegistryClient,
 };
-use beacon_kit::{logging, net, signal::shutdown_signal};
+use beacon_kit::{cli, logging, net, signal::cancel_on_signal};
 use beacon_ratings::{
     faults::Faults,
     http::Ratings,
@@ -18,7 +18,6 @@ use std::{
     process::ExitCode,
     time::Duration,
 };
-use tokio_util::sync::CancellationToken;
 
 /// Serves star ratings and keeps itself registered as `ratings-N`.
 #[derive(Debug, Parser)]
@@ -33,7 +32,7 @@ struct Cli {
     port: Option<u16>,
 
     /// Registry URLs, comma-separated, tried in order.
-    #[arg(long, env = "BEACON_REGISTRY", default_value = "http://127.0.0.1:8400", value_parser = registry_list)]
+    #[arg(long, env = "BEACON_REGISTRY", default_value = "http://127.0.0.1:8400", value_parser = cli::registry_urls)]
     registry: String,
 
     /// Bearer token for registry writes.
@@ -51,12 +50,6 @@ struct Cli {
     /// Percentage of rating requests answered with a 500.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     fail_percent: u8,
-}
-
-fn registry_list(raw: &str) -> Result<String, String> {
-    RegistryClient::from_list(raw, None)
-        .map(|_| raw.to_owned())
-        .map_err(|e| e.to_string())
 }
 
 fn ttl_ms(raw: &str) -> Result<u64, String> {
@@ -97,12 +90,7 @@ async fn main() -> ExitCode {
         registry,
         ttl: Duration::from_millis(cli.ttl_ms),
     };
-    let shutdown = CancellationToken::new();
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        on_signal.cancel();
-    });
+    let shutdown = cancel_on_signal();
     match server::run(listener, Ratings::new(instance, faults), options, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(&err.to_string()),
@@ -110,6 +98,5 @@ async fn main() -> ExitCode {
 }
 
 fn fail(message: &str) -> ExitCode {
-    eprintln!("beacon-ratings: {message}");
-    ExitCode::FAILURE
+    cli::fail("beacon-ratings", message)
 }

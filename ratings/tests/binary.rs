@@ -1,13 +1,9 @@
 //! The real `beacon-ratings` binary against a real registry.
 
 use beacon::{wire::ServiceName, RegistryClient};
+use beacon_kit::process::Service;
 use beacon_registry::server;
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::Duration,
-};
+use std::{path::Path, process::Command, time::Duration};
 use tokio::{net::TcpListener, time::Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -31,50 +27,25 @@ async fn registry() -> Registry {
     Registry { url, client, stop }
 }
 
-/// Starts instance `n` on a free port; returns it with its URL.
-fn start(registry: &Registry, n: u16, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "--instance",
-            &n.to_string(),
-            "--port",
-            "0",
-            "--registry",
-            &registry.url,
-        ])
-        .args(extra)
-        .env_remove("BEACON_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn beacon-ratings");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let url = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let _ = tx.send(url);
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("listening within 10 s");
-    (child, url)
+/// Starts instance `n` on a free port.
+fn start(registry: &Registry, n: u16, extra: &[&str]) -> Service {
+    let instance = n.to_string();
+    let mut args = vec![
+        "--instance",
+        &instance,
+        "--port",
+        "0",
+        "--registry",
+        &registry.url,
+    ];
+    args.extend_from_slice(extra);
+    Service::start(Path::new(BIN), &args).expect("beacon-ratings starts")
 }
 
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill {sig}");
+/// Waits for a clean exit.
+fn exits_cleanly(service: &mut Service) {
+    let status = service.wait(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(0));
 }
 
 fn ratings() -> ServiceName {
@@ -108,7 +79,8 @@ async fn until_listed(registry: &Registry, ids: &[&str], limit: Duration) -> Dur
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_serves_and_deregisters_on_sigterm() {
     let registry = registry().await;
-    let (mut child, url) = start(&registry, 7, &[]);
+    let mut service = start(&registry, 7, &[]);
+    let url = service.url.clone();
     until_listed(&registry, &["ratings-7"], Duration::from_secs(5)).await;
     let listed = registry.client.resolve(&ratings()).await.expect("resolve");
     assert_eq!(listed.instances[0].address.as_str(), url);
@@ -147,38 +119,38 @@ async fn registers_serves_and_deregisters_on_sigterm() {
         "{metrics}"
     );
 
-    signal(&child, "-TERM");
+    service.signal("TERM");
     let gone_after = until_listed(&registry, &[], Duration::from_secs(1)).await;
     assert!(gone_after < Duration::from_secs(1));
-    let status = child.wait().expect("wait");
-    assert_eq!(status.code(), Some(0));
+    exits_cleanly(&mut service);
     registry.stop.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_instance_expires_and_comes_back_when_resumed() {
     let registry = registry().await;
-    let (mut child, _) = start(&registry, 3, &["--ttl-ms", "1000"]);
+    let mut service = start(&registry, 3, &["--ttl-ms", "1000"]);
     until_listed(&registry, &["ratings-3"], Duration::from_secs(5)).await;
-    signal(&child, "-STOP");
+    service.signal("STOP");
     // Paused longer than its TTL: the lease lapses.
     until_listed(&registry, &[], Duration::from_secs(5)).await;
-    signal(&child, "-CONT");
+    service.signal("CONT");
     // Back within one heartbeat interval (ttl/3), plus slack.
     let back_after = until_listed(&registry, &["ratings-3"], Duration::from_secs(3)).await;
     assert!(
         back_after < Duration::from_millis(1_000),
         "back after {back_after:?}"
     );
-    signal(&child, "-TERM");
-    assert_eq!(child.wait().expect("wait").code(), Some(0));
+    service.signal("TERM");
+    exits_cleanly(&mut service);
     registry.stop.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_failures_and_delays() {
     let registry = registry().await;
-    let (mut failing, failing_url) = start(&registry, 4, &["--fail-percent", "100"]);
+    let mut failing = start(&registry, 4, &["--fail-percent", "100"]);
+    let failing_url = failing.url.clone();
     for _ in 0..10 {
         let response = reqwest::get(format!("{failing_url}/ratings/camera"))
             .await
@@ -187,7 +159,8 @@ async fn injected_failures_and_delays() {
         let body: serde_json::Value = response.json().await.expect("json");
         assert_eq!(body["error"]["code"], "injected_failure");
     }
-    let (mut slow, slow_url) = start(&registry, 5, &["--delay-ms", "300"]);
+    let mut slow = start(&registry, 5, &["--delay-ms", "300"]);
+    let slow_url = slow.url.clone();
     for _ in 0..3 {
         let started = Instant::now();
         let response = reqwest::get(format!("{slow_url}/ratings/camera"))
@@ -196,9 +169,9 @@ async fn injected_failures_and_delays() {
         assert_eq!(response.status(), 200);
         assert!(started.elapsed() >= Duration::from_millis(300));
     }
-    for child in [&mut failing, &mut slow] {
-        signal(child, "-TERM");
-        assert_eq!(child.wait().expect("wait").code(), Some(0));
+    for service in [&mut failing, &mut slow] {
+        service.signal("TERM");
+        exits_cleanly(service);
     }
     registry.stop.cancel();
 }

@@ -2,11 +2,10 @@
 
 #![forbid(unsafe_code)]
 
-use beacon_kit::{logging, net, signal::shutdown_signal};
+use beacon_kit::{cli, logging, net, signal::cancel_on_signal};
 use beacon_registry::server::{self, Options};
 use clap::{Parser, ValueEnum};
 use std::{net::SocketAddr, process::ExitCode};
-use tokio_util::sync::CancellationToken;
 
 /// Tracks heartbeating service instances and answers who is alive.
 #[derive(Debug, Parser)]
@@ -45,24 +44,13 @@ async fn main() -> ExitCode {
     logging::init();
     let listener = match net::bind(cli.listen).await {
         Ok(listener) => listener,
-        Err(err) => {
-            eprintln!("beacon-registry: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(err) => return cli::fail("beacon-registry", &err),
     };
-    let shutdown = CancellationToken::new();
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        on_signal.cancel();
-    });
+    let shutdown = cancel_on_signal();
     let StoreKind::Memory = cli.store;
     let options = Options { token: cli.token };
     match server::run(listener, options, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("beacon-registry: {err}");
-            ExitCode::FAILURE
-        }
+        Err(err) => cli::fail("beacon-registry", &err.to_string()),
     }
 }

@@ -1,68 +1,22 @@
 //! The real `beacon-registry` binary: flags, serving, SIGTERM.
 
+use beacon_kit::process::Service;
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
+    path::Path,
+    process::Command,
     time::{Duration, Instant},
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_beacon-registry");
 
-/// Starts the binary on a free port and returns it with its base URL, read
-/// from the "listening on" log line.
-fn start(extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
-        .env_remove("BEACON_TOKEN")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn beacon-registry");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let url = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let _ = tx.send(url);
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the registry logs its address within 10 s");
-    (child, url)
-}
-
-fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
-fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "still running after {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test]
 async fn serves_the_api_and_exits_cleanly_on_sigterm() {
-    let (mut child, url) = start(&["--token", "t0ken"]);
+    let mut registry = Service::start(
+        Path::new(BIN),
+        &["--listen", "127.0.0.1:0", "--token", "t0ken"],
+    )
+    .expect("beacon-registry starts");
+    let url = registry.url.clone();
     let client = reqwest::Client::new();
     let instance = format!("{url}/v1/services/ratings/instances/ratings-1");
     let denied = client
@@ -113,8 +67,8 @@ async fn serves_the_api_and_exits_cleanly_on_sigterm() {
         assert!(Instant::now() < parked, "the query never parked");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    terminate(&child);
-    let status = wait_with_deadline(&mut child, Duration::from_secs(10));
+    registry.signal("TERM");
+    let status = registry.wait(Duration::from_secs(10)).expect("exits");
     assert_eq!(status.code(), Some(0), "graceful exit");
     let watched = watch.await.expect("watch task");
     assert_eq!(
