@@ -1,6 +1,9 @@
 //! The in-memory view of every service: members, leases, indexes, watchers.
 
-use super::{clock::millis, Clock, Registered, StoreError};
+use super::{
+    clock::{millis, wall_clock_ms},
+    Clock, Registered, StoreError,
+};
 use crate::metrics::{Metrics, ParkedWatcher};
 use beacon::wire::{
     Address, Instance, InstanceId, Metadata, Registration, ServiceInstances, ServiceList,
@@ -13,7 +16,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +40,16 @@ pub struct Catalog {
     last_index: AtomicU64,
     clock: Clock,
     metrics: Arc<Metrics>,
+}
+
+/// Where a change's index comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// The next value of this catalog's own counter (the memory store).
+    Next,
+    /// A revision of the backing store (etcd), so that every replica gives
+    /// the same change the same index.
+    At(u64),
 }
 
 /// One service: its members and the watch channel of its index.
@@ -78,15 +91,18 @@ impl Catalog {
         self.clock
     }
 
-    /// Registers or replaces `id`, starting a lease of its TTL. Returns what
-    /// happened and the lease's deadline. The index rises when the instance
-    /// is new (or its old lease had run out) or its address or metadata
-    /// changed; a refresh that changes nothing wakes no watcher.
+    /// Registers or replaces `id`, starting a lease of its TTL from now.
+    /// Returns what happened and the lease's deadline. The index rises (to
+    /// `stamp`) when the instance is new (or its old lease had run out) or
+    /// its address or metadata changed; a refresh that changes nothing wakes
+    /// no watcher.
     pub fn upsert(
         &self,
         service: ServiceName,
         id: InstanceId,
         registration: Registration,
+        registered_at: u64,
+        stamp: Stamp,
     ) -> (Registered, u64) {
         let now = self.clock.now_ms();
         let ttl_ms = millis(registration.ttl);
@@ -105,13 +121,13 @@ impl Catalog {
             address: registration.address,
             metadata: registration.metadata,
             ttl_ms,
-            registered_at: wall_clock_ms(),
+            registered_at,
             deadline_ms: AtomicU64::new(deadline),
         };
         let instance = member.to_instance(&service, &id, now);
         members.insert(id, member);
         if changed {
-            self.bump(&service, &entry, members.len());
+            self.bump(&service, &entry, members.len(), stamp);
         }
         let outcome = if created {
             Registered::Created(instance)
@@ -145,8 +161,9 @@ impl Catalog {
         Err(unknown())
     }
 
-    /// Removes `id` now. Returns whether it was there.
-    pub fn remove(&self, service: &ServiceName, id: &InstanceId) -> bool {
+    /// Removes `id` now, waking watchers with index `stamp`. Returns whether
+    /// it was there with a live lease.
+    pub fn remove(&self, service: &ServiceName, id: &InstanceId, stamp: Stamp) -> bool {
         let now = self.clock.now_ms();
         let Some(entry) = self.services.get(service) else {
             return false;
@@ -155,7 +172,7 @@ impl Catalog {
         let Some(gone) = members.remove(id) else {
             return false;
         };
-        self.bump(service, &entry, members.len());
+        self.bump(service, &entry, members.len(), stamp);
         // A member whose lease ran out was already gone for readers: it
         // expired, and there was nothing left to deregister.
         if gone.deadline() > now {
@@ -192,9 +209,42 @@ impl Catalog {
         let expired = before - members.len();
         if expired > 0 {
             self.metrics.expirations.inc_by(expired as u64);
-            self.bump(service, &entry, members.len());
+            self.bump(service, &entry, members.len(), Stamp::Next);
         }
         alive
+    }
+
+    /// Sorts `ids` into those whose lease has run out and the others (with
+    /// their deadlines), changing nothing: for stores where expiry is a
+    /// write to the backing store, whose change feed then removes them.
+    pub fn due(&self, service: &ServiceName, ids: &[InstanceId]) -> (Vec<InstanceId>, Vec<(InstanceId, u64)>) {
+        let now = self.clock.now_ms();
+        let (mut expired, mut alive) = (Vec::new(), Vec::new());
+        if let Some(entry) = self.services.get(service) {
+            let members = read(&entry.members);
+            for id in ids {
+                match members.get(id).map(Member::deadline) {
+                    Some(deadline) if deadline > now => alive.push((id.clone(), deadline)),
+                    Some(_) => expired.push(id.clone()),
+                    None => {}
+                }
+            }
+        }
+        (expired, alive)
+    }
+
+    /// Every registered (service, id), live or not yet reaped.
+    pub fn keys(&self) -> Vec<(ServiceName, InstanceId)> {
+        self.services
+            .iter()
+            .flat_map(|entry| {
+                let service = entry.key().clone();
+                read(&entry.members)
+                    .keys()
+                    .map(|id| (service.clone(), id.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// The live instances of `service` and its index. A service never seen
@@ -291,8 +341,15 @@ impl Catalog {
 
     /// Gives `service` a new index and wakes its watchers. Called with the
     /// members write lock held, so indexes rise in the order of the changes.
-    fn bump(&self, service: &ServiceName, entry: &ServiceEntry, members: usize) {
-        let index = self.last_index.fetch_add(1, Ordering::AcqRel) + 1;
+    fn bump(&self, service: &ServiceName, entry: &ServiceEntry, members: usize, stamp: Stamp) {
+        let index = match stamp {
+            Stamp::Next => self.last_index.fetch_add(1, Ordering::AcqRel) + 1,
+            Stamp::At(revision) => {
+                self.last_index.fetch_max(revision, Ordering::AcqRel);
+                // A service's index never goes back, whatever the stamp.
+                revision.max(*entry.index.borrow())
+            }
+        };
         entry.index.send_replace(index);
         self.metrics.set_instances(service, members);
     }
@@ -349,12 +406,6 @@ fn live_instances(
         .collect()
 }
 
-fn wall_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(millis)
-        .unwrap_or(0)
-}
 
 /// A poisoned lock only means another thread panicked mid-update of plain
 /// data that is valid at every step, so carry on with it.

@@ -10,7 +10,7 @@
 //! So each instance costs one heap operation per TTL, however often it
 //! heartbeats.
 
-use super::{Catalog, Clock};
+use super::Clock;
 use beacon::wire::{InstanceId, ServiceName};
 use std::{
     cmp::Reverse,
@@ -53,10 +53,30 @@ impl ExpiryQueue {
         }
     }
 
-    /// Expires leases as they come due, until `cancel` fires.
-    pub async fn run(&self, catalog: &Catalog, cancel: CancellationToken) {
-        let clock = catalog.clock();
+    /// Waits until some deadlines are due and returns them grouped by
+    /// service (at most a batch at a time), or `None` once `cancel` fires.
+    /// The caller checks each instance and [`requeue`](Self::requeue)s the
+    /// ones whose lease was renewed meanwhile.
+    pub async fn next_due(
+        &self,
+        clock: Clock,
+        cancel: &CancellationToken,
+    ) -> Option<Vec<(ServiceName, Vec<InstanceId>)>> {
         loop {
+            let mut due = self.take_due(clock.now_ms());
+            if !due.is_empty() {
+                // Grouped so each service is locked, and its watchers woken,
+                // once per batch rather than once per instance.
+                due.sort_unstable_by(|a, b| a.service.cmp(&b.service));
+                let groups = due
+                    .chunk_by(|a, b| a.service == b.service)
+                    .map(|group| {
+                        let ids = group.iter().map(|d| d.id.clone()).collect();
+                        (group[0].service.clone(), ids)
+                    })
+                    .collect();
+                return Some(groups);
+            }
             let next = self.lock().peek().map(|Reverse(due)| due.at_ms);
             let sleep = async {
                 match next {
@@ -65,37 +85,22 @@ impl ExpiryQueue {
                 }
             };
             tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = self.earlier.notified() => continue,
-                _ = sleep => self.reap(catalog, clock),
+                _ = cancel.cancelled() => return None,
+                _ = self.earlier.notified() => {}
+                _ = sleep => {}
             }
         }
     }
 
-    /// Checks every entry that is due now.
-    fn reap(&self, catalog: &Catalog, clock: Clock) {
-        let now = clock.now_ms();
-        loop {
-            let mut due = self.take_due(now);
-            if due.is_empty() {
-                return;
-            }
-            // Group by service so each service is locked, and its watchers
-            // woken, once per batch rather than once per instance.
-            due.sort_unstable_by(|a, b| a.service.cmp(&b.service));
-            for group in due.chunk_by(|a, b| a.service == b.service) {
-                let service = &group[0].service;
-                let ids: Vec<InstanceId> = group.iter().map(|d| d.id.clone()).collect();
-                let renewed = catalog.expire_due(service, &ids);
-                let mut heap = self.lock();
-                for (id, at_ms) in renewed {
-                    heap.push(Reverse(Due {
-                        at_ms,
-                        service: service.clone(),
-                        id,
-                    }));
-                }
-            }
+    /// Puts renewed leases back at their new deadlines.
+    pub fn requeue(&self, service: &ServiceName, renewed: Vec<(InstanceId, u64)>) {
+        let mut heap = self.lock();
+        for (id, at_ms) in renewed {
+            heap.push(Reverse(Due {
+                at_ms,
+                service: service.clone(),
+                id,
+            }));
         }
     }
 

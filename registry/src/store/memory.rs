@@ -1,6 +1,9 @@
 //! The embedded default store: everything in this process's memory.
 
-use super::{expiry::ExpiryQueue, Catalog, Clock, Registered, Store, StoreError};
+use super::{
+    catalog::Stamp, clock::wall_clock_ms, expiry::ExpiryQueue, Catalog, Clock, Registered, Store,
+    StoreError,
+};
 use crate::metrics::Metrics;
 use beacon::wire::{Instance, InstanceId, Registration, ServiceName};
 use std::sync::Arc;
@@ -32,9 +35,7 @@ impl MemoryStore {
             expiry: ExpiryQueue::default(),
         });
         let stop = CancellationToken::new();
-        let reaper = Arc::clone(&inner);
-        let reaper_stop = stop.clone();
-        tokio::spawn(async move { reaper.expiry.run(&reaper.catalog, reaper_stop).await });
+        tokio::spawn(Arc::clone(&inner).reap(stop.clone()));
         Self {
             inner,
             _reaper: stop.drop_guard(),
@@ -48,6 +49,19 @@ impl MemoryStore {
     }
 }
 
+impl Inner {
+    /// Expires leases as they come due, until `stop` fires.
+    async fn reap(self: Arc<Self>, stop: CancellationToken) {
+        let clock = self.catalog.clock();
+        while let Some(groups) = self.expiry.next_due(clock, &stop).await {
+            for (service, ids) in groups {
+                let renewed = self.catalog.expire_due(&service, &ids);
+                self.expiry.requeue(&service, renewed);
+            }
+        }
+    }
+}
+
 impl Store for MemoryStore {
     async fn register(
         &self,
@@ -55,10 +69,13 @@ impl Store for MemoryStore {
         id: InstanceId,
         registration: Registration,
     ) -> Result<Registered, StoreError> {
-        let (outcome, deadline) =
-            self.inner
-                .catalog
-                .upsert(service.clone(), id.clone(), registration);
+        let (outcome, deadline) = self.inner.catalog.upsert(
+            service.clone(),
+            id.clone(),
+            registration,
+            wall_clock_ms(),
+            Stamp::Next,
+        );
         self.inner.expiry.schedule(deadline, service, id);
         Ok(outcome)
     }
@@ -72,7 +89,7 @@ impl Store for MemoryStore {
     }
 
     async fn deregister(&self, service: &ServiceName, id: &InstanceId) -> Result<(), StoreError> {
-        if self.inner.catalog.remove(service, id) {
+        if self.inner.catalog.remove(service, id, Stamp::Next) {
             Ok(())
         } else {
             Err(StoreError::UnknownInstance {

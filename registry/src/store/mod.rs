@@ -11,7 +11,7 @@ mod clock;
 mod expiry;
 mod memory;
 
-pub use catalog::Catalog;
+pub use catalog::{Catalog, Stamp};
 pub use clock::Clock;
 pub use memory::MemoryStore;
 

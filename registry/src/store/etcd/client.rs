@@ -1,0 +1,374 @@
+//! A small client for etcd's v3 JSON gateway, over the hyper client the
+//! library already uses.
+//!
+//! etcd 3.4 serves its gRPC API as JSON at `/v3/...` on the client port.
+//! Keys and values travel base64-encoded, 64-bit integers as strings.
+//! Calls fail over across the cluster's URLs like the registry client does.
+
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use beacon::transport::{http_client, read_body, HttpClient};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+use std::{
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
+
+/// Largest answer read (a range over many thousands of instances).
+const MAX_ANSWER: usize = 256 * 1024 * 1024;
+
+/// Why an etcd call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EtcdError {
+    /// No member answered.
+    #[error("etcd unreachable: {0}")]
+    Unavailable(String),
+    /// A member answered with an error.
+    #[error("etcd refused: {0}")]
+    Rejected(String),
+}
+
+/// A key-value pair as etcd reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kv {
+    /// The key.
+    pub key: String,
+    /// The value (empty for deletions).
+    pub value: Vec<u8>,
+    /// The revision that created this incarnation of the key.
+    pub create_revision: u64,
+    /// The revision of its last change.
+    pub mod_revision: u64,
+    /// Its lease, 0 for none.
+    pub lease: i64,
+}
+
+/// One change from a watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Created or overwritten (a heartbeat rewrites the same value).
+    Put(Kv),
+    /// Deleted: revoked, expired, or deleted on purpose.
+    Delete(Kv),
+}
+
+/// One message of a watch stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchMessage {
+    /// Changes, in revision order.
+    Changes(Vec<Change>),
+    /// The watch started.
+    Created,
+    /// History up to this revision was compacted away: re-read everything.
+    Compacted(u64),
+}
+
+/// A client for one etcd cluster.
+#[derive(Debug)]
+pub struct EtcdClient {
+    urls: Vec<String>,
+    http: HttpClient,
+    preferred: AtomicUsize,
+    timeout: Duration,
+}
+
+impl EtcdClient {
+    /// A client for `urls` (client URLs of the cluster's members).
+    pub fn new(urls: Vec<String>) -> Self {
+        Self {
+            urls: urls.into_iter().map(|u| u.trim_end_matches('/').to_owned()).collect(),
+            http: http_client(Duration::from_millis(500)),
+            preferred: AtomicUsize::new(0),
+            timeout: Duration::from_secs(3),
+        }
+    }
+
+    /// Grants a lease of `ttl_secs`; returns its id.
+    pub async fn grant(&self, ttl_secs: u64) -> Result<i64, EtcdError> {
+        let answer = self.call("/v3/lease/grant", json!({"TTL": ttl_secs})).await?;
+        let id = int(&answer["ID"]);
+        if id == 0 {
+            return Err(EtcdError::Rejected(format!("lease grant: {answer}")));
+        }
+        Ok(id)
+    }
+
+    /// Renews a lease; `false` if it no longer exists.
+    pub async fn keep_alive(&self, lease: i64) -> Result<bool, EtcdError> {
+        let answer = self.call("/v3/lease/keepalive", json!({"ID": lease.to_string()})).await?;
+        Ok(int(&answer["result"]["TTL"]) > 0)
+    }
+
+    /// Revokes a lease, deleting its keys.
+    pub async fn revoke(&self, lease: i64) -> Result<(), EtcdError> {
+        self.call("/v3/lease/revoke", json!({"ID": lease.to_string()}))
+            .await
+            .map(drop)
+    }
+
+    /// Puts `value` at `key` on `lease`; returns the revision.
+    pub async fn put(&self, key: &str, value: &[u8], lease: i64) -> Result<u64, EtcdError> {
+        let answer = self
+            .call("/v3/kv/put", json!({"key": B64.encode(key), "value": B64.encode(value), "lease": lease.to_string()}))
+            .await?;
+        Ok(uint(&answer["header"]["revision"]))
+    }
+
+    /// Puts `value` at `key` on `lease` only if the key still exists in the
+    /// incarnation created at `create_revision`.
+    pub async fn put_if_same(
+        &self,
+        key: &str,
+        value: &[u8],
+        lease: i64,
+        create_revision: u64,
+    ) -> Result<bool, EtcdError> {
+        let put = json!({"request_put": {"key": B64.encode(key), "value": B64.encode(value), "lease": lease.to_string()}});
+        self.txn(key, "CREATE", create_revision, put).await
+    }
+
+    /// Deletes `key` only if it was last changed at `mod_revision`.
+    pub async fn delete_if_unchanged(&self, key: &str, mod_revision: u64) -> Result<bool, EtcdError> {
+        let delete = json!({"request_delete_range": {"key": B64.encode(key)}});
+        self.txn(key, "MOD", mod_revision, delete).await
+    }
+
+    async fn txn(&self, key: &str, target: &str, revision: u64, then: Value) -> Result<bool, EtcdError> {
+        let field = if target == "CREATE" { "create_revision" } else { "mod_revision" };
+        let body = json!({
+            "compare": [{"key": B64.encode(key), "target": target, "result": "EQUAL", field: revision.to_string()}],
+            "success": [then],
+        });
+        let answer = self.call("/v3/kv/txn", body).await?;
+        Ok(answer["succeeded"].as_bool().unwrap_or(false))
+    }
+
+    /// Every key under `prefix`, and the revision they were read at.
+    pub async fn range_prefix(&self, prefix: &str) -> Result<(u64, Vec<Kv>), EtcdError> {
+        let body = json!({"key": B64.encode(prefix), "range_end": B64.encode(prefix_end(prefix))});
+        let answer = self.call("/v3/kv/range", body).await?;
+        let kvs = answer["kvs"].as_array().map(|a| a.iter().filter_map(kv).collect()).unwrap_or_default();
+        Ok((uint(&answer["header"]["revision"]), kvs))
+    }
+
+    /// Cluster status of the first member that answers (a cheap read).
+    pub async fn status(&self) -> Result<(), EtcdError> {
+        self.call("/v3/maintenance/status", json!({})).await.map(drop)
+    }
+
+    /// Opens a watch on every key under `prefix`, from `start_revision`.
+    pub async fn watch(&self, prefix: &str, start_revision: u64) -> Result<Watch, EtcdError> {
+        let body = json!({"create_request": {
+            "key": B64.encode(prefix),
+            "range_end": B64.encode(prefix_end(prefix)),
+            "start_revision": start_revision.to_string(),
+        }});
+        let mut failures = Vec::new();
+        for url in self.in_order() {
+            let request = match json_request(&format!("{url}/v3/watch"), &body) {
+                Ok(request) => request,
+                Err(e) => return Err(EtcdError::Rejected(e)),
+            };
+            match tokio::time::timeout(self.timeout, self.http.request(request)).await {
+                Ok(Ok(response)) if response.status().is_success() => {
+                    return Ok(Watch { body: response.into_body(), buffer: BytesMut::new() });
+                }
+                Ok(Ok(response)) => failures.push(format!("{url}: {}", response.status())),
+                Ok(Err(e)) => failures.push(format!("{url}: {e}")),
+                Err(_) => failures.push(format!("{url}: no answer")),
+            }
+        }
+        Err(EtcdError::Unavailable(failures.join("; ")))
+    }
+
+    fn in_order(&self) -> impl Iterator<Item = &String> {
+        let first = self.preferred.load(Ordering::Relaxed);
+        (0..self.urls.len()).map(move |i| &self.urls[(first + i) % self.urls.len()])
+    }
+
+    /// One unary call, failing over across members.
+    async fn call(&self, path: &str, body: Value) -> Result<Value, EtcdError> {
+        let mut failures = Vec::new();
+        let first = self.preferred.load(Ordering::Relaxed);
+        for offset in 0..self.urls.len() {
+            let index = (first + offset) % self.urls.len();
+            let url = &self.urls[index];
+            match self.call_one(&format!("{url}{path}"), &body).await {
+                Ok(answer) => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return Ok(answer);
+                }
+                Err(CallError::Refused(reason)) => return Err(EtcdError::Rejected(reason)),
+                Err(CallError::Unreachable(reason)) => failures.push(format!("{url}: {reason}")),
+            }
+        }
+        Err(EtcdError::Unavailable(failures.join("; ")))
+    }
+
+    async fn call_one(&self, url: &str, body: &Value) -> Result<Value, CallError> {
+        let request = json_request(url, body).map_err(CallError::Refused)?;
+        let exchange = async {
+            let response = self.http.request(request).await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            let bytes = read_body(response.into_body(), MAX_ANSWER).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| CallError::Unreachable(format!("no answer within {:?}", self.timeout)))?
+            .map_err(CallError::Unreachable)?;
+        let answer: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| CallError::Unreachable(format!("{status}: unreadable answer: {e}")))?;
+        if status.is_success() && answer.get("error").is_none() {
+            Ok(answer)
+        } else if status.is_server_error() {
+            // No leader, or a member cut off from the quorum: try another.
+            Err(CallError::Unreachable(format!("{status}: {answer}")))
+        } else {
+            Err(CallError::Refused(format!("{status}: {answer}")))
+        }
+    }
+}
+
+enum CallError {
+    Unreachable(String),
+    Refused(String),
+}
+
+/// An open watch stream: newline-delimited JSON messages.
+#[derive(Debug)]
+pub struct Watch {
+    body: hyper::body::Incoming,
+    buffer: BytesMut,
+}
+
+impl Watch {
+    /// The next message; `Err` when the stream broke (reconnect).
+    pub async fn next(&mut self) -> Result<WatchMessage, EtcdError> {
+        loop {
+            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Bytes = self.buffer.split_to(end + 1).freeze();
+                let text = line.trim_ascii();
+                if text.is_empty() {
+                    continue;
+                }
+                let message: Value = serde_json::from_slice(text)
+                    .map_err(|e| EtcdError::Unavailable(format!("unreadable watch message: {e}")))?;
+                return parse_watch(&message);
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buffer.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => return Err(EtcdError::Unavailable(format!("watch broke: {e}"))),
+                None => return Err(EtcdError::Unavailable("watch ended".into())),
+            }
+        }
+    }
+}
+
+fn parse_watch(message: &Value) -> Result<WatchMessage, EtcdError> {
+    if let Some(error) = message.get("error") {
+        return Err(EtcdError::Unavailable(format!("watch error: {error}")));
+    }
+    let result = &message["result"];
+    let compacted = uint(&result["compact_revision"]);
+    if compacted > 0 {
+        return Ok(WatchMessage::Compacted(compacted));
+    }
+    let Some(events) = result["events"].as_array() else {
+        return Ok(WatchMessage::Created);
+    };
+    let changes = events
+        .iter()
+        .filter_map(|event| {
+            let kv = kv(&event["kv"])?;
+            Some(match event["type"].as_str() {
+                Some("DELETE") => Change::Delete(kv),
+                _ => Change::Put(kv),
+            })
+        })
+        .collect();
+    Ok(WatchMessage::Changes(changes))
+}
+
+fn json_request(url: &str, body: &Value) -> Result<http::Request<Full<Bytes>>, String> {
+    http::Request::post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| e.to_string())
+}
+
+fn kv(value: &Value) -> Option<Kv> {
+    let key = B64.decode(value["key"].as_str()?).ok()?;
+    let data = match value["value"].as_str() {
+        Some(v) => B64.decode(v).ok()?,
+        None => Vec::new(),
+    };
+    Some(Kv {
+        key: String::from_utf8(key).ok()?,
+        value: data,
+        create_revision: uint(&value["create_revision"]),
+        mod_revision: uint(&value["mod_revision"]),
+        lease: int(&value["lease"]),
+    })
+}
+
+/// The end of the key range that holds every key starting with `prefix`.
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// etcd's JSON carries 64-bit integers as strings, and leaves out zeros.
+fn int(value: &Value) -> i64 {
+    match value {
+        Value::String(s) => s.parse().unwrap_or(0),
+        Value::Number(n) => n.as_i64().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn uint(value: &Value) -> u64 {
+    u64::try_from(int(value)).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ends_cover_the_prefix() {
+        assert_eq!(prefix_end("/beacon/"), b"/beacon0".to_vec());
+        assert_eq!(prefix_end("a\u{7f}"), b"a\x80".to_vec());
+    }
+
+    #[test]
+    fn watch_messages_parse() {
+        let created: Value = serde_json::from_str(r#"{"result":{"header":{"revision":"2"},"created":true}}"#).expect("json");
+        assert_eq!(parse_watch(&created).expect("ok"), WatchMessage::Created);
+        let events: Value = serde_json::from_str(
+            r#"{"result":{"header":{"revision":"3"},"events":[
+                {"kv":{"key":"L2E=","create_revision":"2","mod_revision":"2","version":"1","value":"eA==","lease":"7"}},
+                {"type":"DELETE","kv":{"key":"L2E=","mod_revision":"3"}}]}}"#,
+        )
+        .expect("json");
+        let WatchMessage::Changes(changes) = parse_watch(&events).expect("ok") else {
+            panic!("changes expected");
+        };
+        assert_eq!(changes.len(), 2);
+        assert!(matches!(&changes[0], Change::Put(kv) if kv.key == "/a" && kv.value == b"x" && kv.lease == 7));
+        assert!(matches!(&changes[1], Change::Delete(kv) if kv.mod_revision == 3));
+        let compacted: Value = serde_json::from_str(r#"{"result":{"compact_revision":"9","canceled":true}}"#).expect("json");
+        assert_eq!(parse_watch(&compacted).expect("ok"), WatchMessage::Compacted(9));
+    }
+}
