@@ -1,13 +1,33 @@
 //! The registry's HTTP contract (DESIGN.md), row by row, against the real
-//! router served on 127.0.0.1:0.
+//! router served on 127.0.0.1:0 — once over the memory store and once over
+//! the etcd store (a real etcd), which must behave the same.
 
 mod support;
 
 use beacon::wire::{ErrorBody, ErrorCode, Instance, ServiceInstances, ServiceList};
+use beacon_registry::server::Backend;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use support::TestRegistry;
+use support::{etcd, TestRegistry};
+
+/// Which store the registry under test keeps its state in.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Memory,
+    Etcd,
+}
+
+async fn start(kind: Kind, token: Option<&str>) -> TestRegistry {
+    let backend = match kind {
+        Kind::Memory => Backend::Memory,
+        Kind::Etcd => Backend::Etcd {
+            urls: etcd::shared_urls(),
+            prefix: etcd::fresh_prefix(),
+        },
+    };
+    TestRegistry::start_with("127.0.0.1:0", backend, token).await
+}
 
 const R1: &str = "/v1/services/ratings/instances/ratings-1";
 
@@ -44,9 +64,8 @@ async fn expect_error(response: Response, status: StatusCode, code: ErrorCode) -
     body.error.message
 }
 
-#[tokio::test]
-async fn register_creates_then_replaces() {
-    let reg = TestRegistry::start(None).await;
+async fn register_creates_then_replaces(kind: Kind) {
+    let reg = start(kind, None).await;
     let body =
         json!({"address": "http://127.0.0.1:8001", "ttl_ms": 5000, "metadata": {"zone": "a"}});
     let created = register(&reg, R1, body.clone()).await;
@@ -77,9 +96,8 @@ async fn register_creates_then_replaces() {
     reg.stop().await;
 }
 
-#[tokio::test]
-async fn heartbeat_renews_and_404s_for_unknown_instances() {
-    let reg = TestRegistry::start(None).await;
+async fn heartbeat_renews_and_404s_for_unknown_instances(kind: Kind) {
+    let reg = start(kind, None).await;
     let unknown = client()
         .put(reg.at(&format!("{R1}/heartbeat")))
         .send()
@@ -120,9 +138,8 @@ async fn heartbeat_renews_and_404s_for_unknown_instances() {
     reg.stop().await;
 }
 
-#[tokio::test]
-async fn deregister_removes_and_404s_when_unknown() {
-    let reg = TestRegistry::start(None).await;
+async fn deregister_removes_and_404s_when_unknown(kind: Kind) {
+    let reg = start(kind, None).await;
     register(&reg, R1, json!({"address": "http://127.0.0.1:8001"})).await;
     let gone = client().delete(reg.at(R1)).send().await.expect("request");
     assert_eq!(gone.status(), StatusCode::NO_CONTENT);
@@ -132,9 +149,8 @@ async fn deregister_removes_and_404s_when_unknown() {
     reg.stop().await;
 }
 
-#[tokio::test]
-async fn resolve_lists_live_instances_with_the_index_header() {
-    let reg = TestRegistry::start(None).await;
+async fn resolve_lists_live_instances_with_the_index_header(kind: Kind) {
+    let reg = start(kind, None).await;
     let unknown = client()
         .get(reg.at("/v1/services/nobody"))
         .send()
@@ -169,9 +185,8 @@ async fn resolve_lists_live_instances_with_the_index_header() {
     reg.stop().await;
 }
 
-#[tokio::test]
-async fn list_shows_every_service_with_live_instances() {
-    let reg = TestRegistry::start(None).await;
+async fn list_shows_every_service_with_live_instances(kind: Kind) {
+    let reg = start(kind, None).await;
     register(&reg, R1, json!({"address": "http://127.0.0.1:8001"})).await;
     register(
         &reg,
@@ -194,9 +209,8 @@ async fn list_shows_every_service_with_live_instances() {
     reg.stop().await;
 }
 
-#[tokio::test]
-async fn health_and_metrics() {
-    let reg = TestRegistry::start(None).await;
+async fn health_and_metrics(kind: Kind) {
+    let reg = start(kind, None).await;
     register(&reg, R1, json!({"address": "http://127.0.0.1:8001"})).await;
     for path in ["/_health", "/_health?deep=true"] {
         let health: Value = client()
@@ -208,7 +222,11 @@ async fn health_and_metrics() {
             .await
             .expect("json");
         assert_eq!(health["status"], "ok");
-        assert_eq!(health["store"], "memory");
+        let store = match kind {
+            Kind::Memory => "memory",
+            Kind::Etcd => "etcd",
+        };
+        assert_eq!(health["store"], store);
         assert_eq!(health["instances"], 1);
     }
     let bad = client()
@@ -266,10 +284,9 @@ fn bad(
     }
 }
 
-#[tokio::test]
-async fn every_bad_input_is_a_4xx_with_its_code_and_changes_nothing() {
+async fn every_bad_input_is_a_4xx_with_its_code_and_changes_nothing(kind: Kind) {
     use ErrorCode::*;
-    let reg = TestRegistry::start(None).await;
+    let reg = start(kind, None).await;
     register(
         &reg,
         R1,
@@ -411,9 +428,8 @@ async fn every_bad_input_is_a_4xx_with_its_code_and_changes_nothing() {
     reg.stop().await;
 }
 
-#[tokio::test]
-async fn bodies_over_64_kib_are_413() {
-    let reg = TestRegistry::start(None).await;
+async fn bodies_over_64_kib_are_413(kind: Kind) {
+    let reg = start(kind, None).await;
     // Just under the limit is fine ...
     let filler = "x".repeat(60 * 1024);
     let ok = register(
@@ -444,9 +460,8 @@ async fn bodies_over_64_kib_are_413() {
     reg.stop().await;
 }
 
-#[tokio::test]
-async fn writes_need_the_token_and_reads_do_not() {
-    let reg = TestRegistry::start(Some("s3cret")).await;
+async fn writes_need_the_token_and_reads_do_not(kind: Kind) {
+    let reg = start(kind, Some("s3cret")).await;
     let c = client();
     let body = json!({"address": "http://127.0.0.1:8001"});
     let attempts = [
@@ -559,9 +574,8 @@ async fn until_parked(reg: &TestRegistry, count: usize) {
     .await;
 }
 
-#[tokio::test]
-async fn blocking_queries_wake_on_change() {
-    let reg = TestRegistry::start(None).await;
+async fn blocking_queries_wake_on_change(kind: Kind) {
+    let reg = start(kind, None).await;
     let index = resolve(&reg, "ratings").await.index;
     let watchers: Vec<_> = (0..20)
         .map(|_| tokio::spawn(watch_at(reg.url.clone(), "ratings", index, "30s")))
@@ -581,9 +595,8 @@ async fn blocking_queries_wake_on_change() {
     reg.stop().await;
 }
 
-#[tokio::test]
-async fn a_noop_heartbeat_does_not_wake_watchers() {
-    let reg = TestRegistry::start(None).await;
+async fn a_noop_heartbeat_does_not_wake_watchers(kind: Kind) {
+    let reg = start(kind, None).await;
     register(
         &reg,
         R1,
@@ -613,12 +626,11 @@ async fn a_noop_heartbeat_does_not_wake_watchers() {
     reg.stop().await;
 }
 
-#[tokio::test]
-async fn an_index_from_another_registry_life_answers_at_once() {
-    let reg = TestRegistry::start(None).await;
+async fn an_index_from_another_registry_life_answers_at_once(kind: Kind) {
+    let reg = start(kind, None).await;
     register(&reg, R1, json!({"address": "http://127.0.0.1:8001"})).await;
     let current = resolve(&reg, "ratings").await.index;
-    for stale in [current + 1_000, 3] {
+    for stale in [current + 1_000, current - 1] {
         let (body, elapsed) = watch(&reg, "ratings", stale, "30s").await;
         assert_eq!(body.index, current);
         assert!(
@@ -629,9 +641,8 @@ async fn an_index_from_another_registry_life_answers_at_once() {
     reg.stop().await;
 }
 
-#[tokio::test]
-async fn expiry_removes_the_instance_and_wakes_watchers() {
-    let reg = TestRegistry::start(None).await;
+async fn expiry_removes_the_instance_and_wakes_watchers(kind: Kind) {
+    let reg = start(kind, None).await;
     register(
         &reg,
         R1,
@@ -648,9 +659,8 @@ async fn expiry_removes_the_instance_and_wakes_watchers() {
     reg.stop().await;
 }
 
-#[tokio::test]
-async fn shutdown_answers_parked_watchers_instead_of_waiting() {
-    let reg = TestRegistry::start(None).await;
+async fn shutdown_answers_parked_watchers_instead_of_waiting(kind: Kind) {
+    let reg = start(kind, None).await;
     let watcher = tokio::spawn(watch_at(reg.url.clone(), "ratings", 0, "60s"));
     until_parked(&reg, 1).await;
     reg.stop().await;
@@ -658,3 +668,38 @@ async fn shutdown_answers_parked_watchers_instead_of_waiting() {
     assert!(body.instances.is_empty());
     assert!(elapsed < Duration::from_secs(10));
 }
+
+/// Every contract test, once per store.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Kind::Memory).await
+            })*
+        }
+        mod etcd_store {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Kind::Etcd).await
+            })*
+        }
+    };
+}
+
+contract!(
+    register_creates_then_replaces,
+    heartbeat_renews_and_404s_for_unknown_instances,
+    deregister_removes_and_404s_when_unknown,
+    resolve_lists_live_instances_with_the_index_header,
+    list_shows_every_service_with_live_instances,
+    health_and_metrics,
+    every_bad_input_is_a_4xx_with_its_code_and_changes_nothing,
+    bodies_over_64_kib_are_413,
+    writes_need_the_token_and_reads_do_not,
+    blocking_queries_wake_on_change,
+    a_noop_heartbeat_does_not_wake_watchers,
+    an_index_from_another_registry_life_answers_at_once,
+    expiry_removes_the_instance_and_wakes_watchers,
+    shutdown_answers_parked_watchers_instead_of_waiting,
+);

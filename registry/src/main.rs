@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use beacon_kit::{cli, logging, net, signal::cancel_on_signal};
-use beacon_registry::server::{self, Options};
+use beacon_registry::server::{self, Backend, Options};
 use clap::{Parser, ValueEnum};
 use std::{net::SocketAddr, process::ExitCode};
 
@@ -22,12 +22,31 @@ struct Cli {
     /// Where registrations are kept.
     #[arg(long, env = "BEACON_STORE", value_enum, default_value_t = StoreKind::Memory)]
     store: StoreKind,
+
+    /// etcd client URLs, comma-separated (with --store etcd).
+    #[arg(long, env = "BEACON_ETCD", value_delimiter = ',', required_if_eq("store", "etcd"), value_parser = etcd_url)]
+    etcd: Vec<String>,
+
+    /// Key prefix in etcd (with --store etcd); replicas sharing a prefix share their state.
+    #[arg(long, env = "BEACON_ETCD_PREFIX", default_value = "/beacon/services/")]
+    etcd_prefix: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum StoreKind {
     /// In this process's memory: fast, lost on restart (instances re-register).
     Memory,
+    /// In an etcd cluster, shared by every replica pointed at it.
+    Etcd,
+}
+
+fn etcd_url(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    let uri: http::Uri = raw.parse().map_err(|_| format!("{raw:?} is not a URL"))?;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http"), Some(_)) => Ok(raw.trim_end_matches('/').to_owned()),
+        _ => Err(format!("{raw:?} is not an http://host:port URL")),
+    }
 }
 
 fn non_empty(raw: &str) -> Result<String, String> {
@@ -47,8 +66,17 @@ async fn main() -> ExitCode {
         Err(err) => return cli::fail("beacon-registry", &err),
     };
     let shutdown = cancel_on_signal();
-    let StoreKind::Memory = cli.store;
-    let options = Options { token: cli.token };
+    let backend = match cli.store {
+        StoreKind::Memory => Backend::Memory,
+        StoreKind::Etcd => Backend::Etcd {
+            urls: cli.etcd,
+            prefix: cli.etcd_prefix,
+        },
+    };
+    let options = Options {
+        token: cli.token,
+        backend,
+    };
     match server::run(listener, options, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => cli::fail("beacon-registry", &err.to_string()),

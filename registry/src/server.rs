@@ -3,7 +3,7 @@
 use crate::{
     http::{router, AppState},
     metrics::Metrics,
-    store::{MemoryStore, Store},
+    store::{EtcdStore, MemoryStore, Store},
 };
 use std::{io, sync::Arc};
 use tokio::net::TcpListener;
@@ -14,19 +14,46 @@ use tokio_util::sync::CancellationToken;
 pub struct Options {
     /// Bearer token that writes must carry; `None` leaves writes open.
     pub token: Option<String>,
+    /// Where registrations are kept.
+    pub backend: Backend,
 }
 
-/// Serves the registry with the in-memory store on `listener` until
-/// `shutdown` fires, then drains: parked blocking queries answer at once,
-/// in-flight requests finish, and the call returns.
+/// Where registrations are kept.
+#[derive(Debug, Clone, Default)]
+pub enum Backend {
+    /// In this process's memory (the embedded default).
+    #[default]
+    Memory,
+    /// In an etcd cluster shared by several registry replicas.
+    Etcd {
+        /// Client URLs of the cluster's members.
+        urls: Vec<String>,
+        /// Key prefix, e.g. `/beacon/services/`.
+        prefix: String,
+    },
+}
+
+/// Serves the registry on `listener` until `shutdown` fires, then drains:
+/// parked blocking queries answer at once, in-flight requests finish, and
+/// the call returns.
 pub async fn run(
     listener: TcpListener,
     options: Options,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let store = Arc::new(MemoryStore::new(Arc::clone(&metrics)));
-    serve(listener, store, metrics, options, shutdown).await
+    match &options.backend {
+        Backend::Memory => {
+            let store = Arc::new(MemoryStore::new(Arc::clone(&metrics)));
+            serve(listener, store, metrics, options, shutdown).await
+        }
+        Backend::Etcd { urls, prefix } => {
+            let store = EtcdStore::connect(urls.clone(), prefix, Arc::clone(&metrics))
+                .await
+                .map_err(|e| io::Error::new(io::ErrorKind::NotConnected, e))?;
+            serve(listener, Arc::new(store), metrics, options, shutdown).await
+        }
+    }
 }
 
 /// Serves the registry over any [`Store`].

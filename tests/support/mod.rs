@@ -6,8 +6,9 @@ pub mod backend;
 pub mod browser;
 pub mod cluster;
 pub mod demo;
+pub mod etcd;
 
-use beacon_registry::server::{self, Options};
+use beacon_registry::server::{self, Backend, Options};
 use std::time::Duration;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -28,13 +29,29 @@ impl TestRegistry {
 
     /// Starts a registry on `addr` (e.g. to restart one on the same port).
     pub async fn start_at(addr: &str, token: Option<&str>) -> Self {
+        Self::start_with(addr, Backend::Memory, token).await
+    }
+
+    /// Starts a registry over `backend` on `addr`.
+    pub async fn start_with(addr: &str, backend: Backend, token: Option<&str>) -> Self {
         let listener = TcpListener::bind(addr).await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
         let options = Options {
             token: token.map(str::to_owned),
+            backend,
         };
         let task = tokio::spawn(server::run(listener, options, shutdown.clone()));
+        // Serving starts once the store is ready (the etcd store loads first).
+        let health = format!("{url}/_health");
+        eventually(Duration::from_secs(20), "the registry to serve", || async {
+            reqwest::get(&health)
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(drop)
+        })
+        .await;
         Self {
             url,
             shutdown,

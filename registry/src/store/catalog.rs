@@ -217,7 +217,11 @@ impl Catalog {
     /// Sorts `ids` into those whose lease has run out and the others (with
     /// their deadlines), changing nothing: for stores where expiry is a
     /// write to the backing store, whose change feed then removes them.
-    pub fn due(&self, service: &ServiceName, ids: &[InstanceId]) -> (Vec<InstanceId>, Vec<(InstanceId, u64)>) {
+    pub fn due(
+        &self,
+        service: &ServiceName,
+        ids: &[InstanceId],
+    ) -> (Vec<InstanceId>, Vec<(InstanceId, u64)>) {
         let now = self.clock.now_ms();
         let (mut expired, mut alive) = (Vec::new(), Vec::new());
         if let Some(entry) = self.services.get(service) {
@@ -231,6 +235,16 @@ impl Catalog {
             }
         }
         (expired, alive)
+    }
+
+    /// Whether `id` is registered with a live lease.
+    pub fn is_live(&self, service: &ServiceName, id: &InstanceId) -> bool {
+        let now = self.clock.now_ms();
+        self.services.get(service).is_some_and(|entry| {
+            read(&entry.members)
+                .get(id)
+                .is_some_and(|m| m.deadline() > now)
+        })
     }
 
     /// Every registered (service, id), live or not yet reaped.
@@ -405,7 +419,6 @@ fn live_instances(
         .map(|(id, m)| m.to_instance(service, id, now))
         .collect()
 }
-
 
 /// A poisoned lock only means another thread panicked mid-update of plain
 /// data that is valid at every step, so carry on with it.

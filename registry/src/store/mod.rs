@@ -4,15 +4,17 @@
 //! be added without touching it. Writes go through the store; reads and
 //! blocking queries are answered from the store's [`Catalog`], the local
 //! in-memory view that every store keeps (the memory store *is* its catalog,
-//! a replicated store feeds its catalog from a change stream).
+//! the etcd store feeds its catalog from etcd's change stream).
 
 mod catalog;
 mod clock;
+pub mod etcd;
 mod expiry;
 mod memory;
 
 pub use catalog::{Catalog, Stamp};
 pub use clock::Clock;
+pub use etcd::EtcdStore;
 pub use memory::MemoryStore;
 
 use beacon::wire::{Instance, InstanceId, Registration, ServiceName};

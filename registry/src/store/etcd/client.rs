@@ -77,7 +77,10 @@ impl EtcdClient {
     /// A client for `urls` (client URLs of the cluster's members).
     pub fn new(urls: Vec<String>) -> Self {
         Self {
-            urls: urls.into_iter().map(|u| u.trim_end_matches('/').to_owned()).collect(),
+            urls: urls
+                .into_iter()
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .collect(),
             http: http_client(Duration::from_millis(500)),
             preferred: AtomicUsize::new(0),
             timeout: Duration::from_secs(3),
@@ -86,7 +89,9 @@ impl EtcdClient {
 
     /// Grants a lease of `ttl_secs`; returns its id.
     pub async fn grant(&self, ttl_secs: u64) -> Result<i64, EtcdError> {
-        let answer = self.call("/v3/lease/grant", json!({"TTL": ttl_secs})).await?;
+        let answer = self
+            .call("/v3/lease/grant", json!({"TTL": ttl_secs}))
+            .await?;
         let id = int(&answer["ID"]);
         if id == 0 {
             return Err(EtcdError::Rejected(format!("lease grant: {answer}")));
@@ -96,15 +101,18 @@ impl EtcdClient {
 
     /// Renews a lease; `false` if it no longer exists.
     pub async fn keep_alive(&self, lease: i64) -> Result<bool, EtcdError> {
-        let answer = self.call("/v3/lease/keepalive", json!({"ID": lease.to_string()})).await?;
+        let answer = self
+            .call("/v3/lease/keepalive", json!({"ID": lease.to_string()}))
+            .await?;
         Ok(int(&answer["result"]["TTL"]) > 0)
     }
 
-    /// Revokes a lease, deleting its keys.
-    pub async fn revoke(&self, lease: i64) -> Result<(), EtcdError> {
-        self.call("/v3/lease/revoke", json!({"ID": lease.to_string()}))
-            .await
-            .map(drop)
+    /// Revokes a lease, deleting its keys; returns the revision after.
+    pub async fn revoke(&self, lease: i64) -> Result<u64, EtcdError> {
+        let answer = self
+            .call("/v3/lease/revoke", json!({"ID": lease.to_string()}))
+            .await?;
+        Ok(uint(&answer["header"]["revision"]))
     }
 
     /// Puts `value` at `key` on `lease`; returns the revision.
@@ -129,13 +137,27 @@ impl EtcdClient {
     }
 
     /// Deletes `key` only if it was last changed at `mod_revision`.
-    pub async fn delete_if_unchanged(&self, key: &str, mod_revision: u64) -> Result<bool, EtcdError> {
+    pub async fn delete_if_unchanged(
+        &self,
+        key: &str,
+        mod_revision: u64,
+    ) -> Result<bool, EtcdError> {
         let delete = json!({"request_delete_range": {"key": B64.encode(key)}});
         self.txn(key, "MOD", mod_revision, delete).await
     }
 
-    async fn txn(&self, key: &str, target: &str, revision: u64, then: Value) -> Result<bool, EtcdError> {
-        let field = if target == "CREATE" { "create_revision" } else { "mod_revision" };
+    async fn txn(
+        &self,
+        key: &str,
+        target: &str,
+        revision: u64,
+        then: Value,
+    ) -> Result<bool, EtcdError> {
+        let field = if target == "CREATE" {
+            "create_revision"
+        } else {
+            "mod_revision"
+        };
         let body = json!({
             "compare": [{"key": B64.encode(key), "target": target, "result": "EQUAL", field: revision.to_string()}],
             "success": [then],
@@ -148,13 +170,18 @@ impl EtcdClient {
     pub async fn range_prefix(&self, prefix: &str) -> Result<(u64, Vec<Kv>), EtcdError> {
         let body = json!({"key": B64.encode(prefix), "range_end": B64.encode(prefix_end(prefix))});
         let answer = self.call("/v3/kv/range", body).await?;
-        let kvs = answer["kvs"].as_array().map(|a| a.iter().filter_map(kv).collect()).unwrap_or_default();
+        let kvs = answer["kvs"]
+            .as_array()
+            .map(|a| a.iter().filter_map(kv).collect())
+            .unwrap_or_default();
         Ok((uint(&answer["header"]["revision"]), kvs))
     }
 
     /// Cluster status of the first member that answers (a cheap read).
     pub async fn status(&self) -> Result<(), EtcdError> {
-        self.call("/v3/maintenance/status", json!({})).await.map(drop)
+        self.call("/v3/maintenance/status", json!({}))
+            .await
+            .map(drop)
     }
 
     /// Opens a watch on every key under `prefix`, from `start_revision`.
@@ -172,7 +199,10 @@ impl EtcdClient {
             };
             match tokio::time::timeout(self.timeout, self.http.request(request)).await {
                 Ok(Ok(response)) if response.status().is_success() => {
-                    return Ok(Watch { body: response.into_body(), buffer: BytesMut::new() });
+                    return Ok(Watch {
+                        body: response.into_body(),
+                        buffer: BytesMut::new(),
+                    });
                 }
                 Ok(Ok(response)) => failures.push(format!("{url}: {}", response.status())),
                 Ok(Err(e)) => failures.push(format!("{url}: {e}")),
@@ -209,9 +239,15 @@ impl EtcdClient {
     async fn call_one(&self, url: &str, body: &Value) -> Result<Value, CallError> {
         let request = json_request(url, body).map_err(CallError::Refused)?;
         let exchange = async {
-            let response = self.http.request(request).await.map_err(|e| e.to_string())?;
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| e.to_string())?;
             let status = response.status();
-            let bytes = read_body(response.into_body(), MAX_ANSWER).await.map_err(|e| e.to_string())?;
+            let bytes = read_body(response.into_body(), MAX_ANSWER)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok::<_, String>((status, bytes))
         };
         let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
@@ -253,8 +289,9 @@ impl Watch {
                 if text.is_empty() {
                     continue;
                 }
-                let message: Value = serde_json::from_slice(text)
-                    .map_err(|e| EtcdError::Unavailable(format!("unreadable watch message: {e}")))?;
+                let message: Value = serde_json::from_slice(text).map_err(|e| {
+                    EtcdError::Unavailable(format!("unreadable watch message: {e}"))
+                })?;
                 return parse_watch(&message);
             }
             match self.body.frame().await {
@@ -354,7 +391,9 @@ mod tests {
 
     #[test]
     fn watch_messages_parse() {
-        let created: Value = serde_json::from_str(r#"{"result":{"header":{"revision":"2"},"created":true}}"#).expect("json");
+        let created: Value =
+            serde_json::from_str(r#"{"result":{"header":{"revision":"2"},"created":true}}"#)
+                .expect("json");
         assert_eq!(parse_watch(&created).expect("ok"), WatchMessage::Created);
         let events: Value = serde_json::from_str(
             r#"{"result":{"header":{"revision":"3"},"events":[
@@ -366,9 +405,16 @@ mod tests {
             panic!("changes expected");
         };
         assert_eq!(changes.len(), 2);
-        assert!(matches!(&changes[0], Change::Put(kv) if kv.key == "/a" && kv.value == b"x" && kv.lease == 7));
+        assert!(
+            matches!(&changes[0], Change::Put(kv) if kv.key == "/a" && kv.value == b"x" && kv.lease == 7)
+        );
         assert!(matches!(&changes[1], Change::Delete(kv) if kv.mod_revision == 3));
-        let compacted: Value = serde_json::from_str(r#"{"result":{"compact_revision":"9","canceled":true}}"#).expect("json");
-        assert_eq!(parse_watch(&compacted).expect("ok"), WatchMessage::Compacted(9));
+        let compacted: Value =
+            serde_json::from_str(r#"{"result":{"compact_revision":"9","canceled":true}}"#)
+                .expect("json");
+        assert_eq!(
+            parse_watch(&compacted).expect("ok"),
+            WatchMessage::Compacted(9)
+        );
     }
 }

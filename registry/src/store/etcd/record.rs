@@ -1,0 +1,105 @@
+//! How an instance is kept in etcd: its key and its value.
+
+use beacon::wire::{Address, InstanceId, Metadata, Registration, ServiceName};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The value stored at an instance's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Where it answers.
+    pub address: String,
+    /// Its lease length in milliseconds (etcd leases count whole seconds; the
+    /// registry keeps the exact TTL itself).
+    pub ttl_ms: u64,
+    /// Its labels.
+    pub metadata: Metadata,
+    /// Wall-clock milliseconds of the registration, set by the replica that
+    /// took it, so every replica reports the same value.
+    pub registered_at: u64,
+}
+
+impl Record {
+    /// The record of a registration made now.
+    pub fn new(registration: &Registration, registered_at: u64) -> Self {
+        Self {
+            address: registration.address.to_string(),
+            ttl_ms: u64::try_from(registration.ttl.as_millis()).unwrap_or(u64::MAX),
+            metadata: registration.metadata.clone(),
+            registered_at,
+        }
+    }
+
+    /// Back to a registration; `None` if the stored value is not one we wrote.
+    pub fn registration(&self) -> Option<Registration> {
+        Some(Registration {
+            address: Address::new(&self.address).ok()?,
+            ttl: Duration::from_millis(self.ttl_ms),
+            metadata: self.metadata.clone(),
+        })
+    }
+}
+
+/// Keys are `{prefix}{service}/{id}`.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under `prefix` (e.g. `/beacon/services/`).
+    pub fn new(prefix: &str) -> Self {
+        let mut prefix = prefix.to_owned();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Self { prefix }
+    }
+
+    /// The prefix every key starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The key of one instance.
+    pub fn key(&self, service: &ServiceName, id: &InstanceId) -> String {
+        format!("{}{service}/{id}", self.prefix)
+    }
+
+    /// The service and id a key names, if it is one of ours.
+    pub fn parse(&self, key: &str) -> Option<(ServiceName, InstanceId)> {
+        let (service, id) = key.strip_prefix(&self.prefix)?.split_once('/')?;
+        Some((service.parse().ok()?, id.parse().ok()?))
+    }
+}
+
+/// The etcd lease length for a TTL: whole seconds, rounded up, plus slack.
+/// The registry expires instances itself, to the millisecond; the etcd
+/// lease is the backstop that removes them when no replica is running.
+pub fn lease_seconds(ttl: Duration) -> u64 {
+    ttl.as_millis().div_ceil(1000) as u64 + 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let keys = Keys::new("/beacon/services");
+        let service: ServiceName = "ratings".parse().expect("valid");
+        let id: InstanceId = "ratings-1".parse().expect("valid");
+        let key = keys.key(&service, &id);
+        assert_eq!(key, "/beacon/services/ratings/ratings-1");
+        assert_eq!(keys.parse(&key), Some((service, id)));
+        assert_eq!(keys.parse("/other/ratings/x"), None);
+        assert_eq!(keys.parse("/beacon/services/Bad/x"), None);
+    }
+
+    #[test]
+    fn leases_outlast_the_ttl() {
+        assert_eq!(lease_seconds(Duration::from_millis(1000)), 3);
+        assert_eq!(lease_seconds(Duration::from_millis(1500)), 4);
+        assert_eq!(lease_seconds(Duration::from_millis(15000)), 17);
+    }
+}
