@@ -20,8 +20,9 @@ SOURCES := $(shell find src kit registry ratings market -name '*.rs' 2>/dev/null
 demo: build-release
 	@RUN_DIR=$(RUN_DIR) scripts/demo.sh
 
-# Debian packages the tests need: a real browser for the market's page.
-TEST_DEBS := chromium chromium-driver
+# Debian packages the tests need: a real browser for the market's page, and
+# etcd for the replicated registry.
+TEST_DEBS := chromium chromium-driver etcd-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## deps: install the Debian packages the tests need, when missing

@@ -6,7 +6,10 @@
 //! Calls fail over across the cluster's URLs like the registry client does.
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
-use beacon::transport::{http_client, read_body, HttpClient};
+use beacon::{
+    backoff::Backoff,
+    transport::{http_client, read_body, HttpClient},
+};
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
@@ -17,6 +20,10 @@ use std::{
 
 /// Largest answer read (a range over many thousands of instances).
 const MAX_ANSWER: usize = 256 * 1024 * 1024;
+
+/// How long a call keeps retrying while no member can answer (a leader
+/// election takes about one election timeout) before reporting etcd away.
+const RETRY_FOR: Duration = Duration::from_secs(2);
 
 /// Why an etcd call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -217,14 +224,30 @@ impl EtcdClient {
         (0..self.urls.len()).map(move |i| &self.urls[(first + i) % self.urls.len()])
     }
 
-    /// One unary call, failing over across members.
+    /// One unary call, failing over across members, and retrying for a
+    /// moment when none can answer: a cluster electing a new leader answers
+    /// again within an election timeout, and callers should not see that.
     async fn call(&self, path: &str, body: Value) -> Result<Value, EtcdError> {
+        let give_up = tokio::time::Instant::now() + RETRY_FOR;
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_millis(400));
+        loop {
+            match self.call_members(path, &body).await {
+                Err(EtcdError::Unavailable(reason)) if tokio::time::Instant::now() < give_up => {
+                    tracing::debug!("etcd {path}: {reason}; retrying");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn call_members(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
         let mut failures = Vec::new();
         let first = self.preferred.load(Ordering::Relaxed);
         for offset in 0..self.urls.len() {
             let index = (first + offset) % self.urls.len();
             let url = &self.urls[index];
-            match self.call_one(&format!("{url}{path}"), &body).await {
+            match self.call_one(&format!("{url}{path}"), body).await {
                 Ok(answer) => {
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok(answer);

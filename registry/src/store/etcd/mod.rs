@@ -247,7 +247,11 @@ impl Store for EtcdStore {
             id: id.clone(),
         };
         let key = inner.keys.key(service, id);
-        let seen = inner.seen.get(&key).map(|s| s.clone()).ok_or_else(unknown)?;
+        let seen = inner
+            .seen
+            .get(&key)
+            .map(|s| s.clone())
+            .ok_or_else(unknown)?;
         if !inner.catalog.is_live(service, id) {
             return Err(unknown());
         }

@@ -1,0 +1,276 @@
+//! Registry replicas sharing one 3-member etcd cluster: one view from any
+//! replica, heartbeats through any replica, and the faults a deployment
+//! meets — an etcd member lost, a replica lost, all of etcd lost and back.
+
+mod support;
+
+use beacon::{
+    wire::{Address, Registration, ServiceInstances},
+    ClientConfig, Lease, RegistryClient, RegistryClientConfig, Resolver, ResolverConfig,
+    ServiceClient,
+};
+use beacon_registry::server::Backend;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use support::{
+    backend::Backend as HttpBackend,
+    etcd::{fresh_prefix, EtcdCluster},
+    eventually, TestRegistry,
+};
+
+const PATIENCE: Duration = Duration::from_secs(15);
+
+async fn replica(cluster: &EtcdCluster, prefix: &str) -> TestRegistry {
+    let backend = Backend::Etcd {
+        urls: cluster.urls(),
+        prefix: prefix.to_owned(),
+    };
+    TestRegistry::start_with("127.0.0.1:0", backend, None).await
+}
+
+async fn register(registry: &TestRegistry, id: &str, ttl_ms: u64) -> StatusCode {
+    reqwest::Client::new()
+        .put(registry.at(&format!("/v1/services/ratings/instances/{id}")))
+        .json(&json!({"address": "http://127.0.0.1:8001", "ttl_ms": ttl_ms}))
+        .send()
+        .await
+        .expect("request")
+        .status()
+}
+
+async fn listed(registry: &TestRegistry) -> ServiceInstances {
+    reqwest::get(registry.at("/v1/services/ratings"))
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
+fn ids(answer: &ServiceInstances) -> Vec<String> {
+    answer.instances.iter().map(|i| i.id.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_one_view_and_either_takes_heartbeats() {
+    let cluster = EtcdCluster::start(3).await;
+    let prefix = fresh_prefix();
+    let (one, two) = (
+        replica(&cluster, &prefix).await,
+        replica(&cluster, &prefix).await,
+    );
+
+    // A watcher parked on replica 2 wakes when replica 1 takes a registration.
+    let index = listed(&two).await.index;
+    let watch_url = two.at(&format!("/v1/services/ratings?index={index}&wait=30s"));
+    let watcher = tokio::spawn(async move {
+        let answer: ServiceInstances = reqwest::get(watch_url)
+            .await
+            .expect("watch")
+            .json()
+            .await
+            .expect("json");
+        (answer, Instant::now())
+    });
+    eventually(PATIENCE, "the watcher to park on replica 2", || async {
+        let metrics = reqwest::get(two.at("/_metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        metrics
+            .contains("beacon_registry_parked_watchers 1\n")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(register(&one, "r1", 2_000).await, StatusCode::CREATED);
+    let registered = Instant::now();
+    let (answer, woke) = watcher.await.expect("watcher");
+    assert_eq!(ids(&answer), ["r1"]);
+    let lag = woke.saturating_duration_since(registered);
+    assert!(
+        lag < Duration::from_millis(250),
+        "woken {lag:?} after the registration"
+    );
+    assert_eq!(
+        listed(&one).await.index,
+        answer.index,
+        "replicas agree on the index"
+    );
+
+    // Heartbeats through replica 2 keep it alive past its 2 s TTL, on both.
+    let http = reqwest::Client::new();
+    let beat = two.at("/v1/services/ratings/instances/r1/heartbeat");
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await; // the heartbeat cadence
+        let status = http.put(&beat).send().await.expect("heartbeat").status();
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(ids(&listed(&one).await), ["r1"]);
+    assert_eq!(ids(&listed(&two).await), ["r1"]);
+
+    // No more heartbeats: gone from both once the TTL has passed.
+    let stopped = Instant::now();
+    for registry in [&one, &two] {
+        eventually(PATIENCE, "the lapsed instance to go", || async {
+            listed(registry).await.instances.is_empty().then_some(())
+        })
+        .await;
+    }
+    let took = stopped.elapsed();
+    assert!(
+        took < Duration::from_millis(2_000 + 1_000),
+        "gone after {took:?}"
+    );
+    let late = http.put(&beat).send().await.expect("heartbeat").status();
+    assert_eq!(late, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_an_etcd_member_loses_no_registration() {
+    let mut cluster = EtcdCluster::start(3).await;
+    let prefix = fresh_prefix();
+    let registry = replica(&cluster, &prefix).await;
+    let mut statuses = Vec::new();
+    for n in 0..60 {
+        if n == 20 {
+            cluster.stop(0);
+        }
+        statuses.push(register(&registry, &format!("r{n}"), 60_000).await);
+    }
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::CREATED),
+        "{statuses:?}"
+    );
+    // A second replica, started now, reads all of them from the survivors.
+    let late = replica(&cluster, &prefix).await;
+    assert_eq!(listed(&late).await.instances.len(), 60);
+    eventually(PATIENCE, "all 60 on the first replica", || async {
+        (listed(&registry).await.instances.len() == 60).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_and_callers_carry_on_through_the_second_replica() {
+    let cluster = EtcdCluster::start(3).await;
+    let prefix = fresh_prefix();
+    let (one, two) = (
+        replica(&cluster, &prefix).await,
+        replica(&cluster, &prefix).await,
+    );
+    let both = RegistryClient::new(
+        [one.url.as_str(), two.url.as_str()],
+        None,
+        RegistryClientConfig::default(),
+    )
+    .expect("client");
+    let backend = HttpBackend::start("ratings-1").await;
+    let registration = Registration {
+        ttl: Duration::from_millis(3_000),
+        ..Registration::new(Address::new(&backend.url).expect("address"))
+    };
+    let lease = Lease::start(
+        both.clone(),
+        "ratings".parse().expect("valid"),
+        "ratings-1".parse().expect("valid"),
+        registration,
+    );
+    lease.registered().await;
+    let resolver = Resolver::new(both, ResolverConfig::default());
+    let client = ServiceClient::new(
+        &resolver,
+        &"ratings".parse().expect("valid"),
+        ClientConfig::default(),
+    );
+    assert_eq!(client.get("/x").await.expect("served").status(), 200);
+
+    let two_url = two.url.clone();
+    one.stop().await;
+    let stopped = Instant::now();
+    // Callers never notice; the view stays live through replica 2.
+    eventually(PATIENCE, "the resolver to follow replica 2", || async {
+        assert_eq!(client.get("/x").await.expect("served").status(), 200);
+        client.snapshot().registry_reachable.then_some(())
+    })
+    .await;
+    assert!(
+        stopped.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        stopped.elapsed()
+    );
+    // The lease heartbeats through replica 2: still registered well past its TTL.
+    tokio::time::sleep(Duration::from_millis(4_000)).await; // longer than the 3 s TTL, on purpose
+    let answer: ServiceInstances = reqwest::get(format!("{two_url}/v1/services/ratings"))
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ids(&answer), ["ratings-1"]);
+    assert_eq!(client.get("/x").await.expect("served").status(), 200);
+    lease
+        .shutdown()
+        .await
+        .expect("deregistered through replica 2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_etcd_writes_are_503_reads_go_on_and_everything_recovers() {
+    let mut cluster = EtcdCluster::start(3).await;
+    let prefix = fresh_prefix();
+    let registry = replica(&cluster, &prefix).await;
+    assert_eq!(
+        register(&registry, "kept", 60_000).await,
+        StatusCode::CREATED
+    );
+
+    for member in 0..3 {
+        cluster.stop(member);
+    }
+    let refused = reqwest::Client::new()
+        .put(registry.at("/v1/services/ratings/instances/new"))
+        .json(&json!({"address": "http://127.0.0.1:8002"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "store_unavailable");
+    assert_eq!(
+        ids(&listed(&registry).await),
+        ["kept"],
+        "reads from the last view"
+    );
+    let health = reqwest::get(registry.at("/_health?deep=true"))
+        .await
+        .expect("health");
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        reqwest::get(registry.at("/_health"))
+            .await
+            .expect("health")
+            .status(),
+        200
+    );
+
+    for member in 0..3 {
+        cluster.restart(member);
+    }
+    cluster.until_healthy().await;
+    eventually(PATIENCE, "deep health to recover", || async {
+        let health = reqwest::get(registry.at("/_health?deep=true")).await.ok()?;
+        health.status().is_success().then_some(())
+    })
+    .await;
+    assert_eq!(
+        register(&registry, "new", 60_000).await,
+        StatusCode::CREATED
+    );
+    eventually(PATIENCE, "both listed", || async {
+        (ids(&listed(&registry).await) == ["kept", "new"]).then_some(())
+    })
+    .await;
+}
