@@ -14,11 +14,17 @@ RATINGS := RUN_DIR=$(RUN_DIR) RATINGS_BIN=$(RATINGS_BIN) scripts/ratings.sh
 # Release binaries are rebuilt only when a source file changed.
 SOURCES := $(shell find src kit registry ratings market -name '*.rs' 2>/dev/null) Cargo.toml Cargo.lock
 
-.PHONY: demo deps test lint bench registry market startRatings stopRatings pauseRatings resumeRatings build-release
+.PHONY: demo demo-etcd deps test lint bench registry market startRatings stopRatings pauseRatings resumeRatings build-release
 
-## demo: registry + 3 ratings instances + market (http://127.0.0.1:5000); ^C stops all
+## demo: registry + 3 ratings instances + market (http://127.0.0.1:5000); ^C stops all.
+## STORE=etcd: a 3-member etcd cluster and two registry replicas instead.
+STORE ?= memory
 demo: build-release
-	@RUN_DIR=$(RUN_DIR) scripts/demo.sh
+	@RUN_DIR=$(RUN_DIR) STORE=$(STORE) scripts/demo.sh
+
+## demo-etcd: the same on etcd (= make demo STORE=etcd)
+demo-etcd: build-release
+	@RUN_DIR=$(RUN_DIR) STORE=etcd scripts/demo.sh
 
 # Debian packages the tests need: a real browser for the market's page, and
 # etcd for the replicated registry.
@@ -43,10 +49,11 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps -q
 
-## bench: client overhead vs a bare hyper-util client, and a quick registry load
-bench:
+## bench: client overhead vs a bare hyper-util client, registry load, etcd vs memory store costs
+bench: deps
 	$(CARGO) run --release -q --example client_overhead
 	scripts/registry-quickbench.sh
+	$(CARGO) run --release -q --example store_costs
 
 ## registry: run the registry in the foreground on 127.0.0.1:8400
 registry: build-release

@@ -2,6 +2,9 @@
 # make demo: registry, three ratings instances and the market, in release
 # mode, on the embedded in-memory store. Shows the market's log (the seed's
 # "WINDOW 1") until ^C, then stops everything it started.
+#
+# STORE=etcd (make demo-etcd): a 3-member etcd cluster on loopback, two
+# registry replicas sharing it, and everyone given both registry URLs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -9,6 +12,7 @@ source scripts/lib.sh
 
 export RUN_DIR=${RUN_DIR:-run}
 BIN=${BIN:-target/release}
+STORE=${STORE:-memory}
 export RATINGS_BIN=$BIN/beacon-ratings
 mkdir -p "$RUN_DIR"
 pids=()
@@ -38,7 +42,40 @@ start_bg() { # NAME LOG COMMAND... : starts in the background, waits until it li
   echo "started $name on $url; log: $log"
 }
 
-start_bg beacon-registry "$RUN_DIR/registry.log" "$BIN/beacon-registry"
+start_etcd() { # N CLIENT_PORT PEER_PORT CLUSTER
+  local n=$1 dir="$RUN_DIR/etcd-$1"
+  rm -rf "$dir"
+  etcd --name "etcd-$n" --data-dir "$dir" \
+    --listen-client-urls "http://127.0.0.1:$2" --advertise-client-urls "http://127.0.0.1:$2" \
+    --listen-peer-urls "http://127.0.0.1:$3" --initial-advertise-peer-urls "http://127.0.0.1:$3" \
+    --initial-cluster "$4" --initial-cluster-state new --initial-cluster-token beacon-demo \
+    >"$RUN_DIR/etcd-$n.log" 2>&1 &
+  pids+=($!)
+}
+
+case $STORE in
+  memory)
+    start_bg beacon-registry "$RUN_DIR/registry.log" "$BIN/beacon-registry"
+    export BEACON_REGISTRY=http://127.0.0.1:8400
+    ;;
+  etcd)
+    command -v etcd >/dev/null || { echo "etcd is not installed: apt-get install etcd-server" >&2; exit 1; }
+    cluster="etcd-1=http://127.0.0.1:2380,etcd-2=http://127.0.0.1:22380,etcd-3=http://127.0.0.1:32380"
+    start_etcd 1 2379 2380 "$cluster"
+    start_etcd 2 22379 22380 "$cluster"
+    start_etcd 3 32379 32380 "$cluster"
+    for _ in $(seq 100); do
+      curl -sf http://127.0.0.1:2379/health | grep -q '"true"' && break
+      sleep 0.1
+    done
+    echo "started a 3-member etcd cluster on :2379, :22379, :32379; logs: $RUN_DIR/etcd-N.log"
+    export BEACON_STORE=etcd BEACON_ETCD=http://127.0.0.1:2379,http://127.0.0.1:22379,http://127.0.0.1:32379
+    start_bg "beacon-registry (replica 1)" "$RUN_DIR/registry-1.log" "$BIN/beacon-registry" --listen 127.0.0.1:8400
+    start_bg "beacon-registry (replica 2)" "$RUN_DIR/registry-2.log" "$BIN/beacon-registry" --listen 127.0.0.1:8401
+    export BEACON_REGISTRY=http://127.0.0.1:8400,http://127.0.0.1:8401
+    ;;
+  *) echo "STORE must be memory or etcd, not '$STORE'" >&2; exit 2 ;;
+esac
 scripts/ratings.sh start 1 2 3
 start_bg beacon-market "$RUN_DIR/market.log" "$BIN/beacon-market"
 
