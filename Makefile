@@ -12,9 +12,9 @@ RUN_DIR ?= run
 RATINGS_BIN ?= $(RELEASE)/beacon-ratings
 RATINGS := RUN_DIR=$(RUN_DIR) RATINGS_BIN=$(RATINGS_BIN) scripts/ratings.sh
 # Release binaries are rebuilt only when a source file changed.
-SOURCES := $(shell find src kit registry ratings market -name '*.rs' 2>/dev/null) Cargo.toml Cargo.lock
+SOURCES := $(shell find src kit registry ratings market bench -name '*.rs' -o -name '*.html' -o -name '*.css' -o -name '*.js' 2>/dev/null | grep -v '^target') Cargo.toml Cargo.lock
 
-.PHONY: demo demo-etcd deps test lint bench registry market startRatings stopRatings pauseRatings resumeRatings build-release
+.PHONY: demo demo-etcd deps test lint bench bench-quick bench-deps chaos registry market startRatings stopRatings pauseRatings resumeRatings build-release
 
 ## demo: registry + 3 ratings instances + market (http://127.0.0.1:5000); ^C stops all.
 ## STORE=etcd: a 3-member etcd cluster and two registry replicas instead.
@@ -49,11 +49,25 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps -q
 
-## bench: client overhead vs a bare hyper-util client, registry load, etcd vs memory store costs
-bench: deps
+# Debian packages the benchmarks need besides the tests': the proxies compared.
+BENCH_DEBS := haproxy nginx
+
+## bench: Beacon vs a bare client, HAProxy and nginx; registry vs etcd -> BENCHMARKS.md (~5 min)
+bench: deps bench-deps build-release
+	$(RELEASE)/beacon-bench
 	$(CARGO) run --release -q --example client_overhead
-	scripts/registry-quickbench.sh
 	$(CARGO) run --release -q --example store_costs
+
+## bench-quick: the same, short (~1 min)
+bench-quick: deps bench-deps build-release
+	$(RELEASE)/beacon-bench --quick
+
+bench-deps:
+	@missing=$$(for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 ## registry: run the registry in the foreground on 127.0.0.1:8400
 registry: build-release

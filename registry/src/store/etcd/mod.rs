@@ -26,7 +26,7 @@ mod client;
 mod feed;
 mod record;
 
-pub use client::{EtcdClient, EtcdError};
+pub use client::{Change, EtcdClient, EtcdError, Kv, Watch, WatchMessage};
 
 use super::{
     catalog::Stamp, clock::wall_clock_ms, expiry::ExpiryQueue, Catalog, Clock, Registered, Store,

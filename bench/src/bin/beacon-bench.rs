@@ -1,0 +1,96 @@
+//! `beacon-bench`: every benchmark side by side, written to BENCHMARKS.md,
+//! benchmarks/results.json and benchmarks/hang-timeline.svg.
+
+#![forbid(unsafe_code)]
+
+use beacon_bench::{
+    registry_bench::{self, Sizes},
+    report::{machine, plot_hang, Report},
+    scenarios::{run_all, Plan},
+    topology::{binary, Backends},
+};
+use clap::Parser;
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    sync::{Arc, Mutex},
+};
+
+/// Runs Beacon's benchmarks and writes the report.
+#[derive(Debug, Parser)]
+#[command(name = "beacon-bench", version, about)]
+struct Cli {
+    /// Short runs (about a minute), for a quick look.
+    #[arg(long)]
+    quick: bool,
+
+    /// Where to write BENCHMARKS.md and benchmarks/.
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
+
+    /// Skip the registry-against-etcd part.
+    #[arg(long)]
+    no_registry: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("beacon-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> Result<(), String> {
+    let command = if cli.quick {
+        "make bench-quick"
+    } else {
+        "make bench"
+    };
+    let plan = if cli.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    let backends = Arc::new(Mutex::new(Backends::start()?));
+    let (outcomes, proxy_configs) = run_all(Arc::clone(&backends), plan).await?;
+    drop(backends);
+    let registry = if cli.no_registry {
+        None
+    } else {
+        eprintln!("== registry against etcd ==");
+        let sizes = if cli.quick {
+            Sizes::quick()
+        } else {
+            Sizes::full()
+        };
+        Some(registry_bench::run(&binary("beacon-registry"), sizes).await?)
+    };
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let report = Report {
+        date,
+        machine: machine(),
+        command: command.into(),
+        outcomes,
+        registry,
+        proxy_configs,
+    };
+    let dir = cli.out.join("benchmarks");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let paused = (plan.fault_at.as_secs_f64(), plan.heal_at.as_secs_f64());
+    plot_hang(&report.outcomes, paused, &dir.join("hang-timeline.svg"))?;
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("results.json"), json).map_err(|e| e.to_string())?;
+    let markdown = report.markdown("benchmarks/hang-timeline.svg");
+    std::fs::write(cli.out.join("BENCHMARKS.md"), &markdown).map_err(|e| e.to_string())?;
+    println!("{markdown}");
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! Beacon's benchmarks: a load generator, the side-by-side comparison with
+//! a bare client, HAProxy and nginx, the registry against etcd, and a
+//! bounded chaos run against the demo topology.
+//!
+//! # Layout
+//!
+//! * [`load`]: the load generator (open and closed loop, per-request records).
+//! * [`stats`]: summaries, percentiles, time buckets, recovery times.
+//! * [`topology`]: registry, ratings instances and proxies as processes.
+//! * [`scenarios`]: steady, hang and crash runs for every contender.
+//! * [`registry_bench`]: the registry against etcd.
+//! * [`report`]: BENCHMARKS.md, the JSON results, the timeline plot.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod load;
+pub mod registry_bench;
+pub mod report;
+pub mod scenarios;
+pub mod stats;
+pub mod topology;

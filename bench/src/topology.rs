@@ -1,0 +1,244 @@
+//! The systems under test: a registry, three ratings instances, and the
+//! proxies, as real processes on loopback.
+
+use beacon_kit::process::Service;
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+/// Ratings lease length in the benchmarks: a killed instance lingers in the
+/// registry this long unless its breaker routes around it first.
+pub const RATINGS_TTL_MS: &str = "3000";
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// Where the workspace's binaries are: beside this one.
+pub fn binary(name: &str) -> PathBuf {
+    let here = std::env::current_exe().unwrap_or_default();
+    here.parent().map(|dir| dir.join(name)).unwrap_or_default()
+}
+
+/// A registry and ratings instances 1..=3 on fixed free ports.
+pub struct Backends {
+    /// The registry.
+    pub registry: Service,
+    /// Instance number, its port, and the process while it runs.
+    pub ratings: Vec<(u16, u16, Option<Service>)>,
+}
+
+impl Backends {
+    /// Starts the registry and three ratings instances.
+    pub fn start() -> Result<Self, String> {
+        let registry = Service::start(&binary("beacon-registry"), &["--listen", "127.0.0.1:0"])?;
+        let mut backends = Self {
+            registry,
+            ratings: Vec::new(),
+        };
+        for n in 1..=3 {
+            backends.ratings.push((n, free_port(), None));
+            backends.start_ratings(n)?;
+        }
+        Ok(backends)
+    }
+
+    /// Base URLs of the instances.
+    pub fn urls(&self) -> Vec<String> {
+        self.ratings
+            .iter()
+            .map(|(_, port, _)| format!("http://127.0.0.1:{port}"))
+            .collect()
+    }
+
+    /// Starts (or restarts) instance `n` on its port.
+    pub fn start_ratings(&mut self, n: u16) -> Result<(), String> {
+        let registry = self.registry.url.clone();
+        let slot = self.slot(n)?;
+        let (instance, port) = (n.to_string(), slot.1.to_string());
+        let args = [
+            "--instance",
+            &instance,
+            "--port",
+            &port,
+            "--registry",
+            &registry,
+            "--ttl-ms",
+            RATINGS_TTL_MS,
+        ];
+        slot.2 = Some(Service::start(&binary("beacon-ratings"), &args)?);
+        Ok(())
+    }
+
+    /// Sends a signal to instance `n` (`STOP`, `CONT`, `KILL`).
+    pub fn signal(&mut self, n: u16, signal: &str) -> Result<(), String> {
+        let slot = self.slot(n)?;
+        let service = slot
+            .2
+            .as_ref()
+            .ok_or(format!("ratings-{n} is not running"))?;
+        service.signal(signal);
+        if signal == "KILL" {
+            if let Some(mut service) = slot.2.take() {
+                let _ = service.wait(Duration::from_secs(5));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes sure every instance runs and none is paused.
+    pub fn heal(&mut self) -> Result<(), String> {
+        for n in 1..=3 {
+            match &self.slot(n)?.2 {
+                Some(service) => service.signal("CONT"),
+                None => self.start_ratings(n)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn slot(&mut self, n: u16) -> Result<&mut (u16, u16, Option<Service>), String> {
+        self.ratings
+            .iter_mut()
+            .find(|(m, _, _)| *m == n)
+            .ok_or(format!("no ratings-{n}"))
+    }
+}
+
+/// A proxy process (HAProxy or nginx) with its generated config.
+pub struct Proxy {
+    child: Child,
+    /// Where clients send requests.
+    pub url: String,
+    /// The configuration it runs with, for the report.
+    pub config: String,
+    _dir: TempDir,
+}
+
+impl Proxy {
+    /// HAProxy configured as its users would for this job: active health
+    /// checks, passive `observe layer7`, retries with redispatch to another
+    /// server, per-try timeouts like Beacon's attempt timeout.
+    pub fn haproxy(targets: &[String]) -> Result<Self, String> {
+        let port = free_port();
+        let mut config = format!(
+            "global\n  maxconn 4096\n\ndefaults\n  mode http\n  option http-keep-alive\n  timeout connect 100ms\n  timeout client 10s\n  timeout server 100ms\n  retries 2\n  option redispatch 1\n  retry-on all-retryable-errors\n\nfrontend ratings_in\n  bind 127.0.0.1:{port}\n  default_backend ratings\n\nbackend ratings\n  balance roundrobin\n  option httpchk GET /_health\n  default-server inter 1s fall 1 rise 1 observe layer7 error-limit 1 on-error mark-down\n"
+        );
+        for (i, target) in targets.iter().enumerate() {
+            let address = target.trim_start_matches("http://");
+            let _ = writeln!(config, "  server r{} {address} check", i + 1);
+        }
+        let dir = TempDir::new("haproxy")?;
+        let path = dir.path.join("haproxy.cfg");
+        std::fs::write(&path, &config).map_err(|e| e.to_string())?;
+        let child = Command::new("haproxy")
+            .args(["-f", &path.display().to_string(), "-db"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run haproxy (apt-get install haproxy): {e}"))?;
+        Self::ready(child, port, config, dir)
+    }
+
+    /// nginx configured as its users would for this job: passive
+    /// `max_fails`/`fail_timeout`, `proxy_next_upstream` on errors,
+    /// timeouts and 5xx, per-try timeouts like Beacon's attempt timeout,
+    /// keep-alive upstream connections.
+    pub fn nginx(targets: &[String]) -> Result<Self, String> {
+        let port = free_port();
+        let dir = TempDir::new("nginx")?;
+        let d = dir.path.display();
+        let mut upstream = String::new();
+        for target in targets {
+            let address = target.trim_start_matches("http://");
+            let _ = writeln!(
+                upstream,
+                "    server {address} max_fails=1 fail_timeout=2s;"
+            );
+        }
+        let config = format!(
+            "daemon off;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  upstream ratings {{\n{upstream}    keepalive 64;\n  }}\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://ratings;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_connect_timeout 100ms;\n      proxy_read_timeout 100ms;\n      proxy_next_upstream error timeout http_500 http_502 http_503 http_504;\n      proxy_next_upstream_tries 3;\n    }}\n  }}\n}}\n"
+        );
+        let path = dir.path.join("nginx.conf");
+        std::fs::write(&path, &config).map_err(|e| e.to_string())?;
+        let child = Command::new("nginx")
+            .args([
+                "-p",
+                &dir.path.display().to_string(),
+                "-c",
+                &path.display().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run nginx (apt-get install nginx): {e}"))?;
+        Self::ready(child, port, config, dir)
+    }
+
+    fn ready(mut child: Child, port: u16, config: String, dir: TempDir) -> Result<Self, String> {
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(Self {
+                    child,
+                    url: format!("http://127.0.0.1:{port}"),
+                    config,
+                    _dir: dir,
+                });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("proxy exited at start: {status}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        Err("proxy did not listen within 5 s".into())
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory removed when dropped.
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new(name: &str) -> Result<Self, String> {
+        let path = std::env::temp_dir().join(format!(
+            "beacon-bench-{name}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&path).map_err(|e| e.to_string())?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status =
+        std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
