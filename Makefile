@@ -62,6 +62,10 @@ bench: deps bench-deps build-release
 bench-quick: deps bench-deps build-release
 	$(RELEASE)/beacon-bench --quick
 
+## chaos: random kills, pauses and restarts (and 2 registry restarts) under load, 2 min
+chaos: build-release
+	$(RELEASE)/beacon-chaos $(ARGS)
+
 bench-deps:
 	@missing=$$(for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -10,10 +10,12 @@
 //! * [`scenarios`]: steady, hang and crash runs for every contender.
 //! * [`registry_bench`]: the registry against etcd.
 //! * [`report`]: BENCHMARKS.md, the JSON results, the timeline plot.
+//! * [`chaos`]: the bounded chaos run against the demo's topology.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod chaos;
 pub mod load;
 pub mod registry_bench;
 pub mod report;
