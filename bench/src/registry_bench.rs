@@ -240,10 +240,15 @@ pub async fn run(
     registry_binary: &std::path::Path,
     sizes: Sizes,
 ) -> Result<RegistryResults, String> {
-    let registry = Service::start(registry_binary, &["--listen", "127.0.0.1:0"])?;
+    let registry = Service::start_with_log(
+        registry_binary,
+        &["--listen", "127.0.0.1:0"],
+        "warn,beacon_registry::server=info",
+    )?;
+    // Generous: a thousand watchers connect at once on a small machine.
     let config = RegistryClientConfig {
         request_timeout: Duration::from_secs(60),
-        ..RegistryClientConfig::default()
+        connect_timeout: Duration::from_secs(10),
     };
     let client = Arc::new(
         RegistryClient::new([registry.url.as_str()], None, config).map_err(|e| e.to_string())?,
@@ -379,13 +384,21 @@ pub async fn run(
         })
         .collect();
     let metrics_url = format!("{}/_metrics", registry.url);
-    let parked = format!("beacon_registry_parked_watchers {w}\n");
     let waiting = Instant::now();
-    while !fetch_text(&metrics_url).await.contains(&parked) {
-        if waiting.elapsed() > Duration::from_secs(30) {
-            return Err("watchers did not park".into());
+    loop {
+        let text = fetch_text(&metrics_url).await;
+        let parked: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("beacon_registry_parked_watchers "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if parked >= w {
+            break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        if waiting.elapsed() > Duration::from_secs(60) {
+            return Err(format!("only {parked} of {w} watchers parked"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let changed = Instant::now();
     client

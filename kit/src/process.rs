@@ -25,9 +25,15 @@ impl Service {
     /// Its other output goes on to this process's stderr, so a failing
     /// test shows the service's logs.
     pub fn start(binary: &Path, args: &[&str]) -> Result<Self, String> {
+        Self::start_with_log(binary, args, "info")
+    }
+
+    /// Like [`start`](Self::start), logging at `level` (`RUST_LOG`), e.g.
+    /// `warn` to keep a load test from measuring its own logging.
+    pub fn start_with_log(binary: &Path, args: &[&str], level: &str) -> Result<Self, String> {
         let mut child = Command::new(binary)
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

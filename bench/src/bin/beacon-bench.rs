@@ -31,6 +31,10 @@ struct Cli {
     /// Skip the registry-against-etcd part.
     #[arg(long)]
     no_registry: bool,
+
+    /// Only the registry-against-etcd part (prints it; writes nothing).
+    #[arg(long)]
+    only_registry: bool,
 }
 
 #[tokio::main]
@@ -56,6 +60,16 @@ async fn run(cli: &Cli) -> Result<(), String> {
     } else {
         Plan::full()
     };
+    let sizes = if cli.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    if cli.only_registry {
+        let results = registry_bench::run(&binary("beacon-registry"), sizes).await?;
+        println!("{}", results.markdown());
+        return Ok(());
+    }
     let backends = Arc::new(Mutex::new(Backends::start()?));
     let (outcomes, proxy_configs) = run_all(Arc::clone(&backends), plan).await?;
     drop(backends);
@@ -63,11 +77,6 @@ async fn run(cli: &Cli) -> Result<(), String> {
         None
     } else {
         eprintln!("== registry against etcd ==");
-        let sizes = if cli.quick {
-            Sizes::quick()
-        } else {
-            Sizes::full()
-        };
         Some(registry_bench::run(&binary("beacon-registry"), sizes).await?)
     };
     let date = std::process::Command::new("date")
