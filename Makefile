@@ -55,8 +55,6 @@ BENCH_DEBS := haproxy nginx
 ## bench: Beacon vs a bare client, HAProxy and nginx; registry vs etcd -> BENCHMARKS.md (~5 min)
 bench: deps bench-deps build-release
 	$(RELEASE)/beacon-bench
-	$(CARGO) run --release -q --example client_overhead
-	$(CARGO) run --release -q --example store_costs
 
 ## bench-quick: the same, short (~1 min)
 bench-quick: deps bench-deps build-release

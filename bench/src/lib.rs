@@ -9,6 +9,7 @@
 //! * [`topology`]: registry, ratings instances and proxies as processes.
 //! * [`scenarios`]: steady, hang and crash runs for every contender.
 //! * [`registry_bench`]: the registry against etcd.
+//! * [`store_costs`]: the registry's etcd store against its memory store.
 //! * [`report`]: BENCHMARKS.md, the JSON results, the timeline plot.
 //! * [`chaos`]: the bounded chaos run against the demo's topology.
 
@@ -21,4 +22,5 @@ pub mod registry_bench;
 pub mod report;
 pub mod scenarios;
 pub mod stats;
+pub mod store_costs;
 pub mod topology;

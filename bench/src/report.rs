@@ -21,6 +21,8 @@ pub struct Report {
     pub registry: Option<RegistryResults>,
     /// The proxies' configurations, as run.
     pub proxy_configs: Vec<(String, String)>,
+    /// The etcd store against the memory store (a markdown section).
+    pub store_costs: Option<String>,
 }
 
 /// The machine, as `nproc` and `/proc/cpuinfo` tell it.
@@ -125,6 +127,9 @@ impl Report {
         );
         if let Some(registry) = &self.registry {
             md.push_str(&registry.markdown());
+        }
+        if let Some(costs) = &self.store_costs {
+            md.push_str(costs);
         }
         let _ = writeln!(md, "\n## Proxy configurations, as run\n");
         for (name, config) in &self.proxy_configs {

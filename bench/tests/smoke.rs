@@ -78,6 +78,7 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
         outcomes: vec![outcome.clone()],
         registry: None,
         proxy_configs: vec![("haproxy".into(), "global\n".into())],
+        store_costs: None,
     };
     let markdown = report.markdown("plot.svg");
     let row = format!("| beacon | {} | {errors} | {errors} |", samples.len());

@@ -7,6 +7,7 @@ use beacon_bench::{
     registry_bench::{self, Sizes},
     report::{machine, plot_hang, Report},
     scenarios::{run_all, Plan},
+    store_costs,
     topology::{binary, Backends},
 };
 use clap::Parser;
@@ -73,11 +74,15 @@ async fn run(cli: &Cli) -> Result<(), String> {
     let backends = Arc::new(Mutex::new(Backends::start()?));
     let (outcomes, proxy_configs) = run_all(Arc::clone(&backends), plan).await?;
     drop(backends);
-    let registry = if cli.no_registry {
-        None
+    let (registry, store_costs) = if cli.no_registry {
+        (None, None)
     } else {
         eprintln!("== registry against etcd ==");
-        Some(registry_bench::run(&binary("beacon-registry"), sizes).await?)
+        let registry = registry_bench::run(&binary("beacon-registry"), sizes).await?;
+        eprintln!("== etcd store against memory store ==");
+        let calls = if cli.quick { 300 } else { 2_000 };
+        let costs = store_costs::run(calls).await.map_err(|e| e.to_string())?;
+        (Some(registry), Some(costs))
     };
     let date = std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
@@ -91,6 +96,7 @@ async fn run(cli: &Cli) -> Result<(), String> {
         outcomes,
         registry,
         proxy_configs,
+        store_costs,
     };
     let dir = cli.out.join("benchmarks");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;

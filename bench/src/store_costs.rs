@@ -1,32 +1,20 @@
-//! What a registration, a heartbeat and a resolve cost on the etcd store
-//! compared with the memory store: the same calls through the same client,
-//! side by side in one run.
+//! What a registration, a heartbeat and a resolve cost on the registry's
+//! etcd store compared with its memory store: the same calls through the
+//! same client, side by side in one run.
 //!
-//! ```sh
-//! cargo run --release --example store_costs     # needs /usr/bin/etcd (Debian etcd-server)
-//! ```
-//!
-//! Starts a single-member etcd on free loopback ports (data in a temp dir),
-//! one registry per store in this process, and times N sequential calls of
-//! each kind against each. Prints a markdown table; ratio = etcd / memory.
+//! Starts a single-member etcd on free loopback ports (data in a temp dir)
+//! and one registry per store in this process, and times sequential calls
+//! of each kind against each.
 
+use crate::topology::free_port;
 use beacon::{
     wire::{Address, InstanceId, Registration, ServiceName},
     RegistryClient,
 };
 use beacon_registry::server::{self, Backend, Options};
-use std::{error::Error, process::Command, time::Duration};
+use std::{error::Error, fmt::Write as _, process::Command, time::Duration};
 use tokio::{net::TcpListener, time::Instant};
 use tokio_util::sync::CancellationToken;
-
-const CALLS: usize = 2_000;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
 
 async fn registry(
     backend: Backend,
@@ -50,24 +38,27 @@ async fn registry(
 }
 
 /// Mean and p99 of `CALLS` sequential runs of `call`.
-async fn time<F, Fut>(mut call: F) -> (Duration, Duration)
+async fn time<F, Fut>(calls: usize, mut call: F) -> (Duration, Duration)
 where
     F: FnMut(usize) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let mut took = Vec::with_capacity(CALLS);
-    for n in 0..CALLS {
+    let mut took = Vec::with_capacity(calls);
+    for n in 0..calls {
         let started = Instant::now();
         call(n).await;
         took.push(started.elapsed());
     }
-    let mean = took.iter().sum::<Duration>() / CALLS as u32;
+    let mean = took.iter().sum::<Duration>() / calls.max(1) as u32;
     took.sort();
-    (mean, took[CALLS * 99 / 100])
+    (
+        mean,
+        took.get(calls * 99 / 100).copied().unwrap_or_default(),
+    )
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+/// Runs the comparison with `calls` calls of each kind; returns a markdown section.
+pub async fn run(calls: usize) -> Result<String, Box<dyn Error>> {
     let (client_port, peer_port) = (free_port(), free_port());
     let data = std::env::temp_dir().join(format!("beacon-store-costs-{}", std::process::id()));
     let mut etcd = Command::new("etcd")
@@ -96,12 +87,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ttl: Duration::from_secs(60),
         ..Registration::new(Address::new("http://127.0.0.1:9000")?)
     };
-    let ids: Vec<InstanceId> = (0..CALLS)
+    let ids: Vec<InstanceId> = (0..calls)
         .map(|n| format!("i{n}").parse())
         .collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
     for (name, client) in [("memory", &memory), ("etcd", &on_etcd)] {
-        let register = time(|n| {
+        let register = time(calls, |n| {
             let (client, service, id, registration) = (client, &service, &ids[n], &registration);
             async move {
                 client
@@ -111,14 +102,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
             }
         })
         .await;
-        let heartbeat = time(|n| {
+        let heartbeat = time(calls, |n| {
             let (client, service, id) = (client, &service, &ids[n]);
             async move {
                 client.heartbeat(service, id).await.expect("heartbeat");
             }
         })
         .await;
-        let resolve = time(|_| {
+        let resolve = time(calls, |_| {
             let (client, service) = (client, &service);
             async move {
                 client.resolve(service).await.expect("resolve");
@@ -127,26 +118,30 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .await;
         rows.push((name, register, heartbeat, resolve));
     }
-    println!("| store | register mean / p99 | heartbeat mean / p99 | resolve ({CALLS} instances) mean / p99 |");
-    println!("|---|---|---|---|");
+    let mut md = format!(
+        "\n## The registry's etcd store against its memory store\n\n{calls} sequential calls of each kind through `RegistryClient`, \
+         one registry per store, etcd single-member on loopback.\n\n\
+         | store | register mean / p99 | heartbeat mean / p99 | resolve ({calls} instances) mean / p99 |\n|---|---|---|---|\n"
+    );
     for (name, r, h, q) in &rows {
-        println!(
+        let _ = writeln!(
+            md,
             "| {name} | {:?} / {:?} | {:?} / {:?} | {:?} / {:?} |",
             r.0, r.1, h.0, h.1, q.0, q.1
         );
     }
     let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
     let (m, e) = (&rows[0], &rows[1]);
-    println!(
+    let _ = writeln!(
+        md,
         "| ratio etcd/memory | {:.1}x | {:.1}x | {:.1}x |",
         ratio(m.1 .0, e.1 .0),
         ratio(m.2 .0, e.2 .0),
         ratio(m.3 .0, e.3 .0)
     );
-    println!("\n{CALLS} sequential calls of each kind through RegistryClient; reproduce: cargo run --release --example store_costs");
     stop.cancel();
     let _ = etcd.kill();
     let _ = etcd.wait();
     let _ = std::fs::remove_dir_all(&data);
-    Ok(())
+    Ok(md)
 }
