@@ -3,23 +3,15 @@
 //! restarted twice. Every market answer must stay a 200 with four ratings,
 //! none of them missing once warmed up.
 
-use crate::topology::{binary, free_port, RATINGS_TTL_MS};
+use crate::topology::{binary, Backends};
 use beacon_kit::process::Service;
 use rand::{seq::IndexedRandom, Rng};
 use std::{
-    collections::BTreeMap,
+    collections::BTreeSet,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 use tokio::time::Instant;
-
-/// What happened to one ratings instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Running,
-    Paused,
-    Down,
-}
 
 /// The chaos run's findings.
 #[derive(Debug, Default)]
@@ -38,110 +30,54 @@ pub struct Findings {
     pub actions: Vec<String>,
 }
 
+/// The demo's topology, and which instances are paused.
 struct Topology {
-    registry_port: u16,
-    registry: Option<Service>,
-    ratings: BTreeMap<u16, (u16, Option<Service>, State)>,
+    backends: Backends,
+    paused: BTreeSet<u16>,
     market: Service,
 }
 
 impl Topology {
-    fn registry_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.registry_port)
-    }
-
     fn start() -> Result<Self, String> {
-        let registry_port = free_port();
-        let listen = format!("127.0.0.1:{registry_port}");
-        let registry = Service::start(&binary("beacon-registry"), &["--listen", &listen])?;
-        let registry_url = registry.url.clone();
-        let market = Service::start(
-            &binary("beacon-market"),
-            &["--listen", "127.0.0.1:0", "--registry", &registry_url],
-        )?;
-        let mut topology = Self {
-            registry_port,
-            registry: Some(registry),
-            ratings: BTreeMap::new(),
+        let backends = Backends::start()?;
+        let registry = backends.registry_url();
+        let args = ["--listen", "127.0.0.1:0", "--registry", &registry];
+        let market = Service::start(&binary("beacon-market"), &args)?;
+        Ok(Self {
+            backends,
+            paused: BTreeSet::new(),
             market,
-        };
-        for n in 1..=3 {
-            topology.ratings.insert(n, (free_port(), None, State::Down));
-            topology.start_ratings(n)?;
-        }
-        Ok(topology)
-    }
-
-    fn start_ratings(&mut self, n: u16) -> Result<(), String> {
-        let registry = self.registry_url();
-        let Some(slot) = self.ratings.get_mut(&n) else {
-            return Err(format!("no ratings-{n}"));
-        };
-        let (instance, port) = (n.to_string(), slot.0.to_string());
-        let args = [
-            "--instance",
-            &instance,
-            "--port",
-            &port,
-            "--registry",
-            &registry,
-            "--ttl-ms",
-            RATINGS_TTL_MS,
-        ];
-        slot.1 = Some(Service::start(&binary("beacon-ratings"), &args)?);
-        slot.2 = State::Running;
-        Ok(())
+        })
     }
 
     /// One random action among those possible now; returns what it did.
     fn act(&mut self) -> Result<String, String> {
         let mut possible = Vec::new();
-        for (&n, (_, _, state)) in &self.ratings {
-            match state {
-                State::Running => possible.extend([("kill -9", n), ("pause", n), ("stop", n)]),
-                State::Paused => possible.push(("resume", n)),
-                State::Down => possible.push(("restart", n)),
+        for n in 1..=3 {
+            if !self.backends.is_up(n) {
+                possible.push(("restart", n));
+            } else if self.paused.contains(&n) {
+                possible.push(("resume", n));
+            } else {
+                possible.extend([("kill -9", n), ("pause", n), ("stop", n)]);
             }
         }
         let Some(&(what, n)) = possible.choose(&mut rand::rng()) else {
             return Ok("nothing to do".into());
         };
         match what {
-            "kill -9" => self.signal(n, "KILL", State::Down),
-            "pause" => self.signal(n, "STOP", State::Paused),
-            "stop" => self.signal(n, "TERM", State::Down),
-            "resume" => self.signal(n, "CONT", State::Running),
-            _ => self.start_ratings(n)?,
+            "kill -9" => self.backends.signal(n, "KILL")?,
+            "stop" => self.backends.signal(n, "TERM")?,
+            "pause" => self.backends.signal(n, "STOP")?,
+            "resume" => self.backends.signal(n, "CONT")?,
+            _ => self.backends.start_ratings(n)?,
+        }
+        if what == "pause" {
+            self.paused.insert(n);
+        } else {
+            self.paused.remove(&n);
         }
         Ok(format!("{what} ratings-{n}"))
-    }
-
-    fn signal(&mut self, n: u16, signal: &str, next: State) {
-        if let Some(slot) = self.ratings.get_mut(&n) {
-            if let Some(service) = &slot.1 {
-                service.signal(signal);
-            }
-            if next == State::Down {
-                if let Some(mut service) = slot.1.take() {
-                    service.signal("CONT");
-                    let _ = service.wait(Duration::from_secs(10));
-                }
-            }
-            slot.2 = next;
-        }
-    }
-
-    fn restart_registry(&mut self) -> Result<(), String> {
-        if let Some(registry) = self.registry.take() {
-            registry.stop()?;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        let listen = format!("127.0.0.1:{}", self.registry_port);
-        self.registry = Some(Service::start(
-            &binary("beacon-registry"),
-            &["--listen", &listen],
-        )?);
-        Ok(())
     }
 }
 
@@ -213,6 +149,7 @@ pub async fn run(duration: Duration, workers: usize) -> Result<Findings, String>
             let mut topology = lock(&t);
             if restart_registry {
                 topology
+                    .backends
                     .restart_registry()
                     .map(|()| "restart the registry".to_owned())
             } else {
@@ -234,7 +171,7 @@ pub async fn run(duration: Duration, workers: usize) -> Result<Findings, String>
     let _ = tokio::task::spawn_blocking(move || {
         let mut topology = lock(&t);
         for n in 1..=3 {
-            topology.signal(n, "TERM", State::Down);
+            let _ = topology.backends.signal(n, "TERM");
         }
     })
     .await;

@@ -206,7 +206,7 @@ pub async fn run_all(
     backends: SharedBackends,
     plan: Plan,
 ) -> Result<(Vec<Outcome>, Vec<(String, String)>), String> {
-    let registry = with(&backends, |b| b.registry.url.clone());
+    let registry = with(&backends, |b| b.registry_url());
     let mut outcomes = Vec::new();
     let mut configs = Vec::new();
     let path = "/ratings/camera".to_owned();

@@ -27,10 +27,13 @@ pub fn binary(name: &str) -> PathBuf {
     here.parent().map(|dir| dir.join(name)).unwrap_or_default()
 }
 
-/// A registry and ratings instances 1..=3 on fixed free ports.
+/// A registry and ratings instances 1..=3, each on a fixed free port so
+/// that it can be restarted where its peers expect it.
 pub struct Backends {
-    /// The registry.
-    pub registry: Service,
+    /// The registry's port.
+    registry_port: u16,
+    /// The registry, while it runs.
+    registry: Option<Service>,
     /// Instance number, its port, and the process while it runs.
     pub ratings: Vec<(u16, u16, Option<Service>)>,
 }
@@ -38,16 +41,40 @@ pub struct Backends {
 impl Backends {
     /// Starts the registry and three ratings instances.
     pub fn start() -> Result<Self, String> {
-        let registry = Service::start(&binary("beacon-registry"), &["--listen", "127.0.0.1:0"])?;
+        let registry_port = free_port();
         let mut backends = Self {
-            registry,
+            registry_port,
+            registry: None,
             ratings: Vec::new(),
         };
+        backends.start_registry()?;
         for n in 1..=3 {
             backends.ratings.push((n, free_port(), None));
             backends.start_ratings(n)?;
         }
         Ok(backends)
+    }
+
+    /// The registry's base URL.
+    pub fn registry_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.registry_port)
+    }
+
+    fn start_registry(&mut self) -> Result<(), String> {
+        let listen = format!("127.0.0.1:{}", self.registry_port);
+        self.registry = Some(Service::start(
+            &binary("beacon-registry"),
+            &["--listen", &listen],
+        )?);
+        Ok(())
+    }
+
+    /// Stops the registry (SIGTERM) and starts it again, empty, on its port.
+    pub fn restart_registry(&mut self) -> Result<(), String> {
+        if let Some(registry) = self.registry.take() {
+            registry.stop()?;
+        }
+        self.start_registry()
     }
 
     /// Base URLs of the instances.
@@ -60,7 +87,7 @@ impl Backends {
 
     /// Starts (or restarts) instance `n` on its port.
     pub fn start_ratings(&mut self, n: u16) -> Result<(), String> {
-        let registry = self.registry.url.clone();
+        let registry = self.registry_url();
         let slot = self.slot(n)?;
         let (instance, port) = (n.to_string(), slot.1.to_string());
         let args = [
@@ -77,7 +104,8 @@ impl Backends {
         Ok(())
     }
 
-    /// Sends a signal to instance `n` (`STOP`, `CONT`, `KILL`).
+    /// Sends a signal to instance `n` (`STOP`, `CONT`, `KILL`, `TERM`);
+    /// after `KILL` or `TERM` waits for it to exit.
     pub fn signal(&mut self, n: u16, signal: &str) -> Result<(), String> {
         let slot = self.slot(n)?;
         let service = slot
@@ -85,12 +113,20 @@ impl Backends {
             .as_ref()
             .ok_or(format!("ratings-{n} is not running"))?;
         service.signal(signal);
-        if signal == "KILL" {
+        if matches!(signal, "KILL" | "TERM") {
             if let Some(mut service) = slot.2.take() {
-                let _ = service.wait(Duration::from_secs(5));
+                service.signal("CONT"); // a paused process can't act on SIGTERM
+                let _ = service.wait(Duration::from_secs(10));
             }
         }
         Ok(())
+    }
+
+    /// Whether instance `n` has a process.
+    pub fn is_up(&self, n: u16) -> bool {
+        self.ratings
+            .iter()
+            .any(|(m, _, service)| *m == n && service.is_some())
     }
 
     /// Makes sure every instance runs and none is paused.

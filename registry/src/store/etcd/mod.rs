@@ -195,21 +195,9 @@ impl Store for EtcdStore {
         id: &InstanceId,
     ) -> Result<Instance, StoreError> {
         let inner = &self.inner;
-        let unknown = || StoreError::UnknownInstance {
-            service: service.clone(),
-            id: id.clone(),
-        };
-        let key = inner.keys.key(service, id);
-        let seen = inner
-            .seen
-            .get(&key)
-            .map(|s| s.clone())
-            .ok_or_else(unknown)?;
+        let unknown = || unknown_instance(service, id);
         // Refuse a lapsed lease before asking etcd anything.
-        let (expired, _) = inner.catalog.due(service, std::slice::from_ref(id));
-        if !expired.is_empty() {
-            return Err(unknown());
-        }
+        let (key, seen) = inner.live(service, id)?;
         if !inner
             .client
             .keep_alive(seen.lease)
@@ -242,19 +230,7 @@ impl Store for EtcdStore {
 
     async fn deregister(&self, service: &ServiceName, id: &InstanceId) -> Result<(), StoreError> {
         let inner = &self.inner;
-        let unknown = || StoreError::UnknownInstance {
-            service: service.clone(),
-            id: id.clone(),
-        };
-        let key = inner.keys.key(service, id);
-        let seen = inner
-            .seen
-            .get(&key)
-            .map(|s| s.clone())
-            .ok_or_else(unknown)?;
-        if !inner.catalog.is_live(service, id) {
-            return Err(unknown());
-        }
+        let (key, seen) = inner.live(service, id)?;
         let revision = inner.client.revoke(seen.lease).await.map_err(unavailable)?;
         // The watch brings the delete to every replica (maybe to this one
         // already); apply it here too, so the next read agrees with the answer.
@@ -283,6 +259,17 @@ impl Store for EtcdStore {
 }
 
 impl Inner {
+    /// The key and last-seen state of a registered instance whose lease has
+    /// not run out; `UnknownInstance` otherwise.
+    fn live(&self, service: &ServiceName, id: &InstanceId) -> Result<(String, Seen), StoreError> {
+        let key = self.keys.key(service, id);
+        let seen = self.seen.get(&key).map(|s| s.clone());
+        match seen {
+            Some(seen) if self.catalog.is_live(service, id) => Ok((key, seen)),
+            _ => Err(unknown_instance(service, id)),
+        }
+    }
+
     /// Deletes overdue instances from etcd, as their deadlines come.
     async fn reap(self: Arc<Self>, stop: CancellationToken) {
         let clock = self.catalog.clock();
@@ -307,6 +294,13 @@ impl Inner {
                 self.expiry.requeue(&service, recheck);
             }
         }
+    }
+}
+
+fn unknown_instance(service: &ServiceName, id: &InstanceId) -> StoreError {
+    StoreError::UnknownInstance {
+        service: service.clone(),
+        id: id.clone(),
     }
 }
 
