@@ -1,4 +1,5 @@
-//! Beacon's benchmarks: a load generator, the side-by-side comparison with
+//! Beacon's benchmarks: a load generator (also the `beacon-load` command),
+//! the side-by-side comparison with
 //! a bare client, HAProxy and nginx, the registry against etcd, and a
 //! bounded chaos run against the demo topology.
 //!

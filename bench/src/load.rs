@@ -103,14 +103,20 @@ async fn plain_get(http: &HttpClient, uri: &str) -> Result<Bytes, String> {
 /// One request's record.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sample {
-    /// When it started, from the start of the run.
+    /// When it started, from the start of the run (milliseconds in JSON).
+    #[serde(rename = "at_ms", serialize_with = "as_ms")]
     pub at: Duration,
-    /// How long it took (up to the request timeout).
+    /// How long it took, up to the request timeout (milliseconds in JSON).
+    #[serde(rename = "latency_ms", serialize_with = "as_ms")]
     pub latency: Duration,
     /// Whether a 2xx answer came within the timeout.
     pub ok: bool,
     /// The instance that answered (from the ratings body), when known.
     pub instance: Option<String>,
+}
+
+fn as_ms<S: serde::Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
 /// What every request asks and how long the caller waits at most.
