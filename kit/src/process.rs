@@ -93,6 +93,28 @@ impl Service {
         assert!(sent, "kill -{name} {} failed", self.pid());
     }
 
+    /// SIGSTOP, returning once the kernel reports the process stopped
+    /// (signal delivery is asynchronous: a request could still slip through
+    /// right after `kill` returns).
+    pub fn pause(&self) {
+        self.signal("STOP");
+        let stat = format!("/proc/{}/stat", self.pid());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let state = std::fs::read_to_string(&stat)
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, rest)| rest.trim_start().chars().next())
+                })
+                .flatten();
+            if matches!(state, Some('T' | 't') | None) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Waits for the process to exit, at most `limit`.
     pub fn wait(&mut self, limit: Duration) -> Result<ExitStatus, String> {
         let deadline = Instant::now() + limit;

@@ -65,8 +65,9 @@ impl Demo {
         assert!(status.success(), "ratings-{n} exited with {status}");
     }
 
+    /// SIGSTOP, and the process really stopped.
     pub fn pause(&self, n: u16) {
-        self.ratings[&n].signal("STOP");
+        self.ratings[&n].pause();
     }
 
     pub fn resume(&self, n: u16) {
