@@ -239,7 +239,18 @@ impl Proxy {
 }
 
 impl Drop for Proxy {
+    /// SIGTERM first: an nginx master killed outright leaves its workers
+    /// running (and listening); told to stop, it takes them down with it.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
