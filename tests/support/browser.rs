@@ -83,6 +83,11 @@ impl Drop for ChromeDriver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Chromium may outlive its driver (a session closing as the driver
+        // dies, or a failed test): end whatever runs on this test's profile.
+        let _ = Command::new("pkill")
+            .args(["-f", &format!("--user-data-dir={}", self.profile.display())])
+            .status();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
