@@ -173,7 +173,6 @@ fn percentile(mut samples: Vec<Duration>, q: f64) -> f64 {
 struct Etcd {
     child: Child,
     client: Arc<EtcdClient>,
-    url: String,
     data: std::path::PathBuf,
 }
 
@@ -201,7 +200,7 @@ impl Etcd {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot run etcd (apt-get install etcd-server): {e}"))?;
-        let client = Arc::new(EtcdClient::new(vec![url.clone()]));
+        let client = Arc::new(EtcdClient::new(vec![url]));
         let started = Instant::now();
         while client.status().await.is_err() {
             if started.elapsed() > Duration::from_secs(15) {
@@ -212,7 +211,6 @@ impl Etcd {
         Ok(Self {
             child,
             client,
-            url,
             data,
         })
     }
@@ -264,17 +262,7 @@ pub async fn run(
     // Heartbeats per second.
     let hb = name("hb")?;
     let n = sizes.heartbeat_instances;
-    {
-        let (client, hb, registration) = (Arc::clone(&client), hb.clone(), registration.clone());
-        spread(64, n, move |i| {
-            let (client, hb, registration) =
-                (Arc::clone(&client), hb.clone(), registration.clone());
-            async move {
-                let _ = client.register(&hb, &id(i), &registration).await;
-            }
-        })
-        .await;
-    }
+    register_many(&client, &hb, n, &registration).await;
     let beats = {
         let (client, hb) = (Arc::clone(&client), hb.clone());
         rate(64, sizes.heartbeat_for, move |i| {
@@ -313,18 +301,7 @@ pub async fn run(
     // Resolving a service of many instances.
     let bulk = name("bulk")?;
     let m = sizes.resolve_instances;
-    {
-        let (client, bulk, registration) =
-            (Arc::clone(&client), bulk.clone(), registration.clone());
-        spread(64, m, move |i| {
-            let (client, bulk, registration) =
-                (Arc::clone(&client), bulk.clone(), registration.clone());
-            async move {
-                let _ = client.register(&bulk, &id(i), &registration).await;
-            }
-        })
-        .await;
-    }
+    register_many(&client, &bulk, m, &registration).await;
     {
         let (etcd_client, value) = (Arc::clone(&etcd.client), value.clone());
         spread(64, m, move |i| {
@@ -462,17 +439,7 @@ pub async fn run(
     let registry_pid = registry.pid();
     let before = rss_kib(registry_pid).unwrap_or(0);
     let mem = name("mem")?;
-    {
-        let (client, mem, registration) = (Arc::clone(&client), mem.clone(), registration.clone());
-        spread(64, k, move |i| {
-            let (client, mem, registration) =
-                (Arc::clone(&client), mem.clone(), registration.clone());
-            async move {
-                let _ = client.register(&mem, &id(i), &registration).await;
-            }
-        })
-        .await;
-    }
+    register_many(&client, &mem, k, &registration).await;
     let registry_bytes =
         rss_kib(registry_pid).unwrap_or(0).saturating_sub(before) as f64 * 1024.0 / k as f64;
     let etcd_pid = etcd.child.id();
@@ -500,8 +467,26 @@ pub async fn run(
         unit: "bytes",
         higher_is_better: false,
     });
-    let _ = etcd.url;
     Ok(RegistryResults { pairs })
+}
+
+/// Registers `count` instances `i0..` of `service` through the registry, 64 at a time.
+async fn register_many(
+    client: &Arc<RegistryClient>,
+    service: &ServiceName,
+    count: usize,
+    registration: &Registration,
+) {
+    let (client, service, registration) =
+        (Arc::clone(client), service.clone(), registration.clone());
+    spread(64, count, move |i| {
+        let (client, service, registration) =
+            (Arc::clone(&client), service.clone(), registration.clone());
+        async move {
+            let _ = client.register(&service, &id(i), &registration).await;
+        }
+    })
+    .await;
 }
 
 async fn fetch_text(url: &str) -> String {
