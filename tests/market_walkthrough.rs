@@ -154,6 +154,32 @@ async fn a_paused_instance_past_its_lease_comes_back_through_re_registration() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_rating_past_its_maximum_age_shows_as_none() {
+    // Without a maximum age a page could pass for healthy forever on
+    // values fetched once: stale ratings must stop being shown.
+    let mut demo = Demo::start(&[1], &["--rating-max-age-ms", "2000"]);
+    eventually(PATIENCE, "all four ratings live", || async {
+        let (shown, _) = demo.things().await;
+        all_live_from(&shown, &["ratings-1"]).then_some(())
+    })
+    .await;
+    demo.stop_ratings(1);
+    let (shown, _) = demo.things().await;
+    assert!(
+        shown.iter().all(|(_, source, _)| source == "cached"),
+        "young values are served from cache: {shown:?}"
+    );
+    eventually(PATIENCE, "every rating to age out", || async {
+        let (shown, _) = demo.things().await;
+        shown
+            .iter()
+            .all(|(_, source, instance)| source == "none" && instance.is_none())
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cart_adds_once_removes_totals_and_checks_out() {
     let demo = Demo::start(&[], &[]);
     let http = reqwest::Client::new();

@@ -35,6 +35,11 @@ struct Cli {
     /// How long an open breaker waits before a probe, in milliseconds (30 s, like the original).
     #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     breaker_open_ms: u64,
+
+    /// Oldest cached rating still shown, in milliseconds; older ones show as
+    /// `none` (default 5 minutes).
+    #[arg(long, env = "BEACON_MARKET_RATING_MAX_AGE_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    rating_max_age_ms: u64,
 }
 
 #[tokio::main]
@@ -55,6 +60,7 @@ async fn main() -> ExitCode {
         attempt_timeout: Duration::from_millis(cli.attempt_timeout_ms),
         breaker_threshold: cli.breaker_threshold,
         breaker_open: Duration::from_millis(cli.breaker_open_ms),
+        rating_max_age: Duration::from_millis(cli.rating_max_age_ms),
     };
     match server::run(listener, options, cancel_on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

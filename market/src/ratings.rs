@@ -21,7 +21,8 @@ pub enum Source {
     Live,
     /// The last good value, because a live one couldn't be had in time.
     Cached,
-    /// Never fetched yet.
+    /// Never fetched yet, or the last good value is older than the
+    /// board's maximum age.
     None,
 }
 
@@ -65,16 +66,21 @@ struct Good {
 pub struct RatingsBoard {
     client: ServiceClient,
     deadline: Duration,
+    /// Past this age a cached rating is not shown: stale data must not
+    /// pass for a rating.
+    max_age: Duration,
     last_good: DashMap<&'static str, Good>,
     last_served: Mutex<Option<LastServed>>,
 }
 
 impl RatingsBoard {
-    /// A board that asks `client` and answers within `deadline`.
-    pub fn new(client: ServiceClient, deadline: Duration) -> Self {
+    /// A board that asks `client`, answers within `deadline`, and shows
+    /// cached ratings up to `max_age` old.
+    pub fn new(client: ServiceClient, deadline: Duration, max_age: Duration) -> Self {
         Self {
             client,
             deadline,
+            max_age,
             last_good: DashMap::new(),
             last_served: Mutex::new(None),
         }
@@ -150,10 +156,21 @@ impl RatingsBoard {
                 started.elapsed().as_millis(),
                 served.attempts
             );
-            *self
+            let mut last = self
                 .last_served
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(LastServed {
+                .unwrap_or_else(PoisonError::into_inner);
+            // The walkthrough's line, once per change of serving instance
+            // rather than once per request.
+            if last.as_ref().map(|l| l.instance.as_str()) != Some(served.id.as_str()) {
+                tracing::info!(
+                    "{} using instance {}: {}",
+                    self.client.view().service(),
+                    served.id,
+                    served.address
+                );
+            }
+            *last = Some(LastServed {
                 thing: thing.id,
                 instance: served.id.to_string(),
                 address: served.address.to_string(),
@@ -171,13 +188,13 @@ impl RatingsBoard {
 
     fn fallback(&self, thing: &Thing) -> ShownRating {
         match self.last_good.get(thing.id) {
-            Some(good) => ShownRating {
+            Some(good) if good.at.elapsed() <= self.max_age => ShownRating {
                 stars: Some(good.stars),
                 source: Source::Cached,
                 instance: Some(good.instance.clone()),
                 age_ms: Some(u64::try_from(good.at.elapsed().as_millis()).unwrap_or(u64::MAX)),
             },
-            None => ShownRating {
+            _ => ShownRating {
                 stars: None,
                 source: Source::None,
                 instance: None,

@@ -25,6 +25,9 @@ pub struct Options {
     pub breaker_threshold: u32,
     /// How long a breaker stays open first.
     pub breaker_open: Duration,
+    /// Oldest cached rating still shown; past it the rating shows as
+    /// `none`, so a page can't pass for healthy on ancient values.
+    pub rating_max_age: Duration,
 }
 
 /// Leaves this much of the page deadline for rendering and the network.
@@ -61,6 +64,7 @@ pub async fn run(
     let board = RatingsBoard::new(
         ratings.clone(),
         options.deadline.saturating_sub(RENDER_MARGIN),
+        options.rating_max_age,
     );
     let deadline_ms = u64::try_from(options.deadline.as_millis()).unwrap_or(u64::MAX);
     let app = Arc::new(AppState::new(

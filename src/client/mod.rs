@@ -162,7 +162,10 @@ impl ServiceClient {
                 };
                 return Err(last_error.unwrap_or(unavailable));
             };
-            tracing::info!(
+            // Per request, so at debug: a service can't afford a line per
+            // call. Callers that want the walkthrough's line log it from
+            // `ServedBy` (the market does, when the serving instance changes).
+            tracing::debug!(
                 "{service} using instance {}: {}",
                 endpoint.id(),
                 endpoint.address()

@@ -1,11 +1,15 @@
 //! The chaos run: the demo's topology under load while ratings instances
 //! are killed, paused, resumed and restarted at random and the registry is
-//! restarted twice. Every market answer must stay a 200 with four ratings,
-//! none of them missing once warmed up.
+//! restarted twice. Every random choice comes from one seed, so a failing
+//! run can be replayed; [`verdict`] judges the records afterwards.
+
+mod verdict;
+
+pub use verdict::{judge, Answer, Change, Rules, Shown, Verdict};
 
 use crate::topology::{binary, Backends};
 use beacon_kit::process::Service;
-use rand::{seq::IndexedRandom, Rng};
+use rand::{rngs::StdRng, seq::IndexedRandom, Rng, SeedableRng};
 use std::{
     collections::BTreeSet,
     sync::{Arc, Mutex, PoisonError},
@@ -13,45 +17,69 @@ use std::{
 };
 use tokio::time::Instant;
 
-/// The chaos run's findings.
-#[derive(Debug, Default)]
-pub struct Findings {
-    /// Market answers checked.
-    pub answers: usize,
-    /// Ratings shown live / from cache.
-    pub live: usize,
-    /// Ratings served from cache.
-    pub cached: usize,
-    /// Every broken promise, with when it happened.
-    pub violations: Vec<String>,
-    /// Answer latencies, in milliseconds.
-    pub latencies: Vec<f64>,
-    /// The actions taken, in order.
-    pub actions: Vec<String>,
+/// How a chaos run goes.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long the load and the chaos last.
+    pub duration: Duration,
+    /// Concurrent callers loading the market.
+    pub workers: usize,
+    /// Seeds every random choice: the same seed replays the same actions.
+    pub seed: u64,
+    /// The market's maximum age of a cached rating: past it a rating shows
+    /// as `none`, so a run can't pass on stale values.
+    pub rating_max_age: Duration,
+    /// The rules the run is judged by.
+    pub rules: Rules,
 }
 
-/// The demo's topology, and which instances are paused.
+/// What a chaos run did and saw.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Every market answer.
+    pub answers: Vec<Answer>,
+    /// Every instance going up or down.
+    pub changes: Vec<Change>,
+    /// The actions taken, in order, with their times.
+    pub actions: Vec<String>,
+    /// When the load ended, from the run's origin.
+    pub end: Duration,
+}
+
+/// The demo's topology, which instances are paused, and the seeded
+/// source of every random choice.
 struct Topology {
     backends: Backends,
     paused: BTreeSet<u16>,
     market: Service,
+    rng: StdRng,
 }
 
 impl Topology {
-    fn start() -> Result<Self, String> {
+    fn start(options: &Options) -> Result<Self, String> {
         let backends = Backends::start()?;
         let registry = backends.registry_url();
-        let args = ["--listen", "127.0.0.1:0", "--registry", &registry];
+        let max_age = options.rating_max_age.as_millis().to_string();
+        let args = [
+            "--listen",
+            "127.0.0.1:0",
+            "--registry",
+            &registry,
+            "--rating-max-age-ms",
+            &max_age,
+        ];
         let market = Service::start(&binary("beacon-market"), &args)?;
         Ok(Self {
             backends,
             paused: BTreeSet::new(),
             market,
+            rng: StdRng::seed_from_u64(options.seed),
         })
     }
 
-    /// One random action among those possible now; returns what it did.
-    fn act(&mut self) -> Result<String, String> {
+    /// One random action among those possible now; returns what it did and
+    /// the instance change it made.
+    fn act(&mut self) -> Result<(String, Option<(u16, bool)>), String> {
         let mut possible = Vec::new();
         for n in 1..=3 {
             if !self.backends.is_up(n) {
@@ -62,8 +90,8 @@ impl Topology {
                 possible.extend([("kill -9", n), ("pause", n), ("stop", n)]);
             }
         }
-        let Some(&(what, n)) = possible.choose(&mut rand::rng()) else {
-            return Ok("nothing to do".into());
+        let Some(&(what, n)) = possible.choose(&mut self.rng) else {
+            return Ok(("nothing to do".into(), None));
         };
         match what {
             "kill -9" => self.backends.signal(n, "KILL")?,
@@ -77,20 +105,25 @@ impl Topology {
         } else {
             self.paused.remove(&n);
         }
-        Ok(format!("{what} ratings-{n}"))
+        let up = matches!(what, "resume" | "restart");
+        Ok((format!("{what} ratings-{n}"), Some((n, up))))
     }
 }
 
-/// Runs chaos for `duration`, loading the market from `workers` callers.
-pub async fn run(duration: Duration, workers: usize) -> Result<Findings, String> {
-    let topology = Arc::new(Mutex::new(Topology::start()?));
+/// Runs chaos as `options` say: loads the market and records every
+/// answer while ratings instances are killed, paused, resumed and
+/// restarted and the registry is restarted twice. Judge the findings with
+/// [`judge`].
+pub async fn run(options: &Options) -> Result<Findings, String> {
+    let origin = Instant::now();
+    let topology = Arc::new(Mutex::new(Topology::start(options)?));
     let market = lock(&topology).market.url.clone();
     let http = beacon::transport::http_client(Duration::from_millis(500));
     // Warm up: every rating fetched live once, so the cache holds all four.
     let warm = Instant::now();
     loop {
-        if let Ok((_, sources)) = things(&http, &market).await {
-            if sources.iter().all(|s| s == "live") {
+        if let Ok(shown) = things(&http, &market).await {
+            if shown.iter().all(|s| s.source == "live") {
                 break;
             }
         }
@@ -100,72 +133,66 @@ pub async fn run(duration: Duration, workers: usize) -> Result<Findings, String>
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let findings = Arc::new(Mutex::new(Findings::default()));
-    let until = Instant::now() + duration;
-    let load: Vec<_> = (0..workers)
+    let until = Instant::now() + options.duration;
+    let load: Vec<_> = (0..options.workers)
         .map(|_| {
             let (http, market, findings) = (http.clone(), market.clone(), Arc::clone(&findings));
             tokio::spawn(async move {
                 while Instant::now() < until {
                     let started = Instant::now();
-                    let answer = things(&http, &market).await;
-                    let took = started.elapsed().as_secs_f64() * 1000.0;
-                    {
-                        let mut f = findings.lock().unwrap_or_else(PoisonError::into_inner);
-                        f.answers += 1;
-                        f.latencies.push(took);
-                        match answer {
-                            Ok((4, sources)) => {
-                                for source in sources {
-                                    match source.as_str() {
-                                        "live" => f.live += 1,
-                                        "cached" => f.cached += 1,
-                                        other => {
-                                            f.violations.push(format!("a rating was {other:?}"))
-                                        }
-                                    }
-                                }
-                            }
-                            Ok((n, _)) => f.violations.push(format!("{n} ratings instead of 4")),
-                            Err(e) => f.violations.push(e),
-                        }
-                    }
+                    let outcome = things(&http, &market).await;
+                    let answer = Answer {
+                        at: started - origin,
+                        took: started.elapsed(),
+                        outcome,
+                    };
+                    lock(&findings).answers.push(answer);
                     tokio::time::sleep(Duration::from_millis(40)).await;
                 }
             })
         })
         .collect();
     let started = Instant::now();
-    let registry_restarts = [duration / 3, duration * 2 / 3];
+    let registry_restarts = [options.duration / 3, options.duration * 2 / 3];
     let mut restarted = 0;
     while Instant::now() < until {
-        let pause = rand::rng().random_range(1_000..2_500);
+        let pause = lock(&topology).rng.random_range(1_000..2_500);
         tokio::time::sleep(Duration::from_millis(pause)).await;
         if Instant::now() >= until {
             break;
         }
         let restart_registry = restarted < 2 && started.elapsed() >= registry_restarts[restarted];
         let t = Arc::clone(&topology);
-        let action = tokio::task::spawn_blocking(move || {
+        let (action, change) = tokio::task::spawn_blocking(move || {
             let mut topology = lock(&t);
             if restart_registry {
                 topology
                     .backends
                     .restart_registry()
-                    .map(|()| "restart the registry".to_owned())
+                    .map(|()| ("restart the registry".to_owned(), None))
             } else {
                 topology.act()
             }
         })
         .await
         .map_err(|e| e.to_string())??;
+        // Stamped once the action is done: a started instance is "up" from
+        // when it listens, a stopped one "down" from when it exited (a
+        // pause takes effect at once).
+        let at = origin.elapsed();
         restarted += usize::from(restart_registry);
-        let line = format!("{:>6.1}s  {action}", started.elapsed().as_secs_f64());
+        let line = format!("{:>6.1}s  {action}", at.as_secs_f64());
         eprintln!("{line}");
-        lock(&findings).actions.push(line);
+        let mut f = lock(&findings);
+        f.actions.push(line);
+        if let Some((instance, up)) = change {
+            f.changes.push(Change { at, instance, up });
+        }
     }
     for worker in load {
         let _ = worker.await;
     }
+    let end = origin.elapsed();
     // Leave nothing paused or running.
     let t = Arc::clone(&topology);
     let _ = tokio::task::spawn_blocking(move || {
@@ -175,7 +202,9 @@ pub async fn run(duration: Duration, workers: usize) -> Result<Findings, String>
         }
     })
     .await;
-    let findings = std::mem::take(&mut *lock(&findings));
+    let mut findings = std::mem::take(&mut *lock(&findings));
+    findings.end = end;
+    findings.answers.sort_by_key(|a| a.at);
     Ok(findings)
 }
 
@@ -183,11 +212,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// `GET /api/things`: the number of things and each rating's source.
-async fn things(
-    http: &beacon::transport::HttpClient,
-    market: &str,
-) -> Result<(usize, Vec<String>), String> {
+/// `GET /api/things`: each rating's source and instance.
+async fn things(http: &beacon::transport::HttpClient, market: &str) -> Result<Vec<Shown>, String> {
     let request = http::Request::get(format!("{market}/api/things"))
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .map_err(|e| e.to_string())?;
@@ -204,14 +230,14 @@ async fn things(
     }
     let things: Vec<serde_json::Value> =
         serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-    let sources = things
+    Ok(things
         .iter()
-        .map(|t| {
-            t["rating"]["source"]
+        .map(|t| Shown {
+            source: t["rating"]["source"]
                 .as_str()
                 .unwrap_or("missing")
-                .to_owned()
+                .to_owned(),
+            instance: t["rating"]["instance"].as_str().map(str::to_owned),
         })
-        .collect();
-    Ok((things.len(), sources))
+        .collect())
 }
