@@ -35,11 +35,24 @@ fn ids(answer: &ServiceInstances) -> Vec<String> {
     answer.instances.iter().map(|i| i.id.to_string()).collect()
 }
 
-/// Lets the expiry task run at the current (paused) instant.
-async fn settle() {
-    for _ in 0..8 {
+/// Lets other tasks (the expiry task) run until `done` holds, without the
+/// paused clock moving: the test task stays runnable, so tokio never
+/// auto-advances. Fails clearly, rather than hanging or passing by luck,
+/// if `done` does not hold within a bounded number of scheduler turns.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let at = Instant::now();
+    for _ in 0..100_000 {
+        if done() {
+            assert_eq!(
+                Instant::now(),
+                at,
+                "the clock moved while waiting for {what}"
+            );
+            return;
+        }
         tokio::task::yield_now().await;
     }
+    panic!("{what}: still not so after 100000 scheduler turns at {at:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -50,39 +63,59 @@ async fn a_lease_ends_exactly_at_its_ttl() {
         .register(ratings.clone(), id("r1"), registration(8001, 1000))
         .await
         .expect("register");
+    // A probe elsewhere, due 1 ms earlier: once the expiry task has removed
+    // it, that task's pass at 999 ms is over, and r1 had its chance to be
+    // (wrongly) expired early.
+    let probe = service("probe");
+    store
+        .register(probe.clone(), id("p"), registration(9001, 999))
+        .await
+        .expect("register");
 
     advance(Duration::from_millis(999)).await;
-    settle().await;
+    until("the probe to expire at 999 ms", || {
+        metrics.expirations.get() >= 1
+    })
+    .await;
+    assert_eq!(metrics.expirations.get(), 1, "only the probe is due");
+    assert!(store.catalog().resolve(&probe).instances.is_empty());
     assert_eq!(ids(&store.catalog().resolve(&ratings)), ["r1"]);
     assert_eq!(
         store.catalog().resolve(&ratings).instances[0].expires_in_ms,
         1
     );
+    assert_eq!(store.pending_deadlines(), 1, "r1 is still to be checked");
 
     advance(Duration::from_millis(1)).await;
-    settle().await;
     assert!(store.catalog().resolve(&ratings).instances.is_empty());
-    assert_eq!(metrics.expirations.get(), 1);
+    // At 1000 ms exactly: `until` fails if the clock moved.
+    until("r1 to expire at 1000 ms", || metrics.expirations.get() >= 2).await;
+    assert_eq!(metrics.expirations.get(), 2);
     assert_eq!(store.pending_deadlines(), 0, "nothing left to check");
 }
 
 #[tokio::test(start_paused = true)]
 async fn heartbeats_extend_the_lease_and_a_late_one_is_refused() {
-    let (store, _) = store();
+    let (store, metrics) = store();
     let ratings = service("ratings");
     store
         .register(ratings.clone(), id("r1"), registration(8001, 1000))
         .await
         .expect("register");
     for _ in 0..5 {
-        advance(Duration::from_millis(600)).await;
-        settle().await;
+        // Sleeping (not `advance`) on the paused clock: tokio only moves the
+        // clock on when every task is idle, so the expiry task has made each
+        // of its passes (at 1000, 1600, ... ms; never at a heartbeat's
+        // instant) and requeued the renewed lease before this returns.
+        sleep(Duration::from_millis(600)).await;
         let renewed = store.heartbeat(&ratings, &id("r1")).await.expect("alive");
         assert_eq!(renewed.expires_in_ms, 1000);
     }
     // Each heartbeat renews a lease that would otherwise have ended; the
     // instance outlived its TTL three times over.
     assert_eq!(ids(&store.catalog().resolve(&ratings)), ["r1"]);
+    assert_eq!(metrics.expirations.get(), 0, "renewed, never expired");
+    assert_eq!(store.pending_deadlines(), 1, "requeued at its new deadline");
 
     advance(Duration::from_millis(1000)).await;
     let late = store.heartbeat(&ratings, &id("r1")).await;
@@ -140,14 +173,10 @@ async fn a_change_wakes_every_parked_watcher_at_once() {
             })
         })
         .collect();
-    // Let every watcher park; bounded so a bug fails rather than hangs.
-    for _ in 0..100_000 {
-        if metrics_gauge(&metrics, "parked_watchers") == 1000 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    assert_eq!(metrics_gauge(&metrics, "parked_watchers"), 1000);
+    until("every watcher to park", || {
+        metrics_gauge(&metrics, "parked_watchers") == 1000
+    })
+    .await;
 
     advance(Duration::from_secs(5)).await;
     let changed_at = Instant::now();
@@ -288,14 +317,28 @@ async fn a_hundred_thousand_leases_expire_on_time() {
     assert!(answer.instances.is_empty());
     assert_eq!(registered_at.elapsed(), Duration::from_millis(5_500));
 
-    // The last ten leases (TTL 10 999 ms) end at 10.999 s.
+    // The last ten leases (TTL 10 999 ms) end at 10.999 s; at 10.998 s every
+    // other lease (and the probe) has been expired by the expiry task.
     sleep(Duration::from_millis(5_498)).await;
-    settle().await;
+    until("all but the last ten to expire by 10.998 s", || {
+        metrics.expirations.get() >= 100_001 - 10
+    })
+    .await;
+    assert_eq!(
+        metrics.expirations.get(),
+        100_001 - 10,
+        "the last ten are not due"
+    );
     assert_eq!(store.catalog().counts(), (1, 10));
+    assert_eq!(store.pending_deadlines(), 10);
     sleep(Duration::from_millis(1)).await;
-    settle().await;
     assert_eq!(store.catalog().counts(), (0, 0));
+    until("the last ten to expire at 10.999 s", || {
+        metrics.expirations.get() >= 100_001
+    })
+    .await;
     assert_eq!(metrics.expirations.get(), 100_001);
+    assert_eq!(store.pending_deadlines(), 0);
 }
 
 #[tokio::test(start_paused = true)]

@@ -138,6 +138,24 @@ impl Cluster {
         .await;
     }
 
+    /// GETs in sequence (each must succeed) until `backend`'s breaker is
+    /// `state`, for breaker changes that only traffic brings about; fails
+    /// after [`PATIENCE`] rather than looping for ever.
+    pub async fn get_ok_until_breaker(&self, backend: usize, state: BreakerState) {
+        eventually(
+            PATIENCE,
+            &format!("backend {backend} breaker {state:?} under traffic"),
+            || async {
+                if self.breaker_of(backend) == state {
+                    return Some(());
+                }
+                self.get_ok(1).await;
+                None
+            },
+        )
+        .await;
+    }
+
     /// `count` GETs in sequence; all must succeed.
     pub async fn get_ok(&self, count: usize) {
         for n in 0..count {

@@ -99,6 +99,28 @@ where
     }
 }
 
+/// Checks `check` every 50 ms for `period` (and once more at its end),
+/// failing at the first `Err`. For claims that something does *not* happen
+/// for a while (a breaker stays open, an instance does not lapse): the period
+/// is the claim itself, not a guess at how long things take to settle.
+pub async fn holds_for<F, Fut>(period: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let end = tokio::time::Instant::now() + period;
+    loop {
+        let last = tokio::time::Instant::now() >= end;
+        if let Err(why) = check().await {
+            panic!("{what} stopped holding before {period:?} had passed: {why}");
+        }
+        if last {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Log lines captured from `tracing` on this thread (use with the default
 /// current-thread test runtime, where every task runs on this thread).
 pub struct CapturedLogs {
@@ -119,6 +141,12 @@ impl CapturedLogs {
 
 /// Starts capturing `info` and above on this thread.
 pub fn capture_logs() -> CapturedLogs {
+    capture_logs_at(tracing::Level::INFO)
+}
+
+/// Starts capturing `level` and above on this thread. The `fmt` output
+/// names each line's level (`DEBUG`, ` INFO`, ` WARN`, ...) before its target.
+pub fn capture_logs_at(level: tracing::Level) -> CapturedLogs {
     let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let writer = {
         let buffer = buffer.clone();
@@ -127,7 +155,7 @@ pub fn capture_logs() -> CapturedLogs {
     let subscriber = tracing_subscriber::fmt()
         .with_writer(writer)
         .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
+        .with_max_level(level)
         .finish();
     CapturedLogs {
         buffer,
