@@ -27,8 +27,8 @@ demo-etcd: build-release
 	@RUN_DIR=$(RUN_DIR) STORE=etcd scripts/demo.sh
 
 # Debian packages the tests need: a real browser for the market's page, and
-# etcd for the replicated registry.
-TEST_DEBS := chromium chromium-driver etcd-server
+# etcd for the replicated registry, protoc for the benchmark's etcd gRPC client.
+TEST_DEBS := chromium chromium-driver etcd-server protobuf-compiler
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## deps: install the Debian packages the tests need, when missing
@@ -52,11 +52,11 @@ lint:
 # Debian packages the benchmarks need besides the tests': the proxies compared.
 BENCH_DEBS := haproxy nginx
 
-## bench: Beacon vs a bare client, HAProxy and nginx; registry vs etcd -> BENCHMARKS.md (~5 min)
+## bench: Beacon vs a bare client, HAProxy and nginx; registry vs etcd -> BENCHMARKS.md (~12 min, 3 runs)
 bench: deps bench-deps build-release
 	$(RELEASE)/beacon-bench
 
-## bench-quick: the same, short (~1 min)
+## bench-quick: the same, short (~4 min)
 bench-quick: deps bench-deps build-release
 	$(RELEASE)/beacon-bench --quick
 

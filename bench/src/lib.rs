@@ -8,8 +8,10 @@
 //! * [`load`]: the load generator (open and closed loop, per-request records).
 //! * [`stats`]: summaries, percentiles, time buckets, recovery times.
 //! * [`topology`]: registry, ratings instances and proxies as processes.
-//! * [`scenarios`]: steady, hang and crash runs for every contender.
-//! * [`registry_bench`]: the registry against etcd.
+//! * [`contenders`]: Beacon, the bare client, HAProxy and nginx, set up.
+//! * [`detection`]: whether each contender's failure handling fired.
+//! * [`scenarios`]: steady, hang and crash runs for every contender, repeated.
+//! * [`registry_bench`]: the registry against etcd (gateway and gRPC).
 //! * [`store_costs`]: the registry's etcd store against its memory store.
 //! * [`report`]: BENCHMARKS.md, the JSON results, the timeline plot.
 //! * [`chaos`]: the bounded chaos run against the demo's topology.
@@ -18,6 +20,8 @@
 #![warn(missing_docs)]
 
 pub mod chaos;
+pub mod contenders;
+pub mod detection;
 pub mod load;
 pub mod registry_bench;
 pub mod report;

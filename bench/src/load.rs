@@ -109,8 +109,12 @@ pub struct Sample {
     /// How long it took, up to the request timeout (milliseconds in JSON).
     #[serde(rename = "latency_ms", serialize_with = "as_ms")]
     pub latency: Duration,
-    /// Whether a 2xx answer came within the timeout.
+    /// Whether the asked-for rating came back (a 2xx with the right body)
+    /// within the timeout.
     pub ok: bool,
+    /// A 2xx whose body was not the rating asked for: counted as a failure,
+    /// and a broken benchmark, never as a request done.
+    pub wrong_answer: bool,
     /// The instance that answered (from the ratings body), when known.
     pub instance: Option<String>,
 }
@@ -135,21 +139,30 @@ async fn one(route: &Route, workload: &Workload, start: Instant) -> Sample {
     let begun = Instant::now();
     let result = tokio::time::timeout(workload.timeout, route.get(&workload.path)).await;
     let latency = begun.elapsed();
-    let (ok, instance) = match result {
-        Ok(Ok(body)) => (true, instance_of(&body)),
-        _ => (false, None),
+    let (ok, instance, wrong_answer) = match result {
+        Ok(Ok(body)) => match verify(&body, &workload.path) {
+            Some(instance) => (true, Some(instance), false),
+            None => (false, None, true),
+        },
+        _ => (false, None, false),
     };
     Sample {
         at: begun - start,
         latency,
         ok,
+        wrong_answer,
         instance,
     }
 }
 
-fn instance_of(body: &[u8]) -> Option<String> {
+/// The answering instance, if `body` is the rating `path` asked for: the
+/// thing named by the path's last segment, with stars, from an instance.
+pub fn verify(body: &[u8], path: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    value["instance"].as_str().map(str::to_owned)
+    let thing = path.rsplit('/').next()?;
+    (value["thing"] == thing && value["stars"].is_f64())
+        .then(|| value["instance"].as_str().map(str::to_owned))
+        .flatten()
 }
 
 /// `concurrency` callers, each sending its next request when the last one
@@ -195,8 +208,13 @@ where
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut running = tokio::task::JoinSet::new();
-    while start.elapsed() < workload.duration {
+    loop {
         ticker.tick().await;
+        // Checked after the tick: a tick that fires past the end must not
+        // start a request outside the run (and its time buckets).
+        if start.elapsed() >= workload.duration {
+            break;
+        }
         let (route, workload) = (route.clone(), workload.clone());
         running.spawn(async move { one(&route, &workload, start).await });
     }

@@ -1,12 +1,17 @@
 //! The report: a markdown table, the raw results as JSON, and the hang
 //! scenario's timeline as an SVG plot.
 
-use crate::{registry_bench::RegistryResults, scenarios::Outcome};
+use crate::{
+    contenders::{Contender, PER_TRY},
+    registry_bench::RegistryResults,
+    scenarios::{Comparison, Outcome},
+    stats::Spread,
+};
 use plotters::prelude::*;
 use serde::Serialize;
 use std::{fmt::Write as _, path::Path};
 
-/// Everything one run measured.
+/// Everything one `make bench` measured.
 #[derive(Debug, Serialize)]
 pub struct Report {
     /// When (UTC, RFC 3339-ish from `date`).
@@ -15,12 +20,10 @@ pub struct Report {
     pub machine: String,
     /// The command that produced it.
     pub command: String,
-    /// Side-by-side client/proxy results.
-    pub outcomes: Vec<Outcome>,
+    /// Side-by-side client/proxy results, every run.
+    pub comparison: Comparison,
     /// Registry against etcd.
     pub registry: Option<RegistryResults>,
-    /// The proxies' configurations, as run.
-    pub proxy_configs: Vec<(String, String)>,
     /// The etcd store against the memory store (a markdown section).
     pub store_costs: Option<String>,
 }
@@ -53,77 +56,69 @@ pub fn machine() -> String {
 }
 
 impl Report {
+    /// Every broken measurement: a request answered with the wrong body, a
+    /// steady-load request that failed. A report with any is not a result.
+    pub fn failures(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        for o in &self.comparison.outcomes {
+            let s = &o.summary;
+            if s.wrong_answers > 0 {
+                failures.push(format!(
+                    "{} {} run {}: {} answers were not the asked-for rating",
+                    o.contender.name(),
+                    o.scenario,
+                    o.run,
+                    s.wrong_answers
+                ));
+            }
+            if o.scenario == "steady" && s.errors > 0 {
+                failures.push(format!(
+                    "{} steady run {}: {} of {} requests failed",
+                    o.contender.name(),
+                    o.run,
+                    s.errors,
+                    s.requests
+                ));
+            }
+        }
+        if let Some(registry) = &self.registry {
+            failures.extend(registry.failures());
+        }
+        failures
+    }
+
     /// The markdown document.
     pub fn markdown(&self, plot: &str) -> String {
+        let c = &self.comparison;
+        let runs = c.outcomes.iter().map(|o| o.run + 1).max().unwrap_or(0);
         let mut md = String::new();
         let _ = writeln!(md, "# Beacon benchmarks\n");
         let _ = writeln!(
             md,
-            "- machine: {}\n- date: {}\n- command: `{}`\n",
+            "- machine: {}\n- date: {}\n- command: `{}`\n- every figure: the median of {runs} runs, with the lowest and highest in brackets\n",
             self.machine, self.date, self.command
         );
         let _ = writeln!(
             md,
-            "Three `beacon-ratings` instances on loopback; each contender takes the same load in turn. \
-             Every contender works with a 100 ms per-try timeout and retries on another instance; the caller \
-             gives up after 2 s (an error). Ratios are against the bare client (the floor: no discovery, no \
-             failure handling).\n"
+            "Three `beacon-ratings` instances on loopback; each contender takes the same load in turn, \
+             in an order rotated from run to run. Beacon, HAProxy and nginx each detect a failed instance \
+             and retry on another with a {} ms per-try timeout (configurations below). The bare client \
+             (static round-robin over a pooled hyper-util client) has no discovery, no failure handling, \
+             no per-try timeout and no retries: it is the floor for speed, and shows what a fault costs \
+             without any handling. The caller gives up after 2 s (an error). Every answer is checked: a \
+             2xx whose body is not the asked-for rating counts as a failure and fails `make bench`.\n",
+            PER_TRY.as_millis()
         );
-        let steady: Vec<&Outcome> = self
-            .outcomes
-            .iter()
-            .filter(|o| o.scenario == "steady")
-            .collect();
-        let floor = steady
-            .iter()
-            .find(|o| o.contender.name() == "bare client")
-            .map(|o| o.summary.throughput);
-        let _ = writeln!(md, "## Steady: closed loop, maximum throughput\n");
-        let _ = writeln!(
-            md,
-            "| contender | req/s | vs bare client | p50 ms | p90 ms | p99 ms | max ms | errors |"
-        );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
-        for o in &steady {
-            let s = &o.summary;
-            let ratio = floor
-                .map(|f| format!("{:.2}", s.throughput / f))
-                .unwrap_or_default();
-            let _ = writeln!(
-                md,
-                "| {} | {:.0} | {ratio} | {:.2} | {:.2} | {:.2} | {:.1} | {} |",
-                o.contender.name(),
-                s.throughput,
-                s.p50_ms,
-                s.p90_ms,
-                s.p99_ms,
-                s.max_ms,
-                s.errors
-            );
-        }
+        self.steady(&mut md);
         for (scenario, what) in [
             ("hang", "one instance SIGSTOPped (running but unresponsive), then resumed; open loop at a fixed rate"),
             ("crash", "one instance SIGKILLed (no deregistration), then restarted; open loop at a fixed rate"),
         ] {
-            let _ = writeln!(md, "\n## {}: {what}\n", capitalize(scenario));
-            let _ = writeln!(
-                md,
-                "| contender | requests | errors | slower than 2x steady p99 | p99 ms | max ms | back in rotation after |"
-            );
-            let _ = writeln!(md, "|---|---|---|---|---|---|---|");
-            for o in self.outcomes.iter().filter(|o| o.scenario == scenario) {
-                let s = &o.summary;
-                let back = o.back_after_ms.map(|ms| format!("{ms:.0} ms")).unwrap_or_else(|| "not within the run".into());
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {} | {} | {:.2} | {:.1} | {back} |",
-                    o.contender.name(), s.requests, s.errors, o.slow.unwrap_or(0), s.p99_ms, s.max_ms
-                );
-            }
+            self.faults(&mut md, scenario, what);
         }
         let _ = writeln!(
             md,
-            "\n![latency and errors over time while one instance hangs]({plot})\n"
+            "\n![latency and errors over time while one instance hangs (run 1)]({plot})\n"
         );
         if let Some(registry) = &self.registry {
             md.push_str(&registry.markdown());
@@ -132,7 +127,7 @@ impl Report {
             md.push_str(costs);
         }
         let _ = writeln!(md, "\n## Proxy configurations, as run\n");
-        for (name, config) in &self.proxy_configs {
+        for (name, config) in &c.configs {
             let _ = writeln!(md, "### {name}\n\n```\n{}```\n", config);
         }
         let _ = writeln!(
@@ -142,6 +137,128 @@ impl Report {
         );
         md
     }
+
+    fn runs_of(&self, scenario: &str, contender: Contender) -> Vec<&Outcome> {
+        self.comparison
+            .outcomes
+            .iter()
+            .filter(|o| o.scenario == scenario && o.contender == contender)
+            .collect()
+    }
+
+    fn steady(&self, md: &mut String) {
+        let _ = writeln!(md, "## Steady: closed loop, maximum throughput\n");
+        let _ = writeln!(
+            md,
+            "| contender | req/s | vs bare client | p50 ms | p99 ms | max ms | failed requests |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+        let bare = self.runs_of("steady", Contender::BareClient);
+        for contender in Contender::ALL {
+            let runs = self.runs_of("steady", contender);
+            if runs.is_empty() {
+                continue;
+            }
+            // Each run's ratio against the bare client of the same run.
+            let ratios = runs.iter().filter_map(|o| {
+                let floor = bare.iter().find(|b| b.run == o.run)?.summary.throughput;
+                (floor > 0.0).then(|| o.summary.throughput / floor)
+            });
+            let figure =
+                |f: fn(&Outcome) -> f64, decimals| show(runs.iter().map(|o| f(o)), decimals);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                contender.name(),
+                figure(|o| o.summary.throughput, 0),
+                show(ratios, 2),
+                figure(|o| o.summary.p50_ms, 2),
+                figure(|o| o.summary.p99_ms, 2),
+                figure(|o| o.summary.max_ms, 1),
+                runs.iter().map(|o| o.summary.errors).sum::<usize>(),
+            );
+        }
+    }
+
+    fn faults(&self, md: &mut String, scenario: &str, what: &str) {
+        let _ = writeln!(md, "\n## {}: {what}\n", capitalize(scenario));
+        let _ = writeln!(
+            md,
+            "\"Slow\" is one threshold for every contender: slower than {:.1} ms (twice the bare client's \
+             steady p99, at least 10 ms), or failed. p99 and max include failed requests, at the time they \
+             failed. \"Marked down\" is when the contender itself took the instance out (how we know is \
+             below the table), counted from the fault. \"Back\" is from healing until the instance's first \
+             answer, every run listed.\n",
+            self.comparison.slow_ms
+        );
+        let _ = writeln!(
+            md,
+            "| contender | errors | slow | p99 ms | max ms | marked down after | back in rotation after |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+        let mut evidence = Vec::new();
+        for contender in Contender::ALL {
+            let runs = self.runs_of(scenario, contender);
+            if runs.is_empty() {
+                continue;
+            }
+            let figure =
+                |f: fn(&Outcome) -> f64, decimals| show(runs.iter().map(|o| f(o)), decimals);
+            let detections: Vec<_> = runs.iter().filter_map(|o| o.detection.as_ref()).collect();
+            let marked = if detections.is_empty() {
+                "no failure handling".to_owned()
+            } else {
+                let fired: Vec<f64> = detections.iter().filter_map(|d| d.after_ms).collect();
+                let times = show(fired.iter().copied(), 0);
+                if fired.len() == runs.len() {
+                    format!("{times} ms")
+                } else if fired.is_empty() {
+                    "**never** (did not fire)".to_owned()
+                } else {
+                    format!(
+                        "{times} ms; **did not fire in {} of {} runs**",
+                        runs.len() - fired.len(),
+                        runs.len()
+                    )
+                }
+            };
+            if let Some(d) = detections.first() {
+                evidence.push(format!("{}: {}", contender.name(), d.evidence));
+            }
+            let backs: Vec<String> = runs
+                .iter()
+                .map(|o| {
+                    o.back_after_ms
+                        .map_or("—".to_owned(), |ms| format!("{ms:.0}"))
+                })
+                .collect();
+            let back = match Spread::of(runs.iter().filter_map(|o| o.back_after_ms)) {
+                Some(spread) => format!("{} ms (runs: {})", spread.show(0), backs.join(", ")),
+                None => "not within the run".to_owned(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {marked} | {back} |",
+                contender.name(),
+                figure(|o| o.summary.errors as f64, 0),
+                figure(|o| o.slow.unwrap_or(0) as f64, 0),
+                figure(|o| o.summary.p99_ms, 2),
+                figure(|o| o.summary.max_ms, 1),
+            );
+        }
+        if !evidence.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nMarked down, as each contender tells it: {}.",
+                evidence.join("; ")
+            );
+        }
+    }
+}
+
+/// `median (min–max)` of `values`, or `—` when there are none.
+fn show(values: impl IntoIterator<Item = f64>, decimals: usize) -> String {
+    Spread::of(values).map_or("—".to_owned(), |s| s.show(decimals))
 }
 
 fn capitalize(word: &str) -> String {
@@ -155,7 +272,10 @@ fn capitalize(word: &str) -> String {
 /// Draws the hang scenario: p99 latency (log scale) and errors per 100 ms
 /// slice, one line per contender.
 pub fn plot_hang(outcomes: &[Outcome], paused: (f64, f64), path: &Path) -> Result<(), String> {
-    let runs: Vec<&Outcome> = outcomes.iter().filter(|o| o.scenario == "hang").collect();
+    let runs: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.scenario == "hang" && o.run == 0)
+        .collect();
     let end = runs
         .iter()
         .flat_map(|o| o.timeline.last())

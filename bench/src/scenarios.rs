@@ -1,14 +1,15 @@
 //! The side-by-side runs: every contender on the same workload, one after
-//! another, on the same machine — so the results compare as ratios.
+//! another, on the same machine, repeated — so the results compare as
+//! ratios and every headline is a median with its range.
 
 use crate::{
-    load::{closed_loop, open_loop, Route, Sample, Workload},
-    stats::{back_after, buckets, slower_than, Bucket, Summary},
-    topology::{Backends, Proxy},
+    contenders::{ready, Contender, CALLER_PATIENCE},
+    detection::Detection,
+    load::{closed_loop, open_loop, Sample, Workload},
+    stats::{back_after, buckets, slower_than, Bucket, Spread, Summary},
+    topology::Backends,
 };
-use beacon::{
-    BreakerConfig, ClientConfig, RegistryClient, Resolver, ResolverConfig, ServiceClient,
-};
+use beacon::RegistryClient;
 use serde::Serialize;
 use std::{
     sync::{Arc, Mutex, PoisonError},
@@ -16,61 +17,36 @@ use std::{
 };
 use tokio::time::Instant;
 
-/// The four ways to reach the ratings instances.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Contender {
-    /// Beacon's client in the caller.
-    Beacon,
-    /// A bare hyper-util client, static round-robin: the floor.
-    BareClient,
-    /// HAProxy in front.
-    Haproxy,
-    /// nginx in front.
-    Nginx,
-}
-
-impl Contender {
-    /// All four, in report order.
-    pub const ALL: [Contender; 4] = [Self::Beacon, Self::BareClient, Self::Haproxy, Self::Nginx];
-
-    /// Display name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Beacon => "beacon",
-            Self::BareClient => "bare client",
-            Self::Haproxy => "haproxy",
-            Self::Nginx => "nginx",
-        }
-    }
-}
-
-/// Durations and rates of a benchmark run.
+/// Durations, rates and repetitions of a benchmark run.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
-    /// Steady: length and callers.
+    /// Steady: length of each contender's turn in each run.
     pub steady_for: Duration,
     /// Callers in the steady scenario.
     pub concurrency: usize,
-    /// Fault scenarios: length and request rate.
+    /// Fault scenarios: length.
     pub faults_for: Duration,
     /// Requests per second in the fault scenarios.
     pub rate: u32,
-    /// When the fault starts and when it is undone.
+    /// When the fault starts.
     pub fault_at: Duration,
     /// When the paused instance resumes / the killed one restarts.
     pub heal_at: Duration,
+    /// How many times everything runs: the report shows medians and ranges.
+    pub runs: usize,
 }
 
 impl Plan {
     /// The full run (`make bench`).
     pub fn full() -> Self {
         Self {
-            steady_for: Duration::from_secs(4),
+            steady_for: Duration::from_secs(3),
             concurrency: 32,
             faults_for: Duration::from_secs(10),
             rate: 400,
             fault_at: Duration::from_secs(2),
             heal_at: Duration::from_secs(6),
+            runs: 3,
         }
     }
 
@@ -83,114 +59,42 @@ impl Plan {
             rate: 200,
             fault_at: Duration::from_secs(1),
             heal_at: Duration::from_secs(3),
+            runs: 3,
         }
     }
 }
 
-/// One contender's result in one scenario.
+/// One contender's result in one scenario of one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     /// Who.
     pub contender: Contender,
     /// Which scenario.
     pub scenario: &'static str,
+    /// Which run (0-based).
+    pub run: usize,
     /// The headline numbers.
     pub summary: Summary,
-    /// Requests slower than twice the contender's steady p99, or failed.
+    /// Requests slower than the common threshold, or failed.
     pub slow: Option<usize>,
     /// Time from healing the instance until it answered again, in ms.
     pub back_after_ms: Option<f64>,
+    /// Whether (and when) the contender marked the faulty instance down.
+    pub detection: Option<Detection>,
     /// The run in 100 ms slices (the timeline).
     pub timeline: Vec<Bucket>,
 }
 
-/// Timeouts every contender works with: 100 ms per try, and the caller
-/// gives up after 2 s in all.
-pub const PER_TRY: Duration = Duration::from_millis(100);
-const CALLER_PATIENCE: Duration = Duration::from_secs(2);
-
-/// A contender ready to take load; proxies and resolvers live as long as it.
-struct Ready {
-    route: Route,
-    _proxy: Option<Proxy>,
-}
-
-async fn ready(
-    contender: Contender,
-    urls: Vec<String>,
-    registry: &str,
-) -> Result<(Ready, Option<String>), String> {
-    Ok(match contender {
-        Contender::Beacon => {
-            let client = RegistryClient::from_list(registry, None).map_err(|e| e.to_string())?;
-            let resolver = Resolver::new(
-                client,
-                ResolverConfig {
-                    // Like HAProxy's fall 1 / nginx's max_fails=1 below.
-                    breaker: BreakerConfig {
-                        failure_threshold: 1,
-                        open_for: Duration::from_secs(2),
-                        ..BreakerConfig::default()
-                    },
-                    ..ResolverConfig::default()
-                },
-            );
-            let config = ClientConfig {
-                attempt_timeout: PER_TRY,
-                deadline: CALLER_PATIENCE,
-                ..ClientConfig::default()
-            };
-            let ratings = ServiceClient::new(
-                &resolver,
-                &"ratings".parse().map_err(|e| format!("{e}"))?,
-                config,
-            );
-            let view = ratings.view().clone();
-            let started = Instant::now();
-            while view.endpoints().len() < 3 {
-                if started.elapsed() > Duration::from_secs(10) {
-                    return Err("Beacon never saw 3 instances".into());
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            (
-                Ready {
-                    route: Route::Beacon(ratings),
-                    _proxy: None,
-                },
-                None,
-            )
-        }
-        Contender::BareClient => (
-            Ready {
-                route: Route::fixed(urls),
-                _proxy: None,
-            },
-            None,
-        ),
-        Contender::Haproxy => {
-            let proxy = Proxy::haproxy(&urls)?;
-            let config = proxy.config.clone();
-            (
-                Ready {
-                    route: Route::proxy(proxy.url.clone()),
-                    _proxy: Some(proxy),
-                },
-                Some(config),
-            )
-        }
-        Contender::Nginx => {
-            let proxy = Proxy::nginx(&urls)?;
-            let config = proxy.config.clone();
-            (
-                Ready {
-                    route: Route::proxy(proxy.url.clone()),
-                    _proxy: Some(proxy),
-                },
-                Some(config),
-            )
-        }
-    })
+/// Everything the side-by-side runs measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// Every contender, scenario and run.
+    pub outcomes: Vec<Outcome>,
+    /// "Slow" for every contender: max(2x the bare client's median steady
+    /// p99, 10 ms), in ms.
+    pub slow_ms: f64,
+    /// The proxies' configurations, as run.
+    pub configs: Vec<(String, String)>,
 }
 
 /// Shared backends, for fault injection from inside a run.
@@ -200,134 +104,161 @@ fn with<T>(backends: &SharedBackends, f: impl FnOnce(&mut Backends) -> T) -> T {
     f(&mut backends.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
-/// Runs every scenario for every contender. Returns the outcomes and the
-/// proxies' configurations.
-pub async fn run_all(
-    backends: SharedBackends,
-    plan: Plan,
-) -> Result<(Vec<Outcome>, Vec<(String, String)>), String> {
+/// The faults: which instance, how it breaks and how it heals.
+const FAULTS: [(&str, u16, &str, &str); 2] =
+    [("hang", 2, "STOP", "CONT"), ("crash", 3, "KILL", "")];
+
+/// Runs every scenario for every contender `plan.runs` times, each run
+/// with the contenders' order rotated so none always gets the warmest (or
+/// busiest) machine.
+pub async fn run_all(backends: SharedBackends, plan: Plan) -> Result<Comparison, String> {
     let registry = with(&backends, |b| b.registry_url());
     let mut outcomes = Vec::new();
     let mut configs = Vec::new();
     let path = "/ratings/camera".to_owned();
-    // Steady: in rounds, each contender in turn with the order rotated, so
-    // none gets a warmer (or busier) machine than the others.
-    let rounds = 3;
-    let mut steady_samples: Vec<Vec<Sample>> = vec![Vec::new(); Contender::ALL.len()];
+    let count = Contender::ALL.len();
     heal(&backends, &registry).await?;
-    for round in 0..rounds {
-        for k in 0..Contender::ALL.len() {
-            let which = (k + round) % Contender::ALL.len();
-            let contender = Contender::ALL[which];
+    for run in 0..plan.runs {
+        for k in 0..count {
+            let contender = Contender::ALL[(k + run) % count];
             let urls = with(&backends, |b| b.urls());
-            let (ready_contender, config) = ready(contender, urls, &registry).await?;
-            if let (Some(config), 0) = (config, round) {
+            let ready = ready(contender, urls, &registry).await?;
+            if let (Some(config), 0) = (ready.config(), run) {
                 configs.push((contender.name().to_owned(), config));
             }
             let workload = Workload {
                 path: path.clone(),
                 timeout: CALLER_PATIENCE,
-                duration: plan.steady_for / rounds as u32,
+                duration: plan.steady_for,
             };
-            steady_samples[which]
-                .extend(closed_loop(&ready_contender.route, &workload, plan.concurrency).await);
+            let samples = closed_loop(&ready.route, &workload, plan.concurrency).await;
+            let summary = Summary::of(&samples, plan.steady_for);
+            eprintln!(
+                "run {run} steady {}: {:.0} req/s, p99 {:.2} ms, {} errors",
+                contender.name(),
+                summary.throughput,
+                summary.p99_ms,
+                summary.errors
+            );
+            outcomes.push(Outcome {
+                contender,
+                scenario: "steady",
+                run,
+                summary,
+                slow: None,
+                back_after_ms: None,
+                detection: None,
+                timeline: Vec::new(),
+            });
         }
     }
-    for (which, contender) in Contender::ALL.into_iter().enumerate() {
-        eprintln!("== {} ==", contender.name());
-        let steady = outcome(
-            contender,
-            "steady",
-            &steady_samples[which],
-            plan.steady_for,
-            None,
-            None,
-        );
-        let steady_p99 = Duration::from_secs_f64(steady.summary.p99_ms / 1000.0);
-        eprintln!(
-            "   steady: {:.0} req/s, p99 {:.2} ms",
-            steady.summary.throughput, steady.summary.p99_ms
-        );
-        outcomes.push(steady);
-
-        for (scenario, instance) in [("hang", 2u16), ("crash", 3u16)] {
-            heal(&backends, &registry).await?;
-            let urls = with(&backends, |b| b.urls());
-            let (ready_contender, _) = ready(contender, urls, &registry).await?;
-            let workload = Workload {
-                path: path.clone(),
-                timeout: CALLER_PATIENCE,
-                duration: plan.faults_for,
-            };
-            let faults = {
-                let backends = Arc::clone(&backends);
-                move |start: Instant| async move {
-                    tokio::time::sleep_until(start + plan.fault_at).await;
-                    let (break_it, heal_it) = if scenario == "hang" {
-                        ("STOP", "CONT")
-                    } else {
-                        ("KILL", "")
-                    };
-                    let b = Arc::clone(&backends);
-                    let _ = tokio::task::spawn_blocking(move || {
-                        with(&b, |b| b.signal(instance, break_it))
-                    })
-                    .await;
-                    tokio::time::sleep_until(start + plan.heal_at).await;
-                    let b = Arc::clone(&backends);
-                    let _ = tokio::task::spawn_blocking(move || {
-                        with(&b, |b| {
-                            if heal_it.is_empty() {
-                                b.start_ratings(instance)
-                            } else {
-                                b.signal(instance, heal_it)
-                            }
-                        })
-                    })
-                    .await;
-                }
-            };
-            let samples = open_loop(&ready_contender.route, &workload, plan.rate, faults).await;
-            let who = format!("ratings-{instance}");
-            let result = outcome(
-                contender,
-                scenario,
-                &samples,
-                plan.faults_for,
-                Some(steady_p99 * 2),
-                Some((&who, plan.heal_at)),
-            );
-            eprintln!(
-                "   {scenario}: {} errors, {} slow, back after {:?} ms",
-                result.summary.errors,
-                result.slow.unwrap_or(0),
-                result.back_after_ms.map(|ms| ms.round())
-            );
-            outcomes.push(result);
+    let bare_p99 = Spread::of(
+        outcomes
+            .iter()
+            .filter(|o| o.contender == Contender::BareClient)
+            .map(|o| o.summary.p99_ms),
+    )
+    .map_or(0.0, |s| s.median);
+    let slow_ms = (2.0 * bare_p99).max(10.0);
+    let slow = Duration::from_secs_f64(slow_ms / 1000.0);
+    for run in 0..plan.runs {
+        for k in 0..count {
+            let contender = Contender::ALL[(k + run) % count];
+            for fault in FAULTS {
+                let outcome =
+                    fault_run(&backends, &registry, plan, contender, fault, run, slow).await?;
+                outcomes.push(outcome);
+            }
         }
     }
     heal(&backends, &registry).await?;
-    Ok((outcomes, configs))
+    Ok(Comparison {
+        outcomes,
+        slow_ms,
+        configs,
+    })
 }
 
-fn outcome(
+/// One contender through one fault: open-loop load while the instance
+/// breaks at `fault_at` and heals at `heal_at`, its failure handling
+/// watched throughout.
+async fn fault_run(
+    backends: &SharedBackends,
+    registry: &str,
+    plan: Plan,
     contender: Contender,
-    scenario: &'static str,
-    samples: &[Sample],
-    duration: Duration,
-    slow_limit: Option<Duration>,
-    healed: Option<(&str, Duration)>,
-) -> Outcome {
-    Outcome {
+    (scenario, instance, break_with, heal_with): (&'static str, u16, &'static str, &'static str),
+    run: usize,
+    slow: Duration,
+) -> Result<Outcome, String> {
+    heal(backends, registry).await?;
+    let urls = with(backends, |b| b.urls());
+    let ready = ready(contender, urls, registry).await?;
+    let workload = Workload {
+        path: "/ratings/camera".to_owned(),
+        timeout: CALLER_PATIENCE,
+        duration: plan.faults_for,
+    };
+    let watch = ready.watch(usize::from(instance - 1));
+    let (tx, detected) = tokio::sync::oneshot::channel();
+    let faults = {
+        let backends = Arc::clone(backends);
+        move |start: Instant| async move {
+            let watching = tokio::spawn(watch.observe(start + plan.fault_at, start + plan.heal_at));
+            tokio::time::sleep_until(start + plan.fault_at).await;
+            let b = Arc::clone(&backends);
+            let broke =
+                tokio::task::spawn_blocking(move || with(&b, |b| b.signal(instance, break_with)))
+                    .await;
+            tokio::time::sleep_until(start + plan.heal_at).await;
+            let b = Arc::clone(&backends);
+            let healed = tokio::task::spawn_blocking(move || {
+                with(&b, |b| {
+                    if heal_with.is_empty() {
+                        b.start_ratings(instance)
+                    } else {
+                        b.signal(instance, heal_with)
+                    }
+                })
+            })
+            .await;
+            let seen = watching.await.ok().flatten();
+            let _ = tx.send((seen, broke.is_ok() && healed.is_ok()));
+        }
+    };
+    let samples: Vec<Sample> = open_loop(&ready.route, &workload, plan.rate, faults).await;
+    let (detection, injected) = detected.await.unwrap_or((None, false));
+    if !injected {
+        return Err(format!(
+            "{scenario}: could not break or heal ratings-{instance}"
+        ));
+    }
+    let who = format!("ratings-{instance}");
+    let outcome = Outcome {
         contender,
         scenario,
-        summary: Summary::of(samples, duration),
-        slow: slow_limit.map(|limit| slower_than(samples, limit)),
-        back_after_ms: healed
-            .and_then(|(who, at)| back_after(samples, who, at))
-            .map(|d| d.as_secs_f64() * 1000.0),
-        timeline: buckets(samples, Duration::from_millis(100), duration),
-    }
+        run,
+        summary: Summary::with_failures(&samples, plan.faults_for),
+        slow: Some(slower_than(&samples, slow)),
+        back_after_ms: back_after(&samples, &who, plan.heal_at).map(|d| d.as_secs_f64() * 1000.0),
+        detection,
+        timeline: buckets(&samples, Duration::from_millis(100), plan.faults_for),
+    };
+    eprintln!(
+        "run {run} {scenario} {}: {} errors, {} slow, marked down: {}, back after {:?} ms",
+        contender.name(),
+        outcome.summary.errors,
+        outcome.slow.unwrap_or(0),
+        outcome
+            .detection
+            .as_ref()
+            .map_or("n/a".to_owned(), |d| format!(
+                "{:?} ms",
+                d.after_ms.map(f64::round)
+            )),
+        outcome.back_after_ms.map(f64::round)
+    );
+    Ok(outcome)
 }
 
 /// Every instance running, unpaused, and listed by the registry.

@@ -9,8 +9,13 @@ use std::time::Duration;
 pub struct Summary {
     /// Requests sent.
     pub requests: usize,
-    /// Requests without a 2xx answer in time.
+    /// Requests without the right answer in time.
     pub errors: usize,
+    /// Of which: a 2xx with a body that was not the asked-for rating.
+    pub wrong_answers: usize,
+    /// Whether the latency percentiles include failed requests (at the
+    /// time they failed), as in the fault runs, or only answered ones.
+    pub failed_included: bool,
     /// Answered requests per second of the run.
     pub throughput: f64,
     /// Latency percentiles of answered requests, in milliseconds.
@@ -24,11 +29,22 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Summarizes `samples` of a run that lasted `duration`.
+    /// Summarizes `samples` of a run that lasted `duration`; latencies of
+    /// answered requests only.
     pub fn of(samples: &[Sample], duration: Duration) -> Self {
+        Self::summarize(samples, duration, false)
+    }
+
+    /// Like [`of`](Self::of), with failed requests in the latencies too
+    /// (at the time they failed): what a caller lived through in a fault.
+    pub fn with_failures(samples: &[Sample], duration: Duration) -> Self {
+        Self::summarize(samples, duration, true)
+    }
+
+    fn summarize(samples: &[Sample], duration: Duration, failed_included: bool) -> Self {
         let mut latencies: Vec<f64> = samples
             .iter()
-            .filter(|s| s.ok)
+            .filter(|s| s.ok || failed_included)
             .map(|s| ms(s.latency))
             .collect();
         latencies.sort_by(f64::total_cmp);
@@ -41,7 +57,9 @@ impl Summary {
         Self {
             requests: samples.len(),
             errors: samples.iter().filter(|s| !s.ok).count(),
-            throughput: latencies.len() as f64 / duration.as_secs_f64(),
+            wrong_answers: samples.iter().filter(|s| s.wrong_answer).count(),
+            failed_included,
+            throughput: samples.iter().filter(|s| s.ok).count() as f64 / duration.as_secs_f64(),
             p50_ms: at(0.5),
             p90_ms: at(0.9),
             p99_ms: at(0.99),
@@ -110,6 +128,51 @@ pub fn back_after(samples: &[Sample], instance: &str, since: Duration) -> Option
         .min()
 }
 
+/// Median and range of one figure over repeated runs: a headline is a
+/// median, never one lucky sample, and the range shows how much it moved.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// The median (of an even count: the mean of the middle two).
+    pub median: f64,
+    /// The lowest value.
+    pub min: f64,
+    /// The highest value.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values`; `None` when there are none.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Self> {
+        let mut values: Vec<f64> = values.into_iter().collect();
+        values.sort_by(f64::total_cmp);
+        let (first, last) = (values.first()?, values.last()?);
+        let middle = values.len() / 2;
+        let median = if values.len() % 2 == 1 {
+            values[middle]
+        } else {
+            (values[middle - 1] + values[middle]) / 2.0
+        };
+        Some(Self {
+            median,
+            min: *first,
+            max: *last,
+        })
+    }
+
+    /// `median (min–max)` with `decimals` digits, or just the value when
+    /// every run gave the same.
+    pub fn show(&self, decimals: usize) -> String {
+        if self.min == self.max {
+            format!("{:.decimals$}", self.median)
+        } else {
+            format!(
+                "{:.decimals$} ({:.decimals$}–{:.decimals$})",
+                self.median, self.min, self.max
+            )
+        }
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -123,6 +186,7 @@ mod tests {
             at: Duration::from_millis(at_ms),
             latency: Duration::from_millis(latency_ms),
             ok,
+            wrong_answer: false,
             instance: Some(instance.to_owned()),
         }
     }
@@ -135,6 +199,19 @@ mod tests {
         assert_eq!(summary.throughput, 99.0);
         assert_eq!(summary.max_ms, 100.0);
         assert!((summary.p50_ms - 51.0).abs() <= 1.0, "{}", summary.p50_ms);
+    }
+
+    #[test]
+    fn spreads_take_the_median_and_the_range() {
+        let spread = Spread::of([3.0, 1.0, 2.0]).expect("values");
+        assert_eq!((spread.median, spread.min, spread.max), (2.0, 1.0, 3.0));
+        assert_eq!(spread.show(0), "2 (1–3)");
+        assert_eq!(Spread::of([1.0, 4.0]).map(|s| s.median), Some(2.5));
+        assert_eq!(
+            Spread::of([5.0; 3]).map(|s| s.show(1)).as_deref(),
+            Some("5.0")
+        );
+        assert_eq!(Spread::of([]), None);
     }
 
     #[test]

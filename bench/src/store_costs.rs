@@ -1,18 +1,18 @@
 //! What a registration, a heartbeat and a resolve cost on the registry's
 //! etcd store compared with its memory store: the same calls through the
-//! same client, side by side in one run.
+//! same client, side by side, repeated on fresh stores.
 //!
-//! Starts a single-member etcd on free loopback ports (data in a temp dir)
-//! and one registry per store in this process, and times sequential calls
+//! Starts a single-member etcd on free loopback ports (data in a temp dir,
+//! both gone when done) and one registry per store in this process, and times sequential calls
 //! of each kind against each.
 
-use crate::topology::free_port;
+use crate::{registry_bench::etcd::Etcd, stats::Spread};
 use beacon::{
     wire::{Address, InstanceId, Registration, ServiceName},
     RegistryClient,
 };
 use beacon_registry::server::{self, Backend, Options};
-use std::{error::Error, fmt::Write as _, process::Command, time::Duration};
+use std::{error::Error, fmt::Write as _, time::Duration};
 use tokio::{net::TcpListener, time::Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -57,27 +57,70 @@ where
     )
 }
 
-/// Runs the comparison with `calls` calls of each kind; returns a markdown section.
-pub async fn run(calls: usize) -> Result<String, Box<dyn Error>> {
-    let (client_port, peer_port) = (free_port(), free_port());
-    let data = std::env::temp_dir().join(format!("beacon-store-costs-{}", std::process::id()));
-    let mut etcd = Command::new("etcd")
-        .args([
-            format!("--data-dir={}", data.display()),
-            format!("--listen-client-urls=http://127.0.0.1:{client_port}"),
-            format!("--advertise-client-urls=http://127.0.0.1:{client_port}"),
-            format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
-            format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
-            format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
-            "--log-level=error".to_owned(),
-            "--logger=zap".to_owned(),
-        ])
-        .spawn()
-        .map_err(|e| format!("cannot run etcd (apt-get install etcd-server): {e}"))?;
+/// Mean and p99 of register, heartbeat and resolve on one store.
+type Row = (&'static str, [(Duration, Duration); 3]);
+
+/// Runs the comparison `runs` times with `calls` calls of each kind;
+/// returns a markdown section of medians with their ranges.
+pub async fn run(calls: usize, runs: usize) -> Result<String, Box<dyn Error>> {
+    let mut all = Vec::new();
+    for _ in 0..runs {
+        all.push(once(calls).await?);
+    }
+    Ok(markdown(calls, &all))
+}
+
+fn markdown(calls: usize, runs: &[Vec<Row>]) -> String {
+    let mut md = format!(
+        "\n## The registry's etcd store against its memory store\n\n{calls} sequential calls of each kind \
+         through `RegistryClient`, one registry per store, etcd single-member on loopback; medians of {} \
+         runs (each on fresh stores) with the range in brackets, in milliseconds.\n\n\
+         | store | register mean / p99 | heartbeat mean / p99 | resolve ({calls} instances) mean / p99 |\n|---|---|---|---|\n",
+        runs.len()
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let figure = |row: usize, op: usize, p99: bool| {
+        Spread::of(runs.iter().map(|run| {
+            let (mean, high) = run[row].1[op];
+            ms(if p99 { high } else { mean })
+        }))
+        .map_or("—".to_owned(), |s| s.show(2))
+    };
+    for (row, name) in ["memory", "etcd"].into_iter().enumerate() {
+        let _ = writeln!(
+            md,
+            "| {name} | {} / {} | {} / {} | {} / {} |",
+            figure(row, 0, false),
+            figure(row, 0, true),
+            figure(row, 1, false),
+            figure(row, 1, true),
+            figure(row, 2, false),
+            figure(row, 2, true),
+        );
+    }
+    let ratio = |op: usize| {
+        Spread::of(
+            runs.iter()
+                .map(|run| ms(run[1].1[op].0) / ms(run[0].1[op].0)),
+        )
+        .map_or("—".to_owned(), |s| format!("{}x", s.show(1)))
+    };
+    let _ = writeln!(
+        md,
+        "| ratio of means, etcd/memory | {} | {} | {} |",
+        ratio(0),
+        ratio(1),
+        ratio(2)
+    );
+    md
+}
+
+async fn once(calls: usize) -> Result<Vec<Row>, Box<dyn Error>> {
+    let etcd = Etcd::start().await?;
     let stop = CancellationToken::new();
     let memory = registry(Backend::Memory, &stop).await?;
     let etcd_store = Backend::Etcd {
-        urls: vec![format!("http://127.0.0.1:{client_port}")],
+        urls: vec![etcd.url.clone()],
         prefix: "/beacon/services/".into(),
     };
     let on_etcd = registry(etcd_store, &stop).await?;
@@ -116,32 +159,8 @@ pub async fn run(calls: usize) -> Result<String, Box<dyn Error>> {
             }
         })
         .await;
-        rows.push((name, register, heartbeat, resolve));
+        rows.push((name, [register, heartbeat, resolve]));
     }
-    let mut md = format!(
-        "\n## The registry's etcd store against its memory store\n\n{calls} sequential calls of each kind through `RegistryClient`, \
-         one registry per store, etcd single-member on loopback.\n\n\
-         | store | register mean / p99 | heartbeat mean / p99 | resolve ({calls} instances) mean / p99 |\n|---|---|---|---|\n"
-    );
-    for (name, r, h, q) in &rows {
-        let _ = writeln!(
-            md,
-            "| {name} | {:?} / {:?} | {:?} / {:?} | {:?} / {:?} |",
-            r.0, r.1, h.0, h.1, q.0, q.1
-        );
-    }
-    let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
-    let (m, e) = (&rows[0], &rows[1]);
-    let _ = writeln!(
-        md,
-        "| ratio etcd/memory | {:.1}x | {:.1}x | {:.1}x |",
-        ratio(m.1 .0, e.1 .0),
-        ratio(m.2 .0, e.2 .0),
-        ratio(m.3 .0, e.3 .0)
-    );
     stop.cancel();
-    let _ = etcd.kill();
-    let _ = etcd.wait();
-    let _ = std::fs::remove_dir_all(&data);
-    Ok(md)
+    Ok(rows)
 }

@@ -1,6 +1,7 @@
 //! The systems under test: a registry, three ratings instances, and the
 //! proxies, as real processes on loopback.
 
+use crate::detection::Watch;
 use beacon_kit::process::Service;
 use std::{
     fmt::Write as _,
@@ -155,23 +156,40 @@ pub struct Proxy {
     pub url: String,
     /// The configuration it runs with, for the report.
     pub config: String,
+    /// Where it tells whether it marked a server down.
+    kind: ProxyKind,
     _dir: TempDir,
 }
 
+/// Which proxy, and where it reports its view of the servers.
+enum ProxyKind {
+    /// HAProxy's admin socket, for `show stat`.
+    Haproxy { socket: PathBuf },
+    /// nginx's error log.
+    Nginx { log: PathBuf },
+}
+
 impl Proxy {
-    /// HAProxy configured as its users would for this job: active health
-    /// checks, passive `observe layer7`, retries with redispatch to another
-    /// server, per-try timeouts like Beacon's attempt timeout.
+    /// HAProxy tuned as its documentation recommends for fast failure
+    /// detection: health checks every 500 ms, every 100 ms while a server
+    /// is changing state or down (`fastinter`/`downinter`), a check that
+    /// times out after 100 ms (`timeout check`), one failure marks a
+    /// server down (`fall 1`) and one success up (`rise 1`); passive
+    /// `observe layer7` marks it down on the first error seen in traffic;
+    /// retries with redispatch to another server; per-try timeouts like
+    /// Beacon's attempt timeout. The stats socket shows each server's state.
     pub fn haproxy(targets: &[String]) -> Result<Self, String> {
         let port = free_port();
+        let dir = TempDir::new("haproxy")?;
+        let socket = dir.path.join("admin.sock");
         let mut config = format!(
-            "global\n  maxconn 4096\n\ndefaults\n  mode http\n  option http-keep-alive\n  timeout connect 100ms\n  timeout client 10s\n  timeout server 100ms\n  retries 2\n  option redispatch 1\n  retry-on all-retryable-errors\n\nfrontend ratings_in\n  bind 127.0.0.1:{port}\n  default_backend ratings\n\nbackend ratings\n  balance roundrobin\n  option httpchk GET /_health\n  default-server inter 1s fall 1 rise 1 observe layer7 error-limit 1 on-error mark-down\n"
+            "global\n  maxconn 4096\n  stats socket {} mode 600 level admin\n\ndefaults\n  mode http\n  option http-keep-alive\n  timeout connect 100ms\n  timeout client 10s\n  timeout server 100ms\n  timeout check 100ms\n  retries 2\n  option redispatch 1\n  retry-on all-retryable-errors\n\nfrontend ratings_in\n  bind 127.0.0.1:{port}\n  default_backend ratings\n\nbackend ratings\n  balance roundrobin\n  option httpchk GET /_health\n  default-server inter 500ms fastinter 100ms downinter 100ms fall 1 rise 1 observe layer7 error-limit 1 on-error mark-down\n",
+            socket.display()
         );
         for (i, target) in targets.iter().enumerate() {
             let address = target.trim_start_matches("http://");
             let _ = writeln!(config, "  server r{} {address} check", i + 1);
         }
-        let dir = TempDir::new("haproxy")?;
         let path = dir.path.join("haproxy.cfg");
         std::fs::write(&path, &config).map_err(|e| e.to_string())?;
         let child = Command::new("haproxy")
@@ -180,13 +198,15 @@ impl Proxy {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot run haproxy (apt-get install haproxy): {e}"))?;
-        Self::ready(child, port, config, dir)
+        Self::ready(child, port, config, ProxyKind::Haproxy { socket }, dir)
     }
 
-    /// nginx configured as its users would for this job: passive
-    /// `max_fails`/`fail_timeout`, `proxy_next_upstream` on errors,
+    /// nginx tuned as its documentation recommends for this job: a shared
+    /// `zone` so every worker learns of a failed server at once, passive
+    /// `max_fails=1`/`fail_timeout`, `proxy_next_upstream` on errors,
     /// timeouts and 5xx, per-try timeouts like Beacon's attempt timeout,
-    /// keep-alive upstream connections.
+    /// keep-alive upstream connections. (Active health checks are in the
+    /// commercial edition only.)
     pub fn nginx(targets: &[String]) -> Result<Self, String> {
         let port = free_port();
         let dir = TempDir::new("nginx")?;
@@ -200,7 +220,7 @@ impl Proxy {
             );
         }
         let config = format!(
-            "daemon off;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  upstream ratings {{\n{upstream}    keepalive 64;\n  }}\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://ratings;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_connect_timeout 100ms;\n      proxy_read_timeout 100ms;\n      proxy_next_upstream error timeout http_500 http_502 http_503 http_504;\n      proxy_next_upstream_tries 3;\n    }}\n  }}\n}}\n"
+            "daemon off;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  upstream ratings {{\n    zone ratings 64k;\n{upstream}    keepalive 64;\n  }}\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://ratings;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_connect_timeout 100ms;\n      proxy_read_timeout 100ms;\n      proxy_next_upstream error timeout http_500 http_502 http_503 http_504;\n      proxy_next_upstream_tries 3;\n    }}\n  }}\n}}\n"
         );
         let path = dir.path.join("nginx.conf");
         std::fs::write(&path, &config).map_err(|e| e.to_string())?;
@@ -215,16 +235,42 @@ impl Proxy {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot run nginx (apt-get install nginx): {e}"))?;
-        Self::ready(child, port, config, dir)
+        let log = dir.path.join("error.log");
+        Self::ready(child, port, config, ProxyKind::Nginx { log }, dir)
     }
 
-    fn ready(mut child: Child, port: u16, config: String, dir: TempDir) -> Result<Self, String> {
+    /// How to see whether this proxy marked `targets[index]` down.
+    pub fn watch(&self, targets: &[String], index: usize) -> Watch {
+        let target = targets
+            .get(index)
+            .map(|t| t.trim_start_matches("http://").to_owned())
+            .unwrap_or_default();
+        match &self.kind {
+            ProxyKind::Haproxy { socket } => Watch::Haproxy {
+                socket: socket.clone(),
+                server: format!("r{}", index + 1),
+            },
+            ProxyKind::Nginx { log } => Watch::Nginx {
+                log: log.clone(),
+                target,
+            },
+        }
+    }
+
+    fn ready(
+        mut child: Child,
+        port: u16,
+        config: String,
+        kind: ProxyKind,
+        dir: TempDir,
+    ) -> Result<Self, String> {
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(Self {
                     child,
                     url: format!("http://127.0.0.1:{port}"),
                     config,
+                    kind,
                     _dir: dir,
                 });
             }

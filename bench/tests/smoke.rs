@@ -3,18 +3,26 @@
 
 use axum::{routing::get, Router};
 use beacon_bench::{
+    contenders::Contender,
+    detection::Detection,
     load::{closed_loop, open_loop, Route, Workload},
     report::{plot_hang, Report},
-    scenarios::{Contender, Outcome},
+    scenarios::{Comparison, Outcome},
     stats::{back_after, buckets, Summary},
 };
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 async fn backend(name: &'static str) -> String {
+    serve(format!(
+        r#"{{"thing":"camera","stars":4.5,"instance":"{name}"}}"#
+    ))
+    .await
+}
+
+async fn serve(body: String) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let body = format!(r#"{{"thing":"camera","stars":4.5,"instance":"{name}"}}"#);
     let app = Router::new().route("/ratings/camera", get(move || async move { body }));
     tokio::spawn(async move { axum::serve(listener, app).await });
     url
@@ -62,35 +70,86 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
     assert_eq!(slices.iter().map(|b| b.errors).sum::<usize>(), errors);
     assert!(back_after(&samples, "a", Duration::ZERO).is_some());
 
-    // The report renders, with the plot beside it.
-    let outcome = Outcome {
-        contender: Contender::Beacon,
-        scenario: "hang",
-        summary: Summary::of(&samples, workload.duration),
-        slow: Some(errors),
-        back_after_ms: Some(12.0),
-        timeline: slices,
+    // A 2xx with the wrong body is a failure, never a request done.
+    let liar = serve(r#"{"thing":"football","stars":2.2,"instance":"x"}"#.into()).await;
+    let lies = closed_loop(&Route::fixed(vec![liar]), &workload, 1).await;
+    assert!(!lies.is_empty() && lies.iter().all(|s| !s.ok && s.wrong_answer));
+
+    // The report renders medians over runs, says when failure handling did
+    // not fire, and refuses a run with wrong answers.
+    let steady = |contender, run, throughput: f64| {
+        let mut summary = Summary::of(&[], workload.duration);
+        summary.throughput = throughput;
+        Outcome {
+            contender,
+            scenario: "steady",
+            run,
+            summary,
+            slow: None,
+            back_after_ms: None,
+            detection: None,
+            timeline: Vec::new(),
+        }
     };
-    let report = Report {
+    let hang = |run, back: f64, fired: bool| Outcome {
+        contender: Contender::Haproxy,
+        scenario: "hang",
+        run,
+        summary: Summary::with_failures(&samples, workload.duration),
+        slow: Some(errors),
+        back_after_ms: Some(back),
+        detection: Some(Detection {
+            fired,
+            after_ms: fired.then_some(300.0),
+            evidence: "r2 DOWN".into(),
+        }),
+        timeline: slices.clone(),
+    };
+    let mut outcomes = Vec::new();
+    for (run, beacon) in [(0, 90.0), (1, 100.0), (2, 95.0)] {
+        outcomes.push(steady(Contender::BareClient, run, 100.0));
+        outcomes.push(steady(Contender::Beacon, run, beacon));
+    }
+    outcomes.extend([
+        hang(0, 12.0, true),
+        hang(1, 900.0, true),
+        hang(2, 30.0, false),
+    ]);
+    let mut report = Report {
         date: "today".into(),
         machine: "here".into(),
         command: "make bench-quick".into(),
-        outcomes: vec![outcome.clone()],
+        comparison: Comparison {
+            outcomes: outcomes.clone(),
+            slow_ms: 10.0,
+            configs: vec![("haproxy".into(), "global\n".into())],
+        },
         registry: None,
-        proxy_configs: vec![("haproxy".into(), "global\n".into())],
         store_costs: None,
     };
     let markdown = report.markdown("plot.svg");
-    let row = format!("| beacon | {} | {errors} | {errors} |", samples.len());
-    assert!(markdown.contains(&row), "no {row:?} in\n{markdown}");
-    assert!(markdown.contains("12 ms"), "{markdown}");
+    for expected in [
+        "| beacon | 95 (90–100) | 0.95 (0.90–1.00) |",
+        "did not fire in 1 of 3 runs",
+        "30 (12–900) ms (runs: 12, 900, 30)",
+        "median of 3 runs",
+    ] {
+        assert!(
+            markdown.contains(expected),
+            "no {expected:?} in\n{markdown}"
+        );
+    }
+    assert!(report.failures().is_empty(), "{:?}", report.failures());
+    report.comparison.outcomes[1].summary.wrong_answers = 2;
+    assert_eq!(report.failures().len(), 1);
+
     let dir = std::env::temp_dir().join(format!("beacon-bench-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let plot = dir.join("plot.svg");
-    plot_hang(&[outcome], (0.1, 0.2), &plot).expect("plot");
+    plot_hang(&outcomes, (0.1, 0.2), &plot).expect("plot");
     let svg = std::fs::read_to_string(&plot).expect("svg written");
     assert!(
-        svg.contains("<svg") && svg.contains("beacon"),
+        svg.contains("<svg") && svg.contains("haproxy"),
         "an SVG with the legend"
     );
     let _ = std::fs::remove_dir_all(&dir);

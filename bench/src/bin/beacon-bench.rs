@@ -67,21 +67,26 @@ async fn run(cli: &Cli) -> Result<(), String> {
         Sizes::full()
     };
     if cli.only_registry {
-        let results = registry_bench::run(&binary("beacon-registry"), sizes).await?;
+        let results = registry_bench::run(&binary("beacon-registry"), sizes, plan.runs).await?;
         println!("{}", results.markdown());
-        return Ok(());
+        return match results.failures().as_slice() {
+            [] => Ok(()),
+            failures => Err(format!("failed operations: {}", failures.join("; "))),
+        };
     }
     let backends = Arc::new(Mutex::new(Backends::start()?));
-    let (outcomes, proxy_configs) = run_all(Arc::clone(&backends), plan).await?;
+    let comparison = run_all(Arc::clone(&backends), plan).await?;
     drop(backends);
     let (registry, store_costs) = if cli.no_registry {
         (None, None)
     } else {
         eprintln!("== registry against etcd ==");
-        let registry = registry_bench::run(&binary("beacon-registry"), sizes).await?;
+        let registry = registry_bench::run(&binary("beacon-registry"), sizes, plan.runs).await?;
         eprintln!("== etcd store against memory store ==");
         let calls = if cli.quick { 300 } else { 2_000 };
-        let costs = store_costs::run(calls).await.map_err(|e| e.to_string())?;
+        let costs = store_costs::run(calls, plan.runs)
+            .await
+            .map_err(|e| e.to_string())?;
         (Some(registry), Some(costs))
     };
     let date = std::process::Command::new("date")
@@ -93,19 +98,28 @@ async fn run(cli: &Cli) -> Result<(), String> {
         date,
         machine: machine(),
         command: command.into(),
-        outcomes,
+        comparison,
         registry,
-        proxy_configs,
         store_costs,
     };
     let dir = cli.out.join("benchmarks");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let paused = (plan.fault_at.as_secs_f64(), plan.heal_at.as_secs_f64());
-    plot_hang(&report.outcomes, paused, &dir.join("hang-timeline.svg"))?;
+    plot_hang(
+        &report.comparison.outcomes,
+        paused,
+        &dir.join("hang-timeline.svg"),
+    )?;
     let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("results.json"), json).map_err(|e| e.to_string())?;
     let markdown = report.markdown("benchmarks/hang-timeline.svg");
     std::fs::write(cli.out.join("BENCHMARKS.md"), &markdown).map_err(|e| e.to_string())?;
     println!("{markdown}");
-    Ok(())
+    match report.failures().as_slice() {
+        [] => Ok(()),
+        failures => Err(format!(
+            "the report is written, but these operations failed, so it is not a result: {}",
+            failures.join("; ")
+        )),
+    }
 }

@@ -1,26 +1,34 @@
 //! The registry against etcd on the same operations: heartbeats (lease
 //! keep-alives), resolving 10k instances (a range over 10k keys), waking
-//! 1000 watchers on one change, and memory per instance.
+//! 1000 watchers on one change, and memory per instance. etcd is reached
+//! two ways — its JSON gateway, as the registry's etcd store does, and its
+//! gRPC API, as real etcd clients do — and every operation's result is
+//! checked: a failed one is counted and reported, never counted as done.
+//!
+//! # Layout
+//!
+//! * [`ops`]: running operations concurrently and tallying successes.
+//! * [`etcd`]: the etcd process, its gateway and gRPC clients.
+//! * `watchers`: waking many parked watchers with one change.
+//! * `results`: the figures of every run, and their markdown.
 
-use crate::topology::{free_port, rss_kib};
+pub mod etcd;
+pub mod ops;
+mod results;
+mod watchers;
+
+pub use results::{Pair, RegistryResults};
+
+use crate::topology::rss_kib;
 use beacon::{
-    wire::{Address, InstanceId, Registration, ServiceName, WatchQuery},
+    wire::{Address, InstanceId, Registration, ServiceName},
     RegistryClient, RegistryClientConfig,
 };
 use beacon_kit::process::Service;
-use beacon_registry::store::etcd::EtcdClient;
-use serde::Serialize;
-use std::{
-    fmt::Write as _,
-    future::Future,
-    process::{Child, Command, Stdio},
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
-use tokio::time::Instant;
+use etcd::{count_prefix, Etcd, KeepAlive};
+use ops::{for_a_while, percentile, spread, Tally};
+use std::{sync::Arc, time::Duration};
+use tokio::{sync::Mutex, time::Instant};
 
 /// Sizes of a registry benchmark run.
 #[derive(Debug, Clone, Copy)]
@@ -61,183 +69,38 @@ impl Sizes {
     }
 }
 
-/// One operation measured on both systems.
-#[derive(Debug, Clone, Serialize)]
-pub struct Pair {
-    /// What was measured.
-    pub what: String,
-    /// Beacon's registry.
-    pub registry: f64,
-    /// etcd.
-    pub etcd: f64,
-    /// Unit of both numbers.
-    pub unit: &'static str,
-    /// Whether more is better (throughput) or less is (latency, memory).
-    pub higher_is_better: bool,
-}
-
-/// The registry-vs-etcd results.
-#[derive(Debug, Clone, Serialize)]
-pub struct RegistryResults {
-    /// Each operation.
-    pub pairs: Vec<Pair>,
-}
-
-impl RegistryResults {
-    /// A markdown section.
-    pub fn markdown(&self) -> String {
-        let mut md = String::from(
-            "\n## Registry against etcd\n\nThe same operations on Beacon's registry (memory store) and on etcd \
-             (a single member, through its v3 JSON gateway, which is how the registry's etcd store talks to it), \
-             both over HTTP on loopback. etcd is a durable, replicated store: the reference, not a peer.\n\n\
-             | operation | beacon-registry | etcd | registry advantage |\n|---|---|---|---|\n",
-        );
-        for p in &self.pairs {
-            let advantage = if p.higher_is_better {
-                p.registry / p.etcd
-            } else {
-                p.etcd / p.registry
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {:.2} {} | {:.2} {} | {advantage:.1}x |",
-                p.what, p.registry, p.unit, p.etcd, p.unit
-            );
-        }
-        md
-    }
-}
-
-/// Runs `total` operations on `workers` tasks; returns the elapsed time.
-async fn spread<F, Fut>(workers: usize, total: usize, op: F) -> Duration
-where
-    F: Fn(usize) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..workers)
-        .map(|_| {
-            let (next, op) = (Arc::clone(&next), op.clone());
-            tokio::spawn(async move {
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= total {
-                        return;
-                    }
-                    op(n).await;
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        let _ = task.await;
-    }
-    started.elapsed()
-}
-
-/// Operations completed by `workers` tasks in `duration`, per second.
-async fn rate<F, Fut>(workers: usize, duration: Duration, op: F) -> f64
-where
-    F: Fn(usize) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let done = Arc::new(AtomicUsize::new(0));
-    let until = Instant::now() + duration;
-    let tasks: Vec<_> = (0..workers)
-        .map(|w| {
-            let (done, op) = (Arc::clone(&done), op.clone());
-            tokio::spawn(async move {
-                let mut n = w;
-                while Instant::now() < until {
-                    op(n).await;
-                    done.fetch_add(1, Ordering::Relaxed);
-                    n += workers;
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        let _ = task.await;
-    }
-    done.load(Ordering::Relaxed) as f64 / duration.as_secs_f64()
-}
-
-fn percentile(mut samples: Vec<Duration>, q: f64) -> f64 {
-    samples.sort();
-    samples
-        .get(((samples.len().max(1) - 1) as f64 * q).round() as usize)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-}
-
-struct Etcd {
-    child: Child,
-    client: Arc<EtcdClient>,
-    data: std::path::PathBuf,
-}
-
-impl Etcd {
-    async fn start() -> Result<Self, String> {
-        let (client_port, peer_port) = (free_port(), free_port());
-        let data = std::env::temp_dir().join(format!(
-            "beacon-bench-etcd-{}-{client_port}",
-            std::process::id()
-        ));
-        let url = format!("http://127.0.0.1:{client_port}");
-        let child = Command::new("etcd")
-            .args([
-                format!("--data-dir={}", data.display()),
-                format!("--listen-client-urls={url}"),
-                format!("--advertise-client-urls={url}"),
-                format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
-                format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
-                format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
-                "--logger=zap".into(),
-                "--log-level=error".into(),
-                "--quota-backend-bytes=8589934592".into(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run etcd (apt-get install etcd-server): {e}"))?;
-        let client = Arc::new(EtcdClient::new(vec![url]));
-        let started = Instant::now();
-        while client.status().await.is_err() {
-            if started.elapsed() > Duration::from_secs(15) {
-                return Err("etcd did not start".into());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(Self {
-            child,
-            client,
-            data,
-        })
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data);
-    }
-}
-
-fn name(raw: &str) -> Result<ServiceName, String> {
+pub(super) fn name(raw: &str) -> Result<ServiceName, String> {
     raw.parse().map_err(|e| format!("{e}"))
 }
 
-fn id(n: usize) -> InstanceId {
+pub(super) fn id(n: usize) -> InstanceId {
     // Always valid: "i" followed by digits.
     InstanceId::new(&format!("i{n}")).unwrap_or_else(|_| unreachable!("i<digits> is a valid id"))
 }
 
-/// Measures the registry binary and etcd on the same operations.
+/// Measures the registry binary and etcd on the same operations, `runs`
+/// times, each run on a fresh registry and a fresh etcd.
 pub async fn run(
     registry_binary: &std::path::Path,
     sizes: Sizes,
+    runs: usize,
 ) -> Result<RegistryResults, String> {
+    let mut results = RegistryResults {
+        runs,
+        ..RegistryResults::default()
+    };
+    for run in 0..runs {
+        eprintln!("registry against etcd, run {}", run + 1);
+        once(registry_binary, sizes, &mut results).await?;
+    }
+    Ok(results)
+}
+
+async fn once(
+    registry_binary: &std::path::Path,
+    sizes: Sizes,
+    results: &mut RegistryResults,
+) -> Result<(), String> {
     let registry = Service::start_with_log(
         registry_binary,
         &["--listen", "127.0.0.1:0"],
@@ -252,222 +115,218 @@ pub async fn run(
         RegistryClient::new([registry.url.as_str()], None, config).map_err(|e| e.to_string())?,
     );
     let etcd = Etcd::start().await?;
-    let mut pairs = Vec::new();
     let registration = Registration {
         ttl: Duration::from_secs(3600),
         ..Registration::new(Address::new("http://127.0.0.1:9000").map_err(|e| e.to_string())?)
     };
     let value = vec![b'x'; 100]; // about the size of a registration record
 
-    // Heartbeats per second.
+    heartbeats(&client, &etcd, &registration, sizes, results).await?;
+    resolves(&client, &etcd, &registration, &value, sizes, results).await?;
+    watchers::fan_out(
+        &client,
+        &registry.url,
+        &etcd,
+        &registration,
+        &value,
+        sizes,
+        results,
+    )
+    .await?;
+    memory(
+        &client,
+        registry.pid(),
+        &etcd,
+        &registration,
+        &value,
+        sizes,
+        results,
+    )
+    .await
+}
+
+async fn heartbeats(
+    client: &Arc<RegistryClient>,
+    etcd: &Etcd,
+    registration: &Registration,
+    sizes: Sizes,
+    results: &mut RegistryResults,
+) -> Result<(), String> {
     let hb = name("hb")?;
     let n = sizes.heartbeat_instances;
-    register_many(&client, &hb, n, &registration).await;
+    let registered = register_many(client, &hb, n, registration).await;
+    results.check("register heartbeat instances", registered);
     let beats = {
-        let (client, hb) = (Arc::clone(&client), hb.clone());
-        rate(64, sizes.heartbeat_for, move |i| {
+        let (client, hb) = (Arc::clone(client), hb.clone());
+        for_a_while(64, sizes.heartbeat_for, move |i| {
             let (client, hb) = (Arc::clone(&client), hb.clone());
+            async move { client.heartbeat(&hb, &id(i % n)).await.is_ok() }
+        })
+        .await
+    };
+    results.check("registry heartbeats", beats);
+    let mut leases = Vec::with_capacity(n);
+    for _ in 0..n {
+        leases.push(etcd.gateway.grant(3600).await.map_err(|e| e.to_string())?);
+    }
+    let leases = Arc::new(leases);
+    let gateway = {
+        let (gateway, leases) = (Arc::clone(&etcd.gateway), Arc::clone(&leases));
+        for_a_while(64, sizes.heartbeat_for, move |i| {
+            let (gateway, leases) = (Arc::clone(&gateway), Arc::clone(&leases));
             async move {
-                let _ = client.heartbeat(&hb, &id(i % n)).await;
+                gateway
+                    .keep_alive(leases[i % leases.len()])
+                    .await
+                    .unwrap_or(false)
             }
         })
         .await
     };
-    let leases: Arc<Vec<i64>> = {
-        let mut leases = Vec::with_capacity(n);
-        for _ in 0..n {
-            leases.push(etcd.client.grant(3600).await.map_err(|e| e.to_string())?);
-        }
-        Arc::new(leases)
-    };
-    let keepalives = {
-        let (etcd_client, leases) = (Arc::clone(&etcd.client), Arc::clone(&leases));
-        rate(64, sizes.heartbeat_for, move |i| {
-            let (etcd_client, leases) = (Arc::clone(&etcd_client), Arc::clone(&leases));
-            async move {
-                let _ = etcd_client.keep_alive(leases[i % leases.len()]).await;
-            }
+    results.check("etcd gateway keep-alives", gateway);
+    // One stream per lease, opened before timing; worker w renews leases
+    // w, w + 64, ... so no two workers share a stream.
+    let mut streams = Vec::with_capacity(n);
+    for &lease in leases.iter() {
+        streams.push(Mutex::new(KeepAlive::open(&etcd.grpc, lease).await?));
+    }
+    let streams = Arc::new(streams);
+    let grpc = {
+        let streams = Arc::clone(&streams);
+        for_a_while(64, sizes.heartbeat_for, move |i| {
+            let streams = Arc::clone(&streams);
+            async move { streams[i % streams.len()].lock().await.renew().await }
         })
         .await
     };
-    pairs.push(Pair {
-        what: format!("heartbeats/s ({n} instances, 64 in flight; etcd: lease keep-alive)"),
-        registry: beats,
-        etcd: keepalives,
-        unit: "/s",
-        higher_is_better: true,
-    });
+    results.check("etcd gRPC keep-alives", grpc);
+    results.record(
+        format!("heartbeats/s ({n} instances, 64 in flight; etcd: lease keep-alive)"),
+        "/s",
+        true,
+        [Some(beats.rate()), Some(gateway.rate()), Some(grpc.rate())],
+    );
+    Ok(())
+}
 
-    // Resolving a service of many instances.
+async fn resolves(
+    client: &Arc<RegistryClient>,
+    etcd: &Etcd,
+    registration: &Registration,
+    value: &[u8],
+    sizes: Sizes,
+    results: &mut RegistryResults,
+) -> Result<(), String> {
     let bulk = name("bulk")?;
     let m = sizes.resolve_instances;
-    register_many(&client, &bulk, m, &registration).await;
-    {
-        let (etcd_client, value) = (Arc::clone(&etcd.client), value.clone());
+    results.check(
+        "register bulk instances",
+        register_many(client, &bulk, m, registration).await,
+    );
+    let put = {
+        let (gateway, value) = (Arc::clone(&etcd.gateway), value.to_vec());
         spread(64, m, move |i| {
-            let (etcd_client, value) = (Arc::clone(&etcd_client), value.clone());
+            let (gateway, value) = (Arc::clone(&gateway), value.clone());
             async move {
-                let _ = etcd_client
+                gateway
                     .put(&format!("/bench/bulk/i{i}"), &value, 0)
-                    .await;
+                    .await
+                    .is_ok()
             }
         })
-        .await;
-    }
-    let mut registry_times = Vec::new();
-    let mut etcd_times = Vec::new();
+        .await
+    };
+    results.check("etcd bulk puts", put);
+    let (mut registry_times, mut gateway_times, mut grpc_times) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let mut wrong = 0;
     for _ in 0..30 {
         let started = Instant::now();
-        client.resolve(&bulk).await.map_err(|e| e.to_string())?;
+        let listed = client.resolve(&bulk).await.map_or(0, |a| a.instances.len());
         registry_times.push(started.elapsed());
         let started = Instant::now();
-        etcd.client
+        let ranged = etcd
+            .gateway
             .range_prefix("/bench/bulk/")
             .await
-            .map_err(|e| e.to_string())?;
-        etcd_times.push(started.elapsed());
+            .map_or(0, |(_, kvs)| kvs.len());
+        gateway_times.push(started.elapsed());
+        let started = Instant::now();
+        let got = count_prefix(&etcd.grpc, "/bench/bulk/").await.unwrap_or(0);
+        grpc_times.push(started.elapsed());
+        wrong += usize::from(listed != m) + usize::from(ranged != m) + usize::from(got != m);
     }
-    pairs.push(Pair {
-        what: format!("resolve {m} instances, p50 (etcd: range over {m} keys)"),
-        registry: percentile(registry_times.clone(), 0.5),
-        etcd: percentile(etcd_times.clone(), 0.5),
-        unit: "ms",
-        higher_is_better: false,
-    });
+    if wrong > 0 {
+        results.failed.push(format!(
+            "{wrong} of 90 resolves/ranges did not return all {m} entries"
+        ));
+    }
+    results.record(
+        format!("resolve {m} instances, p50 (etcd: range over {m} keys)"),
+        "ms",
+        false,
+        [
+            Some(percentile(registry_times, 0.5)),
+            Some(percentile(gateway_times, 0.5)),
+            Some(percentile(grpc_times, 0.5)),
+        ],
+    );
+    Ok(())
+}
 
-    // Waking many watchers with one change.
-    let fan = name("fan")?;
-    let w = sizes.watchers;
-    client
-        .register(&fan, &id(0), &registration)
-        .await
-        .map_err(|e| e.to_string())?;
-    let index = client.resolve(&fan).await.map_err(|e| e.to_string())?.index;
-    let watchers: Vec<_> = (0..w)
-        .map(|_| {
-            let (client, fan) = (Arc::clone(&client), fan.clone());
-            tokio::spawn(async move {
-                let _ = client
-                    .watch(
-                        &fan,
-                        WatchQuery {
-                            index,
-                            wait: Duration::from_secs(60),
-                        },
-                    )
-                    .await;
-                Instant::now()
-            })
-        })
-        .collect();
-    let metrics_url = format!("{}/_metrics", registry.url);
-    let waiting = Instant::now();
-    loop {
-        let text = fetch_text(&metrics_url).await;
-        let parked: usize = text
-            .lines()
-            .find_map(|l| l.strip_prefix("beacon_registry_parked_watchers "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        if parked >= w {
-            break;
-        }
-        if waiting.elapsed() > Duration::from_secs(60) {
-            return Err(format!("only {parked} of {w} watchers parked"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let changed = Instant::now();
-    client
-        .register(&fan, &id(1), &registration)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut last = changed;
-    for watcher in watchers {
-        if let Ok(woke) = watcher.await {
-            last = last.max(woke);
-        }
-    }
-    let registry_fanout = (last - changed).as_secs_f64() * 1000.0;
-    let mut streams = Vec::new();
-    for _ in 0..w {
-        streams.push(
-            etcd.client
-                .watch("/bench/fan/", 0)
-                .await
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    let waiters: Vec<_> = streams
-        .into_iter()
-        .map(|mut stream| {
-            tokio::spawn(async move {
-                loop {
-                    match stream.next().await {
-                        Ok(beacon_registry::store::etcd::WatchMessage::Changes(_)) | Err(_) => {
-                            return Instant::now()
-                        }
-                        Ok(_) => {}
-                    }
-                }
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await; // every stream created
-    let changed = Instant::now();
-    etcd.client
-        .put("/bench/fan/x", &value, 0)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut last = changed;
-    for waiter in waiters {
-        if let Ok(woke) = waiter.await {
-            last = last.max(woke);
-        }
-    }
-    let etcd_fanout = (last - changed).as_secs_f64() * 1000.0;
-    pairs.push(Pair {
-        what: format!("wake {w} watchers on one change (until the last)"),
-        registry: registry_fanout,
-        etcd: etcd_fanout,
-        unit: "ms",
-        higher_is_better: false,
-    });
-
-    // Memory per instance.
+/// Resident memory added per instance actually stored.
+async fn memory(
+    client: &Arc<RegistryClient>,
+    registry_pid: u32,
+    etcd: &Etcd,
+    registration: &Registration,
+    value: &[u8],
+    sizes: Sizes,
+    results: &mut RegistryResults,
+) -> Result<(), String> {
     let k = sizes.memory_instances;
-    let registry_pid = registry.pid();
     let before = rss_kib(registry_pid).unwrap_or(0);
     let mem = name("mem")?;
-    register_many(&client, &mem, k, &registration).await;
-    let registry_bytes =
-        rss_kib(registry_pid).unwrap_or(0).saturating_sub(before) as f64 * 1024.0 / k as f64;
-    let etcd_pid = etcd.child.id();
-    let before = rss_kib(etcd_pid).unwrap_or(0);
-    {
-        let (etcd_client, value) = (Arc::clone(&etcd.client), value.clone());
+    results.check(
+        "register memory instances",
+        register_many(client, &mem, k, registration).await,
+    );
+    let stored = client.resolve(&mem).await.map_or(0, |a| a.instances.len());
+    let registry_bytes = rss_kib(registry_pid).unwrap_or(0).saturating_sub(before) as f64 * 1024.0
+        / stored.max(1) as f64;
+    let before = rss_kib(etcd.pid()).unwrap_or(0);
+    let put = {
+        let (gateway, value) = (Arc::clone(&etcd.gateway), value.to_vec());
         spread(64, k, move |i| {
-            let (etcd_client, value) = (Arc::clone(&etcd_client), value.clone());
+            let (gateway, value) = (Arc::clone(&gateway), value.clone());
             async move {
-                if let Ok(lease) = etcd_client.grant(3600).await {
-                    let _ = etcd_client
+                match gateway.grant(3600).await {
+                    Ok(lease) => gateway
                         .put(&format!("/bench/mem/i{i}"), &value, lease)
-                        .await;
+                        .await
+                        .is_ok(),
+                    Err(_) => false,
                 }
             }
         })
-        .await;
+        .await
+    };
+    results.check("etcd memory puts", put);
+    let kept = count_prefix(&etcd.grpc, "/bench/mem/").await.unwrap_or(0);
+    let etcd_bytes = rss_kib(etcd.pid()).unwrap_or(0).saturating_sub(before) as f64 * 1024.0
+        / kept.max(1) as f64;
+    if stored != k || kept != k {
+        results.failed.push(format!(
+            "memory: {stored} instances stored in the registry and {kept} in etcd, of {k}"
+        ));
     }
-    let etcd_bytes =
-        rss_kib(etcd_pid).unwrap_or(0).saturating_sub(before) as f64 * 1024.0 / k as f64;
-    pairs.push(Pair {
-        what: format!("memory per instance at {k} instances (etcd: key + lease)"),
-        registry: registry_bytes,
-        etcd: etcd_bytes,
-        unit: "bytes",
-        higher_is_better: false,
-    });
-    Ok(RegistryResults { pairs })
+    results.record(
+        format!("memory per instance at {k} instances (etcd: key + lease)"),
+        "bytes",
+        false,
+        [Some(registry_bytes), Some(etcd_bytes), None],
+    );
+    Ok(())
 }
 
 /// Registers `count` instances `i0..` of `service` through the registry, 64 at a time.
@@ -476,20 +335,23 @@ async fn register_many(
     service: &ServiceName,
     count: usize,
     registration: &Registration,
-) {
+) -> Tally {
     let (client, service, registration) =
         (Arc::clone(client), service.clone(), registration.clone());
     spread(64, count, move |i| {
         let (client, service, registration) =
             (Arc::clone(&client), service.clone(), registration.clone());
         async move {
-            let _ = client.register(&service, &id(i), &registration).await;
+            client
+                .register(&service, &id(i), &registration)
+                .await
+                .is_ok()
         }
     })
-    .await;
+    .await
 }
 
-async fn fetch_text(url: &str) -> String {
+pub(super) async fn fetch_text(url: &str) -> String {
     let http = beacon::transport::http_client(Duration::from_secs(1));
     let Ok(request) = http::Request::get(url).body(http_body_util::Full::new(bytes::Bytes::new()))
     else {

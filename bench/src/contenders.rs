@@ -1,0 +1,143 @@
+//! The four ways to reach the ratings instances, each set up as its users
+//! would for this job, and how to watch its failure handling.
+
+use crate::{detection::Watch, load::Route, topology::Proxy};
+use beacon::{
+    wire::Address, BreakerConfig, ClientConfig, RegistryClient, Resolver, ResolverConfig,
+    ServiceClient,
+};
+use serde::Serialize;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Who takes the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Contender {
+    /// Beacon's client in the caller.
+    Beacon,
+    /// A bare hyper-util client, static round-robin: the floor.
+    BareClient,
+    /// HAProxy in front.
+    Haproxy,
+    /// nginx in front.
+    Nginx,
+}
+
+impl Contender {
+    /// All four, in report order.
+    pub const ALL: [Contender; 4] = [Self::Beacon, Self::BareClient, Self::Haproxy, Self::Nginx];
+
+    /// Display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Beacon => "beacon",
+            Self::BareClient => "bare client",
+            Self::Haproxy => "haproxy",
+            Self::Nginx => "nginx",
+        }
+    }
+}
+
+/// Beacon's, HAProxy's and nginx's per-try timeout. The bare client has
+/// none (nor retries): it waits up to the caller's patience.
+pub const PER_TRY: Duration = Duration::from_millis(100);
+
+/// The caller gives up after this in all (an error).
+pub const CALLER_PATIENCE: Duration = Duration::from_secs(2);
+
+/// A contender ready to take load; its proxy or resolver lives as long as it.
+pub struct Ready {
+    /// How requests reach the instances.
+    pub route: Route,
+    proxy: Option<Proxy>,
+    resolver: Option<Resolver>,
+    targets: Vec<String>,
+}
+
+impl Ready {
+    /// The proxy's configuration, for the report.
+    pub fn config(&self) -> Option<String> {
+        self.proxy.as_ref().map(|p| p.config.clone())
+    }
+
+    /// How to see this contender mark instance `index` (0-based) down.
+    pub fn watch(&self, index: usize) -> Watch {
+        if let Some(proxy) = &self.proxy {
+            return proxy.watch(&self.targets, index);
+        }
+        match (&self.resolver, self.targets.get(index)) {
+            (Some(resolver), Some(target)) => match Address::new(target) {
+                Ok(address) => Watch::Beacon {
+                    events: resolver.subscribe(),
+                    address,
+                },
+                Err(_) => Watch::Nothing,
+            },
+            _ => Watch::Nothing,
+        }
+    }
+}
+
+/// Sets `contender` up in front of the instances at `urls` (registered at
+/// `registry`).
+pub async fn ready(
+    contender: Contender,
+    urls: Vec<String>,
+    registry: &str,
+) -> Result<Ready, String> {
+    let (route, proxy, resolver) = match contender {
+        Contender::Beacon => {
+            let (route, resolver) = beacon(registry, urls.len()).await?;
+            (route, None, Some(resolver))
+        }
+        Contender::BareClient => (Route::fixed(urls.clone()), None, None),
+        Contender::Haproxy => {
+            let proxy = Proxy::haproxy(&urls)?;
+            (Route::proxy(proxy.url.clone()), Some(proxy), None)
+        }
+        Contender::Nginx => {
+            let proxy = Proxy::nginx(&urls)?;
+            (Route::proxy(proxy.url.clone()), Some(proxy), None)
+        }
+    };
+    Ok(Ready {
+        route,
+        proxy,
+        resolver,
+        targets: urls,
+    })
+}
+
+/// Beacon's client with the same per-try timeout as the proxies, and a
+/// breaker that opens on the first failure like HAProxy's `fall 1` and
+/// nginx's `max_fails=1`; waits until it sees all `instances`.
+async fn beacon(registry: &str, instances: usize) -> Result<(Route, Resolver), String> {
+    let client = RegistryClient::from_list(registry, None).map_err(|e| e.to_string())?;
+    let resolver = Resolver::new(
+        client,
+        ResolverConfig {
+            breaker: BreakerConfig {
+                failure_threshold: 1,
+                open_for: Duration::from_secs(2),
+                ..BreakerConfig::default()
+            },
+            ..ResolverConfig::default()
+        },
+    );
+    let config = ClientConfig {
+        attempt_timeout: PER_TRY,
+        deadline: CALLER_PATIENCE,
+        ..ClientConfig::default()
+    };
+    let service = "ratings".parse().map_err(|e| format!("{e}"))?;
+    let ratings = ServiceClient::new(&resolver, &service, config);
+    let view = ratings.view().clone();
+    let started = Instant::now();
+    while view.endpoints().len() < instances {
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err(format!("Beacon never saw {instances} instances"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok((Route::Beacon(ratings), resolver))
+}

@@ -1,0 +1,152 @@
+//! A single-member etcd on free loopback ports, reached two ways: through
+//! its v3 JSON gateway (how the registry's etcd store talks to it) and
+//! through its gRPC API with the `etcd-client` crate (how real etcd
+//! clients talk to it: one connection, long-lived streams).
+
+use crate::topology::free_port;
+use beacon_registry::store::etcd::EtcdClient;
+use etcd_client::{
+    Client as GrpcClient, GetOptions, LeaseKeepAliveStream, LeaseKeeper, WatchOptions, WatchStream,
+};
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+use tokio::time::Instant;
+
+/// The etcd process and both clients.
+pub struct Etcd {
+    child: Child,
+    /// Its client URL.
+    pub url: String,
+    /// The JSON gateway client (the registry's own).
+    pub gateway: Arc<EtcdClient>,
+    /// The gRPC client: one channel, cloned per task.
+    pub grpc: GrpcClient,
+    data: PathBuf,
+}
+
+impl Etcd {
+    /// Starts etcd in a temp dir and waits until both clients reach it.
+    pub async fn start() -> Result<Self, String> {
+        let (client_port, peer_port) = (free_port(), free_port());
+        let data = std::env::temp_dir().join(format!(
+            "beacon-bench-etcd-{}-{client_port}",
+            std::process::id()
+        ));
+        let url = format!("http://127.0.0.1:{client_port}");
+        let child = Command::new("etcd")
+            .args([
+                format!("--data-dir={}", data.display()),
+                format!("--listen-client-urls={url}"),
+                format!("--advertise-client-urls={url}"),
+                format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+                format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+                format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
+                "--logger=zap".into(),
+                "--log-level=error".into(),
+                "--quota-backend-bytes=8589934592".into(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run etcd (apt-get install etcd-server): {e}"))?;
+        let gateway = Arc::new(EtcdClient::new(vec![url.clone()]));
+        let started = Instant::now();
+        while gateway.status().await.is_err() {
+            if started.elapsed() > Duration::from_secs(15) {
+                return Err("etcd did not start".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let grpc = GrpcClient::connect([url.clone()], None)
+            .await
+            .map_err(|e| format!("etcd gRPC: {e}"))?;
+        Ok(Self {
+            child,
+            url,
+            gateway,
+            grpc,
+            data,
+        })
+    }
+
+    /// The etcd process id (for its memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+/// One lease's keep-alive stream, opened once and kept, as etcd's clients
+/// do (the Go client multiplexes every lease on one stream; this crate
+/// opens one stream per lease, all on the same connection).
+pub struct KeepAlive {
+    keeper: LeaseKeeper,
+    answers: LeaseKeepAliveStream,
+}
+
+impl KeepAlive {
+    /// Opens the stream for `lease`.
+    pub async fn open(grpc: &GrpcClient, lease: i64) -> Result<Self, String> {
+        let (keeper, answers) = grpc
+            .clone()
+            .lease_keep_alive(lease)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Self { keeper, answers })
+    }
+
+    /// One keep-alive round trip; `true` if the lease is still alive.
+    pub async fn renew(&mut self) -> bool {
+        if self.keeper.keep_alive().await.is_err() {
+            return false;
+        }
+        matches!(self.answers.message().await, Ok(Some(answer)) if answer.ttl() > 0)
+    }
+}
+
+/// Keys under `prefix` as a linearizable read (etcd's default), like the
+/// gateway's range.
+pub async fn count_prefix(grpc: &GrpcClient, prefix: &str) -> Result<usize, String> {
+    let answer = grpc
+        .clone()
+        .get(prefix, Some(GetOptions::new().with_prefix()))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(answer.kvs().len())
+}
+
+/// A watch on `prefix`, returned once etcd confirmed it was created (so a
+/// change made after this is seen).
+pub async fn watch_prefix(grpc: &GrpcClient, prefix: &str) -> Result<WatchStream, String> {
+    let mut stream = grpc
+        .clone()
+        .watch(prefix, Some(WatchOptions::new().with_prefix()))
+        .await
+        .map_err(|e| e.to_string())?;
+    match stream.message().await {
+        Ok(Some(answer)) if answer.created() => Ok(stream),
+        other => Err(format!("watch not created: {other:?}")),
+    }
+}
+
+/// Waits for the first change on `stream`; `true` if one came.
+pub async fn next_change(stream: &mut WatchStream) -> bool {
+    loop {
+        match stream.message().await {
+            Ok(Some(answer)) if !answer.events().is_empty() => return true,
+            Ok(Some(_)) => {}
+            _ => return false,
+        }
+    }
+}
