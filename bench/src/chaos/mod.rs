@@ -1,7 +1,7 @@
 //! The chaos run: the demo's topology under load while ratings instances
 //! are killed, paused, resumed and restarted at random and the registry is
 //! restarted twice. Every random choice comes from one seed, so a failing
-//! run can be replayed; [`verdict`] judges the records afterwards.
+//! run can be replayed; [`judge`] weighs the records afterwards.
 
 mod verdict;
 
