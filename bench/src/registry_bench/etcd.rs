@@ -115,15 +115,29 @@ impl KeepAlive {
     }
 }
 
-/// Keys under `prefix` as a linearizable read (etcd's default), like the
-/// gateway's range.
-pub async fn count_prefix(grpc: &GrpcClient, prefix: &str) -> Result<usize, String> {
+/// Every key under `prefix`, read whole (linearizable, etcd's default, like
+/// the gateway's range); returns how many came back.
+pub async fn range_prefix(grpc: &GrpcClient, prefix: &str) -> Result<usize, String> {
     let answer = grpc
         .clone()
         .get(prefix, Some(GetOptions::new().with_prefix()))
         .await
         .map_err(|e| e.to_string())?;
     Ok(answer.kvs().len())
+}
+
+/// How many keys are under `prefix`, without reading them (a full read of
+/// 100k keys is past gRPC's default 4 MiB message limit).
+pub async fn count_prefix(grpc: &GrpcClient, prefix: &str) -> Result<usize, String> {
+    let answer = grpc
+        .clone()
+        .get(
+            prefix,
+            Some(GetOptions::new().with_prefix().with_count_only()),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    usize::try_from(answer.count()).map_err(|e| e.to_string())
 }
 
 /// A watch on `prefix`, returned once etcd confirmed it was created (so a

@@ -25,7 +25,7 @@ use beacon::{
     RegistryClient, RegistryClientConfig,
 };
 use beacon_kit::process::Service;
-use etcd::{count_prefix, Etcd, KeepAlive};
+use etcd::{count_prefix, range_prefix, Etcd, KeepAlive};
 use ops::{for_a_while, percentile, spread, Tally};
 use std::{sync::Arc, time::Duration};
 use tokio::{sync::Mutex, time::Instant};
@@ -252,7 +252,7 @@ async fn resolves(
             .map_or(0, |(_, kvs)| kvs.len());
         gateway_times.push(started.elapsed());
         let started = Instant::now();
-        let got = count_prefix(&etcd.grpc, "/bench/bulk/").await.unwrap_or(0);
+        let got = range_prefix(&etcd.grpc, "/bench/bulk/").await.unwrap_or(0);
         grpc_times.push(started.elapsed());
         wrong += usize::from(listed != m) + usize::from(ranged != m) + usize::from(got != m);
     }
@@ -312,7 +312,15 @@ async fn memory(
         .await
     };
     results.check("etcd memory puts", put);
-    let kept = count_prefix(&etcd.grpc, "/bench/mem/").await.unwrap_or(0);
+    let kept = match count_prefix(&etcd.grpc, "/bench/mem/").await {
+        Ok(kept) => kept,
+        Err(e) => {
+            results
+                .failed
+                .push(format!("memory: cannot count etcd's keys: {e}"));
+            0
+        }
+    };
     let etcd_bytes = rss_kib(etcd.pid()).unwrap_or(0).saturating_sub(before) as f64 * 1024.0
         / kept.max(1) as f64;
     if stored != k || kept != k {
