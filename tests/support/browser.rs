@@ -86,7 +86,12 @@ impl Drop for ChromeDriver {
         // Chromium may outlive its driver (a session closing as the driver
         // dies, or a failed test): end whatever runs on this test's profile.
         let _ = Command::new("pkill")
-            .args(["-f", &format!("--user-data-dir={}", self.profile.display())])
+            // `--` first: the pattern starts with dashes, not an option.
+            .args([
+                "-f",
+                "--",
+                &format!("--user-data-dir={}", self.profile.display()),
+            ])
             .status();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
