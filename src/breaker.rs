@@ -72,15 +72,6 @@ impl BreakerState {
             Self::HalfOpen => "half_open",
         }
     }
-
-    /// `CLOSED`, `OPEN` or `HALF-OPEN`, as the log lines say it.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Closed => "CLOSED",
-            Self::Open => "OPEN",
-            Self::HalfOpen => "HALF-OPEN",
-        }
-    }
 }
 
 /// A change of state, for logs and events.

@@ -1,13 +1,20 @@
-//! One instance as the client sees it: its breaker and its record.
+//! One instance as the client sees it: its breaker, its record, and the
+//! owner of both.
+//!
+//! An endpoint is the single owner of its breaker: every method that may
+//! change the breaker's state reports the change itself — the log line, the
+//! event — and wakes the endpoint's one recovery task (see
+//! `resolver::recovery`). Callers only ask and tell ("may I send?", "it
+//! answered", "it failed"); no transition is handed back for them to pass on.
 
-use crate::breaker::{Admission, Breaker, BreakerConfig, Transition};
-use crate::events::InstanceSnapshot;
+use crate::breaker::{Admission, Breaker, BreakerConfig, BreakerState, Transition};
+use crate::events::{EventKind, EventSink, InstanceSnapshot};
 use crate::wire::{Address, InstanceId};
 use std::{
-    sync::{Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
-use tokio::time::Instant;
+use tokio::{sync::Notify, time::Instant};
 
 /// How much a new latency sample moves the average.
 const LATENCY_WEIGHT: f64 = 0.2;
@@ -18,6 +25,11 @@ const LATENCY_WEIGHT: f64 = 0.2;
 pub struct Endpoint {
     address: Address,
     state: Mutex<EndpointState>,
+    /// Where transitions are reported.
+    sink: EventSink,
+    /// Woken on every transition (and when the endpoint goes away), so the
+    /// recovery task sleeps until there is something to do.
+    wake: Arc<Notify>,
 }
 
 #[derive(Debug)]
@@ -34,12 +46,13 @@ struct EndpointState {
 }
 
 impl Endpoint {
-    /// A new endpoint with a closed breaker.
-    pub fn new(
+    /// A new endpoint with a closed breaker, reporting to `sink`.
+    pub(crate) fn new(
         id: InstanceId,
         address: Address,
         registered_at: u64,
         config: BreakerConfig,
+        sink: EventSink,
     ) -> Self {
         Self {
             address,
@@ -52,6 +65,8 @@ impl Endpoint {
                 last_error: None,
                 latency_ms: None,
             }),
+            sink,
+            wake: Arc::new(Notify::new()),
         }
     }
 
@@ -65,34 +80,9 @@ impl Endpoint {
         self.lock().id.clone()
     }
 
-    /// Updates the registration seen for this address. Returns the breaker
-    /// transition if the instance registered anew (see
-    /// [`Breaker::seen_alive`]).
-    pub fn refresh(&self, id: &InstanceId, registered_at: u64) -> Option<Transition> {
-        let mut state = self.lock();
-        if state.id != *id {
-            state.id = id.clone();
-        }
-        if state.registered_at == registered_at {
-            return None;
-        }
-        state.registered_at = registered_at;
-        state.breaker.seen_alive()
-    }
-
-    /// The instance answered a health check while its breaker was open.
-    pub fn seen_alive(&self) -> Option<Transition> {
-        self.lock().breaker.seen_alive()
-    }
-
-    /// Asks the breaker whether a request may go here now.
-    pub fn admit(&self, now: Instant) -> (Admission, Option<Transition>) {
-        self.lock().breaker.admit(now)
-    }
-
-    /// Moves an open breaker whose time has passed to HalfOpen.
-    pub fn poll_breaker(&self, now: Instant) -> Option<Transition> {
-        self.lock().breaker.poll(now)
+    /// The breaker's state now.
+    pub fn breaker_state(&self, now: Instant) -> BreakerState {
+        self.lock().breaker.state(now)
     }
 
     /// When the breaker, if open, will half-open.
@@ -100,30 +90,65 @@ impl Endpoint {
         self.lock().breaker.open_until()
     }
 
-    /// Records a success.
-    pub fn succeeded(&self, admission: Admission, latency: Duration) -> Option<Transition> {
-        let mut state = self.lock();
-        state.successes += 1;
-        let sample = latency.as_secs_f64() * 1000.0;
-        state.latency_ms = Some(match state.latency_ms {
-            None => sample,
-            Some(avg) => avg + LATENCY_WEIGHT * (sample - avg),
+    /// Updates the registration seen for this address; an instance that
+    /// registered anew is alive (see [`Breaker::seen_alive`]).
+    pub fn refresh(&self, id: &InstanceId, registered_at: u64) {
+        self.change(|state| {
+            if state.id != *id {
+                state.id = id.clone();
+            }
+            if state.registered_at == registered_at {
+                return ((), None);
+            }
+            state.registered_at = registered_at;
+            ((), state.breaker.seen_alive())
         });
-        state.breaker.record_success(admission)
     }
 
-    /// Records a failure.
-    pub fn failed(&self, admission: Admission, error: String, now: Instant) -> Option<Transition> {
-        let mut state = self.lock();
-        state.failures += 1;
-        state.last_error = Some(error);
-        state.breaker.record_failure(admission, now)
+    /// The instance answered a health check while its breaker was open.
+    pub fn seen_alive(&self) {
+        self.change(|state| ((), state.breaker.seen_alive()));
     }
 
-    /// An attempt ended without a verdict: free the probe slot if it held it.
+    /// Asks the breaker whether a request may go here now.
+    pub fn admit(&self, now: Instant) -> Admission {
+        self.change(|state| state.breaker.admit(now))
+    }
+
+    /// Moves an open breaker whose time has passed to HalfOpen.
+    pub fn poll_breaker(&self, now: Instant) {
+        self.change(|state| ((), state.breaker.poll(now)));
+    }
+
+    /// Records a success of a request admitted as `admission`.
+    pub fn succeeded(&self, admission: Admission, latency: Duration) {
+        self.change(|state| {
+            state.successes += 1;
+            let sample = latency.as_secs_f64() * 1000.0;
+            state.latency_ms = Some(match state.latency_ms {
+                None => sample,
+                Some(avg) => avg + LATENCY_WEIGHT * (sample - avg),
+            });
+            ((), state.breaker.record_success(admission))
+        });
+    }
+
+    /// Records a failure (timeout, connect error, 5xx) of a request
+    /// admitted as `admission`.
+    pub fn failed(&self, admission: Admission, error: String, now: Instant) {
+        self.change(|state| {
+            state.failures += 1;
+            state.last_error = Some(error);
+            ((), state.breaker.record_failure(admission, now))
+        });
+    }
+
+    /// An attempt ended without a verdict: free the probe slot if it held
+    /// it, and let the recovery task probe instead.
     pub fn release(&self, admission: Admission) {
         if admission == Admission::Probe {
             self.lock().breaker.release_probe();
+            self.wake.notify_one();
         }
     }
 
@@ -146,8 +171,62 @@ impl Endpoint {
         }
     }
 
+    /// What wakes this endpoint's recovery task.
+    pub(crate) fn wake_handle(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+
+    /// Runs `f` on the state under the lock; reports the transition it
+    /// made, if any, once the lock is released.
+    fn change<R>(&self, f: impl FnOnce(&mut EndpointState) -> (R, Option<Transition>)) -> R {
+        let (result, report) = {
+            let mut state = self.lock();
+            let (result, transition) = f(&mut state);
+            let report = transition.map(|t| (t, state.id.clone(), state.last_error.clone()));
+            (result, report)
+        };
+        if let Some((transition, id, last_error)) = report {
+            self.report(transition, id, last_error);
+        }
+        result
+    }
+
+    /// The walkthrough's log line and the event for `transition`; wakes the
+    /// recovery task.
+    fn report(&self, transition: Transition, id: InstanceId, last_error: Option<String>) {
+        let (service, address) = (self.sink.service(), self.address.clone());
+        let kind = match transition {
+            Transition::Opened(open_for) => {
+                tracing::warn!("OPEN breaker on [{service} at {address}]");
+                EventKind::BreakerOpened {
+                    id,
+                    address,
+                    open_for_ms: u64::try_from(open_for.as_millis()).unwrap_or(u64::MAX),
+                    error: last_error.unwrap_or_default(),
+                }
+            }
+            Transition::HalfOpened => {
+                tracing::info!("HALF-OPEN breaker on [{service} at {address}]");
+                EventKind::BreakerHalfOpened { id, address }
+            }
+            Transition::Closed => {
+                tracing::info!("CLOSE breaker on [{service} at {address}]");
+                EventKind::BreakerClosed { id, address }
+            }
+        };
+        self.sink.emit(kind);
+        self.wake.notify_one();
+    }
+
     /// Plain data, valid at every step: a poisoned lock is safe to reuse.
     fn lock(&self) -> MutexGuard<'_, EndpointState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for Endpoint {
+    /// Lets the recovery task see that its endpoint is gone, and end.
+    fn drop(&mut self) {
+        self.wake.notify_one();
     }
 }

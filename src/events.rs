@@ -5,6 +5,7 @@ use crate::breaker::BreakerState;
 use crate::wire::{Address, InstanceId, ServiceName};
 use serde::Serialize;
 use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
 
 /// Something that happened to a service's view.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -82,6 +83,33 @@ impl Event {
             service: service.clone(),
             kind,
         }
+    }
+}
+
+/// Where one service's events go: the resolver's broadcast. Each endpoint
+/// holds one, so a breaker reports its own transitions — nobody has to hand
+/// them on, and none can be lost on the way.
+#[derive(Debug, Clone)]
+pub(crate) struct EventSink {
+    service: ServiceName,
+    events: broadcast::Sender<Event>,
+}
+
+impl EventSink {
+    /// A sink for `service`'s events.
+    pub(crate) fn new(service: ServiceName, events: broadcast::Sender<Event>) -> Self {
+        Self { service, events }
+    }
+
+    /// The service the events concern.
+    pub(crate) fn service(&self) -> &ServiceName {
+        &self.service
+    }
+
+    /// Broadcasts `kind`, stamped now.
+    pub(crate) fn emit(&self, kind: EventKind) {
+        // No subscribers is fine: events are for whoever listens.
+        let _ = self.events.send(Event::now(&self.service, kind));
     }
 }
 

@@ -30,8 +30,8 @@ pub enum BodyError {
     #[error("response body is larger than {0} bytes")]
     TooLarge(usize),
     /// The connection failed mid-body.
-    #[error("reading the response body failed: {0}")]
-    Read(String),
+    #[error("reading the response body failed")]
+    Read(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Reads a whole body, refusing more than `limit` bytes.
@@ -39,6 +39,6 @@ pub async fn read_body(body: hyper::body::Incoming, limit: usize) -> Result<Byte
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
-        Err(err) => Err(BodyError::Read(err.to_string())),
+        Err(err) => Err(BodyError::Read(err)),
     }
 }

@@ -541,3 +541,62 @@ async fn health_checks_close_the_breaker_of_a_recovered_instance_without_any_tra
     cluster.get_ok(10).await;
     assert_eq!(cluster.backends[1].hits(), hits + 5, "back in rotation");
 }
+
+#[tokio::test]
+async fn one_recovery_task_per_endpoint_however_often_its_breaker_cycles() {
+    // Health checks every 50 ms that take 40 ms each and fail: one task per
+    // endpoint sends them one after another, never two at once. A second
+    // task (one per opening, say) would overlap its checks with the first's.
+    let health = HealthCheckConfig {
+        interval: Duration::from_millis(50),
+        timeout: Duration::from_millis(500),
+        ..HealthCheckConfig::default()
+    };
+    let breaker = BreakerConfig {
+        failure_threshold: 1,
+        open_for: Duration::from_millis(100),
+        max_open_for: Duration::from_millis(200),
+        jitter: 0.0,
+    };
+    let cluster = Cluster::start_with(2, breaker, fast_client(), 15_000, Some(health)).await;
+    let mut events = cluster.resolver.subscribe();
+    cluster.backends[1].set_health_delay(Duration::from_millis(40));
+    cluster.backends[1].set(Mode::Fail);
+    cluster.get_ok_until_breaker(1, BreakerState::Open).await;
+    // Open → (open time passes) half-open → a probe fails → open again,
+    // over and over, with callers' requests taking some of the probes (the
+    // way a second task used to start beside the first): several cycles.
+    let traffic = {
+        let client = cluster.client.clone();
+        tokio::spawn(async move {
+            for _ in 0..1000 {
+                let _ = client.get("/x").await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let failing = cluster.backends[1].url.clone();
+    let mut openings = 0;
+    let deadline = Instant::now() + PATIENCE;
+    while openings < 6 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, events.recv()).await {
+            Ok(Ok(event)) => {
+                if let EventKind::BreakerOpened { address, .. } = event.kind {
+                    openings += usize::from(address.as_str() == failing);
+                }
+            }
+            Ok(Err(e)) => panic!("events: {e}"),
+            Err(_) => panic!("only {openings} openings within {PATIENCE:?}"),
+        }
+    }
+    traffic.abort();
+    let (checks, peak) = cluster.backends[1].health_checks();
+    assert!(
+        checks >= 3,
+        "the probes went out as health checks: {checks}"
+    );
+    assert_eq!(peak, 1, "{checks} health checks, at most {peak} at once");
+    // The healthy instance was never checked: its breaker never opened.
+    assert_eq!(cluster.backends[0].health_checks(), (0, 0));
+}

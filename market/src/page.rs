@@ -16,6 +16,7 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
     Extension, Form,
 };
+use beacon::BreakerState;
 use serde::Deserialize;
 
 /// The page.
@@ -28,6 +29,17 @@ struct IndexPage {
     notice: Option<String>,
     status: Status,
     deadline_ms: u64,
+}
+
+impl IndexPage {
+    /// How the panel names a breaker state: the walkthrough's words.
+    fn breaker_label(&self, state: &BreakerState) -> &'static str {
+        match state {
+            BreakerState::Closed => "CLOSED",
+            BreakerState::Open => "OPEN",
+            BreakerState::HalfOpen => "HALF-OPEN",
+        }
+    }
 }
 
 struct ThingRow {

@@ -116,7 +116,7 @@ impl RatingsBoard {
                 }
             }
             Ok(Ok(response)) => format!("answered {}", response.status()),
-            Ok(Err(error)) => error.to_string(),
+            Ok(Err(error)) => error.chain(),
             Err(_) => format!("no answer within the {:?} page deadline", self.deadline),
         };
         let shown = self.fallback(thing);

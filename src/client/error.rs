@@ -2,7 +2,10 @@
 
 use crate::wire::{Address, ServiceName};
 use http::StatusCode;
-use std::time::Duration;
+use std::{error::Error, fmt::Write as _, sync::Arc, time::Duration};
+
+/// A cause kept behind an error: shared, so errors stay cheap to clone.
+pub type Cause = Arc<dyn Error + Send + Sync>;
 
 /// A failed call. The first two variants are the fail-fast answers: no
 /// instance could take the request, so none was tried and no time was spent.
@@ -29,20 +32,22 @@ pub enum ClientError {
         after: Duration,
     },
     /// No connection could be made.
-    #[error("cannot connect to {address}: {reason}")]
+    #[error("cannot connect to {address}")]
     Connect {
         /// Where the attempt went.
         address: Address,
-        /// The transport's words.
-        reason: String,
+        /// What the transport said.
+        #[source]
+        cause: Cause,
     },
     /// The connection failed mid-exchange, or the answer was unreadable.
-    #[error("request to {address} failed: {reason}")]
+    #[error("request to {address} failed")]
     Transport {
         /// Where the attempt went.
         address: Address,
-        /// The transport's words.
-        reason: String,
+        /// What the transport said.
+        #[source]
+        cause: Cause,
     },
     /// The instance answered with a 5xx.
     #[error("{address} answered {status}")]
@@ -63,7 +68,25 @@ pub enum ClientError {
     InvalidRequest(String),
 }
 
+/// An error with its causes, e.g. "cannot connect to http://127.0.0.1:8002:
+/// client error (Connect): tcp connect error: Connection refused": what a
+/// person (a log line, a dashboard's last error) should read.
+pub fn error_chain(error: &(dyn Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
 impl ClientError {
+    /// This error with its causes, for people (see [`error_chain`]).
+    pub fn chain(&self) -> String {
+        error_chain(self)
+    }
+
     /// Whether this is a fail-fast answer (nothing was tried).
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::NoInstances { .. } | Self::AllUnavailable { .. })

@@ -15,7 +15,7 @@
 mod error;
 mod service;
 
-pub use error::ClientError;
+pub use error::{error_chain, Cause, ClientError};
 
 use crate::backoff::Backoff;
 use crate::breaker::Admission;
@@ -213,10 +213,7 @@ impl ServiceClient {
             if tried.contains(endpoint.address()) {
                 continue;
             }
-            let (admission, transition) = endpoint.admit(now);
-            if let Some(t) = transition {
-                view.report(endpoint, t);
-            }
+            let admission = endpoint.admit(now);
             if admission != Admission::Rejected {
                 return Some((Arc::clone(endpoint), admission));
             }
@@ -241,7 +238,7 @@ impl ServiceClient {
         let exchange = self.exchange(address, request);
         let outcome = match tokio::time::timeout(limit, exchange).await {
             Ok(Ok(response)) if !response.status().is_server_error() => {
-                verdict.success(&self.inner.view, started.elapsed());
+                verdict.success(started.elapsed());
                 return Outcome::Answered(response);
             }
             Ok(Ok(response)) => ClientError::ServerError {
@@ -255,7 +252,7 @@ impl ServiceClient {
                 after: limit,
             },
         };
-        verdict.failure(&self.inner.view, &outcome);
+        verdict.failure(&outcome);
         Outcome::Failed(outcome)
     }
 
@@ -277,16 +274,16 @@ impl ServiceClient {
             .body(Full::new(request.body().clone()))
             .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
         let response = self.inner.http.request(outgoing).await.map_err(|e| {
-            let reason = error_chain(&e);
+            let address = address.clone();
             if e.is_connect() {
                 ClientError::Connect {
-                    address: address.clone(),
-                    reason,
+                    address,
+                    cause: Arc::new(e),
                 }
             } else {
                 ClientError::Transport {
-                    address: address.clone(),
-                    reason,
+                    address,
+                    cause: Arc::new(e),
                 }
             }
         })?;
@@ -295,7 +292,7 @@ impl ServiceClient {
             .await
             .map_err(|e: BodyError| ClientError::Transport {
                 address: address.clone(),
-                reason: e.to_string(),
+                cause: Arc::new(e),
             })?;
         Ok(Response::from_parts(parts, body))
     }
@@ -329,21 +326,15 @@ impl<'a> Verdict<'a> {
         }
     }
 
-    fn success(&mut self, view: &ServiceView, latency: Duration) {
+    fn success(&mut self, latency: Duration) {
         self.reported = true;
-        if let Some(t) = self.endpoint.succeeded(self.admission, latency) {
-            view.report(self.endpoint, t);
-        }
+        self.endpoint.succeeded(self.admission, latency);
     }
 
-    fn failure(&mut self, view: &ServiceView, error: &ClientError) {
+    fn failure(&mut self, error: &ClientError) {
         self.reported = true;
-        if let Some(t) = self
-            .endpoint
-            .failed(self.admission, error.to_string(), Instant::now())
-        {
-            view.report(self.endpoint, t);
-        }
+        self.endpoint
+            .failed(self.admission, error.chain(), Instant::now());
     }
 }
 
@@ -361,16 +352,4 @@ fn is_idempotent(method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
     )
-}
-
-/// An error with its causes, e.g. "client error (Connect): tcp connect error: Connection refused".
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -4,6 +4,7 @@
 //! order. Transport failures and 5xx move on to the next URL; a 4xx is the
 //! registry's considered answer and is returned at once.
 
+use crate::client::error_chain;
 use crate::transport::{http_client, read_body, HttpClient};
 use crate::wire::{
     ErrorBody, ErrorCode, Instance, InstanceId, Registration, ServiceInstances, ServiceList,
@@ -33,6 +34,18 @@ pub enum RegistryError {
     /// A registry answered with a 4xx error.
     #[error("registry refused: {0}")]
     Rejected(WireError),
+    /// The request could not be encoded (a bug, not a registry's fault).
+    #[error("cannot encode the request")]
+    Encode(#[source] Arc<serde_json::Error>),
+    /// A registry answered 2xx with a body that is not what the API says.
+    #[error("unreadable {status} answer from the registry")]
+    Unreadable {
+        /// The status it answered with.
+        status: StatusCode,
+        /// Why the body could not be read.
+        #[source]
+        cause: Arc<serde_json::Error>,
+    },
     /// A registry URL given to the client is not usable.
     #[error("bad registry URL {url:?}: {reason}")]
     InvalidUrl {
@@ -133,7 +146,7 @@ impl RegistryClient {
         registration: &Registration,
     ) -> Result<Instance, RegistryError> {
         let body = serde_json::to_vec(&registration.to_request())
-            .map_err(|e| RegistryError::Unreachable(format!("cannot encode registration: {e}")))?;
+            .map_err(|e| RegistryError::Encode(Arc::new(e)))?;
         let path = format!("/v1/services/{service}/instances/{id}");
         self.call(Method::PUT, &path, Some(body.into()), None).await
     }
@@ -236,11 +249,11 @@ impl RegistryClient {
                 .http
                 .request(request)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| error_chain(&e))?;
             let status = response.status();
             let bytes = read_body(response.into_body(), MAX_ANSWER_BYTES)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| error_chain(&e))?;
             Ok::<_, String>((status, bytes))
         };
         let (status, bytes) = tokio::time::timeout(limit, exchange)
@@ -263,11 +276,9 @@ fn parse_answer<T: DeserializeOwned>(
         } else {
             bytes
         };
-        return serde_json::from_slice(&bytes).map_err(|e| {
-            RegistryError::Rejected(WireError::new(
-                ErrorCode::Unknown,
-                format!("unreadable {status} answer: {e}"),
-            ))
+        return serde_json::from_slice(&bytes).map_err(|e| RegistryError::Unreadable {
+            status,
+            cause: Arc::new(e),
         });
     }
     let error = serde_json::from_slice::<ErrorBody>(&bytes)

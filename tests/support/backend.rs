@@ -1,9 +1,12 @@
 //! A small HTTP backend whose behaviour a test switches at will.
 
 use axum::{extract::State, http::StatusCode, routing::any, Json, Router};
-use std::sync::{
-    atomic::{AtomicU8, AtomicUsize, Ordering},
-    Arc,
+use std::{
+    sync::{
+        atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
 };
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -25,7 +28,19 @@ struct Shared {
     name: String,
     mode: Arc<AtomicU8>,
     hits: Arc<AtomicUsize>,
+    health: Arc<HealthCounts>,
     stop: CancellationToken,
+}
+
+/// What the backend saw of health checks.
+#[derive(Default)]
+struct HealthCounts {
+    /// How long each health check takes to answer, in ms.
+    delay_ms: AtomicU64,
+    checks: AtomicUsize,
+    in_flight: AtomicUsize,
+    /// The most health checks ever in flight at once.
+    peak: AtomicUsize,
 }
 
 /// A running backend on 127.0.0.1:0.
@@ -45,6 +60,7 @@ impl Backend {
             name: name.to_owned(),
             mode: Arc::new(AtomicU8::new(Mode::Answer as u8)),
             hits: Arc::new(AtomicUsize::new(0)),
+            health: Arc::default(),
             stop: CancellationToken::new(),
         };
         let app = Router::new()
@@ -70,6 +86,21 @@ impl Backend {
         self.shared.hits.load(Ordering::SeqCst)
     }
 
+    /// Makes every health check take `delay` before it answers.
+    pub fn set_health_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.health.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Health checks received so far, and the most ever in flight at once.
+    pub fn health_checks(&self) -> (usize, usize) {
+        let health = &self.shared.health;
+        (
+            health.checks.load(Ordering::SeqCst),
+            health.peak.load(Ordering::SeqCst),
+        )
+    }
+
     /// Stops listening and closes its connections: later connects are refused.
     pub async fn kill(self) {
         self.shared.stop.cancel();
@@ -82,9 +113,18 @@ async fn handle(State(shared): State<Shared>) -> (StatusCode, Json<serde_json::V
     respond(shared).await
 }
 
-/// Health checks behave like any request (a hanging backend hangs), uncounted.
+/// Health checks behave like any request (a hanging backend hangs), after
+/// the set delay; counted apart from requests, with how many overlap.
 async fn health(State(shared): State<Shared>) -> (StatusCode, Json<serde_json::Value>) {
-    respond(shared).await
+    let health = Arc::clone(&shared.health);
+    health.checks.fetch_add(1, Ordering::SeqCst);
+    let now = health.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    health.peak.fetch_max(now, Ordering::SeqCst);
+    let delay = health.delay_ms.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    let answer = respond(shared).await;
+    health.in_flight.fetch_sub(1, Ordering::SeqCst);
+    answer
 }
 
 async fn respond(shared: Shared) -> (StatusCode, Json<serde_json::Value>) {

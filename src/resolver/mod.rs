@@ -1,0 +1,130 @@
+//! The client side of discovery: a live view of each service's instances.
+//!
+//! A [`Resolver`] keeps one [`ServiceView`] per service, shared by every
+//! caller, and one background task per view that long-polls the registry
+//! (`?index=N&wait=30s`) and reconciles each answer into the view.
+//! Instances keep their breaker across answers, because endpoints are keyed
+//! by address; each endpoint has one recovery task that brings its breaker
+//! back.
+//!
+//! # Layout
+//!
+//! * this module: [`Resolver`] and its configuration.
+//! * `view`: [`ServiceView`], what callers read.
+//! * `poll`: the long poll, and the one map of tracked endpoints.
+//! * `reconcile`: a pure function from (tracked, listed) to changes.
+//! * `recovery`: each endpoint's task that half-opens and probes its breaker.
+
+mod poll;
+mod reconcile;
+mod recovery;
+mod view;
+
+pub use view::ServiceView;
+
+use crate::breaker::BreakerConfig;
+use crate::events::Event;
+use crate::health::{HealthCheckConfig, HealthChecker};
+use crate::registry::RegistryClient;
+use crate::wire::ServiceName;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError, Weak},
+    time::Duration,
+};
+use tokio::sync::broadcast;
+
+/// Tunables of a [`Resolver`].
+#[derive(Debug, Clone)]
+pub struct ResolverConfig {
+    /// Breaker settings for every instance.
+    pub breaker: BreakerConfig,
+    /// Active checks of instances whose breaker is open, so they come back
+    /// as soon as they answer; `None` leaves recovery to the open time and
+    /// to re-registration.
+    pub health_check: Option<HealthCheckConfig>,
+    /// How long each blocking query waits for a change. Default 30 s.
+    pub watch_wait: Duration,
+    /// First retry delay after a failed registry call. Default 100 ms.
+    pub retry_base: Duration,
+    /// Longest retry delay while the registry is unreachable. Default 5 s.
+    pub retry_cap: Duration,
+    /// Events kept for slow subscribers before they start missing some.
+    pub event_capacity: usize,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        Self {
+            breaker: BreakerConfig::default(),
+            health_check: Some(HealthCheckConfig::default()),
+            watch_wait: Duration::from_secs(30),
+            retry_base: Duration::from_millis(100),
+            retry_cap: Duration::from_secs(5),
+            event_capacity: 1024,
+        }
+    }
+}
+
+/// Resolves service names to live views. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    shared: Arc<ResolverShared>,
+}
+
+#[derive(Debug)]
+struct ResolverShared {
+    registry: RegistryClient,
+    config: ResolverConfig,
+    views: Mutex<HashMap<ServiceName, Weak<ServiceView>>>,
+    events: broadcast::Sender<Event>,
+    health: Option<Arc<HealthChecker>>,
+}
+
+impl Resolver {
+    /// A resolver over `registry`.
+    pub fn new(registry: RegistryClient, config: ResolverConfig) -> Self {
+        let (events, _) = broadcast::channel(config.event_capacity.max(1));
+        let health = config
+            .health_check
+            .clone()
+            .map(|c| Arc::new(HealthChecker::new(c)));
+        Self {
+            shared: Arc::new(ResolverShared {
+                registry,
+                config,
+                views: Mutex::new(HashMap::new()),
+                events,
+                health,
+            }),
+        }
+    }
+
+    /// The shared view of `service`, starting its watch on first use. The
+    /// watch stops when the last handle on the view is dropped. Call inside
+    /// a tokio runtime.
+    pub fn service(&self, service: &ServiceName) -> Arc<ServiceView> {
+        let mut views = self
+            .shared
+            .views
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(view) = views.get(service).and_then(Weak::upgrade) {
+            return view;
+        }
+        views.retain(|_, view| view.strong_count() > 0);
+        let view = ServiceView::start(service.clone(), &self.shared);
+        views.insert(service.clone(), Arc::downgrade(&view));
+        view
+    }
+
+    /// Every event of every service, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    /// The registry client underneath.
+    pub fn registry(&self) -> &RegistryClient {
+        &self.shared.registry
+    }
+}

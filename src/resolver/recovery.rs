@@ -1,0 +1,77 @@
+//! Bringing an open breaker back: one task per endpoint for its whole life,
+//! asleep until the endpoint's breaker opens.
+//!
+//! While the breaker is open the task wakes when the open time passes (and
+//! half-opens it, so dashboards see the change when it happens, not at the
+//! next request) or, with health checks, every check interval to ask the
+//! instance whether it answers again — an answer half-opens the breaker at
+//! once. While it is half-open, the task sends the single probe itself as a
+//! health check, unless a request holds the probe slot. Whatever happens,
+//! there is one task per endpoint: however often the breaker cycles, no
+//! second task can check the same instance.
+
+use crate::breaker::{Admission, BreakerState};
+use crate::endpoint::Endpoint;
+use crate::health::HealthChecker;
+use std::sync::{Arc, Weak};
+use tokio::{sync::Notify, time::Instant};
+
+/// Starts `endpoint`'s recovery task. It holds the endpoint weakly and ends
+/// once the endpoint is dropped.
+pub(crate) fn spawn(endpoint: &Arc<Endpoint>, health: Option<Arc<HealthChecker>>) {
+    tokio::spawn(run(
+        Arc::downgrade(endpoint),
+        endpoint.wake_handle(),
+        health,
+    ));
+}
+
+async fn run(endpoint: Weak<Endpoint>, wake: Arc<Notify>, health: Option<Arc<HealthChecker>>) {
+    loop {
+        // Registered before the state is read, so a transition between the
+        // read and the wait still wakes us.
+        let woken = wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let Some(current) = endpoint.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        if let Some(until) = current.open_until() {
+            let check_at = health
+                .as_ref()
+                .map_or(until, |h| until.min(now + h.interval()));
+            drop(current);
+            tokio::select! {
+                () = tokio::time::sleep_until(check_at) => {}
+                () = &mut woken => continue,
+            }
+            let Some(current) = endpoint.upgrade() else {
+                return;
+            };
+            let now = Instant::now();
+            if now >= until {
+                current.poll_breaker(now);
+            } else if let Some(health) = &health {
+                if health.check(current.address()).await.is_ok() {
+                    current.seen_alive();
+                }
+            }
+            continue;
+        }
+        if let (Some(health), BreakerState::HalfOpen) = (&health, current.breaker_state(now)) {
+            if current.admit(now) == Admission::Probe {
+                let started = Instant::now();
+                match health.check(current.address()).await {
+                    Ok(()) => current.succeeded(Admission::Probe, started.elapsed()),
+                    Err(error) => current.failed(Admission::Probe, error, Instant::now()),
+                }
+                continue;
+            }
+        }
+        // Closed, or half-open with a request probing (or nothing to probe
+        // with): nothing to do until the next transition.
+        drop(current);
+        woken.await;
+    }
+}
