@@ -2,9 +2,8 @@
 //! snapshots of every instance on demand.
 
 use crate::breaker::BreakerState;
-use crate::wire::{Address, InstanceId, ServiceName};
+use crate::wire::{clock::wall_clock_ms, Address, InstanceId, ServiceName};
 use serde::Serialize;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 
 /// Something that happened to a service's view.
@@ -74,12 +73,8 @@ pub enum EventKind {
 
 impl Event {
     pub(crate) fn now(service: &ServiceName, kind: EventKind) -> Self {
-        let at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
         Self {
-            at_ms,
+            at_ms: wall_clock_ms(),
             service: service.clone(),
             kind,
         }

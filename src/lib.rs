@@ -20,8 +20,9 @@
 //! # Layout
 //!
 //! * [`wire`]: the registry's HTTP API as Rust types, with the validation
-//!   rules for names, addresses, TTLs and blocking queries. The registry and
-//!   this library both use them, so the two sides cannot drift apart.
+//!   rules for names, addresses, TTLs and blocking queries — the
+//!   `beacon-wire` crate, which the registry uses too, so the two sides
+//!   cannot drift apart (and the registry does not link this library).
 //! * [`registry`]: a typed registry client with failover across URLs.
 //! * [`lease`]: the service side — register, heartbeat, re-register, deregister.
 //! * [`resolver`]: the client side — one long-polled view per service,
@@ -33,12 +34,11 @@
 //! * [`client`]: [`ServiceClient`] — round-robin, timeouts, budgeted retries;
 //!   also a `tower::Service`.
 //! * [`events`]: events and snapshots for logs and dashboards.
-//! * [`backoff`], [`transport`]: the small shared pieces.
+//! * [`backoff`], [`transport`]: the small shared pieces (from `beacon-wire`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod backoff;
 pub mod breaker;
 pub mod client;
 pub mod endpoint;
@@ -47,8 +47,11 @@ pub mod health;
 pub mod lease;
 pub mod registry;
 pub mod resolver;
-pub mod transport;
-pub mod wire;
+
+/// The registry API's types (the `beacon-wire` crate), as the registry
+/// speaks them.
+pub use beacon_wire as wire;
+pub use beacon_wire::{backoff, transport};
 
 pub use breaker::{BreakerConfig, BreakerState};
 pub use client::{ClientConfig, ClientError, ServedBy, ServiceClient};

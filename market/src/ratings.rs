@@ -2,14 +2,14 @@
 //! served from the last good value when that fails.
 
 use crate::catalog::{Thing, THINGS};
-use beacon::{ServedBy, ServiceClient};
+use beacon::{wire::clock::wall_clock_ms, ServedBy, ServiceClient};
 use beacon_ratings::wire::Rating;
 use dashmap::DashMap;
 use futures_util::future::join_all;
 use serde::Serialize;
 use std::{
     sync::{Mutex, PoisonError},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 use tokio::time::Instant;
 
@@ -202,11 +202,4 @@ impl RatingsBoard {
             },
         }
     }
-}
-
-fn wall_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

@@ -3,12 +3,14 @@
 //! Services register an address under a service name with a lease (TTL) and
 //! renew it by heartbeating; clients resolve a name to the live instances and
 //! long-poll for changes. The API is described in the repository's README and
-//! typed in [`beacon::wire`].
+//! typed in `beacon-wire` (the contract crate the client library uses too).
 //!
 //! # Layout
 //!
-//! * [`store`]: the [`Store`](store::Store) trait and the in-memory store,
-//!   with its catalog (members, indexes, watchers) and deadline-driven expiry.
+//! * [`store`]: the [`Store`](store::Store) trait; the in-memory store,
+//!   with its catalog (members, indexes, watchers) and deadline-driven
+//!   expiry; and the etcd store, where replicas share state through etcd
+//!   (a client for its v3 JSON gateway, a watch-fed catalog, leases).
 //! * [`http`]: the axum router: routes, auth, extractors, [`AppError`](http::error::AppError).
 //! * [`metrics`]: Prometheus metrics.
 //! * [`server`]: binds, serves and shuts down gracefully; what `main` calls.

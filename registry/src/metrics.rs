@@ -1,7 +1,7 @@
 //! Prometheus metrics, exposed on `GET /_metrics`.
 
-use beacon::wire::ServiceName;
 use beacon_kit::metrics::RequestMetrics;
+use beacon_wire::ServiceName;
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
     metrics::{counter::Counter, family::Family, gauge::Gauge},

@@ -1,11 +1,11 @@
 //! Lease expiry and blocking queries under tokio's paused clock: every
 //! timing claim is exact here, with no real sleeping.
 
-use beacon::wire::{Address, InstanceId, Registration, ServiceInstances, ServiceName};
 use beacon_registry::{
     metrics::Metrics,
     store::{MemoryStore, Registered, Store, StoreError},
 };
+use beacon_wire::{Address, InstanceId, Registration, ServiceInstances, ServiceName};
 use std::{sync::Arc, time::Duration};
 use tokio::time::{advance, sleep, Instant};
 use tokio_util::sync::CancellationToken;

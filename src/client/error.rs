@@ -1,8 +1,9 @@
 //! Why a call through a [`ServiceClient`](super::ServiceClient) failed.
 
+use crate::transport::error_chain;
 use crate::wire::{Address, ServiceName};
 use http::StatusCode;
-use std::{error::Error, fmt::Write as _, sync::Arc, time::Duration};
+use std::{error::Error, sync::Arc, time::Duration};
 
 /// A cause kept behind an error: shared, so errors stay cheap to clone.
 pub type Cause = Arc<dyn Error + Send + Sync>;
@@ -66,19 +67,6 @@ pub enum ClientError {
     /// The request itself can't be sent (e.g. a URI that isn't a path).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-}
-
-/// An error with its causes, e.g. "cannot connect to http://127.0.0.1:8002:
-/// client error (Connect): tcp connect error: Connection refused": what a
-/// person (a log line, a dashboard's last error) should read.
-pub fn error_chain(error: &(dyn Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
-        source = cause.source();
-    }
-    text
 }
 
 impl ClientError {

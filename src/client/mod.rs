@@ -15,7 +15,7 @@
 mod error;
 mod service;
 
-pub use error::{error_chain, Cause, ClientError};
+pub use error::{Cause, ClientError};
 
 use crate::backoff::Backoff;
 use crate::breaker::Admission;

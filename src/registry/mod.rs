@@ -4,23 +4,17 @@
 //! order. Transport failures and 5xx move on to the next URL; a 4xx is the
 //! registry's considered answer and is returned at once.
 
-use crate::client::error_chain;
-use crate::transport::{http_client, read_body, HttpClient};
+use crate::transport::{http_client, HttpClient};
+use crate::wire::failover::{check_base_url, exchange, Failed, Failover, Step};
 use crate::wire::{
     ErrorBody, ErrorCode, Instance, InstanceId, Registration, ServiceInstances, ServiceList,
     ServiceName, WatchQuery, WireError,
 };
 use bytes::Bytes;
-use http::{header, Method, Request, StatusCode, Uri};
+use http::{header, Method, Request, StatusCode};
 use http_body_util::Full;
 use serde::de::DeserializeOwned;
-use std::{
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 /// Largest registry answer read (a resolve of 10k instances is ~1.4 MB).
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
@@ -90,12 +84,11 @@ pub struct RegistryClient {
 
 #[derive(Debug)]
 struct Shared {
-    urls: Vec<String>,
+    /// The registries, tried from the one that answered last.
+    registries: Failover,
     token: Option<String>,
     http: HttpClient,
     config: RegistryClientConfig,
-    /// The URL that answered last; calls start there.
-    preferred: AtomicUsize,
 }
 
 impl RegistryClient {
@@ -107,7 +100,13 @@ impl RegistryClient {
     ) -> Result<Self, RegistryError> {
         let urls = urls
             .into_iter()
-            .map(|url| check_url(url.as_ref()))
+            .map(|url| {
+                let url = url.as_ref();
+                check_base_url(url).map_err(|reason| RegistryError::InvalidUrl {
+                    url: url.to_owned(),
+                    reason: reason.to_owned(),
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if urls.is_empty() {
             return Err(RegistryError::InvalidUrl {
@@ -117,11 +116,10 @@ impl RegistryClient {
         }
         Ok(Self {
             shared: Arc::new(Shared {
-                urls,
+                registries: Failover::new(urls),
                 token,
                 http: http_client(config.connect_timeout),
                 config,
-                preferred: AtomicUsize::new(0),
             }),
         })
     }
@@ -135,7 +133,7 @@ impl RegistryClient {
 
     /// The registry URLs, in failover order.
     pub fn urls(&self) -> &[String] {
-        &self.shared.urls
+        self.shared.registries.urls()
     }
 
     /// Registers (or re-registers) an instance.
@@ -196,7 +194,8 @@ impl RegistryClient {
         self.call(Method::GET, "/v1/services", None, None).await
     }
 
-    /// Tries each registry in turn, from the preferred one.
+    /// Tries each registry in turn, from the one that answered last; a
+    /// 5xx or no answer moves on to the next.
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -205,64 +204,56 @@ impl RegistryClient {
         wait: Option<Duration>,
     ) -> Result<T, RegistryError> {
         let shared = &self.shared;
-        let first = shared.preferred.load(Ordering::Relaxed);
-        let mut failures = Vec::new();
-        for offset in 0..shared.urls.len() {
-            let index = (first + offset) % shared.urls.len();
-            let base = &shared.urls[index];
-            match self.call_one(base, &method, path, body.clone(), wait).await {
-                Ok(answer) => {
-                    shared.preferred.store(index, Ordering::Relaxed);
-                    return parse_answer(answer);
+        let answer = shared
+            .registries
+            .call(|base| {
+                let request = self.request(&base, &method, path, body.clone());
+                async move {
+                    let request = request.map_err(Step::Stop)?;
+                    let limit = shared.config.request_timeout + wait.unwrap_or_default();
+                    let (status, bytes) = exchange(&shared.http, request, limit, MAX_ANSWER_BYTES)
+                        .await
+                        .map_err(Step::TryNext)?;
+                    if status.is_server_error() {
+                        let text = String::from_utf8_lossy(&bytes);
+                        return Err(Step::TryNext(format!("{status}: {text}")));
+                    }
+                    Ok((status, bytes))
                 }
-                Err(reason) => failures.push(format!("{base}: {reason}")),
+            })
+            .await;
+        match answer {
+            Ok(answer) => parse_answer(answer),
+            Err(Failed::Stopped(error)) => Err(error),
+            Err(Failed::Unreachable(failures)) => {
+                Err(RegistryError::Unreachable(failures.join("; ")))
             }
         }
-        Err(RegistryError::Unreachable(failures.join("; ")))
     }
 
-    /// One attempt at one registry. `Err` means "try the next one".
-    async fn call_one(
+    /// The request for `method path` on the registry at `base`.
+    fn request(
         &self,
         base: &str,
         method: &Method,
         path: &str,
         body: Option<Bytes>,
-        wait: Option<Duration>,
-    ) -> Result<(StatusCode, Bytes), String> {
-        let shared = &self.shared;
+    ) -> Result<Request<Full<Bytes>>, RegistryError> {
         let mut request = Request::builder()
             .method(method.clone())
             .uri(format!("{base}{path}"));
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }
-        if let (Some(token), true) = (&shared.token, method != Method::GET) {
+        if let (Some(token), true) = (&self.shared.token, method != Method::GET) {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let request = request
+        request
             .body(Full::new(body.unwrap_or_default()))
-            .map_err(|e| e.to_string())?;
-        let limit = shared.config.request_timeout + wait.unwrap_or_default();
-        let exchange = async {
-            let response = shared
-                .http
-                .request(request)
-                .await
-                .map_err(|e| error_chain(&e))?;
-            let status = response.status();
-            let bytes = read_body(response.into_body(), MAX_ANSWER_BYTES)
-                .await
-                .map_err(|e| error_chain(&e))?;
-            Ok::<_, String>((status, bytes))
-        };
-        let (status, bytes) = tokio::time::timeout(limit, exchange)
-            .await
-            .map_err(|_| format!("no answer within {limit:?}"))??;
-        if status.is_server_error() {
-            return Err(format!("{status}: {}", String::from_utf8_lossy(&bytes)));
-        }
-        Ok((status, bytes))
+            .map_err(|e| RegistryError::InvalidUrl {
+                url: base.to_owned(),
+                reason: e.to_string(),
+            })
     }
 }
 
@@ -290,26 +281,6 @@ fn parse_answer<T: DeserializeOwned>(
             )
         });
     Err(RegistryError::Rejected(error))
-}
-
-/// Accepts `http://host:port` (optionally with a path prefix), without a
-/// trailing slash.
-fn check_url(raw: &str) -> Result<String, RegistryError> {
-    let bad = |reason: &str| RegistryError::InvalidUrl {
-        url: raw.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let uri: Uri = raw.parse().map_err(|_| bad("not a URL"))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(bad("only http:// registry URLs are supported"));
-    }
-    if uri.authority().is_none() {
-        return Err(bad("no host"));
-    }
-    if uri.query().is_some() {
-        return Err(bad("a registry URL takes no query"));
-    }
-    Ok(raw.trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]

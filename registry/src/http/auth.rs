@@ -7,7 +7,7 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use beacon::wire::ErrorCode;
+use beacon_wire::ErrorCode;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 

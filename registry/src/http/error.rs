@@ -7,10 +7,10 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use beacon::wire::{ErrorCode, WireError};
+use beacon_wire::{ErrorCode, WireError};
 
 /// A failed request. Converts from every error a handler meets, and answers
-/// with the status of its code and an [`ErrorBody`](beacon::wire::ErrorBody).
+/// with the status of its code and an [`ErrorBody`](beacon_wire::ErrorBody).
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
 pub struct AppError(#[from] pub WireError);

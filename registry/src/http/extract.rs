@@ -5,7 +5,7 @@ use axum::{
     extract::{FromRequest, FromRequestParts, Path, Query},
     http::request::Parts,
 };
-use beacon::wire::{ErrorCode, InstanceId, ServiceName};
+use beacon_wire::{ErrorCode, InstanceId, ServiceName};
 use serde::Deserialize;
 
 /// A JSON body; a bad one is `invalid_json`, `payload_too_large` or

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::store::{Registered, Store};
 use axum::{extract::State, http::StatusCode, Json};
-use beacon::wire::{Instance, RegisterRequest};
+use beacon_wire::{Instance, RegisterRequest};
 
 /// `PUT /v1/services/{service}/instances/{id}`: 201 when new, 200 when replaced.
 pub async fn register<S: Store>(

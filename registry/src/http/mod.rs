@@ -21,8 +21,8 @@ use axum::{
     routing::{get, put},
     Router,
 };
-use beacon::wire::{ErrorCode, MAX_BODY_BYTES};
 use beacon_kit::metrics::record_latency;
+use beacon_wire::{ErrorCode, MAX_BODY_BYTES};
 use error::AppError;
 use std::{any::Any, sync::Arc};
 use tokio_util::sync::CancellationToken;

@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use beacon::wire::ErrorCode;
+use beacon_wire::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 /// `?deep=true` asks for a store check too.

@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use beacon::wire::{ServiceList, WatchQuery, INDEX_HEADER};
+use beacon_wire::{ServiceList, WatchQuery, INDEX_HEADER};
 use serde::Deserialize;
 
 /// The raw blocking-query parameters; [`WatchQuery::parse`] checks them.

@@ -5,7 +5,7 @@ use super::{
     Clock, Registered, StoreError,
 };
 use crate::metrics::{Metrics, ParkedWatcher};
-use beacon::wire::{
+use beacon_wire::{
     Address, Instance, InstanceId, Metadata, Registration, ServiceInstances, ServiceList,
     ServiceName, ServiceSummary,
 };

@@ -1,6 +1,6 @@
 //! Lease deadlines as plain numbers.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// Converts between tokio instants and milliseconds since the clock was made.
@@ -39,15 +39,4 @@ impl Default for Clock {
     }
 }
 
-/// Whole milliseconds in `d`, saturating.
-pub fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).
-pub fn wall_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(millis)
-        .unwrap_or(0)
-}
+pub use beacon_wire::clock::{millis, wall_clock_ms};

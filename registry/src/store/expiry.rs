@@ -11,7 +11,7 @@
 //! heartbeats.
 
 use super::Clock;
-use beacon::wire::{InstanceId, ServiceName};
+use beacon_wire::{InstanceId, ServiceName};
 use std::{
     cmp::Reverse,
     collections::BinaryHeap,

@@ -5,7 +5,7 @@ use super::{
     StoreError,
 };
 use crate::metrics::Metrics;
-use beacon::wire::{Instance, InstanceId, Registration, ServiceName};
+use beacon_wire::{Instance, InstanceId, Registration, ServiceName};
 use std::sync::Arc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 

@@ -17,7 +17,7 @@ pub use clock::Clock;
 pub use etcd::EtcdStore;
 pub use memory::MemoryStore;
 
-use beacon::wire::{Instance, InstanceId, Registration, ServiceName};
+use beacon_wire::{Instance, InstanceId, Registration, ServiceName};
 use std::future::Future;
 
 /// What a registration did.

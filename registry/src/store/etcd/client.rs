@@ -6,17 +6,15 @@
 //! Calls fail over across the cluster's URLs like the registry client does.
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
-use beacon::{
+use beacon_wire::{
     backoff::Backoff,
-    transport::{http_client, read_body, HttpClient},
+    failover::{exchange, Failed, Failover, Step},
+    transport::{http_client, HttpClient},
 };
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
-use std::{
-    sync::atomic::{AtomicUsize, Ordering},
-    time::Duration,
-};
+use std::time::Duration;
 
 /// Largest answer read (a range over many thousands of instances).
 const MAX_ANSWER: usize = 256 * 1024 * 1024;
@@ -74,9 +72,9 @@ pub enum WatchMessage {
 /// A client for one etcd cluster.
 #[derive(Debug)]
 pub struct EtcdClient {
-    urls: Vec<String>,
+    /// The members' client URLs, tried from the one that answered last.
+    members: Failover,
     http: HttpClient,
-    preferred: AtomicUsize,
     timeout: Duration,
 }
 
@@ -84,12 +82,12 @@ impl EtcdClient {
     /// A client for `urls` (client URLs of the cluster's members).
     pub fn new(urls: Vec<String>) -> Self {
         Self {
-            urls: urls
-                .into_iter()
-                .map(|u| u.trim_end_matches('/').to_owned())
-                .collect(),
+            members: Failover::new(
+                urls.into_iter()
+                    .map(|u| u.trim_end_matches('/').to_owned())
+                    .collect(),
+            ),
             http: http_client(Duration::from_millis(500)),
-            preferred: AtomicUsize::new(0),
             timeout: Duration::from_secs(3),
         }
     }
@@ -198,30 +196,25 @@ impl EtcdClient {
             "range_end": B64.encode(prefix_end(prefix)),
             "start_revision": start_revision.to_string(),
         }});
-        let mut failures = Vec::new();
-        for url in self.in_order() {
-            let request = match json_request(&format!("{url}/v3/watch"), &body) {
-                Ok(request) => request,
-                Err(e) => return Err(EtcdError::Rejected(e)),
-            };
-            match tokio::time::timeout(self.timeout, self.http.request(request)).await {
-                Ok(Ok(response)) if response.status().is_success() => {
-                    return Ok(Watch {
-                        body: response.into_body(),
-                        buffer: BytesMut::new(),
-                    });
+        let opened = self
+            .members
+            .call(|url| {
+                let request = json_request(&format!("{url}/v3/watch"), &body);
+                async move {
+                    let request = request.map_err(|e| Step::Stop(EtcdError::Rejected(e)))?;
+                    match tokio::time::timeout(self.timeout, self.http.request(request)).await {
+                        Ok(Ok(response)) if response.status().is_success() => Ok(Watch {
+                            body: response.into_body(),
+                            buffer: BytesMut::new(),
+                        }),
+                        Ok(Ok(response)) => Err(Step::TryNext(response.status().to_string())),
+                        Ok(Err(e)) => Err(Step::TryNext(e.to_string())),
+                        Err(_) => Err(Step::TryNext("no answer".into())),
+                    }
                 }
-                Ok(Ok(response)) => failures.push(format!("{url}: {}", response.status())),
-                Ok(Err(e)) => failures.push(format!("{url}: {e}")),
-                Err(_) => failures.push(format!("{url}: no answer")),
-            }
-        }
-        Err(EtcdError::Unavailable(failures.join("; ")))
-    }
-
-    fn in_order(&self) -> impl Iterator<Item = &String> {
-        let first = self.preferred.load(Ordering::Relaxed);
-        (0..self.urls.len()).map(move |i| &self.urls[(first + i) % self.urls.len()])
+            })
+            .await;
+        unavailable_or(opened)
     }
 
     /// One unary call, failing over across members, and retrying for a
@@ -242,57 +235,46 @@ impl EtcdClient {
     }
 
     async fn call_members(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
-        let mut failures = Vec::new();
-        let first = self.preferred.load(Ordering::Relaxed);
-        for offset in 0..self.urls.len() {
-            let index = (first + offset) % self.urls.len();
-            let url = &self.urls[index];
-            match self.call_one(&format!("{url}{path}"), body).await {
-                Ok(answer) => {
-                    self.preferred.store(index, Ordering::Relaxed);
-                    return Ok(answer);
-                }
-                Err(CallError::Refused(reason)) => return Err(EtcdError::Rejected(reason)),
-                Err(CallError::Unreachable(reason)) => failures.push(format!("{url}: {reason}")),
-            }
-        }
-        Err(EtcdError::Unavailable(failures.join("; ")))
+        let answer = self
+            .members
+            .call(|url| self.call_one(url, path, body))
+            .await;
+        unavailable_or(answer)
     }
 
-    async fn call_one(&self, url: &str, body: &Value) -> Result<Value, CallError> {
-        let request = json_request(url, body).map_err(CallError::Refused)?;
-        let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = response.status();
-            let bytes = read_body(response.into_body(), MAX_ANSWER)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((status, bytes))
-        };
-        let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
+    /// One call to one member: a 5xx (no leader, or cut off from the
+    /// quorum) or no answer tries another; any other error is final.
+    async fn call_one(
+        &self,
+        url: String,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, Step<EtcdError>> {
+        let request = json_request(&format!("{url}{path}"), body)
+            .map_err(|e| Step::Stop(EtcdError::Rejected(e)))?;
+        let (status, bytes) = exchange(&self.http, request, self.timeout, MAX_ANSWER)
             .await
-            .map_err(|_| CallError::Unreachable(format!("no answer within {:?}", self.timeout)))?
-            .map_err(CallError::Unreachable)?;
+            .map_err(Step::TryNext)?;
         let answer: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| CallError::Unreachable(format!("{status}: unreadable answer: {e}")))?;
+            .map_err(|e| Step::TryNext(format!("{status}: unreadable answer: {e}")))?;
         if status.is_success() && answer.get("error").is_none() {
             Ok(answer)
         } else if status.is_server_error() {
-            // No leader, or a member cut off from the quorum: try another.
-            Err(CallError::Unreachable(format!("{status}: {answer}")))
+            Err(Step::TryNext(format!("{status}: {answer}")))
         } else {
-            Err(CallError::Refused(format!("{status}: {answer}")))
+            Err(Step::Stop(EtcdError::Rejected(format!(
+                "{status}: {answer}"
+            ))))
         }
     }
 }
 
-enum CallError {
-    Unreachable(String),
-    Refused(String),
+/// A call's result, with "no member answered" as [`EtcdError::Unavailable`].
+fn unavailable_or<T>(result: Result<T, Failed<EtcdError>>) -> Result<T, EtcdError> {
+    result.map_err(|failed| match failed {
+        Failed::Stopped(error) => error,
+        Failed::Unreachable(failures) => EtcdError::Unavailable(failures.join("; ")),
+    })
 }
 
 /// An open watch stream: newline-delimited JSON messages.

@@ -7,7 +7,7 @@ use super::{
     Inner, Seen,
 };
 use crate::store::catalog::Stamp;
-use beacon::backoff::Backoff;
+use beacon_wire::backoff::Backoff;
 use std::{
     collections::HashSet,
     sync::{atomic::Ordering, Arc},

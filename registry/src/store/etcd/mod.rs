@@ -33,7 +33,7 @@ use super::{
     StoreError,
 };
 use crate::metrics::Metrics;
-use beacon::wire::{Instance, InstanceId, Registration, ServiceName};
+use beacon_wire::{Instance, InstanceId, Registration, ServiceName};
 use dashmap::DashMap;
 use record::{lease_seconds, Keys, Record};
 use std::{

@@ -1,6 +1,6 @@
 //! How an instance is kept in etcd: its key and its value.
 
-use beacon::wire::{Address, InstanceId, Metadata, Registration, ServiceName};
+use beacon_wire::{Address, InstanceId, Metadata, Registration, ServiceName};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
-//! The pooled HTTP/1 client every part of the library sends through.
+//! The pooled HTTP/1 client every part of Beacon sends through, bounded
+//! body reads, and errors told with their causes.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -41,4 +42,18 @@ pub async fn read_body(body: hyper::body::Incoming, limit: usize) -> Result<Byte
         Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
         Err(err) => Err(BodyError::Read(err)),
     }
+}
+
+/// An error with its causes, e.g. "cannot connect to http://127.0.0.1:8002:
+/// client error (Connect): tcp connect error: Connection refused": what a
+/// person (a log line, a dashboard's last error) should read.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    use std::fmt::Write as _;
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
 }
