@@ -2,7 +2,7 @@
 //! proxies, as real processes on loopback.
 
 use crate::detection::Watch;
-use beacon_kit::process::Service;
+use beacon_kit::{net::free_port, process::Service};
 use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
@@ -13,14 +13,6 @@ use std::{
 /// Ratings lease length in the benchmarks: a killed instance lingers in the
 /// registry this long unless its breaker routes around it first.
 pub const RATINGS_TTL_MS: &str = "3000";
-
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
 
 /// Where the workspace's binaries are: beside this one.
 pub fn binary(name: &str) -> PathBuf {

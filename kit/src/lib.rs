@@ -10,14 +10,18 @@
 //! * [`error`]: [`JsonError`](error::JsonError), the `{"error":{"code","message"}}` answer.
 //! * [`metrics`]: request latency by route, for `/_metrics`.
 //! * [`process`]: starting a Beacon binary as a child and learning its address (tests, tools).
+//! * [`etcd`]: real etcd clusters on loopback (tests, benchmarks).
+//! * [`wait`]: polling a condition with a deadline (tests, tools).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod error;
+pub mod etcd;
 pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod process;
 pub mod signal;
+pub mod wait;

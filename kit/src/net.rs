@@ -1,4 +1,4 @@
-//! Binding listeners.
+//! Binding listeners, and finding free ports.
 
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -14,4 +14,14 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
         };
         format!("cannot listen on {addr}: {err}{hint}")
     })
+}
+
+/// A loopback port free right now, for a process that must be told its
+/// port up front (etcd, a restart on the same port). Prefer binding
+/// `127.0.0.1:0` where the listener is ours.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
 }

@@ -1,89 +1,51 @@
-//! A single-member etcd on free loopback ports, reached two ways: through
+//! A single-member etcd (beacon-kit's launcher), reached two ways: through
 //! its v3 JSON gateway (how the registry's etcd store talks to it) and
 //! through its gRPC API with the `etcd-client` crate (how real etcd
 //! clients talk to it: one connection, long-lived streams).
 
-use crate::topology::free_port;
+use beacon_kit::etcd::EtcdCluster;
 use beacon_registry::store::etcd::EtcdClient;
 use etcd_client::{
     Client as GrpcClient, GetOptions, LeaseKeepAliveStream, LeaseKeeper, WatchOptions, WatchStream,
 };
-use std::{
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    sync::Arc,
-    time::Duration,
-};
-use tokio::time::Instant;
+use std::sync::Arc;
 
-/// The etcd process and both clients.
+/// A single-member etcd and both clients.
 pub struct Etcd {
-    child: Child,
+    /// Stopped (and its data removed) when dropped.
+    cluster: EtcdCluster,
     /// Its client URL.
     pub url: String,
     /// The JSON gateway client (the registry's own).
     pub gateway: Arc<EtcdClient>,
     /// The gRPC client: one channel, cloned per task.
     pub grpc: GrpcClient,
-    data: PathBuf,
 }
 
 impl Etcd {
-    /// Starts etcd in a temp dir and waits until both clients reach it.
+    /// Starts etcd and connects both clients.
     pub async fn start() -> Result<Self, String> {
-        let (client_port, peer_port) = (free_port(), free_port());
-        let data = std::env::temp_dir().join(format!(
-            "beacon-bench-etcd-{}-{client_port}",
-            std::process::id()
-        ));
-        let url = format!("http://127.0.0.1:{client_port}");
-        let child = Command::new("etcd")
-            .args([
-                format!("--data-dir={}", data.display()),
-                format!("--listen-client-urls={url}"),
-                format!("--advertise-client-urls={url}"),
-                format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
-                format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
-                format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
-                "--logger=zap".into(),
-                "--log-level=error".into(),
-                "--quota-backend-bytes=8589934592".into(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run etcd (apt-get install etcd-server): {e}"))?;
+        let cluster = EtcdCluster::start(1).await;
+        let url = cluster
+            .urls()
+            .first()
+            .cloned()
+            .ok_or("etcd has no member")?;
         let gateway = Arc::new(EtcdClient::new(vec![url.clone()]));
-        let started = Instant::now();
-        while gateway.status().await.is_err() {
-            if started.elapsed() > Duration::from_secs(15) {
-                return Err("etcd did not start".into());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
         let grpc = GrpcClient::connect([url.clone()], None)
             .await
             .map_err(|e| format!("etcd gRPC: {e}"))?;
         Ok(Self {
-            child,
+            cluster,
             url,
             gateway,
             grpc,
-            data,
         })
     }
 
     /// The etcd process id (for its memory).
     pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data);
+        self.cluster.pid().unwrap_or(0)
     }
 }
 

@@ -1,6 +1,11 @@
-//! Real etcd clusters for the tests: members on free loopback ports, data in
-//! temp dirs, stopped when the test process ends (even if it crashes).
+//! Real etcd clusters for tests and benchmarks: members on free loopback
+//! ports, data in temp dirs, stopped when the process that started them
+//! ends (even if it crashes).
 
+use crate::{net::free_port, wait::eventually};
+use beacon_wire::transport::{http_client, read_body};
+use bytes::Bytes;
+use http_body_util::Full;
 use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -20,18 +25,13 @@ pub struct Member {
 
 /// A cluster of `n` members.
 pub struct EtcdCluster {
+    /// Its members, in start order.
     pub members: Vec<Member>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 impl EtcdCluster {
-    /// Starts `n` members and waits until the cluster answers.
+    /// Starts `n` members and waits until the cluster answers. Panics
+    /// (with what to install) when etcd is missing.
     pub async fn start(n: usize) -> Self {
         assert!(
             std::path::Path::new("/usr/bin/etcd").exists(),
@@ -84,17 +84,39 @@ impl EtcdCluster {
             .filter(|m| m.child.is_some())
             .map(|m| m.client_url.clone())
             .collect();
-        super::eventually(Duration::from_secs(20), "etcd to be healthy", || async {
+        let http = http_client(Duration::from_millis(500));
+        eventually(Duration::from_secs(20), "etcd to be healthy", || async {
             for url in &urls {
-                let health = reqwest::get(format!("{url}/health")).await.ok()?;
-                let body: serde_json::Value = health.json().await.ok()?;
-                if body["health"] == "true" {
+                let Ok(request) =
+                    http::Request::get(format!("{url}/health")).body(Full::new(Bytes::new()))
+                else {
+                    continue;
+                };
+                let Ok(Ok(answer)) =
+                    tokio::time::timeout(Duration::from_secs(1), http.request(request)).await
+                else {
+                    continue;
+                };
+                let Ok(body) = read_body(answer.into_body(), 1 << 16).await else {
+                    continue;
+                };
+                let health: serde_json::Value = serde_json::from_slice(&body).ok()?;
+                if health["health"] == "true" {
                     return Some(());
                 }
             }
             None
         })
         .await;
+    }
+
+    /// The first member's etcd process id (for its memory): the child of
+    /// its watchdog shell.
+    pub fn pid(&self) -> Option<u32> {
+        let shell = self.members.first()?.child.as_ref()?.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).ok()?;
+        children.split_whitespace().next()?.parse().ok()
     }
 }
 

@@ -27,7 +27,8 @@ impl Make {
             // Free ports and short leases keep the test quick and collision-free.
             .arg("RATINGS_ARGS=--port 0 --ttl-ms 1000")
             .env("BEACON_REGISTRY", &self.registry_url)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            // The workspace root, where the Makefile is.
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .output()
             .expect("run make");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -82,7 +83,7 @@ async fn start_pause_resume_and_stop_move_the_registry_as_they_say() {
             "RATINGS_BIN={}",
             support::binary("beacon-ratings").display()
         ))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .expect("make");
     assert!(!again.status.success());

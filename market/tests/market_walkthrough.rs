@@ -1,4 +1,4 @@
-//! The original walkthrough (seed steps 3-15) against real registry,
+//! The walkthrough (README, "The demo") against real registry,
 //! ratings and market processes, through the market's JSON API — with the
 //! better behaviour: no step leaves the page slow or a rating missing.
 

@@ -1,0 +1,5 @@
+//! Helpers of the registry's integration tests (beacon-testkit's).
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+pub use beacon_testkit::*;
