@@ -85,6 +85,22 @@ pub struct Outcome {
     pub timeline: Vec<Bucket>,
 }
 
+impl Outcome {
+    /// A steady-load result: no fault, so nothing to detect or recover.
+    pub fn steady(contender: Contender, run: usize, summary: Summary) -> Self {
+        Self {
+            contender,
+            scenario: "steady",
+            run,
+            summary,
+            slow: None,
+            back_after_ms: None,
+            detection: None,
+            timeline: Vec::new(),
+        }
+    }
+}
+
 /// Everything the side-by-side runs measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
@@ -140,16 +156,7 @@ pub async fn run_all(backends: SharedBackends, plan: Plan) -> Result<Comparison,
                 summary.p99_ms,
                 summary.errors
             );
-            outcomes.push(Outcome {
-                contender,
-                scenario: "steady",
-                run,
-                summary,
-                slow: None,
-                back_after_ms: None,
-                detection: None,
-                timeline: Vec::new(),
-            });
+            outcomes.push(Outcome::steady(contender, run, summary));
         }
     }
     let bare_p99 = Spread::of(

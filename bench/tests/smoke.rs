@@ -80,16 +80,7 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
     let steady = |contender, run, throughput: f64| {
         let mut summary = Summary::of(&[], workload.duration);
         summary.throughput = throughput;
-        Outcome {
-            contender,
-            scenario: "steady",
-            run,
-            summary,
-            slow: None,
-            back_after_ms: None,
-            detection: None,
-            timeline: Vec::new(),
-        }
+        Outcome::steady(contender, run, summary)
     };
     let hang = |run, back: f64, fired: bool| Outcome {
         contender: Contender::Haproxy,

@@ -119,39 +119,46 @@ async fn once(
         ttl: Duration::from_secs(3600),
         ..Registration::new(Address::new("http://127.0.0.1:9000").map_err(|e| e.to_string())?)
     };
-    let value = vec![b'x'; 100]; // about the size of a registration record
-
-    heartbeats(&client, &etcd, &registration, sizes, results).await?;
-    resolves(&client, &etcd, &registration, &value, sizes, results).await?;
-    watchers::fan_out(
-        &client,
-        &registry.url,
-        &etcd,
-        &registration,
-        &value,
+    let subjects = Subjects {
+        client,
+        registry: &registry,
+        etcd: &etcd,
+        registration,
+        value: vec![b'x'; 100], // about the size of a registration record
         sizes,
-        results,
-    )
-    .await?;
-    memory(
-        &client,
-        registry.pid(),
-        &etcd,
-        &registration,
-        &value,
-        sizes,
-        results,
-    )
-    .await
+    };
+    heartbeats(&subjects, results).await?;
+    resolves(&subjects, results).await?;
+    watchers::fan_out(&subjects, results).await?;
+    memory(&subjects, results).await
 }
 
-async fn heartbeats(
-    client: &Arc<RegistryClient>,
-    etcd: &Etcd,
-    registration: &Registration,
-    sizes: Sizes,
-    results: &mut RegistryResults,
-) -> Result<(), String> {
+/// What every measurement works on: both systems, the clients, and what
+/// is stored.
+pub(super) struct Subjects<'a> {
+    /// The registry's client.
+    pub client: Arc<RegistryClient>,
+    /// The registry process.
+    pub registry: &'a Service,
+    /// etcd, with both its clients.
+    pub etcd: &'a Etcd,
+    /// What the registry stores per instance.
+    pub registration: Registration,
+    /// What etcd stores per key.
+    pub value: Vec<u8>,
+    /// How much of everything.
+    pub sizes: Sizes,
+}
+
+async fn heartbeats(subjects: &Subjects<'_>, results: &mut RegistryResults) -> Result<(), String> {
+    let Subjects {
+        client,
+        etcd,
+        registration,
+        sizes,
+        ..
+    } = subjects;
+    let sizes = *sizes;
     let hb = name("hb")?;
     let n = sizes.heartbeat_instances;
     let registered = register_many(client, &hb, n, registration).await;
@@ -209,14 +216,16 @@ async fn heartbeats(
     Ok(())
 }
 
-async fn resolves(
-    client: &Arc<RegistryClient>,
-    etcd: &Etcd,
-    registration: &Registration,
-    value: &[u8],
-    sizes: Sizes,
-    results: &mut RegistryResults,
-) -> Result<(), String> {
+async fn resolves(subjects: &Subjects<'_>, results: &mut RegistryResults) -> Result<(), String> {
+    let Subjects {
+        client,
+        etcd,
+        registration,
+        value,
+        sizes,
+        ..
+    } = subjects;
+    let sizes = *sizes;
     let bulk = name("bulk")?;
     let m = sizes.resolve_instances;
     results.check(
@@ -275,16 +284,18 @@ async fn resolves(
 }
 
 /// Resident memory added per instance actually stored.
-async fn memory(
-    client: &Arc<RegistryClient>,
-    registry_pid: u32,
-    etcd: &Etcd,
-    registration: &Registration,
-    value: &[u8],
-    sizes: Sizes,
-    results: &mut RegistryResults,
-) -> Result<(), String> {
+async fn memory(subjects: &Subjects<'_>, results: &mut RegistryResults) -> Result<(), String> {
+    let Subjects {
+        client,
+        etcd,
+        registration,
+        value,
+        sizes,
+        ..
+    } = subjects;
+    let sizes = *sizes;
     let k = sizes.memory_instances;
+    let registry_pid = subjects.registry.pid();
     let before = rss_kib(registry_pid).unwrap_or(0);
     let mem = name("mem")?;
     results.check(

@@ -2,29 +2,31 @@
 //! queries, etcd's gateway watches and etcd's gRPC watch streams.
 
 use super::{
-    etcd::{next_change, watch_prefix, Etcd},
+    etcd::{next_change, watch_prefix},
     fetch_text, id, name,
     ops::Tally,
-    RegistryResults, Sizes,
+    RegistryResults, Subjects,
 };
-use beacon::{
-    wire::{Registration, WatchQuery},
-    RegistryClient,
-};
+use beacon::wire::WatchQuery;
 use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 /// Waking `sizes.watchers` parked watchers with one change: until the last
 /// wakes, each checked to have been woken by the change.
 pub(super) async fn fan_out(
-    client: &Arc<RegistryClient>,
-    registry_url: &str,
-    etcd: &Etcd,
-    registration: &Registration,
-    value: &[u8],
-    sizes: Sizes,
+    subjects: &Subjects<'_>,
     results: &mut RegistryResults,
 ) -> Result<(), String> {
+    let Subjects {
+        client,
+        etcd,
+        registration,
+        value,
+        sizes,
+        ..
+    } = subjects;
+    let sizes = *sizes;
+    let registry_url = &subjects.registry.url;
     use beacon_registry::store::etcd::WatchMessage;
     let fan = name("fan")?;
     let w = sizes.watchers;
