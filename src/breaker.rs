@@ -153,6 +153,16 @@ impl Breaker {
         }
     }
 
+    /// Whether [`admit`](Self::admit) would let a request through now;
+    /// reserves nothing.
+    pub fn admits(&self, now: Instant) -> bool {
+        match self.state {
+            State::Closed { .. } | State::HalfOpen { probing: false } => true,
+            State::Open { until } => now >= until,
+            State::HalfOpen { probing: true } => false,
+        }
+    }
+
     /// Asks to send a request now. A HalfOpen breaker admits exactly one
     /// probe until its outcome is recorded or released.
     pub fn admit(&mut self, now: Instant) -> (Admission, Option<Transition>) {

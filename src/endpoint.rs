@@ -14,7 +14,10 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
-use tokio::{sync::Notify, time::Instant};
+use tokio::{
+    sync::{watch, Notify},
+    time::Instant,
+};
 
 /// How much a new latency sample moves the average.
 const LATENCY_WEIGHT: f64 = 0.2;
@@ -115,6 +118,18 @@ impl Endpoint {
         self.change(|state| state.breaker.admit(now))
     }
 
+    /// Whether the breaker would admit a request now (a look: nothing is
+    /// reserved, nothing changes).
+    pub fn admissible(&self, now: Instant) -> bool {
+        self.lock().breaker.admits(now)
+    }
+
+    /// Changes of this service's breakers and instances, for whoever waits
+    /// for one to become ready.
+    pub fn changes(&self) -> watch::Receiver<()> {
+        self.sink.changes()
+    }
+
     /// Moves an open breaker whose time has passed to HalfOpen.
     pub fn poll_breaker(&self, now: Instant) {
         self.change(|state| ((), state.breaker.poll(now)));
@@ -148,6 +163,7 @@ impl Endpoint {
     pub fn release(&self, admission: Admission) {
         if admission == Admission::Probe {
             self.lock().breaker.release_probe();
+            self.sink.signal_change();
             self.wake.notify_one();
         }
     }
@@ -215,6 +231,7 @@ impl Endpoint {
             }
         };
         self.sink.emit(kind);
+        self.sink.signal_change();
         self.wake.notify_one();
     }
 

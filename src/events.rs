@@ -4,7 +4,8 @@
 use crate::breaker::BreakerState;
 use crate::wire::{clock::wall_clock_ms, Address, InstanceId, ServiceName};
 use serde::Serialize;
-use tokio::sync::broadcast;
+use std::sync::Arc;
+use tokio::sync::{broadcast, watch};
 
 /// Something that happened to a service's view.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -83,17 +84,40 @@ impl Event {
 
 /// Where one service's events go: the resolver's broadcast. Each endpoint
 /// holds one, so a breaker reports its own transitions — nobody has to hand
-/// them on, and none can be lost on the way.
+/// them on, and none can be lost on the way. It also carries the service's
+/// change signal, which wakes whoever waits for an instance to be ready.
 #[derive(Debug, Clone)]
 pub(crate) struct EventSink {
     service: ServiceName,
     events: broadcast::Sender<Event>,
+    /// Bumped at every breaker transition and instance-list change; shared
+    /// by the view and all its endpoints.
+    changed: Arc<watch::Sender<()>>,
 }
 
 impl EventSink {
     /// A sink for `service`'s events.
     pub(crate) fn new(service: ServiceName, events: broadcast::Sender<Event>) -> Self {
-        Self { service, events }
+        Self {
+            service,
+            events,
+            changed: Arc::new(watch::Sender::new(())),
+        }
+    }
+
+    /// A receiver of the events from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Tells waiters that readiness may have changed.
+    pub(crate) fn signal_change(&self) {
+        self.changed.send_replace(());
+    }
+
+    /// A receiver of change signals.
+    pub(crate) fn changes(&self) -> watch::Receiver<()> {
+        self.changed.subscribe()
     }
 
     /// The service the events concern.

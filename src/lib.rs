@@ -31,8 +31,10 @@
 //! * [`health`]: active health checks that bring an open instance back as
 //!   soon as it answers.
 //! * [`endpoint`]: one instance as a caller sees it: breaker and record.
-//! * [`client`]: [`ServiceClient`] — round-robin, timeouts, budgeted retries;
-//!   also a `tower::Service`.
+//! * [`client`]: [`ServiceClient`] and the tower parts it is composed of —
+//!   a balancer over the view, a breaker gate per instance, an attempt
+//!   (timeout and verdict), a retry policy, a pluggable transport, and the
+//!   view as a `Discover` stream for tower's own balancers.
 //! * [`events`]: events and snapshots for logs and dashboards.
 //! * [`backoff`], [`transport`]: the small shared pieces (from `beacon-wire`).
 

@@ -1,5 +1,6 @@
 //! The client library against a real registry and real HTTP backends on
-//! 127.0.0.1: leases, resolution, round-robin, breakers, retries, failover.
+//! 127.0.0.1: leases, resolution, breakers, health checks, failover. The
+//! client's parts are tested on the paused clock in `client_parts.rs`.
 
 mod support;
 
@@ -232,51 +233,6 @@ async fn a_second_registry_url_is_used_when_the_first_is_down() {
 }
 
 #[tokio::test]
-async fn retries_stay_within_the_budget_when_everything_fails() {
-    let config = ClientConfig {
-        retry_ratio: 0.1,
-        retry_floor_per_sec: 1,
-        ..fast_client()
-    };
-    // Breakers that never open, so every call really tries.
-    let cluster = Cluster::start(3, breaker(u32::MAX, 1000), config).await;
-    for backend in &cluster.backends {
-        backend.set(Mode::Fail);
-    }
-    let calls = 100;
-    for _ in 0..calls {
-        let error = cluster
-            .client
-            .get("/x")
-            .await
-            .expect_err("everything fails");
-        assert!(matches!(error, ClientError::ServerError { .. }), "{error}");
-    }
-    let attempts: usize = cluster.hits().iter().sum();
-    // Unbudgeted, 3 attempts per call would make 300. The budget allows a
-    // 10 s reserve of 1 retry/s plus 10% of calls.
-    assert!(attempts > calls, "some retries happen: {attempts}");
-    assert!(
-        attempts <= calls + 10 + calls / 10 + 2,
-        "retries capped: {attempts}"
-    );
-}
-
-#[tokio::test]
-async fn non_idempotent_requests_are_not_retried() {
-    let cluster = Cluster::start(3, breaker(u32::MAX, 1000), fast_client()).await;
-    for backend in &cluster.backends {
-        backend.set(Mode::Fail);
-    }
-    let request = http::Request::post("/orders")
-        .body(bytes::Bytes::from_static(b"{}"))
-        .expect("request");
-    let error = cluster.client.send(request).await.expect_err("fails");
-    assert!(matches!(error, ClientError::ServerError { .. }));
-    assert_eq!(cluster.hits().iter().sum::<usize>(), 1);
-}
-
-#[tokio::test]
 async fn nothing_registered_fails_fast() {
     let registry = TestRegistry::start(None).await;
     let resolver = Resolver::new(
@@ -300,41 +256,6 @@ async fn nothing_registered_fails_fast() {
         "took {:?}, as if it waited on the 30 s deadline",
         started.elapsed()
     );
-}
-
-#[tokio::test]
-async fn all_breakers_open_fails_fast_without_touching_an_instance() {
-    let cluster = Cluster::start(2, breaker(1, 30_000), fast_client()).await;
-    for backend in &cluster.backends {
-        backend.set(Mode::Hang);
-    }
-    let error = cluster.client.get("/x").await.expect_err("both hang");
-    assert!(matches!(error, ClientError::Timeout { .. }), "{error}");
-    assert_eq!(cluster.hits(), [1, 1], "tried each once");
-    // A second client of the same view (so the same breakers), with long
-    // timeouts: had it waited on a hanging instance, or for a breaker to
-    // half-open, it would take 30 s, not a moment.
-    let patient = ServiceClient::new(
-        &cluster.resolver,
-        &ratings(),
-        ClientConfig {
-            attempt_timeout: Duration::from_secs(30),
-            deadline: Duration::from_secs(30),
-            ..fast_client()
-        },
-    );
-    let started = Instant::now();
-    let error = patient.get("/x").await.expect_err("both open");
-    assert!(
-        matches!(error, ClientError::AllUnavailable { .. }),
-        "{error}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}, well over failing fast",
-        started.elapsed()
-    );
-    assert_eq!(cluster.hits(), [1, 1], "no instance was touched");
 }
 
 #[tokio::test]

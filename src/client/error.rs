@@ -75,6 +75,17 @@ impl ClientError {
         error_chain(self)
     }
 
+    /// The instance the failed attempt went to, if one was tried.
+    pub fn address(&self) -> Option<&Address> {
+        match self {
+            Self::Timeout { address, .. }
+            | Self::Connect { address, .. }
+            | Self::Transport { address, .. }
+            | Self::ServerError { address, .. } => Some(address),
+            _ => None,
+        }
+    }
+
     /// Whether this is a fail-fast answer (nothing was tried).
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::NoInstances { .. } | Self::AllUnavailable { .. })

@@ -1,14 +1,19 @@
 //! One service's live instances, shared by every caller of the service.
 
-use super::{poll::Poller, ResolverShared};
+use super::{poll::Poller, recovery, ResolverShared};
+use crate::breaker::BreakerConfig;
 use crate::endpoint::Endpoint;
-use crate::events::{EventKind, EventSink, ServiceSnapshot};
-use crate::wire::ServiceName;
+use crate::events::{Event, EventKind, EventSink, ServiceSnapshot};
+use crate::wire::{Address, InstanceId, ServiceName};
 use std::sync::{
     atomic::{AtomicBool, AtomicUsize, Ordering},
     Arc, Mutex, PoisonError, RwLock,
 };
-use tokio::{sync::watch, task::JoinHandle, time::Instant};
+use tokio::{
+    sync::{broadcast, watch},
+    task::JoinHandle,
+    time::Instant,
+};
 
 /// One service's live instances, shared by all its callers.
 #[derive(Debug)]
@@ -45,6 +50,52 @@ impl ServiceView {
         let task = tokio::spawn(poller.run());
         *view.poller.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
         view
+    }
+
+    /// A view of a fixed list of instances with no registry behind it: for
+    /// static configurations, and for tests on tokio's paused clock.
+    /// Breakers and their recovery work as in any view (each endpoint's
+    /// recovery task half-opens its breaker when the open time has passed);
+    /// there are no health checks. Events go to [`subscribe`](Self::subscribe).
+    /// Call inside a tokio runtime.
+    pub fn fixed(
+        service: ServiceName,
+        instances: &[(InstanceId, Address)],
+        breaker: BreakerConfig,
+        event_capacity: usize,
+    ) -> Arc<Self> {
+        let (events, _) = broadcast::channel(event_capacity.max(1));
+        let sink = EventSink::new(service.clone(), events);
+        let endpoints = instances
+            .iter()
+            .map(|(id, address)| {
+                let endpoint = Arc::new(Endpoint::new(
+                    id.clone(),
+                    address.clone(),
+                    0,
+                    breaker,
+                    sink.clone(),
+                ));
+                recovery::spawn(&endpoint, None);
+                endpoint
+            })
+            .collect::<Vec<_>>();
+        Arc::new(Self {
+            sink,
+            service,
+            endpoints: RwLock::new(Arc::from(endpoints)),
+            cursor: AtomicUsize::new(0),
+            reachable: AtomicBool::new(true),
+            synced: watch::Sender::new(true),
+            poller: Mutex::new(None),
+        })
+    }
+
+    /// Events of this view's service — and, for a view from a
+    /// [`Resolver`](super::Resolver), of every service it resolves (the
+    /// same as [`Resolver::subscribe`](super::Resolver::subscribe)).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sink.subscribe()
     }
 
     /// The service's name.
@@ -84,6 +135,17 @@ impl ServiceView {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// Whether the first registry answer has arrived.
+    pub fn is_synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+
+    /// Changes of this service's instances and breakers (a signal, no
+    /// data: look at [`endpoints`](Self::endpoints) when it fires).
+    pub fn changes(&self) -> watch::Receiver<()> {
+        self.sink.changes()
+    }
+
     /// Every instance with its breaker and record.
     pub fn snapshot(&self) -> ServiceSnapshot {
         let now = Instant::now();
@@ -105,11 +167,13 @@ impl ServiceView {
             .endpoints
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::from(endpoints);
+        self.sink.signal_change();
     }
 
     /// The first registry answer arrived.
     pub(super) fn mark_synced(&self) {
         self.synced.send_replace(true);
+        self.sink.signal_change();
     }
 
     /// Records whether the registry answered; logs and broadcasts changes.

@@ -1,0 +1,168 @@
+//! Round-robin over a service's admitted endpoints, read from the shared
+//! view without locks held across an await.
+//!
+//! Per call the balancer takes the view's current list (an `Arc` clone),
+//! walks it from a shared cursor, skips instances the call already tried,
+//! asks each breaker for admission ([`gate::admit`]) and hands the call to
+//! the first that admits, behind its [`BreakerGate`]. tower's
+//! `ReadyCache` would hold every endpoint's service and poll them all; the
+//! view already knows each breaker's state, so one look per candidate does.
+//!
+//! `poll_ready` tells the truth: `Pending` until the view has its first
+//! registry answer and while no endpoint would admit a request, woken by
+//! the next change of an instance or breaker. A balancer made with
+//! [`Balance::failing_fast`] sheds instead, as tower's load-shed does:
+//! always ready, and a call that no instance admits fails at once (what
+//! [`ServiceClient::send`](super::ServiceClient::send) and its retries
+//! want: no wait, and no second look at the breakers per call).
+
+use super::{gate, Admitted, BreakerGate, Call, ClientError};
+use crate::breaker::Admission;
+use crate::endpoint::Endpoint;
+use crate::resolver::ServiceView;
+use crate::wire::Address;
+use bytes::Bytes;
+use futures_util::future::{self, Either, Ready};
+use http::Response;
+use std::{
+    sync::Arc,
+    task::{ready, Context, Poll},
+};
+use tokio::time::Instant;
+
+/// Makes the service that carries calls to one endpoint, behind its gate
+/// (for Beacon's client, an [`Attempt`](super::Attempt) over a transport).
+pub trait NewEndpointService {
+    /// The service made.
+    type Service: tower::Service<Admitted, Response = Response<Bytes>, Error = ClientError>;
+
+    /// The service for `endpoint`. Called per attempt: keep it cheap.
+    fn new_service(&self, endpoint: Arc<Endpoint>) -> Self::Service;
+}
+
+/// Whether an instance not in `tried` would admit a request now (nothing
+/// is reserved: a look, not a claim).
+pub fn has_candidate(view: &ServiceView, tried: &[Address]) -> bool {
+    let now = Instant::now();
+    view.endpoints()
+        .iter()
+        .any(|e| !tried.contains(e.address()) && e.admissible(now))
+}
+
+/// Spreads calls over one service's admitted endpoints.
+#[derive(Debug)]
+pub struct Balance<N> {
+    view: Arc<ServiceView>,
+    new_service: N,
+    /// Always ready, failing calls fast, instead of waiting for readiness.
+    fail_fast: bool,
+    /// Set while `poll_ready` waits for a change.
+    wait: Option<gate::ChangeWait>,
+}
+
+impl<N> Balance<N> {
+    /// A balancer over `view`, reaching each endpoint through the service
+    /// `new_service` makes for it.
+    pub fn new(view: Arc<ServiceView>, new_service: N) -> Self {
+        Self {
+            view,
+            new_service,
+            fail_fast: false,
+            wait: None,
+        }
+    }
+
+    /// Like [`new`](Self::new), but always ready: a call no instance
+    /// admits fails at once with [`ClientError::AllUnavailable`] (or
+    /// `NoInstances`).
+    pub fn failing_fast(view: Arc<ServiceView>, new_service: N) -> Self {
+        Self {
+            fail_fast: true,
+            ..Self::new(view, new_service)
+        }
+    }
+
+    /// The fail-fast answer when no instance admits `call`: no instances
+    /// listed, or all of them down (logged, on a call's first attempt).
+    pub fn unavailable(&self, call: &Call) -> ClientError {
+        let service = self.view.service().clone();
+        if self.view.endpoints().is_empty() {
+            return ClientError::NoInstances { service };
+        }
+        if call.attempt == 1 {
+            tracing::warn!("all {service} instances are down");
+        }
+        ClientError::AllUnavailable { service }
+    }
+
+    /// The next admitted endpoint in round-robin order, not in `tried`,
+    /// with its admission reserved.
+    fn pick(&self, call: &Call) -> Option<(Arc<Endpoint>, Admission)> {
+        let endpoints = self.view.endpoints();
+        let count = endpoints.len();
+        if count == 0 {
+            return None;
+        }
+        let start = self.view.next_cursor();
+        let now = Instant::now();
+        (0..count)
+            .map(|step| &endpoints[(start + step) % count])
+            .filter(|endpoint| !call.tried.contains(endpoint.address()))
+            .find_map(|endpoint| {
+                gate::admit(endpoint, now).map(|admission| (Arc::clone(endpoint), admission))
+            })
+    }
+}
+
+impl<N: Clone> Clone for Balance<N> {
+    /// A clone waits on its own: the pending wait is not shared.
+    fn clone(&self) -> Self {
+        Self {
+            fail_fast: self.fail_fast,
+            ..Self::new(Arc::clone(&self.view), self.new_service.clone())
+        }
+    }
+}
+
+type BalanceFuture<S> =
+    Either<Ready<Result<Response<Bytes>, ClientError>>, <S as tower::Service<Admitted>>::Future>;
+
+impl<N: NewEndpointService> tower::Service<Call> for Balance<N> {
+    type Response = Response<Bytes>;
+    type Error = ClientError;
+    type Future = BalanceFuture<N::Service>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
+        if self.fail_fast {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if self.view.is_synced() && has_candidate(&self.view, &[]) {
+                self.wait = None;
+                return Poll::Ready(Ok(()));
+            }
+            let view = &self.view;
+            ready!(gate::poll_change(&mut self.wait, || view.changes(), cx));
+        }
+    }
+
+    /// Sends `call` to the next admitted endpoint; fails fast (no attempt)
+    /// when none admits it.
+    fn call(&mut self, call: Call) -> Self::Future {
+        let Some((endpoint, admission)) = self.pick(&call) else {
+            return Either::Left(future::ready(Err(self.unavailable(&call))));
+        };
+        // Per request, so at debug: a service can't afford a line per
+        // call. Callers that want the walkthrough's line log it from
+        // `ServedBy` (the market does, when the serving instance changes).
+        tracing::debug!(
+            "{} using instance {}: {}",
+            self.view.service(),
+            endpoint.id(),
+            endpoint.address()
+        );
+        let inner = self.new_service.new_service(Arc::clone(&endpoint));
+        let mut gated = BreakerGate::admitted(endpoint, admission, inner);
+        Either::Right(tower::Service::call(&mut gated, call))
+    }
+}

@@ -1,0 +1,112 @@
+//! When a failed attempt is tried again, in tower's `retry::Policy` shape.
+//!
+//! An idempotent call that failed on an instance (timeout, connect error,
+//! 5xx) goes again to an instance it has not tried, after a short jittered
+//! backoff, while attempts, the deadline and the retry budget allow and an
+//! untried instance would admit it. The budget (tower's `TpsBudget`) allows
+//! retries up to a fraction of recent calls plus a small floor, so retries
+//! can't multiply the load on a struggling service.
+
+use super::{balance::has_candidate, Call, ClientError};
+use crate::backoff::Backoff;
+use crate::resolver::ServiceView;
+use bytes::Bytes;
+use http::Response;
+use std::{pin::Pin, sync::Arc, time::Duration};
+use tokio::time::{Instant, Sleep};
+use tower::retry::budget::{Budget, TpsBudget};
+
+/// Retries on another instance, within limits. Cloned per call by tower's
+/// `Retry`, so the backoff is each call's own; clones share the budget.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    view: Arc<ServiceView>,
+    budget: Arc<TpsBudget>,
+    backoff: Backoff,
+    max_attempts: u32,
+}
+
+/// What bounds a [`RetryPolicy`].
+#[derive(Debug, Clone, Copy)]
+pub struct RetryLimits {
+    /// Most attempts per call, the first included.
+    pub max_attempts: u32,
+    /// First pause before a retry; doubles per retry, with jitter.
+    pub backoff: Duration,
+    /// Longest pause before a retry.
+    pub backoff_cap: Duration,
+    /// Retries allowed as a fraction of recent calls.
+    pub ratio: f32,
+    /// Retries per second allowed however few calls there are.
+    pub floor_per_sec: u32,
+}
+
+impl RetryPolicy {
+    /// A policy for calls to `view`'s service.
+    pub fn new(view: Arc<ServiceView>, limits: RetryLimits) -> Self {
+        Self {
+            view,
+            budget: Arc::new(TpsBudget::new(
+                Duration::from_secs(10),
+                limits.floor_per_sec,
+                limits.ratio,
+            )),
+            backoff: Backoff::new(limits.backoff, limits.backoff_cap),
+            max_attempts: limits.max_attempts.max(1),
+        }
+    }
+}
+
+impl tower::retry::Policy<Call, Response<Bytes>, ClientError> for RetryPolicy {
+    /// Boxed: a retry is the rare path, and an unboxed `Sleep` would
+    /// make every call's future larger.
+    type Future = Pin<Box<Sleep>>;
+
+    fn retry(
+        &mut self,
+        call: &mut Call,
+        result: &mut Result<Response<Bytes>, ClientError>,
+    ) -> Option<Pin<Box<Sleep>>> {
+        let Err(error) = result else {
+            return None;
+        };
+        if error.address().is_none() {
+            // No instance was tried this time (none admitted it, or time
+            // ran out): the call's answer is why the last one failed.
+            if let Some(last) = call.last_error.take() {
+                *result = Err(last);
+            }
+            return None;
+        }
+        tracing::debug!(
+            "{} attempt {} failed: {error}",
+            self.view.service(),
+            call.attempt
+        );
+        call.tried.extend(error.address().cloned());
+        call.last_error = Some(error.clone());
+        let now = Instant::now();
+        let again = call.attempt < self.max_attempts
+            && now < call.deadline
+            && has_candidate(&self.view, &call.tried)
+            && self.budget.withdraw();
+        if !again {
+            return None;
+        }
+        call.attempt += 1;
+        let pause = self
+            .backoff
+            .next_delay()
+            .min(call.deadline.saturating_duration_since(now));
+        Some(Box::pin(tokio::time::sleep(pause)))
+    }
+
+    /// Every call counts toward the budget once; only idempotent calls are
+    /// kept for a retry.
+    fn clone_request(&mut self, call: &Call) -> Option<Call> {
+        if call.attempt == 1 {
+            self.budget.deposit();
+        }
+        call.is_idempotent().then(|| call.clone())
+    }
+}

@@ -1,0 +1,472 @@
+//! The client's parts — balancer, breaker gate, attempt, retry policy — on
+//! tokio's paused clock, against in-memory instances: no sockets, no real
+//! time, so every timing below is exact. `tests/client.rs` keeps the
+//! integration tests with real processes, a real registry and TCP.
+
+use beacon::{
+    client::{Call, ExchangeError, NewAttempt, RetryLimits, RetryPolicy, ViewDiscover},
+    wire::{Address, InstanceId},
+    BreakerConfig, BreakerState, ClientConfig, ClientError, Event, EventKind, ServedBy,
+    ServiceClient, ServiceView,
+};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::{sync::broadcast, time::Instant};
+use tower::{Service, ServiceExt};
+
+/// What an in-memory instance does with a request.
+#[derive(Debug, Clone, Copy)]
+enum Behaviour {
+    /// Answers at once with this status.
+    Answer(StatusCode),
+    /// Refuses the connection.
+    Refuse,
+    /// Never answers.
+    Hang,
+}
+
+/// In-memory instances, keyed by authority (`10.0.0.1:80`), with a count
+/// of the requests each was sent.
+#[derive(Clone, Default)]
+struct Instances {
+    behaviour: Arc<Mutex<HashMap<String, Behaviour>>>,
+    calls: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Instances {
+    fn set(&self, instance: usize, behaviour: Behaviour) {
+        self.behaviour
+            .lock()
+            .expect("lock")
+            .insert(authority(instance), behaviour);
+    }
+
+    fn calls(&self, instance: usize) -> u32 {
+        let calls = self.calls.lock().expect("lock");
+        calls.get(&authority(instance)).copied().unwrap_or(0)
+    }
+
+    fn total_calls(&self) -> u32 {
+        self.calls.lock().expect("lock").values().sum()
+    }
+
+    /// A transport that reaches these instances.
+    fn transport(
+        &self,
+    ) -> impl tower::Service<
+        Request<Bytes>,
+        Response = Response<Bytes>,
+        Error = ExchangeError,
+        Future = impl Send + 'static,
+    > + Clone
+           + Send
+           + Sync
+           + 'static {
+        let instances = self.clone();
+        tower::service_fn(move |request: Request<Bytes>| {
+            let at = request
+                .uri()
+                .authority()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            *instances
+                .calls
+                .lock()
+                .expect("lock")
+                .entry(at.clone())
+                .or_default() += 1;
+            let behaviour = instances
+                .behaviour
+                .lock()
+                .expect("lock")
+                .get(&at)
+                .copied()
+                .unwrap_or(Behaviour::Answer(StatusCode::OK));
+            async move {
+                match behaviour {
+                    Behaviour::Answer(status) => Ok(Response::builder()
+                        .status(status)
+                        .body(Bytes::from(at))
+                        .expect("response")),
+                    Behaviour::Refuse => Err(ExchangeError::Connect(Arc::new(
+                        std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+                    ))),
+                    Behaviour::Hang => std::future::pending().await,
+                }
+            }
+        })
+    }
+}
+
+fn authority(instance: usize) -> String {
+    format!("10.0.0.{}:80", instance + 1)
+}
+
+fn id(instance: usize) -> InstanceId {
+    format!("ratings-{}", instance + 1).parse().expect("id")
+}
+
+/// A view of `count` in-memory instances.
+fn view(count: usize, breaker: BreakerConfig) -> Arc<ServiceView> {
+    let listed: Vec<(InstanceId, Address)> = (0..count)
+        .map(|i| {
+            let address = Address::new(&format!("http://{}", authority(i))).expect("address");
+            (id(i), address)
+        })
+        .collect();
+    ServiceView::fixed("ratings".parse().expect("name"), &listed, breaker, 1024)
+}
+
+fn breaker(failure_threshold: u32, open_for: Duration) -> BreakerConfig {
+    BreakerConfig {
+        failure_threshold,
+        open_for,
+        max_open_for: open_for * 8,
+        jitter: 0.0,
+    }
+}
+
+fn config() -> ClientConfig {
+    ClientConfig {
+        attempt_timeout: Duration::from_millis(100),
+        deadline: Duration::from_secs(2),
+        retry_backoff: Duration::from_millis(10),
+        retry_backoff_cap: Duration::from_millis(10),
+        ..ClientConfig::default()
+    }
+}
+
+fn served_by(response: &Response<Bytes>) -> ServedBy {
+    response
+        .extensions()
+        .get::<ServedBy>()
+        .cloned()
+        .expect("ServedBy on every answer")
+}
+
+/// The next event that `wanted` accepts; fails after a minute of (paused)
+/// time without one.
+async fn next_event(events: &mut broadcast::Receiver<Event>, wanted: fn(&EventKind) -> bool) {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let event = events.recv().await.expect("events");
+            if wanted(&event.kind) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the event within a minute");
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_go_round_robin_over_every_instance() {
+    let instances = Instances::default();
+    let view = view(3, BreakerConfig::default());
+    let client = ServiceClient::with_transport(view, config(), instances.transport());
+    for _ in 0..30 {
+        let answer = client.get("/ratings/camera").await.expect("answer");
+        assert_eq!(served_by(&answer).attempts, 1);
+    }
+    assert_eq!(
+        [instances.calls(0), instances.calls(1), instances.calls(2)],
+        [10, 10, 10]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusing_instance_is_retried_elsewhere_and_its_breaker_opens() {
+    let instances = Instances::default();
+    instances.set(1, Behaviour::Refuse);
+    let view = view(3, breaker(1, Duration::from_secs(5)));
+    let mut events = view.subscribe();
+    let client = ServiceClient::with_transport(Arc::clone(&view), config(), instances.transport());
+    for _ in 0..20 {
+        client
+            .get("/x")
+            .await
+            .expect("callers never see the failure");
+    }
+    next_event(&mut events, |k| {
+        matches!(k, EventKind::BreakerOpened { .. })
+    })
+    .await;
+    assert_eq!(
+        instances.calls(1),
+        1,
+        "one failure, then the breaker is open"
+    );
+    let states: Vec<BreakerState> = client
+        .snapshot()
+        .instances
+        .iter()
+        .map(|i| i.breaker)
+        .collect();
+    assert_eq!(
+        states,
+        [
+            BreakerState::Closed,
+            BreakerState::Open,
+            BreakerState::Closed
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_half_opens_on_time_and_one_good_probe_closes_it() {
+    let instances = Instances::default();
+    instances.set(0, Behaviour::Refuse);
+    let view = view(2, breaker(1, Duration::from_secs(5)));
+    let mut events = view.subscribe();
+    let client = ServiceClient::with_transport(Arc::clone(&view), config(), instances.transport());
+    let opened = Instant::now();
+    client.get("/x").await.expect("retried on the other");
+    next_event(&mut events, |k| {
+        matches!(k, EventKind::BreakerOpened { .. })
+    })
+    .await;
+    instances.set(0, Behaviour::Answer(StatusCode::OK));
+    // Its recovery task half-opens it when the open time has passed.
+    next_event(&mut events, |k| {
+        matches!(k, EventKind::BreakerHalfOpened { .. })
+    })
+    .await;
+    assert_eq!(opened.elapsed(), Duration::from_secs(5));
+    assert_eq!(instances.calls(0), 1, "no traffic while open");
+    // The next two calls: one is the probe, the other goes to the instance
+    // that never failed; then the breaker is closed.
+    for _ in 0..2 {
+        client.get("/x").await.expect("answer");
+    }
+    next_event(&mut events, |k| {
+        matches!(k, EventKind::BreakerClosed { .. })
+    })
+    .await;
+    assert_eq!(instances.calls(0), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_instance_costs_one_attempt_timeout_then_nothing() {
+    let instances = Instances::default();
+    instances.set(0, Behaviour::Hang);
+    let view = view(2, breaker(1, Duration::from_secs(30)));
+    let client = ServiceClient::with_transport(view, config(), instances.transport());
+    // The cursor starts at instance 0: the first call waits out the attempt
+    // timeout there, backs off 10 ms and is answered by instance 1.
+    let started = Instant::now();
+    let answer = client.get("/x").await.expect("answered on retry");
+    assert_eq!(served_by(&answer).attempts, 2);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(100) && took <= Duration::from_millis(110),
+        "one attempt timeout plus at most one backoff: {took:?}"
+    );
+    let started = Instant::now();
+    for _ in 0..10 {
+        let answer = client.get("/x").await.expect("answer");
+        assert_eq!(served_by(&answer).attempts, 1);
+    }
+    assert_eq!(started.elapsed(), Duration::ZERO, "no waiting once open");
+    assert_eq!(instances.calls(0), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_cuts_a_hanging_call_short_without_blaming_the_instance() {
+    let instances = Instances::default();
+    instances.set(0, Behaviour::Hang);
+    let config = ClientConfig {
+        attempt_timeout: Duration::from_secs(1),
+        deadline: Duration::from_millis(300),
+        ..config()
+    };
+    let client = ServiceClient::with_transport(
+        view(1, breaker(1, Duration::from_secs(5))),
+        config,
+        instances.transport(),
+    );
+    let started = Instant::now();
+    let error = client.get("/x").await.expect_err("hangs past the deadline");
+    assert!(
+        matches!(error, ClientError::DeadlineExceeded { .. }),
+        "{error}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_millis(300));
+    let instance = &client.snapshot().instances[0];
+    assert_eq!(instance.breaker, BreakerState::Closed, "no verdict");
+    assert_eq!(instance.failures, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn non_idempotent_calls_are_not_retried() {
+    let instances = Instances::default();
+    for i in 0..3 {
+        instances.set(i, Behaviour::Answer(StatusCode::SERVICE_UNAVAILABLE));
+    }
+    let client = ServiceClient::with_transport(
+        view(3, breaker(u32::MAX, Duration::from_secs(5))),
+        config(),
+        instances.transport(),
+    );
+    let request = Request::post("/orders")
+        .body(Bytes::from_static(b"{}"))
+        .expect("request");
+    let error = client.send(request).await.expect_err("fails");
+    assert!(matches!(error, ClientError::ServerError { .. }), "{error}");
+    assert_eq!(instances.total_calls(), 1);
+    let error = client.get("/orders").await.expect_err("fails everywhere");
+    assert!(matches!(error, ClientError::ServerError { .. }), "{error}");
+    assert_eq!(instances.total_calls(), 1 + 3, "a GET tries all three");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_stay_within_the_budget_when_everything_fails() {
+    let instances = Instances::default();
+    for i in 0..3 {
+        instances.set(i, Behaviour::Answer(StatusCode::INTERNAL_SERVER_ERROR));
+    }
+    let config = ClientConfig {
+        retry_ratio: 0.1,
+        retry_floor_per_sec: 1,
+        ..config()
+    };
+    // Breakers that never open, so every call really tries.
+    let client = ServiceClient::with_transport(
+        view(3, breaker(u32::MAX, Duration::from_secs(5))),
+        config,
+        instances.transport(),
+    );
+    let calls = 100;
+    for _ in 0..calls {
+        let error = client.get("/x").await.expect_err("everything fails");
+        assert!(matches!(error, ClientError::ServerError { .. }), "{error}");
+    }
+    // Unbudgeted, 3 attempts per call would make 300. The budget allows a
+    // 10 s reserve of 1 retry/s plus 10% of calls.
+    let attempts = instances.total_calls();
+    assert!(attempts > calls, "some retries happen: {attempts}");
+    assert!(
+        attempts <= calls + 10 + calls / 10,
+        "retries capped: {attempts}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_every_breaker_open_calls_fail_fast_and_readiness_waits_for_a_half_open() {
+    let instances = Instances::default();
+    instances.set(0, Behaviour::Refuse);
+    instances.set(1, Behaviour::Refuse);
+    let view = view(2, breaker(1, Duration::from_secs(5)));
+    let mut client =
+        ServiceClient::with_transport(Arc::clone(&view), config(), instances.transport());
+    // Instance 0 opens now; instance 1 after the 10 ms backoff.
+    let first_opened = Instant::now();
+    let error = client.get("/x").await.expect_err("both refuse");
+    assert!(matches!(error, ClientError::Connect { .. }), "{error}");
+    assert_eq!([instances.calls(0), instances.calls(1)], [1, 1]);
+    let started = Instant::now();
+    let error = client.get("/x").await.expect_err("both open");
+    assert!(
+        matches!(error, ClientError::AllUnavailable { .. }),
+        "{error}"
+    );
+    assert_eq!(started.elapsed(), Duration::ZERO, "failed fast");
+    assert_eq!(
+        [instances.calls(0), instances.calls(1)],
+        [1, 1],
+        "untouched"
+    );
+    // As a tower service it is not ready while both are open...
+    let waited = tokio::time::timeout(Duration::from_millis(4900), client.ready()).await;
+    assert!(waited.is_err(), "not ready while every breaker is open");
+    // ...and ready the moment one half-opens.
+    client.ready().await.expect("ready");
+    assert_eq!(first_opened.elapsed(), Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_given_up_by_its_caller_frees_the_slot_for_the_next() {
+    let instances = Instances::default();
+    instances.set(0, Behaviour::Refuse);
+    let view = view(1, breaker(1, Duration::from_secs(5)));
+    let mut events = view.subscribe();
+    let client = ServiceClient::with_transport(Arc::clone(&view), config(), instances.transport());
+    client.get("/x").await.expect_err("refused");
+    next_event(&mut events, |k| {
+        matches!(k, EventKind::BreakerHalfOpened { .. })
+    })
+    .await;
+    instances.set(0, Behaviour::Hang);
+    // The probe hangs and its caller gives up first.
+    let gave_up = tokio::time::timeout(Duration::from_millis(50), client.get("/x")).await;
+    assert!(gave_up.is_err());
+    instances.set(0, Behaviour::Answer(StatusCode::OK));
+    client
+        .get("/x")
+        .await
+        .expect("the slot is free: this call probes");
+    next_event(&mut events, |k| {
+        matches!(k, EventKind::BreakerClosed { .. })
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_view_and_the_retry_policy_compose_with_towers_own_balancer() {
+    use tower::{
+        balance::p2c,
+        load::{CompleteOnResponse, PendingRequestsDiscover},
+        ServiceBuilder,
+    };
+    let instances = Instances::default();
+    instances.set(2, Behaviour::Refuse);
+    let view = view(3, breaker(1, Duration::from_secs(30)));
+    let mut events = view.subscribe();
+    // Trip instance 2's breaker: round-robin visits it once in three calls.
+    let client = ServiceClient::with_transport(Arc::clone(&view), config(), instances.transport());
+    for _ in 0..3 {
+        client.get("/x").await.expect("retried elsewhere");
+    }
+    next_event(&mut events, |k| {
+        matches!(k, EventKind::BreakerOpened { .. })
+    })
+    .await;
+    assert_eq!(instances.calls(2), 1);
+
+    let attempts = NewAttempt::new(instances.transport(), Duration::from_millis(100));
+    let discover = PendingRequestsDiscover::new(
+        ViewDiscover::new(Arc::clone(&view), attempts),
+        CompleteOnResponse::default(),
+    );
+    let limits = RetryLimits {
+        max_attempts: 3,
+        backoff: Duration::from_millis(10),
+        backoff_cap: Duration::from_millis(10),
+        ratio: 0.2,
+        floor_per_sec: 10,
+    };
+    let mut service = ServiceBuilder::new()
+        .retry(RetryPolicy::new(Arc::clone(&view), limits))
+        .map_err(|e: tower::BoxError| match e.downcast::<ClientError>() {
+            Ok(error) => *error,
+            Err(other) => panic!("not a client error: {other}"),
+        })
+        // tower's Retry clones its service per call; its balancer can't be
+        // cloned, so it sits behind a buffer.
+        .buffer(16)
+        .service(p2c::Balance::new(discover));
+    for _ in 0..30 {
+        let call = Call::new(
+            Request::get("/x").body(Bytes::new()).expect("request"),
+            Duration::from_secs(2),
+        );
+        let answer = service.ready().await.expect("ready").call(call).await;
+        let instance = served_by(&answer.expect("answered")).id;
+        assert_ne!(instance, id(2), "the open breaker gates it out");
+    }
+    assert_eq!(instances.calls(2), 1);
+}
