@@ -86,13 +86,14 @@ impl<N> Balance<N> {
     /// listed, or all of them down (logged, on a call's first attempt).
     pub fn unavailable(&self, call: &Call) -> ClientError {
         let service = self.view.service().clone();
-        if self.view.endpoints().is_empty() {
-            return ClientError::NoInstances { service };
-        }
         if call.attempt == 1 {
             tracing::warn!("all {service} instances are down");
         }
-        ClientError::AllUnavailable { service }
+        if self.view.endpoints().is_empty() {
+            ClientError::NoInstances { service }
+        } else {
+            ClientError::AllUnavailable { service }
+        }
     }
 
     /// The next admitted endpoint in round-robin order, not in `tried`,
