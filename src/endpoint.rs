@@ -9,18 +9,19 @@
 
 use crate::breaker::{Admission, Breaker, BreakerConfig, BreakerState, Transition};
 use crate::events::{EventKind, EventSink, InstanceSnapshot};
+use crate::latency::PeakEwma;
 use crate::wire::{Address, InstanceId};
 use std::{
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError,
+    },
     time::Duration,
 };
 use tokio::{
     sync::{watch, Notify},
     time::Instant,
 };
-
-/// How much a new latency sample moves the average.
-const LATENCY_WEIGHT: f64 = 0.2;
 
 /// An instance's address, its current registration, its breaker and stats.
 /// Keyed by address: the breaker belongs to the place requests go.
@@ -33,6 +34,20 @@ pub struct Endpoint {
     /// Woken on every transition (and when the endpoint goes away), so the
     /// recovery task sleeps until there is something to do.
     wake: Arc<Notify>,
+    /// Attempts sent here and not yet ended: the balancer weighs latency by
+    /// it. An atomic, so counting costs no lock.
+    in_flight: AtomicU32,
+    /// Decay time of the latency estimate.
+    latency_decay: Duration,
+}
+
+/// What the latency-aware balancer weighs an admissible endpoint by.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Load {
+    /// Latency estimate in nanoseconds; `None` while unmeasured.
+    pub latency_ns: Option<f64>,
+    /// Attempts in flight.
+    pub in_flight: u32,
 }
 
 #[derive(Debug)]
@@ -45,7 +60,7 @@ struct EndpointState {
     successes: u64,
     failures: u64,
     last_error: Option<String>,
-    latency_ms: Option<f64>,
+    latency: PeakEwma,
 }
 
 impl Endpoint {
@@ -55,6 +70,7 @@ impl Endpoint {
         address: Address,
         registered_at: u64,
         config: BreakerConfig,
+        latency_decay: Duration,
         sink: EventSink,
     ) -> Self {
         Self {
@@ -66,10 +82,12 @@ impl Endpoint {
                 successes: 0,
                 failures: 0,
                 last_error: None,
-                latency_ms: None,
+                latency: PeakEwma::default(),
             }),
             sink,
             wake: Arc::new(Notify::new()),
+            in_flight: AtomicU32::new(0),
+            latency_decay,
         }
     }
 
@@ -118,6 +136,26 @@ impl Endpoint {
         self.change(|state| state.breaker.admit(now))
     }
 
+    /// Its load, if the breaker would admit a request now (a look: nothing
+    /// is reserved, nothing changes); `None` if it would not.
+    pub fn load(&self, now: Instant) -> Option<Load> {
+        let state = self.lock();
+        state.breaker.admits(now).then(|| Load {
+            latency_ns: state.latency.estimate(now, self.latency_decay),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+        })
+    }
+
+    /// An attempt to it starts; pair with [`attempt_ended`](Self::attempt_ended).
+    pub fn attempt_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An attempt to it ended, however.
+    pub fn attempt_ended(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Whether the breaker would admit a request now (a look: nothing is
     /// reserved, nothing changes).
     pub fn admissible(&self, now: Instant) -> bool {
@@ -136,15 +174,19 @@ impl Endpoint {
     }
 
     /// Records a success of a request admitted as `admission`.
+    /// A breaker that closes forgets the latency it knew: the instance
+    /// starts again from a neutral score (see `client::balance`), neither
+    /// flooded as if free nor starved for its old slowness.
     pub fn succeeded(&self, admission: Admission, latency: Duration) {
+        let decay = self.latency_decay;
         self.change(|state| {
             state.successes += 1;
-            let sample = latency.as_secs_f64() * 1000.0;
-            state.latency_ms = Some(match state.latency_ms {
-                None => sample,
-                Some(avg) => avg + LATENCY_WEIGHT * (sample - avg),
-            });
-            ((), state.breaker.record_success(admission))
+            let transition = state.breaker.record_success(admission);
+            if transition == Some(Transition::Closed) {
+                state.latency.reset();
+            }
+            state.latency.observe(latency, Instant::now(), decay);
+            ((), transition)
         });
     }
 
@@ -183,7 +225,11 @@ impl Endpoint {
             successes: state.successes,
             failures: state.failures,
             last_error: state.last_error.clone(),
-            latency_ms: state.latency_ms,
+            latency_ms: state
+                .latency
+                .estimate(now, self.latency_decay)
+                .map(|ns| ns / 1e6),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
         }
     }
 

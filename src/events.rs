@@ -147,8 +147,11 @@ pub struct InstanceSnapshot {
     pub failures: u64,
     /// The most recent failure, if any.
     pub last_error: Option<String>,
-    /// Moving average of its response time, once it has answered.
+    /// Its latency estimate (peak-sensitive moving average, decayed to
+    /// now), once it has answered.
     pub latency_ms: Option<f64>,
+    /// Attempts in flight to it.
+    pub in_flight: u32,
 }
 
 /// A service as the client sees it.

@@ -30,7 +30,10 @@
 //! * [`breaker`]: the per-instance circuit breaker, a pure state machine.
 //! * [`health`]: active health checks that bring an open instance back as
 //!   soon as it answers.
-//! * [`endpoint`]: one instance as a caller sees it: breaker and record.
+//! * [`endpoint`]: one instance as a caller sees it: breaker, latency
+//!   estimate, calls in flight, record.
+//! * [`latency`]: the peak-sensitive moving average the balancer ranks
+//!   instances by.
 //! * [`client`]: [`ServiceClient`] and the tower parts it is composed of —
 //!   a balancer over the view, a breaker gate per instance, an attempt
 //!   (timeout and verdict), a retry policy, a pluggable transport, and the
@@ -46,6 +49,7 @@ pub mod client;
 pub mod endpoint;
 pub mod events;
 pub mod health;
+pub mod latency;
 pub mod lease;
 pub mod registry;
 pub mod resolver;
@@ -56,7 +60,7 @@ pub use beacon_wire as wire;
 pub use beacon_wire::{backoff, transport};
 
 pub use breaker::{BreakerConfig, BreakerState};
-pub use client::{ClientConfig, ClientError, ServedBy, ServiceClient};
+pub use client::{Balancing, ClientConfig, ClientError, ServedBy, ServiceClient};
 pub use events::{Event, EventKind, InstanceSnapshot, ServiceSnapshot};
 pub use health::HealthCheckConfig;
 pub use lease::{Lease, LeaseStatus};

@@ -6,8 +6,8 @@
 use beacon::{
     client::{Call, ExchangeError, NewAttempt, RetryLimits, RetryPolicy, ViewDiscover},
     wire::{Address, InstanceId},
-    BreakerConfig, BreakerState, ClientConfig, ClientError, Event, EventKind, ServedBy,
-    ServiceClient, ServiceView,
+    Balancing, BreakerConfig, BreakerState, ClientConfig, ClientError, Event, EventKind,
+    ResolverConfig, ServedBy, ServiceClient, ServiceView,
 };
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -28,6 +28,8 @@ enum Behaviour {
     Refuse,
     /// Never answers.
     Hang,
+    /// Answers 200 after this long.
+    Slow(Duration),
 }
 
 /// In-memory instances, keyed by authority (`10.0.0.1:80`), with a count
@@ -97,6 +99,10 @@ impl Instances {
                         std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
                     ))),
                     Behaviour::Hang => std::future::pending().await,
+                    Behaviour::Slow(after) => {
+                        tokio::time::sleep(after).await;
+                        Ok(Response::new(Bytes::from(at)))
+                    }
                 }
             }
         })
@@ -119,7 +125,11 @@ fn view(count: usize, breaker: BreakerConfig) -> Arc<ServiceView> {
             (id(i), address)
         })
         .collect();
-    ServiceView::fixed("ratings".parse().expect("name"), &listed, breaker, 1024)
+    let config = ResolverConfig {
+        breaker,
+        ..ResolverConfig::default()
+    };
+    ServiceView::fixed("ratings".parse().expect("name"), &listed, &config)
 }
 
 fn breaker(failure_threshold: u32, open_for: Duration) -> BreakerConfig {
@@ -137,7 +147,17 @@ fn config() -> ClientConfig {
         deadline: Duration::from_secs(2),
         retry_backoff: Duration::from_millis(10),
         retry_backoff_cap: Duration::from_millis(10),
+        // Most tests here count calls per instance: in turn makes that
+        // exact. The latency-aware tests say so.
+        balancing: Balancing::RoundRobin,
         ..ClientConfig::default()
+    }
+}
+
+fn least_loaded() -> ClientConfig {
+    ClientConfig {
+        balancing: Balancing::LeastLoaded,
+        ..config()
     }
 }
 
@@ -469,4 +489,100 @@ async fn the_view_and_the_retry_policy_compose_with_towers_own_balancer() {
         assert_ne!(instance, id(2), "the open breaker gates it out");
     }
     assert_eq!(instances.calls(2), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn least_loaded_drains_a_slow_instance() {
+    let instances = Instances::default();
+    for i in 0..3 {
+        instances.set(i, Behaviour::Slow(Duration::from_millis(1)));
+    }
+    instances.set(1, Behaviour::Slow(Duration::from_millis(40)));
+    let client = ServiceClient::with_transport(
+        view(3, BreakerConfig::default()),
+        least_loaded(),
+        instances.transport(),
+    );
+    for _ in 0..300 {
+        client.get("/x").await.expect("answer");
+    }
+    // A few while the others are still unmeasured (an unmeasured instance
+    // ties with its rival), then none: it loses every draw it is in.
+    let slow = instances.calls(1);
+    assert!(slow <= 10, "the 40 ms instance got {slow} of 300 calls");
+    for fast in [0, 2] {
+        let calls = instances.calls(fast);
+        assert!(calls >= 120, "instance {fast} got only {calls} of 300");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn least_loaded_shares_evenly_among_equal_instances() {
+    let instances = Instances::default();
+    for i in 0..3 {
+        instances.set(i, Behaviour::Slow(Duration::from_millis(1)));
+    }
+    let client = ServiceClient::with_transport(
+        view(3, BreakerConfig::default()),
+        least_loaded(),
+        instances.transport(),
+    );
+    for _ in 0..600 {
+        client.get("/x").await.expect("answer");
+    }
+    for i in 0..3 {
+        let calls = instances.calls(i);
+        assert!((140..=260).contains(&calls), "instance {i}: {calls} of 600");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_healed_instance_wins_its_share_back_as_its_slowness_decays() {
+    let instances = Instances::default();
+    for i in 0..3 {
+        instances.set(i, Behaviour::Slow(Duration::from_millis(1)));
+    }
+    instances.set(1, Behaviour::Slow(Duration::from_millis(40)));
+    let client = ServiceClient::with_transport(
+        view(3, BreakerConfig::default()),
+        least_loaded(),
+        instances.transport(),
+    );
+    for _ in 0..100 {
+        client.get("/x").await.expect("answer");
+    }
+    instances.set(1, Behaviour::Slow(Duration::from_millis(1)));
+    // A call every 100 ms for 40 s: within about 5 τ·ln(40) ≈ 18 s its
+    // estimate has decayed to the others' and it is drawn again.
+    let healed_at = instances.calls(1);
+    for _ in 0..400 {
+        client.get("/x").await.expect("answer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let regained = instances.calls(1) - healed_at;
+    assert!(
+        regained >= 60,
+        "the healed instance got {regained} of 400 calls"
+    );
+}
+
+#[test]
+fn an_unmeasured_instance_scores_as_its_rival_and_calls_in_flight_weigh() {
+    use beacon::{client::prefers_second, endpoint::Load};
+    let measured = |ms: f64, in_flight| Load {
+        latency_ns: Some(ms * 1e6),
+        in_flight,
+    };
+    let new = Load {
+        latency_ns: None,
+        in_flight: 0,
+    };
+    // Neutral: a tie with a measured idle rival (the first drawn wins ties)...
+    assert!(!prefers_second(measured(5.0, 0), new));
+    assert!(!prefers_second(new, measured(5.0, 0)));
+    // ...and preferred to a busy one.
+    assert!(prefers_second(measured(5.0, 2), new));
+    // 1 ms with 3 in flight costs more than 2 ms idle.
+    assert!(prefers_second(measured(1.0, 3), measured(2.0, 0)));
+    assert!(!prefers_second(measured(1.0, 0), measured(2.0, 0)));
 }

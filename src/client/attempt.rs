@@ -137,9 +137,10 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
     }
 }
 
-/// Reports an attempt's outcome to its endpoint's breaker exactly once —
-/// and, if the attempt ends without one (dropped, or out of time), frees
-/// the probe slot it may hold so the breaker can't stay stuck half-open.
+/// Counts an attempt in flight on its endpoint while it lasts, and reports
+/// its outcome to the endpoint's breaker exactly once — or, if the attempt
+/// ends without one (dropped, or out of time), frees the probe slot it may
+/// hold so the breaker can't stay stuck half-open.
 struct Verdict {
     endpoint: Arc<Endpoint>,
     admission: Admission,
@@ -148,6 +149,7 @@ struct Verdict {
 
 impl Verdict {
     fn pending(endpoint: Arc<Endpoint>, admission: Admission) -> Self {
+        endpoint.attempt_started();
         Self {
             endpoint,
             admission,
@@ -169,6 +171,7 @@ impl Verdict {
 
 impl Drop for Verdict {
     fn drop(&mut self) {
+        self.endpoint.attempt_ended();
         if !self.reported {
             self.endpoint.release(self.admission);
         }

@@ -1,12 +1,25 @@
-//! Round-robin over a service's admitted endpoints, read from the shared
-//! view without locks held across an await.
+//! Spreading calls over a service's admitted endpoints, read from the
+//! shared view without locks held across an await.
 //!
 //! Per call the balancer takes the view's current list (an `Arc` clone),
-//! walks it from a shared cursor, skips instances the call already tried,
-//! asks each breaker for admission ([`gate::admit`]) and hands the call to
-//! the first that admits, behind its [`BreakerGate`]. tower's
-//! `ReadyCache` would hold every endpoint's service and poll them all; the
-//! view already knows each breaker's state, so one look per candidate does.
+//! skips instances the call already tried and those whose breaker would not
+//! admit it, and hands the call to the chosen one behind its
+//! [`BreakerGate`]. tower's `ReadyCache` would hold every endpoint's
+//! service and poll them all; the view already knows each breaker's state,
+//! so one look per candidate does.
+//!
+//! Two ways to choose ([`Balancing`]):
+//!
+//! * **least loaded** (the default): power of two choices, as linkerd2 and
+//!   tower's `p2c` do — two distinct instances drawn at random, the one with
+//!   the lower latency estimate × (calls in flight + 1) wins (see
+//!   [`latency`](crate::latency)). A slow instance loses nearly every draw it
+//!   is in, yet two random draws keep equal instances evenly loaded and no
+//!   single instance flooded. An instance with no estimate yet (new, or its
+//!   breaker just closed) scores as its rival does: neutral, neither flooded
+//!   as if free nor starved. When neither drawn instance can take the call,
+//!   the walk below finds one that can.
+//! * **round robin**: in turn from a shared cursor, the first that admits.
 //!
 //! `poll_ready` tells the truth: `Pending` until the view has its first
 //! registry answer and while no endpoint would admit a request, woken by
@@ -18,12 +31,13 @@
 
 use super::{gate, Admitted, BreakerGate, Call, ClientError};
 use crate::breaker::Admission;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Load};
 use crate::resolver::ServiceView;
 use crate::wire::Address;
 use bytes::Bytes;
 use futures_util::future::{self, Either, Ready};
 use http::Response;
+use rand::Rng;
 use std::{
     sync::Arc,
     task::{ready, Context, Poll},
@@ -49,11 +63,23 @@ pub fn has_candidate(view: &ServiceView, tried: &[Address]) -> bool {
         .any(|e| !tried.contains(e.address()) && e.admissible(now))
 }
 
+/// How a call chooses among the instances that may take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balancing {
+    /// Power of two choices by latency estimate × calls in flight: routes
+    /// around slow instances, not only failed ones. The default.
+    #[default]
+    LeastLoaded,
+    /// In turn: every admitted instance gets the same share, however slow.
+    RoundRobin,
+}
+
 /// Spreads calls over one service's admitted endpoints.
 #[derive(Debug)]
 pub struct Balance<N> {
     view: Arc<ServiceView>,
     new_service: N,
+    balancing: Balancing,
     /// Always ready, failing calls fast, instead of waiting for readiness.
     fail_fast: bool,
     /// Set while `poll_ready` waits for a change.
@@ -67,9 +93,15 @@ impl<N> Balance<N> {
         Self {
             view,
             new_service,
+            balancing: Balancing::default(),
             fail_fast: false,
             wait: None,
         }
+    }
+
+    /// The same, choosing by `balancing`.
+    pub fn balancing(self, balancing: Balancing) -> Self {
+        Self { balancing, ..self }
     }
 
     /// Like [`new`](Self::new), but always ready: a call no instance
@@ -96,16 +128,29 @@ impl<N> Balance<N> {
         }
     }
 
-    /// The next admitted endpoint in round-robin order, not in `tried`,
-    /// with its admission reserved.
+    /// The endpoint for `call`, with its admission reserved.
     fn pick(&self, call: &Call) -> Option<(Arc<Endpoint>, Admission)> {
         let endpoints = self.view.endpoints();
-        let count = endpoints.len();
-        if count == 0 {
+        if endpoints.is_empty() {
             return None;
         }
-        let start = self.view.next_cursor();
         let now = Instant::now();
+        let drawn = match self.balancing {
+            Balancing::LeastLoaded => least_loaded_of_two(&endpoints, call, now),
+            Balancing::RoundRobin => None,
+        };
+        drawn.or_else(|| self.next_in_turn(&endpoints, call, now))
+    }
+
+    /// The next admitted endpoint in round-robin order, not in `tried`.
+    fn next_in_turn(
+        &self,
+        endpoints: &[Arc<Endpoint>],
+        call: &Call,
+        now: Instant,
+    ) -> Option<(Arc<Endpoint>, Admission)> {
+        let count = endpoints.len();
+        let start = self.view.next_cursor();
         (0..count)
             .map(|step| &endpoints[(start + step) % count])
             .filter(|endpoint| !call.tried.contains(endpoint.address()))
@@ -115,11 +160,56 @@ impl<N> Balance<N> {
     }
 }
 
+/// Power of two choices: of two distinct endpoints drawn at random, the
+/// less loaded of those that may take `call`; `None` if neither may.
+fn least_loaded_of_two(
+    endpoints: &[Arc<Endpoint>],
+    call: &Call,
+    now: Instant,
+) -> Option<(Arc<Endpoint>, Admission)> {
+    let count = endpoints.len();
+    let mut rng = rand::rng();
+    let first = rng.random_range(0..count);
+    let second = (first + rng.random_range(1..count.max(2))) % count;
+    let load = |i: usize| {
+        let endpoint = &endpoints[i];
+        if call.tried.contains(endpoint.address()) {
+            None
+        } else {
+            endpoint.load(now)
+        }
+    };
+    let first_load = load(first);
+    let second_load = if second == first { None } else { load(second) };
+    let chosen = match (first_load, second_load) {
+        (Some(a), Some(b)) if prefers_second(a, b) => second,
+        (Some(_), _) => first,
+        (None, Some(_)) => second,
+        (None, None) => return None,
+    };
+    let endpoint = &endpoints[chosen];
+    gate::admit(endpoint, now).map(|admission| (Arc::clone(endpoint), admission))
+}
+
+/// Whether `b` is less loaded than `a` (on a tie, `a` wins: it was drawn
+/// at random too).
+pub fn prefers_second(a: Load, b: Load) -> bool {
+    cost(b, a) < cost(a, b)
+}
+
+/// Latency estimate × (calls in flight + 1). Without an estimate of its
+/// own an endpoint borrows its rival's: neutral.
+fn cost(own: Load, rival: Load) -> f64 {
+    let latency = own.latency_ns.or(rival.latency_ns).unwrap_or(1.0);
+    latency * f64::from(own.in_flight.saturating_add(1))
+}
+
 impl<N: Clone> Clone for Balance<N> {
     /// A clone waits on its own: the pending wait is not shared.
     fn clone(&self) -> Self {
         Self {
             fail_fast: self.fail_fast,
+            balancing: self.balancing,
             ..Self::new(Arc::clone(&self.view), self.new_service.clone())
         }
     }

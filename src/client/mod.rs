@@ -1,9 +1,10 @@
 //! Calling a service, built from small tower parts that can also be used
 //! one by one:
 //!
-//! * [`Balance`]: round-robin over the admitted instances of the shared
-//!   view, skipping those the call already tried; `poll_ready` is `Pending`
-//!   while no instance would admit a request.
+//! * [`Balance`]: chooses among the admitted instances of the shared view —
+//!   the less loaded of two drawn at random (latency × calls in flight), or
+//!   in turn — skipping those the call already tried; `poll_ready` is
+//!   `Pending` while no instance would admit a request.
 //! * [`BreakerGate`]: an instance's breaker as readiness (open = not ready).
 //! * [`Attempt`]: one try on one instance — the attempt timeout inside the
 //!   call's deadline, the verdict recorded on the breaker exactly once.
@@ -30,7 +31,7 @@ mod service;
 mod transport;
 
 pub use attempt::{Admitted, Attempt, NewAttempt};
-pub use balance::{has_candidate, Balance, NewEndpointService};
+pub use balance::{has_candidate, prefers_second, Balance, Balancing, NewEndpointService};
 pub use call::Call;
 pub use discover::ViewDiscover;
 pub use error::{Cause, ClientError};
@@ -71,6 +72,10 @@ pub struct ClientConfig {
     pub max_response_bytes: usize,
     /// Bound on the TCP handshake. Default 300 ms.
     pub connect_timeout: Duration,
+    /// How a call chooses its instance. Default [`Balancing::LeastLoaded`]
+    /// (latency-aware); [`Balancing::RoundRobin`] gives every instance the
+    /// same share.
+    pub balancing: Balancing,
 }
 
 impl Default for ClientConfig {
@@ -85,6 +90,7 @@ impl Default for ClientConfig {
             retry_floor_per_sec: 10,
             max_response_bytes: 8 * 1024 * 1024,
             connect_timeout: Duration::from_millis(300),
+            balancing: Balancing::default(),
         }
     }
 }
@@ -154,11 +160,15 @@ impl<T: Transport> ServiceClient<T> {
             },
         );
         let attempts = NewAttempt::new(transport, config.attempt_timeout);
+        let balancing = config.balancing;
         let waiting = Retry::new(
             policy.clone(),
-            Balance::new(Arc::clone(&view), attempts.clone()),
+            Balance::new(Arc::clone(&view), attempts.clone()).balancing(balancing),
         );
-        let failing_fast = Retry::new(policy, Balance::failing_fast(Arc::clone(&view), attempts));
+        let failing_fast = Retry::new(
+            policy,
+            Balance::failing_fast(Arc::clone(&view), attempts).balancing(balancing),
+        );
         Self {
             waiting,
             inner: Arc::new(Inner {

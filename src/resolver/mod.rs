@@ -51,6 +51,15 @@ pub struct ResolverConfig {
     pub retry_cap: Duration,
     /// Events kept for slow subscribers before they start missing some.
     pub event_capacity: usize,
+    /// Decay time τ of each instance's latency estimate (see
+    /// [`latency`](crate::latency)): how long a slowdown is remembered, and
+    /// so how soon a drained instance is tried again. Shared by every
+    /// caller of the view, like the breakers. Default 5 s: a slow instance
+    /// gets a trial call every few τ (about 15–20 s at 40 ms against 1 ms),
+    /// and a healed one is back to full share within about 20 s. linkerd
+    /// uses 10 s; shorter brings healed instances back sooner at the cost of
+    /// more trial calls to slow ones.
+    pub latency_decay: Duration,
 }
 
 impl Default for ResolverConfig {
@@ -62,6 +71,7 @@ impl Default for ResolverConfig {
             retry_base: Duration::from_millis(100),
             retry_cap: Duration::from_secs(5),
             event_capacity: 1024,
+            latency_decay: Duration::from_secs(5),
         }
     }
 }

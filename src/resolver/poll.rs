@@ -190,6 +190,7 @@ impl Poller {
                     instance.address.clone(),
                     0,
                     self.config.breaker,
+                    self.config.latency_decay,
                     view.sink().clone(),
                 ));
                 recovery::spawn(&endpoint, self.health.clone());

@@ -1,7 +1,6 @@
 //! One service's live instances, shared by every caller of the service.
 
-use super::{poll::Poller, recovery, ResolverShared};
-use crate::breaker::BreakerConfig;
+use super::{poll::Poller, recovery, ResolverConfig, ResolverShared};
 use crate::endpoint::Endpoint;
 use crate::events::{Event, EventKind, EventSink, ServiceSnapshot};
 use crate::wire::{Address, InstanceId, ServiceName};
@@ -58,13 +57,13 @@ impl ServiceView {
     /// recovery task half-opens its breaker when the open time has passed);
     /// there are no health checks. Events go to [`subscribe`](Self::subscribe).
     /// Call inside a tokio runtime.
+    /// Of `config`, the breaker, latency and event settings apply.
     pub fn fixed(
         service: ServiceName,
         instances: &[(InstanceId, Address)],
-        breaker: BreakerConfig,
-        event_capacity: usize,
+        config: &ResolverConfig,
     ) -> Arc<Self> {
-        let (events, _) = broadcast::channel(event_capacity.max(1));
+        let (events, _) = broadcast::channel(config.event_capacity.max(1));
         let sink = EventSink::new(service.clone(), events);
         let endpoints = instances
             .iter()
@@ -73,7 +72,8 @@ impl ServiceView {
                     id.clone(),
                     address.clone(),
                     0,
-                    breaker,
+                    config.breaker,
+                    config.latency_decay,
                     sink.clone(),
                 ));
                 recovery::spawn(&endpoint, None);

@@ -4,8 +4,8 @@
 use super::{backend::Backend, eventually, TestRegistry};
 use beacon::{
     wire::{Address, Registration, ServiceName},
-    BreakerConfig, BreakerState, ClientConfig, HealthCheckConfig, Lease, RegistryClient, Resolver,
-    ResolverConfig, ServiceClient,
+    Balancing, BreakerConfig, BreakerState, ClientConfig, HealthCheckConfig, Lease, RegistryClient,
+    Resolver, ResolverConfig, ServiceClient,
 };
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ pub fn fast_client() -> ClientConfig {
     ClientConfig {
         attempt_timeout: Duration::from_millis(200),
         deadline: Duration::from_secs(2),
+        // These tests count calls per instance: in turn makes that exact.
+        balancing: Balancing::RoundRobin,
         ..ClientConfig::default()
     }
 }
