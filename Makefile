@@ -14,7 +14,7 @@ RATINGS := RUN_DIR=$(RUN_DIR) RATINGS_BIN=$(RATINGS_BIN) scripts/ratings.sh
 # Release binaries are rebuilt only when a source file changed.
 SOURCES := $(shell find src kit registry ratings market bench -name '*.rs' -o -name '*.html' -o -name '*.css' -o -name '*.js' 2>/dev/null | grep -v '^target') Cargo.toml Cargo.lock
 
-.PHONY: demo demo-etcd deps test lint bench bench-quick bench-deps chaos registry market startRatings stopRatings pauseRatings resumeRatings build-release
+.PHONY: demo demo-etcd deps test lint bench bench-quick bench-deps chaos registry market startRatings stopRatings pauseRatings resumeRatings slowRatings flakyRatings healRatings build-release
 
 ## demo: registry + 3 ratings instances + market (http://127.0.0.1:5000); ^C stops all.
 ## STORE=etcd: a 3-member etcd cluster and two registry replicas instead.
@@ -28,7 +28,7 @@ demo-etcd: build-release
 
 # Debian packages the tests need: a real browser for the market's page, and
 # etcd for the replicated registry, protoc for the benchmark's etcd gRPC client.
-TEST_DEBS := chromium chromium-driver etcd-server protobuf-compiler
+TEST_DEBS := chromium chromium-driver etcd-server protobuf-compiler curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## deps: install the Debian packages the tests need, when missing
@@ -96,6 +96,18 @@ pauseRatings:
 ## resumeRatings INSTANCE=2: SIGCONT (like fg)
 resumeRatings:
 	@$(RATINGS) resume $(INSTANCE)
+
+## slowRatings INSTANCE=2 MS=200: it answers every rating MS ms late (while it runs)
+slowRatings:
+	@$(RATINGS) faults "$(INSTANCE)" "$(MS)" 0
+
+## flakyRatings INSTANCE=2 PERCENT=50: it fails PERCENT% of rating requests with a 500
+flakyRatings:
+	@$(RATINGS) faults "$(INSTANCE)" 0 "$(PERCENT)"
+
+## healRatings INSTANCE=2: no delay, no failures
+healRatings:
+	@$(RATINGS) faults "$(INSTANCE)" 0 0
 
 ## stopRatings [INSTANCE=2]: SIGTERM (deregisters, drains) and wait for exit
 stopRatings:

@@ -5,6 +5,9 @@
 #   scripts/ratings.sh pause N       SIGSTOP: running but unresponsive
 #   scripts/ratings.sh resume N      SIGCONT
 #   scripts/ratings.sh stop [N...]   SIGTERM and wait for exit (all when none named)
+#   scripts/ratings.sh faults N MS PERCENT
+#                                    while it runs: answer MS ms late, fail
+#                                    PERCENT% of rating requests (PUT /_faults)
 #
 # Environment: RUN_DIR (default run), RATINGS_BIN (default
 # target/release/beacon-ratings), RATINGS_ARGS (extra flags), and the
@@ -80,6 +83,30 @@ stop() {
   rm -f "$(pidfile "$n")"
 }
 
+# PUT /_faults on running instance N, at the address its log announced.
+faults() {
+  local n=$1 delay=$2 percent=$3 log url answer code body auth=()
+  check_instance "$n"
+  [[ $delay =~ ^[0-9]+$ ]] || { echo "MS must be a whole number of milliseconds, not '$delay'" >&2; exit 2; }
+  [[ $percent =~ ^[0-9]+$ ]] || { echo "PERCENT must be a whole number in 0..100, not '$percent'" >&2; exit 2; }
+  running "$n" >/dev/null || { echo "ratings-$n is not running" >&2; return 1; }
+  log=$(logfile "$n")
+  url=$(grep -o 'listening on http://[^ ]*' "$log" | tail -n 1) ||
+    { echo "ratings-$n has not said where it listens; log: $log" >&2; return 1; }
+  url=${url#listening on }
+  [[ -n ${BEACON_TOKEN:-} ]] && auth=(-H "Authorization: Bearer $BEACON_TOKEN")
+  answer=$(curl -sS --max-time 5 -X PUT "${auth[@]}" -H 'Content-Type: application/json' \
+    --data "{\"delay_ms\": $delay, \"fail_percent\": $percent}" -w '\n%{http_code}' "$url/_faults") ||
+    { echo "ratings-$n did not answer at $url" >&2; return 1; }
+  code=${answer##*$'\n'}; body=${answer%$'\n'*}
+  if [[ $code == 200 ]]; then
+    echo "ratings-$n now answers $delay ms late and fails $percent% of rating requests"
+  else
+    echo "ratings-$n refused the change ($code): $body" >&2
+    return 1
+  fi
+}
+
 command=${1:-}; shift || true
 case $command in
   start)  (( $# )) || { echo "start needs instance numbers" >&2; exit 2; }
@@ -91,5 +118,6 @@ case $command in
             shopt -s nullglob
             for file in "$RUN_DIR"/ratings-*.pid; do n=${file##*/ratings-}; stop "${n%.pid}"; done
           fi ;;
-  *) echo "usage: $0 start N... | pause N | resume N | stop [N...]" >&2; exit 2 ;;
+  faults) faults "${1:?faults needs INSTANCE}" "${2:?faults needs MS}" "${3:?faults needs PERCENT}" ;;
+  *) echo "usage: $0 start N... | pause N | resume N | stop [N...] | faults N MS PERCENT" >&2; exit 2 ;;
 esac

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //!
+//! * [`auth`]: the bearer-token check for guarded writes.
 //! * [`logging`]: one `tracing` setup for every binary.
 //! * [`signal`]: waiting for SIGINT/SIGTERM.
 //! * [`cli`]: command-line pieces (`--registry` parsing, start-up failures).
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod etcd;

@@ -288,3 +288,54 @@ async fn the_cart_adds_once_removes_totals_and_checks_out() {
     let page = add_football().await;
     assert!(page.contains("Football is already in your cart"), "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_instance_is_drained_and_wins_its_share_back_once_healed() {
+    let demo = Demo::start(&[1, 2, 3], &[]);
+    eventually(PATIENCE, "all four ratings live", || async {
+        let (shown, _) = demo.things().await;
+        all_live_from(&shown, &["ratings-1", "ratings-2", "ratings-3"]).then_some(())
+    })
+    .await;
+
+    // `make slowRatings INSTANCE=2 MS=150`: alive, never timing out, slow.
+    demo.set_faults(2, 150, 0).await;
+    for _ in 0..10 {
+        demo.things().await;
+    }
+    let mut from_slow = 0;
+    let mut shown_in_all = 0;
+    for _ in 0..40 {
+        let (shown, took) = demo.things().await;
+        assert!(took < DEADLINE, "{took:?}");
+        assert!(all_live_from(
+            &shown,
+            &["ratings-1", "ratings-2", "ratings-3"]
+        ));
+        from_slow += shown
+            .iter()
+            .filter(|(_, _, i)| i.as_deref() == Some("ratings-2"))
+            .count();
+        shown_in_all += shown.len();
+    }
+    assert!(
+        from_slow * 20 <= shown_in_all,
+        "the slow instance served {from_slow} of {shown_in_all} ratings (at most 5%)"
+    );
+
+    // `make healRatings INSTANCE=2`: as its slowness decays (τ 5 s) it is
+    // tried again, answers fast, and is back in the mix.
+    demo.set_faults(2, 0, 0).await;
+    eventually(
+        Duration::from_secs(60),
+        "ratings-2 back in the mix",
+        || async {
+            let (shown, _) = demo.things().await;
+            shown
+                .iter()
+                .any(|(_, _, i)| i.as_deref() == Some("ratings-2"))
+                .then_some(())
+        },
+    )
+    .await;
+}

@@ -1,15 +1,20 @@
 //! The ratings API.
 
-use crate::{catalog, faults::Faults, wire::Rating};
+use crate::{
+    catalog,
+    faults::{FaultSwitch, Faults},
+    wire::{FaultSettings, Rating},
+};
 use axum::{
-    extract::{Path, State},
-    http::StatusCode,
+    extract::{rejection::JsonRejection, Path, State},
+    http::{HeaderMap, StatusCode},
     middleware,
     routing::get,
     Json, Router,
 };
 use beacon::wire::InstanceId;
 use beacon_kit::{
+    auth::check_bearer,
     error::JsonError,
     metrics::{record_latency, RequestMetrics},
 };
@@ -21,16 +26,20 @@ use std::sync::Arc;
 pub struct Ratings {
     /// This instance's id, reported in every answer so callers can see who served them.
     pub instance: InstanceId,
-    /// Injected faults.
-    pub faults: Faults,
+    /// Injected faults, changeable at run time.
+    pub faults: FaultSwitch,
+    /// The token `PUT /_faults` must carry, if the instance has one (the
+    /// registry token it was started with).
+    admin_token: Option<String>,
     registry: Registry,
     requests: Arc<RequestMetrics>,
     injected_failures: Counter,
 }
 
 impl Ratings {
-    /// State for instance `instance` with `faults`.
-    pub fn new(instance: InstanceId, faults: Faults) -> Self {
+    /// State for instance `instance`, starting with `faults`; changing them
+    /// needs `admin_token` when there is one.
+    pub fn new(instance: InstanceId, faults: Faults, admin_token: Option<String>) -> Self {
         let mut registry = Registry::with_prefix("beacon_ratings");
         let requests = Arc::new(RequestMetrics::register(&mut registry));
         let injected_failures = Counter::default();
@@ -41,7 +50,8 @@ impl Ratings {
         );
         Self {
             instance,
-            faults,
+            faults: FaultSwitch::new(faults),
+            admin_token,
             registry,
             requests,
             injected_failures,
@@ -55,6 +65,7 @@ pub fn router(state: Arc<Ratings>) -> Router {
     Router::new()
         .route("/ratings/{thing}", get(rating))
         .route("/_health", get(health))
+        .route("/_faults", get(faults).put(set_faults))
         .route("/_metrics", get(metrics))
         .fallback(|| async { JsonError::not_found() })
         .with_state(state)
@@ -66,13 +77,13 @@ async fn rating(
     State(state): State<Arc<Ratings>>,
     Path(thing): Path<String>,
 ) -> Result<Json<Rating>, JsonError> {
-    let fail = state.faults.apply().await;
+    let fail = state.faults.get().apply().await;
     if fail {
         state.injected_failures.inc();
         return Err(JsonError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "injected_failure",
-            format!("{} failed on purpose (--fail-percent)", state.instance),
+            format!("{} failed on purpose (fail_percent)", state.instance),
         ));
     }
     let stars = catalog::stars(&thing).ok_or_else(|| {
@@ -91,6 +102,43 @@ async fn rating(
         stars,
         instance: state.instance.clone(),
     }))
+}
+
+/// `GET /_faults`: the faults in force.
+async fn faults(State(state): State<Arc<Ratings>>) -> Json<FaultSettings> {
+    Json(state.faults.get().into())
+}
+
+/// `PUT /_faults`: replaces the faults in force (400 `invalid_body` or
+/// `invalid_faults` for bad input; 401 `unauthorized` without the token).
+async fn set_faults(
+    State(state): State<Arc<Ratings>>,
+    headers: HeaderMap,
+    body: Result<Json<FaultSettings>, JsonRejection>,
+) -> Result<Json<FaultSettings>, JsonError> {
+    if let Some(token) = &state.admin_token {
+        check_bearer(&headers, token)
+            .map_err(|e| JsonError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))?;
+    }
+    let Json(settings) = body.map_err(|e| {
+        JsonError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!(
+                "expected {{\"delay_ms\": int, \"fail_percent\": 0..=100}}: {}",
+                e.body_text()
+            ),
+        )
+    })?;
+    let faults = Faults::try_from(settings)
+        .map_err(|e| JsonError::new(StatusCode::BAD_REQUEST, "invalid_faults", e))?;
+    state.faults.set(faults);
+    tracing::info!(
+        "faults now: delay {} ms, failing {}% of rating requests",
+        settings.delay_ms,
+        settings.fail_percent
+    );
+    Ok(Json(settings))
 }
 
 async fn health(State(state): State<Arc<Ratings>>) -> Json<serde_json::Value> {

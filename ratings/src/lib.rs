@@ -2,16 +2,17 @@
 //!
 //! Serves star ratings for the market's four things and keeps itself
 //! registered in the registry as service `ratings`, id `ratings-N`, through a
-//! [`beacon::Lease`]. Fault injection (`--delay-ms`, `--fail-percent`) makes it
-//! a slow or flaky instance on demand, for demos and benchmarks.
+//! [`beacon::Lease`]. Fault injection (`--delay-ms`, `--fail-percent` at start,
+//! `PUT /_faults` while it runs) makes it a slow or flaky instance on demand,
+//! for demos, tests and benchmarks.
 //!
 //! # Layout
 //!
 //! * [`catalog`]: the ratings themselves.
-//! * [`faults`]: injected delay and failures.
+//! * [`faults`]: injected delay and failures, changeable at run time.
 //! * [`http`]: the router and its handlers.
 //! * [`server`]: serve + lease + graceful shutdown (deregister first, then drain).
-//! * [`wire`]: the answer's type, shared with the market that reads it.
+//! * [`wire`]: the answers' types, shared with the market and the tools that read them.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

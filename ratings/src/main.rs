@@ -35,7 +35,7 @@ struct Cli {
     #[arg(long, env = "BEACON_REGISTRY", default_value = "http://127.0.0.1:8400", value_parser = cli::registry_urls)]
     registry: String,
 
-    /// Bearer token for registry writes.
+    /// Bearer token for registry writes; `PUT /_faults` needs it too.
     #[arg(long, env = "BEACON_TOKEN", hide_env_values = true)]
     token: Option<String>,
 
@@ -91,7 +91,14 @@ async fn main() -> ExitCode {
         ttl: Duration::from_millis(cli.ttl_ms),
     };
     let shutdown = cancel_on_signal();
-    match server::run(listener, Ratings::new(instance, faults), options, shutdown).await {
+    match server::run(
+        listener,
+        Ratings::new(instance, faults, cli.token.clone()),
+        options,
+        shutdown,
+    )
+    .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => fail(&err.to_string()),
     }

@@ -13,3 +13,13 @@ pub struct Rating {
     /// The instance that answered, so callers can see who served them.
     pub instance: InstanceId,
 }
+
+/// Body of `GET /_faults`, and of `PUT /_faults` (which replaces both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSettings {
+    /// Delay before every rating answer, in milliseconds (at most 600000).
+    pub delay_ms: u64,
+    /// Percentage of rating requests answered with a 500 (0..=100).
+    pub fail_percent: u8,
+}

@@ -15,7 +15,25 @@ struct Make {
 impl Make {
     /// Runs `make <target> VAR=...`, returning its stdout; fails the test if make fails.
     fn run(&self, target: &str, vars: &[&str]) -> String {
-        let out = Command::new("make")
+        let out = self.output(target, vars);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "make {target} {vars:?} failed:\n{stdout}\n{stderr}"
+        );
+        stdout
+    }
+
+    /// Runs `make <target> VAR=...`, expecting it to fail; returns its stderr.
+    fn refused(&self, target: &str, vars: &[&str]) -> String {
+        let out = self.output(target, vars);
+        assert!(!out.status.success(), "make {target} {vars:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn output(&self, target: &str, vars: &[&str]) -> std::process::Output {
+        Command::new("make")
             .arg("-s")
             .arg(target)
             .args(vars)
@@ -30,14 +48,7 @@ impl Make {
             // The workspace root, where the Makefile is.
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .output()
-            .expect("run make");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "make {target} {vars:?} failed:\n{stdout}\n{stderr}"
-        );
-        stdout
+            .expect("run make")
     }
 }
 
@@ -113,6 +124,76 @@ async fn start_pause_resume_and_stop_move_the_registry_as_they_say() {
     assert!(listed(&client).await.is_empty());
     assert!(!run_dir.join("ratings-2.pid").exists());
 
+    let _ = std::fs::remove_dir_all(&run_dir);
+    registry.stop().await;
+}
+
+/// The faults instance `n` reports, at the address its log announced.
+async fn faults_of(run_dir: &std::path::Path, n: u16) -> serde_json::Value {
+    let log = std::fs::read_to_string(run_dir.join(format!("ratings-{n}.log"))).expect("log");
+    let url = log
+        .split_whitespace()
+        .skip_while(|word| *word != "on")
+        .nth(1)
+        .expect("a listening line");
+    let answer = reqwest::get(format!("{url}/_faults"))
+        .await
+        .expect("GET /_faults");
+    answer.json().await.expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_flaky_and_heal_change_a_running_instance() {
+    let registry = TestRegistry::start(None).await;
+    let client = RegistryClient::from_list(&registry.url, None).expect("client");
+    let run_dir = std::env::temp_dir().join(format!("beacon-make-faults-{}", std::process::id()));
+    let make = Make {
+        run_dir: run_dir.clone(),
+        registry_url: registry.url.clone(),
+    };
+    make.run("startRatings", &["INSTANCE=1"]);
+    until_listed(&client, &["ratings-1"]).await;
+
+    let said = make.run("slowRatings", &["INSTANCE=1", "MS=120"]);
+    assert!(said.contains("ratings-1 now answers 120 ms late"), "{said}");
+    let faults = faults_of(&run_dir, 1).await;
+    assert_eq!(
+        (faults["delay_ms"].as_u64(), faults["fail_percent"].as_u64()),
+        (Some(120), Some(0))
+    );
+
+    make.run("flakyRatings", &["INSTANCE=1", "PERCENT=30"]);
+    let faults = faults_of(&run_dir, 1).await;
+    assert_eq!(
+        (faults["delay_ms"].as_u64(), faults["fail_percent"].as_u64()),
+        (Some(0), Some(30))
+    );
+
+    // Bad input is refused by name and changes nothing.
+    let refused = make.refused("flakyRatings", &["INSTANCE=1", "PERCENT=101"]);
+    assert!(
+        refused.contains("refused the change (400)") && refused.contains("fail_percent 101"),
+        "{refused}"
+    );
+    let refused = make.refused("slowRatings", &["INSTANCE=1", "MS=soon"]);
+    assert!(refused.contains("MS must be a whole number"), "{refused}");
+    let refused = make.refused("slowRatings", &["MS=100"]);
+    assert!(refused.contains("needs INSTANCE"), "{refused}");
+    let refused = make.refused("healRatings", &["INSTANCE=7"]);
+    assert!(refused.contains("ratings-7 is not running"), "{refused}");
+    assert_eq!(
+        faults_of(&run_dir, 1).await["fail_percent"].as_u64(),
+        Some(30)
+    );
+
+    make.run("healRatings", &["INSTANCE=1"]);
+    let faults = faults_of(&run_dir, 1).await;
+    assert_eq!(
+        (faults["delay_ms"].as_u64(), faults["fail_percent"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    make.run("stopRatings", &[]);
     let _ = std::fs::remove_dir_all(&run_dir);
     registry.stop().await;
 }

@@ -74,6 +74,19 @@ impl Demo {
         self.ratings[&n].signal("CONT");
     }
 
+    /// `PUT /_faults` on `ratings-N`: answers `delay_ms` late, fails
+    /// `fail_percent`% of ratings (the Makefile's slow/flaky/heal targets).
+    pub async fn set_faults(&self, n: u16, delay_ms: u64, fail_percent: u8) {
+        let answer = self
+            .http
+            .put(format!("{}/_faults", self.ratings[&n].url))
+            .json(&serde_json::json!({"delay_ms": delay_ms, "fail_percent": fail_percent}))
+            .send()
+            .await
+            .expect("ratings answers");
+        assert_eq!(answer.status(), 200, "faults set on ratings-{n}");
+    }
+
     pub fn market_url(&self, path: &str) -> String {
         format!("{}{path}", self.market.url)
     }

@@ -3,13 +3,13 @@
 use super::error::AppError;
 use axum::{
     extract::{Request, State},
-    http::{header, Method},
+    http::Method,
     middleware::Next,
     response::Response,
 };
+use beacon_kit::auth::{check_bearer, BearerError};
 use beacon_wire::ErrorCode;
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 /// The token writes must carry, if any. Reads are always open: watchers
 /// and dashboards should not need a secret.
@@ -33,23 +33,12 @@ pub async fn require_token(
     ) {
         return Ok(next.run(request).await);
     }
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    match presented {
-        None => Err(AppError::new(
-            ErrorCode::Unauthorized,
-            "writes need an `Authorization: Bearer <token>` header",
-        )),
-        // Constant-time, so response timing doesn't leak the token.
-        Some(given) if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) => {
-            Ok(next.run(request).await)
-        }
-        Some(_) => Err(AppError::new(
-            ErrorCode::Unauthorized,
-            "the bearer token is not the registry's token",
-        )),
-    }
+    check_bearer(request.headers(), expected).map_err(|refused| {
+        let message = match refused {
+            BearerError::Missing => "writes need an `Authorization: Bearer <token>` header",
+            BearerError::Wrong => "the bearer token is not the registry's token",
+        };
+        AppError::new(ErrorCode::Unauthorized, message)
+    })?;
+    Ok(next.run(request).await)
 }

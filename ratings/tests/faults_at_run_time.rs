@@ -1,0 +1,144 @@
+//! `GET`/`PUT /_faults` on the real binary: faults change while it runs,
+//! only with the instance's token, and bad input is refused with a code.
+
+mod support;
+
+use beacon_kit::process::Service;
+use beacon_ratings::wire::FaultSettings;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use support::TestRegistry;
+
+const TOKEN: &str = "s3cret";
+
+async fn put(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (StatusCode, Value) {
+    let mut request = http.put(format!("{url}/_faults")).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let answer = request.send().await.expect("PUT /_faults");
+    let status = answer.status();
+    (status, answer.json().await.expect("a JSON answer"))
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_change_at_run_time_with_the_token_only() {
+    let registry = TestRegistry::start(Some(TOKEN)).await;
+    let ratings = Service::start(
+        &support::binary("beacon-ratings"),
+        &[
+            "--instance",
+            "1",
+            "--port",
+            "0",
+            "--registry",
+            &registry.url,
+            "--token",
+            TOKEN,
+        ],
+    )
+    .expect("beacon-ratings starts");
+    let (http, url) = (reqwest::Client::new(), ratings.url.clone());
+    let current = || async {
+        let answer = http
+            .get(format!("{url}/_faults"))
+            .send()
+            .await
+            .expect("GET");
+        answer.json::<FaultSettings>().await.expect("settings")
+    };
+    let none = FaultSettings {
+        delay_ms: 0,
+        fail_percent: 0,
+    };
+    assert_eq!(current().await, none);
+
+    let slow = json!({"delay_ms": 150, "fail_percent": 0});
+    let (status, body) = put(&http, &url, None, slow.clone()).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let (status, body) = put(&http, &url, Some("wrong"), slow.clone()).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    assert_eq!(current().await, none, "refused changes change nothing");
+
+    for (bad, expected) in [
+        (
+            json!({"delay_ms": 600_001, "fail_percent": 0}),
+            "invalid_faults",
+        ),
+        (
+            json!({"delay_ms": 0, "fail_percent": 101}),
+            "invalid_faults",
+        ),
+        (json!({"delay_ms": -1, "fail_percent": 0}), "invalid_body"),
+        (json!({"delay_ms": 10}), "invalid_body"),
+        (
+            json!({"delay_ms": 10, "fail_percent": 0, "extra": 1}),
+            "invalid_body",
+        ),
+        (json!("slow please"), "invalid_body"),
+    ] {
+        let (status, body) = put(&http, &url, Some(TOKEN), bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(code(&body), expected, "{bad}: {body}");
+    }
+    assert_eq!(current().await, none, "bad input changes nothing");
+
+    let (status, body) = put(&http, &url, Some(TOKEN), slow).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(current().await.delay_ms, 150);
+    let started = Instant::now();
+    let answer = http
+        .get(format!("{url}/ratings/camera"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "answered late"
+    );
+
+    let failing = json!({"delay_ms": 0, "fail_percent": 100});
+    assert_eq!(
+        put(&http, &url, Some(TOKEN), failing).await.0,
+        StatusCode::OK
+    );
+    let answer = http
+        .get(format!("{url}/ratings/camera"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body: Value = answer.json().await.expect("JSON error");
+    assert_eq!(code(&body), "injected_failure");
+
+    let heal = json!({"delay_ms": 0, "fail_percent": 0});
+    assert_eq!(put(&http, &url, Some(TOKEN), heal).await.0, StatusCode::OK);
+    let answer = http
+        .get(format!("{url}/ratings/camera"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert!(ratings
+        .output()
+        .contains("faults now: delay 0 ms, failing 0%"));
+    ratings.stop().expect("stops");
+    registry.stop().await;
+}
