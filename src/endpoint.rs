@@ -61,6 +61,9 @@ struct EndpointState {
     failures: u64,
     last_error: Option<String>,
     latency: PeakEwma,
+    /// Whether the service's ejection count includes this endpoint (its
+    /// breaker is not closed).
+    counted_out: bool,
 }
 
 impl Endpoint {
@@ -83,6 +86,7 @@ impl Endpoint {
                 failures: 0,
                 last_error: None,
                 latency: PeakEwma::default(),
+                counted_out: false,
             }),
             sink,
             wake: Arc::new(Notify::new()),
@@ -193,10 +197,12 @@ impl Endpoint {
     /// Records a failure (timeout, connect error, 5xx) of a request
     /// admitted as `admission`.
     pub fn failed(&self, admission: Admission, error: String, now: Instant) {
+        let ejections = self.sink.ejections();
         self.change(|state| {
             state.failures += 1;
             state.last_error = Some(error);
-            ((), state.breaker.record_failure(admission, now))
+            let may_eject = ejections.may_eject(state.breaker.config().max_ejected);
+            ((), state.breaker.record_failure(admission, now, may_eject))
         });
     }
 
@@ -244,6 +250,9 @@ impl Endpoint {
         let (result, report) = {
             let mut state = self.lock();
             let (result, transition) = f(&mut state);
+            if transition.is_some() {
+                self.count_ejection(&mut state);
+            }
             let report = transition.map(|t| (t, state.id.clone(), state.last_error.clone()));
             (result, report)
         };
@@ -251,6 +260,20 @@ impl Endpoint {
             self.report(transition, id, last_error);
         }
         result
+    }
+
+    /// Keeps the service's count of instances out in step with this
+    /// breaker: out while not closed.
+    fn count_ejection(&self, state: &mut EndpointState) {
+        let out = !state.breaker.is_closed();
+        if out != state.counted_out {
+            state.counted_out = out;
+            if out {
+                self.sink.ejections().went_out();
+            } else {
+                self.sink.ejections().came_back();
+            }
+        }
     }
 
     /// The walkthrough's log line and the event for `transition`; wakes the
@@ -288,8 +311,13 @@ impl Endpoint {
 }
 
 impl Drop for Endpoint {
-    /// Lets the recovery task see that its endpoint is gone, and end.
+    /// Lets the recovery task see that its endpoint is gone, and end; an
+    /// instance gone is no longer out.
     fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if state.counted_out {
+            self.sink.ejections().came_back();
+        }
         self.wake.notify_one();
     }
 }

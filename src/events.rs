@@ -1,7 +1,7 @@
 //! What the library tells the outside world: events as they happen, and
 //! snapshots of every instance on demand.
 
-use crate::breaker::BreakerState;
+use crate::breaker::{BreakerState, Ejections};
 use crate::wire::{clock::wall_clock_ms, Address, InstanceId, ServiceName};
 use serde::Serialize;
 use std::sync::Arc;
@@ -93,6 +93,9 @@ pub(crate) struct EventSink {
     /// Bumped at every breaker transition and instance-list change; shared
     /// by the view and all its endpoints.
     changed: Arc<watch::Sender<()>>,
+    /// How many of the service's instances are out, for the failure-rate
+    /// ejection cap.
+    ejections: Arc<Ejections>,
 }
 
 impl EventSink {
@@ -102,7 +105,13 @@ impl EventSink {
             service,
             events,
             changed: Arc::new(watch::Sender::new(())),
+            ejections: Arc::default(),
         }
+    }
+
+    /// The service's count of instances out.
+    pub(crate) fn ejections(&self) -> &Ejections {
+        &self.ejections
     }
 
     /// A receiver of the events from now on.

@@ -59,7 +59,7 @@ pub mod resolver;
 pub use beacon_wire as wire;
 pub use beacon_wire::{backoff, transport};
 
-pub use breaker::{BreakerConfig, BreakerState};
+pub use breaker::{BreakerConfig, BreakerState, FailureRate};
 pub use client::{Balancing, ClientConfig, ClientError, ServedBy, ServiceClient};
 pub use events::{Event, EventKind, InstanceSnapshot, ServiceSnapshot};
 pub use health::HealthCheckConfig;

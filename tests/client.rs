@@ -478,6 +478,7 @@ async fn one_recovery_task_per_endpoint_however_often_its_breaker_cycles() {
         open_for: Duration::from_millis(100),
         max_open_for: Duration::from_millis(200),
         jitter: 0.0,
+        ..BreakerConfig::default()
     };
     let cluster = Cluster::start_with(2, breaker, fast_client(), 15_000, Some(health)).await;
     let mut events = cluster.resolver.subscribe();

@@ -30,6 +30,8 @@ enum Behaviour {
     Hang,
     /// Answers 200 after this long.
     Slow(Duration),
+    /// Answers 500 to every n-th call it gets (n = 3: a third), 200 else.
+    FailEvery(u32),
 }
 
 /// In-memory instances, keyed by authority (`10.0.0.1:80`), with a count
@@ -76,12 +78,12 @@ impl Instances {
                 .authority()
                 .map(|a| a.to_string())
                 .unwrap_or_default();
-            *instances
-                .calls
-                .lock()
-                .expect("lock")
-                .entry(at.clone())
-                .or_default() += 1;
+            let count = {
+                let mut calls = instances.calls.lock().expect("lock");
+                let count = calls.entry(at.clone()).or_default();
+                *count += 1;
+                *count
+            };
             let behaviour = instances
                 .behaviour
                 .lock()
@@ -99,6 +101,11 @@ impl Instances {
                         std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
                     ))),
                     Behaviour::Hang => std::future::pending().await,
+                    Behaviour::FailEvery(n) if count % n == 0 => Ok(Response::builder()
+                        .status(StatusCode::INTERNAL_SERVER_ERROR)
+                        .body(Bytes::from(at))
+                        .expect("response")),
+                    Behaviour::FailEvery(_) => Ok(Response::new(Bytes::from(at))),
                     Behaviour::Slow(after) => {
                         tokio::time::sleep(after).await;
                         Ok(Response::new(Bytes::from(at)))
@@ -138,6 +145,9 @@ fn breaker(failure_threshold: u32, open_for: Duration) -> BreakerConfig {
         open_for,
         max_open_for: open_for * 8,
         jitter: 0.0,
+        // Consecutive failures only, unless a test says otherwise.
+        failure_rate: None,
+        ..BreakerConfig::default()
     }
 }
 
@@ -585,4 +595,65 @@ fn an_unmeasured_instance_scores_as_its_rival_and_calls_in_flight_weigh() {
     // 1 ms with 3 in flight costs more than 2 ms idle.
     assert!(prefers_second(measured(1.0, 3), measured(2.0, 0)));
     assert!(!prefers_second(measured(1.0, 0), measured(2.0, 0)));
+}
+
+fn ejecting(open_for: Duration) -> BreakerConfig {
+    BreakerConfig {
+        failure_rate: Some(beacon::FailureRate::default()),
+        ..breaker(5, open_for)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_instance_failing_a_third_of_its_calls_is_ejected_by_its_failure_rate() {
+    let instances = Instances::default();
+    instances.set(1, Behaviour::FailEvery(3));
+    let view = view(3, ejecting(Duration::from_secs(30)));
+    let mut events = view.subscribe();
+    let client = ServiceClient::with_transport(Arc::clone(&view), config(), instances.transport());
+    for _ in 0..90 {
+        client
+            .get("/x")
+            .await
+            .expect("failures are retried elsewhere");
+    }
+    next_event(&mut events, |k| {
+        matches!(k, EventKind::BreakerOpened { .. })
+    })
+    .await;
+    // Never five failures in a row: only the rate could open it, after at
+    // least 10 of its calls, within the 20-call window.
+    let calls = instances.calls(1);
+    assert!((10..=20).contains(&calls), "ejected after {calls} calls");
+    let states: Vec<BreakerState> = client
+        .snapshot()
+        .instances
+        .iter()
+        .map(|i| i.breaker)
+        .collect();
+    assert_eq!(states[1], BreakerState::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_every_instance_is_flaky_the_failure_rate_ejects_no_more_than_the_cap() {
+    let instances = Instances::default();
+    for i in 0..3 {
+        instances.set(i, Behaviour::FailEvery(2));
+    }
+    let view = view(3, ejecting(Duration::from_secs(30)));
+    let client = ServiceClient::with_transport(Arc::clone(&view), config(), instances.transport());
+    for _ in 0..200 {
+        // Half of all calls fail somewhere; with retries most still answer.
+        let _ = client.get("/x").await;
+    }
+    let open = client
+        .snapshot()
+        .instances
+        .iter()
+        .filter(|i| i.breaker != BreakerState::Closed)
+        .count();
+    assert_eq!(
+        open, 1,
+        "at most half of three, and at least one, may be out"
+    );
 }

@@ -80,6 +80,7 @@ impl ServiceView {
                 endpoint
             })
             .collect::<Vec<_>>();
+        sink.ejections().set_total(endpoints.len());
         Arc::new(Self {
             sink,
             service,
@@ -163,10 +164,12 @@ impl ServiceView {
 
     /// Puts `endpoints` in use.
     pub(super) fn replace(&self, endpoints: Vec<Arc<Endpoint>>) {
+        let count = endpoints.len();
         *self
             .endpoints
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::from(endpoints);
+        self.sink.ejections().set_total(count);
         self.sink.signal_change();
     }
 

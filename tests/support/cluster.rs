@@ -178,5 +178,8 @@ pub fn breaker(threshold: u32, open_for_ms: u64) -> BreakerConfig {
         open_for: Duration::from_millis(open_for_ms),
         max_open_for: Duration::from_millis(open_for_ms * 4),
         jitter: 0.0,
+        // Consecutive failures only: the tests say how many open it.
+        failure_rate: None,
+        ..BreakerConfig::default()
     }
 }

@@ -1,7 +1,8 @@
 //! The per-instance circuit breaker: a pure state machine on tokio's clock.
 //!
 //! ```text
-//!            failure_threshold consecutive failures
+//!            failure_threshold consecutive failures, or the
+//!            failure rate over the last calls (failure_rate)
 //!   Closed ───────────────────────────────────────────▶ Open(until)
 //!     ▲                                                  │  │
 //!     │ probe succeeds         open time passes, or the  │  │
@@ -18,6 +19,20 @@
 //! Only outcomes that belong to the current state count: in HalfOpen only the
 //! probe's, and while Open none (a slow request admitted before the breaker
 //! opened says nothing new).
+//!
+//! Consecutive failures catch an instance that is down; they miss one that
+//! fails a share of its calls (at 30 % failures, five in a row is rare).
+//! The failure rate catches that one, as resilience4j's sliding window and
+//! Envoy's failure-percentage outlier detection do: over the last
+//! `window` calls, at least `min_calls` of them, a failure share above
+//! `threshold` opens the breaker — unless the caller says too many of the
+//! service's instances are out already (see [`Ejections`]): then a flaky
+//! instance is better than none. Consecutive failures are not capped: a
+//! dead instance is dead however many others are.
+
+mod failure_rate;
+
+pub use failure_rate::{Ejections, FailureRate, FailureWindow};
 
 use rand::Rng;
 use serde::Serialize;
@@ -38,6 +53,16 @@ pub struct BreakerConfig {
     /// so that many clients don't probe a recovering instance in lock-step.
     /// Default 0.1.
     pub jitter: f64,
+    /// Opening on the failure share of recent calls; `None` opens on
+    /// consecutive failures only. Default: above 25 % of the last 20 calls
+    /// (at least 10) — a 30 %-failing instance is out within a few dozen
+    /// calls, a healthy one with the odd error never.
+    pub failure_rate: Option<FailureRate>,
+    /// Most of a service's instances that the failure rate may hold open at
+    /// once, as a share (at least one when there are two or more; none
+    /// when there is one). Default 0.5: past that, the bad ones are kept in
+    /// use rather than leave the rest overloaded or nothing to call.
+    pub max_ejected: f64,
 }
 
 impl Default for BreakerConfig {
@@ -47,6 +72,8 @@ impl Default for BreakerConfig {
             open_for: Duration::from_secs(5),
             max_open_for: Duration::from_secs(60),
             jitter: 0.1,
+            failure_rate: Some(FailureRate::default()),
+            max_ejected: 0.5,
         }
     }
 }
@@ -99,9 +126,17 @@ pub enum Admission {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen { probing: bool },
+    /// `failures` in a row; `recent`, the outcomes of the last calls.
+    Closed {
+        failures: u32,
+        recent: FailureWindow,
+    },
+    Open {
+        until: Instant,
+    },
+    HalfOpen {
+        probing: bool,
+    },
 }
 
 /// One instance's breaker.
@@ -119,7 +154,10 @@ impl Breaker {
     pub fn new(config: BreakerConfig) -> Self {
         Self {
             config,
-            state: State::Closed { failures: 0 },
+            state: State::Closed {
+                failures: 0,
+                recent: FailureWindow::default(),
+            },
             next_open_for: config.open_for,
         }
     }
@@ -182,12 +220,19 @@ impl Breaker {
     /// Records a success of a request admitted as `admission`.
     pub fn record_success(&mut self, admission: Admission) -> Option<Transition> {
         match (self.state, admission) {
-            (State::Closed { .. }, _) => {
-                self.state = State::Closed { failures: 0 };
+            (State::Closed { mut recent, .. }, _) => {
+                recent.record(false, self.window());
+                self.state = State::Closed {
+                    failures: 0,
+                    recent,
+                };
                 None
             }
             (State::HalfOpen { probing: true }, Admission::Probe) => {
-                self.state = State::Closed { failures: 0 };
+                self.state = State::Closed {
+                    failures: 0,
+                    recent: FailureWindow::default(),
+                };
                 self.next_open_for = self.config.open_for;
                 Some(Transition::Closed)
             }
@@ -196,15 +241,32 @@ impl Breaker {
     }
 
     /// Records a failure (timeout, connect error, 5xx) of a request admitted
-    /// as `admission`.
-    pub fn record_failure(&mut self, admission: Admission, now: Instant) -> Option<Transition> {
+    /// as `admission`. `may_eject` says whether the service can spare this
+    /// instance if only its failure rate is against it (see [`Ejections`]).
+    pub fn record_failure(
+        &mut self,
+        admission: Admission,
+        now: Instant,
+        may_eject: bool,
+    ) -> Option<Transition> {
         match (self.state, admission) {
-            (State::Closed { failures }, _) => {
+            (
+                State::Closed {
+                    failures,
+                    mut recent,
+                },
+                _,
+            ) => {
                 let failures = failures.saturating_add(1);
-                if failures >= self.config.failure_threshold.max(1) {
+                recent.record(true, self.window());
+                let too_many = self
+                    .config
+                    .failure_rate
+                    .is_some_and(|rate| may_eject && recent.exceeds(&rate));
+                if failures >= self.config.failure_threshold.max(1) || too_many {
                     Some(self.open(now))
                 } else {
-                    self.state = State::Closed { failures };
+                    self.state = State::Closed { failures, recent };
                     None
                 }
             }
@@ -217,6 +279,22 @@ impl Breaker {
             }
             _ => None,
         }
+    }
+
+    /// Whether it is closed (without asking the clock: an open breaker
+    /// whose time has passed is not closed either).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed { .. })
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    /// How many calls the failure rate looks at.
+    fn window(&self) -> u8 {
+        self.config.failure_rate.map_or(1, |rate| rate.window)
     }
 
     /// A probe ended with no verdict (cancelled, or cut short by the caller's
@@ -252,155 +330,4 @@ impl Breaker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::time::advance;
-
-    fn config(threshold: u32) -> BreakerConfig {
-        BreakerConfig {
-            failure_threshold: threshold,
-            open_for: Duration::from_secs(1),
-            max_open_for: Duration::from_secs(4),
-            jitter: 0.0,
-        }
-    }
-
-    fn fail(breaker: &mut Breaker) -> Option<Transition> {
-        let (admission, _) = breaker.admit(Instant::now());
-        breaker.record_failure(admission, Instant::now())
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn opens_after_the_threshold_of_consecutive_failures() {
-        let mut breaker = Breaker::new(config(3));
-        assert_eq!(fail(&mut breaker), None);
-        assert_eq!(fail(&mut breaker), None);
-        // A success in between starts the count again.
-        let (admission, _) = breaker.admit(Instant::now());
-        breaker.record_success(admission);
-        assert_eq!(fail(&mut breaker), None);
-        assert_eq!(fail(&mut breaker), None);
-        assert_eq!(
-            fail(&mut breaker),
-            Some(Transition::Opened(Duration::from_secs(1)))
-        );
-        assert_eq!(breaker.state(Instant::now()), BreakerState::Open);
-        assert_eq!(breaker.admit(Instant::now()).0, Admission::Rejected);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn half_opens_when_the_open_time_passes_and_admits_one_probe() {
-        let mut breaker = Breaker::new(config(1));
-        fail(&mut breaker);
-        advance(Duration::from_millis(999)).await;
-        assert_eq!(breaker.admit(Instant::now()), (Admission::Rejected, None));
-        advance(Duration::from_millis(1)).await;
-        assert_eq!(breaker.state(Instant::now()), BreakerState::HalfOpen);
-        assert_eq!(
-            breaker.admit(Instant::now()),
-            (Admission::Probe, Some(Transition::HalfOpened))
-        );
-        for _ in 0..10 {
-            assert_eq!(
-                breaker.admit(Instant::now()).0,
-                Admission::Rejected,
-                "one probe only"
-            );
-        }
-        assert_eq!(
-            breaker.record_success(Admission::Probe),
-            Some(Transition::Closed)
-        );
-        assert_eq!(breaker.admit(Instant::now()).0, Admission::Admitted);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn failed_probes_double_the_open_time_up_to_the_cap() {
-        let mut breaker = Breaker::new(config(1));
-        let mut opened_for = Vec::new();
-        if let Some(Transition::Opened(d)) = fail(&mut breaker) {
-            opened_for.push(d);
-        }
-        for _ in 0..4 {
-            let until = breaker.open_until().expect("open");
-            tokio::time::advance(until - Instant::now()).await;
-            let (admission, _) = breaker.admit(Instant::now());
-            assert_eq!(admission, Admission::Probe);
-            if let Some(Transition::Opened(d)) = breaker.record_failure(admission, Instant::now()) {
-                opened_for.push(d);
-            }
-        }
-        let secs: Vec<u64> = opened_for.iter().map(Duration::as_secs).collect();
-        assert_eq!(secs, [1, 2, 4, 4, 4]);
-
-        // A successful probe resets the open time.
-        tokio::time::advance(Duration::from_secs(4)).await;
-        let (probe, _) = breaker.admit(Instant::now());
-        breaker.record_success(probe);
-        assert_eq!(
-            fail(&mut breaker),
-            Some(Transition::Opened(Duration::from_secs(1)))
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_released_probe_lets_another_request_probe() {
-        let mut breaker = Breaker::new(config(1));
-        fail(&mut breaker);
-        advance(Duration::from_secs(1)).await;
-        assert_eq!(breaker.admit(Instant::now()).0, Admission::Probe);
-        assert_eq!(breaker.admit(Instant::now()).0, Admission::Rejected);
-        breaker.release_probe();
-        assert_eq!(breaker.admit(Instant::now()).0, Admission::Probe);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn re_registration_skips_the_rest_of_the_open_time() {
-        let mut breaker = Breaker::new(config(1));
-        fail(&mut breaker);
-        assert_eq!(breaker.seen_alive(), Some(Transition::HalfOpened));
-        assert_eq!(breaker.state(Instant::now()), BreakerState::HalfOpen);
-        assert_eq!(breaker.admit(Instant::now()).0, Admission::Probe);
-        // Re-registering a closed or half-open breaker changes nothing.
-        assert_eq!(breaker.seen_alive(), None);
-        let mut closed = Breaker::new(config(1));
-        assert_eq!(closed.seen_alive(), None);
-        assert_eq!(closed.state(Instant::now()), BreakerState::Closed);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn stale_outcomes_do_not_count() {
-        let mut breaker = Breaker::new(config(1));
-        // Two requests go out while closed; the first failure opens.
-        let (first, _) = breaker.admit(Instant::now());
-        let (second, _) = breaker.admit(Instant::now());
-        assert!(breaker.record_failure(first, Instant::now()).is_some());
-        // The second's late outcome changes nothing, success or failure.
-        assert_eq!(breaker.record_success(second), None);
-        assert_eq!(breaker.record_failure(second, Instant::now()), None);
-        assert_eq!(breaker.state(Instant::now()), BreakerState::Open);
-        // In HalfOpen only the probe's outcome counts.
-        advance(Duration::from_secs(1)).await;
-        let (probe, _) = breaker.admit(Instant::now());
-        assert_eq!(breaker.record_success(Admission::Admitted), None);
-        assert_eq!(breaker.state(Instant::now()), BreakerState::HalfOpen);
-        assert_eq!(breaker.record_success(probe), Some(Transition::Closed));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn jitter_only_shortens_the_open_time() {
-        for _ in 0..100 {
-            let mut breaker = Breaker::new(BreakerConfig {
-                jitter: 0.5,
-                ..config(1)
-            });
-            let Some(Transition::Opened(d)) = fail(&mut breaker) else {
-                panic!("should open");
-            };
-            assert!(
-                d <= Duration::from_secs(1) && d >= Duration::from_millis(500),
-                "{d:?}"
-            );
-        }
-    }
-}
+mod tests;

@@ -1,0 +1,203 @@
+//! The breaker's state machine, on tokio's paused clock.
+
+use super::*;
+use tokio::time::advance;
+
+fn config(threshold: u32) -> BreakerConfig {
+    BreakerConfig {
+        failure_threshold: threshold,
+        open_for: Duration::from_secs(1),
+        max_open_for: Duration::from_secs(4),
+        jitter: 0.0,
+        failure_rate: None,
+        max_ejected: 0.5,
+    }
+}
+
+fn fail(breaker: &mut Breaker) -> Option<Transition> {
+    let (admission, _) = breaker.admit(Instant::now());
+    breaker.record_failure(admission, Instant::now(), true)
+}
+
+#[tokio::test(start_paused = true)]
+async fn opens_after_the_threshold_of_consecutive_failures() {
+    let mut breaker = Breaker::new(config(3));
+    assert_eq!(fail(&mut breaker), None);
+    assert_eq!(fail(&mut breaker), None);
+    // A success in between starts the count again.
+    let (admission, _) = breaker.admit(Instant::now());
+    breaker.record_success(admission);
+    assert_eq!(fail(&mut breaker), None);
+    assert_eq!(fail(&mut breaker), None);
+    assert_eq!(
+        fail(&mut breaker),
+        Some(Transition::Opened(Duration::from_secs(1)))
+    );
+    assert_eq!(breaker.state(Instant::now()), BreakerState::Open);
+    assert_eq!(breaker.admit(Instant::now()).0, Admission::Rejected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn half_opens_when_the_open_time_passes_and_admits_one_probe() {
+    let mut breaker = Breaker::new(config(1));
+    fail(&mut breaker);
+    advance(Duration::from_millis(999)).await;
+    assert_eq!(breaker.admit(Instant::now()), (Admission::Rejected, None));
+    advance(Duration::from_millis(1)).await;
+    assert_eq!(breaker.state(Instant::now()), BreakerState::HalfOpen);
+    assert_eq!(
+        breaker.admit(Instant::now()),
+        (Admission::Probe, Some(Transition::HalfOpened))
+    );
+    for _ in 0..10 {
+        assert_eq!(
+            breaker.admit(Instant::now()).0,
+            Admission::Rejected,
+            "one probe only"
+        );
+    }
+    assert_eq!(
+        breaker.record_success(Admission::Probe),
+        Some(Transition::Closed)
+    );
+    assert_eq!(breaker.admit(Instant::now()).0, Admission::Admitted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_probes_double_the_open_time_up_to_the_cap() {
+    let mut breaker = Breaker::new(config(1));
+    let mut opened_for = Vec::new();
+    if let Some(Transition::Opened(d)) = fail(&mut breaker) {
+        opened_for.push(d);
+    }
+    for _ in 0..4 {
+        let until = breaker.open_until().expect("open");
+        tokio::time::advance(until - Instant::now()).await;
+        let (admission, _) = breaker.admit(Instant::now());
+        assert_eq!(admission, Admission::Probe);
+        if let Some(Transition::Opened(d)) = breaker.record_failure(admission, Instant::now(), true)
+        {
+            opened_for.push(d);
+        }
+    }
+    let secs: Vec<u64> = opened_for.iter().map(Duration::as_secs).collect();
+    assert_eq!(secs, [1, 2, 4, 4, 4]);
+
+    // A successful probe resets the open time.
+    tokio::time::advance(Duration::from_secs(4)).await;
+    let (probe, _) = breaker.admit(Instant::now());
+    breaker.record_success(probe);
+    assert_eq!(
+        fail(&mut breaker),
+        Some(Transition::Opened(Duration::from_secs(1)))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_released_probe_lets_another_request_probe() {
+    let mut breaker = Breaker::new(config(1));
+    fail(&mut breaker);
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(breaker.admit(Instant::now()).0, Admission::Probe);
+    assert_eq!(breaker.admit(Instant::now()).0, Admission::Rejected);
+    breaker.release_probe();
+    assert_eq!(breaker.admit(Instant::now()).0, Admission::Probe);
+}
+
+#[tokio::test(start_paused = true)]
+async fn re_registration_skips_the_rest_of_the_open_time() {
+    let mut breaker = Breaker::new(config(1));
+    fail(&mut breaker);
+    assert_eq!(breaker.seen_alive(), Some(Transition::HalfOpened));
+    assert_eq!(breaker.state(Instant::now()), BreakerState::HalfOpen);
+    assert_eq!(breaker.admit(Instant::now()).0, Admission::Probe);
+    // Re-registering a closed or half-open breaker changes nothing.
+    assert_eq!(breaker.seen_alive(), None);
+    let mut closed = Breaker::new(config(1));
+    assert_eq!(closed.seen_alive(), None);
+    assert_eq!(closed.state(Instant::now()), BreakerState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_outcomes_do_not_count() {
+    let mut breaker = Breaker::new(config(1));
+    // Two requests go out while closed; the first failure opens.
+    let (first, _) = breaker.admit(Instant::now());
+    let (second, _) = breaker.admit(Instant::now());
+    assert!(breaker
+        .record_failure(first, Instant::now(), true)
+        .is_some());
+    // The second's late outcome changes nothing, success or failure.
+    assert_eq!(breaker.record_success(second), None);
+    assert_eq!(breaker.record_failure(second, Instant::now(), true), None);
+    assert_eq!(breaker.state(Instant::now()), BreakerState::Open);
+    // In HalfOpen only the probe's outcome counts.
+    advance(Duration::from_secs(1)).await;
+    let (probe, _) = breaker.admit(Instant::now());
+    assert_eq!(breaker.record_success(Admission::Admitted), None);
+    assert_eq!(breaker.state(Instant::now()), BreakerState::HalfOpen);
+    assert_eq!(breaker.record_success(probe), Some(Transition::Closed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn jitter_only_shortens_the_open_time() {
+    for _ in 0..100 {
+        let mut breaker = Breaker::new(BreakerConfig {
+            jitter: 0.5,
+            ..config(1)
+        });
+        let Some(Transition::Opened(d)) = fail(&mut breaker) else {
+            panic!("should open");
+        };
+        assert!(
+            d <= Duration::from_secs(1) && d >= Duration::from_millis(500),
+            "{d:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_share_above_the_threshold_opens_once_there_are_enough_calls() {
+    let mut breaker = Breaker::new(BreakerConfig {
+        failure_rate: Some(FailureRate {
+            threshold: 0.25,
+            window: 20,
+            min_calls: 10,
+        }),
+        ..config(5)
+    });
+    let mut call = |failed: bool, may_eject: bool| {
+        let (admission, _) = breaker.admit(Instant::now());
+        if failed {
+            breaker.record_failure(admission, Instant::now(), may_eject)
+        } else {
+            breaker.record_success(admission)
+        }
+    };
+    // One failure in three: never five in a row, but a third of the calls.
+    for i in 0..8 {
+        assert_eq!(call(i % 3 == 0, true), None, "call {i}: below the minimum");
+    }
+    assert_eq!(call(false, true), None);
+    // The tenth call fails: 4 of 10 are failures, above 25 %, but the
+    // service can't spare it: it stays in.
+    assert_eq!(call(true, false), None);
+    assert!(matches!(call(true, true), Some(Transition::Opened(_))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_failure_rate_only_consecutive_failures_open() {
+    let mut breaker = Breaker::new(config(3));
+    for i in 0..30 {
+        let (admission, _) = breaker.admit(Instant::now());
+        let transition = if i % 2 == 0 {
+            breaker.record_failure(admission, Instant::now(), true)
+        } else {
+            breaker.record_success(admission)
+        };
+        assert_eq!(
+            transition, None,
+            "half of all calls fail, never two in a row"
+        );
+    }
+}
