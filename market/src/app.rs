@@ -2,7 +2,7 @@
 
 use crate::{
     api, cart::Carts, event_log::EventLog, live, page, ratings::RatingsBoard, session,
-    status::Status,
+    status::Status, traffic::TrafficShares,
 };
 use axum::{
     http::header,
@@ -36,6 +36,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// How long a page may take: shown on the page.
     pub deadline_ms: u64,
+    /// Each instance's share of recent calls, for the panel.
+    traffic: TrafficShares,
     metrics: Registry,
     requests: Arc<RequestMetrics>,
 }
@@ -65,6 +67,7 @@ impl AppState {
             ratings,
             shutdown,
             deadline_ms,
+            traffic: TrafficShares::default(),
             metrics,
             requests,
         }
@@ -72,9 +75,12 @@ impl AppState {
 
     /// The live panel's data.
     pub fn status(&self) -> Status {
+        let snapshot = self.ratings.snapshot();
+        let shares = self.traffic.observe(&snapshot);
         Status::new(
             self.resolver.registry().urls(),
-            self.ratings.snapshot(),
+            snapshot,
+            &shares,
             self.board.last_served(),
         )
     }

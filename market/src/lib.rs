@@ -14,6 +14,7 @@
 //! * [`session`]: the cookie that names a session's cart.
 //! * [`ratings`]: live ratings through Beacon, with the last-good cache.
 //! * [`status`]: the live panel's data.
+//! * [`traffic`]: each instance's share of recent calls, for the panel.
 //! * [`event_log`]: the library's events, remembered for pages opened later.
 //! * [`live`]: Server-Sent Events for the live panel.
 //! * [`page`]: the HTML page and its forms.
@@ -35,3 +36,4 @@ pub mod ratings;
 pub mod server;
 pub mod session;
 pub mod status;
+pub mod traffic;

@@ -4,6 +4,7 @@
 use crate::ratings::LastServed;
 use beacon::{InstanceSnapshot, ServiceSnapshot};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// Body of `GET /api/status`, and of the panel's `status` events.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -12,10 +13,38 @@ pub struct Status {
     pub registry: RegistryStatus,
     /// The service the panel shows.
     pub service: String,
-    /// Its instances: id, address, breaker, successes, failures, last error, latency.
-    pub instances: Vec<InstanceSnapshot>,
+    /// Its instances: id, address, breaker, successes, failures, last error,
+    /// latency estimate, calls in flight, and share of recent calls.
+    pub instances: Vec<InstanceRow>,
     /// Which instance served the latest live rating.
     pub last_served: Option<LastServed>,
+}
+
+/// One instance on the panel: the library's snapshot and its share of the
+/// recent calls (see [`TrafficShares`](crate::traffic::TrafficShares)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceRow {
+    /// What the library knows of it.
+    #[serde(flatten)]
+    pub instance: InstanceSnapshot,
+    /// Its share (0..=1) of the calls of the last few seconds, once there
+    /// were any.
+    pub share: Option<f64>,
+}
+
+impl InstanceRow {
+    /// The latency estimate for people: `1.3 ms`, or a dash before any.
+    pub fn latency_label(&self) -> String {
+        self.instance
+            .latency_ms
+            .map_or_else(|| "–".to_owned(), |ms| format!("{ms:.1} ms"))
+    }
+
+    /// The share for people: `42 %`, or a dash before any calls.
+    pub fn share_label(&self) -> String {
+        self.share
+            .map_or_else(|| "–".to_owned(), |share| format!("{:.0} %", share * 100.0))
+    }
 }
 
 /// The registry part of [`Status`].
@@ -32,6 +61,7 @@ impl Status {
     pub fn new(
         urls: &[String],
         snapshot: ServiceSnapshot,
+        shares: &HashMap<String, f64>,
         last_served: Option<LastServed>,
     ) -> Self {
         Self {
@@ -40,7 +70,14 @@ impl Status {
                 reachable: snapshot.registry_reachable,
             },
             service: snapshot.service.to_string(),
-            instances: snapshot.instances,
+            instances: snapshot
+                .instances
+                .into_iter()
+                .map(|instance| InstanceRow {
+                    share: shares.get(instance.id.as_str()).copied(),
+                    instance,
+                })
+                .collect(),
             last_served,
         }
     }

@@ -31,7 +31,10 @@
       breaker.dataset.breaker = i.breaker;
       const state = el('td');
       state.append(breaker);
-      row.append(name, state, el('td', String(i.successes)), el('td', String(i.failures)));
+      const latency = i.latency_ms == null ? '–' : `${i.latency_ms.toFixed(1)} ms`;
+      const share = i.share == null ? '–' : `${Math.round(i.share * 100)} %`;
+      row.append(name, state, el('td', latency, 'latency'), el('td', share, 'share'),
+        el('td', String(i.successes)), el('td', String(i.failures)));
       return row;
     }));
     $('no-instances').hidden = status.instances.length > 0;

@@ -166,6 +166,28 @@ async fn the_page_degrades_and_its_live_panel_follows_failures_and_recovery() {
     show_panel(&browser).await;
     screenshot(&browser, "4-resumed-closed").await;
 
+    // Make it slow instead (`make slowRatings INSTANCE=2 MS=200`): it stays
+    // CLOSED and keeps answering, but its share of the calls drains.
+    demo.set_faults(2, 200, 0).await;
+    eventually(PATIENCE, "ratings-2's share to drain", || async {
+        for _ in 0..5 {
+            demo.things().await;
+        }
+        let share = text_of(&browser, "tr[data-instance='ratings-2'] .share").await;
+        let percent: Option<u32> = share.trim_end_matches(" %").parse().ok();
+        percent.is_some_and(|p| p <= 10).then_some(())
+    })
+    .await;
+    assert_eq!(panel_breaker(&browser, 2).await.as_deref(), Some("closed"));
+    let latency = text_of(&browser, "tr[data-instance='ratings-2'] .latency").await;
+    assert!(
+        latency.ends_with(" ms"),
+        "a latency score shown: {latency:?}"
+    );
+    show_panel(&browser).await;
+    screenshot(&browser, "4b-slow-drained").await;
+    demo.set_faults(2, 0, 0).await;
+
     // Phone width: one column, nothing wider than the screen.
     browser.set_window_size(390, 844).await.expect("resize");
     browser.refresh().await.expect("reload");
