@@ -60,7 +60,7 @@ pub use beacon_wire as wire;
 pub use beacon_wire::{backoff, transport};
 
 pub use breaker::{BreakerConfig, BreakerState, FailureRate};
-pub use client::{Balancing, ClientConfig, ClientError, ServedBy, ServiceClient};
+pub use client::{Balancing, ClientConfig, ClientError, Hedging, ServedBy, ServiceClient};
 pub use events::{Event, EventKind, InstanceSnapshot, ServiceSnapshot};
 pub use health::HealthCheckConfig;
 pub use lease::{Lease, LeaseStatus};

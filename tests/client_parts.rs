@@ -6,7 +6,7 @@
 use beacon::{
     client::{Call, ExchangeError, NewAttempt, RetryLimits, RetryPolicy, ViewDiscover},
     wire::{Address, InstanceId},
-    Balancing, BreakerConfig, BreakerState, ClientConfig, ClientError, Event, EventKind,
+    Balancing, BreakerConfig, BreakerState, ClientConfig, ClientError, Event, EventKind, Hedging,
     ResolverConfig, ServedBy, ServiceClient, ServiceView,
 };
 use bytes::Bytes;
@@ -158,8 +158,9 @@ fn config() -> ClientConfig {
         retry_backoff: Duration::from_millis(10),
         retry_backoff_cap: Duration::from_millis(10),
         // Most tests here count calls per instance: in turn makes that
-        // exact. The latency-aware tests say so.
+        // exact, and no hedges. The latency-aware and hedging tests say so.
         balancing: Balancing::RoundRobin,
+        hedging: None,
         ..ClientConfig::default()
     }
 }
@@ -656,4 +657,107 @@ async fn when_every_instance_is_flaky_the_failure_rate_ejects_no_more_than_the_c
         open, 1,
         "at most half of three, and at least one, may be out"
     );
+}
+
+/// In turn (so the first call goes to instance 0), hedging after exactly
+/// `delay`, within an attempt timeout of 1 s.
+fn hedged(delay: Duration) -> ClientConfig {
+    ClientConfig {
+        attempt_timeout: Duration::from_secs(1),
+        hedging: Some(Hedging {
+            min_delay: delay,
+            max_delay: delay,
+            ..Hedging::default()
+        }),
+        ..config()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_first_attempt_is_hedged_at_the_delay_and_not_before() {
+    let instances = Instances::default();
+    instances.set(0, Behaviour::Slow(Duration::from_millis(29)));
+    let client = ServiceClient::with_transport(
+        view(2, breaker(5, Duration::from_secs(30))),
+        hedged(Duration::from_millis(30)),
+        instances.transport(),
+    );
+    let started = Instant::now();
+    let answer = client.get("/x").await.expect("answer");
+    assert_eq!(started.elapsed(), Duration::from_millis(29));
+    assert_eq!(served_by(&answer).id, id(0), "not hedged: on time");
+    assert_eq!(client.hedges().sent, 0);
+
+    instances.set(0, Behaviour::Hang);
+    client.get("/x").await.expect("instance 1's turn");
+    let started = Instant::now();
+    let answer = client.get("/x").await.expect("the hedge answers");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(30),
+        "exactly at the delay"
+    );
+    let served = served_by(&answer);
+    assert_eq!((served.id, served.attempts), (id(1), 2));
+    assert_eq!((client.hedges().sent, client.hedges().won), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_budget_a_late_call_waits_for_its_first_attempt() {
+    let instances = Instances::default();
+    instances.set(0, Behaviour::Slow(Duration::from_millis(300)));
+    let config = ClientConfig {
+        hedging: Some(Hedging {
+            min_delay: Duration::from_millis(30),
+            max_delay: Duration::from_millis(30),
+            ratio: 0.0,
+            floor_per_sec: 0,
+            ..Hedging::default()
+        }),
+        ..hedged(Duration::from_millis(30))
+    };
+    let client = ServiceClient::with_transport(
+        view(2, breaker(5, Duration::from_secs(30))),
+        config,
+        instances.transport(),
+    );
+    let started = Instant::now();
+    let answer = client.get("/x").await.expect("the slow answer");
+    assert_eq!(started.elapsed(), Duration::from_millis(300));
+    assert_eq!(served_by(&answer).id, id(0));
+    assert_eq!(client.hedges().sent, 0, "no budget, no hedge");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_instance_gets_its_breaker_opened_although_hedges_answer_every_call() {
+    let instances = Instances::default();
+    instances.set(0, Behaviour::Hang);
+    let view = view(2, breaker(1, Duration::from_secs(30)));
+    let mut events = view.subscribe();
+    let client = ServiceClient::with_transport(
+        Arc::clone(&view),
+        hedged(Duration::from_millis(30)),
+        instances.transport(),
+    );
+    let started = Instant::now();
+    for _ in 0..4 {
+        let call = Instant::now();
+        client.get("/x").await.expect("answered");
+        assert!(
+            call.elapsed() <= Duration::from_millis(30),
+            "{:?}",
+            call.elapsed()
+        );
+    }
+    // Every call that went first to instance 0 was won by its hedge.
+    let counts = client.hedges();
+    assert!(counts.sent >= 2 && counts.won == counts.sent, "{counts:?}");
+    // The first attempts, left to finish alone, time out after 1 s and
+    // tell the breaker.
+    next_event(&mut events, |k| {
+        matches!(k, EventKind::BreakerOpened { .. })
+    })
+    .await;
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    assert_eq!(client.snapshot().instances[0].breaker, BreakerState::Open);
 }

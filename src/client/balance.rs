@@ -240,9 +240,20 @@ impl<N: NewEndpointService> tower::Service<Call> for Balance<N> {
     /// Sends `call` to the next admitted endpoint; fails fast (no attempt)
     /// when none admits it.
     fn call(&mut self, call: Call) -> Self::Future {
-        let Some((endpoint, admission)) = self.pick(&call) else {
-            return Either::Left(future::ready(Err(self.unavailable(&call))));
-        };
+        match self.route(&call) {
+            Some(mut gated) => Either::Right(tower::Service::call(&mut gated, call)),
+            None => Either::Left(future::ready(Err(self.unavailable(&call)))),
+        }
+    }
+}
+
+impl<N: NewEndpointService> Balance<N> {
+    /// The endpoint `call` goes to, behind its gate with admission already
+    /// reserved (given back if the gate is dropped unused); `None` when no
+    /// endpoint admits it. For parts that need to know where a call went
+    /// before it is answered (see [`Hedge`](super::Hedge)).
+    pub fn route(&self, call: &Call) -> Option<BreakerGate<N::Service>> {
+        let (endpoint, admission) = self.pick(call)?;
         // Per request, so at debug: a service can't afford a line per
         // call. Callers that want the walkthrough's line log it from
         // `ServedBy` (the market does, when the serving instance changes).
@@ -253,7 +264,6 @@ impl<N: NewEndpointService> tower::Service<Call> for Balance<N> {
             endpoint.address()
         );
         let inner = self.new_service.new_service(Arc::clone(&endpoint));
-        let mut gated = BreakerGate::admitted(endpoint, admission, inner);
-        Either::Right(tower::Service::call(&mut gated, call))
+        Some(BreakerGate::admitted(endpoint, admission, inner))
     }
 }

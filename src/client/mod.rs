@@ -5,6 +5,9 @@
 //!   the less loaded of two drawn at random (latency × calls in flight), or
 //!   in turn — skipping those the call already tried; `poll_ready` is
 //!   `Pending` while no instance would admit a request.
+//! * [`Hedge`]: when an idempotent call's first attempt is late (past a
+//!   high quantile of recent latencies), a second to another instance,
+//!   within a budget; the loser still reports to its breaker.
 //! * [`BreakerGate`]: an instance's breaker as readiness (open = not ready).
 //! * [`Attempt`]: one try on one instance — the attempt timeout inside the
 //!   call's deadline, the verdict recorded on the breaker exactly once.
@@ -15,8 +18,8 @@
 //! * [`ViewDiscover`]: the view as a tower `Discover` stream of gated
 //!   endpoints, for tower's own balancers.
 //!
-//! [`ServiceClient`] is `Retry<RetryPolicy, Balance<NewAttempt<T>>>` with the
-//! call's deadline around it. Per call it takes the view's instance list
+//! [`ServiceClient`] is `Retry<RetryPolicy, Hedge<NewAttempt<T>>>` (the hedge
+//! over a balancer) with the call's deadline around it. Per call it takes the view's instance list
 //! (an `Arc` clone), asks breakers until one admits and sends there; nothing
 //! on that path holds a lock across an `.await`.
 
@@ -26,6 +29,8 @@ mod call;
 mod discover;
 mod error;
 mod gate;
+mod hedge;
+mod histogram;
 mod retry;
 mod service;
 mod transport;
@@ -36,6 +41,7 @@ pub use call::Call;
 pub use discover::ViewDiscover;
 pub use error::{Cause, ClientError};
 pub use gate::{admit, BreakerGate};
+pub use hedge::{Hedge, HedgeCounts, Hedging};
 pub use retry::{RetryLimits, RetryPolicy};
 pub use transport::{ExchangeError, HttpTransport, Transport};
 
@@ -76,6 +82,9 @@ pub struct ClientConfig {
     /// (latency-aware); [`Balancing::RoundRobin`] gives every instance the
     /// same share.
     pub balancing: Balancing,
+    /// Hedged requests for idempotent calls (see [`Hedge`]); `None` turns
+    /// them off. Default on, with [`Hedging::default`].
+    pub hedging: Option<Hedging>,
 }
 
 impl Default for ClientConfig {
@@ -91,6 +100,7 @@ impl Default for ClientConfig {
             max_response_bytes: 8 * 1024 * 1024,
             connect_timeout: Duration::from_millis(300),
             balancing: Balancing::default(),
+            hedging: Some(Hedging::default()),
         }
     }
 }
@@ -108,7 +118,7 @@ pub struct ServedBy {
 }
 
 /// The parts a [`ServiceClient`] is made of.
-pub type ClientStack<T> = Retry<RetryPolicy, Balance<NewAttempt<T>>>;
+pub type ClientStack<T> = Retry<RetryPolicy, Hedge<NewAttempt<T>>>;
 
 /// A client for one service. Cheap to clone; clones share the view, the
 /// connection pool and the retry budget.
@@ -160,14 +170,16 @@ impl<T: Transport> ServiceClient<T> {
             },
         );
         let attempts = NewAttempt::new(transport, config.attempt_timeout);
-        let balancing = config.balancing;
-        let waiting = Retry::new(
-            policy.clone(),
-            Balance::new(Arc::clone(&view), attempts.clone()).balancing(balancing),
-        );
+        let balance = Balance::new(Arc::clone(&view), attempts.clone()).balancing(config.balancing);
+        let hedge = Hedge::new(balance, config.hedging, config.attempt_timeout);
+        let waiting = Retry::new(policy.clone(), hedge.clone());
+        // Shares the hedge's latencies, budget and counts; only its
+        // balancer fails fast instead of waiting.
         let failing_fast = Retry::new(
             policy,
-            Balance::failing_fast(Arc::clone(&view), attempts).balancing(balancing),
+            hedge.with_balance(
+                Balance::failing_fast(Arc::clone(&view), attempts).balancing(config.balancing),
+            ),
         );
         Self {
             waiting,
@@ -202,13 +214,18 @@ impl<T: Transport> ServiceClient<T> {
         match ready {
             Poll::Ready(Ok(())) => stack.call(call).await,
             Poll::Ready(Err(error)) => Err(error),
-            Poll::Pending => Err(stack.get_ref().unavailable(&call)),
+            Poll::Pending => Err(stack.get_ref().balance().unavailable(&call)),
         }
     }
 
     /// The service's instances with their breakers and records.
     pub fn snapshot(&self) -> ServiceSnapshot {
         self.inner.view.snapshot()
+    }
+
+    /// Hedges this client (and its clones) sent, and won.
+    pub fn hedges(&self) -> HedgeCounts {
+        self.inner.failing_fast.get_ref().counts()
     }
 
     /// The shared view this client balances over.

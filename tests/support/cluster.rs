@@ -26,8 +26,10 @@ pub fn fast_client() -> ClientConfig {
     ClientConfig {
         attempt_timeout: Duration::from_millis(200),
         deadline: Duration::from_secs(2),
-        // These tests count calls per instance: in turn makes that exact.
+        // These tests count calls per instance: in turn, and no hedges,
+        // makes that exact.
         balancing: Balancing::RoundRobin,
+        hedging: None,
         ..ClientConfig::default()
     }
 }

@@ -1,0 +1,269 @@
+//! Hedged requests: when an idempotent call's first attempt is late, a
+//! second goes to another instance, and the first good answer wins.
+//!
+//! "Late" is past the hedge delay: a high quantile (default p95) of the
+//! service's recent attempt latencies, kept between a floor and a cap and
+//! never past the attempt timeout — so about one call in twenty is hedged
+//! when nothing is wrong, and nearly every call that would wait on a
+//! hung or stalled instance is answered by the hedge instead. Hedges spend
+//! from their own budget (tower's `TpsBudget`: a share of recent calls plus
+//! a small floor), so they can never double the load of an overloaded
+//! service: when the budget is out, the call waits for its first attempt.
+//!
+//! The attempt that loses is no longer waited for, but it is not dropped:
+//! it is left to finish on its own, within its attempt timeout, so its
+//! verdict still reaches its instance's breaker. A hung instance whose calls
+//! are all answered by hedges still times out, and its breaker opens; a
+//! slow one still reports its latency to the balancer.
+
+use super::{
+    histogram::LatencyHistogram, Admitted, Balance, Call, ClientError, NewEndpointService,
+};
+use bytes::Bytes;
+use futures_util::future::Either;
+use http::Response;
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+use tokio::time::Instant;
+use tower::retry::budget::{Budget, TpsBudget};
+
+/// When and how often to hedge.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hedging {
+    /// The hedge delay is this quantile of the service's recent attempt
+    /// latencies. Default 0.95.
+    pub quantile: f64,
+    /// Shortest hedge delay. Default 5 ms: on a fast service the p95 is
+    /// below a millisecond, and hedging that early would mostly duplicate
+    /// calls that were about to answer.
+    pub min_delay: Duration,
+    /// Longest hedge delay, and the delay while there are too few samples
+    /// to know better (under 20). Default 200 ms. The attempt timeout caps
+    /// it too.
+    pub max_delay: Duration,
+    /// Hedges allowed as a share of recent calls. Default 0.1.
+    pub ratio: f32,
+    /// Hedges per second allowed however few calls there are. Default 5.
+    pub floor_per_sec: u32,
+}
+
+impl Default for Hedging {
+    fn default() -> Self {
+        Self {
+            quantile: 0.95,
+            min_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(200),
+            ratio: 0.1,
+            floor_per_sec: 5,
+        }
+    }
+}
+
+/// Hedges sent and won so far, for dashboards and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HedgeCounts {
+    /// Second attempts sent because the first was late.
+    pub sent: u64,
+    /// Of those, the ones that answered first.
+    pub won: u64,
+}
+
+/// Fewest recent latencies before the quantile is trusted.
+const MIN_SAMPLES: u32 = 20;
+/// How long the latency windows are.
+const WINDOW: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+struct Shared {
+    hedging: Hedging,
+    attempt_timeout: Duration,
+    latencies: LatencyHistogram,
+    budget: TpsBudget,
+    sent: AtomicU64,
+    won: AtomicU64,
+}
+
+impl Shared {
+    /// How long the first attempt gets before a hedge goes out.
+    fn delay(&self, now: Instant) -> Duration {
+        let Hedging {
+            quantile,
+            min_delay,
+            max_delay,
+            ..
+        } = self.hedging;
+        self.latencies
+            .quantile(quantile, MIN_SAMPLES, now)
+            .map_or(max_delay, |d| d.clamp(min_delay, max_delay.max(min_delay)))
+            .min(self.attempt_timeout)
+    }
+}
+
+/// Hedges idempotent first attempts over a [`Balance`]; passes everything
+/// else straight through. Cheap to clone; clones share the latencies, the
+/// budget and the counts.
+#[derive(Debug)]
+pub struct Hedge<N> {
+    balance: Balance<N>,
+    /// `None`: hedging is off.
+    shared: Option<Arc<Shared>>,
+}
+
+impl<N> Hedge<N> {
+    /// Hedging over `balance` as `hedging` says (`None`: never), with
+    /// delays capped by `attempt_timeout`.
+    pub fn new(balance: Balance<N>, hedging: Option<Hedging>, attempt_timeout: Duration) -> Self {
+        let shared = hedging.map(|hedging| {
+            Arc::new(Shared {
+                hedging,
+                attempt_timeout,
+                latencies: LatencyHistogram::new(WINDOW),
+                budget: TpsBudget::new(
+                    Duration::from_secs(10),
+                    hedging.floor_per_sec,
+                    hedging.ratio,
+                ),
+                sent: AtomicU64::new(0),
+                won: AtomicU64::new(0),
+            })
+        });
+        Self { balance, shared }
+    }
+
+    /// The same hedging (latencies, budget, counts shared) over `balance`.
+    pub fn with_balance(&self, balance: Balance<N>) -> Self {
+        Self {
+            balance,
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The balancer underneath.
+    pub fn balance(&self) -> &Balance<N> {
+        &self.balance
+    }
+
+    /// Hedges sent and won so far.
+    pub fn counts(&self) -> HedgeCounts {
+        self.shared
+            .as_ref()
+            .map_or_else(HedgeCounts::default, |s| HedgeCounts {
+                sent: s.sent.load(Ordering::Relaxed),
+                won: s.won.load(Ordering::Relaxed),
+            })
+    }
+}
+
+impl<N: Clone> Clone for Hedge<N> {
+    fn clone(&self) -> Self {
+        Self {
+            balance: self.balance.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+type Answer = Result<Response<Bytes>, ClientError>;
+type Hedged = Pin<Box<dyn Future<Output = Answer> + Send>>;
+
+impl<N> tower::Service<Call> for Hedge<N>
+where
+    N: NewEndpointService + Clone + Send + 'static,
+    N::Service: tower::Service<Admitted, Future: Unpin + Send + 'static> + Send,
+{
+    type Response = Response<Bytes>;
+    type Error = ClientError;
+    type Future = Either<<Balance<N> as tower::Service<Call>>::Future, Hedged>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
+        self.balance.poll_ready(cx)
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        match &self.shared {
+            Some(shared) if call.attempt == 1 && call.is_idempotent() => Either::Right(Box::pin(
+                hedged(self.balance.clone(), Arc::clone(shared), call),
+            )),
+            _ => Either::Left(self.balance.call(call)),
+        }
+    }
+}
+
+/// The first attempt, and a second to another instance if the first is
+/// late and the budget allows.
+async fn hedged<N>(balance: Balance<N>, shared: Arc<Shared>, call: Call) -> Answer
+where
+    N: NewEndpointService,
+    N::Service: tower::Service<Admitted, Future: Unpin + Send + 'static>,
+{
+    shared.budget.deposit();
+    let Some(mut gate) = balance.route(&call) else {
+        return Err(balance.unavailable(&call));
+    };
+    let first_at = gate.endpoint().address().clone();
+    let mut spare = call.clone();
+    let started = Instant::now();
+    let mut first = tower::Service::call(&mut gate, call);
+    drop(gate);
+    tokio::select! {
+        biased;
+        answer = &mut first => {
+            if answer.is_ok() {
+                shared.latencies.record(started.elapsed(), Instant::now());
+            }
+            return answer;
+        }
+        () = tokio::time::sleep(shared.delay(started)) => {}
+    }
+    // Late. Another instance, if the budget allows and one admits it.
+    spare.tried.push(first_at);
+    spare.attempt += 1;
+    let second = if shared.budget.withdraw() {
+        balance.route(&spare)
+    } else {
+        None
+    };
+    let Some(mut gate) = second else {
+        return first.await;
+    };
+    shared.sent.fetch_add(1, Ordering::Relaxed);
+    let mut second = tower::Service::call(&mut gate, spare);
+    drop(gate);
+    tokio::select! {
+        answer = &mut first => match answer {
+            Ok(_) => {
+                shared.latencies.record(started.elapsed(), Instant::now());
+                finish_alone(second);
+                answer
+            }
+            Err(_) => second.await,
+        },
+        answer = &mut second => match answer {
+            Ok(_) => {
+                shared.won.fetch_add(1, Ordering::Relaxed);
+                finish_alone(first);
+                answer
+            }
+            Err(_) => first.await,
+        },
+    }
+}
+
+/// Lets the attempt that lost run to its end (bounded by its attempt
+/// timeout), so its verdict reaches its breaker.
+fn finish_alone<F>(attempt: F)
+where
+    F: Future<Output = Answer> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _ = attempt.await;
+    });
+}
