@@ -563,7 +563,7 @@ async fn a_healed_instance_wins_its_share_back_as_its_slowness_decays() {
         client.get("/x").await.expect("answer");
     }
     instances.set(1, Behaviour::Slow(Duration::from_millis(1)));
-    // A call every 100 ms for 40 s: within about 5 τ·ln(40) ≈ 18 s its
+    // A call every 100 ms for 40 s: within about τ·ln(40) ≈ 4 s its
     // estimate has decayed to the others' and it is drawn again.
     let healed_at = instances.calls(1);
     for _ in 0..400 {

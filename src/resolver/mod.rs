@@ -54,11 +54,13 @@ pub struct ResolverConfig {
     /// Decay time τ of each instance's latency estimate (see
     /// [`latency`](crate::latency)): how long a slowdown is remembered, and
     /// so how soon a drained instance is tried again. Shared by every
-    /// caller of the view, like the breakers. Default 5 s: a slow instance
-    /// gets a trial call every few τ (about 15–20 s at 40 ms against 1 ms),
-    /// and a healed one is back to full share within about 20 s. linkerd
-    /// uses 10 s; shorter brings healed instances back sooner at the cost of
-    /// more trial calls to slow ones.
+    /// caller of the view, like the breakers. Default 1 s: a slow instance
+    /// gets a trial call every few τ (about 4 s at 40 ms against 1 ms), a
+    /// healed one is back to its full share within seconds, and one slow
+    /// answer from a healthy instance is forgotten as quickly. linkerd uses
+    /// 10 s; measured here (`make bench`, hang), a single early peak then
+    /// kept an instance drained for most of a minute at a few hundred calls
+    /// a second, where calls in flight are too few to outweigh it.
     pub latency_decay: Duration,
 }
 
@@ -71,7 +73,7 @@ impl Default for ResolverConfig {
             retry_base: Duration::from_millis(100),
             retry_cap: Duration::from_secs(5),
             event_capacity: 1024,
-            latency_decay: Duration::from_secs(5),
+            latency_decay: Duration::from_secs(1),
         }
     }
 }

@@ -150,15 +150,30 @@ pub(super) struct Subjects<'a> {
     pub sizes: Sizes,
 }
 
+impl<'a> Subjects<'a> {
+    /// What every step works with: the registry's client, etcd, what each
+    /// side stores per instance, and the sizes.
+    fn parts(
+        &self,
+    ) -> (
+        &Arc<RegistryClient>,
+        &'a Etcd,
+        &Registration,
+        &Vec<u8>,
+        Sizes,
+    ) {
+        (
+            &self.client,
+            self.etcd,
+            &self.registration,
+            &self.value,
+            self.sizes,
+        )
+    }
+}
+
 async fn heartbeats(subjects: &Subjects<'_>, results: &mut RegistryResults) -> Result<(), String> {
-    let Subjects {
-        client,
-        etcd,
-        registration,
-        sizes,
-        ..
-    } = subjects;
-    let sizes = *sizes;
+    let (client, etcd, registration, _, sizes) = subjects.parts();
     let hb = name("hb")?;
     let n = sizes.heartbeat_instances;
     let registered = register_many(client, &hb, n, registration).await;
@@ -217,15 +232,7 @@ async fn heartbeats(subjects: &Subjects<'_>, results: &mut RegistryResults) -> R
 }
 
 async fn resolves(subjects: &Subjects<'_>, results: &mut RegistryResults) -> Result<(), String> {
-    let Subjects {
-        client,
-        etcd,
-        registration,
-        value,
-        sizes,
-        ..
-    } = subjects;
-    let sizes = *sizes;
+    let (client, etcd, registration, value, sizes) = subjects.parts();
     let bulk = name("bulk")?;
     let m = sizes.resolve_instances;
     results.check(
@@ -285,15 +292,7 @@ async fn resolves(subjects: &Subjects<'_>, results: &mut RegistryResults) -> Res
 
 /// Resident memory added per instance actually stored.
 async fn memory(subjects: &Subjects<'_>, results: &mut RegistryResults) -> Result<(), String> {
-    let Subjects {
-        client,
-        etcd,
-        registration,
-        value,
-        sizes,
-        ..
-    } = subjects;
-    let sizes = *sizes;
+    let (client, etcd, registration, value, sizes) = subjects.parts();
     let k = sizes.memory_instances;
     let registry_pid = subjects.registry.pid();
     let before = rss_kib(registry_pid).unwrap_or(0);

@@ -17,15 +17,7 @@ pub(super) async fn fan_out(
     subjects: &Subjects<'_>,
     results: &mut RegistryResults,
 ) -> Result<(), String> {
-    let Subjects {
-        client,
-        etcd,
-        registration,
-        value,
-        sizes,
-        ..
-    } = subjects;
-    let sizes = *sizes;
+    let (client, etcd, registration, value, sizes) = subjects.parts();
     let registry_url = &subjects.registry.url;
     use beacon_registry::store::etcd::WatchMessage;
     let fan = name("fan")?;
