@@ -39,6 +39,7 @@
 //!   (timeout and verdict), a retry policy, a pluggable transport, and the
 //!   view as a `Discover` stream for tower's own balancers.
 //! * [`events`]: events and snapshots for logs and dashboards.
+//! * [`metrics`]: the client's Prometheus metrics, read at scrape time.
 //! * [`backoff`], [`transport`]: the small shared pieces (from `beacon-wire`).
 
 #![forbid(unsafe_code)]
@@ -51,6 +52,7 @@ pub mod events;
 pub mod health;
 pub mod latency;
 pub mod lease;
+pub mod metrics;
 pub mod registry;
 pub mod resolver;
 

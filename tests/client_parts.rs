@@ -761,3 +761,41 @@ async fn a_hung_instance_gets_its_breaker_opened_although_hedges_answer_every_ca
     assert_eq!(started.elapsed(), Duration::from_secs(1));
     assert_eq!(client.snapshot().instances[0].breaker, BreakerState::Open);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_metrics_say_what_the_client_did() {
+    let instances = Instances::default();
+    instances.set(1, Behaviour::Refuse);
+    let view = view(2, breaker(1, Duration::from_secs(30)));
+    let client = ServiceClient::with_transport(
+        view,
+        ClientConfig {
+            hedging: Some(Hedging::default()),
+            ..config()
+        },
+        instances.transport(),
+    );
+    let mut registry = prometheus_client::registry::Registry::default();
+    beacon::metrics::register(&mut registry, &client);
+    for _ in 0..4 {
+        client.get("/x").await.expect("answered");
+    }
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    for line in [
+        r#"client_attempts_total{service="ratings",instance="ratings-1",outcome="success"} 4"#,
+        r#"client_attempts_total{service="ratings",instance="ratings-2",outcome="failure"} 1"#,
+        r#"client_breaker{service="ratings",instance="ratings-2",state="open"} 1"#,
+        r#"client_breaker{service="ratings",instance="ratings-1",state="closed"} 1"#,
+        r#"client_retries_total{service="ratings"} 1"#,
+        r#"client_hedges_total{service="ratings",result="sent"} 0"#,
+        // First attempts that answered: the one refused was not, and its
+        // retry was not a first attempt.
+        r#"client_attempt_duration_seconds_count{service="ratings"} 3"#,
+        r#"client_attempt_duration_seconds_bucket{le="0.001",service="ratings"} 3"#,
+        r#"client_attempt_duration_seconds_bucket{le="+Inf",service="ratings"} 3"#,
+        r#"client_in_flight{service="ratings",instance="ratings-1"} 0"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+}

@@ -57,6 +57,8 @@ impl AppState {
     ) -> Self {
         let mut metrics = Registry::with_prefix("beacon_market");
         let requests = Arc::new(RequestMetrics::register(&mut metrics));
+        // The library's own: attempts, breakers, latency, hedges, retries.
+        beacon::metrics::register(&mut metrics, &ratings);
         let events = Arc::new(EventLog::new());
         tokio::spawn(Arc::clone(&events).follow(resolver.clone()));
         Self {

@@ -325,6 +325,39 @@ async fn a_slow_instance_is_drained_and_wins_its_share_back_once_healed() {
         from_slow * 20 <= shown_in_all,
         "the slow instance served {from_slow} of {shown_in_all} ratings (at most 5%)"
     );
+    // The library's metrics, in the market's /_metrics: the balancer's
+    // estimate shows ratings-2 slow, the attempts and breakers are there.
+    let metrics = reqwest::get(demo.market_url("/_metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let estimate = |instance: &str| -> f64 {
+        let prefix = format!(
+            "beacon_market_client_latency_estimate_seconds{{service=\"ratings\",instance=\"{instance}\"}} "
+        );
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no estimate for {instance} in:\n{metrics}"))
+    };
+    assert!(
+        estimate("ratings-2") > 0.1,
+        "150 ms late: {}",
+        estimate("ratings-2")
+    );
+    assert!(estimate("ratings-1") < 0.05, "{}", estimate("ratings-1"));
+    for family in [
+        "beacon_market_client_attempts_total{service=\"ratings\",instance=\"ratings-2\",outcome=\"success\"}",
+        "beacon_market_client_breaker{service=\"ratings\",instance=\"ratings-2\",state=\"closed\"} 1",
+        "beacon_market_client_hedges_total{service=\"ratings\",result=\"sent\"}",
+        "beacon_market_client_retries_total{service=\"ratings\"}",
+        "beacon_market_client_attempt_duration_seconds_count{service=\"ratings\"}",
+    ] {
+        assert!(metrics.contains(family), "{family} missing from:\n{metrics}");
+    }
 
     // `make healRatings INSTANCE=2`: as its slowness decays (τ 1 s) it is
     // tried again, answers fast, and is back in the mix.

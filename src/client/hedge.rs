@@ -17,7 +17,8 @@
 //! slow one still reports its latency to the balancer.
 
 use super::{
-    histogram::LatencyHistogram, Admitted, Balance, Call, ClientError, NewEndpointService,
+    histogram::{CumulativeLatencies, LatencyHistogram},
+    Admitted, Balance, Call, ClientError, NewEndpointService,
 };
 use bytes::Bytes;
 use futures_util::future::Either;
@@ -74,6 +75,8 @@ pub struct HedgeCounts {
     pub sent: u64,
     /// Of those, the ones that answered first.
     pub won: u64,
+    /// Hedges that would have gone but for the budget.
+    pub budget_exhausted: u64,
 }
 
 /// Fewest recent latencies before the quantile is trusted.
@@ -89,6 +92,7 @@ struct Shared {
     budget: TpsBudget,
     sent: AtomicU64,
     won: AtomicU64,
+    budget_exhausted: AtomicU64,
 }
 
 impl Shared {
@@ -133,6 +137,7 @@ impl<N> Hedge<N> {
                 ),
                 sent: AtomicU64::new(0),
                 won: AtomicU64::new(0),
+                budget_exhausted: AtomicU64::new(0),
             })
         });
         Self { balance, shared }
@@ -158,7 +163,15 @@ impl<N> Hedge<N> {
             .map_or_else(HedgeCounts::default, |s| HedgeCounts {
                 sent: s.sent.load(Ordering::Relaxed),
                 won: s.won.load(Ordering::Relaxed),
+                budget_exhausted: s.budget_exhausted.load(Ordering::Relaxed),
             })
+    }
+
+    /// Every first attempt's latency since the start, as cumulative counts
+    /// at each of `bounds` (seconds) with the count and the sum; `None`
+    /// while hedging is off (the histogram is the hedge's).
+    pub fn latencies(&self, bounds: &[f64]) -> Option<CumulativeLatencies> {
+        self.shared.as_ref().map(|s| s.latencies.cumulative(bounds))
     }
 }
 
@@ -229,6 +242,7 @@ where
     let second = if shared.budget.withdraw() {
         balance.route(&spare)
     } else {
+        shared.budget_exhausted.fetch_add(1, Ordering::Relaxed);
         None
     };
     let Some(mut gate) = second else {

@@ -19,10 +19,26 @@ const PER_OCTAVE: usize = 8;
 const OCTAVES: usize = 21;
 const BUCKETS: usize = EXACT + PER_OCTAVE * OCTAVES;
 
-/// Latencies of the last one to two `period`s.
+/// Every latency since the start, for metrics: counts at bucket bounds (in
+/// seconds, each count including the smaller ones), their total and sum.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CumulativeLatencies {
+    /// `(bound in seconds, latencies at or below it)`, bounds ascending.
+    pub buckets: Vec<(f64, u64)>,
+    /// All latencies taken in.
+    pub count: u64,
+    /// Their sum, in seconds.
+    pub sum: f64,
+}
+
+/// Latencies of the last one to two `period`s — and, for metrics, of all
+/// time.
 #[derive(Debug)]
 pub struct LatencyHistogram {
     windows: [Box<[AtomicU32]>; 2],
+    /// Never cleared: Prometheus histograms only count up.
+    all_time: Box<[AtomicU64]>,
+    all_time_micros: AtomicU64,
     /// The period number the current window belongs to.
     epoch: AtomicU64,
     started: Instant,
@@ -35,6 +51,8 @@ impl LatencyHistogram {
         let window = || (0..BUCKETS).map(|_| AtomicU32::new(0)).collect();
         Self {
             windows: [window(), window()],
+            all_time: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            all_time_micros: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
             started: Instant::now(),
             period: period.max(Duration::from_millis(1)),
@@ -45,7 +63,38 @@ impl LatencyHistogram {
     pub fn record(&self, latency: Duration, now: Instant) {
         let window = self.rotate(now);
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.windows[window][bucket(micros)].fetch_add(1, Ordering::Relaxed);
+        let bucket = bucket(micros);
+        self.windows[window][bucket].fetch_add(1, Ordering::Relaxed);
+        self.all_time[bucket].fetch_add(1, Ordering::Relaxed);
+        self.all_time_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Every latency taken in since the start, counted at `bounds`
+    /// (seconds, ascending). A latency counts at a bound when its whole
+    /// bucket lies at or below it, so counts err low by at most a bucket.
+    pub fn cumulative(&self, bounds: &[f64]) -> CumulativeLatencies {
+        let counts: Vec<u64> = self
+            .all_time
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let buckets = bounds
+            .iter()
+            .map(|&bound| {
+                let within = counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| upper_bound(*i) as f64 / 1e6 <= bound)
+                    .map(|(_, c)| c)
+                    .sum();
+                (bound, within)
+            })
+            .collect();
+        CumulativeLatencies {
+            buckets,
+            count: counts.iter().sum(),
+            sum: self.all_time_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
     }
 
     /// The `q` quantile (0..=1) of the recent latencies, as of `now`;

@@ -42,7 +42,8 @@ pub use discover::ViewDiscover;
 pub use error::{Cause, ClientError};
 pub use gate::{admit, BreakerGate};
 pub use hedge::{Hedge, HedgeCounts, Hedging};
-pub use retry::{RetryLimits, RetryPolicy};
+pub use histogram::CumulativeLatencies;
+pub use retry::{RetryCounts, RetryLimits, RetryPolicy};
 pub use transport::{ExchangeError, HttpTransport, Transport};
 
 use crate::events::ServiceSnapshot;
@@ -136,6 +137,8 @@ struct Inner<T> {
     config: ClientConfig,
     /// The stack `send` uses: its balancer fails fast instead of waiting.
     failing_fast: ClientStack<T>,
+    /// A clone of the stacks' policy, for its counts.
+    retry_policy: RetryPolicy,
 }
 
 impl<T: Clone> Clone for ServiceClient<T> {
@@ -172,6 +175,7 @@ impl<T: Transport> ServiceClient<T> {
         let attempts = NewAttempt::new(transport, config.attempt_timeout);
         let balance = Balance::new(Arc::clone(&view), attempts.clone()).balancing(config.balancing);
         let hedge = Hedge::new(balance, config.hedging, config.attempt_timeout);
+        let retry_policy = policy.clone();
         let waiting = Retry::new(policy.clone(), hedge.clone());
         // Shares the hedge's latencies, budget and counts; only its
         // balancer fails fast instead of waiting.
@@ -187,6 +191,7 @@ impl<T: Transport> ServiceClient<T> {
                 view,
                 config,
                 failing_fast,
+                retry_policy,
             }),
         }
     }
@@ -226,6 +231,17 @@ impl<T: Transport> ServiceClient<T> {
     /// Hedges this client (and its clones) sent, and won.
     pub fn hedges(&self) -> HedgeCounts {
         self.inner.failing_fast.get_ref().counts()
+    }
+
+    /// Retries this client (and its clones) made, and the budget refused.
+    pub fn retries(&self) -> RetryCounts {
+        self.inner.retry_policy.counts()
+    }
+
+    /// First attempts' latencies since the start, at `bounds` (seconds);
+    /// `None` while hedging is off.
+    pub fn latencies(&self, bounds: &[f64]) -> Option<CumulativeLatencies> {
+        self.inner.failing_fast.get_ref().latencies(bounds)
     }
 
     /// The shared view this client balances over.

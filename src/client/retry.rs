@@ -12,7 +12,14 @@ use crate::backoff::Backoff;
 use crate::resolver::ServiceView;
 use bytes::Bytes;
 use http::Response;
-use std::{pin::Pin, sync::Arc, time::Duration};
+use std::{
+    pin::Pin,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 use tokio::time::{Instant, Sleep};
 use tower::retry::budget::{Budget, TpsBudget};
 
@@ -24,6 +31,23 @@ pub struct RetryPolicy {
     budget: Arc<TpsBudget>,
     backoff: Backoff,
     max_attempts: u32,
+    /// Shared by every clone: what the policy did.
+    counts: Arc<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    retries: AtomicU64,
+    budget_exhausted: AtomicU64,
+}
+
+/// Retries made, and retries the budget refused, so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryCounts {
+    /// Attempts sent again on another instance.
+    pub retries: u64,
+    /// Retries that would have gone but for the budget.
+    pub budget_exhausted: u64,
 }
 
 /// What bounds a [`RetryPolicy`].
@@ -53,6 +77,15 @@ impl RetryPolicy {
             )),
             backoff: Backoff::new(limits.backoff, limits.backoff_cap),
             max_attempts: limits.max_attempts.max(1),
+            counts: Arc::default(),
+        }
+    }
+
+    /// Retries made and refused so far, by this policy and its clones.
+    pub fn counts(&self) -> RetryCounts {
+        RetryCounts {
+            retries: self.counts.retries.load(Ordering::Relaxed),
+            budget_exhausted: self.counts.budget_exhausted.load(Ordering::Relaxed),
         }
     }
 }
@@ -86,13 +119,17 @@ impl tower::retry::Policy<Call, Response<Bytes>, ClientError> for RetryPolicy {
         call.tried.extend(error.address().cloned());
         call.last_error = Some(error.clone());
         let now = Instant::now();
-        let again = call.attempt < self.max_attempts
+        let eligible = call.attempt < self.max_attempts
             && now < call.deadline
-            && has_candidate(&self.view, &call.tried)
-            && self.budget.withdraw();
-        if !again {
+            && has_candidate(&self.view, &call.tried);
+        if !eligible {
             return None;
         }
+        if !self.budget.withdraw() {
+            self.counts.budget_exhausted.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        self.counts.retries.fetch_add(1, Ordering::Relaxed);
         call.attempt += 1;
         let pause = self
             .backoff
