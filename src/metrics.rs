@@ -17,11 +17,11 @@
 //! * `client_retries_total{service}`
 //! * `client_budget_exhausted_total{service, budget="retry"|"hedge"}`
 
-use crate::client::{ServiceClient, Transport};
-use crate::BreakerState;
+use crate::client::{CumulativeLatencies, ServiceClient, Transport};
+use crate::{BreakerState, InstanceSnapshot};
 use prometheus_client::{
     collector::Collector,
-    encoding::{DescriptorEncoder, EncodeMetric},
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
     metrics::{counter::ConstCounter, gauge::ConstGauge, MetricType},
     registry::Registry,
 };
@@ -71,133 +71,162 @@ impl<T: Transport> Collector for ClientCollector<T> {
         let service = snapshot.service.as_str();
         let instances = &snapshot.instances;
 
-        let mut family = encoder.encode_descriptor(
+        let attempts = instances.iter().flat_map(|i| {
+            [("success", i.successes), ("failure", i.failures)].map(|(outcome, n)| {
+                (
+                    push(at(service, i), ("outcome", outcome)),
+                    ConstCounter::new(n),
+                )
+            })
+        });
+        family(
+            &mut encoder,
             "client_attempts",
             "Attempts per instance, by outcome (a failure: timeout, connect error, 5xx)",
-            None,
             MetricType::Counter,
+            attempts,
         )?;
-        for i in instances {
-            for (outcome, n) in [("success", i.successes), ("failure", i.failures)] {
-                let labels = [
-                    ("service", service),
-                    ("instance", i.id.as_str()),
-                    ("outcome", outcome),
-                ];
-                ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
-            }
-        }
-
-        let mut family = encoder.encode_descriptor(
+        let states = [
+            BreakerState::Closed,
+            BreakerState::Open,
+            BreakerState::HalfOpen,
+        ];
+        let breakers = instances.iter().flat_map(|i| {
+            states.map(|state| {
+                let on = i64::from(i.breaker == state);
+                (
+                    push(at(service, i), ("state", state.as_str())),
+                    ConstGauge::new(on),
+                )
+            })
+        });
+        family(
+            &mut encoder,
             "client_breaker",
             "Breaker state per instance: 1 for the state it is in",
-            None,
             MetricType::Gauge,
+            breakers,
         )?;
-        for i in instances {
-            for state in [
-                BreakerState::Closed,
-                BreakerState::Open,
-                BreakerState::HalfOpen,
-            ] {
-                let labels = [
-                    ("service", service),
-                    ("instance", i.id.as_str()),
-                    ("state", state.as_str()),
-                ];
-                ConstGauge::new(i64::from(i.breaker == state))
-                    .encode(family.encode_family(&labels)?)?;
-            }
-        }
-
-        let mut family = encoder.encode_descriptor(
+        let estimates = instances
+            .iter()
+            .filter_map(|i| Some((at(service, i), ConstGauge::new(i.latency_ms? / 1000.0))));
+        family(
+            &mut encoder,
             "client_latency_estimate_seconds",
             "The balancer's latency estimate per instance (peak-sensitive moving average)",
-            None,
             MetricType::Gauge,
+            estimates,
         )?;
-        for i in instances {
-            if let Some(ms) = i.latency_ms {
-                let labels = [("service", service), ("instance", i.id.as_str())];
-                ConstGauge::new(ms / 1000.0).encode(family.encode_family(&labels)?)?;
-            }
-        }
-
-        let mut family = encoder.encode_descriptor(
+        let in_flight = instances
+            .iter()
+            .map(|i| (at(service, i), ConstGauge::new(i64::from(i.in_flight))));
+        family(
+            &mut encoder,
             "client_in_flight",
             "Attempts in flight per instance",
-            None,
             MetricType::Gauge,
+            in_flight,
         )?;
-        for i in instances {
-            let labels = [("service", service), ("instance", i.id.as_str())];
-            ConstGauge::new(i64::from(i.in_flight)).encode(family.encode_family(&labels)?)?;
-        }
-
         if let Some(latencies) = self.client.latencies(&BOUNDS) {
-            let mut family = encoder.encode_descriptor(
-                "client_attempt_duration_seconds",
-                "First attempts that answered, by how long they took",
-                None,
-                MetricType::Histogram,
-            )?;
-            // The encoder wants each bucket's own count (it adds them up).
-            let mut below = 0;
-            let buckets: Vec<(f64, u64)> = latencies
-                .buckets
-                .iter()
-                .map(|&(bound, within)| {
-                    let own = within.saturating_sub(below);
-                    below = within;
-                    (bound, own)
-                })
-                .collect();
-            let labels = [("service", service)];
-            family
-                .encode_family(&labels)?
-                .encode_histogram::<[(&str, &str); 0]>(
-                    latencies.sum,
-                    latencies.count,
-                    &buckets,
-                    None,
-                )?;
+            histogram(&mut encoder, service, &latencies)?;
         }
-
         let hedges = self.client.hedges();
-        let mut family = encoder.encode_descriptor(
+        let sent_won = counters_by(
+            service,
+            "result",
+            [("sent", hedges.sent), ("won", hedges.won)],
+        );
+        family(
+            &mut encoder,
             "client_hedges",
             "Second attempts sent because the first was late, and those that answered first",
-            None,
             MetricType::Counter,
+            sent_won,
         )?;
-        for (result, n) in [("sent", hedges.sent), ("won", hedges.won)] {
-            let labels = [("service", service), ("result", result)];
-            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
-        }
-
         let retries = self.client.retries();
-        let mut family = encoder.encode_descriptor(
+        family(
+            &mut encoder,
             "client_retries",
             "Attempts sent again on another instance after a failure",
-            None,
             MetricType::Counter,
+            [([("service", service)], ConstCounter::new(retries.retries))],
         )?;
-        ConstCounter::new(retries.retries)
-            .encode(family.encode_family(&[("service", service)])?)?;
-
-        let mut family = encoder.encode_descriptor(
+        let refused = counters_by(
+            service,
+            "budget",
+            [
+                ("retry", retries.budget_exhausted),
+                ("hedge", hedges.budget_exhausted),
+            ],
+        );
+        family(
+            &mut encoder,
             "client_budget_exhausted",
             "Retries and hedges that would have gone but for their budget",
-            None,
             MetricType::Counter,
-        )?;
-        for (budget, n) in [
-            ("retry", retries.budget_exhausted),
-            ("hedge", hedges.budget_exhausted),
-        ] {
-            let labels = [("service", service), ("budget", budget)];
-            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
-        }
-        Ok(())
+            refused,
+        )
     }
+}
+
+/// One metric family: a descriptor, then a metric per label set.
+fn family<L: EncodeLabelSet, M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    rows: impl IntoIterator<Item = (L, M)>,
+) -> Result<(), Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, metric) in rows {
+        metric.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// The labels of instance `i` of `service`.
+fn at<'a>(service: &'a str, i: &'a InstanceSnapshot) -> [(&'a str, &'a str); 2] {
+    [("service", service), ("instance", i.id.as_str())]
+}
+
+/// Counters of `service`, one per `(value of key, count)`.
+fn counters_by<'a, const N: usize>(
+    service: &'a str,
+    key: &'a str,
+    counts: [(&'a str, u64); N],
+) -> [([(&'a str, &'a str); 2], ConstCounter); N] {
+    counts.map(|(value, n)| ([("service", service), (key, value)], ConstCounter::new(n)))
+}
+
+/// `labels` with one more.
+fn push<'a>(labels: [(&'a str, &'a str); 2], more: (&'a str, &'a str)) -> [(&'a str, &'a str); 3] {
+    [labels[0], labels[1], more]
+}
+
+/// The first-attempt duration histogram.
+fn histogram(
+    encoder: &mut DescriptorEncoder,
+    service: &str,
+    latencies: &CumulativeLatencies,
+) -> Result<(), Error> {
+    let mut family = encoder.encode_descriptor(
+        "client_attempt_duration_seconds",
+        "First attempts that answered, by how long they took",
+        None,
+        MetricType::Histogram,
+    )?;
+    // The encoder wants each bucket's own count (it adds them up).
+    let mut below = 0;
+    let buckets: Vec<(f64, u64)> = latencies
+        .buckets
+        .iter()
+        .map(|&(bound, within)| {
+            let own = within.saturating_sub(below);
+            below = within;
+            (bound, own)
+        })
+        .collect();
+    family
+        .encode_family(&[("service", service)])?
+        .encode_histogram::<[(&str, &str); 0]>(latencies.sum, latencies.count, &buckets, None)
 }
