@@ -195,6 +195,22 @@ async fn next_event(events: &mut broadcast::Receiver<Event>, wanted: fn(&EventKi
     .expect("the event within a minute");
 }
 
+/// The next breaker opening among `events`.
+async fn breaker_opened(events: &mut broadcast::Receiver<Event>) {
+    next_event(events, |k| matches!(k, EventKind::BreakerOpened { .. })).await;
+}
+
+/// `calls` GETs through `client`, every one answered (`why` says why).
+async fn answered<T: beacon::client::Transport>(
+    client: &ServiceClient<T>,
+    calls: usize,
+    why: &str,
+) {
+    for _ in 0..calls {
+        client.get("/x").await.expect(why);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn calls_go_round_robin_over_every_instance() {
     let instances = Instances::default();
@@ -217,16 +233,8 @@ async fn a_refusing_instance_is_retried_elsewhere_and_its_breaker_opens() {
     let view = view(3, breaker(1, Duration::from_secs(5)));
     let mut events = view.subscribe();
     let client = ServiceClient::with_transport(Arc::clone(&view), config(), instances.transport());
-    for _ in 0..20 {
-        client
-            .get("/x")
-            .await
-            .expect("callers never see the failure");
-    }
-    next_event(&mut events, |k| {
-        matches!(k, EventKind::BreakerOpened { .. })
-    })
-    .await;
+    answered(&client, 20, "callers never see the failure").await;
+    breaker_opened(&mut events).await;
     assert_eq!(
         instances.calls(1),
         1,
@@ -257,10 +265,7 @@ async fn an_open_breaker_half_opens_on_time_and_one_good_probe_closes_it() {
     let client = ServiceClient::with_transport(Arc::clone(&view), config(), instances.transport());
     let opened = Instant::now();
     client.get("/x").await.expect("retried on the other");
-    next_event(&mut events, |k| {
-        matches!(k, EventKind::BreakerOpened { .. })
-    })
-    .await;
+    breaker_opened(&mut events).await;
     instances.set(0, Behaviour::Answer(StatusCode::OK));
     // Its recovery task half-opens it when the open time has passed.
     next_event(&mut events, |k| {
@@ -462,10 +467,7 @@ async fn the_view_and_the_retry_policy_compose_with_towers_own_balancer() {
     for _ in 0..3 {
         client.get("/x").await.expect("retried elsewhere");
     }
-    next_event(&mut events, |k| {
-        matches!(k, EventKind::BreakerOpened { .. })
-    })
-    .await;
+    breaker_opened(&mut events).await;
     assert_eq!(instances.calls(2), 1);
 
     let attempts = NewAttempt::new(instances.transport(), Duration::from_millis(100));
@@ -502,18 +504,29 @@ async fn the_view_and_the_retry_policy_compose_with_towers_own_balancer() {
     assert_eq!(instances.calls(2), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn least_loaded_drains_a_slow_instance() {
+/// Three instances answering in 1 ms (`slow`: that one in 40 ms) and a
+/// latency-balanced client of them.
+fn three_latency_balanced(
+    slow: Option<usize>,
+) -> (Instances, ServiceClient<impl beacon::client::Transport>) {
     let instances = Instances::default();
     for i in 0..3 {
         instances.set(i, Behaviour::Slow(Duration::from_millis(1)));
     }
-    instances.set(1, Behaviour::Slow(Duration::from_millis(40)));
+    if let Some(i) = slow {
+        instances.set(i, Behaviour::Slow(Duration::from_millis(40)));
+    }
     let client = ServiceClient::with_transport(
         view(3, BreakerConfig::default()),
         least_loaded(),
         instances.transport(),
     );
+    (instances, client)
+}
+
+#[tokio::test(start_paused = true)]
+async fn least_loaded_drains_a_slow_instance() {
+    let (instances, client) = three_latency_balanced(Some(1));
     for _ in 0..300 {
         client.get("/x").await.expect("answer");
     }
@@ -529,15 +542,7 @@ async fn least_loaded_drains_a_slow_instance() {
 
 #[tokio::test(start_paused = true)]
 async fn least_loaded_shares_evenly_among_equal_instances() {
-    let instances = Instances::default();
-    for i in 0..3 {
-        instances.set(i, Behaviour::Slow(Duration::from_millis(1)));
-    }
-    let client = ServiceClient::with_transport(
-        view(3, BreakerConfig::default()),
-        least_loaded(),
-        instances.transport(),
-    );
+    let (instances, client) = three_latency_balanced(None);
     for _ in 0..600 {
         client.get("/x").await.expect("answer");
     }
@@ -549,16 +554,7 @@ async fn least_loaded_shares_evenly_among_equal_instances() {
 
 #[tokio::test(start_paused = true)]
 async fn a_healed_instance_wins_its_share_back_as_its_slowness_decays() {
-    let instances = Instances::default();
-    for i in 0..3 {
-        instances.set(i, Behaviour::Slow(Duration::from_millis(1)));
-    }
-    instances.set(1, Behaviour::Slow(Duration::from_millis(40)));
-    let client = ServiceClient::with_transport(
-        view(3, BreakerConfig::default()),
-        least_loaded(),
-        instances.transport(),
-    );
+    let (instances, client) = three_latency_balanced(Some(1));
     for _ in 0..100 {
         client.get("/x").await.expect("answer");
     }
@@ -612,16 +608,8 @@ async fn an_instance_failing_a_third_of_its_calls_is_ejected_by_its_failure_rate
     let view = view(3, ejecting(Duration::from_secs(30)));
     let mut events = view.subscribe();
     let client = ServiceClient::with_transport(Arc::clone(&view), config(), instances.transport());
-    for _ in 0..90 {
-        client
-            .get("/x")
-            .await
-            .expect("failures are retried elsewhere");
-    }
-    next_event(&mut events, |k| {
-        matches!(k, EventKind::BreakerOpened { .. })
-    })
-    .await;
+    answered(&client, 90, "failures are retried elsewhere").await;
+    breaker_opened(&mut events).await;
     // Never five failures in a row: only the rate could open it, after at
     // least 10 of its calls, within the 20-call window.
     let calls = instances.calls(1);
@@ -754,10 +742,7 @@ async fn a_hung_instance_gets_its_breaker_opened_although_hedges_answer_every_ca
     assert!(counts.sent >= 2 && counts.won == counts.sent, "{counts:?}");
     // The first attempts, left to finish alone, time out after 1 s and
     // tell the breaker.
-    next_event(&mut events, |k| {
-        matches!(k, EventKind::BreakerOpened { .. })
-    })
-    .await;
+    breaker_opened(&mut events).await;
     assert_eq!(started.elapsed(), Duration::from_secs(1));
     assert_eq!(client.snapshot().instances[0].breaker, BreakerState::Open);
 }

@@ -27,6 +27,11 @@ async fn put(
     (status, answer.json().await.expect("a JSON answer"))
 }
 
+async fn rating(http: &reqwest::Client, url: &str) -> reqwest::Response {
+    let answer = http.get(format!("{url}/ratings/camera")).send().await;
+    answer.expect("GET /ratings/camera")
+}
+
 fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
 }
@@ -103,11 +108,7 @@ async fn faults_change_at_run_time_with_the_token_only() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(current().await.delay_ms, 150);
     let started = Instant::now();
-    let answer = http
-        .get(format!("{url}/ratings/camera"))
-        .send()
-        .await
-        .expect("GET");
+    let answer = rating(&http, &url).await;
     assert_eq!(answer.status(), StatusCode::OK);
     assert!(
         started.elapsed() >= Duration::from_millis(150),
@@ -119,22 +120,14 @@ async fn faults_change_at_run_time_with_the_token_only() {
         put(&http, &url, Some(TOKEN), failing).await.0,
         StatusCode::OK
     );
-    let answer = http
-        .get(format!("{url}/ratings/camera"))
-        .send()
-        .await
-        .expect("GET");
+    let answer = rating(&http, &url).await;
     assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let body: Value = answer.json().await.expect("JSON error");
     assert_eq!(code(&body), "injected_failure");
 
     let heal = json!({"delay_ms": 0, "fail_percent": 0});
     assert_eq!(put(&http, &url, Some(TOKEN), heal).await.0, StatusCode::OK);
-    let answer = http
-        .get(format!("{url}/ratings/camera"))
-        .send()
-        .await
-        .expect("GET");
+    let answer = rating(&http, &url).await;
     assert_eq!(answer.status(), StatusCode::OK);
     assert!(ratings
         .output()

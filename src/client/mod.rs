@@ -51,11 +51,7 @@ use crate::resolver::{Resolver, ServiceView};
 use crate::wire::{Address, InstanceId, ServiceName};
 use bytes::Bytes;
 use http::{Request, Response};
-use std::{
-    sync::Arc,
-    task::{Context, Poll, Waker},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 use tower::{retry::Retry, Service};
 
 /// Tunables of a [`ServiceClient`].
@@ -213,14 +209,11 @@ impl<T: Transport> ServiceClient<T> {
         let call = Call::new(request, self.inner.config.deadline);
         self.inner.view.wait_synced(call.deadline).await;
         let mut stack = self.inner.failing_fast.clone();
-        // Always ready (it fails fast), so one look settles it; the
-        // attempts and backoffs inside keep to the call's deadline.
-        let ready = stack.poll_ready(&mut Context::from_waker(Waker::noop()));
-        match ready {
-            Poll::Ready(Ok(())) => stack.call(call).await,
-            Poll::Ready(Err(error)) => Err(error),
-            Poll::Pending => Err(stack.get_ref().balance().unavailable(&call)),
-        }
+        // Ready at once: its balancer fails a call no instance admits
+        // instead of waiting. The attempts and backoffs inside keep to the
+        // call's deadline.
+        std::future::poll_fn(|cx| stack.poll_ready(cx)).await?;
+        stack.call(call).await
     }
 
     /// The service's instances with their breakers and records.

@@ -184,18 +184,13 @@ impl Poller {
     fn add(&mut self, view: &ServiceView, instance: &Instance) {
         let endpoint = match self.tracked.remove(&instance.address) {
             Some(retired) => retired.endpoint,
-            None => {
-                let endpoint = Arc::new(Endpoint::new(
-                    instance.id.clone(),
-                    instance.address.clone(),
-                    0,
-                    self.config.breaker,
-                    self.config.latency_decay,
-                    view.sink().clone(),
-                ));
-                recovery::spawn(&endpoint, self.health.clone());
-                endpoint
-            }
+            None => recovery::new_endpoint(
+                &instance.id,
+                &instance.address,
+                &self.config,
+                view.sink(),
+                self.health.clone(),
+            ),
         };
         view.sink().emit(EventKind::InstanceAdded {
             id: instance.id.clone(),

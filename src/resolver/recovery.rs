@@ -10,11 +10,35 @@
 //! there is one task per endpoint: however often the breaker cycles, no
 //! second task can check the same instance.
 
+use super::ResolverConfig;
 use crate::breaker::{Admission, BreakerState};
 use crate::endpoint::Endpoint;
+use crate::events::EventSink;
 use crate::health::HealthChecker;
+use crate::wire::{Address, InstanceId};
 use std::sync::{Arc, Weak};
 use tokio::{sync::Notify, time::Instant};
+
+/// A new endpoint for `id` at `address`, with `config`'s breaker and
+/// latency settings, reporting to `sink`, and its recovery task running.
+pub(super) fn new_endpoint(
+    id: &InstanceId,
+    address: &Address,
+    config: &ResolverConfig,
+    sink: &EventSink,
+    health: Option<Arc<HealthChecker>>,
+) -> Arc<Endpoint> {
+    let endpoint = Arc::new(Endpoint::new(
+        id.clone(),
+        address.clone(),
+        0,
+        config.breaker,
+        config.latency_decay,
+        sink.clone(),
+    ));
+    spawn(&endpoint, health);
+    endpoint
+}
 
 /// Starts `endpoint`'s recovery task. It holds the endpoint weakly and ends
 /// once the endpoint is dropped.

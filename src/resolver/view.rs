@@ -67,18 +67,7 @@ impl ServiceView {
         let sink = EventSink::new(service.clone(), events);
         let endpoints = instances
             .iter()
-            .map(|(id, address)| {
-                let endpoint = Arc::new(Endpoint::new(
-                    id.clone(),
-                    address.clone(),
-                    0,
-                    config.breaker,
-                    config.latency_decay,
-                    sink.clone(),
-                ));
-                recovery::spawn(&endpoint, None);
-                endpoint
-            })
+            .map(|(id, address)| recovery::new_endpoint(id, address, config, &sink, None))
             .collect::<Vec<_>>();
         sink.ejections().set_total(endpoints.len());
         Arc::new(Self {
