@@ -784,3 +784,35 @@ async fn the_metrics_say_what_the_client_did() {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn budget_settings_out_of_range_are_brought_in_range_not_a_panic() {
+    let instances = Instances::default();
+    instances.set(0, Behaviour::Answer(StatusCode::INTERNAL_SERVER_ERROR));
+    let config = ClientConfig {
+        retry_ratio: -1.0,
+        retry_floor_per_sec: u32::MAX,
+        hedging: Some(Hedging {
+            ratio: f32::NAN,
+            floor_per_sec: u32::MAX,
+            ..Hedging::default()
+        }),
+        ..config()
+    };
+    let client = ServiceClient::with_transport(
+        view(2, breaker(5, Duration::from_secs(30))),
+        config,
+        instances.transport(),
+    );
+    let answer = client.get("/x").await.expect("retried on instance 1");
+    assert_eq!(served_by(&answer).id, id(1));
+    let client = ServiceClient::with_transport(
+        view(2, breaker(5, Duration::from_secs(30))),
+        ClientConfig {
+            retry_ratio: 5000.0,
+            ..ClientConfig::default()
+        },
+        instances.transport(),
+    );
+    assert!(client.get("/x").await.is_ok());
+}

@@ -16,6 +16,7 @@
 //! are all answered by hedges still times out, and its breaker opens; a
 //! slow one still reports its latency to the balancer.
 
+use super::retry;
 use super::{
     histogram::{CumulativeLatencies, LatencyHistogram},
     Admitted, Balance, Call, ClientError, NewEndpointService,
@@ -130,11 +131,7 @@ impl<N> Hedge<N> {
                 hedging,
                 attempt_timeout,
                 latencies: LatencyHistogram::new(WINDOW),
-                budget: TpsBudget::new(
-                    Duration::from_secs(10),
-                    hedging.floor_per_sec,
-                    hedging.ratio,
-                ),
+                budget: retry::budget(hedging.ratio, hedging.floor_per_sec),
                 sent: AtomicU64::new(0),
                 won: AtomicU64::new(0),
                 budget_exhausted: AtomicU64::new(0),

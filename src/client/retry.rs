@@ -70,11 +70,7 @@ impl RetryPolicy {
     pub fn new(view: Arc<ServiceView>, limits: RetryLimits) -> Self {
         Self {
             view,
-            budget: Arc::new(TpsBudget::new(
-                Duration::from_secs(10),
-                limits.floor_per_sec,
-                limits.ratio,
-            )),
+            budget: Arc::new(budget(limits.ratio, limits.floor_per_sec)),
             backoff: Backoff::new(limits.backoff, limits.backoff_cap),
             max_attempts: limits.max_attempts.max(1),
             counts: Arc::default(),
@@ -88,6 +84,20 @@ impl RetryPolicy {
             budget_exhausted: self.counts.budget_exhausted.load(Ordering::Relaxed),
         }
     }
+}
+
+/// A budget over the last 10 s allowing `ratio` of calls plus
+/// `floor_per_sec`, for retries and for hedges. tower's constructor panics
+/// outside 0..=1000 (and on NaN), so out-of-range settings are brought in
+/// range: a negative or NaN ratio allows nothing beyond the floor.
+pub(super) fn budget(ratio: f32, floor_per_sec: u32) -> TpsBudget {
+    let ratio = if ratio.is_nan() {
+        0.0
+    } else {
+        ratio.clamp(0.0, 1000.0)
+    };
+    let floor = floor_per_sec.min(1_000_000);
+    TpsBudget::new(Duration::from_secs(10), floor, ratio)
 }
 
 impl tower::retry::Policy<Call, Response<Bytes>, ClientError> for RetryPolicy {
