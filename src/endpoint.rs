@@ -11,6 +11,7 @@ use crate::breaker::{Admission, Breaker, BreakerConfig, BreakerState, Transition
 use crate::events::{EventKind, EventSink, InstanceSnapshot};
 use crate::latency::PeakEwma;
 use crate::wire::{Address, InstanceId};
+use http::Uri;
 use std::{
     sync::{
         atomic::{AtomicU32, Ordering},
@@ -28,6 +29,9 @@ use tokio::{
 #[derive(Debug)]
 pub struct Endpoint {
     address: Address,
+    /// The address parsed once, so each attempt builds its URI from shared
+    /// parts instead of formatting and parsing text.
+    uri: Uri,
     state: Mutex<EndpointState>,
     /// Where transitions are reported.
     sink: EventSink,
@@ -76,8 +80,12 @@ impl Endpoint {
         latency_decay: Duration,
         sink: EventSink,
     ) -> Self {
+        // A valid `Address` is a valid absolute URI (`Address::new` parsed
+        // it); the fallback only keeps this constructor total.
+        let uri = address.as_str().parse().unwrap_or_default();
         Self {
             address,
+            uri,
             state: Mutex::new(EndpointState {
                 id,
                 registered_at,
@@ -98,6 +106,12 @@ impl Endpoint {
     /// Where requests go.
     pub fn address(&self) -> &Address {
         &self.address
+    }
+
+    /// The address as a URI: scheme, authority and any path prefix of
+    /// every request sent here.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
     }
 
     /// The instance id registered at this address.

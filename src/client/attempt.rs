@@ -88,7 +88,7 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
 
     fn call(&mut self, Admitted { call, admission }: Admitted) -> Self::Future {
         let endpoint = Arc::clone(&self.endpoint);
-        let request = call.to_request(endpoint.address());
+        let request = call.to_request(endpoint.uri());
         let sent = request.map(|r| self.transport.call(r));
         let attempt_timeout = self.timeout;
         // Made before the future, so dropping it unpolled still frees a probe.

@@ -4,7 +4,7 @@
 use super::ClientError;
 use crate::wire::Address;
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Uri, Version};
+use http::{uri::PathAndQuery, HeaderMap, Method, Request, Uri, Version};
 use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
@@ -75,11 +75,13 @@ impl Call {
             .map_or("/", |p| p.as_str())
     }
 
-    /// The request to send to `address`, absolute.
-    pub fn to_request(&self, address: &Address) -> Result<Request<Bytes>, ClientError> {
+    /// The request to send to the instance at `base` (its address as a
+    /// URI, parsed once per instance: see [`Endpoint::uri`]), absolute.
+    ///
+    /// [`Endpoint::uri`]: crate::endpoint::Endpoint::uri
+    pub fn to_request(&self, base: &Uri) -> Result<Request<Bytes>, ClientError> {
         let replay = &*self.request;
-        let uri = Uri::try_from(format!("{address}{}", self.path_and_query()))
-            .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
+        let uri = absolute(base, &replay.uri)?;
         // Field by field rather than through `Request::builder`, whose every
         // step moves the whole head: this runs once per attempt.
         let mut request = Request::new(replay.body.clone());
@@ -101,5 +103,70 @@ impl Call {
                 | Method::OPTIONS
                 | Method::TRACE
         )
+    }
+}
+
+/// `request`'s path and query at `base` (scheme, authority and any path
+/// prefix of an instance's address). Without a prefix, the parts are reused
+/// as they are (shared bytes, no formatting, no parsing): this runs once
+/// per attempt.
+fn absolute(base: &Uri, request: &Uri) -> Result<Uri, ClientError> {
+    let invalid = |e: &dyn std::fmt::Display| ClientError::InvalidRequest(e.to_string());
+    let path_and_query = request
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let path_and_query = match base.path().trim_end_matches('/') {
+        "" => path_and_query,
+        prefix => {
+            PathAndQuery::try_from(format!("{prefix}{path_and_query}")).map_err(|e| invalid(&e))?
+        }
+    };
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = base.scheme().cloned();
+    parts.authority = base.authority().cloned();
+    parts.path_and_query = Some(path_and_query);
+    Uri::from_parts(parts).map_err(|e| invalid(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_go_to_the_address_with_its_path_prefix_if_any() {
+        let get = |uri: &str| {
+            Call::new(
+                Request::get(uri).body(Bytes::new()).expect("request"),
+                Duration::from_secs(1),
+            )
+        };
+        for (base, asked, sent) in [
+            (
+                "http://127.0.0.1:8001",
+                "/ratings/camera?x=1",
+                "http://127.0.0.1:8001/ratings/camera?x=1",
+            ),
+            ("https://r.example:8443/", "/a", "https://r.example:8443/a"),
+            (
+                "http://127.0.0.1:8001/base",
+                "/a?b",
+                "http://127.0.0.1:8001/base/a?b",
+            ),
+            (
+                "http://127.0.0.1:8001/base/",
+                "/",
+                "http://127.0.0.1:8001/base/",
+            ),
+            (
+                "http://127.0.0.1:8001",
+                "http://elsewhere:9/p",
+                "http://127.0.0.1:8001/p",
+            ),
+        ] {
+            let base: Uri = base.parse().expect("base");
+            let request = get(asked).to_request(&base).expect("request");
+            assert_eq!(request.uri().to_string(), sent, "{asked} at {base}");
+        }
     }
 }

@@ -84,12 +84,23 @@ pub struct HedgeCounts {
 const MIN_SAMPLES: u32 = 20;
 /// How long the latency windows are.
 const WINDOW: Duration = Duration::from_secs(10);
+/// How long a worked-out hedge delay is used before it is worked out again:
+/// a quantile reads every bucket of both windows (thousands of
+/// instructions, too dear per call), and over windows of 10 s it moves
+/// slowly anyway.
+const DELAY_REFRESH: Duration = Duration::from_millis(10);
 
 #[derive(Debug)]
 struct Shared {
     hedging: Hedging,
     attempt_timeout: Duration,
     latencies: LatencyHistogram,
+    /// The hedge delay as last worked out, in nanoseconds.
+    delay_ns: AtomicU64,
+    /// When (nanoseconds after `started`) to work it out again; the caller
+    /// that moves it on does the work, the others use the last value.
+    refresh_at_ns: AtomicU64,
+    started: Instant,
     budget: TpsBudget,
     sent: AtomicU64,
     won: AtomicU64,
@@ -97,8 +108,43 @@ struct Shared {
 }
 
 impl Shared {
-    /// How long the first attempt gets before a hedge goes out.
+    /// How long the first attempt gets before a hedge goes out, as last
+    /// worked out (at most [`DELAY_REFRESH`] ago).
     fn delay(&self, now: Instant) -> Duration {
+        let at = u64::try_from(now.saturating_duration_since(self.started).as_nanos())
+            .unwrap_or(u64::MAX);
+        let due = self.refresh_at_ns.load(Ordering::Relaxed);
+        let refresh = u64::try_from(DELAY_REFRESH.as_nanos()).unwrap_or(u64::MAX);
+        if at >= due
+            && self
+                .refresh_at_ns
+                .compare_exchange(
+                    due,
+                    at.saturating_add(refresh),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            let delay = self.worked_out_delay(now);
+            let ns = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+            self.delay_ns.store(ns, Ordering::Relaxed);
+            return delay;
+        }
+        Duration::from_nanos(self.delay_ns.load(Ordering::Relaxed))
+    }
+
+    /// The delay before any latency is known: the cap.
+    fn first_delay(hedging: &Hedging, attempt_timeout: Duration) -> Duration {
+        hedging
+            .max_delay
+            .max(hedging.min_delay)
+            .min(attempt_timeout)
+    }
+
+    /// The configured quantile of recent latencies, between the floor and
+    /// the cap (the cap while too few are known).
+    fn worked_out_delay(&self, now: Instant) -> Duration {
         let Hedging {
             quantile,
             min_delay,
@@ -107,7 +153,9 @@ impl Shared {
         } = self.hedging;
         self.latencies
             .quantile(quantile, MIN_SAMPLES, now)
-            .map_or(max_delay, |d| d.clamp(min_delay, max_delay.max(min_delay)))
+            .map_or(max_delay.max(min_delay), |d| {
+                d.clamp(min_delay, max_delay.max(min_delay))
+            })
             .min(self.attempt_timeout)
     }
 }
@@ -127,10 +175,14 @@ impl<N> Hedge<N> {
     /// delays capped by `attempt_timeout`.
     pub fn new(balance: Balance<N>, hedging: Option<Hedging>, attempt_timeout: Duration) -> Self {
         let shared = hedging.map(|hedging| {
+            let first = Shared::first_delay(&hedging, attempt_timeout);
             Arc::new(Shared {
                 hedging,
                 attempt_timeout,
                 latencies: LatencyHistogram::new(WINDOW),
+                delay_ns: AtomicU64::new(u64::try_from(first.as_nanos()).unwrap_or(u64::MAX)),
+                refresh_at_ns: AtomicU64::new(0),
+                started: Instant::now(),
                 budget: retry::budget(hedging.ratio, hedging.floor_per_sec),
                 sent: AtomicU64::new(0),
                 won: AtomicU64::new(0),

@@ -1,0 +1,86 @@
+//! Instructions the caller's thread spends per call, Beacon's client
+//! against a bare hyper-util client, counted by callgrind: repeatable to
+//! the instruction whatever else the machine does, so a change to the
+//! per-request path can be measured before it lands.
+//!
+//! ```sh
+//! cargo build --release --example instructions_per_call
+//! scripts/instructions-per-call.sh
+//! ```
+//!
+//! The program makes `CALLS` sequential calls with one client (`beacon` or
+//! `bare`) to an in-process backend on another thread; the script runs it
+//! for two call counts under callgrind and divides the difference by the
+//! extra calls, so start-up costs cancel out.
+
+use beacon::{
+    transport::{http_client, read_body},
+    wire::Address,
+    ClientConfig, ResolverConfig, ServiceClient, ServiceView,
+};
+use bytes::Bytes;
+use http_body_util::Full;
+use std::{error::Error, time::Duration};
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: instructions_per_call beacon|bare CALLS";
+    let client = args.next().ok_or(usage)?;
+    let calls: usize = args.next().ok_or(usage)?.parse()?;
+    let backend = backend()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match client.as_str() {
+            "beacon" => {
+                let view = ServiceView::fixed(
+                    "ratings".parse()?,
+                    &[("ratings-1".parse()?, Address::new(&backend)?)],
+                    &ResolverConfig::default(),
+                );
+                let beacon = ServiceClient::with_transport(
+                    view,
+                    ClientConfig::default(),
+                    beacon::client::HttpTransport::new(Duration::from_millis(300), 1 << 20),
+                );
+                for _ in 0..calls {
+                    beacon.get("/ratings/camera").await?;
+                }
+            }
+            "bare" => {
+                let bare = http_client(Duration::from_millis(300));
+                let uri: http::Uri = format!("{backend}/ratings/camera").parse()?;
+                for _ in 0..calls {
+                    let request = http::Request::get(uri.clone()).body(Full::new(Bytes::new()))?;
+                    let response = bare.request(request).await?;
+                    read_body(response.into_body(), 1 << 20).await?;
+                }
+            }
+            other => return Err(format!("unknown client {other}; {usage}").into()),
+        }
+        Ok::<_, Box<dyn Error>>(())
+    })
+}
+
+/// A backend on a thread of its own, answering like a ratings instance.
+fn backend() -> Result<String, Box<dyn Error>> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let address = format!("http://{}", listener.local_addr()?);
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("backend runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let app = axum::Router::new().route(
+                "/ratings/camera",
+                axum::routing::get(|| async { r#"{"thing":"camera","stars":4.5}"# }),
+            );
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    Ok(address)
+}
