@@ -130,7 +130,7 @@ impl Endpoint {
     }
 
     /// Updates the registration seen for this address; an instance that
-    /// registered anew is alive (see [`Breaker::seen_alive`]).
+    /// registered anew is alive (see [`Breaker::registered_anew`]).
     pub fn refresh(&self, id: &InstanceId, registered_at: u64) {
         self.change(|state| {
             if state.id != *id {
@@ -140,8 +140,14 @@ impl Endpoint {
                 return ((), None);
             }
             state.registered_at = registered_at;
-            ((), state.breaker.seen_alive())
+            ((), state.breaker.registered_anew())
         });
+    }
+
+    /// Whether health checks may bring this instance back (its breaker is
+    /// not flapping: see [`Breaker::is_flapping`]).
+    pub fn trusts_health_checks(&self) -> bool {
+        !self.lock().breaker.is_flapping()
     }
 
     /// The instance answered a health check while its breaker was open.

@@ -10,10 +10,12 @@
 //! * [`topology`]: registry, ratings instances and proxies as processes.
 //! * [`contenders`]: Beacon, the bare client, HAProxy and nginx, set up.
 //! * [`detection`]: whether each contender's failure handling fired.
-//! * [`scenarios`]: steady, hang and crash runs for every contender, repeated.
+//! * [`faults`]: the faults inflicted (hang, crash, gray, flaky) and healed.
+//! * [`scenarios`]: steady and fault runs for every contender, repeated.
 //! * [`registry_bench`]: the registry against etcd (gateway and gRPC).
 //! * [`store_costs`]: the registry's etcd store against its memory store.
-//! * [`report`]: BENCHMARKS.md, the JSON results, the timeline plot.
+//! * [`report`]: BENCHMARKS.md and the JSON results.
+//! * [`plots`]: the hang timeline and the gray traffic-share plots.
 //! * [`chaos`]: the bounded chaos run against the demo's topology.
 
 #![forbid(unsafe_code)]
@@ -22,7 +24,9 @@
 pub mod chaos;
 pub mod contenders;
 pub mod detection;
+pub mod faults;
 pub mod load;
+pub mod plots;
 pub mod registry_bench;
 pub mod report;
 pub mod scenarios;

@@ -3,9 +3,10 @@
 //! ratios and every headline is a median with its range.
 
 use crate::{
-    contenders::{ready, Contender, CALLER_PATIENCE},
+    contenders::{ready, Contender, Ready, CALLER_PATIENCE},
     detection::Detection,
-    load::{closed_loop, open_loop, Sample, Workload},
+    faults::{served, share, Fault, GRAY_SLOW},
+    load::{closed_loop, open_loop, Route, Sample, Workload},
     stats::{back_after, buckets, slower_than, Bucket, Spread, Summary},
     topology::Backends,
 };
@@ -16,6 +17,9 @@ use std::{
     time::Duration,
 };
 use tokio::time::Instant;
+
+/// What every request asks for.
+const PATH: &str = "/ratings/camera";
 
 /// Durations, rates and repetitions of a benchmark run.
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +87,35 @@ pub struct Outcome {
     pub detection: Option<Detection>,
     /// The run in 100 ms slices (the timeline).
     pub timeline: Vec<Bucket>,
+    /// Beacon in the steady scenario: extra requests its hedging sent, and
+    /// retries made.
+    pub extra_requests: Option<ExtraRequests>,
+    /// Fault runs: requests started before the fault (all healthy).
+    pub before: Option<Summary>,
+    /// Fault runs: requests started while the fault lasted.
+    pub during: Option<Summary>,
+    /// Fault runs: of the calls started while the fault lasted, the share
+    /// that took longer than [`GRAY_SLOW`] or failed.
+    pub late_share: Option<f64>,
+    /// Fault runs: the share of all requests reaching the instances that
+    /// the faulty one took, from when the contender had time to react
+    /// until the heal — counted by the instances themselves, so attempts
+    /// that failed there count too.
+    pub faulty_share: Option<f64>,
+    /// Fault runs: the share of answers the faulty instance gave from two
+    /// seconds after the heal to the end (a third, when fully back).
+    pub healed_share: Option<f64>,
+}
+
+/// Requests Beacon sent beyond one per call.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ExtraRequests {
+    /// Hedges sent.
+    pub hedges: u64,
+    /// Hedges the budget refused.
+    pub hedges_refused: u64,
+    /// Retries made.
+    pub retries: u64,
 }
 
 impl Outcome {
@@ -97,6 +130,12 @@ impl Outcome {
             back_after_ms: None,
             detection: None,
             timeline: Vec::new(),
+            extra_requests: None,
+            before: None,
+            during: None,
+            late_share: None,
+            faulty_share: None,
+            healed_share: None,
         }
     }
 }
@@ -116,22 +155,23 @@ pub struct Comparison {
 /// Shared backends, for fault injection from inside a run.
 pub type SharedBackends = Arc<Mutex<Backends>>;
 
-fn with<T>(backends: &SharedBackends, f: impl FnOnce(&mut Backends) -> T) -> T {
+/// Runs `f` on the backends, whoever held the lock last.
+pub fn with<T>(backends: &SharedBackends, f: impl FnOnce(&mut Backends) -> T) -> T {
     f(&mut backends.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
-/// The faults: which instance, how it breaks and how it heals.
-const FAULTS: [(&str, u16, &str, &str); 2] =
-    [("hang", 2, "STOP", "CONT"), ("crash", 3, "KILL", "")];
-
-/// Runs every scenario for every contender `plan.runs` times, each run
-/// with the contenders' order rotated so none always gets the warmest (or
-/// busiest) machine.
-pub async fn run_all(backends: SharedBackends, plan: Plan) -> Result<Comparison, String> {
+/// Runs the steady scenario (when `steady`) and each of `faults` for every
+/// contender `plan.runs` times, each run with the contenders' order
+/// rotated so none always gets the warmest (or busiest) machine.
+pub async fn run_all(
+    backends: SharedBackends,
+    plan: Plan,
+    steady: bool,
+    faults: &[Fault],
+) -> Result<Comparison, String> {
     let registry = with(&backends, |b| b.registry_url());
     let mut outcomes = Vec::new();
     let mut configs = Vec::new();
-    let path = "/ratings/camera".to_owned();
     let count = Contender::ALL.len();
     heal(&backends, &registry).await?;
     for run in 0..plan.runs {
@@ -142,21 +182,9 @@ pub async fn run_all(backends: SharedBackends, plan: Plan) -> Result<Comparison,
             if let (Some(config), 0) = (ready.config(), run) {
                 configs.push((contender.name().to_owned(), config));
             }
-            let workload = Workload {
-                path: path.clone(),
-                timeout: CALLER_PATIENCE,
-                duration: plan.steady_for,
-            };
-            let samples = closed_loop(&ready.route, &workload, plan.concurrency).await;
-            let summary = Summary::of(&samples, plan.steady_for);
-            eprintln!(
-                "run {run} steady {}: {:.0} req/s, p99 {:.2} ms, {} errors",
-                contender.name(),
-                summary.throughput,
-                summary.p99_ms,
-                summary.errors
-            );
-            outcomes.push(Outcome::steady(contender, run, summary));
+            if steady {
+                outcomes.push(steady_run(&ready, plan, contender, run).await);
+            }
         }
     }
     let bare_p99 = Spread::of(
@@ -171,7 +199,7 @@ pub async fn run_all(backends: SharedBackends, plan: Plan) -> Result<Comparison,
     for run in 0..plan.runs {
         for k in 0..count {
             let contender = Contender::ALL[(k + run) % count];
-            for fault in FAULTS {
+            for &fault in faults {
                 let outcome =
                     fault_run(&backends, &registry, plan, contender, fault, run, slow).await?;
                 outcomes.push(outcome);
@@ -186,73 +214,137 @@ pub async fn run_all(backends: SharedBackends, plan: Plan) -> Result<Comparison,
     })
 }
 
+/// One contender at its maximum throughput, closed loop.
+async fn steady_run(ready: &Ready, plan: Plan, contender: Contender, run: usize) -> Outcome {
+    let workload = Workload {
+        path: PATH.to_owned(),
+        timeout: CALLER_PATIENCE,
+        duration: plan.steady_for,
+    };
+    let counts = || match &ready.route {
+        Route::Beacon(client) => Some((client.hedges(), client.retries())),
+        _ => None,
+    };
+    let before = counts();
+    let samples = closed_loop(&ready.route, &workload, plan.concurrency).await;
+    let summary = Summary::of(&samples, plan.steady_for);
+    let mut outcome = Outcome::steady(contender, run, summary);
+    if let (Some((h0, r0)), Some((h1, r1))) = (before, counts()) {
+        outcome.extra_requests = Some(ExtraRequests {
+            hedges: h1.sent - h0.sent,
+            hedges_refused: h1.budget_exhausted - h0.budget_exhausted,
+            retries: r1.retries - r0.retries,
+        });
+    }
+    eprintln!(
+        "run {run} steady {}: {:.0} req/s, p99 {:.2} ms, {} errors, extra {:?}",
+        contender.name(),
+        outcome.summary.throughput,
+        outcome.summary.p99_ms,
+        outcome.summary.errors,
+        outcome.extra_requests,
+    );
+    outcome
+}
+
+/// What the fault-injecting task saw, besides the load's samples.
+struct Seen {
+    detection: Option<Detection>,
+    injected: Result<(), String>,
+    faulty_share: Option<f64>,
+}
+
 /// One contender through one fault: open-loop load while the instance
 /// breaks at `fault_at` and heals at `heal_at`, its failure handling
-/// watched throughout.
+/// watched throughout, and the instances' own counts read once the
+/// contender has had time to react and again at the heal.
 async fn fault_run(
     backends: &SharedBackends,
     registry: &str,
     plan: Plan,
     contender: Contender,
-    (scenario, instance, break_with, heal_with): (&'static str, u16, &'static str, &'static str),
+    fault: Fault,
     run: usize,
     slow: Duration,
 ) -> Result<Outcome, String> {
     heal(backends, registry).await?;
     let urls = with(backends, |b| b.urls());
-    let ready = ready(contender, urls, registry).await?;
+    let ready = ready(contender, urls.clone(), registry).await?;
+    let timing = fault.timing(plan.faults_for, plan.fault_at, plan.heal_at);
     let workload = Workload {
-        path: "/ratings/camera".to_owned(),
+        path: PATH.to_owned(),
         timeout: CALLER_PATIENCE,
-        duration: plan.faults_for,
+        duration: timing.length,
     };
-    let watch = ready.watch(usize::from(instance - 1));
-    let (tx, detected) = tokio::sync::oneshot::channel();
-    let faults = {
+    let index = usize::from(fault.instance() - 1);
+    let watch = ready.watch(index);
+    let (tx, seen) = tokio::sync::oneshot::channel();
+    let inflict = {
         let backends = Arc::clone(backends);
         move |start: Instant| async move {
-            let watching = tokio::spawn(watch.observe(start + plan.fault_at, start + plan.heal_at));
-            tokio::time::sleep_until(start + plan.fault_at).await;
-            let b = Arc::clone(&backends);
-            let broke =
-                tokio::task::spawn_blocking(move || with(&b, |b| b.signal(instance, break_with)))
-                    .await;
-            tokio::time::sleep_until(start + plan.heal_at).await;
-            let b = Arc::clone(&backends);
-            let healed = tokio::task::spawn_blocking(move || {
-                with(&b, |b| {
-                    if heal_with.is_empty() {
-                        b.start_ratings(instance)
-                    } else {
-                        b.signal(instance, heal_with)
-                    }
-                })
-            })
-            .await;
-            let seen = watching.await.ok().flatten();
-            let _ = tx.send((seen, broke.is_ok() && healed.is_ok()));
+            let at = |d: Duration| start + d;
+            let watching = tokio::spawn(watch.observe(at(timing.fault_at), at(timing.heal_at)));
+            tokio::time::sleep_until(at(timing.fault_at)).await;
+            let broke = fault.inflict(&backends).await;
+            tokio::time::sleep_until(at(timing.settled_at)).await;
+            let settled = served(&urls).await;
+            tokio::time::sleep_until(at(timing.heal_at)).await;
+            let healing = served(&urls).await;
+            let healed = fault.heal(&backends).await;
+            let _ = tx.send(Seen {
+                detection: watching.await.ok().flatten(),
+                injected: broke.and(healed),
+                faulty_share: share(&settled, &healing, index),
+            });
         }
     };
-    let samples: Vec<Sample> = open_loop(&ready.route, &workload, plan.rate, faults).await;
-    let (detection, injected) = detected.await.unwrap_or((None, false));
-    if !injected {
-        return Err(format!(
-            "{scenario}: could not break or heal ratings-{instance}"
-        ));
-    }
-    let who = format!("ratings-{instance}");
+    let rate = fault.rate(plan.rate);
+    let samples: Vec<Sample> = open_loop(&ready.route, &workload, rate, inflict).await;
+    let seen = seen
+        .await
+        .map_err(|_| "the fault task ended early".to_owned())?;
+    seen.injected
+        .map_err(|e| format!("{}: could not break or heal: {e}", fault.name()))?;
+    let who = format!("ratings-{}", fault.instance());
+    let between = |from: Duration, to: Duration| -> Vec<Sample> {
+        samples
+            .iter()
+            .filter(|s| s.at >= from && s.at < to)
+            .cloned()
+            .collect()
+    };
+    let (before, during) = (
+        between(Duration::ZERO, timing.fault_at),
+        between(timing.fault_at, timing.heal_at),
+    );
+    let after = between(timing.heal_at + Duration::from_secs(2), timing.length);
+    let answered_by_faulty = after
+        .iter()
+        .filter(|s| s.instance.as_deref() == Some(who.as_str()))
+        .count();
     let outcome = Outcome {
         contender,
-        scenario,
+        scenario: fault.name(),
         run,
-        summary: Summary::with_failures(&samples, plan.faults_for),
+        summary: Summary::with_failures(&samples, timing.length),
         slow: Some(slower_than(&samples, slow)),
-        back_after_ms: back_after(&samples, &who, plan.heal_at).map(|d| d.as_secs_f64() * 1000.0),
-        detection,
-        timeline: buckets(&samples, Duration::from_millis(100), plan.faults_for),
+        back_after_ms: back_after(&samples, &who, timing.heal_at).map(|d| d.as_secs_f64() * 1000.0),
+        detection: seen.detection,
+        timeline: buckets(&samples, Duration::from_millis(100), timing.length),
+        extra_requests: None,
+        late_share: (!during.is_empty())
+            .then(|| slower_than(&during, GRAY_SLOW) as f64 / during.len() as f64),
+        before: Some(Summary::with_failures(&before, timing.fault_at)),
+        during: Some(Summary::with_failures(
+            &during,
+            timing.heal_at - timing.fault_at,
+        )),
+        faulty_share: seen.faulty_share,
+        healed_share: (!after.is_empty()).then(|| answered_by_faulty as f64 / after.len() as f64),
     };
     eprintln!(
-        "run {run} {scenario} {}: {} errors, {} slow, marked down: {}, back after {:?} ms",
+        "run {run} {} {}: {} errors, {} slow, marked down: {}, back after {:?} ms, faulty share {:?}, late share {:?}",
+        fault.name(),
         contender.name(),
         outcome.summary.errors,
         outcome.slow.unwrap_or(0),
@@ -263,7 +355,9 @@ async fn fault_run(
                 "{:?} ms",
                 d.after_ms.map(f64::round)
             )),
-        outcome.back_after_ms.map(f64::round)
+        outcome.back_after_ms.map(f64::round),
+        outcome.faulty_share,
+        outcome.late_share,
     );
     Ok(outcome)
 }
@@ -274,6 +368,11 @@ async fn heal(backends: &SharedBackends, registry: &str) -> Result<(), String> {
     tokio::task::spawn_blocking(move || with(&b, Backends::heal))
         .await
         .map_err(|e| e.to_string())??;
+    for fault in [Fault::Gray, Fault::Flaky] {
+        // An instance restarted above starts without faults; one that
+        // kept running may still carry a gray fault from a broken run.
+        let _ = fault.heal(backends).await;
+    }
     let client = RegistryClient::from_list(registry, None).map_err(|e| e.to_string())?;
     let service = "ratings".parse().map_err(|e| format!("{e}"))?;
     let started = Instant::now();

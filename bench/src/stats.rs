@@ -2,7 +2,7 @@
 
 use crate::load::Sample;
 use serde::Serialize;
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 /// The numbers a run is judged by.
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +81,8 @@ pub struct Bucket {
     pub max_ms: f64,
     /// 99th percentile of requests started in it.
     pub p99_ms: f64,
+    /// Answers per instance, of requests started in it.
+    pub served: BTreeMap<String, usize>,
 }
 
 /// Slices `samples` into buckets of `width`.
@@ -91,9 +93,13 @@ pub fn buckets(samples: &[Sample], width: Duration, duration: Duration) -> Vec<B
             let (from, to) = (width * i as u32, width * (i as u32 + 1));
             let mut inside: Vec<f64> = Vec::new();
             let mut errors = 0;
+            let mut served = BTreeMap::new();
             for s in samples.iter().filter(|s| s.at >= from && s.at < to) {
                 inside.push(ms(s.latency));
                 errors += usize::from(!s.ok);
+                if let Some(instance) = &s.instance {
+                    *served.entry(instance.clone()).or_insert(0) += 1;
+                }
             }
             inside.sort_by(f64::total_cmp);
             let p99 = inside
@@ -106,6 +112,7 @@ pub fn buckets(samples: &[Sample], width: Duration, duration: Duration) -> Vec<B
                 errors,
                 max_ms: inside.last().copied().unwrap_or(0.0),
                 p99_ms: p99,
+                served,
             }
         })
         .collect()

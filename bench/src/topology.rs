@@ -78,6 +78,11 @@ impl Backends {
             .collect()
     }
 
+    /// Base URL of instance `n`.
+    pub fn url(&mut self, n: u16) -> Result<String, String> {
+        Ok(format!("http://127.0.0.1:{}", self.slot(n)?.1))
+    }
+
     /// Starts (or restarts) instance `n` on its port.
     pub fn start_ratings(&mut self, n: u16) -> Result<(), String> {
         let registry = self.registry_url();
@@ -163,7 +168,8 @@ enum ProxyKind {
 
 impl Proxy {
     /// HAProxy tuned as its documentation recommends for fast failure
-    /// detection: health checks every 500 ms, every 100 ms while a server
+    /// detection, balancing to the server with the fewest connections
+    /// (`leastconn`: its answer to a slow server): health checks every 500 ms, every 100 ms while a server
     /// is changing state or down (`fastinter`/`downinter`), a check that
     /// times out after 100 ms (`timeout check`), one failure marks a
     /// server down (`fall 1`) and one success up (`rise 1`); passive
@@ -175,7 +181,7 @@ impl Proxy {
         let dir = TempDir::new("haproxy")?;
         let socket = dir.path.join("admin.sock");
         let mut config = format!(
-            "global\n  maxconn 4096\n  stats socket {} mode 600 level admin\n\ndefaults\n  mode http\n  option http-keep-alive\n  timeout connect 100ms\n  timeout client 10s\n  timeout server 100ms\n  timeout check 100ms\n  retries 2\n  option redispatch 1\n  retry-on all-retryable-errors\n\nfrontend ratings_in\n  bind 127.0.0.1:{port}\n  default_backend ratings\n\nbackend ratings\n  balance roundrobin\n  option httpchk GET /_health\n  default-server inter 500ms fastinter 100ms downinter 100ms fall 1 rise 1 observe layer7 error-limit 1 on-error mark-down\n",
+            "global\n  maxconn 4096\n  stats socket {} mode 600 level admin\n\ndefaults\n  mode http\n  option http-keep-alive\n  timeout connect 100ms\n  timeout client 10s\n  timeout server 100ms\n  timeout check 100ms\n  retries 2\n  option redispatch 1\n  retry-on all-retryable-errors\n\nfrontend ratings_in\n  bind 127.0.0.1:{port}\n  default_backend ratings\n\nbackend ratings\n  balance leastconn\n  option httpchk GET /_health\n  default-server inter 500ms fastinter 100ms downinter 100ms fall 1 rise 1 observe layer7 error-limit 1 on-error mark-down\n",
             socket.display()
         );
         for (i, target) in targets.iter().enumerate() {
@@ -193,7 +199,9 @@ impl Proxy {
         Self::ready(child, port, config, ProxyKind::Haproxy { socket }, dir)
     }
 
-    /// nginx tuned as its documentation recommends for this job: a shared
+    /// nginx tuned as its documentation recommends for this job:
+    /// `least_conn` (fewest active connections: its answer to a slow
+    /// server), a shared
     /// `zone` so every worker learns of a failed server at once, passive
     /// `max_fails=1`/`fail_timeout`, `proxy_next_upstream` on errors,
     /// timeouts and 5xx, per-try timeouts like Beacon's attempt timeout,
@@ -212,7 +220,7 @@ impl Proxy {
             );
         }
         let config = format!(
-            "daemon off;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  upstream ratings {{\n    zone ratings 64k;\n{upstream}    keepalive 64;\n  }}\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://ratings;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_connect_timeout 100ms;\n      proxy_read_timeout 100ms;\n      proxy_next_upstream error timeout http_500 http_502 http_503 http_504;\n      proxy_next_upstream_tries 3;\n    }}\n  }}\n}}\n"
+            "daemon off;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  upstream ratings {{\n    zone ratings 64k;\n    least_conn;\n{upstream}    keepalive 64;\n  }}\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://ratings;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_connect_timeout 100ms;\n      proxy_read_timeout 100ms;\n      proxy_next_upstream error timeout http_500 http_502 http_503 http_504;\n      proxy_next_upstream_tries 3;\n    }}\n  }}\n}}\n"
         );
         let path = dir.path.join("nginx.conf");
         std::fs::write(&path, &config).map_err(|e| e.to_string())?;

@@ -6,7 +6,8 @@ use beacon_bench::{
     contenders::Contender,
     detection::Detection,
     load::{closed_loop, open_loop, Route, Workload},
-    report::{plot_hang, Report},
+    plots::{plot_gray, plot_hang},
+    report::Report,
     scenarios::{Comparison, Outcome},
     stats::{back_after, buckets, Summary},
 };
@@ -83,10 +84,7 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
         Outcome::steady(contender, run, summary)
     };
     let hang = |run, back: f64, fired: bool| Outcome {
-        contender: Contender::Haproxy,
         scenario: "hang",
-        run,
-        summary: Summary::with_failures(&samples, workload.duration),
         slow: Some(errors),
         back_after_ms: Some(back),
         detection: Some(Detection {
@@ -95,6 +93,23 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
             evidence: "r2 DOWN".into(),
         }),
         timeline: slices.clone(),
+        ..Outcome::steady(
+            Contender::Haproxy,
+            run,
+            Summary::with_failures(&samples, workload.duration),
+        )
+    };
+    let gray = |run, share: f64| Outcome {
+        scenario: "gray",
+        faulty_share: Some(share),
+        late_share: Some(0.0),
+        healed_share: Some(0.33),
+        timeline: slices.clone(),
+        ..Outcome::steady(
+            Contender::Beacon,
+            run,
+            Summary::with_failures(&samples, workload.duration),
+        )
     };
     let mut outcomes = Vec::new();
     for (run, beacon) in [(0, 90.0), (1, 100.0), (2, 95.0)] {
@@ -105,6 +120,9 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
         hang(0, 12.0, true),
         hang(1, 900.0, true),
         hang(2, 30.0, false),
+        gray(0, 0.01),
+        gray(1, 0.02),
+        gray(2, 0.0),
     ]);
     let mut report = Report {
         date: "today".into(),
@@ -118,8 +136,10 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
         registry: None,
         store_costs: None,
     };
-    let markdown = report.markdown("plot.svg");
+    let markdown = report.markdown("plot.svg", "gray.svg");
     for expected in [
+        "## Gray: one of three instances answers 40 ms late",
+        "| 1.0 (0.0–2.0) % | 33.0 % |",
         "| beacon | 95 (90–100) | 0.95 (0.90–1.00) |",
         "did not fire in 1 of 3 runs",
         "30 (12–900) ms (runs: 12, 900, 30)",
@@ -141,6 +161,13 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
     let svg = std::fs::read_to_string(&plot).expect("svg written");
     assert!(
         svg.contains("<svg") && svg.contains("haproxy"),
+        "an SVG with the legend"
+    );
+    let gray_plot = dir.join("gray.svg");
+    plot_gray(&outcomes, (0.1, 0.2), &gray_plot).expect("gray plot");
+    let svg = std::fs::read_to_string(&gray_plot).expect("svg written");
+    assert!(
+        svg.contains("<svg") && svg.contains("beacon"),
         "an SVG with the legend"
     );
     let _ = std::fs::remove_dir_all(&dir);

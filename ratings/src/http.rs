@@ -18,8 +18,12 @@ use beacon_kit::{
     error::JsonError,
     metrics::{record_latency, RequestMetrics},
 };
-use prometheus_client::{encoding::text::encode, metrics::counter::Counter, registry::Registry};
-use std::sync::Arc;
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, gauge::Gauge},
+    registry::Registry,
+};
+use std::sync::{atomic::AtomicU64, Arc};
 
 /// What every handler can reach.
 #[derive(Debug)]
@@ -34,6 +38,10 @@ pub struct Ratings {
     registry: Registry,
     requests: Arc<RequestMetrics>,
     injected_failures: Counter,
+    /// The faults in force, as metrics: a dashboard that shows an instance
+    /// slow or failing can tell an injected fault from a real one.
+    fault_delay: Gauge<f64, AtomicU64>,
+    fault_fail_ratio: Gauge<f64, AtomicU64>,
 }
 
 impl Ratings {
@@ -48,14 +56,38 @@ impl Ratings {
             "Rating requests failed on purpose (--fail-percent)",
             injected_failures.clone(),
         );
-        Self {
+        let fault_delay = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "fault_delay_seconds",
+            "Delay injected before every rating answer (--delay-ms, PUT /_faults)",
+            fault_delay.clone(),
+        );
+        let fault_fail_ratio = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "fault_fail_ratio",
+            "Share of rating requests failed on purpose (--fail-percent, PUT /_faults)",
+            fault_fail_ratio.clone(),
+        );
+        let ratings = Self {
             instance,
             faults: FaultSwitch::new(faults),
             admin_token,
             registry,
             requests,
             injected_failures,
-        }
+            fault_delay,
+            fault_fail_ratio,
+        };
+        ratings.put_in_force(faults);
+        ratings
+    }
+
+    /// Puts `faults` in force, and in the metrics.
+    fn put_in_force(&self, faults: Faults) {
+        self.faults.set(faults);
+        self.fault_delay.set(faults.delay.as_secs_f64());
+        self.fault_fail_ratio
+            .set(f64::from(faults.fail_percent) / 100.0);
     }
 }
 
@@ -132,7 +164,7 @@ async fn set_faults(
     })?;
     let faults = Faults::try_from(settings)
         .map_err(|e| JsonError::new(StatusCode::BAD_REQUEST, "invalid_faults", e))?;
-    state.faults.set(faults);
+    state.put_in_force(faults);
     tracing::info!(
         "faults now: delay {} ms, failing {}% of rating requests",
         settings.delay_ms,

@@ -23,3 +23,29 @@ pub struct FaultSettings {
     /// Percentage of rating requests answered with a 500 (0..=100).
     pub fail_percent: u8,
 }
+
+/// The rating requests an instance has taken, every answer counted, read
+/// from the text of its `GET /_metrics`: the request histogram's `_count`
+/// for the `/ratings/{thing}` route, summed over statuses. For benchmarks
+/// and tests that judge a balancer by what the instances saw.
+pub fn rating_requests(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("beacon_ratings_http_request_duration_seconds_count{")
+                && l.contains(r#"route="/ratings/{thing}""#)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rating_requests_are_counted_from_the_metrics_text() {
+        let text = "# HELP x\nbeacon_ratings_http_request_duration_seconds_count{method=\"GET\",route=\"/ratings/{thing}\",status=\"200\"} 70\nbeacon_ratings_http_request_duration_seconds_count{method=\"GET\",route=\"/ratings/{thing}\",status=\"500\"} 30\nbeacon_ratings_http_request_duration_seconds_count{method=\"GET\",route=\"/_health\",status=\"200\"} 9\n";
+        assert_eq!(rating_requests(text), 100);
+    }
+}

@@ -11,6 +11,14 @@
 //!                     probe fails: Open again, open time ×2 (capped)
 //! ```
 //!
+//! An instance that trips again within twice its open time of closing is
+//! *flapping* — a flaky one answers its probe, then fails again a few calls
+//! later: each such trip doubles the open time too (capped), as Envoy's
+//! ejection multiplier does, and health checks may no longer cut the open
+//! time short (its `/_health` answers fine; its calls don't). A trip after
+//! a quiet spell starts from `open_for` again; registering anew (a new
+//! process) ends the flapping at once.
+//!
 //! The breaker is a readiness gate: [`Breaker::admit`] says whether a request
 //! may go to the instance at all, so an open instance is simply skipped by
 //! the balancer rather than turned into an error. In HalfOpen exactly one
@@ -145,8 +153,17 @@ pub struct Breaker {
     config: BreakerConfig,
     state: State,
     /// The un-jittered open time of the next opening: doubles with each
-    /// failed probe, back to `config.open_for` on success.
+    /// failed probe and with each trip soon after closing (see
+    /// [`Breaker::is_flapping`]), back to `config.open_for` on a trip after
+    /// a quiet spell.
     next_open_for: Duration,
+    /// When the last open time ended (or would have): a trip within twice
+    /// the open time after it is the same trouble coming back.
+    last_until: Option<Instant>,
+    /// Tripped again soon after closing: the instance answers, but fails
+    /// real calls — so its open time doubles, and health checks may not
+    /// cut it short (a flaky instance's `/_health` answers fine).
+    flapping: bool,
 }
 
 impl Breaker {
@@ -159,7 +176,19 @@ impl Breaker {
                 recent: FailureWindow::default(),
             },
             next_open_for: config.open_for,
+            last_until: None,
+            flapping: false,
         }
+    }
+
+    /// Whether the breaker tripped again within twice its open time of
+    /// closing, as a flaky instance's does (Envoy's ejection multiplier
+    /// does the same): then each such trip doubles the open time (up to
+    /// `max_open_for`), and only a real request may probe it — a health
+    /// check answering says nothing about the calls it fails. A trip after
+    /// a quiet spell, or the instance registering anew, ends it.
+    pub fn is_flapping(&self) -> bool {
+        self.flapping
     }
 
     /// The current state, as of `now` (an open breaker whose time has passed
@@ -233,7 +262,6 @@ impl Breaker {
                     failures: 0,
                     recent: FailureWindow::default(),
                 };
-                self.next_open_for = self.config.open_for;
                 Some(Transition::Closed)
             }
             _ => None,
@@ -264,6 +292,17 @@ impl Breaker {
                     .failure_rate
                     .is_some_and(|rate| may_eject && recent.exceeds(&rate));
                 if failures >= self.config.failure_threshold.max(1) || too_many {
+                    let soon = self
+                        .last_until
+                        .is_some_and(|until| now < until + self.next_open_for.saturating_mul(2));
+                    self.flapping = soon;
+                    self.next_open_for = if soon {
+                        self.next_open_for
+                            .saturating_mul(2)
+                            .min(self.config.max_open_for)
+                    } else {
+                        self.config.open_for
+                    };
                     Some(self.open(now))
                 } else {
                     self.state = State::Closed { failures, recent };
@@ -305,10 +344,25 @@ impl Breaker {
         }
     }
 
-    /// The instance is known to be alive again — it registered anew after its
-    /// lease ended, or it answered a health check — so an open breaker goes
-    /// straight to HalfOpen instead of waiting out its open time.
+    /// The instance answered a health check: an open breaker goes straight
+    /// to HalfOpen instead of waiting out its open time — unless it is
+    /// flapping ([`Breaker::is_flapping`]).
     pub fn seen_alive(&mut self) -> Option<Transition> {
+        if self.flapping {
+            return None;
+        }
+        self.half_open_early()
+    }
+
+    /// The instance registered anew after its lease ended: a new process,
+    /// whatever made the old one flap is gone, so an open breaker goes
+    /// straight to HalfOpen.
+    pub fn registered_anew(&mut self) -> Option<Transition> {
+        self.flapping = false;
+        self.half_open_early()
+    }
+
+    fn half_open_early(&mut self) -> Option<Transition> {
         match self.state {
             State::Open { .. } => {
                 self.state = State::HalfOpen { probing: false };
@@ -325,6 +379,7 @@ impl Breaker {
         self.state = State::Open {
             until: now + open_for,
         };
+        self.last_until = Some(now + open_for);
         Transition::Opened(open_for)
     }
 }

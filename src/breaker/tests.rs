@@ -83,14 +83,76 @@ async fn failed_probes_double_the_open_time_up_to_the_cap() {
     let secs: Vec<u64> = opened_for.iter().map(Duration::as_secs).collect();
     assert_eq!(secs, [1, 2, 4, 4, 4]);
 
-    // A successful probe resets the open time.
+    // A successful probe, then a quiet spell of twice the open time:
+    // the next trip starts from the base open time again.
     tokio::time::advance(Duration::from_secs(4)).await;
     let (probe, _) = breaker.admit(Instant::now());
     breaker.record_success(probe);
+    tokio::time::advance(Duration::from_secs(8)).await;
     assert_eq!(
         fail(&mut breaker),
         Some(Transition::Opened(Duration::from_secs(1)))
     );
+    assert!(!breaker.is_flapping());
+}
+
+/// Opens `breaker` by a failure, waits out its open time and closes it by a
+/// good probe; returns the open time.
+async fn trip_and_recover(breaker: &mut Breaker) -> Duration {
+    let Some(Transition::Opened(open_for)) = fail(breaker) else {
+        panic!("did not open");
+    };
+    advance(open_for).await;
+    let (probe, _) = breaker.admit(Instant::now());
+    assert_eq!(probe, Admission::Probe);
+    assert_eq!(breaker.record_success(probe), Some(Transition::Closed));
+    open_for
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_instance_that_trips_again_soon_after_closing_stays_out_longer() {
+    let mut breaker = Breaker::new(config(1));
+    let mut open_times = Vec::new();
+    for _ in 0..4 {
+        open_times.push(trip_and_recover(&mut breaker).await.as_secs());
+        // Fails again half a second after coming back: flapping.
+        advance(Duration::from_millis(500)).await;
+    }
+    assert_eq!(open_times, [1, 2, 4, 4], "doubles, up to the cap");
+    assert!(breaker.is_flapping());
+}
+
+#[tokio::test(start_paused = true)]
+async fn health_checks_do_not_bring_back_a_flapping_instance_but_re_registering_does() {
+    let mut breaker = Breaker::new(config(1));
+    trip_and_recover(&mut breaker).await;
+    fail(&mut breaker);
+    assert!(breaker.is_flapping());
+    assert_eq!(
+        breaker.seen_alive(),
+        None,
+        "its /_health answering proves little"
+    );
+    assert_eq!(breaker.state(Instant::now()), BreakerState::Open);
+    assert_eq!(breaker.registered_anew(), Some(Transition::HalfOpened));
+    assert!(
+        !breaker.is_flapping(),
+        "a new process starts with a clean slate"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_trip_long_after_the_last_one_is_a_first_trip() {
+    let mut breaker = Breaker::new(config(1));
+    trip_and_recover(&mut breaker).await;
+    // Two open times (2 s) after it closed: not the same trouble.
+    advance(Duration::from_secs(2)).await;
+    assert_eq!(
+        fail(&mut breaker),
+        Some(Transition::Opened(Duration::from_secs(1)))
+    );
+    assert!(!breaker.is_flapping());
+    assert_eq!(breaker.seen_alive(), Some(Transition::HalfOpened));
 }
 
 #[tokio::test(start_paused = true)]
@@ -108,13 +170,13 @@ async fn a_released_probe_lets_another_request_probe() {
 async fn re_registration_skips_the_rest_of_the_open_time() {
     let mut breaker = Breaker::new(config(1));
     fail(&mut breaker);
-    assert_eq!(breaker.seen_alive(), Some(Transition::HalfOpened));
+    assert_eq!(breaker.registered_anew(), Some(Transition::HalfOpened));
     assert_eq!(breaker.state(Instant::now()), BreakerState::HalfOpen);
     assert_eq!(breaker.admit(Instant::now()).0, Admission::Probe);
     // Re-registering a closed or half-open breaker changes nothing.
-    assert_eq!(breaker.seen_alive(), None);
+    assert_eq!(breaker.registered_anew(), None);
     let mut closed = Breaker::new(config(1));
-    assert_eq!(closed.seen_alive(), None);
+    assert_eq!(closed.registered_anew(), None);
     assert_eq!(closed.state(Instant::now()), BreakerState::Closed);
 }
 

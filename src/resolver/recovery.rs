@@ -50,7 +50,7 @@ pub(crate) fn spawn(endpoint: &Arc<Endpoint>, health: Option<Arc<HealthChecker>>
     ));
 }
 
-async fn run(endpoint: Weak<Endpoint>, wake: Arc<Notify>, health: Option<Arc<HealthChecker>>) {
+async fn run(endpoint: Weak<Endpoint>, wake: Arc<Notify>, checker: Option<Arc<HealthChecker>>) {
     loop {
         // Registered before the state is read, so a transition between the
         // read and the wait still wakes us.
@@ -61,10 +61,11 @@ async fn run(endpoint: Weak<Endpoint>, wake: Arc<Notify>, health: Option<Arc<Hea
             return;
         };
         let now = Instant::now();
+        // A flapping instance answers health checks but fails calls: only
+        // its open time, and then a real request as probe, bring it back.
+        let health = checker.as_ref().filter(|_| current.trusts_health_checks());
         if let Some(until) = current.open_until() {
-            let check_at = health
-                .as_ref()
-                .map_or(until, |h| until.min(now + h.interval()));
+            let check_at = health.map_or(until, |h| until.min(now + h.interval()));
             drop(current);
             tokio::select! {
                 () = tokio::time::sleep_until(check_at) => {}
@@ -76,14 +77,14 @@ async fn run(endpoint: Weak<Endpoint>, wake: Arc<Notify>, health: Option<Arc<Hea
             let now = Instant::now();
             if now >= until {
                 current.poll_breaker(now);
-            } else if let Some(health) = &health {
+            } else if let Some(health) = health {
                 if health.check(current.address()).await.is_ok() {
                     current.seen_alive();
                 }
             }
             continue;
         }
-        if let (Some(health), BreakerState::HalfOpen) = (&health, current.breaker_state(now)) {
+        if let (Some(health), BreakerState::HalfOpen) = (health, current.breaker_state(now)) {
             if current.admit(now) == Admission::Probe {
                 let started = Instant::now();
                 match health.check(current.address()).await {

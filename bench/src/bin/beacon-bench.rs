@@ -1,11 +1,13 @@
 //! `beacon-bench`: every benchmark side by side, written to BENCHMARKS.md,
-//! benchmarks/results.json and benchmarks/hang-timeline.svg.
+//! benchmarks/results.json and the plots in benchmarks/.
 
 #![forbid(unsafe_code)]
 
 use beacon_bench::{
+    faults::Fault,
+    plots::{plot_gray, plot_hang},
     registry_bench::{self, Sizes},
-    report::{machine, plot_hang, Report},
+    report::{machine, Report},
     scenarios::{run_all, Plan},
     store_costs,
     topology::{binary, Backends},
@@ -36,6 +38,31 @@ struct Cli {
     /// Only the registry-against-etcd part (prints it; writes nothing).
     #[arg(long)]
     only_registry: bool,
+
+    /// The side-by-side scenarios to run, comma-separated (steady, hang,
+    /// crash, gray, flaky); all by default. Without steady, "slow" is 10 ms.
+    #[arg(long, value_delimiter = ',', value_parser = parse_scenario)]
+    scenarios: Vec<Scenario>,
+}
+
+/// A side-by-side scenario named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    Steady,
+    Fault(Fault),
+}
+
+fn parse_scenario(name: &str) -> Result<Scenario, String> {
+    if name == "steady" {
+        return Ok(Scenario::Steady);
+    }
+    Fault::ALL
+        .into_iter()
+        .find(|f| f.name() == name)
+        .map(Scenario::Fault)
+        .ok_or_else(|| {
+            format!("unknown scenario {name:?}; expected steady, hang, crash, gray or flaky")
+        })
 }
 
 #[tokio::main]
@@ -74,8 +101,14 @@ async fn run(cli: &Cli) -> Result<(), String> {
             failures => Err(format!("failed operations: {}", failures.join("; "))),
         };
     }
+    let all = cli.scenarios.is_empty();
+    let steady = all || cli.scenarios.contains(&Scenario::Steady);
+    let faults: Vec<Fault> = Fault::ALL
+        .into_iter()
+        .filter(|f| all || cli.scenarios.contains(&Scenario::Fault(*f)))
+        .collect();
     let backends = Arc::new(Mutex::new(Backends::start()?));
-    let comparison = run_all(Arc::clone(&backends), plan).await?;
+    let comparison = run_all(Arc::clone(&backends), plan, steady, &faults).await?;
     drop(backends);
     let (registry, store_costs) = if cli.no_registry {
         (None, None)
@@ -110,9 +143,15 @@ async fn run(cli: &Cli) -> Result<(), String> {
         paused,
         &dir.join("hang-timeline.svg"),
     )?;
+    let gray = Fault::Gray.timing(plan.faults_for, plan.fault_at, plan.heal_at);
+    plot_gray(
+        &report.comparison.outcomes,
+        (gray.fault_at.as_secs_f64(), gray.heal_at.as_secs_f64()),
+        &dir.join("gray-share.svg"),
+    )?;
     let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("results.json"), json).map_err(|e| e.to_string())?;
-    let markdown = report.markdown("benchmarks/hang-timeline.svg");
+    let markdown = report.markdown("benchmarks/hang-timeline.svg", "benchmarks/gray-share.svg");
     std::fs::write(cli.out.join("BENCHMARKS.md"), &markdown).map_err(|e| e.to_string())?;
     println!("{markdown}");
     match report.failures().as_slice() {

@@ -3,13 +3,15 @@
 
 use crate::{
     contenders::{Contender, PER_TRY},
+    faults::Fault,
     registry_bench::RegistryResults,
     scenarios::{Comparison, Outcome},
     stats::Spread,
 };
-use plotters::prelude::*;
 use serde::Serialize;
-use std::{fmt::Write as _, path::Path};
+
+mod slowness;
+use std::fmt::Write as _;
 
 /// Everything one `make bench` measured.
 #[derive(Debug, Serialize)]
@@ -88,7 +90,7 @@ impl Report {
     }
 
     /// The markdown document.
-    pub fn markdown(&self, plot: &str) -> String {
+    pub fn markdown(&self, hang_plot: &str, gray_plot: &str) -> String {
         let c = &self.comparison;
         let runs = c.outcomes.iter().map(|o| o.run + 1).max().unwrap_or(0);
         let mut md = String::new();
@@ -102,7 +104,9 @@ impl Report {
             md,
             "Three `beacon-ratings` instances on loopback; each contender takes the same load in turn, \
              in an order rotated from run to run. Beacon, HAProxy and nginx each detect a failed instance \
-             and retry on another with a {} ms per-try timeout (configurations below). The bare client \
+             and retry on another with a {} ms per-try timeout; HAProxy and nginx balance to the server \
+             with the fewest connections, Beacon by latency (power of two choices over peak-EWMA \
+             latency × calls in flight) with hedging on, its defaults (configurations below). The bare client \
              (static round-robin over a pooled hyper-util client) has no discovery, no failure handling, \
              no per-try timeout and no retries: it is the floor for speed, and shows what a fault costs \
              without any handling. The caller gives up after 2 s (an error). Every answer is checked: a \
@@ -110,16 +114,36 @@ impl Report {
             PER_TRY.as_millis()
         );
         self.steady(&mut md);
-        for (scenario, what) in [
-            ("hang", "one instance SIGSTOPped (running but unresponsive), then resumed; open loop at a fixed rate"),
-            ("crash", "one instance SIGKILLed (no deregistration), then restarted; open loop at a fixed rate"),
-        ] {
-            self.faults(&mut md, scenario, what);
+        for fault in Fault::ALL {
+            if c.outcomes.iter().all(|o| o.scenario != fault.name()) {
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "\n## {}: {}\n",
+                capitalize(fault.name()),
+                fault.description()
+            );
+            match fault {
+                Fault::Hang | Fault::Crash => self.faults(&mut md, fault.name()),
+                Fault::Gray => self.gray(&mut md),
+                Fault::Flaky => self.flaky(&mut md),
+            }
+            let plot = match fault {
+                Fault::Hang => Some((
+                    "latency and errors over time while one instance hangs (run 1)",
+                    hang_plot,
+                )),
+                Fault::Gray => Some((
+                    "the slow instance's share of the answers over time (run 1)",
+                    gray_plot,
+                )),
+                _ => None,
+            };
+            if let Some((alt, path)) = plot {
+                let _ = writeln!(md, "\n![{alt}]({path})\n");
+            }
         }
-        let _ = writeln!(
-            md,
-            "\n![latency and errors over time while one instance hangs (run 1)]({plot})\n"
-        );
         if let Some(registry) = &self.registry {
             md.push_str(&registry.markdown());
         }
@@ -150,9 +174,9 @@ impl Report {
         let _ = writeln!(md, "## Steady: closed loop, maximum throughput\n");
         let _ = writeln!(
             md,
-            "| contender | req/s | vs bare client | p50 ms | p99 ms | max ms | failed requests |"
+            "| contender | req/s | vs bare client | p50 ms | p99 ms | max ms | failed requests | extra requests sent |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
         let bare = self.runs_of("steady", Contender::BareClient);
         for contender in Contender::ALL {
             let runs = self.runs_of("steady", contender);
@@ -166,9 +190,22 @@ impl Report {
             });
             let figure =
                 |f: fn(&Outcome) -> f64, decimals| show(runs.iter().map(|o| f(o)), decimals);
+            let extra: Vec<_> = runs.iter().filter_map(|o| o.extra_requests).collect();
+            let extra = if extra.is_empty() {
+                "—".to_owned()
+            } else {
+                let requests: usize = runs.iter().map(|o| o.summary.requests).sum();
+                let hedges: u64 = extra.iter().map(|e| e.hedges).sum();
+                let refused: u64 = extra.iter().map(|e| e.hedges_refused).sum();
+                let retries: u64 = extra.iter().map(|e| e.retries).sum();
+                format!(
+                    "{hedges} hedges ({:.2} % of calls; {refused} more refused by the budget), {retries} retries",
+                    100.0 * hedges as f64 / requests.max(1) as f64
+                )
+            };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {extra} |",
                 contender.name(),
                 figure(|o| o.summary.throughput, 0),
                 show(ratios, 2),
@@ -180,8 +217,7 @@ impl Report {
         }
     }
 
-    fn faults(&self, md: &mut String, scenario: &str, what: &str) {
-        let _ = writeln!(md, "\n## {}: {what}\n", capitalize(scenario));
+    fn faults(&self, md: &mut String, scenario: &str) {
         let _ = writeln!(
             md,
             "\"Slow\" is one threshold for every contender: slower than {:.1} ms (twice the bare client's \
@@ -204,24 +240,8 @@ impl Report {
             }
             let figure =
                 |f: fn(&Outcome) -> f64, decimals| show(runs.iter().map(|o| f(o)), decimals);
+            let marked = marked_down(&runs);
             let detections: Vec<_> = runs.iter().filter_map(|o| o.detection.as_ref()).collect();
-            let marked = if detections.is_empty() {
-                "no failure handling".to_owned()
-            } else {
-                let fired: Vec<f64> = detections.iter().filter_map(|d| d.after_ms).collect();
-                let times = show(fired.iter().copied(), 0);
-                if fired.len() == runs.len() {
-                    format!("{times} ms")
-                } else if fired.is_empty() {
-                    "**never** (did not fire)".to_owned()
-                } else {
-                    format!(
-                        "{times} ms; **did not fire in {} of {} runs**",
-                        runs.len() - fired.len(),
-                        runs.len()
-                    )
-                }
-            };
             if let Some(d) = detections.first() {
                 evidence.push(format!("{}: {}", contender.name(), d.evidence));
             }
@@ -256,6 +276,27 @@ impl Report {
     }
 }
 
+/// When the contender marked the faulty instance down, over the runs.
+fn marked_down(runs: &[&Outcome]) -> String {
+    let detections: Vec<_> = runs.iter().filter_map(|o| o.detection.as_ref()).collect();
+    if detections.is_empty() {
+        return "no failure handling".to_owned();
+    }
+    let fired: Vec<f64> = detections.iter().filter_map(|d| d.after_ms).collect();
+    let times = show(fired.iter().copied(), 0);
+    if fired.len() == runs.len() {
+        format!("{times} ms")
+    } else if fired.is_empty() {
+        "**never** (did not fire)".to_owned()
+    } else {
+        format!(
+            "{times} ms; **did not fire in {} of {} runs**",
+            runs.len() - fired.len(),
+            runs.len()
+        )
+    }
+}
+
 /// `median (min–max)` of `values`, or `—` when there are none.
 fn show(values: impl IntoIterator<Item = f64>, decimals: usize) -> String {
     Spread::of(values).map_or("—".to_owned(), |s| s.show(decimals))
@@ -267,97 +308,4 @@ fn capitalize(word: &str) -> String {
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
-}
-
-/// Draws the hang scenario: p99 latency (log scale) and errors per 100 ms
-/// slice, one line per contender.
-pub fn plot_hang(outcomes: &[Outcome], paused: (f64, f64), path: &Path) -> Result<(), String> {
-    let runs: Vec<&Outcome> = outcomes
-        .iter()
-        .filter(|o| o.scenario == "hang" && o.run == 0)
-        .collect();
-    let end = runs
-        .iter()
-        .flat_map(|o| o.timeline.last())
-        .map(|b| b.at_s + 0.1)
-        .fold(1.0, f64::max);
-    let root = SVGBackend::new(path, (1000, 640)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let (top, bottom) = root.split_vertically(420);
-    let colors = [
-        RGBColor(9, 105, 218),
-        RGBColor(130, 130, 130),
-        RGBColor(207, 34, 46),
-        RGBColor(26, 127, 55),
-    ];
-    let max_ms = runs
-        .iter()
-        .flat_map(|o| o.timeline.iter().map(|b| b.p99_ms))
-        .fold(1.0, f64::max)
-        * 1.5;
-    let mut latency = ChartBuilder::on(&top)
-        .caption(
-            format!(
-                "One instance paused at {} s, resumed at {} s: p99 latency per 100 ms",
-                paused.0, paused.1
-            ),
-            ("sans-serif", 20),
-        )
-        .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..end, (0.1..max_ms).log_scale())
-        .map_err(|e| e.to_string())?;
-    latency
-        .configure_mesh()
-        .y_desc("ms (log)")
-        .x_desc("seconds")
-        .draw()
-        .map_err(|e| e.to_string())?;
-    for (run, color) in runs.iter().zip(colors) {
-        let points = run
-            .timeline
-            .iter()
-            .filter(|b| b.requests > 0)
-            .map(|b| (b.at_s, b.p99_ms.max(0.1)));
-        latency
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(run.contender.name())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-            });
-    }
-    latency
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    let max_errors = runs
-        .iter()
-        .flat_map(|o| o.timeline.iter().map(|b| b.errors))
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let mut errors = ChartBuilder::on(&bottom)
-        .caption("errors per 100 ms", ("sans-serif", 16))
-        .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..end, 0.0..(max_errors as f64 * 1.1))
-        .map_err(|e| e.to_string())?;
-    errors
-        .configure_mesh()
-        .x_desc("seconds")
-        .draw()
-        .map_err(|e| e.to_string())?;
-    for (run, color) in runs.iter().zip(colors) {
-        let points = run.timeline.iter().map(|b| (b.at_s, b.errors as f64));
-        errors
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .map_err(|e| e.to_string())?;
-    }
-    root.present().map_err(|e| e.to_string())
 }
