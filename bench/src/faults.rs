@@ -84,6 +84,12 @@ impl Fault {
         }
     }
 
+    /// Whether the faulty instance still answers (slow or failing): then
+    /// it can be asked what it took.
+    pub fn answers_while_broken(self) -> bool {
+        matches!(self, Self::Gray | Self::Flaky)
+    }
+
     /// Calls per second, given the plan's rate for fault runs.
     pub fn rate(self, plan_rate: u32) -> u32 {
         match self {
@@ -190,11 +196,7 @@ fn admin_client() -> HttpClient {
 /// its `/_metrics`; `None` for an instance that did not answer.
 pub async fn served(urls: &[String]) -> Vec<Option<u64>> {
     let client = admin_client();
-    let mut counts = Vec::with_capacity(urls.len());
-    for url in urls {
-        counts.push(served_by(&client, url).await);
-    }
-    counts
+    futures_util::future::join_all(urls.iter().map(|url| served_by(&client, url))).await
 }
 
 async fn served_by(client: &HttpClient, url: &str) -> Option<u64> {

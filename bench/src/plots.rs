@@ -61,27 +61,13 @@ pub fn plot_hang(outcomes: &[Outcome], paused: (f64, f64), path: &Path) -> Resul
         .x_desc("seconds")
         .draw()
         .map_err(|e| e.to_string())?;
-    for (run, color) in runs.iter().zip(COLORS) {
-        let points = run
-            .timeline
+    draw_lines(&mut latency, &runs, |run| {
+        run.timeline
             .iter()
             .filter(|b| b.requests > 0)
-            .map(|b| (b.at_s, b.p99_ms.max(0.1)));
-        latency
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(run.contender.name())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-            });
-    }
-    latency
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| e.to_string())?;
+            .map(|b| (b.at_s, b.p99_ms.max(0.1)))
+            .collect()
+    })?;
     let max_errors = runs
         .iter()
         .flat_map(|o| o.timeline.iter().map(|b| b.errors))
@@ -140,9 +126,8 @@ pub fn plot_gray(outcomes: &[Outcome], slow: (f64, f64), path: &Path) -> Result<
         .x_desc("seconds")
         .draw()
         .map_err(|e| e.to_string())?;
-    for (run, color) in runs.iter().zip(COLORS) {
-        let points: Vec<(f64, f64)> = run
-            .timeline
+    draw_lines(&mut chart, &runs, |run| {
+        run.timeline
             .chunks(5)
             .filter_map(|slices| {
                 let all: usize = slices.iter().flat_map(|b| b.served.values()).sum();
@@ -150,9 +135,24 @@ pub fn plot_gray(outcomes: &[Outcome], slow: (f64, f64), path: &Path) -> Result<
                 let at = slices.first()?.at_s;
                 (all > 0).then(|| (at, slow as f64 / all as f64))
             })
-            .collect();
+            .collect()
+    })?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// One line per contender's run, `points` of each, with a legend.
+fn draw_lines<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    runs: &[&Outcome],
+    points: impl Fn(&Outcome) -> Vec<(f64, f64)>,
+) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for (run, color) in runs.iter().zip(COLORS) {
         chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .draw_series(LineSeries::new(points(run), color.stroke_width(2)))
             .map_err(|e| e.to_string())?
             .label(run.contender.name())
             .legend(move |(x, y)| {
@@ -165,6 +165,5 @@ pub fn plot_gray(outcomes: &[Outcome], slow: (f64, f64), path: &Path) -> Result<
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperRight)
         .draw()
-        .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())
 }

@@ -286,10 +286,21 @@ async fn fault_run(
             let watching = tokio::spawn(watch.observe(at(timing.fault_at), at(timing.heal_at)));
             tokio::time::sleep_until(at(timing.fault_at)).await;
             let broke = fault.inflict(&backends).await;
+            // Only an instance that answers can say what it took; asking
+            // a paused one would delay the heal.
+            let counts = fault.answers_while_broken();
             tokio::time::sleep_until(at(timing.settled_at)).await;
-            let settled = served(&urls).await;
+            let settled = if counts {
+                served(&urls).await
+            } else {
+                Vec::new()
+            };
             tokio::time::sleep_until(at(timing.heal_at)).await;
-            let healing = served(&urls).await;
+            let healing = if counts {
+                served(&urls).await
+            } else {
+                Vec::new()
+            };
             let healed = fault.heal(&backends).await;
             let _ = tx.send(Seen {
                 detection: watching.await.ok().flatten(),

@@ -107,14 +107,7 @@ async fn faults_change_at_run_time_with_the_token_only() {
     let (status, body) = put(&http, &url, Some(TOKEN), slow).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(current().await.delay_ms, 150);
-    let metrics = http
-        .get(format!("{url}/_metrics"))
-        .send()
-        .await
-        .expect("GET /_metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = support::metrics_text(&http, &url).await;
     assert!(
         metrics.contains("beacon_ratings_fault_delay_seconds 0.15"),
         "{metrics}"

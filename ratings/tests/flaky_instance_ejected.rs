@@ -27,14 +27,7 @@ fn ratings(n: u16, registry: &str) -> Service {
 
 /// Rating requests instance `url` has taken, from its `/_metrics`.
 async fn taken(http: &reqwest::Client, url: &str) -> u64 {
-    let text = http
-        .get(format!("{url}/_metrics"))
-        .send()
-        .await
-        .expect("GET /_metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = support::metrics_text(http, url).await;
     rating_requests(&text)
 }
 

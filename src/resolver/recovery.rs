@@ -16,7 +16,10 @@ use crate::endpoint::Endpoint;
 use crate::events::EventSink;
 use crate::health::HealthChecker;
 use crate::wire::{Address, InstanceId};
-use std::sync::{Arc, Weak};
+use std::{
+    sync::{Arc, Weak},
+    time::Duration,
+};
 use tokio::{sync::Notify, time::Instant};
 
 /// A new endpoint for `id` at `address`, with `config`'s breaker and
@@ -51,6 +54,13 @@ pub(crate) fn spawn(endpoint: &Arc<Endpoint>, health: Option<Arc<HealthChecker>>
 }
 
 async fn run(endpoint: Weak<Endpoint>, wake: Arc<Notify>, checker: Option<Arc<HealthChecker>>) {
+    // Checks of an open breaker start an interval apart, start to start:
+    // one that times out is soon followed by the next, so a check is often
+    // in flight when a paused instance resumes and answers at once. The
+    // first waits a whole interval after each opening, so an instance that
+    // answers its health checks but failed its calls still stays out a while.
+    let mut opening: Option<Instant> = None;
+    let mut next_check = Instant::now();
     loop {
         // Registered before the state is read, so a transition between the
         // read and the wait still wakes us.
@@ -65,7 +75,11 @@ async fn run(endpoint: Weak<Endpoint>, wake: Arc<Notify>, checker: Option<Arc<He
         // its open time, and then a real request as probe, bring it back.
         let health = checker.as_ref().filter(|_| current.trusts_health_checks());
         if let Some(until) = current.open_until() {
-            let check_at = health.map_or(until, |h| until.min(now + h.interval()));
+            if opening != Some(until) {
+                opening = Some(until);
+                next_check = now + health.map_or(Duration::ZERO, |h| h.interval());
+            }
+            let check_at = health.map_or(until, |_| until.min(next_check));
             drop(current);
             tokio::select! {
                 () = tokio::time::sleep_until(check_at) => {}
@@ -78,6 +92,7 @@ async fn run(endpoint: Weak<Endpoint>, wake: Arc<Notify>, checker: Option<Arc<He
             if now >= until {
                 current.poll_breaker(now);
             } else if let Some(health) = health {
+                next_check = now + health.interval();
                 if health.check(current.address()).await.is_ok() {
                     current.seen_alive();
                 }
