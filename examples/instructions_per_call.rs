@@ -8,8 +8,8 @@
 //! scripts/instructions-per-call.sh
 //! ```
 //!
-//! The program makes `CALLS` sequential calls with one client (`beacon` or
-//! `bare`) to an in-process backend on another thread; the script runs it
+//! The program makes `CALLS` sequential calls with one client (`beacon`,
+//! `beacon-plain` — no hedging, round robin — or `bare`) to an in-process backend on another thread; the script runs it
 //! for two call counts under callgrind and divides the difference by the
 //! extra calls, so start-up costs cancel out.
 
@@ -24,7 +24,7 @@ use std::{error::Error, time::Duration};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: instructions_per_call beacon|bare CALLS";
+    let usage = "usage: instructions_per_call beacon|beacon-plain|bare CALLS";
     let client = args.next().ok_or(usage)?;
     let calls: usize = args.next().ok_or(usage)?.parse()?;
     let backend = backend()?;
@@ -33,7 +33,18 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build()?;
     runtime.block_on(async move {
         match client.as_str() {
-            "beacon" => {
+            // Beacon as configured by default, and without its per-call
+            // extras (hedging, latency-aware balancing): what they cost.
+            "beacon" | "beacon-plain" => {
+                let config = if client == "beacon" {
+                    ClientConfig::default()
+                } else {
+                    ClientConfig {
+                        hedging: None,
+                        balancing: beacon::Balancing::RoundRobin,
+                        ..ClientConfig::default()
+                    }
+                };
                 let view = ServiceView::fixed(
                     "ratings".parse()?,
                     &[("ratings-1".parse()?, Address::new(&backend)?)],
@@ -41,7 +52,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 );
                 let beacon = ServiceClient::with_transport(
                     view,
-                    ClientConfig::default(),
+                    config,
                     beacon::client::HttpTransport::new(Duration::from_millis(300), 1 << 20),
                 );
                 for _ in 0..calls {

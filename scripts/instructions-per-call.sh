@@ -15,7 +15,7 @@ count() { # client calls -> instructions on the main thread
     grep -h '^summary:' "$dir/$1-$2-01" | awk '{print $2}'
 }
 printf '| client | instructions per call |\n|---|---|\n'
-for client in bare beacon; do
+for client in bare beacon-plain beacon; do
     a=$(count "$client" "$small")
     b=$(count "$client" "$large")
     echo "| $client | $(( (b - a) / (large - small) )) |"

@@ -592,6 +592,32 @@ fn an_unmeasured_instance_scores_as_its_rival_and_calls_in_flight_weigh() {
     // 1 ms with 3 in flight costs more than 2 ms idle.
     assert!(prefers_second(measured(1.0, 3), measured(2.0, 0)));
     assert!(!prefers_second(measured(1.0, 0), measured(2.0, 0)));
+    // Noise between equal instances is a tie, either way round...
+    assert!(!prefers_second(measured(0.35, 0), measured(0.30, 0)));
+    assert!(!prefers_second(measured(0.30, 0), measured(0.35, 0)));
+    // ...a slow one is not.
+    assert!(prefers_second(measured(40.0, 0), measured(0.5, 0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn nearly_equal_instances_share_evenly_not_by_who_measures_fastest() {
+    let instances = Instances::default();
+    // Whole milliseconds: tokio's timer rounds up to the next one.
+    for (i, ms) in [(0, 10), (1, 11), (2, 13)] {
+        instances.set(i, Behaviour::Slow(Duration::from_millis(ms)));
+    }
+    let client = ServiceClient::with_transport(
+        view(3, BreakerConfig::default()),
+        least_loaded(),
+        instances.transport(),
+    );
+    for _ in 0..600 {
+        client.get("/x").await.expect("answer");
+    }
+    for i in 0..3 {
+        let calls = instances.calls(i);
+        assert!((140..=260).contains(&calls), "instance {i}: {calls} of 600");
+    }
 }
 
 fn ejecting(open_for: Duration) -> BreakerConfig {

@@ -12,7 +12,8 @@
 //!
 //! * **least loaded** (the default): power of two choices, as linkerd2 and
 //!   tower's `p2c` do — two distinct instances drawn at random, the one with
-//!   the lower latency estimate × (calls in flight + 1) wins (see
+//!   the lower latency estimate × (calls in flight + 1) wins, unless the two
+//!   are within [`TIE_FACTOR`] of each other: then the first drawn (see
 //!   [`latency`](crate::latency)). A slow instance loses nearly every draw it
 //!   is in, yet two random draws keep equal instances evenly loaded and no
 //!   single instance flooded. An instance with no estimate yet (new, or its
@@ -191,10 +192,19 @@ fn least_loaded_of_two(
     gate::admit(endpoint, now).map(|admission| (Arc::clone(endpoint), admission))
 }
 
-/// Whether `b` is less loaded than `a` (on a tie, `a` wins: it was drawn
-/// at random too).
+/// How much cheaper the second drawn endpoint must be to win the draw:
+/// costs within this factor of each other are a tie, which the first drawn
+/// (at random) wins. Latency estimates of equal instances differ by noise —
+/// tens of percent on loopback — and a strict comparison hands the one that
+/// happens to measure fastest every draw it is in: two thirds of all calls,
+/// of three instances. A slow instance (or a busy one: one more call in
+/// flight doubles an idle one's cost) is still well past it.
+pub const TIE_FACTOR: f64 = 1.5;
+
+/// Whether `b` is clearly less loaded than `a` (by more than
+/// [`TIE_FACTOR`]); otherwise `a` wins: it was drawn at random too.
 pub fn prefers_second(a: Load, b: Load) -> bool {
-    cost(b, a) < cost(a, b)
+    cost(b, a) * TIE_FACTOR < cost(a, b)
 }
 
 /// Latency estimate × (calls in flight + 1). Without an estimate of its

@@ -36,7 +36,9 @@ mod service;
 mod transport;
 
 pub use attempt::{Admitted, Attempt, NewAttempt};
-pub use balance::{has_candidate, prefers_second, Balance, Balancing, NewEndpointService};
+pub use balance::{
+    has_candidate, prefers_second, Balance, Balancing, NewEndpointService, TIE_FACTOR,
+};
 pub use call::Call;
 pub use discover::ViewDiscover;
 pub use error::{Cause, ClientError};
