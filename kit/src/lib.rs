@@ -13,6 +13,7 @@
 //! * [`process`]: starting a Beacon binary as a child and learning its address (tests, tools).
 //! * [`etcd`]: real etcd clusters on loopback (tests, benchmarks).
 //! * [`wait`]: polling a condition with a deadline (tests, tools).
+//! * [`tls`]: serving HTTPS (and requiring client certificates) with rustls.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -26,4 +27,5 @@ pub mod metrics;
 pub mod net;
 pub mod process;
 pub mod signal;
+pub mod tls;
 pub mod wait;

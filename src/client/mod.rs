@@ -84,6 +84,11 @@ pub struct ClientConfig {
     /// Hedged requests for idempotent calls (see [`Hedge`]); `None` turns
     /// them off. Default on, with [`Hedging::default`].
     pub hedging: Option<Hedging>,
+    /// TLS for `https://` instances: your roots besides Mozilla's, and a
+    /// client certificate for mutual TLS — made with
+    /// [`ClientTls::config`](crate::wire::tls::ClientTls::config). Default
+    /// `None`: Mozilla's roots only.
+    pub tls: Option<Arc<crate::wire::tls::rustls::ClientConfig>>,
 }
 
 impl Default for ClientConfig {
@@ -100,6 +105,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_millis(300),
             balancing: Balancing::default(),
             hedging: Some(Hedging::default()),
+            tls: None,
         }
     }
 }
@@ -151,8 +157,19 @@ impl<T: Clone> Clone for ServiceClient<T> {
 impl ServiceClient {
     /// A client for `service`, sharing `resolver`'s view of it, over HTTP.
     pub fn new(resolver: &Resolver, service: &ServiceName, config: ClientConfig) -> Self {
-        let transport = HttpTransport::new(config.connect_timeout, config.max_response_bytes);
-        Self::with_transport(resolver.service(service), config, transport)
+        Self::for_view(resolver.service(service), config)
+    }
+
+    /// A client for `view`'s service over HTTP(S) as `config` says (e.g.
+    /// over a [`ServiceView::fixed`] list of instances, with no registry).
+    pub fn for_view(view: Arc<ServiceView>, config: ClientConfig) -> Self {
+        let tls = config
+            .tls
+            .clone()
+            .unwrap_or_else(crate::wire::tls::default_config);
+        let transport =
+            HttpTransport::with_tls(config.connect_timeout, config.max_response_bytes, tls);
+        Self::with_transport(view, config, transport)
     }
 }
 

@@ -7,7 +7,8 @@
 //! without sockets or real time.
 
 use super::error::Cause;
-use crate::transport::{http_client, read_body, HttpClient};
+use crate::transport::{http_client_with, read_body, HttpClient};
+use crate::wire::tls::rustls;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
@@ -65,10 +66,25 @@ pub struct HttpTransport {
 
 impl HttpTransport {
     /// A transport with its own pool; connecting is bounded by
-    /// `connect_timeout`, answers by `max_response_bytes`.
+    /// `connect_timeout`, answers by `max_response_bytes`; `https://`
+    /// instances trust Mozilla's roots.
     pub fn new(connect_timeout: Duration, max_response_bytes: usize) -> Self {
+        Self::with_tls(
+            connect_timeout,
+            max_response_bytes,
+            crate::wire::tls::default_config(),
+        )
+    }
+
+    /// The same, `https://` instances reached with `tls` (your roots, a
+    /// client certificate): see [`ClientTls`](crate::wire::tls::ClientTls).
+    pub fn with_tls(
+        connect_timeout: Duration,
+        max_response_bytes: usize,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Self {
         Self {
-            client: Arc::new(http_client(connect_timeout)),
+            client: Arc::new(http_client_with(connect_timeout, tls)),
             max_response_bytes,
         }
     }

@@ -15,7 +15,9 @@
 //!
 //! And the shared plumbing:
 //!
-//! * [`transport`]: the pooled HTTP client, bounded body reads, error chains;
+//! * [`transport`]: the pooled HTTP(S) client, bounded body reads, error chains;
+//! * [`tls`]: what a client trusts (Mozilla's roots plus your CA) and
+//!   presents (mutual TLS), with rustls;
 //! * [`failover`]: one call tried across equivalent servers (registry
 //!   replicas, etcd members), from the one that answered last;
 //! * [`backoff`]: capped exponential backoff with jitter;
@@ -36,6 +38,7 @@ pub mod error;
 pub mod failover;
 pub mod names;
 pub mod query;
+pub mod tls;
 pub mod transport;
 
 pub use body::{

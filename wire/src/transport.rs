@@ -1,24 +1,40 @@
-//! The pooled HTTP/1 client every part of Beacon sends through, bounded
-//! body reads, and errors told with their causes.
+//! The pooled HTTP/1 client every part of Beacon sends through (plain or
+//! TLS, by the URL's scheme), bounded body reads, and errors told with their
+//! causes.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::TokioExecutor,
 };
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-/// hyper-util's pooled client over plain TCP, with whole-buffer bodies (so a
-/// request can be re-sent on retry by cloning it cheaply).
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// hyper-util's pooled client over TCP, `https://` URLs over rustls, with
+/// whole-buffer bodies (so a request can be re-sent on retry by cloning it
+/// cheaply).
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// A pooled client. `connect_timeout` bounds the TCP handshake, so that a
-/// host that drops SYNs costs that much and no more.
+/// A pooled client trusting Mozilla's roots (see [`crate::tls`]).
+/// `connect_timeout` bounds the TCP handshake, so that a host that drops
+/// SYNs costs that much and no more.
 pub fn http_client(connect_timeout: Duration) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_nodelay(true);
+    http_client_with(connect_timeout, crate::tls::default_config())
+}
+
+/// A pooled client whose `https://` connections use `tls` (trusted roots,
+/// client certificate): make one with [`crate::tls::ClientTls::config`].
+pub fn http_client_with(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> HttpClient {
+    let mut tcp = HttpConnector::new();
+    tcp.set_connect_timeout(Some(connect_timeout));
+    tcp.set_nodelay(true);
+    tcp.enforce_http(false);
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(Arc::unwrap_or_clone(tls))
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build(connector)

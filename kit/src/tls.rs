@@ -1,0 +1,213 @@
+//! Serving HTTPS with rustls: a server configuration from PEM files, a
+//! listener that hands `axum::serve` connections already through their TLS
+//! handshake, and a throwaway CA for demos and tests.
+//!
+//! Handshakes run in tasks of their own, bounded by [`HANDSHAKE_TIMEOUT`],
+//! so a client that connects and stalls can't hold up the next one; a
+//! failed handshake is logged at debug and dropped, never an error of the
+//! server.
+
+use beacon_wire::tls::{certificates, private_key, TlsError};
+use rustls::{crypto::ring, server::WebPkiClientVerifier, RootCertStore, ServerConfig};
+use std::{
+    io,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
+use tokio_rustls::{server::TlsStream, TlsAcceptor};
+
+/// Longest a client may take over its TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server configuration presenting `cert` (PEM chain) with `key`; with
+/// `client_ca`, clients must present a certificate that CA signed (mutual
+/// TLS). HTTP/1.1 by ALPN.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(ring::default_provider());
+    let refused = |path: &Path| {
+        let path = path.to_owned();
+        move |source| TlsError::Refused { path, source }
+    };
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(refused(cert))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for root in certificates(ca)? {
+                roots.add(root).map_err(refused(ca))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsError::Read {
+                    path: ca.to_owned(),
+                    detail: e.to_string(),
+                })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certificates(cert)?, private_key(key)?)
+        .map_err(refused(key))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A TCP listener whose connections come out through their TLS handshake:
+/// give it to `axum::serve` in place of a `TcpListener`.
+#[derive(Debug)]
+pub struct TlsListener {
+    ready: mpsc::Receiver<(TlsStream<tokio::net::TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+    accepting: JoinHandle<()>,
+}
+
+impl TlsListener {
+    /// Accepts on `listener`, handshaking with `config`.
+    pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (tx, ready) = mpsc::channel(64);
+        let acceptor = TlsAcceptor::from(config);
+        let accepting = tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: pause
+                        // rather than spin.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
+                        Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            ready,
+            local,
+            accepting,
+        })
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The accepting task ended (it never does while we hold it):
+            // nothing will come.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// A throwaway certificate authority and the certificates a demo or a test
+/// needs, as PEM files in one directory: a server certificate for
+/// `localhost` and `127.0.0.1`, a client certificate, and a second,
+/// unrelated CA (what a wrong root looks like).
+#[derive(Debug, Clone)]
+pub struct ThrowawayPki {
+    /// The CA's certificate: the root clients trust (`--ca`).
+    pub ca: PathBuf,
+    /// The server's certificate (`--tls-cert`) and key (`--tls-key`).
+    pub server_cert: PathBuf,
+    /// The server's private key.
+    pub server_key: PathBuf,
+    /// A client certificate the CA signed (`--client-cert`), and its key.
+    pub client_cert: PathBuf,
+    /// The client certificate's private key.
+    pub client_key: PathBuf,
+    /// Another CA's certificate, which signed none of the above.
+    pub other_ca: PathBuf,
+}
+
+impl ThrowawayPki {
+    /// Generates the CA and certificates into `dir` (created if missing).
+    pub fn generate(dir: &Path) -> Result<Self, String> {
+        let failed = |e: &dyn std::fmt::Display| format!("generating certificates: {e}");
+        std::fs::create_dir_all(dir).map_err(|e| failed(&e))?;
+        let ca = authority("Beacon throwaway CA").map_err(|e| failed(&e))?;
+        let other = authority("Some other CA").map_err(|e| failed(&e))?;
+        let leaf = |names: Vec<String>, name: &str| -> Result<(String, String), rcgen::Error> {
+            let key = rcgen::KeyPair::generate()?;
+            let mut params = rcgen::CertificateParams::new(names)?;
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            let cert = params.signed_by(&key, &ca)?;
+            Ok((cert.pem(), key.serialize_pem()))
+        };
+        let (server_cert, server_key) = leaf(
+            vec!["localhost".into(), "127.0.0.1".into()],
+            "beacon server",
+        )
+        .map_err(|e| failed(&e))?;
+        let (client_cert, client_key) =
+            leaf(vec!["client.beacon.test".into()], "beacon client").map_err(|e| failed(&e))?;
+        let pki = Self {
+            ca: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+            other_ca: dir.join("other-ca.pem"),
+        };
+        for (path, pem) in [
+            (&pki.ca, ca.pem()),
+            (&pki.server_cert, server_cert),
+            (&pki.server_key, server_key),
+            (&pki.client_cert, client_cert),
+            (&pki.client_key, client_key),
+            (&pki.other_ca, other.pem()),
+        ] {
+            std::fs::write(path, pem).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        }
+        Ok(pki)
+    }
+}
+
+/// A self-signed CA that may sign certificates.
+fn authority(name: &str) -> Result<rcgen::CertifiedIssuer<'static, rcgen::KeyPair>, rcgen::Error> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate()?)
+}

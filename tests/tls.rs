@@ -1,0 +1,137 @@
+//! `https://` instances: reached with the right root, refused clearly with
+//! a wrong one, and with mutual TLS only when the client presents a
+//! certificate the server's CA signed. Real TLS servers on 127.0.0.1:0.
+
+use axum::{routing::get, Router};
+use beacon::{
+    transport::error_chain,
+    wire::{
+        tls::{ClientTls, Identity},
+        Address,
+    },
+    ClientConfig, ClientError, ResolverConfig, ServiceClient, ServiceView,
+};
+use beacon_kit::tls::{server_config, ThrowawayPki, TlsListener};
+use std::path::{Path, PathBuf};
+
+/// A throwaway PKI in a directory of its own, removed at the end.
+struct Pki {
+    dir: PathBuf,
+    files: ThrowawayPki,
+}
+
+impl Pki {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("beacon-tls-{name}-{}", std::process::id()));
+        let files = ThrowawayPki::generate(&dir).expect("certificates");
+        Self { dir, files }
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A ratings-like instance over HTTPS; with `client_ca`, mutual TLS.
+async fn https_instance(pki: &ThrowawayPki, client_ca: Option<&Path>) -> String {
+    let config = server_config(&pki.server_cert, &pki.server_key, client_ca).expect("config");
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = tcp.local_addr().expect("addr").port();
+    let listener = TlsListener::new(tcp, config).expect("listener");
+    let app = Router::new().route(
+        "/ratings/camera",
+        get(|| async { r#"{"thing":"camera","stars":4.5}"# }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("https://127.0.0.1:{port}")
+}
+
+fn client(url: &str, tls: ClientTls) -> ServiceClient {
+    let view = ServiceView::fixed(
+        "ratings".parse().expect("name"),
+        &[(
+            "ratings-1".parse().expect("id"),
+            Address::new(url).expect("address"),
+        )],
+        &ResolverConfig::default(),
+    );
+    let config = ClientConfig {
+        tls: Some(tls.config().expect("client TLS")),
+        hedging: None,
+        ..ClientConfig::default()
+    };
+    ServiceClient::for_view(view, config)
+}
+
+fn trusting(ca: &Path) -> ClientTls {
+    ClientTls {
+        ca: Some(ca.to_owned()),
+        identity: None,
+    }
+}
+
+fn refusal(error: &ClientError) -> String {
+    error_chain(error)
+}
+
+#[tokio::test]
+async fn an_https_instance_is_reached_with_the_right_root_and_refused_with_a_wrong_one() {
+    let pki = Pki::new("roots");
+    let url = https_instance(&pki.files, None).await;
+
+    let answer = client(&url, trusting(&pki.files.ca))
+        .get("/ratings/camera")
+        .await
+        .expect("the CA that signed it is trusted");
+    assert_eq!(answer.status(), 200);
+    assert!(std::str::from_utf8(answer.body())
+        .expect("text")
+        .contains("camera"));
+
+    for (who, tls) in [
+        ("another CA", trusting(&pki.files.other_ca)),
+        ("Mozilla's roots only", ClientTls::default()),
+    ] {
+        let error = client(&url, tls)
+            .get("/ratings/camera")
+            .await
+            .expect_err(who);
+        let text = refusal(&error);
+        assert!(
+            text.contains("invalid peer certificate") && text.contains("UnknownIssuer"),
+            "{who}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_mutual_tls_only_a_client_with_a_certificate_from_the_ca_gets_in() {
+    let pki = Pki::new("mtls");
+    let url = https_instance(&pki.files, Some(&pki.files.ca)).await;
+
+    let error = client(&url, trusting(&pki.files.ca))
+        .get("/ratings/camera")
+        .await
+        .expect_err("no client certificate");
+    let text = refusal(&error);
+    assert!(text.contains(&url), "names the instance: {text}");
+
+    let with_identity = ClientTls {
+        identity: Some(Identity {
+            cert: pki.files.client_cert.clone(),
+            key: pki.files.client_key.clone(),
+        }),
+        ..trusting(&pki.files.ca)
+    };
+    let answer = client(&url, with_identity)
+        .get("/ratings/camera")
+        .await
+        .expect("a certificate the CA signed");
+    assert_eq!(answer.status(), 200);
+}
