@@ -1,17 +1,22 @@
-//! `https://` instances: reached with the right root, refused clearly with
-//! a wrong one, and with mutual TLS only when the client presents a
-//! certificate the server's CA signed. Real TLS servers on 127.0.0.1:0.
+//! TLS: `https://` instances and registries reached with the right root,
+//! refused clearly with a wrong one, and with mutual TLS only when the
+//! client presents a certificate the server's CA signed. Real TLS servers
+//! on 127.0.0.1:0, the registry as its real binary.
 
 use axum::{routing::get, Router};
 use beacon::{
     transport::error_chain,
     wire::{
         tls::{ClientTls, Identity},
-        Address,
+        Address, Registration,
     },
-    ClientConfig, ClientError, ResolverConfig, ServiceClient, ServiceView,
+    ClientConfig, ClientError, RegistryClient, RegistryClientConfig, ResolverConfig, ServiceClient,
+    ServiceView,
 };
-use beacon_kit::tls::{server_config, ThrowawayPki, TlsListener};
+use beacon_kit::{
+    process::Service,
+    tls::{server_config, ThrowawayPki, TlsListener},
+};
 use std::path::{Path, PathBuf};
 
 /// A throwaway PKI in a directory of its own, removed at the end.
@@ -134,4 +139,111 @@ async fn with_mutual_tls_only_a_client_with_a_certificate_from_the_ca_gets_in() 
         .await
         .expect("a certificate the CA signed");
     assert_eq!(answer.status(), 200);
+}
+
+/// A `beacon-registry` process serving HTTPS with `pki`'s server
+/// certificate and token `t0ken`; `mutual`: client certificates required.
+fn https_registry(pki: &ThrowawayPki, mutual: bool) -> Service {
+    let (cert, key, ca) = (
+        pki.server_cert.display().to_string(),
+        pki.server_key.display().to_string(),
+        pki.ca.display().to_string(),
+    );
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--token",
+        "t0ken",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ];
+    if mutual {
+        args.extend(["--client-ca", &ca]);
+    }
+    Service::start(&beacon_testkit::binary("beacon-registry"), &args).expect("registry starts")
+}
+
+fn registry_client(url: &str, tls: ClientTls) -> RegistryClient {
+    let config = RegistryClientConfig {
+        tls: Some(tls.config().expect("client TLS")),
+        ..RegistryClientConfig::default()
+    };
+    RegistryClient::new([url], Some("t0ken".into()), config).expect("client")
+}
+
+async fn register(client: &RegistryClient) -> Result<(), String> {
+    let registration = Registration::new(Address::new("http://127.0.0.1:8001").expect("address"));
+    client
+        .register(
+            &"ratings".parse().expect("name"),
+            &"ratings-1".parse().expect("id"),
+            &registration,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| error_chain(&e))
+}
+
+#[tokio::test]
+async fn a_registry_over_tls_takes_a_token_write_from_a_client_that_trusts_its_ca() {
+    let pki = Pki::new("registry");
+    let registry = https_registry(&pki.files, false);
+    assert!(
+        registry.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        registry.url
+    );
+
+    register(&registry_client(&registry.url, trusting(&pki.files.ca)))
+        .await
+        .expect("the token crosses TLS");
+    let refused = register(&registry_client(&registry.url, ClientTls::default()))
+        .await
+        .expect_err("Mozilla's roots don't know the CA");
+    assert!(refused.contains("UnknownIssuer"), "{refused}");
+    registry.stop().expect("stops");
+}
+
+#[tokio::test]
+async fn a_registry_requiring_client_certificates_refuses_a_write_without_one() {
+    let pki = Pki::new("registry-mtls");
+    let registry = https_registry(&pki.files, true);
+    let refused = register(&registry_client(&registry.url, trusting(&pki.files.ca)))
+        .await
+        .expect_err("no client certificate");
+    assert!(
+        refused.contains(&registry.url),
+        "names the registry: {refused}"
+    );
+    let with_identity = ClientTls {
+        identity: Some(Identity {
+            cert: pki.files.client_cert.clone(),
+            key: pki.files.client_key.clone(),
+        }),
+        ..trusting(&pki.files.ca)
+    };
+    register(&registry_client(&registry.url, with_identity))
+        .await
+        .expect("a certificate the CA signed, and the token");
+    registry.stop().expect("stops");
+}
+
+#[tokio::test]
+async fn a_registry_given_a_missing_certificate_file_says_which() {
+    let output = std::process::Command::new(beacon_testkit::binary("beacon-registry"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent/server.pem",
+            "--tls-key",
+            "/nonexistent/server.key",
+        ])
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("/nonexistent/server.pem"), "{said}");
 }

@@ -25,6 +25,7 @@ async fn registry(
     let options = Options {
         token: None,
         backend,
+        tls: None,
     };
     tokio::spawn(server::run(listener, options, stop.clone()));
     let client = RegistryClient::from_list(&url, None)?;

@@ -2,10 +2,10 @@
 
 #![forbid(unsafe_code)]
 
-use beacon_kit::{cli, logging, net, signal::cancel_on_signal};
+use beacon_kit::{cli, logging, net, signal::cancel_on_signal, tls};
 use beacon_registry::server::{self, Backend, Options};
 use clap::{Parser, ValueEnum};
-use std::{net::SocketAddr, process::ExitCode};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 /// Tracks heartbeating service instances and answers who is alive.
 #[derive(Debug, Parser)]
@@ -30,6 +30,19 @@ struct Cli {
     /// Key prefix in etcd (with --store etcd); replicas sharing a prefix share their state.
     #[arg(long, env = "BEACON_ETCD_PREFIX", default_value = "/beacon/services/")]
     etcd_prefix: String,
+
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "BEACON_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "BEACON_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Require every client to present a certificate this CA (PEM) signed;
+    /// needs --tls-cert. Writes still need --token when one is set.
+    #[arg(long, env = "BEACON_CLIENT_CA", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,9 +86,17 @@ async fn main() -> ExitCode {
             prefix: cli.etcd_prefix,
         },
     };
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => match tls::server_config(cert, key, cli.client_ca.as_deref()) {
+            Ok(config) => Some(config),
+            Err(err) => return cli::fail("beacon-registry", &err.to_string()),
+        },
+        _ => None,
+    };
     let options = Options {
         token: cli.token,
         backend,
+        tls,
     };
     match server::run(listener, options, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,

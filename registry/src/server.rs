@@ -5,6 +5,7 @@ use crate::{
     metrics::Metrics,
     store::{EtcdStore, MemoryStore, Store},
 };
+use beacon_kit::tls::TlsListener;
 use std::{io, sync::Arc};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +17,11 @@ pub struct Options {
     pub token: Option<String>,
     /// Where registrations are kept.
     pub backend: Backend,
+    /// Serve HTTPS with this configuration (`--tls-cert`/`--tls-key`); if
+    /// it requires client certificates (`--client-ca`), every connection
+    /// must present one the CA signed — reads too — and writes still need
+    /// the token when there is one.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Where registrations are kept.
@@ -71,14 +77,21 @@ pub async fn serve<S: Store>(
         shutdown: shutdown.clone(),
     };
     let app = router(state, options.token.map(Arc::from));
-    tracing::info!(
-        store = kind,
-        "listening on http://{}",
-        listener.local_addr()?
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    let address = listener.local_addr()?;
+    match options.tls {
+        None => {
+            tracing::info!(store = kind, "listening on http://{address}");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await?;
+        }
+        Some(tls) => {
+            tracing::info!(store = kind, "listening on https://{address}");
+            axum::serve(TlsListener::new(listener, tls)?, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await?;
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! order. Transport failures and 5xx move on to the next URL; a 4xx is the
 //! registry's considered answer and is returned at once.
 
-use crate::transport::{http_client, HttpClient};
+use crate::transport::{http_client_with, HttpClient};
 use crate::wire::failover::{check_base_url, exchange, Failed, Failover, Step};
 use crate::wire::{
     ErrorBody, ErrorCode, Instance, InstanceId, Registration, ServiceInstances, ServiceList,
@@ -65,6 +65,11 @@ pub struct RegistryClientConfig {
     pub request_timeout: Duration,
     /// Bound on the TCP handshake. Default 500 ms.
     pub connect_timeout: Duration,
+    /// TLS for `https://` registries: your CA besides Mozilla's roots, and a
+    /// client certificate for a registry that requires one — made with
+    /// [`ClientTls::config`](crate::wire::tls::ClientTls::config). Default
+    /// `None`: Mozilla's roots only.
+    pub tls: Option<Arc<crate::wire::tls::rustls::ClientConfig>>,
 }
 
 impl Default for RegistryClientConfig {
@@ -72,6 +77,7 @@ impl Default for RegistryClientConfig {
         Self {
             request_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_millis(500),
+            tls: None,
         }
     }
 }
@@ -118,7 +124,13 @@ impl RegistryClient {
             shared: Arc::new(Shared {
                 registries: Failover::new(urls),
                 token,
-                http: http_client(config.connect_timeout),
+                http: http_client_with(
+                    config.connect_timeout,
+                    config
+                        .tls
+                        .clone()
+                        .unwrap_or_else(crate::wire::tls::default_config),
+                ),
                 config,
             }),
         })

@@ -87,8 +87,8 @@ impl Failover {
 /// prefix — and returns it without a trailing slash, or says what is wrong.
 pub fn check_base_url(raw: &str) -> Result<String, &'static str> {
     let uri: Uri = raw.parse().map_err(|_| "not a URL")?;
-    if uri.scheme_str() != Some("http") {
-        return Err("only http:// URLs are supported");
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("only http:// and https:// URLs are supported");
     }
     if uri.authority().is_none() {
         return Err("no host");
@@ -131,8 +131,12 @@ mod tests {
             Ok("http://127.0.0.1:8400".into())
         );
         assert_eq!(
+            check_base_url("https://registry.example:8400"),
+            Ok("https://registry.example:8400".into())
+        );
+        assert_eq!(
             check_base_url("ftp://x:1"),
-            Err("only http:// URLs are supported")
+            Err("only http:// and https:// URLs are supported")
         );
         assert_eq!(
             check_base_url("http://x:1/?a=b"),

@@ -110,6 +110,7 @@ async fn once(
     let config = RegistryClientConfig {
         request_timeout: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(10),
+        ..RegistryClientConfig::default()
     };
     let client = Arc::new(
         RegistryClient::new([registry.url.as_str()], None, config).map_err(|e| e.to_string())?,
