@@ -9,11 +9,11 @@
 //! when no caller is sending requests. A paused process accepts TCP
 //! connections but never answers, so only a real HTTP answer counts.
 
-use crate::transport::{http_client, HttpClient};
+use crate::transport::{http_client_with, HttpClient};
 use crate::wire::Address;
 use bytes::Bytes;
 use http_body_util::Full;
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 /// How to check an instance whose breaker is open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,9 +44,19 @@ pub struct HealthChecker {
 }
 
 impl HealthChecker {
-    /// A checker with its own connection pool.
+    /// A checker with its own connection pool (Mozilla's roots for
+    /// `https://` instances).
     pub fn new(config: HealthCheckConfig) -> Self {
-        let http = http_client(config.timeout);
+        Self::with_tls(config, None)
+    }
+
+    /// The same, `https://` instances reached with `tls` when given.
+    pub fn with_tls(
+        config: HealthCheckConfig,
+        tls: Option<Arc<crate::wire::tls::rustls::ClientConfig>>,
+    ) -> Self {
+        let tls = tls.unwrap_or_else(crate::wire::tls::default_config);
+        let http = http_client_with(config.timeout, tls);
         Self { config, http }
     }
 

@@ -10,14 +10,19 @@ use beacon::{
         tls::{ClientTls, Identity},
         Address, Registration,
     },
-    ClientConfig, ClientError, RegistryClient, RegistryClientConfig, ResolverConfig, ServiceClient,
-    ServiceView,
+    ClientConfig, ClientError, RegistryClient, RegistryClientConfig, Resolver, ResolverConfig,
+    ServiceClient, ServiceView,
 };
 use beacon_kit::{
     process::Service,
     tls::{server_config, ThrowawayPki, TlsListener},
 };
-use std::path::{Path, PathBuf};
+use beacon_testkit::eventually;
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 /// A throwaway PKI in a directory of its own, removed at the end.
 struct Pki {
@@ -246,4 +251,79 @@ async fn a_registry_given_a_missing_certificate_file_says_which() {
     assert!(!output.status.success());
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains("/nonexistent/server.pem"), "{said}");
+}
+
+#[tokio::test]
+async fn a_ratings_instance_over_tls_registers_with_a_tls_registry_and_is_called_through_it() {
+    let pki = Pki::new("chain");
+    let files = &pki.files;
+    let registry = https_registry(files, false);
+    let (cert, key, ca) = (
+        files.server_cert.display().to_string(),
+        files.server_key.display().to_string(),
+        files.ca.display().to_string(),
+    );
+    let ratings = Service::start(
+        &beacon_testkit::binary("beacon-ratings"),
+        &[
+            "--instance",
+            "1",
+            "--port",
+            "0",
+            "--registry",
+            &registry.url,
+            "--token",
+            "t0ken",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--ca",
+            &ca,
+        ],
+    )
+    .expect("ratings starts");
+    assert!(ratings.url.starts_with("https://"), "{}", ratings.url);
+
+    let tls = trusting(&files.ca).config().expect("client TLS");
+    let registry_client = RegistryClient::new(
+        [registry.url.as_str()],
+        None,
+        RegistryClientConfig {
+            tls: Some(Arc::clone(&tls)),
+            ..RegistryClientConfig::default()
+        },
+    )
+    .expect("registry client");
+    let resolver = Resolver::new(
+        registry_client,
+        ResolverConfig {
+            tls: Some(Arc::clone(&tls)),
+            ..ResolverConfig::default()
+        },
+    );
+    let client = ServiceClient::new(
+        &resolver,
+        &"ratings".parse().expect("name"),
+        ClientConfig {
+            tls: Some(tls),
+            ..ClientConfig::default()
+        },
+    );
+    let answer = eventually(Duration::from_secs(10), "ratings-1 over TLS", || async {
+        client.get("/ratings/camera").await.ok()
+    })
+    .await;
+    let body = std::str::from_utf8(answer.body()).expect("text").to_owned();
+    assert!(body.contains("ratings-1"), "{body}");
+    let served = answer
+        .extensions()
+        .get::<beacon::ServedBy>()
+        .expect("served by");
+    assert!(
+        served.address.as_str().starts_with("https://"),
+        "{served:?}"
+    );
+    ratings.stop().expect("ratings stops");
+    registry.stop().expect("registry stops");
 }

@@ -7,7 +7,7 @@
 //! failed handshake is logged at debug and dropped, never an error of the
 //! server.
 
-use beacon_wire::tls::{certificates, private_key, TlsError};
+use beacon_wire::tls::{certificates, private_key, ClientTls, Identity, TlsError};
 use rustls::{crypto::ring, server::WebPkiClientVerifier, RootCertStore, ServerConfig};
 use std::{
     io,
@@ -210,4 +210,95 @@ fn authority(name: &str) -> Result<rcgen::CertifiedIssuer<'static, rcgen::KeyPai
         rcgen::KeyUsagePurpose::CrlSign,
     ];
     rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate()?)
+}
+
+/// The flags of a binary that can serve HTTPS (DESIGN, "TLS").
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeTlsArgs {
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "BEACON_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "BEACON_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ServeTlsArgs {
+    /// The server configuration, if HTTPS was asked for; with `client_ca`,
+    /// clients must present a certificate it signed.
+    pub fn config(&self, client_ca: Option<&Path>) -> Result<Option<Arc<ServerConfig>>, TlsError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => server_config(cert, key, client_ca).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The flags of a binary that calls https registries or instances.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClientTlsArgs {
+    /// Trust this CA (PEM) for https registries and instances, besides
+    /// Mozilla's roots.
+    #[arg(long, env = "BEACON_CA")]
+    pub ca: Option<PathBuf>,
+
+    /// Present this certificate (PEM) to servers that require one (mutual
+    /// TLS); needs --client-key.
+    #[arg(long, env = "BEACON_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+
+    /// The private key of --client-cert (PEM).
+    #[arg(long, env = "BEACON_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+}
+
+impl ClientTlsArgs {
+    /// The client configuration these flags describe (Mozilla's roots when
+    /// none is given).
+    pub fn config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let identity = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Some(Identity {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
+        ClientTls {
+            ca: self.ca.clone(),
+            identity,
+        }
+        .config()
+    }
+}
+
+/// Serves `app` on `listener` — over TLS with `tls`, plain HTTP without —
+/// until `shutdown` completes, then lets the requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(tls) => {
+            axum::serve(TlsListener::new(listener, tls)?, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}
+
+/// The scheme of a server's URL: `https` with `tls`, else `http`.
+pub fn scheme(tls: Option<&Arc<ServerConfig>>) -> &'static str {
+    if tls.is_some() {
+        "https"
+    } else {
+        "http"
+    }
 }

@@ -2,11 +2,11 @@
 
 #![forbid(unsafe_code)]
 
-use beacon::RegistryClient;
-use beacon_kit::{cli, logging, net, signal::cancel_on_signal};
+use beacon::{RegistryClient, RegistryClientConfig};
+use beacon_kit::{cli, logging, net, signal::cancel_on_signal, tls};
 use beacon_market::server::{self, Options};
 use clap::Parser;
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
 /// The demo market: things, ratings through Beacon, a cart, and a live panel.
 #[derive(Debug, Parser)]
@@ -40,13 +40,27 @@ struct Cli {
     /// `none` (default 5 minutes).
     #[arg(long, env = "BEACON_MARKET_RATING_MAX_AGE_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     rating_max_age_ms: u64,
+
+    #[command(flatten)]
+    serve_tls: tls::ServeTlsArgs,
+
+    #[command(flatten)]
+    client_tls: tls::ClientTlsArgs,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
-    let registry = match RegistryClient::from_list(&cli.registry, None) {
+    let (serve_tls, client_tls) = match (cli.serve_tls.config(None), cli.client_tls.config()) {
+        (Ok(serve), Ok(client)) => (serve, client),
+        (Err(e), _) | (_, Err(e)) => return fail(&e.to_string()),
+    };
+    let registry_config = RegistryClientConfig {
+        tls: Some(Arc::clone(&client_tls)),
+        ..RegistryClientConfig::default()
+    };
+    let registry = match RegistryClient::from_list_with(&cli.registry, None, registry_config) {
         Ok(registry) => registry,
         Err(e) => return fail(&e.to_string()),
     };
@@ -61,6 +75,8 @@ async fn main() -> ExitCode {
         breaker_threshold: cli.breaker_threshold,
         breaker_open: Duration::from_millis(cli.breaker_open_ms),
         rating_max_age: Duration::from_millis(cli.rating_max_age_ms),
+        client_tls: Some(client_tls),
+        serve_tls,
     };
     match server::run(listener, options, cancel_on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

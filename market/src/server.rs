@@ -4,9 +4,11 @@ use crate::{
     app::{router, AppState},
     ratings::RatingsBoard,
 };
+use beacon::wire::tls::rustls;
 use beacon::{
     BreakerConfig, ClientConfig, RegistryClient, Resolver, ResolverConfig, ServiceClient,
 };
+use beacon_kit::tls;
 use std::{io, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +30,11 @@ pub struct Options {
     /// Oldest cached rating still shown; past it the rating shows as
     /// `none`, so a page can't pass for healthy on ancient values.
     pub rating_max_age: Duration,
+    /// TLS for calls to `https://` ratings instances (and their health
+    /// checks); `None`: Mozilla's roots.
+    pub client_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Serve HTTPS with this configuration; `None`: plain HTTP.
+    pub serve_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Leaves this much of the page deadline for rendering and the network.
@@ -49,12 +56,14 @@ pub async fn run(
         options.registry.clone(),
         ResolverConfig {
             breaker,
+            tls: options.client_tls.clone(),
             ..ResolverConfig::default()
         },
     );
     let client_config = ClientConfig {
         attempt_timeout: options.attempt_timeout,
         deadline: options.deadline.saturating_sub(RENDER_MARGIN),
+        tls: options.client_tls.clone(),
         ..ClientConfig::default()
     };
     let service = "ratings"
@@ -74,10 +83,15 @@ pub async fn run(
         deadline_ms,
         shutdown.clone(),
     ));
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    let scheme = tls::scheme(options.serve_tls.as_ref());
+    tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
+    tls::serve(
+        listener,
+        options.serve_tls,
+        router(app),
+        shutdown.cancelled_owned(),
+    )
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -4,9 +4,9 @@
 
 use beacon::{
     wire::{InstanceId, MAX_TTL, MIN_TTL},
-    RegistryClient,
+    RegistryClient, RegistryClientConfig,
 };
-use beacon_kit::{cli, logging, net, signal::cancel_on_signal};
+use beacon_kit::{cli, logging, net, signal::cancel_on_signal, tls};
 use beacon_ratings::{
     faults::Faults,
     http::Ratings,
@@ -50,6 +50,12 @@ struct Cli {
     /// Percentage of rating requests answered with a 500.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     fail_percent: u8,
+
+    #[command(flatten)]
+    serve_tls: tls::ServeTlsArgs,
+
+    #[command(flatten)]
+    client_tls: tls::ClientTlsArgs,
 }
 
 fn ttl_ms(raw: &str) -> Result<u64, String> {
@@ -70,9 +76,17 @@ async fn main() -> ExitCode {
     logging::init();
     let id = format!("ratings-{}", cli.instance);
     let port = cli.port.unwrap_or(8000 + cli.instance);
+    let (serve_tls, client_tls) = match (cli.serve_tls.config(None), cli.client_tls.config()) {
+        (Ok(serve), Ok(client)) => (serve, client),
+        (Err(e), _) | (_, Err(e)) => return fail(&e.to_string()),
+    };
+    let registry_config = RegistryClientConfig {
+        tls: Some(client_tls),
+        ..RegistryClientConfig::default()
+    };
     let (instance, registry) = match (
         InstanceId::new(&id),
-        RegistryClient::from_list(&cli.registry, cli.token.clone()),
+        RegistryClient::from_list_with(&cli.registry, cli.token.clone(), registry_config),
     ) {
         (Ok(instance), Ok(registry)) => (instance, registry),
         (Err(e), _) => return fail(&e.to_string()),
@@ -89,6 +103,7 @@ async fn main() -> ExitCode {
     let options = Options {
         registry,
         ttl: Duration::from_millis(cli.ttl_ms),
+        tls: serve_tls,
     };
     let shutdown = cancel_on_signal();
     match server::run(

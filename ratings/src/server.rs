@@ -5,6 +5,7 @@ use beacon::{
     wire::{Address, Registration, ServiceName},
     Lease, RegistryClient,
 };
+use beacon_kit::tls;
 use std::{io, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +20,9 @@ pub struct Options {
     pub registry: RegistryClient,
     /// The lease length.
     pub ttl: Duration,
+    /// Serve HTTPS with this configuration (and register an `https://`
+    /// address); `None`: plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Serves `ratings` on `listener`, registered under its instance id, until
@@ -31,7 +35,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let local = listener.local_addr()?;
-    let address = Address::new(&format!("http://{local}"))
+    let scheme = tls::scheme(options.tls.as_ref());
+    let address = Address::new(&format!("{scheme}://{local}"))
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let service: ServiceName = SERVICE
         .parse()
@@ -42,7 +47,7 @@ pub async fn run(
         ..Registration::new(address)
     };
     let lease = Lease::start(options.registry.clone(), service, id.clone(), registration);
-    tracing::info!(instance = %id, "listening on http://{local}");
+    tracing::info!(instance = %id, "listening on {scheme}://{local}");
     let app = router(Arc::new(ratings));
     let deregister_then_drain = async move {
         shutdown.cancelled().await;
@@ -51,9 +56,7 @@ pub async fn run(
             Err(e) => tracing::warn!(instance = %id, "could not deregister: {e}"),
         }
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(deregister_then_drain)
-        .await?;
+    tls::serve(listener, options.tls, app, deregister_then_drain).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -31,13 +31,8 @@ struct Cli {
     #[arg(long, env = "BEACON_ETCD_PREFIX", default_value = "/beacon/services/")]
     etcd_prefix: String,
 
-    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
-    #[arg(long, env = "BEACON_TLS_CERT", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-
-    /// The private key of --tls-cert (PEM).
-    #[arg(long, env = "BEACON_TLS_KEY", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    tls: tls::ServeTlsArgs,
 
     /// Require every client to present a certificate this CA (PEM) signed;
     /// needs --tls-cert. Writes still need --token when one is set.
@@ -86,12 +81,9 @@ async fn main() -> ExitCode {
             prefix: cli.etcd_prefix,
         },
     };
-    let tls = match (&cli.tls_cert, &cli.tls_key) {
-        (Some(cert), Some(key)) => match tls::server_config(cert, key, cli.client_ca.as_deref()) {
-            Ok(config) => Some(config),
-            Err(err) => return cli::fail("beacon-registry", &err.to_string()),
-        },
-        _ => None,
+    let tls = match cli.tls.config(cli.client_ca.as_deref()) {
+        Ok(config) => config,
+        Err(err) => return cli::fail("beacon-registry", &err.to_string()),
     };
     let options = Options {
         token: cli.token,

@@ -5,7 +5,7 @@ use crate::{
     metrics::Metrics,
     store::{EtcdStore, MemoryStore, Store},
 };
-use beacon_kit::tls::TlsListener;
+use beacon_kit::tls;
 use std::{io, sync::Arc};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -78,20 +78,9 @@ pub async fn serve<S: Store>(
     };
     let app = router(state, options.token.map(Arc::from));
     let address = listener.local_addr()?;
-    match options.tls {
-        None => {
-            tracing::info!(store = kind, "listening on http://{address}");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await?;
-        }
-        Some(tls) => {
-            tracing::info!(store = kind, "listening on https://{address}");
-            axum::serve(TlsListener::new(listener, tls)?, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await?;
-        }
-    }
+    let scheme = tls::scheme(options.tls.as_ref());
+    tracing::info!(store = kind, "listening on {scheme}://{address}");
+    tls::serve(listener, options.tls, app, shutdown.cancelled_owned()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -139,8 +139,17 @@ impl RegistryClient {
     /// A client for a comma-separated list such as
     /// `http://127.0.0.1:8400,http://127.0.0.1:8401`.
     pub fn from_list(list: &str, token: Option<String>) -> Result<Self, RegistryError> {
+        Self::from_list_with(list, token, RegistryClientConfig::default())
+    }
+
+    /// The same, with `config` (e.g. TLS for `https://` registries).
+    pub fn from_list_with(
+        list: &str,
+        token: Option<String>,
+        config: RegistryClientConfig,
+    ) -> Result<Self, RegistryError> {
         let urls = list.split(',').map(str::trim).filter(|u| !u.is_empty());
-        Self::new(urls, token, RegistryClientConfig::default())
+        Self::new(urls, token, config)
     }
 
     /// The registry URLs, in failover order.

@@ -62,6 +62,11 @@ pub struct ResolverConfig {
     /// kept an instance drained for most of a minute at a few hundred calls
     /// a second, where calls in flight are too few to outweigh it.
     pub latency_decay: Duration,
+    /// TLS for health checks of `https://` instances (your CA, a client
+    /// certificate): give it the same configuration as the service clients'
+    /// [`ClientConfig::tls`](crate::ClientConfig::tls). Default `None`:
+    /// Mozilla's roots.
+    pub tls: Option<Arc<crate::wire::tls::rustls::ClientConfig>>,
 }
 
 impl Default for ResolverConfig {
@@ -74,6 +79,7 @@ impl Default for ResolverConfig {
             retry_cap: Duration::from_secs(5),
             event_capacity: 1024,
             latency_decay: Duration::from_secs(1),
+            tls: None,
         }
     }
 }
@@ -100,7 +106,7 @@ impl Resolver {
         let health = config
             .health_check
             .clone()
-            .map(|c| Arc::new(HealthChecker::new(c)));
+            .map(|c| Arc::new(HealthChecker::with_tls(c, config.tls.clone())));
         Self {
             shared: Arc::new(ResolverShared {
                 registry,
