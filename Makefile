@@ -18,9 +18,11 @@ SOURCES := $(shell find src kit registry ratings market bench -name '*.rs' -o -n
 
 ## demo: registry + 3 ratings instances + market (http://127.0.0.1:5000); ^C stops all.
 ## STORE=etcd: a 3-member etcd cluster and two registry replicas instead.
+## TLS=1: everything over HTTPS, with a throwaway CA generated into run/tls.
 STORE ?= memory
+TLS ?=
 demo: build-release
-	@RUN_DIR=$(RUN_DIR) STORE=$(STORE) scripts/demo.sh
+	@RUN_DIR=$(RUN_DIR) STORE=$(STORE) TLS=$(TLS) scripts/demo.sh
 
 ## demo-etcd: the same on etcd (= make demo STORE=etcd)
 demo-etcd: build-release

@@ -5,6 +5,9 @@
 #
 # STORE=etcd (make demo-etcd): a 3-member etcd cluster on loopback, two
 # registry replicas sharing it, and everyone given both registry URLs.
+#
+# TLS=1: a throwaway CA and certificates in $RUN_DIR/tls (beacon-certs), and
+# the registry, ratings and market serving HTTPS and trusting that CA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -13,9 +16,18 @@ source scripts/lib.sh
 export RUN_DIR=${RUN_DIR:-run}
 BIN=${BIN:-target/release}
 STORE=${STORE:-memory}
+TLS=${TLS:-}
 export RATINGS_BIN=$BIN/beacon-ratings
 mkdir -p "$RUN_DIR"
 pids=()
+scheme=http
+if [[ -n $TLS && $TLS != 0 ]]; then
+  "$BIN/beacon-certs" "$RUN_DIR/tls" >/dev/null
+  export BEACON_TLS_CERT=$RUN_DIR/tls/server.pem BEACON_TLS_KEY=$RUN_DIR/tls/server.key
+  export BEACON_CA=$RUN_DIR/tls/ca.pem
+  scheme=https
+  echo "TLS: a throwaway CA in $BEACON_CA; everything serves HTTPS"
+fi
 
 cleanup() {
   trap - EXIT INT TERM
@@ -56,7 +68,7 @@ start_etcd() { # N CLIENT_PORT PEER_PORT CLUSTER
 case $STORE in
   memory)
     start_bg beacon-registry "$RUN_DIR/registry.log" "$BIN/beacon-registry"
-    export BEACON_REGISTRY=http://127.0.0.1:8400
+    export BEACON_REGISTRY=$scheme://127.0.0.1:8400
     ;;
   etcd)
     command -v etcd >/dev/null || { echo "etcd is not installed: apt-get install etcd-server" >&2; exit 1; }
@@ -72,16 +84,22 @@ case $STORE in
     export BEACON_STORE=etcd BEACON_ETCD=http://127.0.0.1:2379,http://127.0.0.1:22379,http://127.0.0.1:32379
     start_bg "beacon-registry (replica 1)" "$RUN_DIR/registry-1.log" "$BIN/beacon-registry" --listen 127.0.0.1:8400
     start_bg "beacon-registry (replica 2)" "$RUN_DIR/registry-2.log" "$BIN/beacon-registry" --listen 127.0.0.1:8401
-    export BEACON_REGISTRY=http://127.0.0.1:8400,http://127.0.0.1:8401
+    export BEACON_REGISTRY=$scheme://127.0.0.1:8400,$scheme://127.0.0.1:8401
     ;;
   *) echo "STORE must be memory or etcd, not '$STORE'" >&2; exit 2 ;;
 esac
 scripts/ratings.sh start 1 2 3
 start_bg beacon-market "$RUN_DIR/market.log" "$BIN/beacon-market"
 
-cat <<'TEXT'
+open_hint=""
+curl_ca=""
+if [[ $scheme == https ]]; then
+  open_hint="  (trust $BEACON_CA, or accept the browser warning)"
+  curl_ca="--cacert $BEACON_CA "
+fi
+cat <<TEXT
 
-  Beacon demo is up:  open  http://127.0.0.1:5000
+  Beacon demo is up:  open  $scheme://127.0.0.1:5000$open_hint
 
   In another terminal, walk the original demo:
     make stopRatings                  kill every ratings instance (ratings go "cached")
@@ -89,7 +107,7 @@ cat <<'TEXT'
     make startRatings INSTANCE=2      and a second: requests interleave
     make pauseRatings INSTANCE=2      ^Z: running but unresponsive (breaker OPENs)
     make resumeRatings INSTANCE=2     fg: it re-registers and its breaker CLOSEs
-    curl -s localhost:8400/v1/services/ratings     what the registry sees
+    curl -s $curl_ca$scheme://127.0.0.1:8400/v1/services/ratings     what the registry sees
 
   The market's log follows (^C stops everything):
 

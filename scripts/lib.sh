@@ -13,7 +13,7 @@ alive() {
 wait_listening() {
   local pid=$1 log=$2 name=$3 url
   for _ in $(seq 100); do
-    if url=$(grep -o 'listening on http://[^ ]*' "$log"); then
+    if url=$(grep -Eo 'listening on https?://[^ ]*' "$log"); then
       echo "${url#listening on }"
       return 0
     fi

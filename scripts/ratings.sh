@@ -91,10 +91,12 @@ faults() {
   [[ $percent =~ ^[0-9]+$ ]] || { echo "PERCENT must be a whole number in 0..100, not '$percent'" >&2; exit 2; }
   running "$n" >/dev/null || { echo "ratings-$n is not running" >&2; return 1; }
   log=$(logfile "$n")
-  url=$(grep -o 'listening on http://[^ ]*' "$log" | tail -n 1) ||
+  url=$(grep -Eo 'listening on https?://[^ ]*' "$log" | tail -n 1) ||
     { echo "ratings-$n has not said where it listens; log: $log" >&2; return 1; }
   url=${url#listening on }
   [[ -n ${BEACON_TOKEN:-} ]] && auth=(-H "Authorization: Bearer $BEACON_TOKEN")
+  # Over TLS (make demo TLS=1), trust the demo's CA.
+  [[ $url == *https://* ]] && auth+=(--cacert "${BEACON_CA:-$RUN_DIR/tls/ca.pem}")
   answer=$(curl -sS --max-time 5 -X PUT "${auth[@]}" -H 'Content-Type: application/json' \
     --data "{\"delay_ms\": $delay, \"fail_percent\": $percent}" -w '\n%{http_code}' "$url/_faults") ||
     { echo "ratings-$n did not answer at $url" >&2; return 1; }
