@@ -89,6 +89,10 @@ pub struct ClientConfig {
     /// [`ClientTls::config`](crate::wire::tls::ClientTls::config). Default
     /// `None`: Mozilla's roots only.
     pub tls: Option<Arc<crate::wire::tls::rustls::ClientConfig>>,
+    /// Speak HTTP/2 to plain `http://` instances too, without asking
+    /// ("prior knowledge", h2c): only for instances that serve it. Over TLS
+    /// HTTP/2 is negotiated anyway. Default `false`.
+    pub http2_prior_knowledge: bool,
 }
 
 impl Default for ClientConfig {
@@ -106,6 +110,7 @@ impl Default for ClientConfig {
             balancing: Balancing::default(),
             hedging: Some(Hedging::default()),
             tls: None,
+            http2_prior_knowledge: false,
         }
     }
 }
@@ -167,8 +172,12 @@ impl ServiceClient {
             .tls
             .clone()
             .unwrap_or_else(crate::wire::tls::default_config);
-        let transport =
-            HttpTransport::with_tls(config.connect_timeout, config.max_response_bytes, tls);
+        let http = if config.http2_prior_knowledge {
+            crate::transport::http2_client(config.connect_timeout, tls)
+        } else {
+            crate::transport::http_client_with(config.connect_timeout, tls)
+        };
+        let transport = HttpTransport::over(http, config.max_response_bytes);
         Self::with_transport(view, config, transport)
     }
 }

@@ -83,8 +83,16 @@ impl HttpTransport {
         max_response_bytes: usize,
         tls: Arc<rustls::ClientConfig>,
     ) -> Self {
+        Self::over(http_client_with(connect_timeout, tls), max_response_bytes)
+    }
+
+    /// A transport over `client` (e.g. [`http2_client`] for instances that
+    /// speak HTTP/2 without TLS), reading answers up to `max_response_bytes`.
+    ///
+    /// [`http2_client`]: crate::transport::http2_client
+    pub fn over(client: HttpClient, max_response_bytes: usize) -> Self {
         Self {
-            client: Arc::new(http_client_with(connect_timeout, tls)),
+            client: Arc::new(client),
             max_response_bytes,
         }
     }

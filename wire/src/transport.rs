@@ -25,7 +25,26 @@ pub fn http_client(connect_timeout: Duration) -> HttpClient {
 
 /// A pooled client whose `https://` connections use `tls` (trusted roots,
 /// client certificate): make one with [`crate::tls::ClientTls::config`].
+/// Over TLS it offers HTTP/2 and HTTP/1.1 by ALPN, and speaks HTTP/2 where
+/// the server takes it: calls to that server share one connection. (The
+/// protocol is known only once a handshake is done, so a first burst of
+/// concurrent calls to a new server may still open a connection each.)
+/// Plain `http://` is HTTP/1.1.
 pub fn http_client_with(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> HttpClient {
+    build(connect_timeout, tls, false)
+}
+
+/// Like [`http_client_with`], but HTTP/2 on every connection, plain ones
+/// included ("prior knowledge", h2c): only for servers that speak it.
+pub fn http2_client(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> HttpClient {
+    build(connect_timeout, tls, true)
+}
+
+fn build(
+    connect_timeout: Duration,
+    tls: Arc<rustls::ClientConfig>,
+    http2_only: bool,
+) -> HttpClient {
     let mut tcp = HttpConnector::new();
     tcp.set_connect_timeout(Some(connect_timeout));
     tcp.set_nodelay(true);
@@ -33,10 +52,11 @@ pub fn http_client_with(connect_timeout: Duration, tls: Arc<rustls::ClientConfig
     let connector = HttpsConnectorBuilder::new()
         .with_tls_config(Arc::unwrap_or_clone(tls))
         .https_or_http()
-        .enable_http1()
+        .enable_all_versions()
         .wrap_connector(tcp);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
+        .http2_only(http2_only)
         .build(connector)
 }
 

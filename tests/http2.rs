@@ -1,0 +1,162 @@
+//! HTTP/2: negotiated by ALPN over TLS, or by prior knowledge (h2c) when
+//! configured, every concurrent call to an instance multiplexed on one
+//! connection — counted on the backend, against HTTP/1.1 which needs many.
+
+use axum::{extract::Request, routing::get, serve::Listener, Router};
+use beacon::{
+    wire::{tls::ClientTls, Address},
+    ClientConfig, ResolverConfig, ServiceClient, ServiceView,
+};
+use beacon_kit::tls::{server_config, ThrowawayPki, TlsListener};
+use std::{
+    io,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+/// A listener that counts the connections it hands out.
+struct Counting<L> {
+    inner: L,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl<L: Listener> Listener for Counting<L> {
+    type Io = L::Io;
+    type Addr = L::Addr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let connection = self.inner.accept().await;
+        self.accepted.fetch_add(1, Ordering::SeqCst);
+        connection
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// Answers with the HTTP version it was asked in, a little late so that
+/// concurrent calls overlap.
+fn app() -> Router {
+    Router::new().route(
+        "/version",
+        get(|request: Request| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            format!("{:?}", request.version())
+        }),
+    )
+}
+
+/// Starts a backend (TLS with `pki`); returns its URL and its connection count.
+async fn backend(pki: Option<&ThrowawayPki>) -> (String, Arc<AtomicUsize>) {
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = tcp.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    let url = match pki {
+        None => {
+            let listener = Counting {
+                inner: tcp,
+                accepted: counter,
+            };
+            tokio::spawn(async move { axum::serve(listener, app()).await });
+            format!("http://127.0.0.1:{port}")
+        }
+        Some(pki) => {
+            let config = server_config(&pki.server_cert, &pki.server_key, None).expect("tls");
+            let tls = TlsListener::new(tcp, config).expect("listener");
+            let listener = Counting {
+                inner: tls,
+                accepted: counter,
+            };
+            tokio::spawn(async move { axum::serve(listener, app()).await });
+            format!("https://127.0.0.1:{port}")
+        }
+    };
+    (url, accepted)
+}
+
+/// Two calls in turn, then 50 at once; the versions the backend saw. (The
+/// calls in turn let the pool learn what the instance speaks: over TLS
+/// that is known only once a handshake is done, and the connection joins
+/// the pool as shareable a moment after its first answer, so a first burst
+/// may still open a connection per call.)
+async fn fifty_at_once(url: &str, config: ClientConfig) -> Vec<String> {
+    let view = ServiceView::fixed(
+        "ratings".parse().expect("name"),
+        &[(
+            "ratings-1".parse().expect("id"),
+            Address::new(url).expect("address"),
+        )],
+        &ResolverConfig::default(),
+    );
+    let client = ServiceClient::for_view(
+        view,
+        ClientConfig {
+            hedging: None,
+            ..config
+        },
+    );
+    for _ in 0..2 {
+        client.get("/version").await.expect("a call in turn");
+    }
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get("/version").await })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for call in calls {
+        let answer = call.await.expect("task").expect("answer");
+        versions.push(String::from_utf8_lossy(answer.body()).into_owned());
+    }
+    versions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_http2_is_negotiated_and_multiplexes_every_call_on_one_connection() {
+    let dir = std::env::temp_dir().join(format!("beacon-h2-{}", std::process::id()));
+    let pki = ThrowawayPki::generate(&dir).expect("certificates");
+    let (url, connections) = backend(Some(&pki)).await;
+    let tls = ClientTls {
+        ca: Some(pki.ca.clone()),
+        identity: None,
+    };
+    let config = ClientConfig {
+        tls: Some(tls.config().expect("client TLS")),
+        ..ClientConfig::default()
+    };
+    let versions = fifty_at_once(&url, config).await;
+    assert!(versions.iter().all(|v| v == "HTTP/2.0"), "{versions:?}");
+    let opened = connections.load(Ordering::SeqCst);
+    assert!(opened <= 2, "{opened} connections for 52 calls");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_prior_knowledge_plain_http2_multiplexes_and_http1_needs_many_connections() {
+    let (url, connections) = backend(None).await;
+    let h2c = ClientConfig {
+        http2_prior_knowledge: true,
+        ..ClientConfig::default()
+    };
+    let versions = fifty_at_once(&url, h2c).await;
+    assert!(versions.iter().all(|v| v == "HTTP/2.0"), "{versions:?}");
+    let opened = connections.load(Ordering::SeqCst);
+    assert!(opened <= 2, "{opened} connections for 52 calls");
+
+    let (url, connections) = backend(None).await;
+    let versions = fifty_at_once(&url, ClientConfig::default()).await;
+    assert!(versions.iter().all(|v| v == "HTTP/1.1"), "{versions:?}");
+    let opened = connections.load(Ordering::SeqCst);
+    assert!(
+        opened >= 10,
+        "HTTP/1.1 holds one call per connection: {opened} for 50 at once"
+    );
+}
