@@ -1,7 +1,10 @@
 //! TLS: `https://` instances and registries reached with the right root,
 //! refused clearly with a wrong one, and with mutual TLS only when the
 //! client presents a certificate the server's CA signed. Real TLS servers
-//! on 127.0.0.1:0, the registry as its real binary.
+//! on 127.0.0.1:0, the registry as its real binary. Multi-threaded: a
+//! server stopping gracefully asks its HTTP/2 clients to acknowledge, and
+//! a blocking `stop()` on a single-threaded runtime would leave nobody to
+//! answer.
 
 use axum::{routing::get, Router};
 use beacon::{
@@ -90,7 +93,7 @@ fn refusal(error: &ClientError) -> String {
     error_chain(error)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_instance_is_reached_with_the_right_root_and_refused_with_a_wrong_one() {
     let pki = Pki::new("roots");
     let url = https_instance(&pki.files, None).await;
@@ -120,7 +123,7 @@ async fn an_https_instance_is_reached_with_the_right_root_and_refused_with_a_wro
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_mutual_tls_only_a_client_with_a_certificate_from_the_ca_gets_in() {
     let pki = Pki::new("mtls");
     let url = https_instance(&pki.files, Some(&pki.files.ca)).await;
@@ -191,7 +194,7 @@ async fn register(client: &RegistryClient) -> Result<(), String> {
         .map_err(|e| error_chain(&e))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_over_tls_takes_a_token_write_from_a_client_that_trusts_its_ca() {
     let pki = Pki::new("registry");
     let registry = https_registry(&pki.files, false);
@@ -211,7 +214,7 @@ async fn a_registry_over_tls_takes_a_token_write_from_a_client_that_trusts_its_c
     registry.stop().expect("stops");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_requiring_client_certificates_refuses_a_write_without_one() {
     let pki = Pki::new("registry-mtls");
     let registry = https_registry(&pki.files, true);
@@ -235,7 +238,7 @@ async fn a_registry_requiring_client_certificates_refuses_a_write_without_one() 
     registry.stop().expect("stops");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_given_a_missing_certificate_file_says_which() {
     let output = std::process::Command::new(beacon_testkit::binary("beacon-registry"))
         .args([
@@ -253,7 +256,7 @@ async fn a_registry_given_a_missing_certificate_file_says_which() {
     assert!(said.contains("/nonexistent/server.pem"), "{said}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ratings_instance_over_tls_registers_with_a_tls_registry_and_is_called_through_it() {
     let pki = Pki::new("chain");
     let files = &pki.files;
