@@ -2,11 +2,10 @@
 //! configured, every concurrent call to an instance multiplexed on one
 //! connection — counted on the backend, against HTTP/1.1 which needs many.
 
+mod support;
+
 use axum::{extract::Request, routing::get, serve::Listener, Router};
-use beacon::{
-    wire::{tls::ClientTls, Address},
-    ClientConfig, ResolverConfig, ServiceClient, ServiceView,
-};
+use beacon::{wire::tls::ClientTls, ClientConfig, ServiceClient};
 use beacon_kit::tls::{server_config, ThrowawayPki, TlsListener};
 use std::{
     io,
@@ -87,14 +86,7 @@ async fn backend(pki: Option<&ThrowawayPki>) -> (String, Arc<AtomicUsize>) {
 /// the pool as shareable a moment after its first answer, so a first burst
 /// may still open a connection per call.)
 async fn fifty_at_once(url: &str, config: ClientConfig) -> Vec<String> {
-    let view = ServiceView::fixed(
-        "ratings".parse().expect("name"),
-        &[(
-            "ratings-1".parse().expect("id"),
-            Address::new(url).expect("address"),
-        )],
-        &ResolverConfig::default(),
-    );
+    let view = support::one_instance(url);
     let client = ServiceClient::for_view(
         view,
         ClientConfig {

@@ -6,6 +6,8 @@
 //! a blocking `stop()` on a single-threaded runtime would leave nobody to
 //! answer.
 
+mod support;
+
 use axum::{routing::get, Router};
 use beacon::{
     transport::error_chain,
@@ -14,7 +16,7 @@ use beacon::{
         Address, Registration,
     },
     ClientConfig, ClientError, RegistryClient, RegistryClientConfig, Resolver, ResolverConfig,
-    ServiceClient, ServiceView,
+    ServiceClient,
 };
 use beacon_kit::{
     process::Service,
@@ -66,14 +68,7 @@ async fn https_instance(pki: &ThrowawayPki, client_ca: Option<&Path>) -> String 
 }
 
 fn client(url: &str, tls: ClientTls) -> ServiceClient {
-    let view = ServiceView::fixed(
-        "ratings".parse().expect("name"),
-        &[(
-            "ratings-1".parse().expect("id"),
-            Address::new(url).expect("address"),
-        )],
-        &ResolverConfig::default(),
-    );
+    let view = support::one_instance(url);
     let config = ClientConfig {
         tls: Some(tls.config().expect("client TLS")),
         hedging: None,
@@ -149,14 +144,15 @@ async fn with_mutual_tls_only_a_client_with_a_certificate_from_the_ca_gets_in() 
     assert_eq!(answer.status(), 200);
 }
 
+/// The server certificate, its key and the CA, as command-line arguments.
+fn texts(pki: &ThrowawayPki) -> [String; 3] {
+    [&pki.server_cert, &pki.server_key, &pki.ca].map(|path| path.display().to_string())
+}
+
 /// A `beacon-registry` process serving HTTPS with `pki`'s server
 /// certificate and token `t0ken`; `mutual`: client certificates required.
 fn https_registry(pki: &ThrowawayPki, mutual: bool) -> Service {
-    let (cert, key, ca) = (
-        pki.server_cert.display().to_string(),
-        pki.server_key.display().to_string(),
-        pki.ca.display().to_string(),
-    );
+    let [cert, key, ca] = texts(pki);
     let mut args = vec![
         "--listen",
         "127.0.0.1:0",
@@ -261,11 +257,7 @@ async fn a_ratings_instance_over_tls_registers_with_a_tls_registry_and_is_called
     let pki = Pki::new("chain");
     let files = &pki.files;
     let registry = https_registry(files, false);
-    let (cert, key, ca) = (
-        files.server_cert.display().to_string(),
-        files.server_key.display().to_string(),
-        files.ca.display().to_string(),
-    );
+    let [cert, key, ca] = texts(files);
     let ratings = Service::start(
         &beacon_testkit::binary("beacon-ratings"),
         &[

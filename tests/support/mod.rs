@@ -7,3 +7,16 @@ pub use beacon_testkit::*;
 
 pub mod backend;
 pub mod cluster;
+
+/// A fixed view of one `ratings` instance, `ratings-1` at `url`: no
+/// registry, for tests of what a call does on the wire.
+pub fn one_instance(url: &str) -> std::sync::Arc<beacon::ServiceView> {
+    beacon::ServiceView::fixed(
+        "ratings".parse().expect("name"),
+        &[(
+            "ratings-1".parse().expect("id"),
+            beacon::wire::Address::new(url).expect("address"),
+        )],
+        &beacon::ResolverConfig::default(),
+    )
+}
