@@ -10,6 +10,8 @@ use support::{eventually, TestRegistry};
 struct Make {
     run_dir: PathBuf,
     registry_url: String,
+    /// More environment for make (e.g. `BEACON_TLS_CERT`).
+    env: Vec<(&'static str, String)>,
 }
 
 impl Make {
@@ -45,6 +47,7 @@ impl Make {
             // Free ports and short leases keep the test quick and collision-free.
             .arg("RATINGS_ARGS=--port 0 --ttl-ms 1000")
             .env("BEACON_REGISTRY", &self.registry_url)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             // The workspace root, where the Makefile is.
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .output()
@@ -75,6 +78,7 @@ async fn start_pause_resume_and_stop_move_the_registry_as_they_say() {
     let make = Make {
         run_dir: run_dir.clone(),
         registry_url: registry.url.clone(),
+        env: Vec::new(),
     };
 
     let said = make.run("startRatings", &["COUNT=2"]);
@@ -150,6 +154,7 @@ async fn slow_flaky_and_heal_change_a_running_instance() {
     let make = Make {
         run_dir: run_dir.clone(),
         registry_url: registry.url.clone(),
+        env: Vec::new(),
     };
     make.run("startRatings", &["INSTANCE=1"]);
     until_listed(&client, &["ratings-1"]).await;
@@ -192,6 +197,57 @@ async fn slow_flaky_and_heal_change_a_running_instance() {
         (faults["delay_ms"].as_u64(), faults["fail_percent"].as_u64()),
         (Some(0), Some(0))
     );
+
+    make.run("stopRatings", &[]);
+    let _ = std::fs::remove_dir_all(&run_dir);
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_fault_targets_trust_the_demos_ca() {
+    use beacon::wire::tls::ClientTls;
+    use beacon_kit::tls::ThrowawayPki;
+    let registry = TestRegistry::start(None).await;
+    let client = RegistryClient::from_list(&registry.url, None).expect("client");
+    let run_dir = std::env::temp_dir().join(format!("beacon-make-tls-{}", std::process::id()));
+    // Where `make demo TLS=1` puts them, so the targets find the CA alone.
+    let pki = ThrowawayPki::generate(&run_dir.join("tls")).expect("certificates");
+    let make = Make {
+        run_dir: run_dir.clone(),
+        registry_url: registry.url.clone(),
+        env: vec![
+            ("BEACON_TLS_CERT", pki.server_cert.display().to_string()),
+            ("BEACON_TLS_KEY", pki.server_key.display().to_string()),
+        ],
+    };
+    make.run("startRatings", &["INSTANCE=1"]);
+    until_listed(&client, &["ratings-1"]).await;
+    let said = make.run("slowRatings", &["INSTANCE=1", "MS=80"]);
+    assert!(said.contains("ratings-1 now answers 80 ms late"), "{said}");
+
+    // What the instance says, over HTTPS with the same CA.
+    let log = std::fs::read_to_string(run_dir.join("ratings-1.log")).expect("log");
+    let url = log
+        .split_whitespace()
+        .skip_while(|word| *word != "on")
+        .nth(1)
+        .expect("a listening line");
+    assert!(url.starts_with("https://"), "{url}");
+    let tls = ClientTls {
+        ca: Some(pki.ca.clone()),
+        identity: None,
+    };
+    let http =
+        beacon::transport::http_client_with(Duration::from_secs(1), tls.config().expect("tls"));
+    let request = http::Request::get(format!("{url}/_faults"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .expect("request");
+    let answer = http.request(request).await.expect("GET /_faults over TLS");
+    let body = beacon::transport::read_body(answer.into_body(), 1 << 16)
+        .await
+        .expect("body");
+    let faults: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(faults["delay_ms"].as_u64(), Some(80));
 
     make.run("stopRatings", &[]);
     let _ = std::fs::remove_dir_all(&run_dir);
