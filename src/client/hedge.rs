@@ -134,30 +134,23 @@ impl Shared {
         Duration::from_nanos(self.delay_ns.load(Ordering::Relaxed))
     }
 
-    /// The delay before any latency is known: the cap.
-    fn first_delay(hedging: &Hedging, attempt_timeout: Duration) -> Duration {
-        hedging
-            .max_delay
-            .max(hedging.min_delay)
-            .min(attempt_timeout)
-    }
-
-    /// The configured quantile of recent latencies, between the floor and
-    /// the cap (the cap while too few are known).
+    /// The configured quantile of recent latencies, bounded (the cap
+    /// while too few are known).
     fn worked_out_delay(&self, now: Instant) -> Duration {
-        let Hedging {
-            quantile,
-            min_delay,
-            max_delay,
-            ..
-        } = self.hedging;
-        self.latencies
-            .quantile(quantile, MIN_SAMPLES, now)
-            .map_or(max_delay.max(min_delay), |d| {
-                d.clamp(min_delay, max_delay.max(min_delay))
-            })
-            .min(self.attempt_timeout)
+        let latency = self
+            .latencies
+            .quantile(self.hedging.quantile, MIN_SAMPLES, now);
+        bounded(&self.hedging, self.attempt_timeout, latency)
     }
+}
+
+/// `latency` (the cap while it is unknown) between the floor and the cap,
+/// and never past the attempt timeout.
+fn bounded(hedging: &Hedging, attempt_timeout: Duration, latency: Option<Duration>) -> Duration {
+    let cap = hedging.max_delay.max(hedging.min_delay);
+    latency
+        .map_or(cap, |d| d.clamp(hedging.min_delay, cap))
+        .min(attempt_timeout)
 }
 
 /// Hedges idempotent first attempts over a [`Balance`]; passes everything
@@ -175,7 +168,7 @@ impl<N> Hedge<N> {
     /// delays capped by `attempt_timeout`.
     pub fn new(balance: Balance<N>, hedging: Option<Hedging>, attempt_timeout: Duration) -> Self {
         let shared = hedging.map(|hedging| {
-            let first = Shared::first_delay(&hedging, attempt_timeout);
+            let first = bounded(&hedging, attempt_timeout, None);
             Arc::new(Shared {
                 hedging,
                 attempt_timeout,

@@ -16,7 +16,7 @@ use rustls::{
 };
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, OnceLock},
 };
 
 /// What a client trusts and, for mTLS, presents.
@@ -100,11 +100,16 @@ impl ClientTls {
 }
 
 /// Mozilla's roots only: what a client trusts when given nothing else.
+/// Built once per process and shared: every pool made without a TLS
+/// setting (registry client, health checker, transport) gets the same one.
 pub fn default_config() -> Arc<ClientConfig> {
-    // No files to read: the only errors `config` has are about files.
-    ClientTls::default()
-        .config()
-        .unwrap_or_else(|_| unreachable!("no files, no errors"))
+    static DEFAULT: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    Arc::clone(DEFAULT.get_or_init(|| {
+        // No files to read: the only errors `config` has are about files.
+        ClientTls::default()
+            .config()
+            .unwrap_or_else(|_| unreachable!("no files, no errors"))
+    }))
 }
 
 /// Every certificate in a PEM file.
