@@ -135,7 +135,9 @@ pub struct Workload {
 }
 
 /// One request, timed and classified.
-async fn one(route: &Route, workload: &Workload, start: Instant) -> Sample {
+/// `due`: when an open loop scheduled it (its slice in the timeline, even if
+/// the task starts a moment later); `None`: when it starts.
+async fn one(route: &Route, workload: &Workload, start: Instant, due: Option<Instant>) -> Sample {
     let begun = Instant::now();
     let result = tokio::time::timeout(workload.timeout, route.get(&workload.path)).await;
     let latency = begun.elapsed();
@@ -147,7 +149,7 @@ async fn one(route: &Route, workload: &Workload, start: Instant) -> Sample {
         _ => (false, None, false),
     };
     Sample {
-        at: begun - start,
+        at: due.unwrap_or(begun) - start,
         latency,
         ok,
         wrong_answer,
@@ -176,7 +178,7 @@ pub async fn closed_loop(route: &Route, workload: &Workload, concurrency: usize)
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 while Instant::now() < until {
-                    samples.push(one(&route, &workload, start).await);
+                    samples.push(one(&route, &workload, start, None).await);
                 }
                 samples
             })
@@ -209,14 +211,14 @@ where
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut running = tokio::task::JoinSet::new();
     loop {
-        ticker.tick().await;
+        let due = ticker.tick().await;
         // Checked after the tick: a tick that fires past the end must not
         // start a request outside the run (and its time buckets).
         if start.elapsed() >= workload.duration {
             break;
         }
         let (route, workload) = (route.clone(), workload.clone());
-        running.spawn(async move { one(&route, &workload, start).await });
+        running.spawn(async move { one(&route, &workload, start, Some(due)).await });
     }
     let mut samples = Vec::new();
     while let Some(sample) = running.join_next().await {
