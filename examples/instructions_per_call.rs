@@ -53,7 +53,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 let beacon = ServiceClient::with_transport(
                     view,
                     config,
-                    beacon::client::HttpTransport::new(Duration::from_millis(300), 1 << 20),
+                    beacon::client::HttpTransport::new(Duration::from_millis(300)),
                 );
                 for _ in 0..calls {
                     beacon.get("/ratings/camera").await?;

@@ -44,6 +44,20 @@ impl PeakEwma {
         self.last = Some((estimate, now));
     }
 
+    /// Takes in how long a failed attempt took: a peak if it is slower than
+    /// the estimate (a timeout is the slowest answer there is), and nothing
+    /// otherwise — a refused connection fails fast, and that says nothing
+    /// about how fast the instance answers.
+    pub fn observe_failure(&mut self, took: Duration, now: Instant, decay: Duration) {
+        let sample = nanos(took);
+        if self
+            .estimate(now, decay)
+            .is_none_or(|estimate| sample > estimate)
+        {
+            self.last = Some((sample, now));
+        }
+    }
+
     /// The estimate now, in nanoseconds (decayed since the last answer);
     /// `None` before the first answer.
     pub fn estimate(&self, now: Instant, decay: Duration) -> Option<f64> {
@@ -119,6 +133,25 @@ mod tests {
         let one_tau = ms(ewma.estimate(start + TAU, TAU));
         assert!((one_tau - 40.0 * (-1f64).exp()).abs() < 1e-9);
         assert!(ms(ewma.estimate(start + TAU * 5, TAU)) < 0.3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_failure_is_a_peak_and_a_fast_one_says_nothing() {
+        let mut ewma = PeakEwma::default();
+        let now = Instant::now();
+        ewma.observe(Duration::from_millis(2), now, TAU);
+        ewma.observe_failure(Duration::from_micros(100), now, TAU);
+        assert_eq!(
+            ms(ewma.estimate(now, TAU)),
+            2.0,
+            "a refusal is not an answer"
+        );
+        ewma.observe_failure(Duration::from_millis(500), now, TAU);
+        assert_eq!(
+            ms(ewma.estimate(now, TAU)),
+            500.0,
+            "a timeout is believed at once"
+        );
     }
 
     #[tokio::test(start_paused = true)]

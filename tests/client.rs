@@ -316,18 +316,18 @@ async fn the_client_composes_as_a_tower_service() {
     use tower::{Service, ServiceBuilder, ServiceExt};
     let cluster = Cluster::start(1, BreakerConfig::default(), fast_client()).await;
     let mut service = ServiceBuilder::new()
-        .map_response(|r: http::Response<bytes::Bytes>| r.status().as_u16())
+        .map_response(|r: http::Response<beacon::client::ResponseBody>| r.status().as_u16())
         .service(cluster.client.clone());
     let request = http::Request::get("/ratings/camera")
-        .body(bytes::Bytes::new())
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
         .expect("request");
-    let status = service
-        .ready()
-        .await
-        .expect("ready")
-        .call(request)
-        .await
-        .expect("call");
+    let status =
+        ServiceExt::<http::Request<http_body_util::Full<bytes::Bytes>>>::ready(&mut service)
+            .await
+            .expect("ready")
+            .call(request)
+            .await
+            .expect("call");
     assert_eq!(status, 200);
 }
 

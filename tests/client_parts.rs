@@ -4,7 +4,10 @@
 //! integration tests with real processes, a real registry and TCP.
 
 use beacon::{
-    client::{Call, ExchangeError, NewAttempt, RetryLimits, RetryPolicy, ViewDiscover},
+    client::{
+        Call, ExchangeError, NewAttempt, RequestBody, ResponseBody, RetryLimits, RetryPolicy,
+        ViewDiscover,
+    },
     wire::{Address, InstanceId},
     Balancing, BreakerConfig, BreakerState, ClientConfig, ClientError, Event, EventKind, Hedging,
     ResolverConfig, ServedBy, ServiceClient, ServiceView,
@@ -63,8 +66,8 @@ impl Instances {
     fn transport(
         &self,
     ) -> impl tower::Service<
-        Request<Bytes>,
-        Response = Response<Bytes>,
+        Request<RequestBody>,
+        Response = Response<ResponseBody>,
         Error = ExchangeError,
         Future = impl Send + 'static,
     > + Clone
@@ -72,7 +75,7 @@ impl Instances {
            + Sync
            + 'static {
         let instances = self.clone();
-        tower::service_fn(move |request: Request<Bytes>| {
+        tower::service_fn(move |request: Request<RequestBody>| {
             let at = request
                 .uri()
                 .authority()
@@ -95,7 +98,7 @@ impl Instances {
                 match behaviour {
                     Behaviour::Answer(status) => Ok(Response::builder()
                         .status(status)
-                        .body(Bytes::from(at))
+                        .body(ResponseBody::from(Bytes::from(at)))
                         .expect("response")),
                     Behaviour::Refuse => Err(ExchangeError::Connect(Arc::new(
                         std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
@@ -103,12 +106,14 @@ impl Instances {
                     Behaviour::Hang => std::future::pending().await,
                     Behaviour::FailEvery(n) if count % n == 0 => Ok(Response::builder()
                         .status(StatusCode::INTERNAL_SERVER_ERROR)
-                        .body(Bytes::from(at))
+                        .body(ResponseBody::from(Bytes::from(at)))
                         .expect("response")),
-                    Behaviour::FailEvery(_) => Ok(Response::new(Bytes::from(at))),
+                    Behaviour::FailEvery(_) => {
+                        Ok(Response::new(ResponseBody::from(Bytes::from(at))))
+                    }
                     Behaviour::Slow(after) => {
                         tokio::time::sleep(after).await;
-                        Ok(Response::new(Bytes::from(at)))
+                        Ok(Response::new(ResponseBody::from(Bytes::from(at))))
                     }
                 }
             }
@@ -172,7 +177,7 @@ fn least_loaded() -> ClientConfig {
     }
 }
 
-fn served_by(response: &Response<Bytes>) -> ServedBy {
+fn served_by<B>(response: &Response<B>) -> ServedBy {
     response
         .extensions()
         .get::<ServedBy>()
@@ -417,10 +422,17 @@ async fn with_every_breaker_open_calls_fail_fast_and_readiness_waits_for_a_half_
         "untouched"
     );
     // As a tower service it is not ready while both are open...
-    let waited = tokio::time::timeout(Duration::from_millis(4900), client.ready()).await;
+    type Body = http_body_util::Full<Bytes>;
+    let waited = tokio::time::timeout(
+        Duration::from_millis(4900),
+        ServiceExt::<Request<Body>>::ready(&mut client),
+    )
+    .await;
     assert!(waited.is_err(), "not ready while every breaker is open");
     // ...and ready the moment one half-opens.
-    client.ready().await.expect("ready");
+    ServiceExt::<Request<Body>>::ready(&mut client)
+        .await
+        .expect("ready");
     assert_eq!(first_opened.elapsed(), Duration::from_secs(5));
 }
 

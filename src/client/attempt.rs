@@ -1,11 +1,17 @@
 //! One attempt on one instance: bounded by the attempt timeout and the
 //! call's deadline, judged, and the verdict recorded on the instance's
 //! breaker exactly once.
+//!
+//! A call that wants bytes gets its answer read whole inside the attempt
+//! timeout, so a body that breaks off or crawls fails the attempt (and may
+//! be retried). A streaming call's attempt ends with the headers: the body
+//! goes to the caller as it comes, bounded by the optional body timeout.
 
-use super::{Call, ClientError, ExchangeError, NewEndpointService, ServedBy, Transport};
+use super::{
+    Call, ClientError, ExchangeError, NewEndpointService, ResponseBody, ServedBy, Transport,
+};
 use crate::breaker::Admission;
 use crate::endpoint::Endpoint;
-use bytes::Bytes;
 use http::Response;
 use std::{
     future::Future,
@@ -35,16 +41,39 @@ pub struct Admitted {
 pub struct Attempt<T> {
     endpoint: Arc<Endpoint>,
     transport: T,
-    timeout: Duration,
+    limits: AttemptLimits,
+}
+
+/// The bounds on an attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptLimits {
+    /// Longest wait for the answer: its headers, and its whole body when
+    /// the call wants bytes.
+    pub timeout: Duration,
+    /// Largest body read whole.
+    pub max_response_bytes: usize,
+    /// Longest a streamed body may take after its headers; `None`: no limit.
+    pub body_timeout: Option<Duration>,
+}
+
+impl AttemptLimits {
+    /// `timeout`, with 8 MiB bodies read whole and no body timeout.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            max_response_bytes: 8 * 1024 * 1024,
+            body_timeout: None,
+        }
+    }
 }
 
 impl<T> Attempt<T> {
-    /// Attempts on `endpoint` over `transport`, each bounded by `timeout`.
-    pub fn new(endpoint: Arc<Endpoint>, transport: T, timeout: Duration) -> Self {
+    /// Attempts on `endpoint` over `transport`, within `limits`.
+    pub fn new(endpoint: Arc<Endpoint>, transport: T, limits: AttemptLimits) -> Self {
         Self {
             endpoint,
             transport,
-            timeout,
+            limits,
         }
     }
 }
@@ -54,13 +83,23 @@ impl<T> Attempt<T> {
 #[derive(Debug, Clone)]
 pub struct NewAttempt<T> {
     transport: T,
-    timeout: Duration,
+    limits: AttemptLimits,
 }
 
 impl<T> NewAttempt<T> {
-    /// Attempts over `transport`, each bounded by `timeout`.
-    pub fn new(transport: T, timeout: Duration) -> Self {
-        Self { transport, timeout }
+    /// Attempts over `transport`, each within `limits` (a `Duration` is
+    /// the attempt timeout, with the other limits' defaults).
+    pub fn new(transport: T, limits: impl Into<AttemptLimits>) -> Self {
+        Self {
+            transport,
+            limits: limits.into(),
+        }
+    }
+}
+
+impl From<Duration> for AttemptLimits {
+    fn from(timeout: Duration) -> Self {
+        Self::new(timeout)
     }
 }
 
@@ -68,14 +107,14 @@ impl<T: Transport> NewEndpointService for NewAttempt<T> {
     type Service = Attempt<T>;
 
     fn new_service(&self, endpoint: Arc<Endpoint>) -> Attempt<T> {
-        Attempt::new(endpoint, self.transport.clone(), self.timeout)
+        Attempt::new(endpoint, self.transport.clone(), self.limits)
     }
 }
 
 impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
-    type Response = Response<Bytes>;
+    type Response = Response<ResponseBody>;
     type Error = ClientError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, ClientError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, ClientError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
         self.transport
@@ -90,7 +129,8 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
         let endpoint = Arc::clone(&self.endpoint);
         let request = call.to_request(endpoint.uri());
         let sent = request.map(|r| self.transport.call(r));
-        let attempt_timeout = self.timeout;
+        let limits = self.limits;
+        let attempt_timeout = limits.timeout;
         // Made before the future, so dropping it unpolled still frees a probe.
         let mut verdict = Verdict::pending(Arc::clone(&endpoint), admission);
         Box::pin(async move {
@@ -98,7 +138,25 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
             let started = Instant::now();
             let limit = attempt_timeout.min(call.deadline.saturating_duration_since(started));
             let address = endpoint.address();
-            let error = match tokio::time::timeout(limit, sent).await {
+            let answer = async {
+                let response = sent.await?;
+                if call.streams_response() {
+                    return Ok(match limits.body_timeout {
+                        Some(timeout) => response.map(|body| body.with_timeout(timeout)),
+                        None => response,
+                    });
+                }
+                let (parts, body) = response.into_parts();
+                let body = match body.into_whole() {
+                    Ok(bytes) => bytes,
+                    Err(body) => body
+                        .bytes(limits.max_response_bytes)
+                        .await
+                        .map_err(|e| ExchangeError::Broken(e.into()))?,
+                };
+                Ok(Response::from_parts(parts, ResponseBody::from(body)))
+            };
+            let error = match tokio::time::timeout(limit, answer).await {
                 Ok(Ok(mut response)) if !response.status().is_server_error() => {
                     verdict.success(started.elapsed());
                     response.extensions_mut().insert(ServedBy {
@@ -131,7 +189,7 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
                     after: limit,
                 },
             };
-            verdict.failure(&error);
+            verdict.failure(&error, started.elapsed());
             Err(error)
         })
     }
@@ -162,10 +220,10 @@ impl Verdict {
         self.endpoint.succeeded(self.admission, latency);
     }
 
-    fn failure(&mut self, error: &ClientError) {
+    fn failure(&mut self, error: &ClientError, took: Duration) {
         self.reported = true;
         self.endpoint
-            .failed(self.admission, error.chain(), Instant::now());
+            .failed(self.admission, error.chain(), took, Instant::now());
     }
 }
 

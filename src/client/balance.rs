@@ -30,12 +30,11 @@
 //! [`ServiceClient::send`](super::ServiceClient::send) and its retries
 //! want: no wait, and no second look at the breakers per call).
 
-use super::{gate, Admitted, BreakerGate, Call, ClientError};
+use super::{gate, Admitted, BreakerGate, Call, ClientError, ResponseBody};
 use crate::breaker::Admission;
 use crate::endpoint::{Endpoint, Load};
 use crate::resolver::ServiceView;
 use crate::wire::Address;
-use bytes::Bytes;
 use futures_util::future::{self, Either, Ready};
 use http::Response;
 use rand::Rng;
@@ -49,7 +48,7 @@ use tokio::time::Instant;
 /// (for Beacon's client, an [`Attempt`](super::Attempt) over a transport).
 pub trait NewEndpointService {
     /// The service made.
-    type Service: tower::Service<Admitted, Response = Response<Bytes>, Error = ClientError>;
+    type Service: tower::Service<Admitted, Response = Response<ResponseBody>, Error = ClientError>;
 
     /// The service for `endpoint`. Called per attempt: keep it cheap.
     fn new_service(&self, endpoint: Arc<Endpoint>) -> Self::Service;
@@ -225,11 +224,13 @@ impl<N: Clone> Clone for Balance<N> {
     }
 }
 
-type BalanceFuture<S> =
-    Either<Ready<Result<Response<Bytes>, ClientError>>, <S as tower::Service<Admitted>>::Future>;
+type BalanceFuture<S> = Either<
+    Ready<Result<Response<ResponseBody>, ClientError>>,
+    <S as tower::Service<Admitted>>::Future,
+>;
 
 impl<N: NewEndpointService> tower::Service<Call> for Balance<N> {
-    type Response = Response<Bytes>;
+    type Response = Response<ResponseBody>;
     type Error = ClientError;
     type Future = BalanceFuture<N::Service>;
 

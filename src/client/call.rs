@@ -1,12 +1,23 @@
 //! One call as it moves through the client's parts: the request, kept so it
 //! can be sent again, and what the call has learned so far.
 
+use super::body::{read_up_to, Payload, RequestBody};
 use super::ClientError;
 use crate::wire::Address;
 use bytes::Bytes;
-use http::{uri::PathAndQuery, HeaderMap, Method, Request, Uri, Version};
-use std::{sync::Arc, time::Duration};
+use http::{request::Parts, uri::PathAndQuery, HeaderMap, Method, Request, Uri, Version};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 use tokio::time::Instant;
+
+/// Marks a request as safe to send twice though its method says otherwise
+/// (a `POST` that only reads, such as a gRPC call of a method declared
+/// `idempotency_level = IDEMPOTENT`): put it in the request's extensions and
+/// the call may be retried and hedged like a `GET`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Idempotent;
 
 /// A request that can be replayed on another instance, with the call's
 /// state: its deadline, its attempts, the instances it tried.
@@ -31,21 +42,72 @@ pub struct Call {
     pub last_error: Option<ClientError>,
 }
 
-/// What of a request is sent again on a retry; the body is `Bytes`, so it
-/// is never copied.
+/// What of a request is sent again on a retry.
 #[derive(Debug)]
 struct Replayable {
     method: Method,
     uri: Uri,
     version: Version,
     headers: HeaderMap,
-    body: Bytes,
+    body: Kept,
+    /// The method is idempotent, or the caller said the request is.
+    idempotent: bool,
+    /// The answer's body goes to the caller as it arrives, not read whole.
+    streams_response: bool,
+}
+
+/// The request body as the call keeps it.
+#[derive(Debug)]
+enum Kept {
+    /// Whole, `Bytes`: every attempt sends it, never copied.
+    Whole(Bytes),
+    /// Longer than `limit`: the first attempt takes it, and there is no other.
+    Once {
+        body: Mutex<Option<RequestBody>>,
+        limit: usize,
+    },
 }
 
 impl Call {
-    /// A first attempt at `request`, given `allowed` from now.
+    /// A first attempt at `request`, given `allowed` from now; the answer
+    /// will be read whole.
     pub fn new(request: Request<Bytes>, allowed: Duration) -> Self {
         let (parts, body) = request.into_parts();
+        Self::of(parts, Kept::Whole(body), false, allowed)
+    }
+
+    /// A first attempt at a request with a streamed body, which is read up
+    /// to `replay_limit` bytes first: within it, the call may be retried and
+    /// hedged; past it, the body streams to one instance only. The answer
+    /// streams too. `allowed` counts from when the body was read.
+    pub async fn streaming<B>(
+        request: Request<B>,
+        allowed: Duration,
+        replay_limit: usize,
+    ) -> Result<Self, ClientError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<super::body::BoxError>,
+    {
+        let (parts, body) = request.into_parts();
+        let kept = match read_up_to(body, replay_limit).await {
+            Ok(Payload::Replayable(bytes)) => Kept::Whole(bytes),
+            Ok(Payload::Once(body)) => Kept::Once {
+                body: Mutex::new(Some(body)),
+                limit: replay_limit,
+            },
+            Err(e) => {
+                return Err(ClientError::InvalidRequest(format!(
+                    "reading the request body failed: {e}"
+                )))
+            }
+        };
+        Ok(Self::of(parts, kept, true, allowed))
+    }
+
+    fn of(parts: Parts, body: Kept, streams_response: bool, allowed: Duration) -> Self {
+        let idempotent =
+            is_idempotent(&parts.method) || parts.extensions.get::<Idempotent>().is_some();
         Self {
             request: Arc::new(Replayable {
                 method: parts.method,
@@ -53,6 +115,8 @@ impl Call {
                 version: parts.version,
                 headers: parts.headers,
                 body,
+                idempotent,
+                streams_response,
             }),
             deadline: Instant::now() + allowed,
             allowed,
@@ -77,14 +141,28 @@ impl Call {
 
     /// The request to send to the instance at `base` (its address as a
     /// URI, parsed once per instance: see [`Endpoint::uri`]), absolute.
+    /// A body over the replay limit goes with the first request made; a
+    /// later one fails.
     ///
     /// [`Endpoint::uri`]: crate::endpoint::Endpoint::uri
-    pub fn to_request(&self, base: &Uri) -> Result<Request<Bytes>, ClientError> {
+    pub fn to_request(&self, base: &Uri) -> Result<Request<RequestBody>, ClientError> {
         let replay = &*self.request;
         let uri = absolute(base, &replay.uri)?;
+        let body = match &replay.body {
+            Kept::Whole(bytes) => RequestBody::from(bytes.clone()),
+            Kept::Once { body, limit } => body
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+                .ok_or_else(|| {
+                    ClientError::InvalidRequest(format!(
+                        "the request body, over the {limit}-byte replay limit, was sent already"
+                    ))
+                })?,
+        };
         // Field by field rather than through `Request::builder`, whose every
         // step moves the whole head: this runs once per attempt.
-        let mut request = Request::new(replay.body.clone());
+        let mut request = Request::new(body);
         *request.method_mut() = replay.method.clone();
         *request.uri_mut() = uri;
         *request.version_mut() = replay.version;
@@ -92,18 +170,38 @@ impl Call {
         Ok(request)
     }
 
-    /// Whether it may be sent twice without harm (RFC 9110 §9.2.2).
+    /// Whether it may be sent twice without harm: its method is idempotent
+    /// (RFC 9110 §9.2.2) or it was marked [`Idempotent`].
     pub fn is_idempotent(&self) -> bool {
-        matches!(
-            *self.method(),
-            Method::GET
-                | Method::HEAD
-                | Method::PUT
-                | Method::DELETE
-                | Method::OPTIONS
-                | Method::TRACE
-        )
+        self.request.idempotent
     }
+
+    /// Whether another attempt could send it: idempotent, with a body kept
+    /// whole.
+    pub fn can_replay(&self) -> bool {
+        self.is_idempotent() && self.replay_limit_passed().is_none()
+    }
+
+    /// The replay limit its body is over, if it is.
+    pub fn replay_limit_passed(&self) -> Option<usize> {
+        match &self.request.body {
+            Kept::Whole(_) => None,
+            Kept::Once { limit, .. } => Some(*limit),
+        }
+    }
+
+    /// Whether the answer's body streams to the caller (else it is read
+    /// whole within the attempt timeout).
+    pub fn streams_response(&self) -> bool {
+        self.request.streams_response
+    }
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
 }
 
 /// `request`'s path and query at `base` (scheme, authority and any path

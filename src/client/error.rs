@@ -67,6 +67,15 @@ pub enum ClientError {
     /// The request itself can't be sent (e.g. a URI that isn't a path).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The attempt failed, and the call could not be sent again: its body
+    /// was over the replay limit, so it had streamed to that instance only.
+    #[error("{error}; not retried: the request body is over the {limit}-byte replay limit")]
+    NotRetried {
+        /// Why the attempt failed.
+        error: Box<ClientError>,
+        /// The replay limit ([`ClientConfig::replay_limit`](super::ClientConfig::replay_limit)).
+        limit: usize,
+    },
 }
 
 impl ClientError {
@@ -82,6 +91,7 @@ impl ClientError {
             | Self::Connect { address, .. }
             | Self::Transport { address, .. }
             | Self::ServerError { address, .. } => Some(address),
+            Self::NotRetried { error, .. } => error.address(),
             _ => None,
         }
     }

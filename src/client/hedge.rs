@@ -19,9 +19,8 @@
 use super::retry;
 use super::{
     histogram::{CumulativeLatencies, LatencyHistogram},
-    Admitted, Balance, Call, ClientError, NewEndpointService,
+    Admitted, Balance, Call, ClientError, NewEndpointService, ResponseBody,
 };
-use bytes::Bytes;
 use futures_util::future::Either;
 use http::Response;
 use std::{
@@ -226,7 +225,7 @@ impl<N: Clone> Clone for Hedge<N> {
     }
 }
 
-type Answer = Result<Response<Bytes>, ClientError>;
+type Answer = Result<Response<ResponseBody>, ClientError>;
 type Hedged = Pin<Box<dyn Future<Output = Answer> + Send>>;
 
 impl<N> tower::Service<Call> for Hedge<N>
@@ -234,7 +233,7 @@ where
     N: NewEndpointService + Clone + Send + 'static,
     N::Service: tower::Service<Admitted, Future: Unpin + Send + 'static> + Send,
 {
-    type Response = Response<Bytes>;
+    type Response = Response<ResponseBody>;
     type Error = ClientError;
     type Future = Either<<Balance<N> as tower::Service<Call>>::Future, Hedged>;
 
@@ -244,7 +243,7 @@ where
 
     fn call(&mut self, call: Call) -> Self::Future {
         match &self.shared {
-            Some(shared) if call.attempt == 1 && call.is_idempotent() => Either::Right(Box::pin(
+            Some(shared) if call.attempt == 1 && call.can_replay() => Either::Right(Box::pin(
                 hedged(self.balance.clone(), Arc::clone(shared), call),
             )),
             _ => Either::Left(self.balance.call(call)),

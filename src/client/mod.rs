@@ -14,7 +14,10 @@
 //! * [`RetryPolicy`]: tower's `retry::Policy` — idempotent calls only, on an
 //!   untried instance, within attempts, deadline and budget, after backoff.
 //! * [`Transport`]: whatever carries a request to an address;
-//!   [`HttpTransport`] (hyper-util) unless you give another.
+//!   [`HttpTransport`] (hyper-util: HTTP/1.1 and HTTP/2, plain and TLS)
+//!   unless you give another.
+//! * [`RequestBody`], [`ResponseBody`]: bodies whole or streamed; a
+//!   streamed request body is kept for replay up to a limit.
 //! * [`ViewDiscover`]: the view as a tower `Discover` stream of gated
 //!   endpoints, for tower's own balancers.
 //!
@@ -25,6 +28,7 @@
 
 mod attempt;
 mod balance;
+mod body;
 mod call;
 mod discover;
 mod error;
@@ -35,11 +39,12 @@ mod retry;
 mod service;
 mod transport;
 
-pub use attempt::{Admitted, Attempt, NewAttempt};
+pub use attempt::{Admitted, Attempt, AttemptLimits, NewAttempt};
 pub use balance::{
     has_candidate, prefers_second, Balance, Balancing, NewEndpointService, TIE_FACTOR,
 };
-pub use call::Call;
+pub use body::{BodyTimeout, BodyTooLarge, BoxError, RequestBody, ResponseBody};
+pub use call::{Call, Idempotent};
 pub use discover::ViewDiscover;
 pub use error::{Cause, ClientError};
 pub use gate::{admit, BreakerGate};
@@ -73,8 +78,17 @@ pub struct ClientConfig {
     pub retry_ratio: f32,
     /// Retries per second allowed however few requests there are. Default 10.
     pub retry_floor_per_sec: u32,
-    /// Largest response body read. Default 8 MiB.
+    /// Largest response body read whole (by [`ServiceClient::send`]; a
+    /// streamed one has no limit). Default 8 MiB.
     pub max_response_bytes: usize,
+    /// Largest streamed request body kept to be sent again on a retry or a
+    /// hedge; a longer one is sent to one instance only, and its call says
+    /// so if that fails ([`ClientError::NotRetried`]). Default 64 KiB.
+    pub replay_limit: usize,
+    /// Longest a streamed response body may take after its headers came
+    /// (the attempt timeout covers only the headers of a streamed answer).
+    /// Default `None`: as long as it takes.
+    pub body_timeout: Option<Duration>,
     /// Bound on the TCP handshake. Default 300 ms.
     pub connect_timeout: Duration,
     /// How a call chooses its instance. Default [`Balancing::LeastLoaded`]
@@ -106,6 +120,8 @@ impl Default for ClientConfig {
             retry_ratio: 0.2,
             retry_floor_per_sec: 10,
             max_response_bytes: 8 * 1024 * 1024,
+            replay_limit: 64 * 1024,
+            body_timeout: None,
             connect_timeout: Duration::from_millis(300),
             balancing: Balancing::default(),
             hedging: Some(Hedging::default()),
@@ -177,7 +193,7 @@ impl ServiceClient {
         } else {
             crate::transport::http_client_with(config.connect_timeout, tls)
         };
-        let transport = HttpTransport::over(http, config.max_response_bytes);
+        let transport = HttpTransport::over(http);
         Self::with_transport(view, config, transport)
     }
 }
@@ -196,7 +212,14 @@ impl<T: Transport> ServiceClient<T> {
                 floor_per_sec: config.retry_floor_per_sec,
             },
         );
-        let attempts = NewAttempt::new(transport, config.attempt_timeout);
+        let attempts = NewAttempt::new(
+            transport,
+            AttemptLimits {
+                timeout: config.attempt_timeout,
+                max_response_bytes: config.max_response_bytes,
+                body_timeout: config.body_timeout,
+            },
+        );
         let balance = Balance::new(Arc::clone(&view), attempts.clone()).balancing(config.balancing);
         let hedge = Hedge::new(balance, config.hedging, config.attempt_timeout);
         let retry_policy = policy.clone();
@@ -235,6 +258,41 @@ impl<T: Transport> ServiceClient<T> {
     /// then fails fast if no instance admits the request.
     pub async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, ClientError> {
         let call = Call::new(request, self.inner.config.deadline);
+        let response = self.call(call).await?;
+        let (parts, body) = response.into_parts();
+        let body = match body.into_whole() {
+            Ok(bytes) => bytes,
+            // Attempts of a call made by `Call::new` read bodies whole; a
+            // transport of your own might still stream one.
+            Err(body) => body
+                .bytes(self.inner.config.max_response_bytes)
+                .await
+                .map_err(|e| ClientError::InvalidRequest(e.to_string()))?,
+        };
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// Sends `request` with a streamed body and returns the answer as soon
+    /// as its headers are in, its body streaming (within
+    /// [`ClientConfig::body_timeout`] if set). The request body is read up
+    /// to [`ClientConfig::replay_limit`] first: within it, the call is
+    /// retried and hedged as [`send`](Self::send)'s are; past it, it goes to
+    /// one instance only. Otherwise as [`send`](Self::send).
+    pub async fn stream<B>(
+        &self,
+        request: Request<B>,
+    ) -> Result<Response<ResponseBody>, ClientError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let config = &self.inner.config;
+        let call = Call::streaming(request, config.deadline, config.replay_limit).await?;
+        self.call(call).await
+    }
+
+    /// Sends `call` through the fail-fast stack.
+    async fn call(&self, call: Call) -> Result<Response<ResponseBody>, ClientError> {
         self.inner.view.wait_synced(call.deadline).await;
         let mut stack = self.inner.failing_fast.clone();
         // Ready at once: its balancer fails a call no instance admits

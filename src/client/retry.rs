@@ -7,10 +7,9 @@
 //! retries up to a fraction of recent calls plus a small floor, so retries
 //! can't multiply the load on a struggling service.
 
-use super::{balance::has_candidate, Call, ClientError};
+use super::{balance::has_candidate, Call, ClientError, ResponseBody};
 use crate::backoff::Backoff;
 use crate::resolver::ServiceView;
-use bytes::Bytes;
 use http::Response;
 use std::{
     pin::Pin,
@@ -100,7 +99,7 @@ pub(super) fn budget(ratio: f32, floor_per_sec: u32) -> TpsBudget {
     TpsBudget::new(Duration::from_secs(10), floor, ratio)
 }
 
-impl tower::retry::Policy<Call, Response<Bytes>, ClientError> for RetryPolicy {
+impl tower::retry::Policy<Call, Response<ResponseBody>, ClientError> for RetryPolicy {
     /// Boxed: a retry is the rare path, and an unboxed `Sleep` would
     /// make every call's future larger.
     type Future = Pin<Box<Sleep>>;
@@ -108,7 +107,7 @@ impl tower::retry::Policy<Call, Response<Bytes>, ClientError> for RetryPolicy {
     fn retry(
         &mut self,
         call: &mut Call,
-        result: &mut Result<Response<Bytes>, ClientError>,
+        result: &mut Result<Response<ResponseBody>, ClientError>,
     ) -> Option<Pin<Box<Sleep>>> {
         let Err(error) = result else {
             return None;
@@ -126,6 +125,11 @@ impl tower::retry::Policy<Call, Response<Bytes>, ClientError> for RetryPolicy {
             self.view.service(),
             call.attempt
         );
+        if let Some(limit) = call.replay_limit_passed() {
+            let error = Box::new(error.clone());
+            *result = Err(ClientError::NotRetried { error, limit });
+            return None;
+        }
         call.tried.extend(error.address().cloned());
         call.last_error = Some(error.clone());
         let now = Instant::now();
@@ -149,7 +153,8 @@ impl tower::retry::Policy<Call, Response<Bytes>, ClientError> for RetryPolicy {
     }
 
     /// Every call counts toward the budget once; only idempotent calls are
-    /// kept for a retry.
+    /// kept for a retry (one whose body could not be kept is still cloned,
+    /// a pointer copy, so that its error can say why it was not retried).
     fn clone_request(&mut self, call: &Call) -> Option<Call> {
         if call.attempt == 1 {
             self.budget.deposit();

@@ -1,6 +1,7 @@
-//! `ServiceClient` as a `tower::Service`, so it composes with tower middleware.
+//! `ServiceClient` as a `tower::Service`, so it composes with tower
+//! middleware — and with clients built on tower, such as tonic's.
 
-use super::{Call, ClientError, ServiceClient, Transport};
+use super::{BoxError, Call, ClientError, ResponseBody, ServiceClient, Transport};
 use bytes::Bytes;
 use http::{Request, Response};
 use std::{
@@ -9,10 +10,16 @@ use std::{
     task::{Context, Poll},
 };
 
-impl<T: Transport> tower::Service<Request<Bytes>> for ServiceClient<T> {
-    type Response = Response<Bytes>;
+/// Streams both ways, like [`ServiceClient::stream`].
+impl<T, B> tower::Service<Request<B>> for ServiceClient<T>
+where
+    T: Transport,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
     type Error = ClientError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, ClientError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, ClientError>> + Send>>;
 
     /// Ready once the view has its first registry answer and some instance
     /// would admit a request; `Pending` otherwise, woken by the next change
@@ -22,14 +29,18 @@ impl<T: Transport> tower::Service<Request<Bytes>> for ServiceClient<T> {
         self.waiting.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-        let call = Call::new(request, self.inner.config.deadline);
-        let (deadline, allowed) = (call.deadline, call.allowed);
-        let answer = self.waiting.call(call);
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let config = &self.inner.config;
+        let (allowed, replay_limit) = (config.deadline, config.replay_limit);
+        // The stack was made ready for this call: take it, leave a fresh clone.
+        let mut stack = self.waiting.clone();
+        std::mem::swap(&mut stack, &mut self.waiting);
         Box::pin(async move {
+            let call = Call::streaming(request, allowed, replay_limit).await?;
+            let deadline = call.deadline;
             // Every attempt and backoff keeps to the deadline; this bounds a
             // wait for readiness between attempts.
-            tokio::time::timeout_at(deadline, answer)
+            tokio::time::timeout_at(deadline, tower::Service::call(&mut stack, call))
                 .await
                 .unwrap_or(Err(ClientError::DeadlineExceeded { deadline: allowed }))
         })

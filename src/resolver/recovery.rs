@@ -104,7 +104,9 @@ async fn run(endpoint: Weak<Endpoint>, wake: Arc<Notify>, checker: Option<Arc<He
                 let started = Instant::now();
                 match health.check(current.address()).await {
                     Ok(()) => current.succeeded(Admission::Probe, started.elapsed()),
-                    Err(error) => current.failed(Admission::Probe, error, Instant::now()),
+                    Err(error) => {
+                        current.failed(Admission::Probe, error, Duration::ZERO, Instant::now())
+                    }
                 }
                 continue;
             }

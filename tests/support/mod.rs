@@ -11,12 +11,24 @@ pub mod cluster;
 /// A fixed view of one `ratings` instance, `ratings-1` at `url`: no
 /// registry, for tests of what a call does on the wire.
 pub fn one_instance(url: &str) -> std::sync::Arc<beacon::ServiceView> {
+    instances(&[url])
+}
+
+/// A fixed view of `ratings` instances `ratings-1`, `ratings-2`... at `urls`.
+pub fn instances(urls: &[&str]) -> std::sync::Arc<beacon::ServiceView> {
+    let listed: Vec<_> = urls
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            (
+                format!("ratings-{}", i + 1).parse().expect("id"),
+                beacon::wire::Address::new(url).expect("address"),
+            )
+        })
+        .collect();
     beacon::ServiceView::fixed(
         "ratings".parse().expect("name"),
-        &[(
-            "ratings-1".parse().expect("id"),
-            beacon::wire::Address::new(url).expect("address"),
-        )],
+        &listed,
         &beacon::ResolverConfig::default(),
     )
 }

@@ -11,10 +11,10 @@ use hyper_util::{
 };
 use std::{sync::Arc, time::Duration};
 
-/// hyper-util's pooled client over TCP, `https://` URLs over rustls, with
-/// whole-buffer bodies (so a request can be re-sent on retry by cloning it
-/// cheaply).
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// hyper-util's pooled client over TCP, `https://` URLs over rustls,
+/// sending request bodies of type `B`: whole buffers by default (the
+/// registry's JSON, health checks), streams where a caller needs them.
+pub type HttpClient<B = Full<Bytes>> = Client<HttpsConnector<HttpConnector>, B>;
 
 /// A pooled client trusting Mozilla's roots (see [`crate::tls`]).
 /// `connect_timeout` bounds the TCP handshake, so that a host that drops
@@ -30,21 +30,44 @@ pub fn http_client(connect_timeout: Duration) -> HttpClient {
 /// protocol is known only once a handshake is done, so a first burst of
 /// concurrent calls to a new server may still open a connection each.)
 /// Plain `http://` is HTTP/1.1.
-pub fn http_client_with(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> HttpClient {
+pub fn http_client_with<B: RequestBody>(
+    connect_timeout: Duration,
+    tls: Arc<rustls::ClientConfig>,
+) -> HttpClient<B> {
     build(connect_timeout, tls, false)
 }
 
 /// Like [`http_client_with`], but HTTP/2 on every connection, plain ones
 /// included ("prior knowledge", h2c): only for servers that speak it.
-pub fn http2_client(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> HttpClient {
+pub fn http2_client<B: RequestBody>(
+    connect_timeout: Duration,
+    tls: Arc<rustls::ClientConfig>,
+) -> HttpClient<B> {
     build(connect_timeout, tls, true)
 }
 
-fn build(
+/// What hyper needs of a request body to send it on a pooled connection.
+pub trait RequestBody:
+    http_body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Send
+    + Unpin
+    + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: http_body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + Unpin
+        + 'static
+{
+}
+
+fn build<B: RequestBody>(
     connect_timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
     http2_only: bool,
-) -> HttpClient {
+) -> HttpClient<B> {
     let mut tcp = HttpConnector::new();
     tcp.set_connect_timeout(Some(connect_timeout));
     tcp.set_nodelay(true);

@@ -1,0 +1,388 @@
+//! The bodies a call sends and receives: whole buffers where they can be —
+//! a request kept for a retry or a hedge, the answer `send` returns — and
+//! streams where they must be, for payloads too large to hold or that
+//! arrive over time.
+//!
+//! A request body is read up to the replay limit before the first attempt
+//! (it has to be kept anyway, for a retry): one that ends within the limit
+//! is sent again as it is, a `Bytes` clone; a longer one streams through to
+//! one instance, once, and its call is neither retried nor hedged — as
+//! linkerd and Envoy do, so memory stays bounded by the limit per call.
+
+use bytes::{Buf, Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Limited};
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{ready, Context, Poll},
+    time::Duration,
+};
+use tokio::time::Sleep;
+
+/// The error type of streamed bodies: whatever the stream or the
+/// connection under it said.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body as an attempt sends it.
+#[derive(Debug)]
+pub struct RequestBody(RequestKind);
+
+enum RequestKind {
+    /// The whole body, sent in one frame.
+    Whole(Option<Bytes>),
+    /// A body over the replay limit: what was read to find that out, then
+    /// the rest of the stream.
+    Once {
+        read: Option<Bytes>,
+        rest: UnsyncBoxBody<Bytes, BoxError>,
+    },
+}
+
+impl std::fmt::Debug for RequestKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Whole(bytes) => f.debug_tuple("Whole").field(bytes).finish(),
+            Self::Once { read, .. } => f.debug_struct("Once").field("read", read).finish(),
+        }
+    }
+}
+
+impl From<Bytes> for RequestBody {
+    fn from(bytes: Bytes) -> Self {
+        Self(RequestKind::Whole(Some(bytes).filter(|b| !b.is_empty())))
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.0 {
+            RequestKind::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            RequestKind::Once { read, rest } => match read.take() {
+                Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                None => Pin::new(rest).poll_frame(cx),
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            RequestKind::Whole(bytes) => bytes.is_none(),
+            RequestKind::Once { read, rest } => read.is_none() && rest.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            RequestKind::Whole(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            RequestKind::Once { read, rest } => {
+                let read = read.as_ref().map_or(0, |b| b.len() as u64);
+                let rest = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower() + read);
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper + read);
+                }
+                hint
+            }
+        }
+    }
+}
+
+/// A request body read as far as the replay limit.
+#[derive(Debug)]
+pub(crate) enum Payload {
+    /// It ended within the limit: every attempt sends these bytes.
+    Replayable(Bytes),
+    /// It did not: the first attempt takes it, and there is no other.
+    Once(RequestBody),
+}
+
+/// Reads `body` until it ends or passes `limit` bytes. Trailers of a body
+/// that ends within the limit are dropped (HTTP requests rarely carry
+/// them; gRPC's do not).
+pub(crate) async fn read_up_to<B>(body: B, limit: usize) -> Result<Payload, BoxError>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let mut body = body.map_err(Into::into).boxed_unsync();
+    let once =
+        |read: Option<Bytes>, rest| Payload::Once(RequestBody(RequestKind::Once { read, rest }));
+    if body.size_hint().lower() > limit as u64 {
+        return Ok(once(None, body));
+    }
+    // One frame is kept as it is; only a body in several is copied.
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        match first.take() {
+            None if joined.is_empty() => first = Some(data),
+            Some(previous) => {
+                joined.extend_from_slice(&previous);
+                joined.extend_from_slice(&data);
+            }
+            None => joined.extend_from_slice(&data),
+        }
+        let read = first.as_ref().map_or(joined.len(), Bytes::len);
+        if read > limit {
+            let read = first.take().unwrap_or_else(|| joined.split().freeze());
+            return Ok(once(Some(read), body));
+        }
+    }
+    Ok(Payload::Replayable(
+        first.unwrap_or_else(|| joined.freeze()),
+    ))
+}
+
+/// A response body: whole (what [`send`](super::ServiceClient::send)
+/// returns) or streamed from the instance as it arrives, optionally within
+/// a body timeout that starts when the headers came.
+#[derive(Debug)]
+pub struct ResponseBody {
+    kind: ResponseKind,
+    /// When the body must be done by, and the timeout that set it (for the
+    /// error).
+    deadline: Option<(Pin<Box<Sleep>>, Duration)>,
+}
+
+enum ResponseKind {
+    Whole(Option<Bytes>),
+    Incoming(hyper::body::Incoming),
+    Boxed(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+impl std::fmt::Debug for ResponseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Whole(bytes) => f.debug_tuple("Whole").field(bytes).finish(),
+            Self::Incoming(_) => f.write_str("Incoming"),
+            Self::Boxed(_) => f.write_str("Boxed"),
+        }
+    }
+}
+
+/// A streamed response body that took longer than its body timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the response body was not done within {0:?} of its headers")]
+pub struct BodyTimeout(pub Duration);
+
+/// A response body longer than the client reads whole.
+#[derive(Debug, thiserror::Error)]
+#[error("the response body is longer than {0} bytes")]
+pub struct BodyTooLarge(pub usize);
+
+impl ResponseBody {
+    /// Any body (e.g. from a transport of your own).
+    pub fn new<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        Self::of(ResponseKind::Boxed(body.map_err(Into::into).boxed_unsync()))
+    }
+
+    fn of(kind: ResponseKind) -> Self {
+        Self {
+            kind,
+            deadline: None,
+        }
+    }
+
+    /// This body, failing with [`BodyTimeout`] unless done within
+    /// `timeout` from now.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        let sleep = Box::pin(tokio::time::sleep(timeout));
+        self.deadline = Some((sleep, timeout));
+        self
+    }
+
+    /// All of it, refusing more than `limit` bytes: at once for a whole
+    /// body, as it arrives for a streamed one.
+    pub async fn bytes(self, limit: usize) -> Result<Bytes, BoxError> {
+        match (self.kind, self.deadline) {
+            (ResponseKind::Whole(bytes), _) => {
+                let bytes = bytes.unwrap_or_default();
+                match bytes.len() > limit {
+                    true => Err(BodyTooLarge(limit).into()),
+                    false => Ok(bytes),
+                }
+            }
+            // What every call that wants bytes does: read hyper's body as it is.
+            (ResponseKind::Incoming(body), None) => collect(body, limit).await,
+            (kind, deadline) => collect(Self { kind, deadline }, limit).await,
+        }
+    }
+
+    /// The bytes of a whole body; a streamed one back as it was.
+    pub(crate) fn into_whole(self) -> Result<Bytes, Self> {
+        match self.kind {
+            ResponseKind::Whole(bytes) => Ok(bytes.unwrap_or_default()),
+            _ => Err(self),
+        }
+    }
+}
+
+/// All of `body`, refusing more than `limit` bytes.
+async fn collect<B>(body: B, limit: usize) -> Result<Bytes, BoxError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyTooLarge(limit).into()),
+        Err(e) => Err(e),
+    }
+}
+
+impl From<Bytes> for ResponseBody {
+    fn from(bytes: Bytes) -> Self {
+        Self::of(ResponseKind::Whole(Some(bytes)))
+    }
+}
+
+impl From<hyper::body::Incoming> for ResponseBody {
+    fn from(body: hyper::body::Incoming) -> Self {
+        Self::of(ResponseKind::Incoming(body))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some((sleep, timeout)) = &mut self.deadline {
+            if sleep.as_mut().poll(cx).is_ready() {
+                let timeout = *timeout;
+                self.deadline = None;
+                self.kind = ResponseKind::Whole(None);
+                return Poll::Ready(Some(Err(BodyTimeout(timeout).into())));
+            }
+        }
+        let frame = match &mut self.kind {
+            ResponseKind::Whole(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
+            ResponseKind::Incoming(body) => {
+                ready!(Pin::new(body).poll_frame(cx)).map(|f| f.map_err(Into::into))
+            }
+            ResponseKind::Boxed(body) => ready!(Pin::new(body).poll_frame(cx)),
+        };
+        if frame.is_none() {
+            self.deadline = None;
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            ResponseKind::Whole(bytes) => bytes.is_none(),
+            ResponseKind::Incoming(body) => body.is_end_stream(),
+            ResponseKind::Boxed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            ResponseKind::Whole(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.remaining() as u64))
+            }
+            ResponseKind::Incoming(body) => body.size_hint(),
+            ResponseKind::Boxed(body) => body.size_hint(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{Full, StreamBody};
+
+    fn chunks(sizes: &[usize]) -> impl Body<Data = Bytes, Error = std::convert::Infallible> + Send {
+        let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = sizes
+            .iter()
+            .map(|&n| Ok(Frame::data(Bytes::from(vec![7u8; n]))))
+            .collect();
+        StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    async fn all(body: impl Body<Data = Bytes, Error = BoxError>) -> Bytes {
+        body.collect().await.expect("body").to_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_limit_is_kept_whole_and_one_frame_is_not_copied() {
+        let bytes = Bytes::from_static(b"hello");
+        let Payload::Replayable(kept) =
+            read_up_to(Full::new(bytes.clone()), 5).await.expect("read")
+        else {
+            panic!("within the limit");
+        };
+        assert_eq!(kept.as_ptr(), bytes.as_ptr(), "the same buffer");
+        let Payload::Replayable(kept) = read_up_to(chunks(&[3, 4]), 7).await.expect("read") else {
+            panic!("within the limit");
+        };
+        assert_eq!(kept.len(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_streams_once_with_nothing_lost() {
+        let Payload::Once(body) = read_up_to(chunks(&[3, 4, 5, 6]), 6).await.expect("read") else {
+            panic!("over the limit");
+        };
+        assert_eq!(all(body).await.len(), 18);
+        // Known to be too long from its size: not read at all before sending.
+        let Payload::Once(body) = read_up_to(Full::new(Bytes::from(vec![1; 10])), 6)
+            .await
+            .expect("read")
+        else {
+            panic!("over the limit");
+        };
+        assert_eq!(body.size_hint().exact(), Some(10));
+        assert_eq!(all(body).await.len(), 10);
+    }
+
+    #[tokio::test]
+    async fn bytes_refuses_a_body_over_its_limit() {
+        let err = ResponseBody::new(chunks(&[4, 4]))
+            .bytes(7)
+            .await
+            .expect_err("too long");
+        assert!(err.is::<BodyTooLarge>(), "{err}");
+        let whole = ResponseBody::from(Bytes::from_static(b"12345678"));
+        assert!(whole.bytes(7).await.is_err());
+        assert_eq!(
+            ResponseBody::new(chunks(&[4, 4]))
+                .bytes(8)
+                .await
+                .expect("fits")
+                .len(),
+            8
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_streamed_body_past_its_timeout_fails_with_a_clear_error() {
+        let stalled = StreamBody::new(futures_util::stream::pending::<
+            Result<Frame<Bytes>, BoxError>,
+        >());
+        let body = ResponseBody::new(stalled).with_timeout(Duration::from_secs(2));
+        let err = body.collect().await.expect_err("stalled");
+        assert!(err.is::<BodyTimeout>(), "{err}");
+        assert!(err.to_string().contains("2s"), "{err}");
+    }
+}
