@@ -45,11 +45,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-/// The README's Rust snippets, compiled as doc tests so they can't rot.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeSnippets;
-
 pub mod breaker;
 pub mod client;
 pub mod endpoint;

@@ -34,6 +34,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// The README's Rust snippets, compiled as doc tests so they can't rot —
+/// here, because this package has every dependency they use (tonic's
+/// included), and the library itself should not need protoc to test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeSnippets;
+
 use axum::routing::get;
 use beacon::{
     client::Idempotent,
