@@ -1,13 +1,18 @@
 //! The four ways to reach the ratings instances, each set up as its users
 //! would for this job, and how to watch its failure handling.
 
-use crate::{detection::Watch, load::Route, topology::Proxy};
+use crate::{
+    detection::Watch,
+    load::Route,
+    topology::{Front, Proxy},
+};
 use beacon::{
-    wire::Address, BreakerConfig, ClientConfig, RegistryClient, Resolver, ResolverConfig,
-    ServiceClient,
+    transport::{http2_client, http_client_with, HttpClient},
+    wire::{tls::rustls, Address},
+    BreakerConfig, ClientConfig, RegistryClient, Resolver, ResolverConfig, ServiceClient,
 };
 use serde::Serialize;
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 /// Who takes the load.
@@ -45,6 +50,44 @@ pub const PER_TRY: Duration = Duration::from_millis(100);
 /// The caller gives up after this in all (an error).
 pub const CALLER_PATIENCE: Duration = Duration::from_secs(2);
 
+/// How callers speak to the instances, or to the proxy in front of them.
+#[derive(Debug, Clone)]
+pub struct Wire {
+    /// For the report, e.g. "TLS (h2)".
+    pub name: &'static str,
+    /// What the proxies listen with (they speak HTTP/1.1 to the instances).
+    pub front: Front,
+    /// The client's TLS settings (the bench's CA); `None`: Mozilla's roots.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// HTTP/2 without TLS, by prior knowledge.
+    pub h2c: bool,
+}
+
+impl Wire {
+    /// Plain HTTP/1.1: what the steady and fault scenarios use.
+    pub fn http1() -> Self {
+        Self {
+            name: "HTTP/1.1",
+            front: Front::Http1,
+            tls: None,
+            h2c: false,
+        }
+    }
+
+    /// A pooled client speaking this wire's protocol.
+    fn client(&self) -> HttpClient {
+        let tls = self
+            .tls
+            .clone()
+            .unwrap_or_else(beacon::wire::tls::default_config);
+        let connect = Duration::from_millis(100);
+        match self.h2c {
+            true => http2_client(connect, tls),
+            false => http_client_with(connect, tls),
+        }
+    }
+}
+
 /// A contender ready to take load; its proxy or resolver lives as long as it.
 pub struct Ready {
     /// How requests reach the instances.
@@ -79,25 +122,28 @@ impl Ready {
 }
 
 /// Sets `contender` up in front of the instances at `urls` (registered at
-/// `registry`).
+/// `registry`), its callers speaking `wire`.
 pub async fn ready(
     contender: Contender,
     urls: Vec<String>,
     registry: &str,
+    wire: &Wire,
 ) -> Result<Ready, String> {
     let (route, proxy, resolver) = match contender {
         Contender::Beacon => {
-            let (route, resolver) = beacon(registry, urls.len()).await?;
+            let (route, resolver) = beacon(registry, urls.len(), wire).await?;
             (route, None, Some(resolver))
         }
-        Contender::BareClient => (Route::fixed(urls.clone()), None, None),
+        Contender::BareClient => (Route::fixed_over(wire.client(), urls.clone()), None, None),
         Contender::Haproxy => {
-            let proxy = Proxy::haproxy(&urls)?;
-            (Route::proxy(proxy.url.clone()), Some(proxy), None)
+            let proxy = Proxy::haproxy(&urls, &wire.front)?;
+            let route = Route::proxy_over(wire.client(), proxy.url.clone());
+            (route, Some(proxy), None)
         }
         Contender::Nginx => {
-            let proxy = Proxy::nginx(&urls)?;
-            (Route::proxy(proxy.url.clone()), Some(proxy), None)
+            let proxy = Proxy::nginx(&urls, &wire.front)?;
+            let route = Route::proxy_over(wire.client(), proxy.url.clone());
+            (route, Some(proxy), None)
         }
     };
     Ok(Ready {
@@ -111,7 +157,11 @@ pub async fn ready(
 /// Beacon's client with the same per-try timeout as the proxies, and a
 /// breaker that opens on the first failure like HAProxy's `fall 1` and
 /// nginx's `max_fails=1`; waits until it sees all `instances`.
-async fn beacon(registry: &str, instances: usize) -> Result<(Route, Resolver), String> {
+async fn beacon(
+    registry: &str,
+    instances: usize,
+    wire: &Wire,
+) -> Result<(Route, Resolver), String> {
     let client = RegistryClient::from_list(registry, None).map_err(|e| e.to_string())?;
     let resolver = Resolver::new(
         client,
@@ -121,12 +171,15 @@ async fn beacon(registry: &str, instances: usize) -> Result<(Route, Resolver), S
                 open_for: Duration::from_secs(2),
                 ..BreakerConfig::default()
             },
+            tls: wire.tls.clone(),
             ..ResolverConfig::default()
         },
     );
     let config = ClientConfig {
         attempt_timeout: PER_TRY,
         deadline: CALLER_PATIENCE,
+        tls: wire.tls.clone(),
+        http2_prior_knowledge: wire.h2c,
         ..ClientConfig::default()
     };
     let service = "ratings".parse().map_err(|e| format!("{e}"))?;

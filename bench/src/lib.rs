@@ -12,6 +12,7 @@
 //! * [`detection`]: whether each contender's failure handling fired.
 //! * [`faults`]: the faults inflicted (hang, crash, gray, flaky) and healed.
 //! * [`scenarios`]: steady and fault runs for every contender, repeated.
+//! * [`protocols`]: the steady run over HTTP/2 (h2c) and TLS.
 //! * [`registry_bench`]: the registry against etcd (gateway and gRPC).
 //! * [`store_costs`]: the registry's etcd store against its memory store.
 //! * [`report`]: BENCHMARKS.md and the JSON results.
@@ -27,6 +28,7 @@ pub mod detection;
 pub mod faults;
 pub mod load;
 pub mod plots;
+pub mod protocols;
 pub mod registry_bench;
 pub mod report;
 pub mod scenarios;

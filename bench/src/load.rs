@@ -45,8 +45,14 @@ pub enum Route {
 impl Route {
     /// Static round-robin over `targets`.
     pub fn fixed(targets: Vec<String>) -> Self {
+        Self::fixed_over(http_client(Duration::from_millis(100)), targets)
+    }
+
+    /// Static round-robin over `targets` through `http` (e.g. a client
+    /// trusting the bench's CA, or one speaking HTTP/2).
+    pub fn fixed_over(http: HttpClient, targets: Vec<String>) -> Self {
         Self::Static {
-            http: http_client(Duration::from_millis(100)),
+            http,
             targets: targets.into(),
             next: Arc::new(AtomicUsize::new(0)),
         }
@@ -54,10 +60,12 @@ impl Route {
 
     /// Everything through `url`.
     pub fn proxy(url: String) -> Self {
-        Self::Proxy {
-            http: http_client(Duration::from_millis(100)),
-            url,
-        }
+        Self::proxy_over(http_client(Duration::from_millis(100)), url)
+    }
+
+    /// Everything through `url`, sent with `http`.
+    pub fn proxy_over(http: HttpClient, url: String) -> Self {
+        Self::Proxy { http, url }
     }
 
     /// Sends `GET path`; `Ok(body)` for a 2xx answer.

@@ -3,7 +3,7 @@
 //! ratios and every headline is a median with its range.
 
 use crate::{
-    contenders::{ready, Contender, Ready, CALLER_PATIENCE},
+    contenders::{ready, Contender, Ready, Wire, CALLER_PATIENCE},
     detection::Detection,
     faults::{served, share, Fault, GRAY_SLOW},
     load::{closed_loop, open_loop, Route, Sample, Workload},
@@ -178,7 +178,7 @@ pub async fn run_all(
         for k in 0..count {
             let contender = Contender::ALL[(k + run) % count];
             let urls = with(&backends, |b| b.urls());
-            let ready = ready(contender, urls, &registry).await?;
+            let ready = ready(contender, urls, &registry, &Wire::http1()).await?;
             if let (Some(config), 0) = (ready.config(), run) {
                 configs.push((contender.name().to_owned(), config));
             }
@@ -215,7 +215,7 @@ pub async fn run_all(
 }
 
 /// One contender at its maximum throughput, closed loop.
-async fn steady_run(ready: &Ready, plan: Plan, contender: Contender, run: usize) -> Outcome {
+pub async fn steady_run(ready: &Ready, plan: Plan, contender: Contender, run: usize) -> Outcome {
     let workload = Workload {
         path: PATH.to_owned(),
         timeout: CALLER_PATIENCE,
@@ -269,7 +269,7 @@ async fn fault_run(
 ) -> Result<Outcome, String> {
     heal(backends, registry).await?;
     let urls = with(backends, |b| b.urls());
-    let ready = ready(contender, urls.clone(), registry).await?;
+    let ready = ready(contender, urls.clone(), registry, &Wire::http1()).await?;
     let timing = fault.timing(plan.faults_for, plan.fault_at, plan.heal_at);
     let workload = Workload {
         path: PATH.to_owned(),

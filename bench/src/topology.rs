@@ -20,9 +20,32 @@ pub fn binary(name: &str) -> PathBuf {
     here.parent().map(|dir| dir.join(name)).unwrap_or_default()
 }
 
+/// A server certificate and its key (PEM files).
+#[derive(Debug, Clone)]
+pub struct ServerCert {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
+/// What a proxy's clients speak to it; behind it, plain HTTP/1.1 to the
+/// instances (it terminates the client's protocol).
+#[derive(Debug, Clone)]
+pub enum Front {
+    /// Plain HTTP/1.1.
+    Http1,
+    /// HTTP/2 without TLS (prior knowledge).
+    H2c,
+    /// TLS with this certificate, HTTP/2 or HTTP/1.1 by ALPN.
+    Tls(ServerCert),
+}
+
 /// A registry and ratings instances 1..=3, each on a fixed free port so
 /// that it can be restarted where its peers expect it.
 pub struct Backends {
+    /// The instances serve HTTPS with this certificate; `None`: plain HTTP.
+    tls: Option<ServerCert>,
     /// The registry's port.
     registry_port: u16,
     /// The registry, while it runs.
@@ -34,8 +57,14 @@ pub struct Backends {
 impl Backends {
     /// Starts the registry and three ratings instances.
     pub fn start() -> Result<Self, String> {
+        Self::serving(None)
+    }
+
+    /// The same, the instances serving HTTPS with `tls` (HTTP/2 by ALPN).
+    pub fn serving(tls: Option<ServerCert>) -> Result<Self, String> {
         let registry_port = free_port();
         let mut backends = Self {
+            tls,
             registry_port,
             registry: None,
             ratings: Vec::new(),
@@ -74,30 +103,45 @@ impl Backends {
     pub fn urls(&self) -> Vec<String> {
         self.ratings
             .iter()
-            .map(|(_, port, _)| format!("http://127.0.0.1:{port}"))
+            .map(|(_, port, _)| format!("{}://127.0.0.1:{port}", self.scheme()))
             .collect()
     }
 
     /// Base URL of instance `n`.
     pub fn url(&mut self, n: u16) -> Result<String, String> {
-        Ok(format!("http://127.0.0.1:{}", self.slot(n)?.1))
+        let scheme = self.scheme();
+        Ok(format!("{scheme}://127.0.0.1:{}", self.slot(n)?.1))
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// Starts (or restarts) instance `n` on its port.
     pub fn start_ratings(&mut self, n: u16) -> Result<(), String> {
         let registry = self.registry_url();
+        let tls = self.tls.clone();
         let slot = self.slot(n)?;
         let (instance, port) = (n.to_string(), slot.1.to_string());
-        let args = [
-            "--instance",
-            &instance,
-            "--port",
-            &port,
-            "--registry",
-            &registry,
-            "--ttl-ms",
-            RATINGS_TTL_MS,
+        let mut args = vec![
+            "--instance".to_owned(),
+            instance,
+            "--port".to_owned(),
+            port,
+            "--registry".to_owned(),
+            registry,
+            "--ttl-ms".to_owned(),
+            RATINGS_TTL_MS.to_owned(),
         ];
+        if let Some(tls) = tls {
+            args.extend(["--tls-cert".to_owned(), tls.cert.display().to_string()]);
+            args.extend(["--tls-key".to_owned(), tls.key.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         slot.2 = Some(Service::start(&binary("beacon-ratings"), &args)?);
         Ok(())
     }
@@ -176,12 +220,27 @@ impl Proxy {
     /// `observe layer7` marks it down on the first error seen in traffic;
     /// retries with redispatch to another server; per-try timeouts like
     /// Beacon's attempt timeout. The stats socket shows each server's state.
-    pub fn haproxy(targets: &[String]) -> Result<Self, String> {
+    pub fn haproxy(targets: &[String], front: &Front) -> Result<Self, String> {
         let port = free_port();
         let dir = TempDir::new("haproxy")?;
         let socket = dir.path.join("admin.sock");
+        let bind = match front {
+            Front::Http1 => String::new(),
+            Front::H2c => " proto h2".to_owned(),
+            Front::Tls(tls) => {
+                // HAProxy takes the certificate and its key in one file.
+                let both = dir.path.join("server.pem");
+                let pem = [&tls.cert, &tls.key]
+                    .iter()
+                    .map(std::fs::read_to_string)
+                    .collect::<Result<String, _>>()
+                    .map_err(|e| format!("reading the bench certificate: {e}"))?;
+                std::fs::write(&both, pem).map_err(|e| e.to_string())?;
+                format!(" ssl crt {} alpn h2,http/1.1", both.display())
+            }
+        };
         let mut config = format!(
-            "global\n  maxconn 4096\n  stats socket {} mode 600 level admin\n\ndefaults\n  mode http\n  option http-keep-alive\n  timeout connect 100ms\n  timeout client 10s\n  timeout server 100ms\n  timeout check 100ms\n  retries 2\n  option redispatch 1\n  retry-on all-retryable-errors\n\nfrontend ratings_in\n  bind 127.0.0.1:{port}\n  default_backend ratings\n\nbackend ratings\n  balance leastconn\n  option httpchk GET /_health\n  default-server inter 500ms fastinter 100ms downinter 100ms fall 1 rise 1 observe layer7 error-limit 1 on-error mark-down\n",
+            "global\n  maxconn 4096\n  stats socket {} mode 600 level admin\n\ndefaults\n  mode http\n  option http-keep-alive\n  timeout connect 100ms\n  timeout client 10s\n  timeout server 100ms\n  timeout check 100ms\n  retries 2\n  option redispatch 1\n  retry-on all-retryable-errors\n\nfrontend ratings_in\n  bind 127.0.0.1:{port}{bind}\n  default_backend ratings\n\nbackend ratings\n  balance leastconn\n  option httpchk GET /_health\n  default-server inter 500ms fastinter 100ms downinter 100ms fall 1 rise 1 observe layer7 error-limit 1 on-error mark-down\n",
             socket.display()
         );
         for (i, target) in targets.iter().enumerate() {
@@ -196,7 +255,13 @@ impl Proxy {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot run haproxy (apt-get install haproxy): {e}"))?;
-        Self::ready(child, port, config, ProxyKind::Haproxy { socket }, dir)
+        Self::ready(
+            child,
+            (port, front),
+            config,
+            ProxyKind::Haproxy { socket },
+            dir,
+        )
     }
 
     /// nginx tuned as its documentation recommends for this job:
@@ -205,12 +270,23 @@ impl Proxy {
     /// `zone` so every worker learns of a failed server at once, passive
     /// `max_fails=1`/`fail_timeout`, `proxy_next_upstream` on errors,
     /// timeouts and 5xx, per-try timeouts like Beacon's attempt timeout,
-    /// keep-alive upstream connections. (Active health checks are in the
-    /// commercial edition only.)
-    pub fn nginx(targets: &[String]) -> Result<Self, String> {
+    /// keep-alive upstream connections, and client connections kept for
+    /// as many requests as they carry (its default closes one after 1000
+    /// requests, which over HTTP/2 fails the streams in flight). (Active
+    /// health checks are in the commercial edition only.)
+    pub fn nginx(targets: &[String], front: &Front) -> Result<Self, String> {
         let port = free_port();
         let dir = TempDir::new("nginx")?;
         let d = dir.path.display();
+        let listen = match front {
+            Front::Http1 => String::new(),
+            Front::H2c => " http2".to_owned(),
+            Front::Tls(tls) => format!(
+                " ssl http2;\n    ssl_certificate {};\n    ssl_certificate_key {}",
+                tls.cert.display(),
+                tls.key.display()
+            ),
+        };
         let mut upstream = String::new();
         for target in targets {
             let address = target.trim_start_matches("http://");
@@ -220,7 +296,7 @@ impl Proxy {
             );
         }
         let config = format!(
-            "daemon off;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  upstream ratings {{\n    zone ratings 64k;\n    least_conn;\n{upstream}    keepalive 64;\n  }}\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://ratings;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_connect_timeout 100ms;\n      proxy_read_timeout 100ms;\n      proxy_next_upstream error timeout http_500 http_502 http_503 http_504;\n      proxy_next_upstream_tries 3;\n    }}\n  }}\n}}\n"
+            "daemon off;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  keepalive_requests 1000000;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  upstream ratings {{\n    zone ratings 64k;\n    least_conn;\n{upstream}    keepalive 64;\n  }}\n  server {{\n    listen 127.0.0.1:{port}{listen};\n    location / {{\n      proxy_pass http://ratings;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_connect_timeout 100ms;\n      proxy_read_timeout 100ms;\n      proxy_next_upstream error timeout http_500 http_502 http_503 http_504;\n      proxy_next_upstream_tries 3;\n    }}\n  }}\n}}\n"
         );
         let path = dir.path.join("nginx.conf");
         std::fs::write(&path, &config).map_err(|e| e.to_string())?;
@@ -236,7 +312,7 @@ impl Proxy {
             .spawn()
             .map_err(|e| format!("cannot run nginx (apt-get install nginx): {e}"))?;
         let log = dir.path.join("error.log");
-        Self::ready(child, port, config, ProxyKind::Nginx { log }, dir)
+        Self::ready(child, (port, front), config, ProxyKind::Nginx { log }, dir)
     }
 
     /// How to see whether this proxy marked `targets[index]` down.
@@ -259,7 +335,7 @@ impl Proxy {
 
     fn ready(
         mut child: Child,
-        port: u16,
+        (port, front): (u16, &Front),
         config: String,
         kind: ProxyKind,
         dir: TempDir,
@@ -268,7 +344,10 @@ impl Proxy {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(Self {
                     child,
-                    url: format!("http://127.0.0.1:{port}"),
+                    url: match front {
+                        Front::Tls(_) => format!("https://127.0.0.1:{port}"),
+                        _ => format!("http://127.0.0.1:{port}"),
+                    },
                     config,
                     kind,
                     _dir: dir,

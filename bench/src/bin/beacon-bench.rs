@@ -6,6 +6,7 @@
 use beacon_bench::{
     faults::Fault,
     plots::{plot_gray, plot_hang},
+    protocols::{self, Protocol},
     registry_bench::{self, Sizes},
     report::{machine, Report},
     scenarios::{run_all, Plan},
@@ -39,8 +40,9 @@ struct Cli {
     #[arg(long)]
     only_registry: bool,
 
-    /// The side-by-side scenarios to run, comma-separated (steady, hang,
-    /// crash, gray, flaky); all by default. Without steady, "slow" is 10 ms.
+    /// The side-by-side scenarios to run, comma-separated (steady, h2c,
+    /// tls, hang, crash, gray, flaky); all by default. Without steady,
+    /// "slow" is 10 ms.
     #[arg(long, value_delimiter = ',', value_parser = parse_scenario)]
     scenarios: Vec<Scenario>,
 }
@@ -49,6 +51,7 @@ struct Cli {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scenario {
     Steady,
+    Over(Protocol),
     Fault(Fault),
 }
 
@@ -56,12 +59,17 @@ fn parse_scenario(name: &str) -> Result<Scenario, String> {
     if name == "steady" {
         return Ok(Scenario::Steady);
     }
+    if let Some(protocol) = Protocol::ALL.into_iter().find(|p| p.name() == name) {
+        return Ok(Scenario::Over(protocol));
+    }
     Fault::ALL
         .into_iter()
         .find(|f| f.name() == name)
         .map(Scenario::Fault)
         .ok_or_else(|| {
-            format!("unknown scenario {name:?}; expected steady, hang, crash, gray or flaky")
+            format!(
+                "unknown scenario {name:?}; expected steady, h2c, tls, hang, crash, gray or flaky"
+            )
         })
 }
 
@@ -107,8 +115,14 @@ async fn run(cli: &Cli) -> Result<(), String> {
         .into_iter()
         .filter(|f| all || cli.scenarios.contains(&Scenario::Fault(*f)))
         .collect();
+    let protocols: Vec<Protocol> = Protocol::ALL
+        .into_iter()
+        .filter(|p| all || cli.scenarios.contains(&Scenario::Over(*p)))
+        .collect();
     let backends = Arc::new(Mutex::new(Backends::start()?));
-    let comparison = run_all(Arc::clone(&backends), plan, steady, &faults).await?;
+    let mut comparison = run_all(Arc::clone(&backends), plan, steady, &faults).await?;
+    let over = protocols::run(&backends, plan, &protocols).await?;
+    comparison.outcomes.extend(over);
     drop(backends);
     let (registry, store_costs) = if cli.no_registry {
         (None, None)

@@ -10,6 +10,7 @@ use crate::{
 };
 use serde::Serialize;
 
+mod protocols;
 mod slowness;
 use std::fmt::Write as _;
 
@@ -172,14 +173,21 @@ impl Report {
 
     fn steady(&self, md: &mut String) {
         let _ = writeln!(md, "## Steady: closed loop, maximum throughput\n");
+        self.steady_table(md, "steady");
+        self.protocols(md);
+    }
+
+    /// The steady table of `scenario`, each contender against the bare
+    /// client of the same run.
+    fn steady_table(&self, md: &mut String, scenario: &str) {
         let _ = writeln!(
             md,
             "| contender | req/s | vs bare client | p50 ms | p99 ms | max ms | failed requests | extra requests sent |"
         );
         let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
-        let bare = self.runs_of("steady", Contender::BareClient);
+        let bare = self.runs_of(scenario, Contender::BareClient);
         for contender in Contender::ALL {
-            let runs = self.runs_of("steady", contender);
+            let runs = self.runs_of(scenario, contender);
             if runs.is_empty() {
                 continue;
             }

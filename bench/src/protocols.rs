@@ -1,0 +1,124 @@
+//! Steady throughput over HTTP/2 and TLS. Beacon and the bare client speak
+//! the protocol to the instances themselves (h2c to plain instances; TLS,
+//! HTTP/2 by ALPN, to instances serving HTTPS with a throwaway CA); HAProxy
+//! and nginx terminate it and speak HTTP/1.1 to plain instances, as they
+//! are usually deployed.
+
+use crate::{
+    contenders::{ready, Contender, Wire},
+    scenarios::{steady_run, with, Outcome, Plan, SharedBackends},
+    topology::{Backends, Front, ServerCert},
+};
+use beacon::wire::tls::ClientTls;
+use beacon_kit::tls::ThrowawayPki;
+
+/// A protocol the steady scenario runs over besides plain HTTP/1.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/2 without TLS, by prior knowledge.
+    H2c,
+    /// TLS, HTTP/2 by ALPN.
+    Tls,
+}
+
+impl Protocol {
+    /// Both, in report order.
+    pub const ALL: [Protocol; 2] = [Self::H2c, Self::Tls];
+
+    /// Its scenario name (`beacon-bench --scenarios`), and its outcomes'.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::H2c => "h2c",
+            Self::Tls => "tls",
+        }
+    }
+
+    /// The outcomes' scenario.
+    pub fn scenario(self) -> &'static str {
+        match self {
+            Self::H2c => "steady h2c",
+            Self::Tls => "steady tls",
+        }
+    }
+}
+
+/// Runs the steady scenario over each of `protocols` for every contender,
+/// `plan.runs` times (the contenders' order rotated); `plain` are the
+/// HTTP/1.1 instances the proxies (and h2c callers) reach.
+pub async fn run(
+    plain: &SharedBackends,
+    plan: Plan,
+    protocols: &[Protocol],
+) -> Result<Vec<Outcome>, String> {
+    let dir = std::env::temp_dir().join(format!("beacon-bench-pki-{}", std::process::id()));
+    let result = run_in(plain, plan, protocols, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run_in(
+    plain: &SharedBackends,
+    plan: Plan,
+    protocols: &[Protocol],
+    dir: &std::path::Path,
+) -> Result<Vec<Outcome>, String> {
+    let mut outcomes = Vec::new();
+    let (plain_urls, plain_registry) = with(plain, |b| (b.urls(), b.registry_url()));
+    for &protocol in protocols {
+        // What direct callers reach: the plain instances (h2c), or a set
+        // serving HTTPS, with its own registry, kept while it is measured.
+        let (wire, direct) = match protocol {
+            Protocol::H2c => {
+                let wire = Wire {
+                    name: "h2c",
+                    front: Front::H2c,
+                    tls: None,
+                    h2c: true,
+                };
+                (wire, None)
+            }
+            Protocol::Tls => {
+                let pki = ThrowawayPki::generate(dir)?;
+                let cert = ServerCert {
+                    cert: pki.server_cert.clone(),
+                    key: pki.server_key.clone(),
+                };
+                let tls = ClientTls {
+                    ca: Some(pki.ca.clone()),
+                    identity: None,
+                }
+                .config()
+                .map_err(|e| e.to_string())?;
+                let wire = Wire {
+                    name: "TLS (h2)",
+                    front: Front::Tls(cert.clone()),
+                    tls: Some(tls),
+                    h2c: false,
+                };
+                (wire, Some(Backends::serving(Some(cert))?))
+            }
+        };
+        let (direct_urls, direct_registry) = match &direct {
+            Some(backends) => (backends.urls(), backends.registry_url()),
+            None => (plain_urls.clone(), plain_registry.clone()),
+        };
+        let count = Contender::ALL.len();
+        for run in 0..plan.runs {
+            for k in 0..count {
+                let contender = Contender::ALL[(k + run) % count];
+                let (urls, registry) = match contender {
+                    Contender::Beacon | Contender::BareClient => {
+                        (direct_urls.clone(), &direct_registry)
+                    }
+                    Contender::Haproxy | Contender::Nginx => (plain_urls.clone(), &plain_registry),
+                };
+                let ready = ready(contender, urls, registry, &wire).await?;
+                let mut outcome = steady_run(&ready, plan, contender, run).await;
+                outcome.scenario = protocol.scenario();
+                outcomes.push(outcome);
+            }
+        }
+        eprintln!("== {} done ==", wire.name);
+    }
+    Ok(outcomes)
+}
