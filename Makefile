@@ -29,7 +29,8 @@ demo-etcd: build-release
 	@RUN_DIR=$(RUN_DIR) STORE=etcd scripts/demo.sh
 
 # Debian packages the tests need: a real browser for the market's page, and
-# etcd for the replicated registry, protoc for the benchmark's etcd gRPC client.
+# etcd for the replicated registry, protoc for the gRPC example
+# (examples/grpc) and the benchmark's etcd gRPC client.
 TEST_DEBS := chromium chromium-driver etcd-server protobuf-compiler curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

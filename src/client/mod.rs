@@ -277,7 +277,9 @@ impl<T: Transport> ServiceClient<T> {
     /// [`ClientConfig::body_timeout`] if set). The request body is read up
     /// to [`ClientConfig::replay_limit`] first: within it, the call is
     /// retried and hedged as [`send`](Self::send)'s are; past it, it goes to
-    /// one instance only. Otherwise as [`send`](Self::send).
+    /// one instance only. Otherwise as [`send`](Self::send). The instance's
+    /// breaker and latency estimate judge the headers: a body that breaks
+    /// off later is an error the caller reads from the body.
     pub async fn stream<B>(
         &self,
         request: Request<B>,
