@@ -197,11 +197,12 @@ impl Endpoint {
         self.change(|state| ((), state.breaker.poll(now)));
     }
 
-    /// Records a success of a request admitted as `admission`.
+    /// Records a success of a request admitted as `admission`, answered in
+    /// `latency` (as of `now`).
     /// A breaker that closes forgets the latency it knew: the instance
     /// starts again from a neutral score (see `client::balance`), neither
     /// flooded as if free nor starved for its old slowness.
-    pub fn succeeded(&self, admission: Admission, latency: Duration) {
+    pub fn succeeded(&self, admission: Admission, latency: Duration, now: Instant) {
         let decay = self.latency_decay;
         self.change(|state| {
             state.successes += 1;
@@ -209,7 +210,7 @@ impl Endpoint {
             if transition == Some(Transition::Closed) {
                 state.latency.reset();
             }
-            state.latency.observe(latency, Instant::now(), decay);
+            state.latency.observe(latency, now, decay);
             ((), transition)
         });
     }

@@ -156,9 +156,12 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
                 };
                 Ok(Response::from_parts(parts, ResponseBody::from(body)))
             };
-            let error = match tokio::time::timeout(limit, answer).await {
+            // Deadlines from the one clock reading: each costs as much as the
+            // breaker's whole verdict.
+            let error = match tokio::time::timeout_at(started + limit, answer).await {
                 Ok(Ok(mut response)) if !response.status().is_server_error() => {
-                    verdict.success(started.elapsed());
+                    let now = Instant::now();
+                    verdict.success(now - started, now);
                     response.extensions_mut().insert(ServedBy {
                         id: endpoint.id(),
                         address: address.clone(),
@@ -215,9 +218,9 @@ impl Verdict {
         }
     }
 
-    fn success(&mut self, latency: Duration) {
+    fn success(&mut self, latency: Duration, now: Instant) {
         self.reported = true;
-        self.endpoint.succeeded(self.admission, latency);
+        self.endpoint.succeeded(self.admission, latency, now);
     }
 
     fn failure(&mut self, error: &ClientError, took: Duration) {

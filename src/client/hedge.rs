@@ -271,11 +271,12 @@ where
         biased;
         answer = &mut first => {
             if answer.is_ok() {
-                shared.latencies.record(started.elapsed(), Instant::now());
+                let now = Instant::now();
+                shared.latencies.record(now - started, now);
             }
             return answer;
         }
-        () = tokio::time::sleep(shared.delay(started)) => {}
+        () = tokio::time::sleep_until(started + shared.delay(started)) => {}
     }
     // Late. Another instance, if the budget allows and one admits it.
     spare.tried.push(first_at);
@@ -295,7 +296,8 @@ where
     tokio::select! {
         answer = &mut first => match answer {
             Ok(_) => {
-                shared.latencies.record(started.elapsed(), Instant::now());
+                let now = Instant::now();
+                shared.latencies.record(now - started, now);
                 finish_alone(second);
                 answer
             }

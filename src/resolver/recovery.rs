@@ -103,7 +103,9 @@ async fn run(endpoint: Weak<Endpoint>, wake: Arc<Notify>, checker: Option<Arc<He
             if current.admit(now) == Admission::Probe {
                 let started = Instant::now();
                 match health.check(current.address()).await {
-                    Ok(()) => current.succeeded(Admission::Probe, started.elapsed()),
+                    Ok(()) => {
+                        current.succeeded(Admission::Probe, started.elapsed(), Instant::now())
+                    }
                     Err(error) => {
                         current.failed(Admission::Probe, error, Duration::ZERO, Instant::now())
                     }
