@@ -31,19 +31,23 @@ pub struct RequestBody(RequestKind);
 enum RequestKind {
     /// The whole body, sent in one frame.
     Whole(Option<Bytes>),
-    /// A body over the replay limit: what was read to find that out, then
-    /// the rest of the stream.
-    Once {
-        read: Option<Bytes>,
-        rest: UnsyncBoxBody<Bytes, BoxError>,
-    },
+    /// A body over the replay limit (boxed: rare, and every request the
+    /// client sends is moved several times on its way out).
+    Once(Box<Streamed>),
+}
+
+/// What was read of a body to find it over the replay limit, then the rest
+/// of the stream.
+struct Streamed {
+    read: Option<Bytes>,
+    rest: UnsyncBoxBody<Bytes, BoxError>,
 }
 
 impl std::fmt::Debug for RequestKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Whole(bytes) => f.debug_tuple("Whole").field(bytes).finish(),
-            Self::Once { read, .. } => f.debug_struct("Once").field("read", read).finish(),
+            Self::Once(once) => f.debug_struct("Once").field("read", &once.read).finish(),
         }
     }
 }
@@ -64,9 +68,9 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.0 {
             RequestKind::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            RequestKind::Once { read, rest } => match read.take() {
+            RequestKind::Once(once) => match once.read.take() {
                 Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
-                None => Pin::new(rest).poll_frame(cx),
+                None => Pin::new(&mut once.rest).poll_frame(cx),
             },
         }
     }
@@ -74,7 +78,7 @@ impl Body for RequestBody {
     fn is_end_stream(&self) -> bool {
         match &self.0 {
             RequestKind::Whole(bytes) => bytes.is_none(),
-            RequestKind::Once { read, rest } => read.is_none() && rest.is_end_stream(),
+            RequestKind::Once(once) => once.read.is_none() && once.rest.is_end_stream(),
         }
     }
 
@@ -83,9 +87,9 @@ impl Body for RequestBody {
             RequestKind::Whole(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            RequestKind::Once { read, rest } => {
-                let read = read.as_ref().map_or(0, |b| b.len() as u64);
-                let rest = rest.size_hint();
+            RequestKind::Once(once) => {
+                let read = once.read.as_ref().map_or(0, |b| b.len() as u64);
+                let rest = once.rest.size_hint();
                 let mut hint = SizeHint::new();
                 hint.set_lower(rest.lower() + read);
                 if let Some(upper) = rest.upper() {
@@ -115,8 +119,12 @@ where
     B::Error: Into<BoxError>,
 {
     let mut body = body.map_err(Into::into).boxed_unsync();
-    let once =
-        |read: Option<Bytes>, rest| Payload::Once(RequestBody(RequestKind::Once { read, rest }));
+    let once = |read: Option<Bytes>, rest| {
+        Payload::Once(RequestBody(RequestKind::Once(Box::new(Streamed {
+            read,
+            rest,
+        }))))
+    };
     if body.size_hint().lower() > limit as u64 {
         return Ok(once(None, body));
     }
@@ -154,7 +162,9 @@ pub struct ResponseBody {
     kind: ResponseKind,
     /// When the body must be done by, and the timeout that set it (for the
     /// error).
-    deadline: Option<(Pin<Box<Sleep>>, Duration)>,
+    /// Boxed for size, like [`RequestKind::Once`]: only streamed bodies
+    /// with a body timeout have one.
+    deadline: Option<Box<(Pin<Box<Sleep>>, Duration)>>,
 }
 
 enum ResponseKind {
@@ -204,7 +214,7 @@ impl ResponseBody {
     /// `timeout` from now.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         let sleep = Box::pin(tokio::time::sleep(timeout));
-        self.deadline = Some((sleep, timeout));
+        self.deadline = Some(Box::new((sleep, timeout)));
         self
     }
 
@@ -267,7 +277,8 @@ impl Body for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if let Some((sleep, timeout)) = &mut self.deadline {
+        if let Some(deadline) = &mut self.deadline {
+            let (sleep, timeout) = &mut **deadline;
             if sleep.as_mut().poll(cx).is_ready() {
                 let timeout = *timeout;
                 self.deadline = None;
