@@ -1,0 +1,138 @@
+//! `make demo TLS=1` as a person runs it: the demo script with TLS on (the
+//! debug binaries, so `make test` needs no release build), checked over
+//! HTTPS with the throwaway CA it wrote, then stopped with ^C. The demo's
+//! ports are fixed (8400, 8001–8003, 5000): this is the one test that uses
+//! them.
+
+mod support;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+/// The running demo script; ^C (SIGINT) on drop, as a person stops it, so
+/// a failing test leaves nothing behind.
+struct Demo {
+    child: Child,
+}
+
+impl Demo {
+    fn start(run_dir: &Path) -> Self {
+        let bin = support::binary("beacon-market");
+        let child = Command::new("scripts/demo.sh")
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .env("BIN", bin.parent().expect("binary directory"))
+            .env("RUN_DIR", run_dir)
+            .env("TLS", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run scripts/demo.sh");
+        Self { child }
+    }
+
+    /// ^C, then waits (at most 20 s) for everything to stop.
+    fn interrupt(&mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(Some(_))) && !self.interrupt() {
+            let _ = self.child.kill();
+        }
+    }
+}
+
+/// `curl -s` with `args`, trusting `ca` if given.
+fn curl(ca: Option<&Path>, args: &[&str]) -> Output {
+    let mut command = Command::new("curl");
+    command.args(["-s", "--max-time", "5"]);
+    if let Some(ca) = ca {
+        command.arg("--cacert").arg(ca);
+    }
+    command.args(args).output().expect("run curl")
+}
+
+/// Polls `check` until it returns `Some`, at most `limit`.
+fn until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn make_demo_tls_serves_everything_over_https_and_stops_on_ctrl_c() {
+    let run_dir: PathBuf =
+        std::env::temp_dir().join(format!("beacon-demo-tls-{}", std::process::id()));
+    let mut demo = Demo::start(&run_dir);
+    let ca = run_dir.join("tls/ca.pem");
+
+    // The market answers over HTTPS with live ratings from the instances.
+    let things = until(Duration::from_secs(60), "live ratings over HTTPS", || {
+        let out = curl(Some(&ca), &["https://127.0.0.1:5000/api/things"]);
+        let things: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let all_live = things
+            .as_array()
+            .filter(|t| !t.is_empty())?
+            .iter()
+            .all(|t| t["rating"]["source"] == "live");
+        all_live.then_some(things)
+    });
+    assert!(things.as_array().is_some_and(|t| t.len() >= 4), "{things}");
+
+    // The registry, over HTTPS too, lists three instances at https:// addresses.
+    let out = curl(Some(&ca), &["https://127.0.0.1:8400/v1/services/ratings"]);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("registry JSON");
+    let addresses: Vec<&str> = listed["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter_map(|i| i["address"].as_str())
+        .collect();
+    assert_eq!(addresses.len(), 3, "{listed}");
+    assert!(
+        addresses
+            .iter()
+            .all(|a| a.starts_with("https://127.0.0.1:")),
+        "{addresses:?}"
+    );
+
+    // Without the CA, a client refuses the server's certificate (curl exit 60).
+    let untrusted = curl(None, &["https://127.0.0.1:5000/api/things"]);
+    assert_eq!(untrusted.status.code(), Some(60), "{untrusted:?}");
+
+    // ^C stops everything it started: the ports are free again.
+    assert!(demo.interrupt(), "the demo did not stop within 20 s of ^C");
+    for port in [5000, 8400, 8001, 8002, 8003] {
+        until(
+            Duration::from_secs(5),
+            &format!("port {port} to close"),
+            || {
+                std::net::TcpStream::connect(("127.0.0.1", port))
+                    .is_err()
+                    .then_some(())
+            },
+        );
+    }
+    let _ = std::fs::remove_dir_all(&run_dir);
+}
