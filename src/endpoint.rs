@@ -216,19 +216,28 @@ impl Endpoint {
     }
 
     /// Records a failure (timeout, connect error, 5xx) of a request
-    /// admitted as `admission`, which took `took`: a failure slower than
-    /// the latency estimate raises it (see [`PeakEwma::observe_failure`]),
-    /// so that the balancer keeps away from an instance whose calls time
-    /// out even while its breaker is still closed.
+    /// admitted as `admission`. A timeout (`took`: how long it waited)
+    /// slower than the latency estimate raises it (see
+    /// [`PeakEwma::observe_failure`]), so that the balancer keeps away from
+    /// an instance whose calls time out even while its breaker is still
+    /// closed; other failures (`None`) say nothing about its speed.
     ///
     /// [`PeakEwma::observe_failure`]: crate::latency::PeakEwma::observe_failure
-    pub fn failed(&self, admission: Admission, error: String, took: Duration, now: Instant) {
+    pub fn failed(
+        &self,
+        admission: Admission,
+        error: String,
+        took: Option<Duration>,
+        now: Instant,
+    ) {
         let ejections = self.sink.ejections();
         let decay = self.latency_decay;
         self.change(|state| {
             state.failures += 1;
             state.last_error = Some(error);
-            state.latency.observe_failure(took, now, decay);
+            if let Some(took) = took {
+                state.latency.observe_failure(took, now, decay);
+            }
             let may_eject = ejections.may_eject(state.breaker.config().max_ejected);
             ((), state.breaker.record_failure(admission, now, may_eject))
         });

@@ -1,8 +1,11 @@
 //! Streaming bodies through a `ServiceClient`, against real HTTP servers on
 //! 127.0.0.1: a 100 MiB answer streams in bounded memory; a request body
 //! within the replay limit is retried on another instance, one over it is
-//! not and the error says so; the attempt timeout covers a streamed
-//! answer's headers, the body timeout its body; trailers come through.
+//! not and the error says so; a call that can't be sent twice streams its
+//! body at once (a conversation, as gRPC's streams are, works), and a body
+//! that fails is the caller's error, not the instance's; the attempt
+//! timeout covers a streamed answer's headers, the body timeout its body;
+//! trailers come through.
 
 mod support;
 
@@ -104,6 +107,7 @@ async fn start(instance: &Instance) -> String {
         .route("/big", get(big))
         .route("/trickle", get(trickle))
         .route("/stall", get(stall))
+        .route("/echo", post(|body: Body| async move { body }))
         .with_state(instance.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -301,4 +305,78 @@ async fn the_attempt_timeout_covers_a_streamed_answers_headers_and_the_body_time
         .expect("headers");
     let error = answer.into_body().collect().await.expect_err("stalled");
     assert!(error.is::<BodyTimeout>(), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_cannot_be_sent_twice_streams_its_body_at_once() {
+    let url = start(&Instance::default()).await;
+    let client = ServiceClient::for_view(
+        support::one_instance(&url),
+        ClientConfig {
+            attempt_timeout: Duration::from_millis(300),
+            http2_prior_knowledge: true,
+            ..config()
+        },
+    );
+    // A conversation: the second message goes only once the first came back,
+    // so reading the body ahead would wait forever.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|bytes| (Ok::<_, Infallible>(Frame::data(bytes)), rx))
+    }));
+    tx.send(Bytes::from_static(b"ping "))
+        .await
+        .expect("first message");
+    let call = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.stream(Request::post("/echo").body(body).expect("request")),
+    );
+    let mut answer = call
+        .await
+        .expect("headers before the body ended")
+        .expect("answered")
+        .into_body();
+    let first = answer
+        .frame()
+        .await
+        .expect("a frame")
+        .expect("data")
+        .into_data()
+        .expect("data");
+    assert_eq!(&first[..], b"ping ");
+    // Slower than the attempt timeout, while the caller is still sending.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    tx.send(Bytes::from_static(b"pong"))
+        .await
+        .expect("second message");
+    drop(tx);
+    let rest = answer.collect().await.expect("the rest").to_bytes();
+    assert_eq!(&rest[..], b"pong");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_fails_is_the_callers_error_not_the_instances() {
+    let instance = Instance::default();
+    let url = start(&instance).await;
+    let client = ServiceClient::for_view(support::one_instance(&url), config());
+    for _ in 0..6 {
+        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+            Ok(Frame::data(Bytes::from(vec![1u8; 100_000]))),
+            Err(std::io::Error::other("the disk went away")),
+        ];
+        let body = StreamBody::new(futures_util::stream::iter(frames));
+        let error = client
+            .stream(Request::put("/upload").body(body).expect("request"))
+            .await
+            .expect_err("the body failed");
+        assert!(
+            matches!(error, ClientError::RequestBody { .. }),
+            "{error:?}"
+        );
+    }
+    let instance = &client.snapshot().instances[0];
+    assert_eq!(instance.failures, 0, "{instance:?}");
+    assert_eq!(instance.breaker, beacon::BreakerState::Closed);
 }

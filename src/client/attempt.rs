@@ -20,7 +20,7 @@ use std::{
     task::{Context, Poll},
     time::Duration,
 };
-use tokio::time::Instant;
+use tokio::{sync::Notify, time::Instant};
 
 /// A call a breaker let through, and how: the verdict must say whether it
 /// was the half-open breaker's single probe.
@@ -158,8 +158,14 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
             };
             // Deadlines from the one clock reading: each costs as much as the
             // breaker's whole verdict.
-            let error = match tokio::time::timeout_at(started + limit, answer).await {
-                Ok(Ok(mut response)) if !response.status().is_server_error() => {
+            let answered = match call.body_sent() {
+                None => tokio::time::timeout_at(started + limit, answer).await.ok(),
+                Some(body_sent) => {
+                    once_sent(answer, body_sent, attempt_timeout, call.deadline).await
+                }
+            };
+            let error = match answered {
+                Some(Ok(mut response)) if !response.status().is_server_error() => {
                     let now = Instant::now();
                     verdict.success(now - started, now);
                     response.extensions_mut().insert(ServedBy {
@@ -169,33 +175,59 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
                     });
                     return Ok(response);
                 }
-                Ok(Ok(response)) => ClientError::ServerError {
+                Some(Ok(response)) => ClientError::ServerError {
                     address: address.clone(),
                     status: response.status(),
                 },
-                Ok(Err(ExchangeError::Connect(cause))) => ClientError::Connect {
+                Some(Err(ExchangeError::Connect(cause))) => ClientError::Connect {
                     address: address.clone(),
                     cause,
                 },
-                Ok(Err(ExchangeError::Broken(cause))) => ClientError::Transport {
+                Some(Err(ExchangeError::Broken(cause))) => ClientError::Transport {
                     address: address.clone(),
                     cause,
                 },
+                // The caller's body failed: no verdict on the instance.
+                Some(Err(ExchangeError::Request(cause))) => {
+                    return Err(ClientError::RequestBody { cause })
+                }
                 // The deadline, not the attempt timeout, cut it short.
-                Err(_) if limit < attempt_timeout => {
+                None if limit < attempt_timeout || Instant::now() >= call.deadline => {
                     return Err(ClientError::DeadlineExceeded {
                         deadline: call.allowed,
                     })
                 }
-                Err(_) => ClientError::Timeout {
+                None => ClientError::Timeout {
                     address: address.clone(),
-                    after: limit,
+                    after: attempt_timeout,
                 },
             };
-            verdict.failure(&error, started.elapsed());
+            // Only a timeout says how slow the instance is (a refusal or a
+            // quick 503 says nothing about it).
+            let took = matches!(error, ClientError::Timeout { .. }).then(|| started.elapsed());
+            verdict.failure(&error, took);
             Err(error)
         })
     }
+}
+
+/// The answer of an attempt whose request body streams: until the body is
+/// all sent only the call's deadline bounds it (the time is the sender's),
+/// then the attempt timeout too. `None` if time ran out.
+async fn once_sent<F: Future>(
+    answer: F,
+    body_sent: &Notify,
+    timeout: Duration,
+    deadline: Instant,
+) -> Option<F::Output> {
+    let mut answer = std::pin::pin!(answer);
+    tokio::select! {
+        answered = &mut answer => return Some(answered),
+        () = body_sent.notified() => {}
+        () = tokio::time::sleep_until(deadline) => return None,
+    }
+    let until = (Instant::now() + timeout).min(deadline);
+    tokio::time::timeout_at(until, answer).await.ok()
 }
 
 /// Counts an attempt in flight on its endpoint while it lasts, and reports
@@ -223,7 +255,7 @@ impl Verdict {
         self.endpoint.succeeded(self.admission, latency, now);
     }
 
-    fn failure(&mut self, error: &ClientError, took: Duration) {
+    fn failure(&mut self, error: &ClientError, took: Option<Duration>) {
         self.reported = true;
         self.endpoint
             .failed(self.admission, error.chain(), took, Instant::now());

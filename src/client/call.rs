@@ -1,16 +1,17 @@
 //! One call as it moves through the client's parts: the request, kept so it
 //! can be sent again, and what the call has learned so far.
 
-use super::body::{read_up_to, Payload, RequestBody};
+use super::body::{read_up_to, BoxError, Payload, RequestBody};
 use super::ClientError;
 use crate::wire::Address;
 use bytes::Bytes;
-use http::{request::Parts, uri::PathAndQuery, HeaderMap, Method, Request, Uri, Version};
+use http::{request::Parts, uri::PathAndQuery, HeaderMap, Method, Request, Uri};
+use http_body_util::BodyExt;
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
-use tokio::time::Instant;
+use tokio::{sync::Notify, time::Instant};
 
 /// Marks a request as safe to send twice though its method says otherwise
 /// (a `POST` that only reads, such as a gRPC call of a method declared
@@ -42,12 +43,12 @@ pub struct Call {
     pub last_error: Option<ClientError>,
 }
 
-/// What of a request is sent again on a retry.
+/// What of a request is sent again on a retry. (Not its HTTP version: the
+/// connection decides that — HTTP/2 where the instance speaks it.)
 #[derive(Debug)]
 struct Replayable {
     method: Method,
     uri: Uri,
-    version: Version,
     headers: HeaderMap,
     body: Kept,
     /// The method is idempotent, or the caller said the request is.
@@ -61,10 +62,14 @@ struct Replayable {
 enum Kept {
     /// Whole, `Bytes`: every attempt sends it, never copied.
     Whole(Bytes),
-    /// Longer than `limit`: the first attempt takes it, and there is no other.
+    /// Streamed: the first attempt takes it, and there is no other.
     Once {
         body: Mutex<Option<RequestBody>>,
-        limit: usize,
+        /// The replay limit it was found to be over; `None`: not read, since
+        /// the call could never be sent twice.
+        limit: Option<usize>,
+        /// Told when the body is all sent.
+        sent: Arc<Notify>,
     },
 }
 
@@ -73,13 +78,22 @@ impl Call {
     /// will be read whole.
     pub fn new(request: Request<Bytes>, allowed: Duration) -> Self {
         let (parts, body) = request.into_parts();
-        Self::of(parts, Kept::Whole(body), false, allowed)
+        let idempotent = idempotent(&parts);
+        let deadline = Instant::now() + allowed;
+        Self::of(
+            parts,
+            Kept::Whole(body),
+            idempotent,
+            false,
+            (deadline, allowed),
+        )
     }
 
-    /// A first attempt at a request with a streamed body, which is read up
-    /// to `replay_limit` bytes first: within it, the call may be retried and
-    /// hedged; past it, the body streams to one instance only. The answer
-    /// streams too. `allowed` counts from when the body was read.
+    /// A first attempt at a request with a streamed body, given `allowed`
+    /// from now; the answer streams too. An idempotent call's body is read
+    /// up to `replay_limit` bytes first, within the deadline: within it,
+    /// the call may be retried and hedged; past it, the body streams to one
+    /// instance only. Any other call's body streams at once.
     pub async fn streaming<B>(
         request: Request<B>,
         allowed: Duration,
@@ -87,38 +101,54 @@ impl Call {
     ) -> Result<Self, ClientError>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<super::body::BoxError>,
+        B::Error: Into<BoxError>,
     {
         let (parts, body) = request.into_parts();
-        let kept = match read_up_to(body, replay_limit).await {
-            Ok(Payload::Replayable(bytes)) => Kept::Whole(bytes),
-            Ok(Payload::Once(body)) => Kept::Once {
+        let idempotent = idempotent(&parts);
+        let deadline = Instant::now() + allowed;
+        let once = |read, rest, limit| {
+            let sent = Arc::new(Notify::new());
+            let body = RequestBody::streamed(read, rest, Arc::clone(&sent));
+            Kept::Once {
                 body: Mutex::new(Some(body)),
-                limit: replay_limit,
-            },
-            Err(e) => {
-                return Err(ClientError::InvalidRequest(format!(
-                    "reading the request body failed: {e}"
-                )))
+                limit,
+                sent,
             }
         };
-        Ok(Self::of(parts, kept, true, allowed))
+        let kept = if idempotent {
+            match tokio::time::timeout_at(deadline, read_up_to(body, replay_limit)).await {
+                Ok(Ok(Payload::Replayable(bytes))) => Kept::Whole(bytes),
+                Ok(Ok(Payload::Over { read, rest })) => once(read, rest, Some(replay_limit)),
+                Ok(Err(e)) => {
+                    return Err(ClientError::RequestBody {
+                        cause: Arc::from(e),
+                    })
+                }
+                Err(_) => return Err(ClientError::DeadlineExceeded { deadline: allowed }),
+            }
+        } else {
+            once(None, body.map_err(Into::into).boxed_unsync(), None)
+        };
+        Ok(Self::of(parts, kept, idempotent, true, (deadline, allowed)))
     }
 
-    fn of(parts: Parts, body: Kept, streams_response: bool, allowed: Duration) -> Self {
-        let idempotent =
-            is_idempotent(&parts.method) || parts.extensions.get::<Idempotent>().is_some();
+    fn of(
+        parts: Parts,
+        body: Kept,
+        idempotent: bool,
+        streams_response: bool,
+        (deadline, allowed): (Instant, Duration),
+    ) -> Self {
         Self {
             request: Arc::new(Replayable {
                 method: parts.method,
                 uri: parts.uri,
-                version: parts.version,
                 headers: parts.headers,
                 body,
                 idempotent,
                 streams_response,
             }),
-            deadline: Instant::now() + allowed,
+            deadline,
             allowed,
             attempt: 1,
             tried: Vec::new(),
@@ -150,14 +180,14 @@ impl Call {
         let uri = absolute(base, &replay.uri)?;
         let body = match &replay.body {
             Kept::Whole(bytes) => RequestBody::from(bytes.clone()),
-            Kept::Once { body, limit } => body
+            Kept::Once { body, .. } => body
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take()
                 .ok_or_else(|| {
-                    ClientError::InvalidRequest(format!(
-                        "the request body, over the {limit}-byte replay limit, was sent already"
-                    ))
+                    ClientError::InvalidRequest(
+                        "the request body streamed to an instance already".into(),
+                    )
                 })?,
         };
         // Field by field rather than through `Request::builder`, whose every
@@ -165,7 +195,6 @@ impl Call {
         let mut request = Request::new(body);
         *request.method_mut() = replay.method.clone();
         *request.uri_mut() = uri;
-        *request.version_mut() = replay.version;
         *request.headers_mut() = replay.headers.clone();
         Ok(request)
     }
@@ -179,14 +208,23 @@ impl Call {
     /// Whether another attempt could send it: idempotent, with a body kept
     /// whole.
     pub fn can_replay(&self) -> bool {
-        self.is_idempotent() && self.replay_limit_passed().is_none()
+        self.is_idempotent() && matches!(self.request.body, Kept::Whole(_))
     }
 
-    /// The replay limit its body is over, if it is.
+    /// The replay limit its body was found to be over, if it was.
     pub fn replay_limit_passed(&self) -> Option<usize> {
         match &self.request.body {
             Kept::Whole(_) => None,
-            Kept::Once { limit, .. } => Some(*limit),
+            Kept::Once { limit, .. } => *limit,
+        }
+    }
+
+    /// For a body that streams: told once it is all sent (the attempt
+    /// timeout counts from then; the time before is the sender's).
+    pub fn body_sent(&self) -> Option<&Arc<Notify>> {
+        match &self.request.body {
+            Kept::Whole(_) => None,
+            Kept::Once { sent, .. } => Some(sent),
         }
     }
 
@@ -195,6 +233,11 @@ impl Call {
     pub fn streams_response(&self) -> bool {
         self.request.streams_response
     }
+}
+
+/// Whether a request may be sent twice: by its method, or as its sender says.
+fn idempotent(parts: &Parts) -> bool {
+    is_idempotent(&parts.method) || parts.extensions.get::<Idempotent>().is_some()
 }
 
 fn is_idempotent(method: &Method) -> bool {

@@ -67,6 +67,14 @@ pub enum ClientError {
     /// The request itself can't be sent (e.g. a URI that isn't a path).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The caller's own request body failed (its stream returned an
+    /// error): nothing the instance did, so no breaker counts it.
+    #[error("reading the request body failed")]
+    RequestBody {
+        /// What the body's stream said.
+        #[source]
+        cause: Cause,
+    },
     /// The attempt failed, and the call could not be sent again: its body
     /// was over the replay limit, so it had streamed to that instance only.
     #[error("{error}; not retried: the request body is over the {limit}-byte replay limit")]

@@ -263,6 +263,9 @@ where
         return Err(balance.unavailable(&call));
     };
     let first_at = gate.endpoint().address().clone();
+    // Latencies of whole answers only: a streamed one's attempt ends at its
+    // headers, and would pull the hedge delay down for every call.
+    let record = !call.streams_response();
     let mut spare = call.clone();
     let started = Instant::now();
     let mut first = tower::Service::call(&mut gate, call);
@@ -270,7 +273,7 @@ where
     tokio::select! {
         biased;
         answer = &mut first => {
-            if answer.is_ok() {
+            if answer.is_ok() && record {
                 let now = Instant::now();
                 shared.latencies.record(now - started, now);
             }
@@ -296,8 +299,10 @@ where
     tokio::select! {
         answer = &mut first => match answer {
             Ok(_) => {
-                let now = Instant::now();
-                shared.latencies.record(now - started, now);
+                if record {
+                    let now = Instant::now();
+                    shared.latencies.record(now - started, now);
+                }
                 finish_alone(second);
                 answer
             }

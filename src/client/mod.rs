@@ -64,7 +64,10 @@ use tower::{retry::Retry, Service};
 /// Tunables of a [`ServiceClient`].
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// Longest wait for one instance's answer (headers and body). Default 1 s.
+    /// Longest wait for one instance's answer: its headers and whole body
+    /// for [`ServiceClient::send`], its headers for a streamed answer
+    /// (see [`body_timeout`](Self::body_timeout)); a request body that
+    /// streams is all sent before it starts counting. Default 1 s.
     pub attempt_timeout: Duration,
     /// Longest a whole call may take, retries included. Default 3 s.
     pub deadline: Duration,

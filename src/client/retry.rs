@@ -125,20 +125,22 @@ impl tower::retry::Policy<Call, Response<ResponseBody>, ClientError> for RetryPo
             self.view.service(),
             call.attempt
         );
-        if let Some(limit) = call.replay_limit_passed() {
-            let error = Box::new(error.clone());
-            *result = Err(ClientError::NotRetried { error, limit });
-            return None;
-        }
         call.tried.extend(error.address().cloned());
-        call.last_error = Some(error.clone());
         let now = Instant::now();
         let eligible = call.attempt < self.max_attempts
             && now < call.deadline
             && has_candidate(&self.view, &call.tried);
         if !eligible {
+            call.last_error = Some(error.clone());
             return None;
         }
+        // It would be retried, but for its body: say so.
+        if let Some(limit) = call.replay_limit_passed() {
+            let error = Box::new(error.clone());
+            *result = Err(ClientError::NotRetried { error, limit });
+            return None;
+        }
+        call.last_error = Some(error.clone());
         if !self.budget.withdraw() {
             self.counts.budget_exhausted.fetch_add(1, Ordering::Relaxed);
             return None;

@@ -6,7 +6,7 @@
 //! paused clock, so breaker, balancer and retry behaviour can be checked
 //! without sockets or real time.
 
-use super::body::{RequestBody, ResponseBody};
+use super::body::{RequestBody, RequestBodyError, ResponseBody};
 use super::error::Cause;
 use crate::transport::{http_client_with, HttpClient};
 use crate::wire::tls::rustls;
@@ -28,6 +28,29 @@ pub enum ExchangeError {
     /// The connection failed mid-exchange, or the answer was unreadable.
     #[error("exchange failed")]
     Broken(#[source] Cause),
+    /// The request's own body failed (see [`RequestBodyError`]): the
+    /// caller's fault, not the instance's.
+    #[error("the request body failed")]
+    Request(#[source] Cause),
+}
+
+impl ExchangeError {
+    /// A failed exchange, told apart by what failed: the connection, the
+    /// request's body, or the exchange on the connection.
+    fn of(error: hyper_util::client::legacy::Error) -> Self {
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            if cause.is::<RequestBodyError>() {
+                return Self::Request(Arc::new(error));
+            }
+            source = cause.source();
+        }
+        if error.is_connect() {
+            Self::Connect(Arc::new(error))
+        } else {
+            Self::Broken(Arc::new(error))
+        }
+    }
 }
 
 /// What a transport must be: absolute request in, answer out as soon as
@@ -106,13 +129,7 @@ impl tower::Service<Request<RequestBody>> for HttpTransport {
     fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
         let answer = self.client.request(request);
         Box::pin(async move {
-            let response = answer.await.map_err(|e| {
-                if e.is_connect() {
-                    ExchangeError::Connect(Arc::new(e))
-                } else {
-                    ExchangeError::Broken(Arc::new(e))
-                }
-            })?;
+            let response = answer.await.map_err(ExchangeError::of)?;
             Ok(response.map(ResponseBody::from))
         })
     }

@@ -106,9 +106,7 @@ async fn run(endpoint: Weak<Endpoint>, wake: Arc<Notify>, checker: Option<Arc<He
                     Ok(()) => {
                         current.succeeded(Admission::Probe, started.elapsed(), Instant::now())
                     }
-                    Err(error) => {
-                        current.failed(Admission::Probe, error, Duration::ZERO, Instant::now())
-                    }
+                    Err(error) => current.failed(Admission::Probe, error, None, Instant::now()),
                 }
                 continue;
             }

@@ -1,15 +1,8 @@
-//! The bodies a call sends and receives: whole buffers where they can be —
-//! a request kept for a retry or a hedge, the answer `send` returns — and
-//! streams where they must be, for payloads too large to hold or that
-//! arrive over time.
-//!
-//! A request body is read up to the replay limit before the first attempt
-//! (it has to be kept anyway, for a retry): one that ends within the limit
-//! is sent again as it is, a `Bytes` clone; a longer one streams through to
-//! one instance, once, and its call is neither retried nor hedged — as
-//! linkerd and Envoy do, so memory stays bounded by the limit per call.
+//! Response bodies: whole, or streamed as they arrive within an optional
+//! body timeout.
 
-use bytes::{Buf, Bytes, BytesMut};
+use super::BoxError;
+use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Limited};
 use std::{
@@ -20,141 +13,7 @@ use std::{
 };
 use tokio::time::Sleep;
 
-/// The error type of streamed bodies: whatever the stream or the
-/// connection under it said.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A request body as an attempt sends it.
-#[derive(Debug)]
-pub struct RequestBody(RequestKind);
-
-enum RequestKind {
-    /// The whole body, sent in one frame.
-    Whole(Option<Bytes>),
-    /// A body over the replay limit (boxed: rare, and every request the
-    /// client sends is moved several times on its way out).
-    Once(Box<Streamed>),
-}
-
-/// What was read of a body to find it over the replay limit, then the rest
-/// of the stream.
-struct Streamed {
-    read: Option<Bytes>,
-    rest: UnsyncBoxBody<Bytes, BoxError>,
-}
-
-impl std::fmt::Debug for RequestKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Whole(bytes) => f.debug_tuple("Whole").field(bytes).finish(),
-            Self::Once(once) => f.debug_struct("Once").field("read", &once.read).finish(),
-        }
-    }
-}
-
-impl From<Bytes> for RequestBody {
-    fn from(bytes: Bytes) -> Self {
-        Self(RequestKind::Whole(Some(bytes).filter(|b| !b.is_empty())))
-    }
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match &mut self.0 {
-            RequestKind::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            RequestKind::Once(once) => match once.read.take() {
-                Some(bytes) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
-                None => Pin::new(&mut once.rest).poll_frame(cx),
-            },
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.0 {
-            RequestKind::Whole(bytes) => bytes.is_none(),
-            RequestKind::Once(once) => once.read.is_none() && once.rest.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.0 {
-            RequestKind::Whole(bytes) => {
-                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
-            }
-            RequestKind::Once(once) => {
-                let read = once.read.as_ref().map_or(0, |b| b.len() as u64);
-                let rest = once.rest.size_hint();
-                let mut hint = SizeHint::new();
-                hint.set_lower(rest.lower() + read);
-                if let Some(upper) = rest.upper() {
-                    hint.set_upper(upper + read);
-                }
-                hint
-            }
-        }
-    }
-}
-
-/// A request body read as far as the replay limit.
-#[derive(Debug)]
-pub(crate) enum Payload {
-    /// It ended within the limit: every attempt sends these bytes.
-    Replayable(Bytes),
-    /// It did not: the first attempt takes it, and there is no other.
-    Once(RequestBody),
-}
-
-/// Reads `body` until it ends or passes `limit` bytes. Trailers of a body
-/// that ends within the limit are dropped (HTTP requests rarely carry
-/// them; gRPC's do not).
-pub(crate) async fn read_up_to<B>(body: B, limit: usize) -> Result<Payload, BoxError>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let mut body = body.map_err(Into::into).boxed_unsync();
-    let once = |read: Option<Bytes>, rest| {
-        Payload::Once(RequestBody(RequestKind::Once(Box::new(Streamed {
-            read,
-            rest,
-        }))))
-    };
-    if body.size_hint().lower() > limit as u64 {
-        return Ok(once(None, body));
-    }
-    // One frame is kept as it is; only a body in several is copied.
-    let mut first: Option<Bytes> = None;
-    let mut joined = BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame?.into_data() else {
-            continue;
-        };
-        match first.take() {
-            None if joined.is_empty() => first = Some(data),
-            Some(previous) => {
-                joined.extend_from_slice(&previous);
-                joined.extend_from_slice(&data);
-            }
-            None => joined.extend_from_slice(&data),
-        }
-        let read = first.as_ref().map_or(joined.len(), Bytes::len);
-        if read > limit {
-            let read = first.take().unwrap_or_else(|| joined.split().freeze());
-            return Ok(once(Some(read), body));
-        }
-    }
-    Ok(Payload::Replayable(
-        first.unwrap_or_else(|| joined.freeze()),
-    ))
-}
-
-/// A response body: whole (what [`send`](super::ServiceClient::send)
+/// A response body: whole (what [`send`](crate::ServiceClient::send)
 /// returns) or streamed from the instance as it arrives, optionally within
 /// a body timeout that starts when the headers came.
 #[derive(Debug)]
@@ -259,7 +118,7 @@ where
 
 impl From<Bytes> for ResponseBody {
     fn from(bytes: Bytes) -> Self {
-        Self::of(ResponseKind::Whole(Some(bytes)))
+        Self::of(ResponseKind::Whole(Some(bytes).filter(|b| !b.is_empty())))
     }
 }
 
@@ -321,7 +180,7 @@ impl Body for ResponseBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::{Full, StreamBody};
+    use http_body_util::StreamBody;
 
     fn chunks(sizes: &[usize]) -> impl Body<Data = Bytes, Error = std::convert::Infallible> + Send {
         let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = sizes
@@ -329,42 +188,6 @@ mod tests {
             .map(|&n| Ok(Frame::data(Bytes::from(vec![7u8; n]))))
             .collect();
         StreamBody::new(futures_util::stream::iter(frames))
-    }
-
-    async fn all(body: impl Body<Data = Bytes, Error = BoxError>) -> Bytes {
-        body.collect().await.expect("body").to_bytes()
-    }
-
-    #[tokio::test]
-    async fn a_body_within_the_limit_is_kept_whole_and_one_frame_is_not_copied() {
-        let bytes = Bytes::from_static(b"hello");
-        let Payload::Replayable(kept) =
-            read_up_to(Full::new(bytes.clone()), 5).await.expect("read")
-        else {
-            panic!("within the limit");
-        };
-        assert_eq!(kept.as_ptr(), bytes.as_ptr(), "the same buffer");
-        let Payload::Replayable(kept) = read_up_to(chunks(&[3, 4]), 7).await.expect("read") else {
-            panic!("within the limit");
-        };
-        assert_eq!(kept.len(), 7);
-    }
-
-    #[tokio::test]
-    async fn a_body_over_the_limit_streams_once_with_nothing_lost() {
-        let Payload::Once(body) = read_up_to(chunks(&[3, 4, 5, 6]), 6).await.expect("read") else {
-            panic!("over the limit");
-        };
-        assert_eq!(all(body).await.len(), 18);
-        // Known to be too long from its size: not read at all before sending.
-        let Payload::Once(body) = read_up_to(Full::new(Bytes::from(vec![1; 10])), 6)
-            .await
-            .expect("read")
-        else {
-            panic!("over the limit");
-        };
-        assert_eq!(body.size_hint().exact(), Some(10));
-        assert_eq!(all(body).await.len(), 10);
     }
 
     #[tokio::test]
