@@ -4,7 +4,7 @@
 use crate::{
     detection::Watch,
     load::Route,
-    topology::{Front, Proxy},
+    proxies::{Front, Proxy},
 };
 use beacon::{
     transport::{http2_client, http_client_with, HttpClient},

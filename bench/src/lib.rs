@@ -7,7 +7,8 @@
 //!
 //! * [`load`]: the load generator (open and closed loop, per-request records).
 //! * [`stats`]: summaries, percentiles, time buckets, recovery times.
-//! * [`topology`]: registry, ratings instances and proxies as processes.
+//! * [`topology`]: registry and ratings instances as processes.
+//! * [`proxies`]: HAProxy and nginx in front of them, configured.
 //! * [`contenders`]: Beacon, the bare client, HAProxy and nginx, set up.
 //! * [`detection`]: whether each contender's failure handling fired.
 //! * [`faults`]: the faults inflicted (hang, crash, gray, flaky) and healed.
@@ -29,6 +30,7 @@ pub mod faults;
 pub mod load;
 pub mod plots;
 pub mod protocols;
+pub mod proxies;
 pub mod registry_bench;
 pub mod report;
 pub mod scenarios;

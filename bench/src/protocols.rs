@@ -6,8 +6,9 @@
 
 use crate::{
     contenders::{ready, Contender, Wire},
+    proxies::Front,
     scenarios::{steady_run, with, Outcome, Plan, SharedBackends},
-    topology::{Backends, Front, ServerCert},
+    topology::{Backends, ServerCert},
 };
 use beacon::wire::tls::ClientTls;
 use beacon_kit::tls::ThrowawayPki;
@@ -42,6 +43,10 @@ impl Protocol {
     }
 }
 
+/// What the runs over other protocols measured, and the proxies'
+/// configurations as run (name, configuration).
+pub type Measured = (Vec<Outcome>, Vec<(String, String)>);
+
 /// Runs the steady scenario over each of `protocols` for every contender,
 /// `plan.runs` times (the contenders' order rotated); `plain` are the
 /// HTTP/1.1 instances the proxies (and h2c callers) reach.
@@ -49,7 +54,7 @@ pub async fn run(
     plain: &SharedBackends,
     plan: Plan,
     protocols: &[Protocol],
-) -> Result<Vec<Outcome>, String> {
+) -> Result<Measured, String> {
     let dir = std::env::temp_dir().join(format!("beacon-bench-pki-{}", std::process::id()));
     let result = run_in(plain, plan, protocols, &dir).await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -61,8 +66,9 @@ async fn run_in(
     plan: Plan,
     protocols: &[Protocol],
     dir: &std::path::Path,
-) -> Result<Vec<Outcome>, String> {
+) -> Result<Measured, String> {
     let mut outcomes = Vec::new();
+    let mut configs = Vec::new();
     let (plain_urls, plain_registry) = with(plain, |b| (b.urls(), b.registry_url()));
     for &protocol in protocols {
         // What direct callers reach: the plain instances (h2c), or a set
@@ -90,7 +96,7 @@ async fn run_in(
                 .config()
                 .map_err(|e| e.to_string())?;
                 let wire = Wire {
-                    name: "TLS (h2)",
+                    name: "TLS, h2",
                     front: Front::Tls(cert.clone()),
                     tls: Some(tls),
                     h2c: false,
@@ -113,6 +119,9 @@ async fn run_in(
                     Contender::Haproxy | Contender::Nginx => (plain_urls.clone(), &plain_registry),
                 };
                 let ready = ready(contender, urls, registry, &wire).await?;
+                if let (Some(config), 0) = (ready.config(), run) {
+                    configs.push((format!("{} ({})", contender.name(), wire.name), config));
+                }
                 let mut outcome = steady_run(&ready, plan, contender, run).await;
                 outcome.scenario = protocol.scenario();
                 outcomes.push(outcome);
@@ -120,5 +129,5 @@ async fn run_in(
         }
         eprintln!("== {} done ==", wire.name);
     }
-    Ok(outcomes)
+    Ok((outcomes, configs))
 }

@@ -121,8 +121,9 @@ async fn run(cli: &Cli) -> Result<(), String> {
         .collect();
     let backends = Arc::new(Mutex::new(Backends::start()?));
     let mut comparison = run_all(Arc::clone(&backends), plan, steady, &faults).await?;
-    let over = protocols::run(&backends, plan, &protocols).await?;
+    let (over, configs) = protocols::run(&backends, plan, &protocols).await?;
     comparison.outcomes.extend(over);
+    comparison.configs.extend(configs);
     drop(backends);
     let (registry, store_costs) = if cli.no_registry {
         (None, None)
