@@ -43,7 +43,7 @@ pub use attempt::{Admitted, Attempt, AttemptLimits, NewAttempt};
 pub use balance::{
     has_candidate, prefers_second, Balance, Balancing, NewEndpointService, TIE_FACTOR,
 };
-pub use body::{BodyTimeout, BodyTooLarge, BoxError, RequestBody, ResponseBody};
+pub use body::{BodyTimeout, BodyTooLarge, BoxError, RequestBody, RequestBodyError, ResponseBody};
 pub use call::{Call, Idempotent};
 pub use discover::ViewDiscover;
 pub use error::{Cause, ClientError};

@@ -28,7 +28,7 @@ pub enum ExchangeError {
     /// The connection failed mid-exchange, or the answer was unreadable.
     #[error("exchange failed")]
     Broken(#[source] Cause),
-    /// The request's own body failed (see [`RequestBodyError`]): the
+    /// The request's own body failed (see [`RequestBodyError`](super::RequestBodyError)): the
     /// caller's fault, not the instance's.
     #[error("the request body failed")]
     Request(#[source] Cause),
