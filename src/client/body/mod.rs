@@ -22,3 +22,15 @@ pub use response::{BodyTimeout, BodyTooLarge, ResponseBody};
 /// The error type of streamed bodies: whatever the stream or the
 /// connection under it said.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A body of `sizes.len()` frames of those sizes, for the tests.
+#[cfg(test)]
+fn chunks(
+    sizes: &[usize],
+) -> impl http_body::Body<Data = bytes::Bytes, Error = std::convert::Infallible> + Send {
+    let frames: Vec<Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>> = sizes
+        .iter()
+        .map(|&n| Ok(http_body::Frame::data(bytes::Bytes::from(vec![7u8; n]))))
+        .collect();
+    http_body_util::StreamBody::new(futures_util::stream::iter(frames))
+}

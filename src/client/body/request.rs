@@ -179,15 +179,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::body::chunks;
     use http_body_util::{Full, StreamBody};
-
-    fn chunks(sizes: &[usize]) -> impl Body<Data = Bytes, Error = std::convert::Infallible> + Send {
-        let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = sizes
-            .iter()
-            .map(|&n| Ok(Frame::data(Bytes::from(vec![7u8; n]))))
-            .collect();
-        StreamBody::new(futures_util::stream::iter(frames))
-    }
 
     fn sent_once(payload: Payload, sent: &Arc<Notify>) -> RequestBody {
         match payload {

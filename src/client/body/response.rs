@@ -180,15 +180,8 @@ impl Body for ResponseBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::body::chunks;
     use http_body_util::StreamBody;
-
-    fn chunks(sizes: &[usize]) -> impl Body<Data = Bytes, Error = std::convert::Infallible> + Send {
-        let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = sizes
-            .iter()
-            .map(|&n| Ok(Frame::data(Bytes::from(vec![7u8; n]))))
-            .collect();
-        StreamBody::new(futures_util::stream::iter(frames))
-    }
 
     #[tokio::test]
     async fn bytes_refuses_a_body_over_its_limit() {
