@@ -11,6 +11,8 @@
 //!
 //! * [`catalog`]: the things for sale.
 //! * [`cart`]: one cart per browser session.
+//! * [`merge`]: three-way merges of versioned documents and of carts (the
+//!   groundwork of the versioned store; not wired to the API yet).
 //! * [`session`]: the cookie that names a session's cart.
 //! * [`ratings`]: live ratings through Beacon, with the last-good cache.
 //! * [`status`]: the live panel's data.
@@ -31,6 +33,7 @@ pub mod cart;
 pub mod catalog;
 pub mod event_log;
 pub mod live;
+pub mod merge;
 pub mod page;
 pub mod ratings;
 pub mod server;
