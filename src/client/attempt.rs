@@ -2,7 +2,8 @@
 //! call's deadline, judged, and the verdict recorded on the instance's
 //! breaker exactly once.
 //!
-//! A call that wants bytes gets its answer read whole inside the attempt
+//! A 5xx is a failure; so is a gRPC call's UNAVAILABLE, which comes with
+//! HTTP 200. A call that wants bytes gets its answer read whole inside the attempt
 //! timeout, so a body that breaks off or crawls fails the attempt (and may
 //! be retried). A streaming call's attempt ends with the headers: the body
 //! goes to the caller as it comes, bounded by the optional body timeout.
@@ -165,7 +166,10 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
                 }
             };
             let error = match answered {
-                Some(Ok(mut response)) if !response.status().is_server_error() => {
+                Some(Ok(mut response))
+                    if !response.status().is_server_error()
+                        && !(call.is_grpc() && grpc_unavailable(&response)) =>
+                {
                     let now = Instant::now();
                     verdict.success(now - started, now);
                     response.extensions_mut().insert(ServedBy {
@@ -175,9 +179,14 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
                     });
                     return Ok(response);
                 }
-                Some(Ok(response)) => ClientError::ServerError {
+                Some(Ok(response)) if response.status().is_server_error() => {
+                    ClientError::ServerError {
+                        address: address.clone(),
+                        status: response.status(),
+                    }
+                }
+                Some(Ok(_)) => ClientError::GrpcUnavailable {
                     address: address.clone(),
-                    status: response.status(),
                 },
                 Some(Err(ExchangeError::Connect(cause))) => ClientError::Connect {
                     address: address.clone(),
@@ -209,6 +218,16 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
             Err(error)
         })
     }
+}
+
+/// Whether a gRPC answer says UNAVAILABLE (status 14) in its headers — a
+/// "trailers-only" answer, HTTP 200: the instance is shutting down or
+/// shedding load, which is what a 503 says in plain HTTP.
+fn grpc_unavailable<B>(response: &Response<B>) -> bool {
+    response
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|status| status.as_bytes() == b"14")
 }
 
 /// The answer of an attempt whose request body streams: until the body is

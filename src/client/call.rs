@@ -55,6 +55,17 @@ struct Replayable {
     idempotent: bool,
     /// The answer's body goes to the caller as it arrives, not read whole.
     streams_response: bool,
+    /// A gRPC call (`content-type: application/grpc…`): its answer may say
+    /// UNAVAILABLE in a header while its HTTP status says 200.
+    grpc: bool,
+}
+
+/// What kind of call a request makes, worked out once.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    idempotent: bool,
+    streams_response: bool,
+    grpc: bool,
 }
 
 /// The request body as the call keeps it.
@@ -80,13 +91,12 @@ impl Call {
         let (parts, body) = request.into_parts();
         let idempotent = idempotent(&parts);
         let deadline = Instant::now() + allowed;
-        Self::of(
-            parts,
-            Kept::Whole(body),
+        let shape = Shape {
             idempotent,
-            false,
-            (deadline, allowed),
-        )
+            streams_response: false,
+            grpc: false,
+        };
+        Self::of(parts, Kept::Whole(body), shape, (deadline, allowed))
     }
 
     /// A first attempt at a request with a streamed body, given `allowed`
@@ -129,14 +139,22 @@ impl Call {
         } else {
             once(None, body.map_err(Into::into).boxed_unsync(), None)
         };
-        Ok(Self::of(parts, kept, idempotent, true, (deadline, allowed)))
+        let grpc = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let shape = Shape {
+            idempotent,
+            streams_response: true,
+            grpc,
+        };
+        Ok(Self::of(parts, kept, shape, (deadline, allowed)))
     }
 
     fn of(
         parts: Parts,
         body: Kept,
-        idempotent: bool,
-        streams_response: bool,
+        shape: Shape,
         (deadline, allowed): (Instant, Duration),
     ) -> Self {
         Self {
@@ -145,8 +163,9 @@ impl Call {
                 uri: parts.uri,
                 headers: parts.headers,
                 body,
-                idempotent,
-                streams_response,
+                idempotent: shape.idempotent,
+                streams_response: shape.streams_response,
+                grpc: shape.grpc,
             }),
             deadline,
             allowed,
@@ -232,6 +251,11 @@ impl Call {
     /// whole within the attempt timeout).
     pub fn streams_response(&self) -> bool {
         self.request.streams_response
+    }
+
+    /// Whether it is a gRPC call.
+    pub fn is_grpc(&self) -> bool {
+        self.request.grpc
     }
 }
 

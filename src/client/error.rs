@@ -58,6 +58,13 @@ pub enum ClientError {
         /// The status.
         status: StatusCode,
     },
+    /// A gRPC instance answered UNAVAILABLE (shutting down, shedding
+    /// load): its 503.
+    #[error("{address} answered gRPC status UNAVAILABLE")]
+    GrpcUnavailable {
+        /// Where the attempt went.
+        address: Address,
+    },
     /// The overall deadline passed before any attempt succeeded.
     #[error("no answer within the {deadline:?} deadline")]
     DeadlineExceeded {
@@ -98,7 +105,8 @@ impl ClientError {
             Self::Timeout { address, .. }
             | Self::Connect { address, .. }
             | Self::Transport { address, .. }
-            | Self::ServerError { address, .. } => Some(address),
+            | Self::ServerError { address, .. }
+            | Self::GrpcUnavailable { address } => Some(address),
             Self::NotRetried { error, .. } => error.address(),
             _ => None,
         }

@@ -72,12 +72,26 @@ pub const SERVICE: &str = "grpc-ratings";
 #[derive(Debug, Clone)]
 pub struct RatingsService {
     instance: InstanceId,
+    /// Answer every call UNAVAILABLE, as an instance shedding load or
+    /// shutting down does (to show callers route around it).
+    unavailable: bool,
 }
 
 impl RatingsService {
     /// The service as instance `instance` serves it.
     pub fn new(instance: InstanceId) -> Self {
-        Self { instance }
+        Self {
+            instance,
+            unavailable: false,
+        }
+    }
+
+    /// The same, answering every call UNAVAILABLE.
+    pub fn unavailable(instance: InstanceId) -> Self {
+        Self {
+            instance,
+            unavailable: true,
+        }
     }
 }
 
@@ -87,6 +101,12 @@ impl Ratings for RatingsService {
         &self,
         request: Request<GetRatingRequest>,
     ) -> Result<Response<Rating>, Status> {
+        if self.unavailable {
+            return Err(Status::unavailable(format!(
+                "{} is draining",
+                self.instance
+            )));
+        }
         let item = request.into_inner().item;
         if item.is_empty() || item.len() > 100 {
             return Err(Status::invalid_argument("item must be 1 to 100 bytes long"));
@@ -109,29 +129,25 @@ pub fn router(service: RatingsService) -> axum::Router {
         .route("/_health", get(|| async { "ok" }))
 }
 
-/// Serves instance `instance` on `listener` (TLS with `tls`), registered
-/// in `registry` under [`SERVICE`], until `shutdown` completes; then
+/// Serves `service` on `listener` (TLS with `tls`), registered in
+/// `registry` under [`SERVICE`], until `shutdown` completes; then
 /// deregisters first and drains.
 pub async fn run(
     listener: TcpListener,
     tls: Option<Arc<beacon::wire::tls::rustls::ServerConfig>>,
     registry: RegistryClient,
-    instance: InstanceId,
+    service: RatingsService,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let instance = service.instance.clone();
     let invalid = |e: beacon::wire::WireError| io::Error::new(io::ErrorKind::InvalidInput, e);
     let local = listener.local_addr()?;
     let scheme = tls::scheme(tls.as_ref());
     let address = Address::new(&format!("{scheme}://{local}")).map_err(invalid)?;
-    let service: ServiceName = SERVICE.parse().map_err(invalid)?;
-    let lease = Lease::start(
-        registry,
-        service,
-        instance.clone(),
-        Registration::new(address),
-    );
+    let name: ServiceName = SERVICE.parse().map_err(invalid)?;
+    let lease = Lease::start(registry, name, instance.clone(), Registration::new(address));
     tracing::info!(%instance, "listening on {scheme}://{local}");
-    let app = router(RatingsService::new(instance.clone()));
+    let app = router(service);
     let deregister_then_drain = async move {
         shutdown.await;
         if let Err(e) = lease.shutdown().await {

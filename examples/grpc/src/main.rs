@@ -6,7 +6,7 @@ use beacon::{
     wire::{tls::rustls, InstanceId},
     ClientConfig, RegistryClient, RegistryClientConfig, Resolver, ResolverConfig, ServiceClient,
 };
-use beacon_grpc_example::{grpc_client, pb::GetRatingRequest, SERVICE};
+use beacon_grpc_example::{grpc_client, pb::GetRatingRequest, RatingsService, SERVICE};
 use beacon_kit::{
     cli, logging, net,
     signal::cancel_on_signal,
@@ -50,6 +50,9 @@ enum Command {
         /// Port; 0 (the default) picks a free one.
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Answer every call UNAVAILABLE (an instance shedding load).
+        #[arg(long)]
+        unavailable: bool,
         #[command(flatten)]
         tls: ServeTlsArgs,
     },
@@ -89,13 +92,19 @@ async fn main() -> ExitCode {
         Command::Serve {
             instance,
             port,
+            unavailable,
             tls: serve_tls,
-        } => serve(registry, instance, port, serve_tls).await,
+        } => serve(registry, (instance, unavailable), port, serve_tls).await,
         Command::Call { items, count } => call(registry, tls, &items, count).await,
     }
 }
 
-async fn serve(registry: RegistryClient, instance: u16, port: u16, tls: ServeTlsArgs) -> ExitCode {
+async fn serve(
+    registry: RegistryClient,
+    (instance, unavailable): (u16, bool),
+    port: u16,
+    tls: ServeTlsArgs,
+) -> ExitCode {
     let (server_tls, id) = match (
         tls.config(None),
         InstanceId::new(&format!("{SERVICE}-{instance}")),
@@ -110,7 +119,11 @@ async fn serve(registry: RegistryClient, instance: u16, port: u16, tls: ServeTls
     };
     let shutdown = cancel_on_signal();
     let stopped = async move { shutdown.cancelled().await };
-    match beacon_grpc_example::run(listener, server_tls, registry, id, stopped).await {
+    let service = match unavailable {
+        true => RatingsService::unavailable(id),
+        false => RatingsService::new(id),
+    };
+    match beacon_grpc_example::run(listener, server_tls, registry, service, stopped).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }

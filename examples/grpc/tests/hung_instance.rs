@@ -19,9 +19,9 @@ fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-fn instance(registry: &str, pki: &ThrowawayPki, n: u16) -> Service {
+fn instance(registry: &str, pki: &ThrowawayPki, n: u16, more: &[&str]) -> Service {
     let n = n.to_string();
-    let args = [
+    let mut args = vec![
         "--registry",
         registry,
         "--ca",
@@ -34,24 +34,13 @@ fn instance(registry: &str, pki: &ThrowawayPki, n: u16) -> Service {
         "--tls-key",
         path(&pki.server_key),
     ];
+    args.extend_from_slice(more);
     Service::start(Path::new(BIN), &args).expect("instance starts")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hung_grpc_instance_costs_callers_nothing() {
-    let dir = std::env::temp_dir().join(format!("beacon-grpc-{}", std::process::id()));
-    let pki = ThrowawayPki::generate(&dir).expect("certificates");
-    let registry = TestRegistry::start(None).await;
-    let instances = [
-        instance(&registry.url, &pki, 1),
-        instance(&registry.url, &pki, 2),
-    ];
-    assert!(
-        instances[0].url.starts_with("https://"),
-        "{}",
-        instances[0].url
-    );
-
+/// A client of the ratings service through `registry`, trusting the CA;
+/// the resolver lives as long as the client needs it.
+fn client(registry: &str, pki: &ThrowawayPki) -> (Resolver, ServiceClient) {
     let tls = ClientTls {
         ca: Some(pki.ca.clone()),
         identity: None,
@@ -59,7 +48,7 @@ async fn a_hung_grpc_instance_costs_callers_nothing() {
     .config()
     .expect("client TLS");
     let registry_client =
-        RegistryClient::from_list_with(&registry.url, None, RegistryClientConfig::default())
+        RegistryClient::from_list_with(registry, None, RegistryClientConfig::default())
             .expect("registry client");
     let resolver = Resolver::new(
         registry_client,
@@ -77,6 +66,28 @@ async fn a_hung_grpc_instance_costs_callers_nothing() {
             ..ClientConfig::default()
         },
     );
+    (resolver, service)
+}
+
+fn pki(name: &str) -> (ThrowawayPki, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("beacon-grpc-{name}-{}", std::process::id()));
+    (ThrowawayPki::generate(&dir).expect("certificates"), dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_grpc_instance_costs_callers_nothing() {
+    let (pki, dir) = pki("hung");
+    let registry = TestRegistry::start(None).await;
+    let instances = [
+        instance(&registry.url, &pki, 1, &[]),
+        instance(&registry.url, &pki, 2, &[]),
+    ];
+    assert!(
+        instances[0].url.starts_with("https://"),
+        "{}",
+        instances[0].url
+    );
+    let (_resolver, service) = client(&registry.url, &pki);
     let mut ratings = grpc_client(service.clone());
     let ask = |item: &str| GetRatingRequest { item: item.into() };
 
@@ -169,6 +180,49 @@ async fn a_hung_grpc_instance_costs_callers_nothing() {
             .count(),
         3,
         "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_answering_unavailable_is_routed_around_and_counted() {
+    let (pki, dir) = pki("unavailable");
+    let registry = TestRegistry::start(None).await;
+    let _instances = [
+        instance(&registry.url, &pki, 1, &[]),
+        instance(&registry.url, &pki, 2, &["--unavailable"]),
+    ];
+    let (_resolver, service) = client(&registry.url, &pki);
+    eventually(Duration::from_secs(10), "both instances listed", || {
+        let listed = service.view().endpoints().len();
+        async move { (listed == 2).then_some(()) }
+    })
+    .await;
+    // gRPC says UNAVAILABLE with HTTP 200: Beacon must still see a failure.
+    let mut ratings = grpc_client(service.clone());
+    for i in 0..30 {
+        let rating = ratings
+            .get_rating(GetRatingRequest {
+                item: "lamp".into(),
+            })
+            .await
+            .unwrap_or_else(|status| panic!("call {i} failed: {status:?}"));
+        assert_eq!(rating.into_inner().served_by, "grpc-ratings-1");
+    }
+    let draining = service
+        .snapshot()
+        .instances
+        .into_iter()
+        .find(|i| i.id.as_str() == "grpc-ratings-2")
+        .expect("listed");
+    assert!(draining.failures >= 1, "{draining:?}");
+    assert_eq!(draining.successes, 0, "{draining:?}");
+    assert!(
+        draining
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("UNAVAILABLE")),
+        "{draining:?}"
     );
     let _ = std::fs::remove_dir_all(dir);
 }
