@@ -166,10 +166,7 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
                 }
             };
             let error = match answered {
-                Some(Ok(mut response))
-                    if !response.status().is_server_error()
-                        && !(call.is_grpc() && grpc_unavailable(&response)) =>
-                {
+                Some(Ok(mut response)) if answered_well(&call, &response) => {
                     let now = Instant::now();
                     verdict.success(now - started, now);
                     response.extensions_mut().insert(ServedBy {
@@ -218,6 +215,15 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
             Err(error)
         })
     }
+}
+
+/// Whether `response` is a success for the instance: not a 5xx, and, for
+/// a gRPC call, not UNAVAILABLE.
+fn answered_well<B>(call: &Call, response: &Response<B>) -> bool {
+    if response.status().is_server_error() {
+        return false;
+    }
+    !(call.is_grpc() && grpc_unavailable(response))
 }
 
 /// Whether a gRPC answer says UNAVAILABLE (status 14) in its headers — a
