@@ -6,6 +6,8 @@
 
 mod support;
 
+use support::eventually;
+
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
@@ -68,36 +70,27 @@ fn curl(ca: Option<&Path>, args: &[&str]) -> Output {
     command.args(args).output().expect("run curl")
 }
 
-/// Polls `check` until it returns `Some`, at most `limit`.
-fn until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-#[test]
-fn make_demo_tls_serves_everything_over_https_and_stops_on_ctrl_c() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_demo_tls_serves_everything_over_https_and_stops_on_ctrl_c() {
     let run_dir: PathBuf =
         std::env::temp_dir().join(format!("beacon-demo-tls-{}", std::process::id()));
     let mut demo = Demo::start(&run_dir);
     let ca = run_dir.join("tls/ca.pem");
 
     // The market answers over HTTPS with live ratings from the instances.
-    let things = until(Duration::from_secs(60), "live ratings over HTTPS", || {
+    let things = eventually(Duration::from_secs(60), "live ratings over HTTPS", || {
         let out = curl(Some(&ca), &["https://127.0.0.1:5000/api/things"]);
-        let things: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        let all_live = things
-            .as_array()
-            .filter(|t| !t.is_empty())?
-            .iter()
-            .all(|t| t["rating"]["source"] == "live");
-        all_live.then_some(things)
-    });
+        async move {
+            let things: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let all_live = things
+                .as_array()
+                .filter(|t| !t.is_empty())?
+                .iter()
+                .all(|t| t["rating"]["source"] == "live");
+            all_live.then_some(things)
+        }
+    })
+    .await;
     assert!(things.as_array().is_some_and(|t| t.len() >= 4), "{things}");
 
     // The registry, over HTTPS too, lists three instances at https:// addresses.
@@ -124,15 +117,15 @@ fn make_demo_tls_serves_everything_over_https_and_stops_on_ctrl_c() {
     // ^C stops everything it started: the ports are free again.
     assert!(demo.interrupt(), "the demo did not stop within 20 s of ^C");
     for port in [5000, 8400, 8001, 8002, 8003] {
-        until(
+        eventually(
             Duration::from_secs(5),
             &format!("port {port} to close"),
             || {
-                std::net::TcpStream::connect(("127.0.0.1", port))
-                    .is_err()
-                    .then_some(())
+                let closed = std::net::TcpStream::connect(("127.0.0.1", port)).is_err();
+                async move { closed.then_some(()) }
             },
-        );
+        )
+        .await;
     }
     let _ = std::fs::remove_dir_all(&run_dir);
 }

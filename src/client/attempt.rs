@@ -148,13 +148,10 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
                     });
                 }
                 let (parts, body) = response.into_parts();
-                let body = match body.into_whole() {
-                    Ok(bytes) => bytes,
-                    Err(body) => body
-                        .bytes(limits.max_response_bytes)
-                        .await
-                        .map_err(|e| ExchangeError::Broken(e.into()))?,
-                };
+                let body = body
+                    .bytes(limits.max_response_bytes)
+                    .await
+                    .map_err(|e| ExchangeError::Broken(e.into()))?;
                 Ok(Response::from_parts(parts, ResponseBody::from(body)))
             };
             // Deadlines from the one clock reading: each costs as much as the

@@ -51,20 +51,18 @@ struct Replayable {
     uri: Uri,
     headers: HeaderMap,
     body: Kept,
+    shape: Shape,
+}
+
+/// What kind of call a request makes, worked out once.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
     /// The method is idempotent, or the caller said the request is.
     idempotent: bool,
     /// The answer's body goes to the caller as it arrives, not read whole.
     streams_response: bool,
     /// A gRPC call (`content-type: application/grpc…`): its answer may say
     /// UNAVAILABLE in a header while its HTTP status says 200.
-    grpc: bool,
-}
-
-/// What kind of call a request makes, worked out once.
-#[derive(Debug, Clone, Copy)]
-struct Shape {
-    idempotent: bool,
-    streams_response: bool,
     grpc: bool,
 }
 
@@ -163,9 +161,7 @@ impl Call {
                 uri: parts.uri,
                 headers: parts.headers,
                 body,
-                idempotent: shape.idempotent,
-                streams_response: shape.streams_response,
-                grpc: shape.grpc,
+                shape,
             }),
             deadline,
             allowed,
@@ -221,7 +217,7 @@ impl Call {
     /// Whether it may be sent twice without harm: its method is idempotent
     /// (RFC 9110 §9.2.2) or it was marked [`Idempotent`].
     pub fn is_idempotent(&self) -> bool {
-        self.request.idempotent
+        self.request.shape.idempotent
     }
 
     /// Whether another attempt could send it: idempotent, with a body kept
@@ -250,12 +246,12 @@ impl Call {
     /// Whether the answer's body streams to the caller (else it is read
     /// whole within the attempt timeout).
     pub fn streams_response(&self) -> bool {
-        self.request.streams_response
+        self.request.shape.streams_response
     }
 
     /// Whether it is a gRPC call.
     pub fn is_grpc(&self) -> bool {
-        self.request.grpc
+        self.request.shape.grpc
     }
 }
 

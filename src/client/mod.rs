@@ -263,15 +263,12 @@ impl<T: Transport> ServiceClient<T> {
         let call = Call::new(request, self.inner.config.deadline);
         let response = self.call(call).await?;
         let (parts, body) = response.into_parts();
-        let body = match body.into_whole() {
-            Ok(bytes) => bytes,
-            // Attempts of a call made by `Call::new` read bodies whole; a
-            // transport of your own might still stream one.
-            Err(body) => body
-                .bytes(self.inner.config.max_response_bytes)
-                .await
-                .map_err(|e| ClientError::InvalidRequest(e.to_string()))?,
-        };
+        // Already whole (attempts of a `Call::new` call read bodies whole),
+        // so this takes the bytes as they are.
+        let body = body
+            .bytes(self.inner.config.max_response_bytes)
+            .await
+            .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
         Ok(Response::from_parts(parts, body))
     }
 

@@ -30,7 +30,7 @@ pub fn http_client(connect_timeout: Duration) -> HttpClient {
 /// protocol is known only once a handshake is done, so a first burst of
 /// concurrent calls to a new server may still open a connection each.)
 /// Plain `http://` is HTTP/1.1.
-pub fn http_client_with<B: RequestBody>(
+pub fn http_client_with<B: SendableBody>(
     connect_timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
 ) -> HttpClient<B> {
@@ -39,7 +39,7 @@ pub fn http_client_with<B: RequestBody>(
 
 /// Like [`http_client_with`], but HTTP/2 on every connection, plain ones
 /// included ("prior knowledge", h2c): only for servers that speak it.
-pub fn http2_client<B: RequestBody>(
+pub fn http2_client<B: SendableBody>(
     connect_timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
 ) -> HttpClient<B> {
@@ -47,7 +47,7 @@ pub fn http2_client<B: RequestBody>(
 }
 
 /// What hyper needs of a request body to send it on a pooled connection.
-pub trait RequestBody:
+pub trait SendableBody:
     http_body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
     + Send
     + Unpin
@@ -55,7 +55,7 @@ pub trait RequestBody:
 {
 }
 
-impl<B> RequestBody for B where
+impl<B> SendableBody for B where
     B: http_body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
         + Send
         + Unpin
@@ -63,7 +63,7 @@ impl<B> RequestBody for B where
 {
 }
 
-fn build<B: RequestBody>(
+fn build<B: SendableBody>(
     connect_timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
     http2_only: bool,

@@ -69,6 +69,44 @@ fn client(registry: &str, pki: &ThrowawayPki) -> (Resolver, ServiceClient) {
     (resolver, service)
 }
 
+/// Instance 2 as `service` sees it.
+fn second(service: &ServiceClient) -> Option<beacon::InstanceSnapshot> {
+    service
+        .snapshot()
+        .instances
+        .into_iter()
+        .find(|i| i.id.as_str() == "grpc-ratings-2")
+}
+
+/// A registry, instances 1 and 2 (the second started with `second_flags`)
+/// serving TLS with a throwaway CA written under `name`, and a client.
+struct Setup {
+    registry: TestRegistry,
+    instances: [Service; 2],
+    pki: ThrowawayPki,
+    dir: std::path::PathBuf,
+    _resolver: Resolver,
+    service: ServiceClient,
+}
+
+async fn setup(name: &str, second_flags: &[&str]) -> Setup {
+    let (pki, dir) = pki(name);
+    let registry = TestRegistry::start(None).await;
+    let instances = [
+        instance(&registry.url, &pki, 1, &[]),
+        instance(&registry.url, &pki, 2, second_flags),
+    ];
+    let (_resolver, service) = client(&registry.url, &pki);
+    Setup {
+        registry,
+        instances,
+        pki,
+        dir,
+        _resolver,
+        service,
+    }
+}
+
 fn pki(name: &str) -> (ThrowawayPki, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("beacon-grpc-{name}-{}", std::process::id()));
     (ThrowawayPki::generate(&dir).expect("certificates"), dir)
@@ -76,18 +114,19 @@ fn pki(name: &str) -> (ThrowawayPki, std::path::PathBuf) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_grpc_instance_costs_callers_nothing() {
-    let (pki, dir) = pki("hung");
-    let registry = TestRegistry::start(None).await;
-    let instances = [
-        instance(&registry.url, &pki, 1, &[]),
-        instance(&registry.url, &pki, 2, &[]),
-    ];
+    let Setup {
+        registry,
+        instances,
+        pki,
+        dir,
+        _resolver,
+        service,
+    } = setup("hung", &[]).await;
     assert!(
         instances[0].url.starts_with("https://"),
         "{}",
         instances[0].url
     );
-    let (_resolver, service) = client(&registry.url, &pki);
     let mut ratings = grpc_client(service.clone());
     let ask = |item: &str| GetRatingRequest { item: item.into() };
 
@@ -136,11 +175,7 @@ async fn a_hung_grpc_instance_costs_callers_nothing() {
         Duration::from_secs(5),
         "the hung instance's attempts to end",
         || {
-            let snapshot = service.snapshot();
-            let hung = snapshot
-                .instances
-                .into_iter()
-                .find(|i| i.id.as_str() == "grpc-ratings-2");
+            let hung = second(&service);
             async move { hung.filter(|i| i.in_flight == 0 && i.failures >= 1) }
         },
     )
@@ -186,13 +221,9 @@ async fn a_hung_grpc_instance_costs_callers_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_answering_unavailable_is_routed_around_and_counted() {
-    let (pki, dir) = pki("unavailable");
-    let registry = TestRegistry::start(None).await;
-    let _instances = [
-        instance(&registry.url, &pki, 1, &[]),
-        instance(&registry.url, &pki, 2, &["--unavailable"]),
-    ];
-    let (_resolver, service) = client(&registry.url, &pki);
+    // Bound whole: the processes and the registry live as long as the test.
+    let setup = setup("unavailable", &["--unavailable"]).await;
+    let (service, dir) = (&setup.service, setup.dir.clone());
     eventually(Duration::from_secs(10), "both instances listed", || {
         let listed = service.view().endpoints().len();
         async move { (listed == 2).then_some(()) }
@@ -209,12 +240,7 @@ async fn an_instance_answering_unavailable_is_routed_around_and_counted() {
             .unwrap_or_else(|status| panic!("call {i} failed: {status:?}"));
         assert_eq!(rating.into_inner().served_by, "grpc-ratings-1");
     }
-    let draining = service
-        .snapshot()
-        .instances
-        .into_iter()
-        .find(|i| i.id.as_str() == "grpc-ratings-2")
-        .expect("listed");
+    let draining = second(service).expect("listed");
     assert!(draining.failures >= 1, "{draining:?}");
     assert_eq!(draining.successes, 0, "{draining:?}");
     assert!(

@@ -93,14 +93,6 @@ impl ResponseBody {
             (kind, deadline) => collect(Self { kind, deadline }, limit).await,
         }
     }
-
-    /// The bytes of a whole body; a streamed one back as it was.
-    pub(crate) fn into_whole(self) -> Result<Bytes, Self> {
-        match self.kind {
-            ResponseKind::Whole(bytes) => Ok(bytes.unwrap_or_default()),
-            _ => Err(self),
-        }
-    }
 }
 
 /// All of `body`, refusing more than `limit` bytes.
