@@ -171,6 +171,13 @@ impl Call {
         }
     }
 
+    /// When the call began.
+    pub fn started(&self) -> Instant {
+        self.deadline
+            .checked_sub(self.allowed)
+            .unwrap_or(self.deadline)
+    }
+
     /// The method.
     pub fn method(&self) -> &Method {
         &self.request.method

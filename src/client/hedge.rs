@@ -6,7 +6,7 @@
 //! never past the attempt timeout — so about one call in twenty is hedged
 //! when nothing is wrong, and nearly every call that would wait on a
 //! hung or stalled instance is answered by the hedge instead. Hedges spend
-//! from their own budget (tower's `TpsBudget`: a share of recent calls plus
+//! from their own budget ([`WindowBudget`]: a share of recent calls plus
 //! a small floor), so they can never double the load of an overloaded
 //! service: when the budget is out, the call waits for its first attempt.
 //!
@@ -16,7 +16,7 @@
 //! are all answered by hedges still times out, and its breaker opens; a
 //! slow one still reports its latency to the balancer.
 
-use super::retry;
+use super::budget::WindowBudget;
 use super::{
     histogram::{CumulativeLatencies, LatencyHistogram},
     Admitted, Balance, Call, ClientError, NewEndpointService, ResponseBody,
@@ -34,7 +34,6 @@ use std::{
     time::Duration,
 };
 use tokio::time::Instant;
-use tower::retry::budget::{Budget, TpsBudget};
 
 /// When and how often to hedge.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,7 +99,7 @@ struct Shared {
     /// that moves it on does the work, the others use the last value.
     refresh_at_ns: AtomicU64,
     started: Instant,
-    budget: TpsBudget,
+    budget: WindowBudget,
     sent: AtomicU64,
     won: AtomicU64,
     budget_exhausted: AtomicU64,
@@ -175,7 +174,7 @@ impl<N> Hedge<N> {
                 delay_ns: AtomicU64::new(u64::try_from(first.as_nanos()).unwrap_or(u64::MAX)),
                 refresh_at_ns: AtomicU64::new(0),
                 started: Instant::now(),
-                budget: retry::budget(hedging.ratio, hedging.floor_per_sec),
+                budget: WindowBudget::new(hedging.ratio, hedging.floor_per_sec),
                 sent: AtomicU64::new(0),
                 won: AtomicU64::new(0),
                 budget_exhausted: AtomicU64::new(0),
@@ -258,7 +257,7 @@ where
     N: NewEndpointService,
     N::Service: tower::Service<Admitted, Future: Unpin + Send + 'static>,
 {
-    shared.budget.deposit();
+    shared.budget.deposit_at(call.started());
     let Some(mut gate) = balance.route(&call) else {
         return Err(balance.unavailable(&call));
     };
@@ -284,7 +283,7 @@ where
     // Late. Another instance, if the budget allows and one admits it.
     spare.tried.push(first_at);
     spare.attempt += 1;
-    let second = if shared.budget.withdraw() {
+    let second = if shared.budget.withdraw_at(Instant::now()) {
         balance.route(&spare)
     } else {
         shared.budget_exhausted.fetch_add(1, Ordering::Relaxed);

@@ -29,6 +29,7 @@
 mod attempt;
 mod balance;
 mod body;
+mod budget;
 mod call;
 mod discover;
 mod error;
@@ -44,6 +45,7 @@ pub use balance::{
     has_candidate, prefers_second, Balance, Balancing, NewEndpointService, TIE_FACTOR,
 };
 pub use body::{BodyTimeout, BodyTooLarge, BoxError, RequestBody, RequestBodyError, ResponseBody};
+pub use budget::WindowBudget;
 pub use call::{Call, Idempotent};
 pub use discover::ViewDiscover;
 pub use error::{Cause, ClientError};

@@ -3,11 +3,11 @@
 //! An idempotent call that failed on an instance (timeout, connect error,
 //! 5xx) goes again to an instance it has not tried, after a short jittered
 //! backoff, while attempts, the deadline and the retry budget allow and an
-//! untried instance would admit it. The budget (tower's `TpsBudget`) allows
+//! untried instance would admit it. The budget ([`WindowBudget`]) allows
 //! retries up to a fraction of recent calls plus a small floor, so retries
 //! can't multiply the load on a struggling service.
 
-use super::{balance::has_candidate, Call, ClientError, ResponseBody};
+use super::{balance::has_candidate, budget::WindowBudget, Call, ClientError, ResponseBody};
 use crate::backoff::Backoff;
 use crate::resolver::ServiceView;
 use http::Response;
@@ -20,14 +20,13 @@ use std::{
     time::Duration,
 };
 use tokio::time::{Instant, Sleep};
-use tower::retry::budget::{Budget, TpsBudget};
 
 /// Retries on another instance, within limits. Cloned per call by tower's
 /// `Retry`, so the backoff is each call's own; clones share the budget.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     view: Arc<ServiceView>,
-    budget: Arc<TpsBudget>,
+    budget: Arc<WindowBudget>,
     backoff: Backoff,
     max_attempts: u32,
     /// Shared by every clone: what the policy did.
@@ -69,7 +68,7 @@ impl RetryPolicy {
     pub fn new(view: Arc<ServiceView>, limits: RetryLimits) -> Self {
         Self {
             view,
-            budget: Arc::new(budget(limits.ratio, limits.floor_per_sec)),
+            budget: Arc::new(WindowBudget::new(limits.ratio, limits.floor_per_sec)),
             backoff: Backoff::new(limits.backoff, limits.backoff_cap),
             max_attempts: limits.max_attempts.max(1),
             counts: Arc::default(),
@@ -83,20 +82,6 @@ impl RetryPolicy {
             budget_exhausted: self.counts.budget_exhausted.load(Ordering::Relaxed),
         }
     }
-}
-
-/// A budget over the last 10 s allowing `ratio` of calls plus
-/// `floor_per_sec`, for retries and for hedges. tower's constructor panics
-/// outside 0..=1000 (and on NaN), so out-of-range settings are brought in
-/// range: a negative or NaN ratio allows nothing beyond the floor.
-pub(super) fn budget(ratio: f32, floor_per_sec: u32) -> TpsBudget {
-    let ratio = if ratio.is_nan() {
-        0.0
-    } else {
-        ratio.clamp(0.0, 1000.0)
-    };
-    let floor = floor_per_sec.min(1_000_000);
-    TpsBudget::new(Duration::from_secs(10), floor, ratio)
 }
 
 impl tower::retry::Policy<Call, Response<ResponseBody>, ClientError> for RetryPolicy {
@@ -141,7 +126,7 @@ impl tower::retry::Policy<Call, Response<ResponseBody>, ClientError> for RetryPo
             return None;
         }
         call.last_error = Some(error.clone());
-        if !self.budget.withdraw() {
+        if !self.budget.withdraw_at(now) {
             self.counts.budget_exhausted.fetch_add(1, Ordering::Relaxed);
             return None;
         }
@@ -159,7 +144,7 @@ impl tower::retry::Policy<Call, Response<ResponseBody>, ClientError> for RetryPo
     /// a pointer copy, so that its error can say why it was not retried).
     fn clone_request(&mut self, call: &Call) -> Option<Call> {
         if call.attempt == 1 {
-            self.budget.deposit();
+            self.budget.deposit_at(call.started());
         }
         call.is_idempotent().then(|| call.clone())
     }

@@ -10,10 +10,11 @@ use super::body::{RequestBody, RequestBodyError, ResponseBody};
 use super::error::Cause;
 use crate::transport::{http_client_with, HttpClient};
 use crate::wire::tls::rustls;
+use futures_util::FutureExt;
 use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::ResponseFuture;
 use std::{
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -118,8 +119,9 @@ impl HttpTransport {
 impl tower::Service<Request<RequestBody>> for HttpTransport {
     type Response = Response<ResponseBody>;
     type Error = ExchangeError;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, ExchangeError>> + Send>>;
+    /// Not boxed: hyper-util's future is boxed already, and this runs once
+    /// per attempt.
+    type Future = futures_util::future::Map<ResponseFuture, AnswerOf>;
 
     /// The pool makes connections as needed: always ready.
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ExchangeError>> {
@@ -127,10 +129,19 @@ impl tower::Service<Request<RequestBody>> for HttpTransport {
     }
 
     fn call(&mut self, request: Request<RequestBody>) -> Self::Future {
-        let answer = self.client.request(request);
-        Box::pin(async move {
-            let response = answer.await.map_err(ExchangeError::of)?;
-            Ok(response.map(ResponseBody::from))
-        })
+        self.client.request(request).map(answer_of)
     }
+}
+
+/// What [`HttpTransport`]'s future maps hyper-util's answer with.
+type AnswerOf = fn(
+    Result<Response<Incoming>, hyper_util::client::legacy::Error>,
+) -> Result<Response<ResponseBody>, ExchangeError>;
+
+fn answer_of(
+    answer: Result<Response<Incoming>, hyper_util::client::legacy::Error>,
+) -> Result<Response<ResponseBody>, ExchangeError> {
+    answer
+        .map(|response| response.map(ResponseBody::from))
+        .map_err(ExchangeError::of)
 }
