@@ -31,7 +31,7 @@ demo-etcd: build-release
 # Debian packages the tests need: a real browser for the market's page, and
 # etcd for the replicated registry, protoc for the gRPC example
 # (examples/grpc) and the benchmark's etcd gRPC client.
-TEST_DEBS := chromium chromium-driver etcd-server protobuf-compiler curl
+TEST_DEBS := chromium chromium-driver etcd-server protobuf-compiler curl postgresql sqlite3 python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## deps: install the Debian packages the tests need, when missing

@@ -8,6 +8,11 @@
 #
 # TLS=1: a throwaway CA and certificates in $RUN_DIR/tls (beacon-certs), and
 # the registry, ratings and market serving HTTPS and trusting that CA.
+#
+# Two market replicas (:5000 and :5001) share one store: DB=sqlite (default,
+# $RUN_DIR/market.db) or DB=postgres (a throwaway PostgreSQL server in
+# $RUN_DIR/postgres, stopped with the demo). The signing secret is made once
+# into $RUN_DIR/market.secret.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -17,6 +22,7 @@ export RUN_DIR=${RUN_DIR:-run}
 BIN=${BIN:-target/release}
 STORE=${STORE:-memory}
 TLS=${TLS:-}
+DB=${DB:-sqlite}
 export RATINGS_BIN=$BIN/beacon-ratings
 mkdir -p "$RUN_DIR"
 pids=()
@@ -34,6 +40,7 @@ cleanup() {
   echo
   echo "stopping the demo..."
   scripts/ratings.sh stop || true
+  if [[ $DB == postgres ]]; then scripts/postgres.sh stop "$RUN_DIR/postgres" || true; fi
   for pid in "${pids[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
   done
@@ -89,7 +96,24 @@ case $STORE in
   *) echo "STORE must be memory or etcd, not '$STORE'" >&2; exit 2 ;;
 esac
 scripts/ratings.sh start 1 2 3
-start_bg beacon-market "$RUN_DIR/market.log" "$BIN/beacon-market"
+
+secret_file=$RUN_DIR/market.secret
+if [[ ! -s $secret_file ]]; then
+  (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secret_file")
+fi
+BEACON_MARKET_SECRET=$(cat "$secret_file")
+export BEACON_MARKET_SECRET
+case $DB in
+  sqlite) export BEACON_MARKET_DB=sqlite:$RUN_DIR/market.db ;;
+  postgres)
+    BEACON_MARKET_DB=$(scripts/postgres.sh start "$RUN_DIR/postgres") || exit 1
+    export BEACON_MARKET_DB
+    echo "started PostgreSQL at $BEACON_MARKET_DB; log: $RUN_DIR/postgres/server.log"
+    ;;
+  *) echo "DB must be sqlite or postgres, not '$DB'" >&2; exit 2 ;;
+esac
+start_bg "beacon-market (replica 1)" "$RUN_DIR/market.log" "$BIN/beacon-market" --listen 127.0.0.1:5000
+start_bg "beacon-market (replica 2)" "$RUN_DIR/market-2.log" "$BIN/beacon-market" --listen 127.0.0.1:5001
 
 open_hint=""
 curl_ca=""
@@ -100,6 +124,7 @@ fi
 cat <<TEXT
 
   Beacon demo is up:  open  $scheme://127.0.0.1:5000$open_hint
+                      and     $scheme://127.0.0.1:5001  (a second market replica on the same $DB store)
 
   In another terminal, walk the original demo:
     make stopRatings                  kill every ratings instance (ratings go "cached")
@@ -109,7 +134,7 @@ cat <<TEXT
     make resumeRatings INSTANCE=2     fg: it re-registers and its breaker CLOSEs
     curl -s $curl_ca$scheme://127.0.0.1:8400/v1/services/ratings     what the registry sees
 
-  The market's log follows (^C stops everything):
+  Replica 1's log follows (^C stops everything):
 
 TEXT
 tail -n +1 -f "$RUN_DIR/market.log" &

@@ -1,8 +1,8 @@
 //! The market's shared state and its router.
 
 use crate::{
-    api, cart::Carts, event_log::EventLog, live, page, ratings::RatingsBoard, session,
-    status::Status, traffic::TrafficShares,
+    api, cart::Carts, customers::Customers, event_log::EventLog, live, page, ratings::RatingsBoard,
+    session, status::Status, store::Store, traffic::TrafficShares,
 };
 use axum::{
     http::header,
@@ -24,8 +24,12 @@ use tokio_util::sync::CancellationToken;
 pub struct AppState {
     /// Ratings, live or remembered.
     pub board: RatingsBoard,
-    /// Shopping carts.
+    /// The database: carts, customers, orders.
+    pub store: Store,
+    /// Shopping carts, in the store.
     pub carts: Carts,
+    /// Customers, in the store.
+    pub customers: Customers,
     /// Resolves `ratings` (and knows the registry URLs).
     pub resolver: Resolver,
     /// The library's events, for the live panel.
@@ -46,9 +50,10 @@ pub struct AppState {
 pub type App = Arc<AppState>;
 
 impl AppState {
-    /// State over a ratings client. Starts following the resolver's events,
-    /// so call it inside a tokio runtime.
+    /// State over a ratings client and a store. Starts following the
+    /// resolver's events, so call it inside a tokio runtime.
     pub fn new(
+        store: Store,
         resolver: Resolver,
         ratings: ServiceClient,
         board: RatingsBoard,
@@ -59,11 +64,14 @@ impl AppState {
         let requests = Arc::new(RequestMetrics::register(&mut metrics));
         // The library's own: attempts, breakers, latency, hedges, retries.
         beacon::metrics::register(&mut metrics, &ratings);
+        store.metrics.register(&mut metrics);
         let events = Arc::new(EventLog::new());
         tokio::spawn(Arc::clone(&events).follow(resolver.clone()));
         Self {
             board,
-            carts: Carts::default(),
+            carts: Carts::new(store.clone()),
+            customers: Customers::new(store.clone()),
+            store,
             events,
             resolver,
             ratings,
@@ -108,9 +116,10 @@ pub fn router(app: App) -> Router {
         )
         .route("/api/checkout", post(api::checkout))
         .route(
-            "/_health",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+            "/api/customers/{id}",
+            get(api::get_customer).put(api::put_customer),
         )
+        .route("/_health", get(health))
         .route("/_metrics", get(metrics))
         .fallback(|| async { JsonError::not_found() })
         .method_not_allowed_fallback(|| async {
@@ -123,6 +132,35 @@ pub fn router(app: App) -> Router {
         .layer(middleware::from_fn(session::ensure_cart_cookie))
         .layer(middleware::from_fn_with_state(requests, record_latency))
         .with_state(app)
+}
+
+/// Query of `/_health`.
+#[derive(Debug, serde::Deserialize)]
+struct HealthQuery {
+    #[serde(default)]
+    deep: bool,
+}
+
+/// `GET /_health`: 200 while serving; with `?deep=true` also asks the
+/// store, 503 `store_unavailable` if it does not answer.
+async fn health(
+    axum::extract::State(app): axum::extract::State<App>,
+    query: Result<axum::extract::Query<HealthQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<serde_json::Value>, api::AppError> {
+    let axum::extract::Query(query) = query.map_err(|e| {
+        api::AppError::bad_request("invalid_query", format!("deep must be true or false: {e}"))
+    })?;
+    if !query.deep {
+        return Ok(axum::Json(serde_json::json!({"status": "ok"})));
+    }
+    app.store.check().await?;
+    let engine = match app.store.engine() {
+        crate::store::Engine::Sqlite => "sqlite",
+        crate::store::Engine::Postgres => "postgres",
+    };
+    Ok(axum::Json(
+        serde_json::json!({"status": "ok", "store": engine}),
+    ))
 }
 
 async fn css() -> impl axum::response::IntoResponse {

@@ -10,9 +10,12 @@
 //! # Layout
 //!
 //! * [`catalog`]: the things for sale.
-//! * [`cart`]: one cart per browser session.
-//! * [`merge`]: three-way merges of versioned documents and of carts (the
-//!   groundwork of the versioned store; not wired to the API yet).
+//! * [`store`]: the database (SQLite or PostgreSQL): versioned, signed
+//!   documents with their history, and orders.
+//! * [`versioned`]: writes that retry a lost compare-and-set race.
+//! * [`merge`]: three-way merges of versioned documents.
+//! * [`cart`]: one cart per browser session, in the store.
+//! * [`customers`]: customer records, merged three-way on stale writes.
 //! * [`session`]: the cookie that names a session's cart.
 //! * [`ratings`]: live ratings through Beacon, with the last-good cache.
 //! * [`status`]: the live panel's data.
@@ -31,6 +34,7 @@ pub mod api;
 pub mod app;
 pub mod cart;
 pub mod catalog;
+pub mod customers;
 pub mod event_log;
 pub mod live;
 pub mod merge;
@@ -39,4 +43,6 @@ pub mod ratings;
 pub mod server;
 pub mod session;
 pub mod status;
+pub mod store;
 pub mod traffic;
+pub mod versioned;

@@ -4,7 +4,10 @@
 
 use beacon::{RegistryClient, RegistryClientConfig};
 use beacon_kit::{cli, logging, net, signal::cancel_on_signal, tls};
-use beacon_market::server::{self, Options};
+use beacon_market::{
+    server::{self, Options},
+    store::Store,
+};
 use clap::Parser;
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
@@ -41,6 +44,17 @@ struct Cli {
     #[arg(long, env = "BEACON_MARKET_RATING_MAX_AGE_MS", default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     rating_max_age_ms: u64,
 
+    /// Where carts, customers and orders are kept: `sqlite:PATH` (a file,
+    /// shared by the market processes of one machine) or
+    /// `postgres://USER@HOST:PORT/DB`.
+    #[arg(long, env = "BEACON_MARKET_DB", default_value = "sqlite:market.db")]
+    db: String,
+
+    /// The secret that signs every stored document, so that a row changed
+    /// outside the market is refused. Every replica needs the same one.
+    #[arg(long, env = "BEACON_MARKET_SECRET", hide_env_values = true, value_parser = secret)]
+    secret: String,
+
     #[command(flatten)]
     serve_tls: tls::ServeTlsArgs,
 
@@ -64,11 +78,16 @@ async fn main() -> ExitCode {
         Ok(registry) => registry,
         Err(e) => return fail(&e.to_string()),
     };
+    let store = match Store::open(&cli.db, cli.secret.as_bytes()).await {
+        Ok(store) => store,
+        Err(e) => return fail(&e.to_string()),
+    };
     let listener = match net::bind(cli.listen).await {
         Ok(listener) => listener,
         Err(e) => return fail(&e),
     };
     let options = Options {
+        store,
         registry,
         deadline: Duration::from_millis(cli.deadline_ms),
         attempt_timeout: Duration::from_millis(cli.attempt_timeout_ms),
@@ -82,6 +101,14 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }
+}
+
+/// A signing secret: long enough not to be guessed.
+fn secret(raw: &str) -> Result<String, String> {
+    if raw.len() < 16 {
+        return Err("must be at least 16 characters: it signs the stored documents".into());
+    }
+    Ok(raw.to_owned())
 }
 
 fn fail(message: &str) -> ExitCode {

@@ -26,6 +26,8 @@ struct IndexPage {
     things: Vec<ThingRow>,
     cart: Vec<CartRow>,
     total: String,
+    /// The cart version shown: the checkout buys that one or nothing.
+    cart_version: i64,
     notice: Option<String>,
     status: Status,
     deadline_ms: u64,
@@ -77,7 +79,21 @@ pub async fn index(
     Query(notice): Query<Notice>,
 ) -> Response {
     let ratings = app.board.all().await;
-    let cart = app.carts.view(&id);
+    let (cart, cart_problem) = match app.carts.view(&id).await {
+        Ok(cart) => (cart, None),
+        Err(e) => {
+            tracing::warn!("the page shows no cart: {e}");
+            let empty = CartView {
+                items: Vec::new(),
+                total_cents: 0,
+                version: 0,
+            };
+            (
+                empty,
+                Some(format!("Your cart can't be shown just now: {e}")),
+            )
+        }
+    };
     let things = ratings
         .into_iter()
         .map(|(thing, rating)| ThingRow {
@@ -99,7 +115,8 @@ pub async fn index(
         things,
         cart: cart_rows(&cart),
         total: format_price(cart.total_cents),
-        notice: notice_text(&notice),
+        cart_version: cart.version,
+        notice: cart_problem.or_else(|| notice_text(&notice)),
         status: app.status(),
         deadline_ms: app.deadline_ms,
     };
@@ -129,7 +146,7 @@ pub async fn add(
     Form(form): Form<ThingForm>,
 ) -> Redirect {
     back(
-        app.carts.add(&id, &form.thing).map(drop),
+        app.carts.add(&id, &form.thing).await.map(drop),
         "added",
         &form.thing,
     )
@@ -142,18 +159,26 @@ pub async fn remove(
     Form(form): Form<ThingForm>,
 ) -> Redirect {
     back(
-        app.carts.remove(&id, &form.thing).map(drop),
+        app.carts.remove(&id, &form.thing).await.map(drop),
         "removed",
         &form.thing,
     )
 }
 
-/// `POST /checkout`.
+/// The checkout form: the cart version the page showed.
+#[derive(Debug, Deserialize)]
+pub struct CheckoutForm {
+    #[serde(rename = "_version")]
+    version: Option<i64>,
+}
+
+/// `POST /checkout`: buys the cart as the page showed it.
 pub async fn checkout(
     State(app): State<App>,
     Extension(CartId(id)): Extension<CartId>,
+    Form(form): Form<CheckoutForm>,
 ) -> Redirect {
-    let outcome = app.carts.checkout(&id).map(drop);
+    let outcome = app.carts.checkout(&id, form.version).await.map(drop);
     back(outcome, "checked_out", "")
 }
 
@@ -185,6 +210,10 @@ fn notice_text(notice: &Notice) -> Option<String> {
         }
         "not_in_cart" => format!("{name} was not in your cart."),
         "cart_empty" => "Your cart is empty: add something first.".to_owned(),
+        "stale_cart" => {
+            "Your cart changed since this page showed it (another tab?): check it and buy again."
+                .to_owned()
+        }
         "unknown_thing" => "There is no such thing for sale.".to_owned(),
         _ => return None,
     };

@@ -3,6 +3,7 @@
 use crate::{
     app::{router, AppState},
     ratings::RatingsBoard,
+    store::Store,
 };
 use beacon::wire::tls::rustls;
 use beacon::{
@@ -13,9 +14,11 @@ use std::{io, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// How the market calls the ratings service.
+/// Where the market keeps its state and how it calls the ratings service.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// Carts, customers and orders (opened with [`Store::open`]).
+    pub store: Store,
     /// Where to resolve `ratings`.
     pub registry: RegistryClient,
     /// Every page (and `/api/things`) answers within this.
@@ -76,7 +79,9 @@ pub async fn run(
         options.rating_max_age,
     );
     let deadline_ms = u64::try_from(options.deadline.as_millis()).unwrap_or(u64::MAX);
+    let store = options.store.clone();
     let app = Arc::new(AppState::new(
+        options.store,
         resolver,
         ratings,
         board,
@@ -92,6 +97,7 @@ pub async fn run(
         shutdown.cancelled_owned(),
     )
     .await?;
+    store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `make demo TLS=1` as a person runs it: the demo script with TLS on (the
 //! debug binaries, so `make test` needs no release build), checked over
 //! HTTPS with the throwaway CA it wrote, then stopped with ^C. The demo's
-//! ports are fixed (8400, 8001–8003, 5000): this is the one test that uses
+//! ports are fixed (8400, 8001–8003, 5000–5001): this is the one test that uses
 //! them.
 
 mod support;
@@ -114,9 +114,30 @@ async fn make_demo_tls_serves_everything_over_https_and_stops_on_ctrl_c() {
     let untrusted = curl(None, &["https://127.0.0.1:5000/api/things"]);
     assert_eq!(untrusted.status.code(), Some(60), "{untrusted:?}");
 
+    // The two market replicas share one store: a cart filled through one
+    // is the cart the other shows.
+    let cookie = "beacon_cart=00112233445566778899aabbccddeeff";
+    let added = curl(
+        Some(&ca),
+        &[
+            "-X",
+            "POST",
+            "-b",
+            cookie,
+            "https://127.0.0.1:5000/api/cart/items/camera",
+        ],
+    );
+    assert!(added.status.success(), "{added:?}");
+    let out = curl(
+        Some(&ca),
+        &["-b", cookie, "https://127.0.0.1:5001/api/cart"],
+    );
+    let cart: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cart JSON");
+    assert_eq!(cart["items"][0]["id"], "camera", "{cart}");
+
     // ^C stops everything it started: the ports are free again.
     assert!(demo.interrupt(), "the demo did not stop within 20 s of ^C");
-    for port in [5000, 8400, 8001, 8002, 8003] {
+    for port in [5000, 5001, 8400, 8001, 8002, 8003] {
         eventually(
             Duration::from_secs(5),
             &format!("port {port} to close"),

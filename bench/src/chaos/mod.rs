@@ -53,6 +53,18 @@ struct Topology {
     paused: BTreeSet<u16>,
     market: Service,
     rng: StdRng,
+    /// The market's database file, removed at the end.
+    db: std::path::PathBuf,
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.db.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 impl Topology {
@@ -60,6 +72,9 @@ impl Topology {
         let backends = Backends::start()?;
         let registry = backends.registry_url();
         let max_age = options.rating_max_age.as_millis().to_string();
+        let db = std::env::temp_dir().join(format!("beacon-chaos-{}.db", std::process::id()));
+        let db_url = format!("sqlite:{}", db.display());
+        let secret = format!("{:032x}", rand::random::<u128>());
         let args = [
             "--listen",
             "127.0.0.1:0",
@@ -67,6 +82,10 @@ impl Topology {
             &registry,
             "--rating-max-age-ms",
             &max_age,
+            "--db",
+            &db_url,
+            "--secret",
+            &secret,
         ];
         let market = Service::start(&binary("beacon-market"), &args)?;
         Ok(Self {
@@ -74,6 +93,7 @@ impl Topology {
             paused: BTreeSet::new(),
             market,
             rng: StdRng::seed_from_u64(options.seed),
+            db,
         })
     }
 

@@ -19,6 +19,8 @@ pub struct Demo {
     pub ratings: BTreeMap<u16, Service>,
     pub market: Service,
     http: reqwest::Client,
+    /// The market's database, removed when the demo ends.
+    _db: super::stores::TestDb,
 }
 
 impl Demo {
@@ -27,7 +29,9 @@ impl Demo {
     pub fn start(instances: &[u16], market_args: &[&str]) -> Self {
         let registry = Service::start(&binary("beacon-registry"), &["--listen", "127.0.0.1:0"])
             .expect("registry starts");
+        let db = super::stores::TestDb::sqlite();
         let mut args = vec!["--listen", "127.0.0.1:0", "--registry", &registry.url];
+        args.extend_from_slice(&["--db", &db.url, "--secret", super::stores::SECRET]);
         args.extend_from_slice(market_args);
         let market = Service::start(&binary("beacon-market"), &args).expect("market starts");
         let mut demo = Self {
@@ -35,6 +39,7 @@ impl Demo {
             ratings: BTreeMap::new(),
             market,
             http: reqwest::Client::new(),
+            _db: db,
         };
         for &n in instances {
             demo.start_ratings(n);

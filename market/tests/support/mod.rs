@@ -7,3 +7,4 @@ pub use beacon_testkit::*;
 
 pub mod browser;
 pub mod demo;
+pub mod stores;
