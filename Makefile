@@ -14,7 +14,7 @@ RATINGS := RUN_DIR=$(RUN_DIR) RATINGS_BIN=$(RATINGS_BIN) scripts/ratings.sh
 # Release binaries are rebuilt only when a source file changed.
 SOURCES := $(shell find src kit registry ratings market bench -name '*.rs' -o -name '*.html' -o -name '*.css' -o -name '*.js' 2>/dev/null | grep -v '^target') Cargo.toml Cargo.lock
 
-.PHONY: demo demo-etcd deps test lint bench bench-quick bench-deps chaos registry market startRatings stopRatings pauseRatings resumeRatings slowRatings flakyRatings healRatings build-release
+.PHONY: demo demo-etcd deps test lint bench bench-quick bench-deps stress chaos registry market startRatings stopRatings pauseRatings resumeRatings slowRatings flakyRatings healRatings build-release
 
 ## demo: registry + 3 ratings instances + market (http://127.0.0.1:5000); ^C stops all.
 ## STORE=etcd: a 3-member etcd cluster and two registry replicas instead.
@@ -69,6 +69,10 @@ bench: deps bench-deps build-release
 ## bench-quick: the same, short (~4 min)
 bench-quick: deps bench-deps build-release
 	$(RELEASE)/beacon-bench --quick
+
+## stress: concurrent writes through two market replicas on SQLite, then PostgreSQL; checks none was lost (~1 min)
+stress: deps build-release
+	$(RELEASE)/beacon-stress $(ARGS)
 
 ## chaos: random kills, pauses and restarts (and 2 registry restarts) under load, 2 min
 chaos: build-release

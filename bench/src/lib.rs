@@ -19,6 +19,8 @@
 //! * [`report`]: BENCHMARKS.md and the JSON results.
 //! * [`plots`]: the hang timeline and the gray traffic-share plots.
 //! * [`chaos`]: the bounded chaos run against the demo's topology.
+//! * [`stress`]: concurrent writes through two market replicas on one
+//!   store, and the check that none was lost.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -36,4 +38,5 @@ pub mod report;
 pub mod scenarios;
 pub mod stats;
 pub mod store_costs;
+pub mod stress;
 pub mod topology;

@@ -55,6 +55,11 @@ struct Cli {
     #[arg(long, env = "BEACON_MARKET_SECRET", hide_env_values = true, value_parser = secret)]
     secret: String,
 
+    /// Versions of each cart and customer kept in the history (the bases
+    /// of three-way merges); older ones are deleted as new ones are written.
+    #[arg(long, env = "BEACON_MARKET_HISTORY_VERSIONS", default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..))]
+    history_versions: i64,
+
     #[command(flatten)]
     serve_tls: tls::ServeTlsArgs,
 
@@ -79,7 +84,7 @@ async fn main() -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let store = match Store::open(&cli.db, cli.secret.as_bytes()).await {
-        Ok(store) => store,
+        Ok(store) => store.keeping(cli.history_versions),
         Err(e) => return fail(&e.to_string()),
     };
     let listener = match net::bind(cli.listen).await {

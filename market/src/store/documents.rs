@@ -5,11 +5,12 @@ use serde_json::{Map, Value};
 use sqlx::{any::AnyRow, Row};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Versions of each document kept in the history: the newest `HISTORY_KEPT`,
-/// older ones deleted as new ones are written. A write based on a version
-/// older than that can't be merged (there is no base) and is refused; at
-/// one change a second a browser tab would have to sit on a form for a
-/// minute and a half for that to happen.
+/// Versions of each document kept in the history by default: the newest
+/// `HISTORY_KEPT`, older ones deleted as new ones are written (see
+/// [`Store::keeping`]). A write based on a version older than that can't be
+/// merged (there is no base) and is refused; at one change a second a
+/// browser tab would have to sit on a form for a minute and a half for that
+/// to happen.
 pub const HISTORY_KEPT: i64 = 100;
 
 /// The kinds of document the market keeps.
@@ -268,11 +269,11 @@ impl Store {
         .bind(now_ms())
         .execute(&mut **tx)
         .await?;
-        if version > HISTORY_KEPT {
+        if version > self.history_kept {
             sqlx::query("DELETE FROM history WHERE kind = $1 AND id = $2 AND version <= $3")
                 .bind(kind.as_str())
                 .bind(id)
-                .bind(version - HISTORY_KEPT)
+                .bind(version - self.history_kept)
                 .execute(&mut **tx)
                 .await?;
         }

@@ -77,6 +77,8 @@ pub struct Store {
     pool: AnyPool,
     engine: Engine,
     signer: Signer,
+    /// Versions of each document kept in the history.
+    history_kept: i64,
     /// What the store and the writers above it did, for `/_metrics`.
     pub metrics: StoreMetrics,
 }
@@ -137,8 +139,17 @@ impl Store {
             pool,
             engine,
             signer: Signer::new(secret),
+            history_kept: HISTORY_KEPT,
             metrics: StoreMetrics::default(),
         })
+    }
+
+    /// Keeps the newest `versions` of each document in the history (at
+    /// least 1; [`HISTORY_KEPT`] unless set), deleting older ones as new
+    /// ones are written.
+    pub fn keeping(mut self, versions: i64) -> Self {
+        self.history_kept = versions.max(1);
+        self
     }
 
     /// Which engine it is.
@@ -161,6 +172,56 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_history_keeps_the_newest_versions_and_every_write_is_a_compare_and_set() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite:{}", dir.path().join("m.db").display());
+        let store = Store::open(&url, b"k").await.expect("store").keeping(3);
+        let mut read = None;
+        for n in 1..=5 {
+            let mut body = serde_json::Map::new();
+            body.insert("n".into(), n.into());
+            let stored = store
+                .write(Kind::Customer, "c", read, &body)
+                .await
+                .expect("write");
+            read = Some(stored.expect("no race").version);
+        }
+        let versions: Vec<i64> = store
+            .history(Kind::Customer, "c")
+            .await
+            .expect("history")
+            .iter()
+            .map(|s| s.version)
+            .collect();
+        assert_eq!(versions, [3, 4, 5]);
+        assert_eq!(
+            store
+                .at_version(Kind::Customer, "c", 2)
+                .await
+                .expect("read"),
+            None
+        );
+        let stale = store
+            .write(Kind::Customer, "c", Some(4), &serde_json::Map::new())
+            .await
+            .expect("write");
+        assert_eq!(stale, Err(Raced), "based on version 4 while 5 is stored");
+        let again = store
+            .write(Kind::Customer, "c", None, &serde_json::Map::new())
+            .await
+            .expect("write");
+        assert_eq!(again, Err(Raced), "creating what exists");
+        assert_eq!(
+            store
+                .get(Kind::Customer, "c")
+                .await
+                .expect("get")
+                .map(|s| s.version),
+            Some(5)
+        );
+    }
 
     #[tokio::test]
     async fn urls_other_than_sqlite_and_postgres_are_refused_by_name() {
