@@ -25,7 +25,11 @@ fn a_few_seconds_of_racing_writers_lose_nothing_on_either_store() {
             .map(str::trim)
             .collect();
         let column = |n: usize| row[n].parse::<f64>().unwrap_or(-1.0);
-        assert_eq!((column(6), column(7)), (0.0, 0.0), "{store}: 5xx or unanswered");
+        assert_eq!(
+            (column(6), column(7)),
+            (0.0, 0.0),
+            "{store}: 5xx or unanswered"
+        );
         assert!(column(8) > 0.0, "{store}: no compare-and-set was retried");
         assert!(column(9) > 0.0, "{store}: no stale save merged");
         assert!(column(10) > 0.0, "{store}: no conflict answered");

@@ -106,6 +106,7 @@ pub fn router(app: App) -> Router {
         .route("/checkout", post(page::checkout))
         .route("/static/market.css", get(css))
         .route("/static/market.js", get(js))
+        .route("/static/details.js", get(details_js))
         .route("/api/things", get(api::things))
         .route("/api/status", get(api::status))
         .route("/api/events", get(live::events))
@@ -174,6 +175,13 @@ async fn js() -> impl axum::response::IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         include_str!("../static/market.js"),
+    )
+}
+
+async fn details_js() -> impl axum::response::IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../static/details.js"),
     )
 }
 

@@ -28,6 +28,8 @@ struct IndexPage {
     total: String,
     /// The cart version shown: the checkout buys that one or nothing.
     cart_version: i64,
+    /// Whose details the page edits: this browser's (its session id).
+    customer_id: String,
     notice: Option<String>,
     status: Status,
     deadline_ms: u64,
@@ -116,6 +118,7 @@ pub async fn index(
         cart: cart_rows(&cart),
         total: format_price(cart.total_cents),
         cart_version: cart.version,
+        customer_id: id.clone(),
         notice: cart_problem.or_else(|| notice_text(&notice)),
         status: app.status(),
         deadline_ms: app.deadline_ms,
