@@ -320,6 +320,17 @@ async fn scenario(db: TestDb) {
         .send(0, "POST", "/api/cart/items/football", None)
         .await;
     assert_eq!(status, StatusCode::CREATED);
+    for (body, code) in [
+        (json!({"_version": "three"}), "invalid_version"),
+        (json!({"_version": -1}), "invalid_version"),
+    ] {
+        let (status, answer) = markets.send(1, "POST", "/api/checkout", Some(&body)).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{body}"
+        );
+    }
     let (status, stale) = markets
         .send(1, "POST", "/api/checkout", Some(&json!({"_version": seen})))
         .await;
@@ -372,6 +383,41 @@ async fn scenario(db: TestDb) {
         1.0
     );
     assert!(markets.replicas[0].output().contains("tampered"), "logged");
+    assert!(
+        markets
+            .counter("beacon_market_store_versions_written_total")
+            .await
+            >= 1.0
+    );
+
+    // Deep health asks the store; a bad query is a 400.
+    let (status, health) = markets.send(0, "GET", "/_health?deep=true", None).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(
+        health["store"],
+        if markets.db.postgres {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    );
+    let (status, answer) = markets.send(0, "GET", "/_health?deep=perhaps", None).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_query"))
+    );
+    if markets.db.postgres {
+        // The database gone: deep health says so, plain health still 200.
+        markets.db.stop_server();
+        let (status, answer) = markets.send(0, "GET", "/_health?deep=true", None).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("store_unavailable")),
+            "{answer}"
+        );
+        let (status, _) = markets.send(0, "GET", "/_health", None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
     markets.stop_replicas();
 }
 

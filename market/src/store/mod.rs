@@ -83,6 +83,9 @@ pub struct Store {
     pub metrics: StoreMetrics,
 }
 
+/// Longest a health check waits for the database.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Longest a SQLite writer waits for another process's write to finish.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -157,9 +160,12 @@ impl Store {
         self.engine
     }
 
-    /// Checks that the database answers (for `/_health?deep=true`).
+    /// Checks that the database answers, within [`CHECK_TIMEOUT`] (for
+    /// `/_health?deep=true`: a health check must not hang on what it checks).
     pub async fn check(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(&self.pool))
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))??;
         Ok(())
     }
 

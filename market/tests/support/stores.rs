@@ -72,13 +72,20 @@ impl TestDb {
     }
 }
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
+impl TestDb {
+    /// Stops the PostgreSQL server (a no-op for SQLite, or when stopped).
+    pub fn stop_server(&self) {
         if self.postgres {
             let _ = Command::new(script())
                 .args(["stop", &pg_dir(self.dir.path())])
                 .status();
         }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        self.stop_server();
     }
 }
 
