@@ -28,9 +28,11 @@ demo: build-release
 demo-etcd: build-release
 	@RUN_DIR=$(RUN_DIR) STORE=etcd scripts/demo.sh
 
-# Debian packages the tests need: a real browser for the market's page, and
+# Debian packages the tests need: a real browser for the market's page,
 # etcd for the replicated registry, protoc for the gRPC example
-# (examples/grpc) and the benchmark's etcd gRPC client.
+# (examples/grpc) and the benchmark's etcd gRPC client, PostgreSQL and the
+# sqlite3 shell for the market's stores (python3: scripts/postgres.sh picks
+# a free port with it).
 TEST_DEBS := chromium chromium-driver etcd-server protobuf-compiler curl postgresql sqlite3 python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -69,6 +69,14 @@ pub enum CartError {
         /// The cart now.
         current: CartView,
     },
+    /// A change based on a version the cart never had.
+    #[error("your cart has no version {seen} (it is at {current})")]
+    UnknownVersion {
+        /// The version the change named.
+        seen: i64,
+        /// The cart's version now.
+        current: i64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -86,6 +94,7 @@ impl CartError {
             Self::NotInCart(_) => "not_in_cart",
             Self::Empty => "cart_empty",
             Self::Stale { .. } => "stale_cart",
+            Self::UnknownVersion { .. } => "unknown_version",
             Self::Store(StoreError::Tampered { .. }) => "tampered",
             Self::Store(_) => "store_unavailable",
             Self::Contended => "contended",
@@ -116,9 +125,14 @@ impl Carts {
     }
 
     /// Puts `thing` in the cart.
-    pub async fn add(&self, session: &str, thing: &str) -> Result<CartView, CartError> {
+    pub async fn add(
+        &self,
+        session: &str,
+        thing: &str,
+        based_on: Option<i64>,
+    ) -> Result<CartView, CartError> {
         let index = position(thing).ok_or_else(|| CartError::UnknownThing(thing.to_owned()))?;
-        self.change(session, |items| {
+        self.change(session, based_on, |items| {
             if items.insert(index) {
                 Ok(())
             } else {
@@ -129,9 +143,14 @@ impl Carts {
     }
 
     /// Takes `thing` out of the cart.
-    pub async fn remove(&self, session: &str, thing: &str) -> Result<CartView, CartError> {
+    pub async fn remove(
+        &self,
+        session: &str,
+        thing: &str,
+        based_on: Option<i64>,
+    ) -> Result<CartView, CartError> {
         let index = position(thing).ok_or_else(|| CartError::UnknownThing(thing.to_owned()))?;
-        self.change(session, |items| {
+        self.change(session, based_on, |items| {
             if items.remove(&index) {
                 Ok(())
             } else {
@@ -175,12 +194,23 @@ impl Carts {
     }
 
     /// Applies `change` to the items of the current version and writes it.
+    /// A change based on an older version (`based_on`) applies all the
+    /// same — set operations merge — but not one based on a version the
+    /// cart never had.
     async fn change(
         &self,
         session: &str,
+        based_on: Option<i64>,
         change: impl Fn(&mut BTreeSet<usize>) -> Result<(), CartError>,
     ) -> Result<CartView, CartError> {
         let (stored, _) = versioned::update(&self.store, Kind::Cart, session, |current| {
+            let version = current.map_or(0, |c| c.version);
+            if let Some(seen) = based_on.filter(|&seen| seen > version) {
+                return Err(CartError::UnknownVersion {
+                    seen,
+                    current: version,
+                });
+            }
             let mut items = current.map(items_of).unwrap_or_default();
             change(&mut items)?;
             Ok(Change::Write(body_of(&items)))
@@ -239,24 +269,24 @@ mod tests {
     #[tokio::test]
     async fn add_once_remove_total_and_checkout() {
         let (carts, _dir) = carts().await;
-        carts.add("s", "camera").await.expect("add");
-        let view = carts.add("s", "basketball").await.expect("add");
+        carts.add("s", "camera", None).await.expect("add");
+        let view = carts.add("s", "basketball", None).await.expect("add");
         let ids: Vec<&str> = view.items.iter().map(|t| t.id).collect();
         assert_eq!(ids, ["basketball", "camera"], "catalog order");
         assert_eq!(view.total_cents, 1999 + 9999);
         assert_eq!(view.version, 2);
         assert!(matches!(
-            carts.add("s", "camera").await,
+            carts.add("s", "camera", None).await,
             Err(CartError::AlreadyInCart(_))
         ));
         assert!(matches!(
-            carts.add("s", "piano").await,
+            carts.add("s", "piano", None).await,
             Err(CartError::UnknownThing(_))
         ));
-        let view = carts.remove("s", "camera").await.expect("remove");
+        let view = carts.remove("s", "camera", None).await.expect("remove");
         assert_eq!((view.total_cents, view.version), (1999, 3));
         assert!(matches!(
-            carts.remove("s", "camera").await,
+            carts.remove("s", "camera", None).await,
             Err(CartError::NotInCart(_))
         ));
         assert!(carts.view("other").await.expect("view").items.is_empty());
@@ -274,9 +304,9 @@ mod tests {
     #[tokio::test]
     async fn a_checkout_based_on_a_stale_cart_is_refused_with_the_current_one() {
         let (carts, _dir) = carts().await;
-        let seen = carts.add("s", "camera").await.expect("add").version;
+        let seen = carts.add("s", "camera", None).await.expect("add").version;
         carts
-            .add("s", "basketball")
+            .add("s", "basketball", Some(seen))
             .await
             .expect("another tab adds");
         match carts.checkout("s", Some(seen)).await {

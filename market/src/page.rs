@@ -149,7 +149,7 @@ pub async fn add(
     Form(form): Form<ThingForm>,
 ) -> Redirect {
     back(
-        app.carts.add(&id, &form.thing).await.map(drop),
+        app.carts.add(&id, &form.thing, None).await.map(drop),
         "added",
         &form.thing,
     )
@@ -162,7 +162,7 @@ pub async fn remove(
     Form(form): Form<ThingForm>,
 ) -> Redirect {
     back(
-        app.carts.remove(&id, &form.thing).await.map(drop),
+        app.carts.remove(&id, &form.thing, None).await.map(drop),
         "removed",
         &form.thing,
     )

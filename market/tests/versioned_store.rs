@@ -320,11 +320,20 @@ async fn scenario(db: TestDb) {
         .send(0, "POST", "/api/cart/items/football", None)
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    for (body, code) in [
-        (json!({"_version": "three"}), "invalid_version"),
-        (json!({"_version": -1}), "invalid_version"),
+    for (path, body, code) in [
+        (
+            "/api/checkout",
+            json!({"_version": "three"}),
+            "invalid_version",
+        ),
+        ("/api/checkout", json!({"_version": -1}), "invalid_version"),
+        (
+            "/api/cart/items/briefcase",
+            json!({"_version": 99}),
+            "unknown_version",
+        ),
     ] {
-        let (status, answer) = markets.send(1, "POST", "/api/checkout", Some(&body)).await;
+        let (status, answer) = markets.send(1, "POST", path, Some(&body)).await;
         assert_eq!(
             (status, answer["error"]["code"].as_str()),
             (StatusCode::BAD_REQUEST, Some(code)),

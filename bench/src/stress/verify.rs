@@ -172,6 +172,12 @@ mod tests {
         }
     }
 
+    fn judged(history: &[Stored], acks: &[CartAck]) -> Verdict {
+        let mut verdict = Verdict::default();
+        check_cart("c", history, &acks.iter().collect::<Vec<_>>(), &mut verdict);
+        verdict
+    }
+
     fn ack(version: i64, change: CartChange) -> CartAck {
         CartAck {
             cart: 0,
@@ -193,13 +199,7 @@ mod tests {
             ack(2, CartChange::Add("football")),
             ack(4, CartChange::Checkout),
         ];
-        let mut verdict = Verdict::default();
-        check_cart(
-            "c",
-            &history,
-            &acks.iter().collect::<Vec<_>>(),
-            &mut verdict,
-        );
+        let verdict = judged(&history, &acks);
         assert!(verdict.lost.is_empty(), "{:?}", verdict.lost);
         assert_eq!((verdict.versions, verdict.unacknowledged), (4, 1));
     }
@@ -212,13 +212,7 @@ mod tests {
             ack(1, CartChange::Add("camera")),
             ack(2, CartChange::Add("football")),
         ];
-        let mut verdict = Verdict::default();
-        check_cart(
-            "c",
-            &history,
-            &acks.iter().collect::<Vec<_>>(),
-            &mut verdict,
-        );
+        let verdict = judged(&history, &acks);
         assert_eq!(verdict.lost.len(), 1, "{:?}", verdict.lost);
 
         let acks = [
@@ -226,13 +220,7 @@ mod tests {
             ack(1, CartChange::Add("football")),
             ack(3, CartChange::Remove("camera")),
         ];
-        let mut verdict = Verdict::default();
-        check_cart(
-            "c",
-            &history[..1],
-            &acks.iter().collect::<Vec<_>>(),
-            &mut verdict,
-        );
+        let verdict = judged(&history[..1], &acks);
         assert_eq!(
             verdict.lost.len(),
             3,

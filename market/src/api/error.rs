@@ -76,6 +76,7 @@ impl From<CartError> for AppError {
         let status = match &error {
             CartError::Store(store) => return Self::Plain(store_error(store)),
             CartError::UnknownThing(_) | CartError::NotInCart(_) => StatusCode::NOT_FOUND,
+            CartError::UnknownVersion { .. } => StatusCode::BAD_REQUEST,
             CartError::AlreadyInCart(_) | CartError::Empty | CartError::Stale { .. } => {
                 StatusCode::CONFLICT
             }

@@ -61,24 +61,32 @@ pub async fn cart(
 }
 
 /// `POST /api/cart/items/{thing}`: 201 with the cart at its new version;
-/// 409 `already_in_cart`; 404 `unknown_thing`.
+/// 409 `already_in_cart`; 404 `unknown_thing`. A version sent (`If-Match`
+/// or `{"_version"}`) may be older than the cart's — adds and removes merge
+/// as sets — but not newer: 400 `unknown_version`.
 pub async fn add(
     State(app): State<App>,
     Extension(CartId(id)): Extension<CartId>,
     Path(thing): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<CartView>), AppError> {
-    let view = app.carts.add(&id, &thing).await?;
+    let based_on = seen_version(&headers, &body)?;
+    let view = app.carts.add(&id, &thing, based_on).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// `DELETE /api/cart/items/{thing}`: 200 with the cart at its new version;
-/// 404 `not_in_cart`.
+/// 404 `not_in_cart`; a version as for adding.
 pub async fn remove(
     State(app): State<App>,
     Extension(CartId(id)): Extension<CartId>,
     Path(thing): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Json<CartView>, AppError> {
-    Ok(Json(app.carts.remove(&id, &thing).await?))
+    let based_on = seen_version(&headers, &body)?;
+    Ok(Json(app.carts.remove(&id, &thing, based_on).await?))
 }
 
 /// `POST /api/checkout`, based on the cart version in `If-Match` or the
