@@ -405,6 +405,22 @@ async fn every_bad_input_is_a_4xx_with_its_code_and_changes_nothing(kind: Kind) 
             400,
             InvalidQuery,
         ),
+        // A wait without an index waits for nothing, but a bad one is
+        // still a bad query.
+        bad(
+            "GET",
+            "/v1/services/ratings?wait=forever",
+            "",
+            400,
+            InvalidQuery,
+        ),
+        bad(
+            "GET",
+            "/v1/services/ratings?wait=-1s",
+            "",
+            400,
+            InvalidQuery,
+        ),
         bad("GET", "/v1/services/RATINGS", "", 400, InvalidName),
         bad("GET", "/v2/nothing", "", 404, NotFound),
         bad("POST", "/v1/services", "", 405, MethodNotAllowed),

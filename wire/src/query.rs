@@ -22,8 +22,11 @@ pub struct WatchQuery {
 
 impl WatchQuery {
     /// Parses the raw `index` and `wait` parameters. `Ok(None)` when there is
-    /// no `index` (a plain read); a `wait` without `index` is ignored.
+    /// no `index` (a plain read); a `wait` without `index` has nothing to
+    /// wait for, but must still be a valid wait (a typo is a 400, not a
+    /// silent plain read).
     pub fn parse(index: Option<&str>, wait: Option<&str>) -> Result<Option<Self>, WireError> {
+        let wait = wait.map(parse_wait).transpose()?;
         let Some(index) = index else {
             return Ok(None);
         };
@@ -33,8 +36,10 @@ impl WatchQuery {
                 format!("index {index:?} is not an unsigned 64-bit integer"),
             )
         })?;
-        let wait = wait.map(parse_wait).transpose()?.unwrap_or(DEFAULT_WAIT);
-        Ok(Some(Self { index, wait }))
+        Ok(Some(Self {
+            index,
+            wait: wait.unwrap_or(DEFAULT_WAIT),
+        }))
     }
 
     /// The query string for this query, e.g. `index=42&wait=30s`.
@@ -85,6 +90,15 @@ mod tests {
     #[test]
     fn plain_reads_have_no_query() {
         assert_eq!(parse(None, Some("5s")), Ok(None));
+        assert_eq!(parse(None, None), Ok(None));
+    }
+
+    #[test]
+    fn a_bad_wait_is_invalid_even_without_an_index() {
+        for wait in ["forever", "-1s", "61s", ""] {
+            let error = parse(None, Some(wait)).expect_err(wait);
+            assert_eq!(error.code, ErrorCode::InvalidQuery, "{wait}");
+        }
     }
 
     #[test]
