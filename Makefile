@@ -33,7 +33,7 @@ demo-etcd: build-release
 # (examples/grpc) and the benchmark's etcd gRPC client, PostgreSQL and the
 # sqlite3 shell for the market's stores (python3: scripts/postgres.sh picks
 # a free port with it).
-TEST_DEBS := chromium chromium-driver etcd-server protobuf-compiler curl postgresql sqlite3 python3
+TEST_DEBS := chromium chromium-driver etcd-server protobuf-compiler curl postgresql sqlite3 python3 iproute2 nftables
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## deps: install the Debian packages the tests need, when missing
@@ -46,7 +46,7 @@ deps:
 
 # The tests that need etcd or Chromium are behind these features, so that
 # `cargo test -p beacon` runs anywhere; `make test` installs both and runs all.
-TEST_FEATURES := --features beacon/etcd-tests,beacon-registry/etcd-tests,beacon-market/browser-tests
+TEST_FEATURES := --features beacon/etcd-tests,beacon-registry/etcd-tests,beacon-market/browser-tests,beacon-market/netns-tests
 
 ## test: formatting, lints, docs, then every test in the workspace
 # Incremental caches pay off only across edits; a clean checkout (CI) would

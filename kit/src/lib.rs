@@ -12,6 +12,8 @@
 //! * [`metrics`]: request latency by route, for `/_metrics`.
 //! * [`process`]: starting a Beacon binary as a child and learning its address (tests, tools).
 //! * [`etcd`]: real etcd clusters on loopback (tests, benchmarks).
+//! * [`netns`]: a network of real hosts (namespaces on a bridge) with
+//!   partitions (tests, `make faults`).
 //! * [`wait`]: polling a condition with a deadline (tests, tools).
 //! * [`tls`]: serving HTTPS (and requiring client certificates) with rustls.
 
@@ -25,6 +27,7 @@ pub mod etcd;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod netns;
 pub mod process;
 pub mod signal;
 pub mod tls;

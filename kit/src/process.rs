@@ -31,8 +31,28 @@ impl Service {
     /// Like [`start`](Self::start), logging at `level` (`RUST_LOG`), e.g.
     /// `warn` to keep a load test from measuring its own logging.
     pub fn start_with_log(binary: &Path, args: &[&str], level: &str) -> Result<Self, String> {
-        let mut child = Command::new(binary)
-            .args(args)
+        let mut command = Command::new(binary);
+        command.args(args);
+        Self::spawn(command, binary, level)
+    }
+
+    /// Like [`start`](Self::start), on `host` of a test network: the
+    /// process sees only that host's network.
+    pub fn start_on(
+        net: &crate::netns::TestNet,
+        host: &crate::netns::Host,
+        binary: &Path,
+        args: &[&str],
+    ) -> Result<Self, String> {
+        let mut command = net.command(host, binary);
+        command.args(args);
+        Self::spawn(command, binary, "info")
+    }
+
+    /// Runs `command` (the program `binary`, maybe behind a wrapper that
+    /// execs it), logging at `level`, and waits for its listening line.
+    fn spawn(mut command: Command, binary: &Path, level: &str) -> Result<Self, String> {
+        let mut child = command
             .env("RUST_LOG", level)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -31,6 +31,11 @@ struct Cli {
     #[arg(long)]
     port: Option<u16>,
 
+    /// Address to listen on, and to register (callers reach the instance
+    /// there).
+    #[arg(long, default_value_t = Ipv4Addr::LOCALHOST)]
+    host: Ipv4Addr,
+
     /// Registry URLs, comma-separated, tried in order.
     #[arg(long, env = "BEACON_REGISTRY", default_value = "http://127.0.0.1:8400", value_parser = cli::registry_urls)]
     registry: String,
@@ -92,7 +97,7 @@ async fn main() -> ExitCode {
         (Err(e), _) => return fail(&e.to_string()),
         (_, Err(e)) => return fail(&e.to_string()),
     };
-    let listener = match net::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await {
+    let listener = match net::bind(SocketAddr::from((cli.host, port))).await {
         Ok(listener) => listener,
         Err(err) => return fail(&err),
     };
