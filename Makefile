@@ -14,7 +14,7 @@ RATINGS := RUN_DIR=$(RUN_DIR) RATINGS_BIN=$(RATINGS_BIN) scripts/ratings.sh
 # Release binaries are rebuilt only when a source file changed.
 SOURCES := $(shell find src kit registry ratings market bench -name '*.rs' -o -name '*.html' -o -name '*.css' -o -name '*.js' 2>/dev/null | grep -v '^target') Cargo.toml Cargo.lock
 
-.PHONY: demo demo-etcd deps test lint bench bench-quick bench-deps stress chaos registry market startRatings stopRatings pauseRatings resumeRatings slowRatings flakyRatings healRatings build-release
+.PHONY: demo demo-etcd deps test lint bench bench-quick bench-deps stress faults chaos registry market startRatings stopRatings pauseRatings resumeRatings slowRatings flakyRatings healRatings build-release
 
 ## demo: registry + 3 ratings instances + market (http://127.0.0.1:5000); ^C stops all.
 ## STORE=etcd: a 3-member etcd cluster and two registry replicas instead.
@@ -46,7 +46,7 @@ deps:
 
 # The tests that need etcd or Chromium are behind these features, so that
 # `cargo test -p beacon` runs anywhere; `make test` installs both and runs all.
-TEST_FEATURES := --features beacon/etcd-tests,beacon-registry/etcd-tests,beacon-market/browser-tests,beacon-market/netns-tests
+TEST_FEATURES := --features beacon/etcd-tests,beacon-registry/etcd-tests,beacon-market/browser-tests,beacon-bench/netns-tests
 
 ## test: formatting, lints, docs, then every test in the workspace
 # Incremental caches pay off only across edits; a clean checkout (CI) would
@@ -75,6 +75,10 @@ bench-quick: deps bench-deps build-release
 ## stress: concurrent writes through two market replicas on SQLite, then PostgreSQL; checks none was lost (~1 min)
 stress: deps build-release
 	$(RELEASE)/beacon-stress $(ARGS)
+
+## faults: partitions between real hosts (network namespaces, nftables) under market load; needs root (~2 min)
+faults: deps build-release
+	$(RELEASE)/beacon-faults $(ARGS)
 
 ## chaos: random kills, pauses and restarts (and 2 registry restarts) under load, 2 min
 chaos: build-release

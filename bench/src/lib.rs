@@ -19,6 +19,8 @@
 //! * [`report`]: BENCHMARKS.md and the JSON results.
 //! * [`plots`]: the hang timeline and the gray traffic-share plots.
 //! * [`chaos`]: the bounded chaos run against the demo's topology.
+//! * [`partitions`]: partitions between real hosts (network namespaces)
+//!   under market load (`make faults`).
 //! * [`stress`]: concurrent writes through two market replicas on one
 //!   store, and the check that none was lost.
 
@@ -30,6 +32,7 @@ pub mod contenders;
 pub mod detection;
 pub mod faults;
 pub mod load;
+pub mod partitions;
 pub mod plots;
 pub mod protocols;
 pub mod proxies;

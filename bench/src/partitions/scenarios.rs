@@ -1,0 +1,238 @@
+//! The partitions, each under the market load, and what each must show.
+
+use super::{Load, Report, Topology, TTL_MS};
+use std::time::Duration;
+
+/// Longest wait for a breaker to open once its instance is unreachable.
+const OPENS_WITHIN: Duration = Duration::from_secs(10);
+/// "Back in rotation within about a second of the heal", with room for a
+/// loaded machine.
+const BACK_WITHIN: Duration = Duration::from_secs(3);
+
+/// Every scenario, in turn.
+pub async fn all() -> Vec<Result<Report, String>> {
+    vec![
+        market_cut_from_one_instance().await,
+        answers_lost_one_way().await,
+        instance_cut_from_registry().await,
+        market_cut_from_registry().await,
+    ]
+}
+
+/// Both running instances in the market's view with closed breakers.
+async fn settled(topology: &Topology, ids: &[&str]) -> Result<(), String> {
+    topology
+        .until(
+            Duration::from_secs(15),
+            "instances in the market's view",
+            || async {
+                for id in ids {
+                    if topology.breaker(id).await.as_deref() != Some("closed") {
+                        return false;
+                    }
+                }
+                true
+            },
+        )
+        .await
+        .map(drop)
+}
+
+async fn present(topology: &Topology) -> usize {
+    topology.registered().await.map_or(0, |r| r.len())
+}
+
+/// The market can't reach ratings-2; the registry still hears it: no
+/// caller error, its breaker opens and stays open while the partition
+/// lasts (past its lease), and it is back within about a second of the heal.
+pub async fn market_cut_from_one_instance() -> Result<Report, String> {
+    let topology = Topology::start(2, 2)?;
+    settled(&topology, &["ratings-1", "ratings-2"]).await?;
+    let load = Load::start(topology.market_url());
+    topology.net.cut("market", "ratings-2")?;
+    let opened = topology
+        .until(OPENS_WITHIN, "ratings-2's breaker to open", || async {
+            topology.breaker("ratings-2").await.as_deref() == Some("open")
+        })
+        .await;
+    let mut stayed_open = true;
+    let mut still_registered = true;
+    for _ in 0..16 {
+        stayed_open &= topology.breaker("ratings-2").await.as_deref() == Some("open");
+        still_registered &= topology
+            .registered()
+            .await
+            .is_some_and(|r| r.iter().any(|i| i == "ratings-2"));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    topology.net.heal()?;
+    let back = topology
+        .until(BACK_WITHIN * 2, "ratings-2 back in rotation", || async {
+            topology.breaker("ratings-2").await.as_deref() == Some("closed")
+        })
+        .await;
+    let (calls, caller_errors) = load.finish().await;
+    Ok(Report {
+        name: "market cut off from one ratings instance",
+        calls,
+        caller_errors,
+        registrations: topology.started(),
+        present: present(&topology).await,
+        converged: back.clone().unwrap_or(BACK_WITHIN * 2),
+        checks: vec![
+            ("its breaker opened".into(), opened.is_ok()),
+            (
+                "it stayed open for 4 s, past its 3 s lease".into(),
+                stayed_open,
+            ),
+            ("the registry heard it all along".into(), still_registered),
+            (
+                format!("back in rotation within {BACK_WITHIN:?}"),
+                back.is_ok_and(|t| t <= BACK_WITHIN),
+            ),
+        ],
+    })
+}
+
+/// Requests reach ratings-2 but its answers never come back: handled like
+/// a hang (no caller error, its breaker opens), back after the heal.
+pub async fn answers_lost_one_way() -> Result<Report, String> {
+    let topology = Topology::start(2, 2)?;
+    settled(&topology, &["ratings-1", "ratings-2"]).await?;
+    let load = Load::start(topology.market_url());
+    topology.net.cut_one_way("ratings-2", "market")?;
+    let opened = topology
+        .until(OPENS_WITHIN, "ratings-2's breaker to open", || async {
+            topology.breaker("ratings-2").await.as_deref() == Some("open")
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    topology.net.heal()?;
+    let back = topology
+        .until(BACK_WITHIN * 2, "ratings-2 back in rotation", || async {
+            topology.breaker("ratings-2").await.as_deref() == Some("closed")
+        })
+        .await;
+    let (calls, caller_errors) = load.finish().await;
+    Ok(Report {
+        name: "one way: ratings-2's answers lost",
+        calls,
+        caller_errors,
+        registrations: topology.started(),
+        present: present(&topology).await,
+        converged: back.clone().unwrap_or(BACK_WITHIN * 2),
+        checks: vec![
+            ("its breaker opened, as for a hang".into(), opened.is_ok()),
+            (
+                format!("back in rotation within {BACK_WITHIN:?}"),
+                back.is_ok_and(|t| t <= BACK_WITHIN),
+            ),
+        ],
+    })
+}
+
+/// ratings-1 can't reach the registry (callers still reach it): it drops
+/// out when its lease lapses, registers again within a heartbeat of the
+/// heal, and no caller sees an error.
+pub async fn instance_cut_from_registry() -> Result<Report, String> {
+    let topology = Topology::start(2, 2)?;
+    settled(&topology, &["ratings-1", "ratings-2"]).await?;
+    let load = Load::start(topology.market_url());
+    topology.net.cut("ratings-1", "registry")?;
+    let lease = Duration::from_millis(TTL_MS);
+    let dropped = topology
+        .until(
+            lease * 3,
+            "ratings-1 to drop out of the registry",
+            || async {
+                topology
+                    .registered()
+                    .await
+                    .is_some_and(|r| !r.iter().any(|i| i == "ratings-1"))
+            },
+        )
+        .await;
+    topology.net.heal()?;
+    let heartbeat = lease / 3;
+    let back = topology
+        .until(lease * 3, "ratings-1 registered again", || async {
+            topology
+                .registered()
+                .await
+                .is_some_and(|r| r.iter().any(|i| i == "ratings-1"))
+        })
+        .await;
+    let (calls, caller_errors) = load.finish().await;
+    Ok(Report {
+        name: "ratings-1 cut off from the registry",
+        calls,
+        caller_errors,
+        registrations: topology.started(),
+        present: present(&topology).await,
+        converged: back.clone().unwrap_or(lease * 3),
+        checks: vec![
+            (
+                "it dropped out once its lease lapsed".into(),
+                dropped.is_ok(),
+            ),
+            (
+                format!("registered again within a heartbeat ({heartbeat:?}, and 1 s of slack)"),
+                back.is_ok_and(|t| t <= heartbeat + Duration::from_secs(1)),
+            ),
+        ],
+    })
+}
+
+/// The market can't reach the registry: its last-known view serves every
+/// call; an instance started meanwhile is not seen until the heal, and is
+/// used within one long poll (30 s) of it.
+pub async fn market_cut_from_registry() -> Result<Report, String> {
+    let mut topology = Topology::start(3, 2)?;
+    settled(&topology, &["ratings-1", "ratings-2"]).await?;
+    let load = Load::start(topology.market_url());
+    topology.net.cut("market", "registry")?;
+    topology.start_ratings(3)?;
+    let registered = topology
+        .until(
+            Duration::from_secs(5),
+            "ratings-3 in the registry",
+            || async {
+                topology
+                    .registered()
+                    .await
+                    .is_some_and(|r| r.iter().any(|i| i == "ratings-3"))
+            },
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let unseen = topology.breaker("ratings-3").await.is_none();
+    topology.net.heal()?;
+    let long_poll = Duration::from_secs(30);
+    let used = topology
+        .until(
+            long_poll + Duration::from_secs(10),
+            "ratings-3 in the market's view",
+            || async { topology.breaker("ratings-3").await.as_deref() == Some("closed") },
+        )
+        .await;
+    let (calls, caller_errors) = load.finish().await;
+    Ok(Report {
+        name: "market cut off from the registry",
+        calls,
+        caller_errors,
+        registrations: topology.started(),
+        present: present(&topology).await,
+        converged: used.clone().unwrap_or(long_poll),
+        checks: vec![
+            (
+                "ratings-3 registered during the partition".into(),
+                registered.is_ok(),
+            ),
+            ("the market did not see it while cut off".into(), unseen),
+            (
+                format!("the market used it within one long poll ({long_poll:?}) of the heal"),
+                used.is_ok_and(|t| t <= long_poll + Duration::from_secs(5)),
+            ),
+        ],
+    })
+}
