@@ -20,6 +20,8 @@ pub struct Member {
     peer_url: String,
     data_dir: PathBuf,
     initial_cluster: String,
+    /// The network namespace it runs in (a host of a test network), if any.
+    netns: Option<String>,
     child: Option<Child>,
 }
 
@@ -33,18 +35,48 @@ impl EtcdCluster {
     /// Starts `n` members and waits until the cluster answers. Panics
     /// (with what to install) when etcd is missing.
     pub async fn start(n: usize) -> Self {
+        let places = (0..n)
+            .map(|_| {
+                let client = format!("http://127.0.0.1:{}", free_port());
+                let peer = format!("http://127.0.0.1:{}", free_port());
+                (None, client, peer)
+            })
+            .collect();
+        Self::start_at(places).await
+    }
+
+    /// Starts one member on each of `hosts` of a test network (client port
+    /// 2379, peer port 2380 on the host's address), and waits until the
+    /// cluster answers.
+    pub async fn start_on(hosts: &[&crate::netns::Host]) -> Self {
+        let places = hosts
+            .iter()
+            .map(|host| {
+                let client = format!("http://{}:2379", host.ip);
+                let peer = format!("http://{}:2380", host.ip);
+                (Some(host.netns.clone()), client, peer)
+            })
+            .collect();
+        Self::start_at(places).await
+    }
+
+    /// Members at `places`: (namespace, client URL, peer URL).
+    async fn start_at(places: Vec<(Option<String>, String, String)>) -> Self {
         assert!(
             std::path::Path::new("/usr/bin/etcd").exists(),
             "/usr/bin/etcd is missing: `make test` installs the Debian package etcd-server"
         );
         let run = format!("{}-{}", std::process::id(), free_port());
-        let mut members: Vec<Member> = (0..n)
-            .map(|i| Member {
+        let mut members: Vec<Member> = places
+            .into_iter()
+            .enumerate()
+            .map(|(i, (netns, client_url, peer_url))| Member {
                 name: format!("m{i}"),
-                client_url: format!("http://127.0.0.1:{}", free_port()),
-                peer_url: format!("http://127.0.0.1:{}", free_port()),
+                client_url,
+                peer_url,
                 data_dir: std::env::temp_dir().join(format!("beacon-etcd-{run}-m{i}")),
                 initial_cluster: String::new(),
+                netns,
                 child: None,
             })
             .collect();
@@ -144,7 +176,15 @@ impl Member {
 trap 'kill $child 2>/dev/null; wait $child; exit 0' TERM INT
 while kill -0 "$PPID" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.2; done
 kill $child 2>/dev/null; wait $child"#;
-        let child = Command::new("sh")
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns, "sh"]);
+                command
+            }
+            None => Command::new("sh"),
+        };
+        let child = command
             .arg("-c")
             .arg(script)
             .arg("etcd-watchdog")

@@ -13,7 +13,7 @@ pub mod scenarios;
 
 use crate::topology::binary;
 use beacon::transport::{read_body, HttpClient};
-use beacon_kit::{netns::TestNet, process::Service};
+use beacon_kit::{etcd::EtcdCluster, netns::TestNet, process::Service};
 use serde_json::Value;
 use std::{
     sync::{
@@ -63,44 +63,93 @@ pub struct Topology {
     /// Instance number and its process, while it runs.
     ratings: Vec<(u16, Option<Service>)>,
     market: Option<Service>,
-    registry: Option<Service>,
-    /// The registry's URL, as the hosts reach it.
-    pub registry_url: String,
+    registries: Vec<Service>,
+    /// The registry URLs, as the hosts reach them (comma-separated).
+    pub registry_urls: String,
+    /// Each registry replica's URL.
+    pub replicas: Vec<String>,
+    /// The etcd cluster under the replicas, if any.
+    pub etcd: Option<EtcdCluster>,
     db: std::path::PathBuf,
     /// The network (dropped after the processes).
     pub net: TestNet,
     http: HttpClient,
 }
 
+/// What a [`Topology`] is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// Ratings hosts (`ratings-1`…).
+    pub instances: u16,
+    /// Of those, started at once.
+    pub running: u16,
+    /// Two registry replicas (`registry-1`, `registry-2`) on a 3-member
+    /// etcd cluster (`etcd-1`…), instead of one registry (`registry`) on its
+    /// memory store.
+    pub etcd: bool,
+}
+
 impl Topology {
-    /// Hosts for a registry, a market and `instances` ratings instances;
-    /// starts the registry, the market and the first `running` instances.
-    pub fn start(instances: u16, running: u16) -> Result<Self, String> {
-        let mut hosts = vec!["registry".to_owned(), "market".to_owned()];
-        hosts.extend((1..=instances).map(|n| format!("ratings-{n}")));
+    /// The hosts `setup` asks for; starts the registry (or the etcd
+    /// cluster and both replicas), the market and the first instances.
+    pub async fn start(setup: Setup) -> Result<Self, String> {
+        let registries: Vec<String> = if setup.etcd {
+            vec!["registry-1".into(), "registry-2".into()]
+        } else {
+            vec!["registry".into()]
+        };
+        let mut hosts = registries.clone();
+        hosts.push("market".into());
+        hosts.extend((1..=setup.instances).map(|n| format!("ratings-{n}")));
+        if setup.etcd {
+            hosts.extend((1..=3).map(|n| format!("etcd-{n}")));
+        }
         let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
         let net = TestNet::new(&names)?;
-        let registry_ip = net.host("registry").ip;
-        let registry_url = format!("http://{registry_ip}:8400");
+        let replicas: Vec<String> = registries
+            .iter()
+            .map(|r| format!("http://{}:8400", net.host(r).ip))
+            .collect();
+        let etcd = if setup.etcd {
+            let members: Vec<&beacon_kit::netns::Host> =
+                (1..=3).map(|n| net.host(&format!("etcd-{n}"))).collect();
+            Some(EtcdCluster::start_on(&members).await)
+        } else {
+            None
+        };
         let db = std::env::temp_dir().join(format!("beacon-faults-{}.db", std::process::id()));
         let mut topology = Self {
-            ratings: (1..=instances).map(|n| (n, None)).collect(),
+            ratings: (1..=setup.instances).map(|n| (n, None)).collect(),
             market: None,
-            registry: None,
-            registry_url,
+            registries: Vec::new(),
+            registry_urls: replicas.join(","),
+            replicas,
+            etcd,
             db,
             net,
             http: beacon::transport::http_client(Duration::from_millis(500)),
         };
-        let listen = format!("{registry_ip}:8400");
-        topology.registry =
-            Some(topology.run("registry", "beacon-registry", &["--listen", &listen])?);
-        for n in 1..=running {
+        for name in &registries {
+            let listen = format!("{}:8400", topology.net.host(name).ip);
+            let mut args = vec!["--listen".to_owned(), listen];
+            if let Some(etcd) = &topology.etcd {
+                args.extend([
+                    "--store".into(),
+                    "etcd".into(),
+                    "--etcd".into(),
+                    etcd.urls().join(","),
+                ]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let registry = topology.run(name, "beacon-registry", &args)?;
+            topology.registries.push(registry);
+        }
+        for n in 1..=setup.running {
             topology.start_ratings(n)?;
         }
         let listen = format!("{}:5000", topology.net.host("market").ip);
         let db_url = format!("sqlite:{}", topology.db.display());
-        let registry = topology.registry_url.clone();
+        let registry = topology.registry_urls.clone();
         let args = [
             "--listen",
             &listen,
@@ -127,7 +176,7 @@ impl Topology {
             self.net.host(&host).ip.to_string(),
             TTL_MS.to_string(),
         );
-        let registry = self.registry_url.clone();
+        let registry = self.registry_urls.clone();
         let args = [
             "--instance",
             &instance,
@@ -166,6 +215,30 @@ impl Topology {
         get_json(&self.http, url).await
     }
 
+    /// PUTs `body` (JSON) to `url`: the status and the answer's error code.
+    pub async fn put(&self, url: &str, body: &Value) -> Option<(u16, String)> {
+        let request = http::Request::put(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_string(),
+            )))
+            .ok()?;
+        let response = tokio::time::timeout(Duration::from_secs(5), self.http.request(request))
+            .await
+            .ok()?
+            .ok()?;
+        let status = response.status().as_u16();
+        let body = read_body(response.into_body(), 1 << 16).await.ok()?;
+        let answer: Value = serde_json::from_slice(&body).unwrap_or_default();
+        Some((
+            status,
+            answer["error"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ))
+    }
+
     /// The breaker the market's panel shows for `id` (`None`: not in its view).
     pub async fn breaker(&self, id: &str) -> Option<String> {
         let status = self
@@ -178,11 +251,15 @@ impl Topology {
             .and_then(|i| i["breaker"].as_str().map(str::to_owned))
     }
 
-    /// The instances the registry lists (`None`: it did not answer).
+    /// The instances the (last) registry replica lists (`None`: it did not
+    /// answer).
     pub async fn registered(&self) -> Option<Vec<String>> {
-        let listed = self
-            .json(&format!("{}/v1/services/ratings", self.registry_url))
-            .await?;
+        self.registered_at(self.replicas.last()?).await
+    }
+
+    /// The instances the replica at `url` lists.
+    pub async fn registered_at(&self, url: &str) -> Option<Vec<String>> {
+        let listed = self.json(&format!("{url}/v1/services/ratings")).await?;
         Some(
             listed["instances"]
                 .as_array()?
@@ -218,7 +295,8 @@ impl Drop for Topology {
     fn drop(&mut self) {
         self.market = None;
         self.ratings.clear();
-        self.registry = None;
+        self.registries.clear();
+        self.etcd = None;
         for suffix in ["", "-wal", "-shm"] {
             let mut path = self.db.clone().into_os_string();
             path.push(suffix);

@@ -1,6 +1,6 @@
 //! The partitions, each under the market load, and what each must show.
 
-use super::{Load, Report, Topology, TTL_MS};
+use super::{Load, Report, Setup, Topology, TTL_MS};
 use std::time::Duration;
 
 /// Longest wait for a breaker to open once its instance is unreachable.
@@ -9,6 +9,13 @@ const OPENS_WITHIN: Duration = Duration::from_secs(10);
 /// loaded machine.
 const BACK_WITHIN: Duration = Duration::from_secs(3);
 
+/// Two instances running, one registry on its memory store.
+const PLAIN: Setup = Setup {
+    instances: 2,
+    running: 2,
+    etcd: false,
+};
+
 /// Every scenario, in turn.
 pub async fn all() -> Vec<Result<Report, String>> {
     vec![
@@ -16,6 +23,7 @@ pub async fn all() -> Vec<Result<Report, String>> {
         answers_lost_one_way().await,
         instance_cut_from_registry().await,
         market_cut_from_registry().await,
+        replica_cut_from_etcd_majority().await,
     ]
 }
 
@@ -46,7 +54,7 @@ async fn present(topology: &Topology) -> usize {
 /// caller error, its breaker opens and stays open while the partition
 /// lasts (past its lease), and it is back within about a second of the heal.
 pub async fn market_cut_from_one_instance() -> Result<Report, String> {
-    let topology = Topology::start(2, 2)?;
+    let topology = Topology::start(PLAIN).await?;
     settled(&topology, &["ratings-1", "ratings-2"]).await?;
     let load = Load::start(topology.market_url());
     topology.net.cut("market", "ratings-2")?;
@@ -97,7 +105,7 @@ pub async fn market_cut_from_one_instance() -> Result<Report, String> {
 /// Requests reach ratings-2 but its answers never come back: handled like
 /// a hang (no caller error, its breaker opens), back after the heal.
 pub async fn answers_lost_one_way() -> Result<Report, String> {
-    let topology = Topology::start(2, 2)?;
+    let topology = Topology::start(PLAIN).await?;
     settled(&topology, &["ratings-1", "ratings-2"]).await?;
     let load = Load::start(topology.market_url());
     topology.net.cut_one_way("ratings-2", "market")?;
@@ -135,7 +143,7 @@ pub async fn answers_lost_one_way() -> Result<Report, String> {
 /// out when its lease lapses, registers again within a heartbeat of the
 /// heal, and no caller sees an error.
 pub async fn instance_cut_from_registry() -> Result<Report, String> {
-    let topology = Topology::start(2, 2)?;
+    let topology = Topology::start(PLAIN).await?;
     settled(&topology, &["ratings-1", "ratings-2"]).await?;
     let load = Load::start(topology.market_url());
     topology.net.cut("ratings-1", "registry")?;
@@ -187,7 +195,11 @@ pub async fn instance_cut_from_registry() -> Result<Report, String> {
 /// call; an instance started meanwhile is not seen until the heal, and is
 /// used within one long poll (30 s) of it.
 pub async fn market_cut_from_registry() -> Result<Report, String> {
-    let mut topology = Topology::start(3, 2)?;
+    let mut topology = Topology::start(Setup {
+        instances: 3,
+        ..PLAIN
+    })
+    .await?;
     settled(&topology, &["ratings-1", "ratings-2"]).await?;
     let load = Load::start(topology.market_url());
     topology.net.cut("market", "registry")?;
@@ -233,6 +245,105 @@ pub async fn market_cut_from_registry() -> Result<Report, String> {
                 format!("the market used it within one long poll ({long_poll:?}) of the heal"),
                 used.is_ok_and(|t| t <= long_poll + Duration::from_secs(5)),
             ),
+        ],
+    })
+}
+
+/// Registry replica 1 and etcd member 1 end up on the minority side of a
+/// partition (3 etcd members and 2 replicas on hosts of their own):
+/// replica 1's writes answer 503 `store_unavailable`, instances and the
+/// market move to replica 2, an instance registered meanwhile is kept, and
+/// after the heal both replicas list every acknowledged registration.
+pub async fn replica_cut_from_etcd_majority() -> Result<Report, String> {
+    let mut topology = Topology::start(Setup {
+        instances: 3,
+        running: 2,
+        etcd: true,
+    })
+    .await?;
+    settled(&topology, &["ratings-1", "ratings-2"]).await?;
+    let load = Load::start(topology.market_url());
+    for minority in ["registry-1", "etcd-1"] {
+        for majority in ["etcd-2", "etcd-3"] {
+            topology.net.cut(minority, majority)?;
+        }
+    }
+    let replica_1 = topology.replicas[0].clone();
+    let probe = serde_json::json!({"address": "http://10.0.0.1:1", "ttl_ms": 60_000});
+    let probe_url = format!("{replica_1}/v1/services/probe/instances/probe-1");
+    let refused = topology
+        .until(
+            Duration::from_secs(15),
+            "replica 1 to refuse writes",
+            || async {
+                topology
+                    .put(&probe_url, &probe)
+                    .await
+                    .is_some_and(|(status, code)| status == 503 && code == "store_unavailable")
+            },
+        )
+        .await;
+    topology.start_ratings(3)?;
+    let replica_2 = topology.replicas[1].clone();
+    let registered = topology
+        .until(
+            Duration::from_secs(10),
+            "ratings-3 registered through replica 2",
+            || async {
+                topology
+                    .registered_at(&replica_2)
+                    .await
+                    .is_some_and(|r| r.iter().any(|i| i == "ratings-3"))
+            },
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    topology.net.heal()?;
+    let agree = topology
+        .until(
+            Duration::from_secs(20),
+            "both replicas to list all three",
+            || async {
+                let one = topology.registered_at(&replica_1).await;
+                let two = topology.registered_at(&replica_2).await;
+                one.is_some_and(|r| r.len() == 3) && two.is_some_and(|r| r.len() == 3)
+            },
+        )
+        .await;
+    let writes_again = topology
+        .until(
+            Duration::from_secs(10),
+            "replica 1 to take writes again",
+            || async {
+                topology
+                    .put(&probe_url, &probe)
+                    .await
+                    .is_some_and(|(status, _)| status == 200 || status == 201)
+            },
+        )
+        .await;
+    let (calls, caller_errors) = load.finish().await;
+    Ok(Report {
+        name: "registry replica + etcd member on the minority side",
+        calls,
+        caller_errors,
+        registrations: topology.started(),
+        present: present(&topology).await,
+        converged: agree.clone().unwrap_or(Duration::from_secs(20)),
+        checks: vec![
+            (
+                "replica 1 answered writes 503 store_unavailable".into(),
+                refused.is_ok(),
+            ),
+            (
+                "ratings-3 registered meanwhile, through replica 2".into(),
+                registered.is_ok(),
+            ),
+            (
+                "after the heal both replicas list all three".into(),
+                agree.is_ok(),
+            ),
+            ("replica 1 takes writes again".into(), writes_again.is_ok()),
         ],
     })
 }
