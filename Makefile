@@ -14,7 +14,7 @@ RATINGS := RUN_DIR=$(RUN_DIR) RATINGS_BIN=$(RATINGS_BIN) scripts/ratings.sh
 # Release binaries are rebuilt only when a source file changed.
 SOURCES := $(shell find src kit registry ratings market bench -name '*.rs' -o -name '*.html' -o -name '*.css' -o -name '*.js' 2>/dev/null | grep -v '^target') Cargo.toml Cargo.lock
 
-.PHONY: demo demo-etcd deps test lint bench bench-quick bench-deps stress faults chaos registry market startRatings stopRatings pauseRatings resumeRatings slowRatings flakyRatings healRatings build-release
+.PHONY: demo demo-etcd deps test contract lint bench bench-quick bench-deps stress faults chaos registry market startRatings stopRatings pauseRatings resumeRatings slowRatings flakyRatings healRatings build-release
 
 ## demo: registry + 3 ratings instances + market (http://127.0.0.1:5000); ^C stops all.
 ## STORE=etcd: a 3-member etcd cluster and two registry replicas instead.
@@ -33,7 +33,7 @@ demo-etcd: build-release
 # (examples/grpc) and the benchmark's etcd gRPC client, PostgreSQL and the
 # sqlite3 shell for the market's stores (python3: scripts/postgres.sh picks
 # a free port with it).
-TEST_DEBS := chromium chromium-driver etcd-server protobuf-compiler curl postgresql sqlite3 python3 iproute2 nftables
+TEST_DEBS := chromium chromium-driver etcd-server protobuf-compiler curl postgresql sqlite3 python3 python3-venv iproute2 nftables
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## deps: install the Debian packages the tests need, when missing
@@ -55,6 +55,12 @@ test: export CARGO_INCREMENTAL ?= 0
 test: deps lint
 	$(CARGO) build --workspace --bins --examples $(TEST_FEATURES)
 	$(CARGO) test --workspace $(TEST_FEATURES)
+	scripts/contract.sh target/debug/beacon-registry
+
+## contract: the registry's API against its OpenAPI description (schemathesis, ~1 min)
+contract: deps
+	$(CARGO) build -p beacon-registry
+	scripts/contract.sh target/debug/beacon-registry
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -723,3 +723,44 @@ contract!(
     expiry_removes_the_instance_and_wakes_watchers,
     shutdown_answers_parked_watchers_instead_of_waiting,
 );
+
+/// `GET /openapi.json` describes every route the server has (made from the
+/// handlers, so a new route left out of the description fails here), and
+/// its writes name the bearer scheme. schemathesis checks the answers
+/// against it in `make test` (scripts/contract.sh).
+#[tokio::test]
+async fn the_api_description_covers_every_route() {
+    let reg = start(Kind::Memory, None).await;
+    let spec: Value = client()
+        .get(reg.at("/openapi.json"))
+        .send()
+        .await
+        .expect("openapi.json")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(spec["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    let mut routes: Vec<String> = Vec::new();
+    for (path, operations) in spec["paths"].as_object().expect("paths") {
+        for method in operations.as_object().expect("operations").keys() {
+            routes.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    routes.sort();
+    assert_eq!(
+        routes,
+        [
+            "DELETE /v1/services/{service}/instances/{id}",
+            "GET /_health",
+            "GET /_metrics",
+            "GET /v1/services",
+            "GET /v1/services/{service}",
+            "PUT /v1/services/{service}/instances/{id}",
+            "PUT /v1/services/{service}/instances/{id}/heartbeat",
+        ]
+    );
+    let register = &spec["paths"]["/v1/services/{service}/instances/{id}"]["put"];
+    assert!(register["responses"]["401"].is_object(), "{register}");
+    assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+    reg.stop().await;
+}

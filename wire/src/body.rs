@@ -25,11 +25,23 @@ pub const MAX_TTL: Duration = Duration::from_millis(3_600_000);
 /// [`validate`](Self::validate) to get a [`Registration`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
     /// Where the instance answers, e.g. `http://127.0.0.1:8001`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^https?://[a-z0-9-]{1,20}(\.[a-z0-9-]{1,20}){0,3}:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$",
+            example = "http://127.0.0.1:8001"
+        )
+    )]
     pub address: String,
     /// Lease length in milliseconds; [`DEFAULT_TTL`] when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<u64>, minimum = 1000, maximum = 3_600_000)
+    )]
     pub ttl_ms: Option<serde_json::Number>,
     /// Labels; empty when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,7 +55,18 @@ impl RegisterRequest {
         let ttl = match self.ttl_ms {
             None => DEFAULT_TTL,
             Some(n) => {
-                let ms = n.as_u64().ok_or_else(|| ttl_error(&n.to_string()))?;
+                // A whole number, also when written 15000.0 (JSON does not
+                // tell integers from other numbers).
+                let ms = n
+                    .as_u64()
+                    .or_else(|| {
+                        n.as_f64()
+                            .filter(|f| {
+                                f.fract() == 0.0 && (0.0..=MAX_TTL.as_millis() as f64).contains(f)
+                            })
+                            .map(|f| f as u64)
+                    })
+                    .ok_or_else(|| ttl_error(&n.to_string()))?;
                 let ttl = Duration::from_millis(ms);
                 if !(MIN_TTL..=MAX_TTL).contains(&ttl) {
                     return Err(ttl_error(&ms.to_string()));
@@ -104,6 +127,7 @@ impl Registration {
 
 /// A registered instance as the registry reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Instance {
     /// The service it belongs to.
     pub service: ServiceName,
@@ -124,6 +148,7 @@ pub struct Instance {
 /// Body of `GET /v1/services/{service}`: the live instances and the index to
 /// long-poll from next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceInstances {
     /// The service asked for.
     pub service: ServiceName,
@@ -136,6 +161,7 @@ pub struct ServiceInstances {
 
 /// Body of `GET /v1/services`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceList {
     /// The registry-wide change index (the highest of all services').
     pub index: u64,
@@ -145,6 +171,7 @@ pub struct ServiceList {
 
 /// One service in a [`ServiceList`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceSummary {
     /// The service's name.
     pub name: ServiceName,
@@ -176,11 +203,17 @@ mod tests {
 
     #[test]
     fn ttl_bounds_are_inclusive_and_checked() {
-        for ok in [1000, 3_600_000] {
+        for (ok, ms) in [
+            ("1000", 1000),
+            ("3600000", 3_600_000),
+            ("15000.0", 15_000),
+            ("2e3", 2000),
+        ] {
             let json = format!(r#"{{"address":"http://127.0.0.1:8001","ttl_ms":{ok}}}"#);
-            assert!(request(&json).validate().is_ok(), "{ok}");
+            let registration = request(&json).validate().expect(ok);
+            assert_eq!(registration.ttl, Duration::from_millis(ms), "{ok}");
         }
-        for bad in ["999", "3600001", "-5", "1.5", "1e30"] {
+        for bad in ["999", "3600001", "-5", "1.5", "1e30", "999.0"] {
             let json = format!(r#"{{"address":"http://127.0.0.1:8001","ttl_ms":{bad}}}"#);
             let err = request(&json).validate().expect_err(bad);
             assert_eq!(err.code, ErrorCode::InvalidTtl, "{bad}");

@@ -42,6 +42,18 @@ fn check_name(kind: &str, raw: &str) -> Result<(), WireError> {
     Ok(())
 }
 
+/// The naming rule as a JSON schema: a string matching it.
+#[cfg(feature = "openapi")]
+fn name_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[a-z0-9][a-z0-9._-]{0,62}$"))
+        .min_length(Some(1))
+        .max_length(Some(MAX_NAME_LEN))
+        .into()
+}
+
 /// Defines a validated name type. Services and instance ids follow the same
 /// rule but are distinct types, so the two can't be swapped by mistake.
 macro_rules! validated_name {
@@ -63,6 +75,16 @@ macro_rules! validated_name {
                 &self.0
             }
         }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                name_schema()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
 
         impl FromStr for $name {
             type Err = WireError;
@@ -122,6 +144,20 @@ validated_name!(
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Address(Arc<str>);
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Address {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r"^https?://\S+:[0-9]{1,5}$"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Address {}
 
 impl Address {
     /// Validates and normalizes `raw`.

@@ -30,12 +30,18 @@ impl WatchQuery {
         let Some(index) = index else {
             return Ok(None);
         };
-        let index = index.parse::<u64>().map_err(|_| {
-            WireError::new(
-                ErrorCode::InvalidQuery,
-                format!("index {index:?} is not an unsigned 64-bit integer"),
-            )
-        })?;
+        // Indexes are etcd revisions or milliseconds since 1970: both fit
+        // in a signed 64-bit integer, the widest that JSON tools agree on.
+        let index = index
+            .parse::<u64>()
+            .ok()
+            .filter(|i| i64::try_from(*i).is_ok())
+            .ok_or_else(|| {
+                WireError::new(
+                    ErrorCode::InvalidQuery,
+                    format!("index {index:?} is not a whole number in 0..=9223372036854775807"),
+                )
+            })?;
         Ok(Some(Self {
             index,
             wait: wait.unwrap_or(DEFAULT_WAIT),
@@ -129,6 +135,7 @@ mod tests {
             ("-1", None),
             ("x", None),
             ("18446744073709551616", None),
+            ("9223372036854775808", None),
             ("1", Some("61s")),
             ("1", Some("2m")),
             ("1", Some("5")),

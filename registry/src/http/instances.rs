@@ -7,9 +7,37 @@ use super::{
 };
 use crate::store::{Registered, Store};
 use axum::{extract::State, http::StatusCode, Json};
-use beacon_wire::{Instance, RegisterRequest};
+use beacon_wire::{ErrorBody, Instance, InstanceId, RegisterRequest, ServiceName};
+
+/// The path parameters of an instance's routes, for the API description.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // read by the OpenAPI derive only
+pub struct InstancePathDoc {
+    /// The service name.
+    service: ServiceName,
+    /// The instance id.
+    id: InstanceId,
+}
 
 /// `PUT /v1/services/{service}/instances/{id}`: 201 when new, 200 when replaced.
+#[utoipa::path(
+    put,
+    path = "/v1/services/{service}/instances/{id}",
+    tag = "instances",
+    params(InstancePathDoc),
+    request_body(content = RegisterRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered", body = Instance),
+        (status = 200, description = "Registration replaced (same address or new metadata)", body = Instance),
+        (status = 400, description = "Bad name, address, TTL or JSON", body = ErrorBody),
+        (status = 401, description = "Writes need the bearer token", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body without Content-Type: application/json", body = ErrorBody),
+        (status = 503, description = "The store can't take writes", body = ErrorBody),
+    ),
+    security((), ("bearer" = []))
+)]
 pub async fn register<S: Store>(
     State(app): State<AppState<S>>,
     InstancePath { service, id }: InstancePath,
@@ -32,6 +60,20 @@ pub async fn register<S: Store>(
 
 /// `PUT /v1/services/{service}/instances/{id}/heartbeat`: renews the lease;
 /// 404 `unknown_instance` tells the caller to register again.
+#[utoipa::path(
+    put,
+    path = "/v1/services/{service}/instances/{id}/heartbeat",
+    tag = "instances",
+    params(InstancePathDoc),
+    responses(
+        (status = 200, description = "Lease renewed", body = Instance),
+        (status = 400, description = "Bad name", body = ErrorBody),
+        (status = 401, description = "Writes need the bearer token", body = ErrorBody),
+        (status = 404, description = "Unknown instance: register again", body = ErrorBody),
+        (status = 503, description = "The store can't take writes", body = ErrorBody),
+    ),
+    security((), ("bearer" = []))
+)]
 pub async fn heartbeat<S: Store>(
     State(app): State<AppState<S>>,
     InstancePath { service, id }: InstancePath,
@@ -42,6 +84,20 @@ pub async fn heartbeat<S: Store>(
 }
 
 /// `DELETE /v1/services/{service}/instances/{id}`: 204, or 404 when unknown.
+#[utoipa::path(
+    delete,
+    path = "/v1/services/{service}/instances/{id}",
+    tag = "instances",
+    params(InstancePathDoc),
+    responses(
+        (status = 204, description = "Deregistered"),
+        (status = 400, description = "Bad name", body = ErrorBody),
+        (status = 401, description = "Writes need the bearer token", body = ErrorBody),
+        (status = 404, description = "Unknown instance", body = ErrorBody),
+        (status = 503, description = "The store can't take writes", body = ErrorBody),
+    ),
+    security((), ("bearer" = []))
+)]
 pub async fn deregister<S: Store>(
     State(app): State<AppState<S>>,
     InstancePath { service, id }: InstancePath,

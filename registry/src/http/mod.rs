@@ -3,12 +3,14 @@
 //! * [`instances`]: writes (register, heartbeat, deregister);
 //! * [`services`]: reads and blocking queries;
 //! * [`ops`]: health and metrics;
+//! * [`openapi`]: the API's description, `GET /openapi.json`;
 //! * [`auth`], [`extract`], [`error`]: the pieces every route shares.
 
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod instances;
+pub mod openapi;
 pub mod ops;
 pub mod services;
 
@@ -68,6 +70,7 @@ pub fn router<S: Store>(state: AppState<S>, token: Option<Arc<str>>) -> Router {
         )
         .route("/_health", get(ops::health::<S>))
         .route("/_metrics", get(ops::metrics::<S>))
+        .route("/openapi.json", get(openapi::document))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -8,19 +8,26 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use beacon_wire::ErrorCode;
+use beacon_wire::{ErrorBody, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 /// `?deep=true` asks for a store check too.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HealthParams {
+    /// `true`: check that the store takes writes too.
+    #[param(value_type = Option<bool>)]
     deep: Option<String>,
 }
 
 /// Body of `/_health`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
+    /// `ok`, or `unavailable` when a deep check failed.
+    #[schema(value_type = String)]
     status: &'static str,
+    /// `memory` or `etcd`.
+    #[schema(value_type = String)]
     store: &'static str,
     services: usize,
     instances: usize,
@@ -30,6 +37,17 @@ pub struct Health {
 
 /// `GET /_health[?deep=true]`: 200 when serving; with `deep`, 503 when the
 /// store can't take writes.
+#[utoipa::path(
+    get,
+    path = "/_health",
+    tag = "operations",
+    params(HealthParams),
+    responses(
+        (status = 200, description = "Serving", body = Health),
+        (status = 400, description = "deep is neither true nor false", body = ErrorBody),
+        (status = 503, description = "A deep check found the store unavailable", body = Health),
+    )
+)]
 pub async fn health<S: Store>(
     State(app): State<AppState<S>>,
     QueryParams(params): QueryParams<HealthParams>,
@@ -66,6 +84,13 @@ pub async fn health<S: Store>(
 }
 
 /// `GET /_metrics`: Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/_metrics",
+    tag = "operations",
+    responses((status = 200, description = "OpenMetrics text",
+        content_type = "application/openmetrics-text", body = String))
+)]
 pub async fn metrics<S: Store>(State(app): State<AppState<S>>) -> impl IntoResponse {
     (
         [(

@@ -11,17 +11,45 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use beacon_wire::{ServiceList, WatchQuery, INDEX_HEADER};
+use beacon_wire::{ErrorBody, ServiceInstances, ServiceList, WatchQuery, INDEX_HEADER};
 use serde::Deserialize;
 
 /// The raw blocking-query parameters; [`WatchQuery::parse`] checks them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WatchParams {
+    /// Answer once the service's index is no longer this one (a blocking
+    /// query); without it, answer at once.
+    #[param(value_type = Option<i64>, minimum = 0)]
     index: Option<String>,
+    /// Longest wait of a blocking query: `250ms`, `30s`, `1m`; at most 60 s,
+    /// 30 s when absent.
+    #[param(pattern = "^(([0-9]{1,4}|[1-5][0-9]{4}|60000)ms|([0-9]|[1-5][0-9]|60)s|[01]m)$")]
     wait: Option<String>,
 }
 
+/// The path parameter of a service's route, for the API description.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // read by the OpenAPI derive only
+pub struct ServicePathDoc {
+    /// The service name.
+    service: beacon_wire::ServiceName,
+}
+
 /// `GET /v1/services/{service}[?index=N&wait=D]`.
+#[utoipa::path(
+    get,
+    path = "/v1/services/{service}",
+    tag = "services",
+    params(ServicePathDoc, WatchParams),
+    responses(
+        (status = 200, description = "The service's live instances and its index",
+            body = ServiceInstances,
+            headers(("X-Beacon-Index" = u64, description = "The index, as in the body"))),
+        (status = 400, description = "Bad name or query", body = ErrorBody),
+    )
+)]
 pub async fn resolve<S: Store>(
     State(app): State<AppState<S>>,
     ServicePath(service): ServicePath,
@@ -41,6 +69,12 @@ pub async fn resolve<S: Store>(
 }
 
 /// `GET /v1/services`.
+#[utoipa::path(
+    get,
+    path = "/v1/services",
+    tag = "services",
+    responses((status = 200, description = "Every service with its instances", body = ServiceList))
+)]
 pub async fn list<S: Store>(State(app): State<AppState<S>>) -> Json<ServiceList> {
     Json(app.store.catalog().list())
 }
