@@ -14,7 +14,7 @@ RATINGS := RUN_DIR=$(RUN_DIR) RATINGS_BIN=$(RATINGS_BIN) scripts/ratings.sh
 # Release binaries are rebuilt only when a source file changed.
 SOURCES := $(shell find src kit registry ratings market bench -name '*.rs' -o -name '*.html' -o -name '*.css' -o -name '*.js' 2>/dev/null | grep -v '^target') Cargo.toml Cargo.lock
 
-.PHONY: demo demo-etcd deps test contract lint bench bench-quick bench-deps stress faults chaos registry market startRatings stopRatings pauseRatings resumeRatings slowRatings flakyRatings healRatings build-release
+.PHONY: demo demo-etcd deps test contract fuzz lint bench bench-quick bench-deps stress faults chaos registry market startRatings stopRatings pauseRatings resumeRatings slowRatings flakyRatings healRatings build-release
 
 ## demo: registry + 3 ratings instances + market (http://127.0.0.1:5000); ^C stops all.
 ## STORE=etcd: a 3-member etcd cluster and two registry replicas instead.
@@ -85,6 +85,18 @@ stress: deps build-release
 ## faults: partitions between real hosts (network namespaces, nftables) under market load; needs root (~2 min)
 faults: deps build-release
 	$(RELEASE)/beacon-faults $(ARGS)
+
+## fuzz: each parser fuzz target (fuzz/) for FUZZ_SECONDS (default 60) with libFuzzer; needs nightly, installs cargo-fuzz when missing
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := names address watch_query register_body
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  echo "== $$t: $(FUZZ_SECONDS) s"; \
+	  cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 \
+	    | grep -E "stat::number_of_executed_units|Done [0-9]+ runs|ERROR|panicked|crash-" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 ## chaos: random kills, pauses and restarts (and 2 registry restarts) under load, 2 min
 chaos: build-release
