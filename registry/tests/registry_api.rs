@@ -739,7 +739,9 @@ async fn the_api_description_covers_every_route() {
         .json()
         .await
         .expect("JSON");
-    assert!(spec["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    assert!(spec["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.")));
     let mut routes: Vec<String> = Vec::new();
     for (path, operations) in spec["paths"].as_object().expect("paths") {
         for method in operations.as_object().expect("operations").keys() {
