@@ -46,8 +46,42 @@ async fn settled(topology: &Topology, ids: &[&str]) -> Result<(), String> {
         .map(drop)
 }
 
-async fn present(topology: &Topology) -> usize {
-    topology.registered().await.map_or(0, |r| r.len())
+/// Waits (at most `limit`) for the market's panel to show `id`'s breaker
+/// `state`; how long it took.
+async fn breaker_becomes(
+    topology: &Topology,
+    id: &str,
+    state: &str,
+    limit: Duration,
+) -> Result<Duration, String> {
+    let what = format!("{id}'s breaker to be {state}");
+    topology
+        .until(limit, &what, || async {
+            topology.breaker(id).await.as_deref() == Some(state)
+        })
+        .await
+}
+
+/// Ends the load and reports: `converged` is the time from the heal to the
+/// scenario's end state (`fallback` when it never came).
+async fn report(
+    name: &'static str,
+    topology: &Topology,
+    load: Load,
+    converged: &Result<Duration, String>,
+    fallback: Duration,
+    checks: Vec<(String, bool)>,
+) -> Report {
+    let (calls, caller_errors) = load.finish().await;
+    Report {
+        name,
+        calls,
+        caller_errors,
+        registrations: topology.started(),
+        present: topology.registered().await.map_or(0, |r| r.len()),
+        converged: converged.clone().unwrap_or(fallback),
+        checks,
+    }
 }
 
 /// The market can't reach ratings-2; the registry still hears it: no
@@ -58,11 +92,7 @@ pub async fn market_cut_from_one_instance() -> Result<Report, String> {
     settled(&topology, &["ratings-1", "ratings-2"]).await?;
     let load = Load::start(topology.market_url());
     topology.net.cut("market", "ratings-2")?;
-    let opened = topology
-        .until(OPENS_WITHIN, "ratings-2's breaker to open", || async {
-            topology.breaker("ratings-2").await.as_deref() == Some("open")
-        })
-        .await;
+    let opened = breaker_becomes(&topology, "ratings-2", "open", OPENS_WITHIN).await;
     let mut stayed_open = true;
     let mut still_registered = true;
     for _ in 0..16 {
@@ -74,20 +104,14 @@ pub async fn market_cut_from_one_instance() -> Result<Report, String> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     topology.net.heal()?;
-    let back = topology
-        .until(BACK_WITHIN * 2, "ratings-2 back in rotation", || async {
-            topology.breaker("ratings-2").await.as_deref() == Some("closed")
-        })
-        .await;
-    let (calls, caller_errors) = load.finish().await;
-    Ok(Report {
-        name: "market cut off from one ratings instance",
-        calls,
-        caller_errors,
-        registrations: topology.started(),
-        present: present(&topology).await,
-        converged: back.clone().unwrap_or(BACK_WITHIN * 2),
-        checks: vec![
+    let back = breaker_becomes(&topology, "ratings-2", "closed", BACK_WITHIN * 2).await;
+    Ok(report(
+        "market cut off from one ratings instance",
+        &topology,
+        load,
+        &back,
+        BACK_WITHIN * 2,
+        vec![
             ("its breaker opened".into(), opened.is_ok()),
             (
                 "it stayed open for 4 s, past its 3 s lease".into(),
@@ -96,10 +120,11 @@ pub async fn market_cut_from_one_instance() -> Result<Report, String> {
             ("the registry heard it all along".into(), still_registered),
             (
                 format!("back in rotation within {BACK_WITHIN:?}"),
-                back.is_ok_and(|t| t <= BACK_WITHIN),
+                back.as_ref().is_ok_and(|t| *t <= BACK_WITHIN),
             ),
         ],
-    })
+    )
+    .await)
 }
 
 /// Requests reach ratings-2 but its answers never come back: handled like
@@ -109,34 +134,25 @@ pub async fn answers_lost_one_way() -> Result<Report, String> {
     settled(&topology, &["ratings-1", "ratings-2"]).await?;
     let load = Load::start(topology.market_url());
     topology.net.cut_one_way("ratings-2", "market")?;
-    let opened = topology
-        .until(OPENS_WITHIN, "ratings-2's breaker to open", || async {
-            topology.breaker("ratings-2").await.as_deref() == Some("open")
-        })
-        .await;
+    let opened = breaker_becomes(&topology, "ratings-2", "open", OPENS_WITHIN).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     topology.net.heal()?;
-    let back = topology
-        .until(BACK_WITHIN * 2, "ratings-2 back in rotation", || async {
-            topology.breaker("ratings-2").await.as_deref() == Some("closed")
-        })
-        .await;
-    let (calls, caller_errors) = load.finish().await;
-    Ok(Report {
-        name: "one way: ratings-2's answers lost",
-        calls,
-        caller_errors,
-        registrations: topology.started(),
-        present: present(&topology).await,
-        converged: back.clone().unwrap_or(BACK_WITHIN * 2),
-        checks: vec![
+    let back = breaker_becomes(&topology, "ratings-2", "closed", BACK_WITHIN * 2).await;
+    Ok(report(
+        "one way: ratings-2's answers lost",
+        &topology,
+        load,
+        &back,
+        BACK_WITHIN * 2,
+        vec![
             ("its breaker opened, as for a hang".into(), opened.is_ok()),
             (
                 format!("back in rotation within {BACK_WITHIN:?}"),
-                back.is_ok_and(|t| t <= BACK_WITHIN),
+                back.as_ref().is_ok_and(|t| *t <= BACK_WITHIN),
             ),
         ],
-    })
+    )
+    .await)
 }
 
 /// ratings-1 can't reach the registry (callers still reach it): it drops
@@ -170,25 +186,25 @@ pub async fn instance_cut_from_registry() -> Result<Report, String> {
                 .is_some_and(|r| r.iter().any(|i| i == "ratings-1"))
         })
         .await;
-    let (calls, caller_errors) = load.finish().await;
-    Ok(Report {
-        name: "ratings-1 cut off from the registry",
-        calls,
-        caller_errors,
-        registrations: topology.started(),
-        present: present(&topology).await,
-        converged: back.clone().unwrap_or(lease * 3),
-        checks: vec![
+    Ok(report(
+        "ratings-1 cut off from the registry",
+        &topology,
+        load,
+        &back,
+        lease * 3,
+        vec![
             (
                 "it dropped out once its lease lapsed".into(),
                 dropped.is_ok(),
             ),
             (
                 format!("registered again within a heartbeat ({heartbeat:?}, and 1 s of slack)"),
-                back.is_ok_and(|t| t <= heartbeat + Duration::from_secs(1)),
+                back.as_ref()
+                    .is_ok_and(|t| *t <= heartbeat + Duration::from_secs(1)),
             ),
         ],
-    })
+    )
+    .await)
 }
 
 /// The market can't reach the registry: its last-known view serves every
@@ -227,15 +243,13 @@ pub async fn market_cut_from_registry() -> Result<Report, String> {
             || async { topology.breaker("ratings-3").await.as_deref() == Some("closed") },
         )
         .await;
-    let (calls, caller_errors) = load.finish().await;
-    Ok(Report {
-        name: "market cut off from the registry",
-        calls,
-        caller_errors,
-        registrations: topology.started(),
-        present: present(&topology).await,
-        converged: used.clone().unwrap_or(long_poll),
-        checks: vec![
+    Ok(report(
+        "market cut off from the registry",
+        &topology,
+        load,
+        &used,
+        long_poll,
+        vec![
             (
                 "ratings-3 registered during the partition".into(),
                 registered.is_ok(),
@@ -243,10 +257,12 @@ pub async fn market_cut_from_registry() -> Result<Report, String> {
             ("the market did not see it while cut off".into(), unseen),
             (
                 format!("the market used it within one long poll ({long_poll:?}) of the heal"),
-                used.is_ok_and(|t| t <= long_poll + Duration::from_secs(5)),
+                used.as_ref()
+                    .is_ok_and(|t| *t <= long_poll + Duration::from_secs(5)),
             ),
         ],
-    })
+    )
+    .await)
 }
 
 /// Registry replica 1 and etcd member 1 end up on the minority side of a
@@ -322,15 +338,13 @@ pub async fn replica_cut_from_etcd_majority() -> Result<Report, String> {
             },
         )
         .await;
-    let (calls, caller_errors) = load.finish().await;
-    Ok(Report {
-        name: "registry replica + etcd member on the minority side",
-        calls,
-        caller_errors,
-        registrations: topology.started(),
-        present: present(&topology).await,
-        converged: agree.clone().unwrap_or(Duration::from_secs(20)),
-        checks: vec![
+    Ok(report(
+        "registry replica + etcd member on the minority side",
+        &topology,
+        load,
+        &agree,
+        Duration::from_secs(20),
+        vec![
             (
                 "replica 1 answered writes 503 store_unavailable".into(),
                 refused.is_ok(),
@@ -345,5 +359,6 @@ pub async fn replica_cut_from_etcd_majority() -> Result<Report, String> {
             ),
             ("replica 1 takes writes again".into(), writes_again.is_ok()),
         ],
-    })
+    )
+    .await)
 }
