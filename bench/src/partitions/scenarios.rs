@@ -95,6 +95,8 @@ pub async fn market_cut_from_one_instance() -> Result<Report, String> {
     let opened = breaker_becomes(&topology, "ratings-2", "open", OPENS_WITHIN).await;
     let mut stayed_open = true;
     let mut still_registered = true;
+    // Sampled for 4 s on purpose: the breaker must stay open (and the
+    // registry keep the instance) for as long as the partition lasts.
     for _ in 0..16 {
         stayed_open &= topology.breaker("ratings-2").await.as_deref() == Some("open");
         still_registered &= topology
@@ -135,6 +137,8 @@ pub async fn answers_lost_one_way() -> Result<Report, String> {
     let load = Load::start(topology.market_url());
     topology.net.cut_one_way("ratings-2", "market")?;
     let opened = breaker_becomes(&topology, "ratings-2", "open", OPENS_WITHIN).await;
+    // The partition lasts on purpose, with the load running: callers must
+    // keep getting answers while it does.
     tokio::time::sleep(Duration::from_secs(2)).await;
     topology.net.heal()?;
     let back = breaker_becomes(&topology, "ratings-2", "closed", BACK_WITHIN * 2).await;
@@ -232,6 +236,8 @@ pub async fn market_cut_from_registry() -> Result<Report, String> {
             },
         )
         .await;
+    // On purpose: what must not happen (the market learning of ratings-3
+    // through the cut) gets two seconds to happen.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let unseen = topology.breaker("ratings-3").await.is_none();
     topology.net.heal()?;
@@ -313,6 +319,7 @@ pub async fn replica_cut_from_etcd_majority() -> Result<Report, String> {
             },
         )
         .await;
+    // The partition lasts on purpose, with the load running.
     tokio::time::sleep(Duration::from_secs(2)).await;
     topology.net.heal()?;
     let agree = topology

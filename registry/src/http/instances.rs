@@ -9,6 +9,19 @@ use crate::store::{Registered, Store};
 use axum::{extract::State, http::StatusCode, Json};
 use beacon_wire::{ErrorBody, Instance, InstanceId, RegisterRequest, ServiceName};
 
+/// What every write may answer besides its own outcomes, for the API
+/// description.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // read by the OpenAPI derive only
+enum WriteRefusals {
+    /// Writes need the bearer token.
+    #[response(status = 401, description = "Writes need the bearer token")]
+    Unauthorized(ErrorBody),
+    /// The store can't take writes.
+    #[response(status = 503, description = "The store can't take writes")]
+    StoreUnavailable(ErrorBody),
+}
+
 /// The path parameters of an instance's routes, for the API description.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -31,10 +44,9 @@ pub struct InstancePathDoc {
         (status = 201, description = "Registered", body = Instance),
         (status = 200, description = "Registration replaced (same address or new metadata)", body = Instance),
         (status = 400, description = "Bad name, address, TTL or JSON", body = ErrorBody),
-        (status = 401, description = "Writes need the bearer token", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body without Content-Type: application/json", body = ErrorBody),
-        (status = 503, description = "The store can't take writes", body = ErrorBody),
+        WriteRefusals,
     ),
     security((), ("bearer" = []))
 )]
@@ -68,9 +80,8 @@ pub async fn register<S: Store>(
     responses(
         (status = 200, description = "Lease renewed", body = Instance),
         (status = 400, description = "Bad name", body = ErrorBody),
-        (status = 401, description = "Writes need the bearer token", body = ErrorBody),
         (status = 404, description = "Unknown instance: register again", body = ErrorBody),
-        (status = 503, description = "The store can't take writes", body = ErrorBody),
+        WriteRefusals,
     ),
     security((), ("bearer" = []))
 )]
@@ -92,9 +103,8 @@ pub async fn heartbeat<S: Store>(
     responses(
         (status = 204, description = "Deregistered"),
         (status = 400, description = "Bad name", body = ErrorBody),
-        (status = 401, description = "Writes need the bearer token", body = ErrorBody),
         (status = 404, description = "Unknown instance", body = ErrorBody),
-        (status = 503, description = "The store can't take writes", body = ErrorBody),
+        WriteRefusals,
     ),
     security((), ("bearer" = []))
 )]
