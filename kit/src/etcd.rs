@@ -177,11 +177,7 @@ trap 'kill $child 2>/dev/null; wait $child; exit 0' TERM INT
 while kill -0 "$PPID" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.2; done
 kill $child 2>/dev/null; wait $child"#;
         let mut command = match &self.netns {
-            Some(netns) => {
-                let mut command = Command::new("ip");
-                command.args(["netns", "exec", netns, "sh"]);
-                command
-            }
+            Some(netns) => crate::netns::exec(netns, std::path::Path::new("sh")),
             None => Command::new("sh"),
         };
         let child = command

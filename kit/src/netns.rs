@@ -65,6 +65,14 @@ fn run(command: &mut Command, what: &str) -> Result<(), String> {
     }
 }
 
+/// `program` to run inside network namespace `netns` (`ip netns exec`,
+/// which execs it: the child's pid is the program's).
+pub fn exec(netns: &str, program: &Path) -> Command {
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", netns]).arg(program);
+    command
+}
+
 impl TestNet {
     /// Creates hosts named `names` on one bridge. Fails (naming root) when
     /// namespaces can't be made.
@@ -169,16 +177,9 @@ impl TestNet {
             .unwrap_or_else(|| panic!("no host {name:?} in this test network"))
     }
 
-    /// Every host.
-    pub fn hosts(&self) -> &[Host] {
-        &self.hosts
-    }
-
     /// `program` to run on `host`.
     pub fn command(&self, host: &Host, program: &Path) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &host.netns]).arg(program);
-        command
+        exec(&host.netns, program)
     }
 
     /// Cuts `a` and `b` apart, both ways: neither hears the other.
@@ -206,8 +207,8 @@ impl TestNet {
     }
 
     fn nft(&self, host: &Host, rule: &str) -> Result<(), String> {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &host.netns, "nft", rule]);
+        let mut command = exec(&host.netns, Path::new("nft"));
+        command.arg(rule);
         run(&mut command, "nft")
     }
 }

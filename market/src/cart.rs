@@ -25,7 +25,7 @@ pub struct Carts {
 
 /// A cart as shown and answered: items in catalog order, the total, and
 /// the version (to base a checkout on).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CartView {
     /// What is in it.
     pub items: Vec<Thing>,

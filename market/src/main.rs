@@ -57,7 +57,7 @@ struct Cli {
 
     /// Versions of each cart and customer kept in the history (the bases
     /// of three-way merges); older ones are deleted as new ones are written.
-    #[arg(long, env = "BEACON_MARKET_HISTORY_VERSIONS", default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, env = "BEACON_MARKET_HISTORY_VERSIONS", default_value_t = beacon_market::store::HISTORY_KEPT, value_parser = clap::value_parser!(i64).range(1..))]
     history_versions: i64,
 
     #[command(flatten)]

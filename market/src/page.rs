@@ -85,13 +85,8 @@ pub async fn index(
         Ok(cart) => (cart, None),
         Err(e) => {
             tracing::warn!("the page shows no cart: {e}");
-            let empty = CartView {
-                items: Vec::new(),
-                total_cents: 0,
-                version: 0,
-            };
             (
-                empty,
+                CartView::default(),
                 Some(format!("Your cart can't be shown just now: {e}")),
             )
         }

@@ -103,7 +103,7 @@ impl Default for Races {
 }
 
 /// A document that was never written: version 0, no fields.
-pub fn empty(id: &str) -> Stored {
+fn empty(id: &str) -> Stored {
     Stored {
         id: id.to_owned(),
         version: 0,

@@ -77,16 +77,6 @@ impl WindowBudget {
     }
 }
 
-impl tower::retry::budget::Budget for WindowBudget {
-    fn deposit(&self) {
-        self.deposit_at(Instant::now());
-    }
-
-    fn withdraw(&self) -> bool {
-        self.withdraw_at(Instant::now())
-    }
-}
-
 /// Counts per second over the window: each slot holds the second it
 /// counts (high 32 bits) and its count (low 32 bits), so a slot from an
 /// older round of the window is recognised and started afresh.

@@ -132,6 +132,12 @@ impl Shared {
         Duration::from_nanos(self.delay_ns.load(Ordering::Relaxed))
     }
 
+    /// Records the latency of an answer to an attempt sent at `started`.
+    fn record_since(&self, started: Instant) {
+        let now = Instant::now();
+        self.latencies.record(now - started, now);
+    }
+
     /// The configured quantile of recent latencies, bounded (the cap
     /// while too few are known).
     fn worked_out_delay(&self, now: Instant) -> Duration {
@@ -273,8 +279,7 @@ where
         biased;
         answer = &mut first => {
             if answer.is_ok() && record {
-                let now = Instant::now();
-                shared.latencies.record(now - started, now);
+                shared.record_since(started);
             }
             return answer;
         }
@@ -299,8 +304,7 @@ where
         answer = &mut first => match answer {
             Ok(_) => {
                 if record {
-                    let now = Instant::now();
-                    shared.latencies.record(now - started, now);
+                    shared.record_since(started);
                 }
                 finish_alone(second);
                 answer

@@ -9,6 +9,11 @@ use super::error::{ErrorCode, WireError};
 use serde::{Deserialize, Serialize};
 use std::{fmt, str::FromStr, sync::Arc};
 
+/// The naming rule as a regular expression (for the API's description;
+/// [`check_name`] applies it without one).
+#[cfg(feature = "openapi")]
+const NAME_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,62}$";
+
 /// Longest service name or instance id, in bytes.
 pub const MAX_NAME_LEN: usize = 63;
 
@@ -48,7 +53,7 @@ fn name_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     use utoipa::openapi::schema::{ObjectBuilder, Type};
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .pattern(Some("^[a-z0-9][a-z0-9._-]{0,62}$"))
+        .pattern(Some(NAME_PATTERN))
         .min_length(Some(1))
         .max_length(Some(MAX_NAME_LEN))
         .into()

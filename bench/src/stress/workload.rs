@@ -11,10 +11,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The things for sale (the market's catalog).
-pub const THINGS: [&str; 4] = ["basketball", "football", "camera", "briefcase"];
-/// A customer's fields, each changed at random.
-pub const FIELDS: [&str; 3] = ["name", "email", "address"];
+use beacon_market::{catalog::THINGS, customers::FIELDS, session::COOKIE};
 
 /// A shared cart's cookie value (32 hex digits, as the market issues).
 pub fn cart_cookie(cart: usize) -> String {
@@ -125,7 +122,7 @@ impl Worker {
             let market = self.markets[rng.random_range(0..self.markets.len())].clone();
             if rng.random_bool(0.5) {
                 let cart = rng.random_range(0..self.carts);
-                let thing = THINGS[rng.random_range(0..THINGS.len())];
+                let thing = THINGS[rng.random_range(0..THINGS.len())].id;
                 match rng.random_range(0..100) {
                     0..40 => {
                         self.cart_change(&mut seen, &market, cart, CartChange::Add(thing))
@@ -278,7 +275,7 @@ impl Worker {
             .method(method)
             .uri(format!("{market}{path}"));
         if !cookie.is_empty() {
-            request = request.header(header::COOKIE, format!("beacon_cart={cookie}"));
+            request = request.header(header::COOKIE, format!("{COOKIE}={cookie}"));
         }
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");

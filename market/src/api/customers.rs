@@ -35,7 +35,6 @@ pub async fn put_customer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    crate::customers::check_id(&id)?;
     let edit = parse_edit(&id, &body, if_match(&headers)?)?;
     Ok(match app.customers.save(&id, edit).await? {
         Saved::Created(stored) => answer(StatusCode::CREATED, &stored),

@@ -194,30 +194,6 @@ impl Store {
         }))
     }
 
-    /// Order `id`, verified.
-    pub async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
-        let row =
-            sqlx::query("SELECT cart, cart_version, body, signature FROM orders WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some(row) = row else { return Ok(None) };
-        let cart: String = row.try_get("cart")?;
-        let cart_version: i64 = row.try_get("cart_version")?;
-        let body: String = row.try_get("body")?;
-        let signature: String = row.try_get("signature")?;
-        let fields = ["order", id, &cart, &cart_version.to_string(), &body];
-        if !self.signer.verifies(&fields, &signature) {
-            return Err(self.tampered("order", id));
-        }
-        Ok(Some(Order {
-            id: id.to_owned(),
-            cart,
-            cart_version,
-            body: parse("order", id, &body)?,
-        }))
-    }
-
     /// The compare-and-set and the history row, inside `tx`.
     async fn write_in(
         &self,
