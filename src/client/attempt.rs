@@ -127,100 +127,111 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
     }
 
     fn call(&mut self, Admitted { call, admission }: Admitted) -> Self::Future {
-        let endpoint = Arc::clone(&self.endpoint);
-        let request = call.to_request(endpoint.uri());
-        let sent = request.map(|r| self.transport.call(r));
-        let limits = self.limits;
-        let attempt_timeout = limits.timeout;
-        // Made before the future, so dropping it unpolled still frees a probe.
-        let mut verdict = Verdict::pending(Arc::clone(&endpoint), admission);
-        Box::pin(async move {
-            let sent = sent?;
-            let started = Instant::now();
-            let limit = attempt_timeout.min(call.deadline.saturating_duration_since(started));
-            let address = endpoint.address();
-            let answer = async {
-                let response = sent.await?;
-                if call.streams_response() {
-                    return Ok(match limits.body_timeout {
-                        Some(timeout) => response.map(|body| body.with_timeout(timeout)),
-                        None => response,
-                    });
-                }
-                let (parts, body) = response.into_parts();
-                let body = body
-                    .bytes(limits.max_response_bytes)
-                    .await
-                    .map_err(|e| ExchangeError::Broken(e.into()))?;
-                Ok(Response::from_parts(parts, ResponseBody::from(body)))
-            };
-            // Deadlines from the one clock reading: each costs as much as the
-            // breaker's whole verdict.
-            let answered = match call.body_sent() {
-                None => tokio::time::timeout_at(started + limit, answer).await.ok(),
-                Some(body_sent) => {
-                    once_sent(answer, body_sent, attempt_timeout, call.deadline).await
-                }
-            };
-            let error = match answered {
-                Some(Ok(mut response)) if answered_well(&call, &response) => {
-                    let now = Instant::now();
-                    verdict.success(now - started, now);
-                    response.extensions_mut().insert(ServedBy {
-                        id: endpoint.id(),
-                        address: address.clone(),
-                        attempts: call.attempt,
-                    });
-                    return Ok(response);
-                }
-                Some(Ok(response)) if response.status().is_server_error() => {
-                    ClientError::ServerError {
-                        address: address.clone(),
-                        status: response.status(),
-                    }
-                }
-                Some(Ok(_)) => ClientError::GrpcUnavailable {
-                    address: address.clone(),
-                },
-                Some(Err(ExchangeError::Connect(cause))) => ClientError::Connect {
-                    address: address.clone(),
-                    cause,
-                },
-                Some(Err(ExchangeError::Broken(cause))) => ClientError::Transport {
-                    address: address.clone(),
-                    cause,
-                },
-                // The caller's body failed: no verdict on the instance.
-                Some(Err(ExchangeError::Request(cause))) => {
-                    return Err(ClientError::RequestBody { cause })
-                }
-                // The deadline, not the attempt timeout, cut it short.
-                None if limit < attempt_timeout || Instant::now() >= call.deadline => {
-                    return Err(ClientError::DeadlineExceeded {
-                        deadline: call.allowed,
-                    })
-                }
-                None => ClientError::Timeout {
-                    address: address.clone(),
-                    after: attempt_timeout,
-                },
-            };
-            // Only a timeout says how slow the instance is (a refusal or a
-            // quick 503 says nothing about it).
-            let took = matches!(error, ClientError::Timeout { .. }).then(|| started.elapsed());
-            verdict.failure(&error, took);
-            Err(error)
-        })
+        // Made first, so that dropping the attempt, even unpolled, still
+        // frees a probe.
+        let verdict = Verdict::pending(Arc::clone(&self.endpoint), admission);
+        let sent = match call.to_request(self.endpoint.uri()) {
+            Ok(request) => self.transport.call(request),
+            Err(error) => return Box::pin(std::future::ready(Err(error))),
+        };
+        // Two futures, not one with both ways in it: the one every call
+        // that wants bytes takes stays small (it is boxed per attempt).
+        if call.streams_response() {
+            Box::pin(streamed(sent, call, verdict, self.limits))
+        } else {
+            Box::pin(whole(sent, call, verdict, self.limits))
+        }
     }
 }
 
+type Exchange = Result<Response<ResponseBody>, ExchangeError>;
+
+/// An attempt whose answer is read whole within the attempt timeout.
+async fn whole<F>(sent: F, call: Call, verdict: Verdict, limits: AttemptLimits) -> Answer
+where
+    F: Future<Output = Exchange>,
+{
+    let judging = Judging::of(&call, call.attempt_time(), limits.timeout);
+    // Not kept while waiting: the future stays smaller.
+    drop(call);
+    let answer = async {
+        let (parts, body) = sent.await?.into_parts();
+        let body = body
+            .bytes(limits.max_response_bytes)
+            .await
+            .map_err(|e| ExchangeError::Broken(e.into()))?;
+        Ok(Response::from_parts(parts, ResponseBody::from(body)))
+    };
+    let answered = tokio::time::timeout_at(judging.until(), answer).await.ok();
+    verdict.judge(answered, judging)
+}
+
+/// An attempt whose answer streams: it ends with the headers (the body
+/// then bounded by the body timeout, if any), and, while its request body
+/// streams, only the call's deadline bounds it.
+async fn streamed<F>(sent: F, call: Call, verdict: Verdict, limits: AttemptLimits) -> Answer
+where
+    F: Future<Output = Exchange>,
+{
+    let judging = Judging::of(&call, Instant::now(), limits.timeout);
+    let answer = async {
+        let response = sent.await?;
+        Ok(match limits.body_timeout {
+            Some(timeout) => response.map(|body| body.with_timeout(timeout)),
+            None => response,
+        })
+    };
+    let answered = match call.body_sent() {
+        None => tokio::time::timeout_at(judging.until(), answer).await.ok(),
+        Some(body_sent) => once_sent(answer, body_sent, limits.timeout, call.deadline).await,
+    };
+    verdict.judge(answered, judging)
+}
+
+/// What judging an attempt needs of its call: taken before the wait, so
+/// that the call need not be kept in the attempt's future.
+#[derive(Debug, Clone, Copy)]
+struct Judging {
+    attempt: u32,
+    grpc: bool,
+    started: Instant,
+    /// The attempt timeout, or less if the call's deadline comes first.
+    limit: Duration,
+    attempt_timeout: Duration,
+    deadline: Instant,
+    /// What the call was given, for the error that says it ran out.
+    allowed: Duration,
+}
+
+impl Judging {
+    /// For an attempt at `call` sent at `started`.
+    fn of(call: &Call, started: Instant, attempt_timeout: Duration) -> Self {
+        Self {
+            attempt: call.attempt,
+            grpc: call.is_grpc(),
+            started,
+            limit: attempt_timeout.min(call.deadline.saturating_duration_since(started)),
+            attempt_timeout,
+            deadline: call.deadline,
+            allowed: call.allowed(),
+        }
+    }
+
+    /// When the attempt's time is up.
+    fn until(&self) -> Instant {
+        self.started + self.limit
+    }
+}
+
+type Answer = Result<Response<ResponseBody>, ClientError>;
+
 /// Whether `response` is a success for the instance: not a 5xx, and, for
 /// a gRPC call, not UNAVAILABLE.
-fn answered_well<B>(call: &Call, response: &Response<B>) -> bool {
+fn answered_well<B>(grpc: bool, response: &Response<B>) -> bool {
     if response.status().is_server_error() {
         return false;
     }
-    !(call.is_grpc() && grpc_unavailable(response))
+    !(grpc && grpc_unavailable(response))
 }
 
 /// Whether a gRPC answer says UNAVAILABLE (status 14) in its headers — a
@@ -270,6 +281,67 @@ impl Verdict {
             admission,
             reported: false,
         }
+    }
+
+    /// The attempt's answer from what the exchange gave (`None`: time ran
+    /// out), with the verdict recorded.
+    fn judge(mut self, answered: Option<Exchange>, judging: Judging) -> Answer {
+        let Judging {
+            attempt,
+            grpc,
+            started,
+            limit,
+            attempt_timeout,
+            deadline,
+            allowed,
+        } = judging;
+        let address = self.endpoint.address();
+        let error = match answered {
+            Some(Ok(mut response)) if answered_well(grpc, &response) => {
+                let now = Instant::now();
+                let latency = now - started;
+                response.extensions_mut().insert(ServedBy {
+                    id: self.endpoint.id(),
+                    address: address.clone(),
+                    attempts: attempt,
+                    latency,
+                });
+                self.success(latency, now);
+                return Ok(response);
+            }
+            Some(Ok(response)) if response.status().is_server_error() => ClientError::ServerError {
+                address: address.clone(),
+                status: response.status(),
+            },
+            Some(Ok(_)) => ClientError::GrpcUnavailable {
+                address: address.clone(),
+            },
+            Some(Err(ExchangeError::Connect(cause))) => ClientError::Connect {
+                address: address.clone(),
+                cause,
+            },
+            Some(Err(ExchangeError::Broken(cause))) => ClientError::Transport {
+                address: address.clone(),
+                cause,
+            },
+            // The caller's body failed: no verdict on the instance.
+            Some(Err(ExchangeError::Request(cause))) => {
+                return Err(ClientError::RequestBody { cause })
+            }
+            // The deadline, not the attempt timeout, cut it short.
+            None if limit < attempt_timeout || Instant::now() >= deadline => {
+                return Err(ClientError::DeadlineExceeded { deadline: allowed })
+            }
+            None => ClientError::Timeout {
+                address: address.clone(),
+                after: attempt_timeout,
+            },
+        };
+        // Only a timeout says how slow the instance is (a refusal or a
+        // quick 503 says nothing about it).
+        let took = matches!(error, ClientError::Timeout { .. }).then(|| started.elapsed());
+        self.failure(&error, took);
+        Err(error)
     }
 
     fn success(&mut self, latency: Duration, now: Instant) {

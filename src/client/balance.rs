@@ -134,7 +134,7 @@ impl<N> Balance<N> {
         if endpoints.is_empty() {
             return None;
         }
-        let now = Instant::now();
+        let now = call.attempt_time();
         let drawn = match self.balancing {
             Balancing::LeastLoaded => least_loaded_of_two(&endpoints, call, now),
             Balancing::RoundRobin => None,

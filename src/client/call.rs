@@ -31,8 +31,9 @@ pub struct Call {
     request: Arc<Replayable>,
     /// When the whole call gives up.
     pub deadline: Instant,
-    /// How long the whole call was given (for the error that says so).
-    pub allowed: Duration,
+    /// When the call began (kept rather than worked out: the balancer,
+    /// the budgets and a first attempt all read it).
+    started: Instant,
     /// This attempt's number, from 1.
     pub attempt: u32,
     /// Instances already tried; a retry goes elsewhere. Allocates only once
@@ -88,13 +89,12 @@ impl Call {
     pub fn new(request: Request<Bytes>, allowed: Duration) -> Self {
         let (parts, body) = request.into_parts();
         let idempotent = idempotent(&parts);
-        let deadline = Instant::now() + allowed;
         let shape = Shape {
             idempotent,
             streams_response: false,
             grpc: false,
         };
-        Self::of(parts, Kept::Whole(body), shape, (deadline, allowed))
+        Self::of(parts, Kept::Whole(body), shape, (Instant::now(), allowed))
     }
 
     /// A first attempt at a request with a streamed body, given `allowed`
@@ -113,7 +113,8 @@ impl Call {
     {
         let (parts, body) = request.into_parts();
         let idempotent = idempotent(&parts);
-        let deadline = Instant::now() + allowed;
+        let started = Instant::now();
+        let deadline = started + allowed;
         let once = |read, rest, limit| {
             let sent = Arc::new(Notify::new());
             let body = RequestBody::streamed(read, rest, Arc::clone(&sent));
@@ -146,15 +147,10 @@ impl Call {
             streams_response: true,
             grpc,
         };
-        Ok(Self::of(parts, kept, shape, (deadline, allowed)))
+        Ok(Self::of(parts, kept, shape, (started, allowed)))
     }
 
-    fn of(
-        parts: Parts,
-        body: Kept,
-        shape: Shape,
-        (deadline, allowed): (Instant, Duration),
-    ) -> Self {
+    fn of(parts: Parts, body: Kept, shape: Shape, (started, allowed): (Instant, Duration)) -> Self {
         Self {
             request: Arc::new(Replayable {
                 method: parts.method,
@@ -163,8 +159,8 @@ impl Call {
                 body,
                 shape,
             }),
-            deadline,
-            allowed,
+            deadline: started + allowed,
+            started,
             attempt: 1,
             tried: Vec::new(),
             last_error: None,
@@ -173,9 +169,22 @@ impl Call {
 
     /// When the call began.
     pub fn started(&self) -> Instant {
-        self.deadline
-            .checked_sub(self.allowed)
-            .unwrap_or(self.deadline)
+        self.started
+    }
+
+    /// How long the whole call was given (for the error that says so).
+    pub fn allowed(&self) -> Duration {
+        self.deadline.saturating_duration_since(self.started)
+    }
+
+    /// The time to decide by when its next attempt is sent: when the call
+    /// began, for its first (microseconds ago: the call's own set-up, one
+    /// clock reading fewer per call); now, for a later one.
+    pub fn attempt_time(&self) -> Instant {
+        match self.attempt {
+            1 => self.started(),
+            _ => Instant::now(),
+        }
     }
 
     /// The method.

@@ -19,9 +19,10 @@
 use super::budget::WindowBudget;
 use super::{
     histogram::{CumulativeLatencies, LatencyHistogram},
-    Admitted, Balance, Call, ClientError, NewEndpointService, ResponseBody,
+    Admitted, Balance, Call, ClientError, NewEndpointService, ResponseBody, ServedBy,
 };
-use futures_util::future::Either;
+use crate::wire::Address;
+use futures_util::future::{self, Either};
 use http::Response;
 use std::{
     future::Future,
@@ -132,10 +133,16 @@ impl Shared {
         Duration::from_nanos(self.delay_ns.load(Ordering::Relaxed))
     }
 
-    /// Records the latency of an answer to an attempt sent at `started`.
-    fn record_since(&self, started: Instant) {
-        let now = Instant::now();
-        self.latencies.record(now - started, now);
+    /// Records the latency of a good answer to an attempt sent at `sent`,
+    /// as the attempt measured it ([`ServedBy`]): no clock reading here.
+    fn record(&self, answer: &Answer, sent: Instant) {
+        let served = answer
+            .as_ref()
+            .ok()
+            .and_then(|response| response.extensions().get::<ServedBy>());
+        if let Some(served) = served {
+            self.latencies.record(served.latency, sent + served.latency);
+        }
     }
 
     /// The configured quantile of recent latencies, bounded (the cap
@@ -248,77 +255,131 @@ where
 
     fn call(&mut self, call: Call) -> Self::Future {
         match &self.shared {
-            Some(shared) if call.attempt == 1 && call.can_replay() => Either::Right(Box::pin(
-                hedged(self.balance.clone(), Arc::clone(shared), call),
-            )),
+            Some(shared) if call.attempt == 1 && call.can_replay() => {
+                Either::Right(hedged(&self.balance, shared, call))
+            }
             _ => Either::Left(self.balance.call(call)),
         }
     }
 }
 
-/// The first attempt, and a second to another instance if the first is
-/// late and the budget allows.
-async fn hedged<N>(balance: Balance<N>, shared: Arc<Shared>, call: Call) -> Answer
+/// The first attempt, sent now, and a second to another instance if the
+/// first is late and the budget allows.
+fn hedged<N>(balance: &Balance<N>, shared: &Arc<Shared>, call: Call) -> Hedged
+where
+    N: NewEndpointService + Clone + Send + 'static,
+    N::Service: tower::Service<Admitted, Future: Unpin + Send + 'static> + Send,
+{
+    let started = call.started();
+    shared.budget.deposit_at(started);
+    let Some(mut gate) = balance.route(&call) else {
+        return Box::pin(future::ready(Err(balance.unavailable(&call))));
+    };
+    let late = Late {
+        first_at: gate.endpoint().address().clone(),
+        // Latencies of whole answers only: a streamed one's attempt ends at
+        // its headers, and would pull the hedge delay down for every call.
+        record: !call.streams_response(),
+        started,
+        spare: call.clone(),
+        balance: balance.clone(),
+        shared: Arc::clone(shared),
+    };
+    let first = tower::Service::call(&mut gate, call);
+    let late_at = started + shared.delay(started);
+    Box::pin(first_or_hedge(first, late_at, late))
+}
+
+/// What a hedge needs once the first attempt is late: kept apart so that
+/// the future of a call answered in time (nearly all) stays small.
+struct Late<N> {
+    balance: Balance<N>,
+    shared: Arc<Shared>,
+    /// The call, to send again.
+    spare: Call,
+    /// Where the first attempt went: the hedge goes elsewhere.
+    first_at: Address,
+    /// When the first attempt went.
+    started: Instant,
+    /// Whether the first attempt's latency goes into the hedge delay.
+    record: bool,
+}
+
+/// The first attempt's answer if it comes by `late_at`; else the race of
+/// the first attempt and a hedge.
+async fn first_or_hedge<N, F>(mut first: F, late_at: Instant, late: Late<N>) -> Answer
 where
     N: NewEndpointService,
-    N::Service: tower::Service<Admitted, Future: Unpin + Send + 'static>,
+    N::Service: tower::Service<Admitted, Future = F>,
+    F: Future<Output = Answer> + Unpin + Send + 'static,
 {
-    shared.budget.deposit_at(call.started());
-    let Some(mut gate) = balance.route(&call) else {
-        return Err(balance.unavailable(&call));
-    };
-    let first_at = gate.endpoint().address().clone();
-    // Latencies of whole answers only: a streamed one's attempt ends at its
-    // headers, and would pull the hedge delay down for every call.
-    let record = !call.streams_response();
-    let mut spare = call.clone();
-    let started = Instant::now();
-    let mut first = tower::Service::call(&mut gate, call);
-    drop(gate);
     tokio::select! {
         biased;
         answer = &mut first => {
-            if answer.is_ok() && record {
-                shared.record_since(started);
+            if late.record {
+                late.shared.record(&answer, late.started);
             }
             return answer;
         }
-        () = tokio::time::sleep_until(started + shared.delay(started)) => {}
+        () = tokio::time::sleep_until(late_at) => {}
     }
-    // Late. Another instance, if the budget allows and one admits it.
-    spare.tried.push(first_at);
-    spare.attempt += 1;
-    let second = if shared.budget.withdraw_at(Instant::now()) {
-        balance.route(&spare)
-    } else {
-        shared.budget_exhausted.fetch_add(1, Ordering::Relaxed);
-        None
-    };
-    let Some(mut gate) = second else {
-        return first.await;
-    };
-    shared.sent.fetch_add(1, Ordering::Relaxed);
-    let mut second = tower::Service::call(&mut gate, spare);
-    drop(gate);
-    tokio::select! {
-        answer = &mut first => match answer {
-            Ok(_) => {
-                if record {
-                    shared.record_since(started);
+    Box::pin(late.race(first)).await
+}
+
+impl<N> Late<N>
+where
+    N: NewEndpointService,
+    N::Service: tower::Service<Admitted>,
+{
+    /// A hedge to another instance, if the budget allows and one admits
+    /// it, racing `first`; else `first` alone.
+    async fn race<F>(self, mut first: F) -> Answer
+    where
+        N::Service: tower::Service<Admitted, Future = F>,
+        F: Future<Output = Answer> + Unpin + Send + 'static,
+    {
+        let Self {
+            balance,
+            shared,
+            mut spare,
+            first_at,
+            started,
+            record,
+        } = self;
+        spare.tried.push(first_at);
+        spare.attempt += 1;
+        let second = if shared.budget.withdraw_at(Instant::now()) {
+            balance.route(&spare)
+        } else {
+            shared.budget_exhausted.fetch_add(1, Ordering::Relaxed);
+            None
+        };
+        let Some(mut gate) = second else {
+            return first.await;
+        };
+        shared.sent.fetch_add(1, Ordering::Relaxed);
+        let mut second = tower::Service::call(&mut gate, spare);
+        drop(gate);
+        tokio::select! {
+            answer = &mut first => match answer {
+                Ok(_) => {
+                    if record {
+                        shared.record(&answer, started);
+                    }
+                    finish_alone(second);
+                    answer
                 }
-                finish_alone(second);
-                answer
-            }
-            Err(_) => second.await,
-        },
-        answer = &mut second => match answer {
-            Ok(_) => {
-                shared.won.fetch_add(1, Ordering::Relaxed);
-                finish_alone(first);
-                answer
-            }
-            Err(_) => first.await,
-        },
+                Err(_) => second.await,
+            },
+            answer = &mut second => match answer {
+                Ok(_) => {
+                    shared.won.fetch_add(1, Ordering::Relaxed);
+                    finish_alone(first);
+                    answer
+                }
+                Err(_) => first.await,
+            },
+        }
     }
 }
 

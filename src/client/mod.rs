@@ -146,6 +146,9 @@ pub struct ServedBy {
     pub address: Address,
     /// Attempts made, this one included.
     pub attempts: u32,
+    /// How long the answering attempt took: from when it was sent to its
+    /// whole answer (to its headers, for an answer that streams).
+    pub latency: Duration,
 }
 
 /// The parts a [`ServiceClient`] is made of.
