@@ -38,6 +38,9 @@
 //!   a balancer over the view, a breaker gate per instance, an attempt
 //!   (timeout and verdict), a retry policy, a pluggable transport, and the
 //!   view as a `Discover` stream for tower's own balancers.
+//! * [`deadline`]: a call's budget carried to the instance
+//!   (`beacon-deadline-ms`), and the server-side layer that refuses spent
+//!   budgets and gives a handler's own calls what is left.
 //! * [`events`]: events and snapshots for logs and dashboards.
 //! * [`metrics`]: the client's Prometheus metrics, read at scrape time.
 //! * [`backoff`], [`transport`]: the small shared pieces (from `beacon-wire`).
@@ -47,6 +50,7 @@
 
 pub mod breaker;
 pub mod client;
+pub mod deadline;
 pub mod endpoint;
 pub mod events;
 pub mod health;

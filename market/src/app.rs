@@ -10,6 +10,7 @@ use axum::{
     routing::{get, post},
     Router,
 };
+use beacon::deadline::DeadlineLayer;
 use beacon::{Resolver, ServiceClient};
 use beacon_kit::{
     error::JsonError,
@@ -44,6 +45,9 @@ pub struct AppState {
     traffic: TrafficShares,
     metrics: Registry,
     requests: Arc<RequestMetrics>,
+    /// Gives each request its caller's deadline (`beacon-deadline-ms`), so
+    /// that its ratings calls keep within it; refuses spent ones.
+    deadlines: DeadlineLayer,
 }
 
 /// Shared handle on [`AppState`].
@@ -65,6 +69,12 @@ impl AppState {
         // The library's own: attempts, breakers, latency, hedges, retries.
         beacon::metrics::register(&mut metrics, &ratings);
         store.metrics.register(&mut metrics);
+        let deadlines = DeadlineLayer::new();
+        metrics.register(
+            "deadline_refused",
+            "Requests refused unserved: the caller's budget (beacon-deadline-ms) was spent when they arrived",
+            deadlines.refused(),
+        );
         let events = Arc::new(EventLog::new());
         tokio::spawn(Arc::clone(&events).follow(resolver.clone()));
         Self {
@@ -80,6 +90,7 @@ impl AppState {
             traffic: TrafficShares::default(),
             metrics,
             requests,
+            deadlines,
         }
     }
 
@@ -99,6 +110,7 @@ impl AppState {
 /// The whole market: page, forms, JSON API, live events, operations.
 pub fn router(app: App) -> Router {
     let requests = Arc::clone(&app.requests);
+    let deadlines = app.deadlines.clone();
     Router::new()
         .route("/", get(page::index))
         .route("/cart/add", post(page::add))
@@ -130,6 +142,7 @@ pub fn router(app: App) -> Router {
                 "this route does not take that method",
             )
         })
+        .layer(deadlines)
         .layer(middleware::from_fn(session::ensure_cart_cookie))
         .layer(middleware::from_fn_with_state(requests, record_latency))
         .with_state(app)

@@ -2,7 +2,7 @@
 //! served from the last good value when that fails.
 
 use crate::catalog::{Thing, THINGS};
-use beacon::{wire::clock::wall_clock_ms, ServedBy, ServiceClient};
+use beacon::{deadline, wire::clock::wall_clock_ms, ServedBy, ServiceClient};
 use beacon_ratings::wire::Rating;
 use dashmap::DashMap;
 use futures_util::future::join_all;
@@ -93,7 +93,9 @@ impl RatingsBoard {
         let fetches = THINGS
             .iter()
             .map(|thing| async move { (*thing, self.one(thing, deadline).await) });
-        join_all(fetches).await
+        // The calls keep to the page's deadline (and to its caller's, if
+        // that is sooner), and tell the ratings instances so.
+        deadline::within(deadline, join_all(fetches)).await
     }
 
     /// Which instance served the latest live rating.

@@ -10,8 +10,9 @@ use axum::{
     http::{HeaderMap, StatusCode},
     middleware,
     routing::get,
-    Json, Router,
+    Extension, Json, Router,
 };
+use beacon::deadline::{Deadline, DeadlineLayer};
 use beacon::wire::InstanceId;
 use beacon_kit::{
     auth::check_bearer,
@@ -24,6 +25,7 @@ use prometheus_client::{
     registry::Registry,
 };
 use std::sync::{atomic::AtomicU64, Arc};
+use tower::ServiceBuilder;
 
 /// What every handler can reach.
 #[derive(Debug)]
@@ -37,6 +39,9 @@ pub struct Ratings {
     admin_token: Option<String>,
     registry: Registry,
     requests: Arc<RequestMetrics>,
+    /// Refuses requests whose caller's budget is spent, and gives the rest
+    /// their deadline.
+    deadlines: DeadlineLayer,
     injected_failures: Counter,
     /// The faults in force, as metrics: a dashboard that shows an instance
     /// slow or failing can tell an injected fault from a real one.
@@ -50,7 +55,13 @@ impl Ratings {
     pub fn new(instance: InstanceId, faults: Faults, admin_token: Option<String>) -> Self {
         let mut registry = Registry::with_prefix("beacon_ratings");
         let requests = Arc::new(RequestMetrics::register(&mut registry));
+        let deadlines = DeadlineLayer::new();
         let injected_failures = Counter::default();
+        registry.register(
+            "deadline_refused",
+            "Requests refused unserved: the caller's budget (beacon-deadline-ms) was spent when they arrived",
+            deadlines.refused(),
+        );
         registry.register(
             "injected_failures",
             "Rating requests failed on purpose (--fail-percent)",
@@ -74,6 +85,7 @@ impl Ratings {
             admin_token,
             registry,
             requests,
+            deadlines,
             injected_failures,
             fault_delay,
             fault_fail_ratio,
@@ -94,6 +106,7 @@ impl Ratings {
 /// The whole API.
 pub fn router(state: Arc<Ratings>) -> Router {
     let requests = Arc::clone(&state.requests);
+    let deadlines = state.deadlines.clone();
     Router::new()
         .route("/ratings/{thing}", get(rating))
         .route("/_health", get(health))
@@ -101,14 +114,22 @@ pub fn router(state: Arc<Ratings>) -> Router {
         .route("/_metrics", get(metrics))
         .fallback(|| async { JsonError::not_found() })
         .with_state(state)
-        .layer(middleware::from_fn_with_state(requests, record_latency))
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::from_fn_with_state(requests, record_latency))
+                .layer(deadlines),
+        )
 }
 
 /// `GET /ratings/{thing}`: the rating, 404 `unknown_thing`, or an injected 500.
 async fn rating(
     State(state): State<Arc<Ratings>>,
     Path(thing): Path<String>,
+    deadline: Option<Extension<Deadline>>,
 ) -> Result<Json<Rating>, JsonError> {
+    let budget_ms = deadline.map(|Extension(deadline)| {
+        u64::try_from(deadline.remaining().as_millis()).unwrap_or(u64::MAX)
+    });
     let fail = state.faults.get().apply().await;
     if fail {
         state.injected_failures.inc();
@@ -133,6 +154,7 @@ async fn rating(
         thing,
         stars,
         instance: state.instance.clone(),
+        budget_ms,
     }))
 }
 

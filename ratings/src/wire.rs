@@ -12,6 +12,10 @@ pub struct Rating {
     pub stars: f64,
     /// The instance that answered, so callers can see who served them.
     pub instance: InstanceId,
+    /// What was left of the caller's budget (`beacon-deadline-ms`) when the
+    /// answer began, in whole milliseconds; absent when it sent none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_ms: Option<u64>,
 }
 
 /// Body of `GET /_faults`, and of `PUT /_faults` (which replaces both).

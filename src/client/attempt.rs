@@ -55,15 +55,20 @@ pub struct AttemptLimits {
     pub max_response_bytes: usize,
     /// Longest a streamed body may take after its headers; `None`: no limit.
     pub body_timeout: Option<Duration>,
+    /// Whether each request tells the instance how long it will be waited
+    /// for ([`DEADLINE_HEADER`](crate::deadline::DEADLINE_HEADER)).
+    pub send_deadline: bool,
 }
 
 impl AttemptLimits {
-    /// `timeout`, with 8 MiB bodies read whole and no body timeout.
+    /// `timeout`, with 8 MiB bodies read whole, no body timeout, and the
+    /// deadline sent.
     pub fn new(timeout: Duration) -> Self {
         Self {
             timeout,
             max_response_bytes: 8 * 1024 * 1024,
             body_timeout: None,
+            send_deadline: true,
         }
     }
 }
@@ -130,16 +135,28 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
         // Made first, so that dropping the attempt, even unpolled, still
         // frees a probe.
         let verdict = Verdict::pending(Arc::clone(&self.endpoint), admission);
-        let sent = match call.to_request(self.endpoint.uri()) {
+        let started = match call.streams_response() {
+            true => Instant::now(),
+            false => call.attempt_time(),
+        };
+        let judging = Judging::of(&call, started, self.limits.timeout);
+        // The instance is told how long this attempt will be waited for:
+        // while a request body streams, until the call's deadline.
+        let budget = self.limits.send_deadline.then(|| match call.body_sent() {
+            None => judging.limit,
+            Some(_) => call.deadline.saturating_duration_since(started),
+        });
+        let sent = match call.to_request(self.endpoint.uri(), budget) {
             Ok(request) => self.transport.call(request),
             Err(error) => return Box::pin(std::future::ready(Err(error))),
         };
         // Two futures, not one with both ways in it: the one every call
-        // that wants bytes takes stays small (it is boxed per attempt).
+        // that wants bytes takes stays small (it is boxed per attempt), and
+        // keeps not the call, only what judging needs.
         if call.streams_response() {
-            Box::pin(streamed(sent, call, verdict, self.limits))
+            Box::pin(streamed(sent, call, judging, verdict, self.limits))
         } else {
-            Box::pin(whole(sent, call, verdict, self.limits))
+            Box::pin(whole(sent, judging, verdict, self.limits))
         }
     }
 }
@@ -147,13 +164,10 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
 type Exchange = Result<Response<ResponseBody>, ExchangeError>;
 
 /// An attempt whose answer is read whole within the attempt timeout.
-async fn whole<F>(sent: F, call: Call, verdict: Verdict, limits: AttemptLimits) -> Answer
+async fn whole<F>(sent: F, judging: Judging, verdict: Verdict, limits: AttemptLimits) -> Answer
 where
     F: Future<Output = Exchange>,
 {
-    let judging = Judging::of(&call, call.attempt_time(), limits.timeout);
-    // Not kept while waiting: the future stays smaller.
-    drop(call);
     let answer = async {
         let (parts, body) = sent.await?.into_parts();
         let body = body
@@ -169,11 +183,16 @@ where
 /// An attempt whose answer streams: it ends with the headers (the body
 /// then bounded by the body timeout, if any), and, while its request body
 /// streams, only the call's deadline bounds it.
-async fn streamed<F>(sent: F, call: Call, verdict: Verdict, limits: AttemptLimits) -> Answer
+async fn streamed<F>(
+    sent: F,
+    call: Call,
+    judging: Judging,
+    verdict: Verdict,
+    limits: AttemptLimits,
+) -> Answer
 where
     F: Future<Output = Exchange>,
 {
-    let judging = Judging::of(&call, Instant::now(), limits.timeout);
     let answer = async {
         let response = sent.await?;
         Ok(match limits.body_timeout {

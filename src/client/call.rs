@@ -3,6 +3,7 @@
 
 use super::body::{read_up_to, BoxError, Payload, RequestBody};
 use super::ClientError;
+use crate::deadline::{self, DEADLINE_HEADER};
 use crate::wire::Address;
 use bytes::Bytes;
 use http::{request::Parts, uri::PathAndQuery, HeaderMap, Method, Request, Uri};
@@ -172,6 +173,16 @@ impl Call {
         self.started
     }
 
+    /// The same call, to be done by `deadline` if that comes first (e.g.
+    /// the deadline of the request being served: see
+    /// [`deadline::current`]).
+    pub fn within(mut self, deadline: Option<Instant>) -> Self {
+        if let Some(deadline) = deadline {
+            self.deadline = self.deadline.min(deadline);
+        }
+        self
+    }
+
     /// How long the whole call was given (for the error that says so).
     pub fn allowed(&self) -> Duration {
         self.deadline.saturating_duration_since(self.started)
@@ -201,12 +212,18 @@ impl Call {
     }
 
     /// The request to send to the instance at `base` (its address as a
-    /// URI, parsed once per instance: see [`Endpoint::uri`]), absolute.
-    /// A body over the replay limit goes with the first request made; a
-    /// later one fails.
+    /// URI, parsed once per instance: see [`Endpoint::uri`]), absolute,
+    /// telling the instance it has `budget` if given
+    /// ([`DEADLINE_HEADER`](crate::deadline::DEADLINE_HEADER)). A body
+    /// over the replay limit goes with the first request made; a later one
+    /// fails.
     ///
     /// [`Endpoint::uri`]: crate::endpoint::Endpoint::uri
-    pub fn to_request(&self, base: &Uri) -> Result<Request<RequestBody>, ClientError> {
+    pub fn to_request(
+        &self,
+        base: &Uri,
+        budget: Option<Duration>,
+    ) -> Result<Request<RequestBody>, ClientError> {
         let replay = &*self.request;
         let uri = absolute(base, &replay.uri)?;
         let body = match &replay.body {
@@ -227,6 +244,11 @@ impl Call {
         *request.method_mut() = replay.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = replay.headers.clone();
+        if let Some(budget) = budget {
+            request
+                .headers_mut()
+                .insert(DEADLINE_HEADER, deadline::header_value(budget));
+        }
         Ok(request)
     }
 
@@ -342,7 +364,7 @@ mod tests {
             ),
         ] {
             let base: Uri = base.parse().expect("base");
-            let request = get(asked).to_request(&base).expect("request");
+            let request = get(asked).to_request(&base, None).expect("request");
             assert_eq!(request.uri().to_string(), sent, "{asked} at {base}");
         }
     }

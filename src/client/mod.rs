@@ -55,6 +55,7 @@ pub use histogram::CumulativeLatencies;
 pub use retry::{RetryCounts, RetryLimits, RetryPolicy};
 pub use transport::{ExchangeError, HttpTransport, Transport};
 
+use crate::deadline;
 use crate::events::ServiceSnapshot;
 use crate::resolver::{Resolver, ServiceView};
 use crate::wire::{Address, InstanceId, ServiceName};
@@ -71,7 +72,9 @@ pub struct ClientConfig {
     /// (see [`body_timeout`](Self::body_timeout)); a request body that
     /// streams is all sent before it starts counting. Default 1 s.
     pub attempt_timeout: Duration,
-    /// Longest a whole call may take, retries included. Default 3 s.
+    /// Longest a whole call may take, retries included; within a handler
+    /// behind a [`DeadlineLayer`](crate::deadline::DeadlineLayer), no
+    /// longer than what is left of the request's budget. Default 3 s.
     pub deadline: Duration,
     /// Most attempts per call, the first included. Default 3.
     pub max_attempts: u32,
@@ -108,6 +111,12 @@ pub struct ClientConfig {
     /// [`ClientTls::config`](crate::wire::tls::ClientTls::config). Default
     /// `None`: Mozilla's roots only.
     pub tls: Option<Arc<crate::wire::tls::rustls::ClientConfig>>,
+    /// Tell each instance how long its attempt will be waited for
+    /// ([`DEADLINE_HEADER`](crate::deadline::DEADLINE_HEADER)), so that one
+    /// behind a [`DeadlineLayer`](crate::deadline::DeadlineLayer) refuses
+    /// spent budgets and keeps its own calls within what is left. Default
+    /// `true`.
+    pub send_deadline: bool,
     /// Speak HTTP/2 to plain `http://` instances too, without asking
     /// ("prior knowledge", h2c): only for instances that serve it. Over TLS
     /// HTTP/2 is negotiated anyway. Default `false`.
@@ -131,6 +140,7 @@ impl Default for ClientConfig {
             balancing: Balancing::default(),
             hedging: Some(Hedging::default()),
             tls: None,
+            send_deadline: true,
             http2_prior_knowledge: false,
         }
     }
@@ -226,6 +236,7 @@ impl<T: Transport> ServiceClient<T> {
                 timeout: config.attempt_timeout,
                 max_response_bytes: config.max_response_bytes,
                 body_timeout: config.body_timeout,
+                send_deadline: config.send_deadline,
             },
         );
         let balance = Balance::new(Arc::clone(&view), attempts.clone()).balancing(config.balancing);
@@ -265,7 +276,7 @@ impl<T: Transport> ServiceClient<T> {
     /// Waits for the view's first registry answer (within the deadline),
     /// then fails fast if no instance admits the request.
     pub async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, ClientError> {
-        let call = Call::new(request, self.inner.config.deadline);
+        let call = Call::new(request, self.inner.config.deadline).within(deadline::current());
         let response = self.call(call).await?;
         let (parts, body) = response.into_parts();
         // Already whole (attempts of a `Call::new` call read bodies whole),
@@ -294,12 +305,21 @@ impl<T: Transport> ServiceClient<T> {
         B::Error: Into<BoxError>,
     {
         let config = &self.inner.config;
-        let call = Call::streaming(request, config.deadline, config.replay_limit).await?;
+        let call = Call::streaming(request, config.deadline, config.replay_limit)
+            .await?
+            .within(deadline::current());
         self.call(call).await
     }
 
     /// Sends `call` through the fail-fast stack.
     async fn call(&self, call: Call) -> Result<Response<ResponseBody>, ClientError> {
+        // Given nothing (the request being served has no time left): no
+        // instance is asked to work on an answer nobody waits for.
+        if call.deadline <= call.started() {
+            return Err(ClientError::DeadlineExceeded {
+                deadline: Duration::ZERO,
+            });
+        }
         self.inner.view.wait_synced(call.deadline).await;
         let mut stack = self.inner.failing_fast.clone();
         // Ready at once: its balancer fails a call no instance admits

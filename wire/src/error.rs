@@ -34,6 +34,11 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// The backing store cannot be reached; reads may still answer.
     StoreUnavailable,
+    /// A `beacon-deadline-ms` header that is not whole milliseconds.
+    InvalidDeadline,
+    /// The caller's budget (`beacon-deadline-ms`) was spent when the request
+    /// arrived: it was not served.
+    DeadlineExpired,
     /// A bug on the registry's side.
     Internal,
     /// A code this version of the library does not know (sent by a newer registry).
@@ -50,7 +55,9 @@ impl ErrorCode {
             | Self::InvalidName
             | Self::InvalidAddress
             | Self::InvalidTtl
-            | Self::InvalidQuery => S::BAD_REQUEST,
+            | Self::InvalidQuery
+            | Self::InvalidDeadline => S::BAD_REQUEST,
+            Self::DeadlineExpired => S::REQUEST_TIMEOUT,
             Self::Unauthorized => S::UNAUTHORIZED,
             Self::UnknownInstance | Self::NotFound => S::NOT_FOUND,
             Self::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
@@ -76,6 +83,8 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::StoreUnavailable => "store_unavailable",
+            Self::InvalidDeadline => "invalid_deadline",
+            Self::DeadlineExpired => "deadline_expired",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }
