@@ -146,6 +146,18 @@ impl Default for ClientConfig {
     }
 }
 
+/// `call`, unless it was given nothing (the request being served had no
+/// time left): then no instance is asked to work on an answer nobody waits
+/// for.
+fn with_time_left(call: Call) -> Result<Call, ClientError> {
+    if call.deadline <= call.started() {
+        return Err(ClientError::DeadlineExceeded {
+            deadline: Duration::ZERO,
+        });
+    }
+    Ok(call)
+}
+
 /// Which instance answered, and after how many attempts. Found in the
 /// extensions of every response a [`ServiceClient`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,13 +325,7 @@ impl<T: Transport> ServiceClient<T> {
 
     /// Sends `call` through the fail-fast stack.
     async fn call(&self, call: Call) -> Result<Response<ResponseBody>, ClientError> {
-        // Given nothing (the request being served has no time left): no
-        // instance is asked to work on an answer nobody waits for.
-        if call.deadline <= call.started() {
-            return Err(ClientError::DeadlineExceeded {
-                deadline: Duration::ZERO,
-            });
-        }
+        let call = with_time_left(call)?;
         self.inner.view.wait_synced(call.deadline).await;
         let mut stack = self.inner.failing_fast.clone();
         // Ready at once: its balancer fails a call no instance admits

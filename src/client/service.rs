@@ -1,7 +1,8 @@
 //! `ServiceClient` as a `tower::Service`, so it composes with tower
 //! middleware — and with clients built on tower, such as tonic's.
 
-use super::{BoxError, Call, ClientError, ResponseBody, ServiceClient, Transport};
+use super::{with_time_left, BoxError, Call, ClientError, ResponseBody, ServiceClient, Transport};
+use crate::deadline;
 use bytes::Bytes;
 use http::{Request, Response};
 use std::{
@@ -36,8 +37,11 @@ where
         let mut stack = self.waiting.clone();
         std::mem::swap(&mut stack, &mut self.waiting);
         Box::pin(async move {
-            let call = Call::streaming(request, allowed, replay_limit).await?;
-            let deadline = call.deadline;
+            let call = Call::streaming(request, allowed, replay_limit)
+                .await?
+                .within(deadline::current());
+            let call = with_time_left(call)?;
+            let (deadline, allowed) = (call.deadline, call.allowed());
             // Every attempt and backoff keeps to the deadline; this bounds a
             // wait for readiness between attempts.
             tokio::time::timeout_at(deadline, tower::Service::call(&mut stack, call))
