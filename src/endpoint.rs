@@ -54,6 +54,47 @@ pub struct Load {
     pub in_flight: u32,
 }
 
+/// An attempt counted in flight on its endpoint until dropped. Claimed
+/// before the attempt is sent (by the balancer, when it picks), so a cap
+/// on calls in flight holds however many callers pick at once: the count
+/// and the check are one atomic step.
+#[derive(Debug)]
+pub struct InFlight(Arc<Endpoint>);
+
+impl InFlight {
+    /// Counts an attempt on `endpoint`.
+    pub fn count(endpoint: &Arc<Endpoint>) -> Self {
+        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(endpoint))
+    }
+
+    /// Counts an attempt on `endpoint` unless `limit` are in flight there
+    /// already (no limit: always).
+    pub fn claim(endpoint: &Arc<Endpoint>, limit: Option<u32>) -> Option<Self> {
+        let Some(limit) = limit else {
+            return Some(Self::count(endpoint));
+        };
+        endpoint
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(Arc::clone(endpoint)))
+    }
+
+    /// The endpoint it counts on.
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.0
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[derive(Debug)]
 struct EndpointState {
     id: InstanceId,
@@ -170,14 +211,9 @@ impl Endpoint {
         })
     }
 
-    /// An attempt to it starts; pair with [`attempt_ended`](Self::attempt_ended).
-    pub fn attempt_started(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// An attempt to it ended, however.
-    pub fn attempt_ended(&self) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    /// Attempts in flight to it now (see [`InFlight`]).
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// Whether the breaker would admit a request now (a look: nothing is

@@ -12,7 +12,7 @@ use super::{
     Call, ClientError, ExchangeError, NewEndpointService, ResponseBody, ServedBy, Transport,
 };
 use crate::breaker::Admission;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, InFlight};
 use http::Response;
 use std::{
     future::Future,
@@ -31,6 +31,8 @@ pub struct Admitted {
     pub call: Call,
     /// What the breaker said.
     pub admission: Admission,
+    /// The attempt, counted in flight on the endpoint until it ends.
+    pub in_flight: InFlight,
 }
 
 /// Sends admitted calls to one endpoint over `T` and records each outcome
@@ -131,10 +133,17 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
             })
     }
 
-    fn call(&mut self, Admitted { call, admission }: Admitted) -> Self::Future {
+    fn call(
+        &mut self,
+        Admitted {
+            call,
+            admission,
+            in_flight,
+        }: Admitted,
+    ) -> Self::Future {
         // Made first, so that dropping the attempt, even unpolled, still
         // frees a probe.
-        let verdict = Verdict::pending(Arc::clone(&self.endpoint), admission);
+        let verdict = Verdict::pending(in_flight, admission);
         let started = match call.streams_response() {
             true => Instant::now(),
             false => call.attempt_time(),
@@ -282,24 +291,27 @@ async fn once_sent<F: Future>(
     tokio::time::timeout_at(until, answer).await.ok()
 }
 
-/// Counts an attempt in flight on its endpoint while it lasts, and reports
-/// its outcome to the endpoint's breaker exactly once — or, if the attempt
-/// ends without one (dropped, or out of time), frees the probe slot it may
-/// hold so the breaker can't stay stuck half-open.
+/// Keeps an attempt counted in flight on its endpoint while it lasts, and
+/// reports its outcome to the endpoint's breaker exactly once — or, if the
+/// attempt ends without one (dropped, or out of time), frees the probe slot
+/// it may hold so the breaker can't stay stuck half-open.
 struct Verdict {
-    endpoint: Arc<Endpoint>,
+    in_flight: InFlight,
     admission: Admission,
     reported: bool,
 }
 
 impl Verdict {
-    fn pending(endpoint: Arc<Endpoint>, admission: Admission) -> Self {
-        endpoint.attempt_started();
+    fn pending(in_flight: InFlight, admission: Admission) -> Self {
         Self {
-            endpoint,
+            in_flight,
             admission,
             reported: false,
         }
+    }
+
+    fn endpoint(&self) -> &Endpoint {
+        self.in_flight.endpoint()
     }
 
     /// The attempt's answer from what the exchange gave (`None`: time ran
@@ -314,13 +326,13 @@ impl Verdict {
             deadline,
             allowed,
         } = judging;
-        let address = self.endpoint.address();
+        let address = self.in_flight.endpoint().address();
         let error = match answered {
             Some(Ok(mut response)) if answered_well(grpc, &response) => {
                 let now = Instant::now();
                 let latency = now - started;
                 response.extensions_mut().insert(ServedBy {
-                    id: self.endpoint.id(),
+                    id: self.endpoint().id(),
                     address: address.clone(),
                     attempts: attempt,
                     latency,
@@ -365,21 +377,20 @@ impl Verdict {
 
     fn success(&mut self, latency: Duration, now: Instant) {
         self.reported = true;
-        self.endpoint.succeeded(self.admission, latency, now);
+        self.endpoint().succeeded(self.admission, latency, now);
     }
 
     fn failure(&mut self, error: &ClientError, took: Option<Duration>) {
         self.reported = true;
-        self.endpoint
+        self.endpoint()
             .failed(self.admission, error.chain(), took, Instant::now());
     }
 }
 
 impl Drop for Verdict {
     fn drop(&mut self) {
-        self.endpoint.attempt_ended();
         if !self.reported {
-            self.endpoint.release(self.admission);
+            self.endpoint().release(self.admission);
         }
     }
 }

@@ -32,7 +32,7 @@
 
 use super::{gate, Admitted, BreakerGate, Call, ClientError, ResponseBody};
 use crate::breaker::Admission;
-use crate::endpoint::{Endpoint, Load};
+use crate::endpoint::{Endpoint, InFlight, Load};
 use crate::resolver::ServiceView;
 use crate::wire::Address;
 use futures_util::future::{self, Either, Ready};
@@ -82,6 +82,8 @@ pub struct Balance<N> {
     balancing: Balancing,
     /// Always ready, failing calls fast, instead of waiting for readiness.
     fail_fast: bool,
+    /// Most attempts in flight to one endpoint; `None`: no cap.
+    max_in_flight: Option<u32>,
     /// Set while `poll_ready` waits for a change.
     wait: Option<gate::ChangeWait>,
 }
@@ -95,6 +97,7 @@ impl<N> Balance<N> {
             new_service,
             balancing: Balancing::default(),
             fail_fast: false,
+            max_in_flight: None,
             wait: None,
         }
     }
@@ -102,6 +105,18 @@ impl<N> Balance<N> {
     /// The same, choosing by `balancing`.
     pub fn balancing(self, balancing: Balancing) -> Self {
         Self { balancing, ..self }
+    }
+
+    /// The same, with at most `limit` attempts in flight to any one
+    /// endpoint (`None`: no cap). An endpoint at its cap is passed over;
+    /// with every one that would admit the call at its cap, the call fails
+    /// at once with [`ClientError::AllAtCapacity`] — a bulkhead, not a
+    /// queue.
+    pub fn max_in_flight(self, limit: Option<u32>) -> Self {
+        Self {
+            max_in_flight: limit,
+            ..self
+        }
     }
 
     /// Like [`new`](Self::new), but always ready: a call no instance
@@ -115,28 +130,39 @@ impl<N> Balance<N> {
     }
 
     /// The fail-fast answer when no instance admits `call`: no instances
-    /// listed, or all of them down (logged, on a call's first attempt).
+    /// listed, every one that would admit it at its cap, or all of them
+    /// down (logged, on a call's first attempt).
     pub fn unavailable(&self, call: &Call) -> ClientError {
         let service = self.view.service().clone();
+        let endpoints = self.view.endpoints();
+        if endpoints.is_empty() {
+            return ClientError::NoInstances { service };
+        }
+        if let Some(limit) = self.max_in_flight {
+            let now = Instant::now();
+            let full = |e: &Arc<Endpoint>| e.in_flight() >= limit && e.admissible(now);
+            if endpoints.iter().any(full) {
+                return ClientError::AllAtCapacity { service, limit };
+            }
+        }
         if call.attempt == 1 {
             tracing::warn!("all {service} instances are down");
         }
-        if self.view.endpoints().is_empty() {
-            ClientError::NoInstances { service }
-        } else {
-            ClientError::AllUnavailable { service }
-        }
+        ClientError::AllUnavailable { service }
     }
 
-    /// The endpoint for `call`, with its admission reserved.
-    fn pick(&self, call: &Call) -> Option<(Arc<Endpoint>, Admission)> {
+    /// The endpoint for `call`: its admission reserved and its place in
+    /// flight claimed.
+    fn pick(&self, call: &Call) -> Option<(Admission, InFlight)> {
         let endpoints = self.view.endpoints();
         if endpoints.is_empty() {
             return None;
         }
         let now = call.attempt_time();
         let drawn = match self.balancing {
-            Balancing::LeastLoaded => least_loaded_of_two(&endpoints, call, now),
+            Balancing::LeastLoaded => {
+                least_loaded_of_two(&endpoints, call, now, self.max_in_flight)
+            }
             Balancing::RoundRobin => None,
         };
         drawn.or_else(|| self.next_in_turn(&endpoints, call, now))
@@ -148,25 +174,38 @@ impl<N> Balance<N> {
         endpoints: &[Arc<Endpoint>],
         call: &Call,
         now: Instant,
-    ) -> Option<(Arc<Endpoint>, Admission)> {
+    ) -> Option<(Admission, InFlight)> {
         let count = endpoints.len();
         let start = self.view.next_cursor();
         (0..count)
             .map(|step| &endpoints[(start + step) % count])
             .filter(|endpoint| !call.tried.contains(endpoint.address()))
-            .find_map(|endpoint| {
-                gate::admit(endpoint, now).map(|admission| (Arc::clone(endpoint), admission))
-            })
+            .find_map(|endpoint| claim(endpoint, now, self.max_in_flight))
     }
 }
 
+/// A place in flight on `endpoint` (within `limit`) and its breaker's
+/// admission, or neither.
+fn claim(
+    endpoint: &Arc<Endpoint>,
+    now: Instant,
+    limit: Option<u32>,
+) -> Option<(Admission, InFlight)> {
+    let in_flight = InFlight::claim(endpoint, limit)?;
+    // Refused: the place is given back as `in_flight` drops.
+    let admission = gate::admit(endpoint, now)?;
+    Some((admission, in_flight))
+}
+
 /// Power of two choices: of two distinct endpoints drawn at random, the
-/// less loaded of those that may take `call`; `None` if neither may.
+/// less loaded of those that may take `call` (and are under `limit`);
+/// `None` if neither may.
 fn least_loaded_of_two(
     endpoints: &[Arc<Endpoint>],
     call: &Call,
     now: Instant,
-) -> Option<(Arc<Endpoint>, Admission)> {
+    limit: Option<u32>,
+) -> Option<(Admission, InFlight)> {
     let count = endpoints.len();
     let mut rng = rand::rng();
     let first = rng.random_range(0..count);
@@ -176,7 +215,10 @@ fn least_loaded_of_two(
         if call.tried.contains(endpoint.address()) {
             None
         } else {
-            endpoint.load(now)
+            let load = endpoint.load(now)?;
+            limit
+                .is_none_or(|limit| load.in_flight < limit)
+                .then_some(load)
         }
     };
     let first_load = load(first);
@@ -187,8 +229,7 @@ fn least_loaded_of_two(
         (None, Some(_)) => second,
         (None, None) => return None,
     };
-    let endpoint = &endpoints[chosen];
-    gate::admit(endpoint, now).map(|admission| (Arc::clone(endpoint), admission))
+    claim(&endpoints[chosen], now, limit)
 }
 
 /// How much cheaper the second drawn endpoint must be to win the draw:
@@ -219,6 +260,7 @@ impl<N: Clone> Clone for Balance<N> {
         Self {
             fail_fast: self.fail_fast,
             balancing: self.balancing,
+            max_in_flight: self.max_in_flight,
             ..Self::new(Arc::clone(&self.view), self.new_service.clone())
         }
     }
@@ -264,7 +306,8 @@ impl<N: NewEndpointService> Balance<N> {
     /// endpoint admits it. For parts that need to know where a call went
     /// before it is answered (see [`Hedge`](super::Hedge)).
     pub fn route(&self, call: &Call) -> Option<BreakerGate<N::Service>> {
-        let (endpoint, admission) = self.pick(call)?;
+        let (admission, in_flight) = self.pick(call)?;
+        let endpoint = in_flight.endpoint();
         // Per request, so at debug: a service can't afford a line per
         // call. Callers that want the walkthrough's line log it from
         // `ServedBy` (the market does, when the serving instance changes).
@@ -274,7 +317,7 @@ impl<N: NewEndpointService> Balance<N> {
             endpoint.id(),
             endpoint.address()
         );
-        let inner = self.new_service.new_service(Arc::clone(&endpoint));
-        Some(BreakerGate::admitted(endpoint, admission, inner))
+        let inner = self.new_service.new_service(Arc::clone(endpoint));
+        Some(BreakerGate::admitted(admission, in_flight, inner))
     }
 }

@@ -8,7 +8,7 @@ use std::{error::Error, sync::Arc, time::Duration};
 /// A cause kept behind an error: shared, so errors stay cheap to clone.
 pub type Cause = Arc<dyn Error + Send + Sync>;
 
-/// A failed call. The first two variants are the fail-fast answers: no
+/// A failed call. The first three variants are the fail-fast answers: no
 /// instance could take the request, so none was tried and no time was spent.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
@@ -23,6 +23,16 @@ pub enum ClientError {
     AllUnavailable {
         /// The service called.
         service: ServiceName,
+    },
+    /// Every instance that would take the call has as many calls in flight
+    /// as it may ([`ClientConfig::max_in_flight`](super::ClientConfig::max_in_flight)):
+    /// refused at once rather than queued.
+    #[error("every available {service} instance has {limit} calls in flight, its cap")]
+    AllAtCapacity {
+        /// The service called.
+        service: ServiceName,
+        /// The cap per instance.
+        limit: u32,
     },
     /// The instance did not answer within the attempt timeout.
     #[error("{address} did not answer within {after:?}")]

@@ -11,7 +11,7 @@
 
 use super::{Admitted, Call};
 use crate::breaker::Admission;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, InFlight};
 use std::{
     sync::Arc,
     task::{ready, Context, Poll},
@@ -72,6 +72,10 @@ pub struct BreakerGate<S> {
     /// Reserved by `poll_ready`, spent by `call`; given back if the gate is
     /// dropped unused, so a probe slot can't leak.
     admission: Option<Admission>,
+    /// The attempt's place among the endpoint's calls in flight, when a
+    /// balancer claimed it (within a cap); else counted at `call`. Given
+    /// back, if unused, when the gate is dropped.
+    in_flight: Option<InFlight>,
     /// Set while waiting for the breaker to change.
     wait: Option<ChangeWait>,
 }
@@ -83,17 +87,20 @@ impl<S> BreakerGate<S> {
             endpoint,
             inner,
             admission: None,
+            in_flight: None,
             wait: None,
         }
     }
 
-    /// A gate already holding `admission` (a balancer that asked the
-    /// breaker itself, with [`admit`]).
-    pub fn admitted(endpoint: Arc<Endpoint>, admission: Admission, inner: S) -> Self {
+    /// A gate already holding `admission` and a place in flight (a
+    /// balancer that asked the breaker itself, with [`admit`], and claimed
+    /// the place within its cap).
+    pub fn admitted(admission: Admission, in_flight: InFlight, inner: S) -> Self {
         Self {
-            endpoint,
+            endpoint: Arc::clone(in_flight.endpoint()),
             inner,
             admission: Some(admission),
+            in_flight: Some(in_flight),
             wait: None,
         }
     }
@@ -135,7 +142,15 @@ where
             .take()
             .or_else(|| admit(&self.endpoint, Instant::now()))
             .unwrap_or(Admission::Admitted);
-        self.inner.call(Admitted { call, admission })
+        let in_flight = self
+            .in_flight
+            .take()
+            .unwrap_or_else(|| InFlight::count(&self.endpoint));
+        self.inner.call(Admitted {
+            call,
+            admission,
+            in_flight,
+        })
     }
 }
 

@@ -99,6 +99,13 @@ pub struct ClientConfig {
     pub body_timeout: Option<Duration>,
     /// Bound on the TCP handshake. Default 300 ms.
     pub connect_timeout: Duration,
+    /// Most attempts in flight to one instance (a bulkhead, as Envoy's
+    /// per-host limits and resilience4j's are): the balancer passes over an
+    /// instance at its cap, and a call that finds every instance that would
+    /// take it at its cap fails at once with [`ClientError::AllAtCapacity`]
+    /// instead of queueing. Hedges and retries count too. Default `None`:
+    /// no cap.
+    pub max_in_flight: Option<u32>,
     /// How a call chooses its instance. Default [`Balancing::LeastLoaded`]
     /// (latency-aware); [`Balancing::RoundRobin`] gives every instance the
     /// same share.
@@ -137,6 +144,7 @@ impl Default for ClientConfig {
             replay_limit: 64 * 1024,
             body_timeout: None,
             connect_timeout: Duration::from_millis(300),
+            max_in_flight: None,
             balancing: Balancing::default(),
             hedging: Some(Hedging::default()),
             tls: None,
@@ -251,7 +259,9 @@ impl<T: Transport> ServiceClient<T> {
                 send_deadline: config.send_deadline,
             },
         );
-        let balance = Balance::new(Arc::clone(&view), attempts.clone()).balancing(config.balancing);
+        let balance = Balance::new(Arc::clone(&view), attempts.clone())
+            .balancing(config.balancing)
+            .max_in_flight(config.max_in_flight);
         let hedge = Hedge::new(balance, config.hedging, config.attempt_timeout);
         let retry_policy = policy.clone();
         let waiting = Retry::new(policy.clone(), hedge.clone());
@@ -260,7 +270,9 @@ impl<T: Transport> ServiceClient<T> {
         let failing_fast = Retry::new(
             policy,
             hedge.with_balance(
-                Balance::failing_fast(Arc::clone(&view), attempts).balancing(config.balancing),
+                Balance::failing_fast(Arc::clone(&view), attempts)
+                    .balancing(config.balancing)
+                    .max_in_flight(config.max_in_flight),
             ),
         );
         Self {
