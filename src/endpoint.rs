@@ -32,6 +32,10 @@ pub struct Endpoint {
     /// The address parsed once, so each attempt builds its URI from shared
     /// parts instead of formatting and parsing text.
     uri: Uri,
+    /// The zone it registered in, for zone-aware balancing; fixed for the
+    /// endpoint's life (an address registered again elsewhere is a new
+    /// instance only once the old one is forgotten).
+    zone: Option<Arc<str>>,
     state: Mutex<EndpointState>,
     /// Where transitions are reported.
     sink: EventSink,
@@ -116,6 +120,7 @@ impl Endpoint {
     pub(crate) fn new(
         id: InstanceId,
         address: Address,
+        zone: Option<Arc<str>>,
         registered_at: u64,
         config: BreakerConfig,
         latency_decay: Duration,
@@ -127,6 +132,7 @@ impl Endpoint {
         Self {
             address,
             uri,
+            zone,
             state: Mutex::new(EndpointState {
                 id,
                 registered_at,
@@ -142,6 +148,11 @@ impl Endpoint {
             in_flight: AtomicU32::new(0),
             latency_decay,
         }
+    }
+
+    /// The zone it registered in (its `zone` metadata), if any.
+    pub fn zone(&self) -> Option<&str> {
+        self.zone.as_deref()
     }
 
     /// Where requests go.
@@ -309,6 +320,7 @@ impl Endpoint {
                 .estimate(now, self.latency_decay)
                 .map(|ns| ns / 1e6),
             in_flight: self.in_flight.load(Ordering::Relaxed),
+            zone: self.zone.as_deref().map(str::to_owned),
         }
     }
 

@@ -161,6 +161,8 @@ pub struct InstanceSnapshot {
     pub latency_ms: Option<f64>,
     /// Attempts in flight to it.
     pub in_flight: u32,
+    /// The zone it registered in (its `zone` metadata), if any.
+    pub zone: Option<String>,
 }
 
 /// A service as the client sees it.

@@ -17,6 +17,20 @@ pub fn registry_urls(raw: &str) -> Result<String, String> {
     Ok(raw.to_owned())
 }
 
+/// A clap value parser for `--zone`: 1 to 63 of `a-z`, `0-9` and `-`
+/// (e.g. `a`, `eu-west-1b`).
+pub fn zone(raw: &str) -> Result<String, String> {
+    let fits = (1..=63).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if fits {
+        Ok(raw.to_owned())
+    } else {
+        Err("must be 1 to 63 of a-z, 0-9 and -".to_owned())
+    }
+}
+
 /// Reports a start-up failure as `program: message` and exits non-zero
 /// (2 is reserved for bad flags, which clap reports itself).
 pub fn fail(program: &str, message: &str) -> ExitCode {

@@ -60,6 +60,11 @@ struct Cli {
     #[arg(long, env = "BEACON_MARKET_HISTORY_VERSIONS", default_value_t = beacon_market::store::HISTORY_KEPT, value_parser = clap::value_parser!(i64).range(1..))]
     history_versions: i64,
 
+    /// The zone this market runs in: ratings instances registered in it
+    /// are preferred (see the README, "Zones").
+    #[arg(long, env = "BEACON_MARKET_ZONE", value_parser = cli::zone)]
+    zone: Option<String>,
+
     #[command(flatten)]
     serve_tls: tls::ServeTlsArgs,
 
@@ -101,6 +106,7 @@ async fn main() -> ExitCode {
         rating_max_age: Duration::from_millis(cli.rating_max_age_ms),
         client_tls: Some(client_tls),
         serve_tls,
+        zone: cli.zone.clone(),
     };
     match server::run(listener, options, cancel_on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

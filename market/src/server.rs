@@ -38,6 +38,8 @@ pub struct Options {
     pub client_tls: Option<Arc<rustls::ClientConfig>>,
     /// Serve HTTPS with this configuration; `None`: plain HTTP.
     pub serve_tls: Option<Arc<rustls::ServerConfig>>,
+    /// The market's zone: ratings instances in it are preferred.
+    pub zone: Option<String>,
 }
 
 /// Leaves this much of the page deadline for rendering and the network.
@@ -67,6 +69,7 @@ pub async fn run(
         attempt_timeout: options.attempt_timeout,
         deadline: options.deadline.saturating_sub(RENDER_MARGIN),
         tls: options.client_tls.clone(),
+        zone: options.zone.clone(),
         ..ClientConfig::default()
     };
     let service = "ratings"

@@ -25,7 +25,9 @@
       row.dataset.instance = i.id;
       const name = el('th');
       name.scope = 'row';
-      name.append(el('span', i.id, 'instance-name'), el('br'), el('span', i.address, 'fineprint'));
+      const where = el('span', i.address, 'fineprint');
+      if (i.zone) where.append(' · zone ', el('span', i.zone, 'zone'));
+      name.append(el('span', i.id, 'instance-name'), el('br'), where);
       if (i.last_error) name.append(el('div', i.last_error, 'error'));
       const breaker = el('span', labels[i.breaker] || i.breaker, `breaker breaker-${i.breaker}`);
       breaker.dataset.breaker = i.breaker;

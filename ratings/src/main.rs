@@ -52,6 +52,11 @@ struct Cli {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600_000))]
     delay_ms: u64,
 
+    /// The zone this instance runs in, registered as its `zone` metadata:
+    /// callers in the same zone prefer it (e.g. `a`, `eu-west-1b`).
+    #[arg(long, value_parser = cli::zone)]
+    zone: Option<String>,
+
     /// Percentage of rating requests answered with a 500.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     fail_percent: u8,
@@ -109,6 +114,7 @@ async fn main() -> ExitCode {
         registry,
         ttl: Duration::from_millis(cli.ttl_ms),
         tls: serve_tls,
+        zone: cli.zone.clone(),
     };
     let shutdown = cancel_on_signal();
     match server::run(

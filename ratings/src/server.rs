@@ -2,7 +2,7 @@
 
 use crate::http::{router, Ratings};
 use beacon::{
-    wire::{Address, Registration, ServiceName},
+    wire::{Address, Registration, ServiceName, ZONE},
     Lease, RegistryClient,
 };
 use beacon_kit::tls;
@@ -23,6 +23,8 @@ pub struct Options {
     /// Serve HTTPS with this configuration (and register an `https://`
     /// address); `None`: plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The zone to register in (`zone` metadata), if any.
+    pub zone: Option<String>,
 }
 
 /// Serves `ratings` on `listener`, registered under its instance id, until
@@ -42,10 +44,13 @@ pub async fn run(
         .parse()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let id = ratings.instance.clone();
-    let registration = Registration {
+    let mut registration = Registration {
         ttl: options.ttl,
         ..Registration::new(address)
     };
+    if let Some(zone) = options.zone {
+        registration.metadata.insert(ZONE.to_owned(), zone);
+    }
     let lease = Lease::start(options.registry.clone(), service, id.clone(), registration);
     tracing::info!(instance = %id, "listening on {scheme}://{local}");
     let app = router(Arc::new(ratings));

@@ -30,7 +30,7 @@
 //! [`ServiceClient::send`](super::ServiceClient::send) and its retries
 //! want: no wait, and no second look at the breakers per call).
 
-use super::{gate, Admitted, BreakerGate, Call, ClientError, ResponseBody};
+use super::{gate, zone, Admitted, BreakerGate, Call, ClientError, ResponseBody};
 use crate::breaker::Admission;
 use crate::endpoint::{Endpoint, InFlight, Load};
 use crate::resolver::ServiceView;
@@ -84,6 +84,9 @@ pub struct Balance<N> {
     fail_fast: bool,
     /// Most attempts in flight to one endpoint; `None`: no cap.
     max_in_flight: Option<u32>,
+    /// The caller's zone, whose instances it prefers (see
+    /// [`zone`](super::zone)); `None`: every zone alike.
+    zone: Option<Arc<str>>,
     /// Set while `poll_ready` waits for a change.
     wait: Option<gate::ChangeWait>,
 }
@@ -98,7 +101,17 @@ impl<N> Balance<N> {
             balancing: Balancing::default(),
             fail_fast: false,
             max_in_flight: None,
+            zone: None,
             wait: None,
+        }
+    }
+
+    /// The same, for a caller in `zone`: instances there are preferred (see
+    /// [`zone`](super::zone)).
+    pub fn zone(self, zone: Option<&str>) -> Self {
+        Self {
+            zone: zone.map(Arc::from),
+            ..self
         }
     }
 
@@ -159,13 +172,30 @@ impl<N> Balance<N> {
             return None;
         }
         let now = call.attempt_time();
-        let drawn = match self.balancing {
-            Balancing::LeastLoaded => {
-                least_loaded_of_two(&endpoints, call, now, self.max_in_flight)
+        if let Some(zone) = &self.zone {
+            let preferred = zone::preferred(&endpoints, zone, now);
+            if let Some(picked) = self.pick_among(&preferred, call, now) {
+                return Some(picked);
             }
+        }
+        self.pick_among(&endpoints, call, now)
+    }
+
+    /// The endpoint for `call` among `endpoints`, as [`Balancing`] says.
+    fn pick_among(
+        &self,
+        endpoints: &[Arc<Endpoint>],
+        call: &Call,
+        now: Instant,
+    ) -> Option<(Admission, InFlight)> {
+        if endpoints.is_empty() {
+            return None;
+        }
+        let drawn = match self.balancing {
+            Balancing::LeastLoaded => least_loaded_of_two(endpoints, call, now, self.max_in_flight),
             Balancing::RoundRobin => None,
         };
-        drawn.or_else(|| self.next_in_turn(&endpoints, call, now))
+        drawn.or_else(|| self.next_in_turn(endpoints, call, now))
     }
 
     /// The next admitted endpoint in round-robin order, not in `tried`.
@@ -261,6 +291,7 @@ impl<N: Clone> Clone for Balance<N> {
             fail_fast: self.fail_fast,
             balancing: self.balancing,
             max_in_flight: self.max_in_flight,
+            zone: self.zone.clone(),
             ..Self::new(Arc::clone(&self.view), self.new_service.clone())
         }
     }

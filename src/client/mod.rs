@@ -3,8 +3,9 @@
 //!
 //! * [`Balance`]: chooses among the admitted instances of the shared view —
 //!   the less loaded of two drawn at random (latency × calls in flight), or
-//!   in turn — skipping those the call already tried; `poll_ready` is
-//!   `Pending` while no instance would admit a request.
+//!   in turn — skipping those the call already tried and those at their cap
+//!   of calls in flight, and preferring the caller's [`zone`]; `poll_ready`
+//!   is `Pending` while no instance would admit a request.
 //! * [`Hedge`]: when an idempotent call's first attempt is late (past a
 //!   high quantile of recent latencies), a second to another instance,
 //!   within a budget; the loser still reports to its breaker.
@@ -39,6 +40,7 @@ mod histogram;
 mod retry;
 mod service;
 mod transport;
+pub mod zone;
 
 pub use attempt::{Admitted, Attempt, AttemptLimits, NewAttempt};
 pub use balance::{
@@ -106,6 +108,10 @@ pub struct ClientConfig {
     /// instead of queueing. Hedges and retries count too. Default `None`:
     /// no cap.
     pub max_in_flight: Option<u32>,
+    /// The caller's own zone: instances whose `zone` metadata names it are
+    /// preferred, and the others take calls only as the zone's healthy
+    /// share falls (see [`zone`]). Default `None`: every zone alike.
+    pub zone: Option<String>,
     /// How a call chooses its instance. Default [`Balancing::LeastLoaded`]
     /// (latency-aware); [`Balancing::RoundRobin`] gives every instance the
     /// same share.
@@ -145,6 +151,7 @@ impl Default for ClientConfig {
             body_timeout: None,
             connect_timeout: Duration::from_millis(300),
             max_in_flight: None,
+            zone: None,
             balancing: Balancing::default(),
             hedging: Some(Hedging::default()),
             tls: None,
@@ -261,7 +268,8 @@ impl<T: Transport> ServiceClient<T> {
         );
         let balance = Balance::new(Arc::clone(&view), attempts.clone())
             .balancing(config.balancing)
-            .max_in_flight(config.max_in_flight);
+            .max_in_flight(config.max_in_flight)
+            .zone(config.zone.as_deref());
         let hedge = Hedge::new(balance, config.hedging, config.attempt_timeout);
         let retry_policy = policy.clone();
         let waiting = Retry::new(policy.clone(), hedge.clone());
@@ -272,7 +280,8 @@ impl<T: Transport> ServiceClient<T> {
             hedge.with_balance(
                 Balance::failing_fast(Arc::clone(&view), attempts)
                     .balancing(config.balancing)
-                    .max_in_flight(config.max_in_flight),
+                    .max_in_flight(config.max_in_flight)
+                    .zone(config.zone.as_deref()),
             ),
         );
         Self {

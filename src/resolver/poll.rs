@@ -21,7 +21,7 @@ use crate::endpoint::Endpoint;
 use crate::events::EventKind;
 use crate::health::HealthChecker;
 use crate::registry::RegistryClient;
-use crate::wire::{Address, Instance, ServiceInstances, WatchQuery};
+use crate::wire::{Address, Instance, ServiceInstances, WatchQuery, ZONE};
 use std::{
     collections::HashMap,
     sync::{Arc, Weak},
@@ -187,6 +187,7 @@ impl Poller {
             None => recovery::new_endpoint(
                 &instance.id,
                 &instance.address,
+                instance.metadata.get(ZONE).map(String::as_str),
                 &self.config,
                 view.sink(),
                 self.health.clone(),

@@ -27,6 +27,7 @@ use tokio::{sync::Notify, time::Instant};
 pub(super) fn new_endpoint(
     id: &InstanceId,
     address: &Address,
+    zone: Option<&str>,
     config: &ResolverConfig,
     sink: &EventSink,
     health: Option<Arc<HealthChecker>>,
@@ -34,6 +35,7 @@ pub(super) fn new_endpoint(
     let endpoint = Arc::new(Endpoint::new(
         id.clone(),
         address.clone(),
+        zone.map(Arc::from),
         0,
         config.breaker,
         config.latency_decay,

@@ -63,11 +63,26 @@ impl ServiceView {
         instances: &[(InstanceId, Address)],
         config: &ResolverConfig,
     ) -> Arc<Self> {
+        let zoneless: Vec<_> = instances
+            .iter()
+            .map(|(id, address)| (id.clone(), address.clone(), None))
+            .collect();
+        Self::fixed_in_zones(service, &zoneless, config)
+    }
+
+    /// The same, each instance in the zone given with it, if any.
+    pub fn fixed_in_zones(
+        service: ServiceName,
+        instances: &[(InstanceId, Address, Option<String>)],
+        config: &ResolverConfig,
+    ) -> Arc<Self> {
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
         let sink = EventSink::new(service.clone(), events);
         let endpoints = instances
             .iter()
-            .map(|(id, address)| recovery::new_endpoint(id, address, config, &sink, None))
+            .map(|(id, address, zone)| {
+                recovery::new_endpoint(id, address, zone.as_deref(), config, &sink, None)
+            })
             .collect::<Vec<_>>();
         sink.ejections().set_total(endpoints.len());
         Arc::new(Self {

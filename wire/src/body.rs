@@ -9,6 +9,10 @@ use std::{collections::BTreeMap, time::Duration};
 /// Ordered, so that equal metadata always serializes identically.
 pub type Metadata = BTreeMap<String, String>;
 
+/// The metadata key that names an instance's zone (e.g. `"zone": "a"`):
+/// callers configured with a zone of their own prefer instances in it.
+pub const ZONE: &str = "zone";
+
 /// Lease length when a registration names none.
 pub const DEFAULT_TTL: Duration = Duration::from_millis(15_000);
 /// Shortest lease the registry grants: shorter ones would turn heartbeats

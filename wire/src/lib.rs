@@ -43,7 +43,7 @@ pub mod transport;
 
 pub use body::{
     Instance, Metadata, RegisterRequest, Registration, ServiceInstances, ServiceList,
-    ServiceSummary, DEFAULT_TTL, MAX_TTL, MIN_TTL,
+    ServiceSummary, DEFAULT_TTL, MAX_TTL, MIN_TTL, ZONE,
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, WireError};
 pub use names::{Address, InstanceId, ServiceName};

@@ -1,0 +1,95 @@
+//! Zones end to end: real `beacon-ratings` processes registered with
+//! `--zone`, a real registry, and a Beacon client in zone a.
+
+mod support;
+
+use beacon::{ClientConfig, RegistryClient, Resolver, ResolverConfig, ServiceClient};
+use beacon_kit::process::Service;
+use beacon_ratings::wire::Rating;
+use std::{process::Command, time::Duration};
+use support::TestRegistry;
+
+fn start(registry: &TestRegistry, n: u16, zone: &str) -> Service {
+    let instance = n.to_string();
+    Service::start(
+        &support::binary("beacon-ratings"),
+        &[
+            "--instance",
+            &instance,
+            "--port",
+            "0",
+            "--registry",
+            &registry.url,
+            "--zone",
+            zone,
+        ],
+    )
+    .expect("beacon-ratings starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_in_zone_a_is_served_in_zone_a() {
+    let registry = TestRegistry::start(None).await;
+    let _instances: Vec<Service> = [(1, "a"), (2, "a"), (3, "b"), (4, "b")]
+        .into_iter()
+        .map(|(n, zone)| start(&registry, n, zone))
+        .collect();
+    let resolver = Resolver::new(
+        RegistryClient::from_list(&registry.url, None).expect("registry client"),
+        ResolverConfig::default(),
+    );
+    let config = ClientConfig {
+        zone: Some("a".into()),
+        ..ClientConfig::default()
+    };
+    let client = ServiceClient::new(&resolver, &"ratings".parse().expect("name"), config);
+    // Every instance registered, each with its zone.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let zones: Vec<_> = client
+            .snapshot()
+            .instances
+            .into_iter()
+            .map(|i| i.zone)
+            .collect();
+        if zones.len() == 4 {
+            assert_eq!(
+                zones.iter().filter(|z| z.as_deref() == Some("a")).count(),
+                2
+            );
+            assert_eq!(
+                zones.iter().filter(|z| z.as_deref() == Some("b")).count(),
+                2
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "instances: {zones:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut local = 0;
+    for _ in 0..100 {
+        let response = client
+            .get("/ratings/camera")
+            .await
+            .expect("no caller error");
+        let rating: Rating = serde_json::from_slice(response.body()).expect("a rating");
+        if ["ratings-1", "ratings-2"].contains(&rating.instance.as_str()) {
+            local += 1;
+        }
+    }
+    assert!(local >= 95, "{local} of 100 served in zone a");
+}
+
+#[test]
+fn a_malformed_zone_is_refused_by_name() {
+    let output = Command::new(support::binary("beacon-ratings"))
+        .args(["--zone", "Zone A", "--port", "0"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--zone"), "{stderr}");
+}
