@@ -168,6 +168,11 @@ async fn set_faults(
     fail_percent: u8,
 ) -> Result<(), String> {
     let url = with(backends, |b| b.url(n))?;
+    put_faults(&url, delay_ms, fail_percent).await
+}
+
+/// `PUT /_faults` on the instance at `url`.
+pub async fn put_faults(url: &str, delay_ms: u64, fail_percent: u8) -> Result<(), String> {
     let body = serde_json::to_vec(&FaultSettings {
         delay_ms,
         fail_percent,

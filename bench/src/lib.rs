@@ -14,6 +14,9 @@
 //! * [`faults`]: the faults inflicted (hang, crash, gray, flaky) and healed.
 //! * [`scenarios`]: steady and fault runs for every contender, repeated.
 //! * [`protocols`]: the steady run over HTTP/2 (h2c) and TLS.
+//! * [`deep_chain`]: what deadline propagation saves the end of a chain
+//!   when callers give up.
+//! * [`cross_zone`]: the share of calls that leave the caller's zone.
 //! * [`registry_bench`]: the registry against etcd (gateway and gRPC).
 //! * [`store_costs`]: the registry's etcd store against its memory store.
 //! * [`report`]: BENCHMARKS.md and the JSON results.
@@ -29,6 +32,8 @@
 
 pub mod chaos;
 pub mod contenders;
+pub mod cross_zone;
+pub mod deep_chain;
 pub mod detection;
 pub mod faults;
 pub mod load;

@@ -26,8 +26,9 @@ pub struct ServerCert {
     pub key: PathBuf,
 }
 
-/// A registry and ratings instances 1..=3, each on a fixed free port so
-/// that it can be restarted where its peers expect it.
+/// A registry and ratings instances (1..=3 unless made with
+/// [`in_zones`](Self::in_zones)), each on a fixed free port so that it can
+/// be restarted where its peers expect it.
 pub struct Backends {
     /// The instances serve HTTPS with this certificate; `None`: plain HTTP.
     tls: Option<ServerCert>,
@@ -37,6 +38,8 @@ pub struct Backends {
     registry: Option<Service>,
     /// Instance number, its port, and the process while it runs.
     pub ratings: Vec<(u16, u16, Option<Service>)>,
+    /// The zone instance `n` registers in, at `n - 1`; empty: none.
+    zones: Vec<String>,
 }
 
 impl Backends {
@@ -47,15 +50,27 @@ impl Backends {
 
     /// The same, the instances serving HTTPS with `tls` (HTTP/2 by ALPN).
     pub fn serving(tls: Option<ServerCert>) -> Result<Self, String> {
+        Self::of(tls, Vec::new(), 3)
+    }
+
+    /// The registry and one plain-HTTP instance per entry of `zones`,
+    /// registered in that zone.
+    pub fn in_zones(zones: &[&str]) -> Result<Self, String> {
+        let count = u16::try_from(zones.len()).map_err(|e| e.to_string())?;
+        Self::of(None, zones.iter().map(|z| (*z).to_owned()).collect(), count)
+    }
+
+    fn of(tls: Option<ServerCert>, zones: Vec<String>, count: u16) -> Result<Self, String> {
         let registry_port = free_port();
         let mut backends = Self {
             tls,
             registry_port,
             registry: None,
             ratings: Vec::new(),
+            zones,
         };
         backends.start_registry()?;
-        for n in 1..=3 {
+        for n in 1..=count {
             backends.ratings.push((n, free_port(), None));
             backends.start_ratings(n)?;
         }
@@ -110,6 +125,7 @@ impl Backends {
     pub fn start_ratings(&mut self, n: u16) -> Result<(), String> {
         let registry = self.registry_url();
         let tls = self.tls.clone();
+        let zone = self.zones.get(usize::from(n) - 1).cloned();
         let slot = self.slot(n)?;
         let (instance, port) = (n.to_string(), slot.1.to_string());
         let mut args = vec![
@@ -122,6 +138,9 @@ impl Backends {
             "--ttl-ms".to_owned(),
             RATINGS_TTL_MS.to_owned(),
         ];
+        if let Some(zone) = zone {
+            args.extend(["--zone".to_owned(), zone]);
+        }
         if let Some(tls) = tls {
             args.extend(["--tls-cert".to_owned(), tls.cert.display().to_string()]);
             args.extend(["--tls-key".to_owned(), tls.key.display().to_string()]);
@@ -158,7 +177,8 @@ impl Backends {
 
     /// Makes sure every instance runs and none is paused.
     pub fn heal(&mut self) -> Result<(), String> {
-        for n in 1..=3 {
+        let numbers: Vec<u16> = self.ratings.iter().map(|(n, _, _)| *n).collect();
+        for n in numbers {
             match &self.slot(n)?.2 {
                 Some(service) => service.signal("CONT"),
                 None => self.start_ratings(n)?,

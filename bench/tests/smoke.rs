@@ -4,6 +4,8 @@
 use axum::{routing::get, Router};
 use beacon_bench::{
     contenders::Contender,
+    cross_zone::ZoneRun,
+    deep_chain::ChainRun,
     detection::Detection,
     load::{closed_loop, open_loop, Route, Workload},
     plots::{plot_gray, plot_hang},
@@ -135,8 +137,42 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
         },
         registry: None,
         store_costs: None,
+        calls_across: vec![
+            beacon_bench::deep_chain::markdown(
+                &ChainRun {
+                    requests: 400,
+                    in_time: 180,
+                    backend_answers: 400,
+                },
+                &ChainRun {
+                    requests: 400,
+                    in_time: 180,
+                    backend_answers: 190,
+                },
+            ),
+            beacon_bench::cross_zone::markdown(&[
+                ZoneRun {
+                    case: "no zone",
+                    calls: 1000,
+                    cross_zone: 500,
+                    errors: 0,
+                },
+                ZoneRun {
+                    case: "zone a",
+                    calls: 1000,
+                    cross_zone: 10,
+                    errors: 0,
+                },
+            ]),
+        ],
     };
     let markdown = report.markdown("plot.svg", "gray.svg");
+    // 10 wasted of 400 against 220 of 400; 1 % cross-zone against 50 %.
+    assert!(markdown.contains("on / off: **0.05**"), "{markdown}");
+    assert!(
+        markdown.contains("zone-blind (all healthy): **0.020**"),
+        "{markdown}"
+    );
     for expected in [
         "## Gray: one of three instances answers 40 ms late",
         "| 1.0 (0.0–2.0) % | 33.0 % |",

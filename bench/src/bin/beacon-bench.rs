@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use beacon_bench::{
+    cross_zone, deep_chain,
     faults::Fault,
     plots::{plot_gray, plot_hang},
     protocols::{self, Protocol},
@@ -40,8 +41,8 @@ struct Cli {
     #[arg(long)]
     only_registry: bool,
 
-    /// The side-by-side scenarios to run, comma-separated (steady, h2c,
-    /// tls, hang, crash, gray, flaky); all by default. Without steady,
+    /// The scenarios to run, comma-separated (steady, h2c, tls, hang,
+    /// crash, gray, flaky, chain, zones); all by default. Without steady,
     /// "slow" is 10 ms.
     #[arg(long, value_delimiter = ',', value_parser = parse_scenario)]
     scenarios: Vec<Scenario>,
@@ -53,11 +54,18 @@ enum Scenario {
     Steady,
     Over(Protocol),
     Fault(Fault),
+    /// Deadline propagation in a chain of calls.
+    Chain,
+    /// Cross-zone calls.
+    Zones,
 }
 
 fn parse_scenario(name: &str) -> Result<Scenario, String> {
-    if name == "steady" {
-        return Ok(Scenario::Steady);
+    match name {
+        "steady" => return Ok(Scenario::Steady),
+        "chain" => return Ok(Scenario::Chain),
+        "zones" => return Ok(Scenario::Zones),
+        _ => {}
     }
     if let Some(protocol) = Protocol::ALL.into_iter().find(|p| p.name() == name) {
         return Ok(Scenario::Over(protocol));
@@ -68,7 +76,7 @@ fn parse_scenario(name: &str) -> Result<Scenario, String> {
         .map(Scenario::Fault)
         .ok_or_else(|| {
             format!(
-                "unknown scenario {name:?}; expected steady, h2c, tls, hang, crash, gray or flaky"
+                "unknown scenario {name:?}; expected steady, h2c, tls, hang, crash, gray, flaky, chain or zones"
             )
         })
 }
@@ -125,6 +133,15 @@ async fn run(cli: &Cli) -> Result<(), String> {
     comparison.outcomes.extend(over);
     comparison.configs.extend(configs);
     drop(backends);
+    let mut calls_across = Vec::new();
+    if all || cli.scenarios.contains(&Scenario::Chain) {
+        eprintln!("== deep chain ==");
+        calls_across.push(deep_chain::run(plan.steady_for * 2).await?);
+    }
+    if all || cli.scenarios.contains(&Scenario::Zones) {
+        eprintln!("== cross-zone ==");
+        calls_across.push(cross_zone::run(plan.steady_for).await?);
+    }
     let (registry, store_costs) = if cli.no_registry {
         (None, None)
     } else {
@@ -149,6 +166,7 @@ async fn run(cli: &Cli) -> Result<(), String> {
         comparison,
         registry,
         store_costs,
+        calls_across,
     };
     let dir = cli.out.join("benchmarks");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;

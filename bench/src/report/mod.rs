@@ -29,6 +29,8 @@ pub struct Report {
     pub registry: Option<RegistryResults>,
     /// The etcd store against the memory store (a markdown section).
     pub store_costs: Option<String>,
+    /// Deadlines across a chain, and calls across zones (markdown sections).
+    pub calls_across: Vec<String>,
 }
 
 /// The machine, as `nproc` and `/proc/cpuinfo` tell it.
@@ -144,6 +146,9 @@ impl Report {
             if let Some((alt, path)) = plot {
                 let _ = writeln!(md, "\n![{alt}]({path})\n");
             }
+        }
+        for section in &self.calls_across {
+            md.push_str(section);
         }
         if let Some(registry) = &self.registry {
             md.push_str(&registry.markdown());
