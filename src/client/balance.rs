@@ -148,9 +148,6 @@ impl<N> Balance<N> {
     pub fn unavailable(&self, call: &Call) -> ClientError {
         let service = self.view.service().clone();
         let endpoints = self.view.endpoints();
-        if endpoints.is_empty() {
-            return ClientError::NoInstances { service };
-        }
         if let Some(limit) = self.max_in_flight {
             let now = Instant::now();
             let full = |e: &Arc<Endpoint>| e.in_flight() >= limit && e.admissible(now);
@@ -161,7 +158,11 @@ impl<N> Balance<N> {
         if call.attempt == 1 {
             tracing::warn!("all {service} instances are down");
         }
-        ClientError::AllUnavailable { service }
+        if endpoints.is_empty() {
+            ClientError::NoInstances { service }
+        } else {
+            ClientError::AllUnavailable { service }
+        }
     }
 
     /// The endpoint for `call`: its admission reserved and its place in
