@@ -20,18 +20,7 @@ use tokio::net::TcpListener;
 /// One ratings instance, started on a free port.
 async fn ratings() -> (TestRegistry, Service) {
     let registry = TestRegistry::start(None).await;
-    let ratings = Service::start(
-        &support::binary("beacon-ratings"),
-        &[
-            "--instance",
-            "1",
-            "--port",
-            "0",
-            "--registry",
-            &registry.url,
-        ],
-    )
-    .expect("beacon-ratings starts");
+    let ratings = support::start_ratings(&registry.url, 1, &[]);
     (registry, ratings)
 }
 

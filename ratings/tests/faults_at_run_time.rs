@@ -3,7 +3,6 @@
 
 mod support;
 
-use beacon_kit::process::Service;
 use beacon_ratings::wire::FaultSettings;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -39,20 +38,7 @@ fn code(body: &Value) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_change_at_run_time_with_the_token_only() {
     let registry = TestRegistry::start(Some(TOKEN)).await;
-    let ratings = Service::start(
-        &support::binary("beacon-ratings"),
-        &[
-            "--instance",
-            "1",
-            "--port",
-            "0",
-            "--registry",
-            &registry.url,
-            "--token",
-            TOKEN,
-        ],
-    )
-    .expect("beacon-ratings starts");
+    let ratings = support::start_ratings(&registry.url, 1, &["--token", TOKEN]);
     let (http, url) = (reqwest::Client::new(), ratings.url.clone());
     let current = || async {
         let answer = http

@@ -9,30 +9,12 @@ use beacon_ratings::wire::Rating;
 use std::{process::Command, time::Duration};
 use support::TestRegistry;
 
-fn start(registry: &TestRegistry, n: u16, zone: &str) -> Service {
-    let instance = n.to_string();
-    Service::start(
-        &support::binary("beacon-ratings"),
-        &[
-            "--instance",
-            &instance,
-            "--port",
-            "0",
-            "--registry",
-            &registry.url,
-            "--zone",
-            zone,
-        ],
-    )
-    .expect("beacon-ratings starts")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_in_zone_a_is_served_in_zone_a() {
     let registry = TestRegistry::start(None).await;
     let _instances: Vec<Service> = [(1, "a"), (2, "a"), (3, "b"), (4, "b")]
         .into_iter()
-        .map(|(n, zone)| start(&registry, n, zone))
+        .map(|(n, zone)| support::start_ratings(&registry.url, n, &["--zone", zone]))
         .collect();
     let resolver = Resolver::new(
         RegistryClient::from_list(&registry.url, None).expect("registry client"),

@@ -4,6 +4,23 @@
 
 pub use beacon_testkit::*;
 
+/// Starts `beacon-ratings` instance `n` on a free port, registered at
+/// `registry_url`, with `extra` flags.
+pub fn start_ratings(registry_url: &str, n: u16, extra: &[&str]) -> beacon_kit::process::Service {
+    let instance = n.to_string();
+    let mut args = vec![
+        "--instance",
+        &instance,
+        "--port",
+        "0",
+        "--registry",
+        registry_url,
+    ];
+    args.extend_from_slice(extra);
+    beacon_kit::process::Service::start(&binary("beacon-ratings"), &args)
+        .expect("beacon-ratings starts")
+}
+
 /// The text of `GET {url}/_metrics`.
 pub async fn metrics_text(http: &reqwest::Client, url: &str) -> String {
     let answer = http.get(format!("{url}/_metrics")).send().await;
