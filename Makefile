@@ -19,10 +19,12 @@ SOURCES := $(shell find src kit registry ratings market bench -name '*.rs' -o -n
 ## demo: registry + 3 ratings instances + market (http://127.0.0.1:5000); ^C stops all.
 ## STORE=etcd: a 3-member etcd cluster and two registry replicas instead.
 ## TLS=1: everything over HTTPS, with a throwaway CA generated into run/tls.
+## ZONES=1: ratings and market replicas in zones a and b (zone-aware routing).
 STORE ?= memory
 TLS ?=
+ZONES ?=
 demo: build-release
-	@RUN_DIR=$(RUN_DIR) STORE=$(STORE) TLS=$(TLS) scripts/demo.sh
+	@RUN_DIR=$(RUN_DIR) STORE=$(STORE) TLS=$(TLS) ZONES=$(ZONES) scripts/demo.sh
 
 ## demo-etcd: the same on etcd (= make demo STORE=etcd)
 demo-etcd: build-release

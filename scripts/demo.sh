@@ -22,6 +22,7 @@ export RUN_DIR=${RUN_DIR:-run}
 BIN=${BIN:-target/release}
 STORE=${STORE:-memory}
 TLS=${TLS:-}
+ZONES=${ZONES:-}
 DB=${DB:-sqlite}
 export RATINGS_BIN=$BIN/beacon-ratings
 mkdir -p "$RUN_DIR"
@@ -95,6 +96,16 @@ case $STORE in
     ;;
   *) echo "STORE must be memory or etcd, not '$STORE'" >&2; exit 2 ;;
 esac
+# ZONES=1: ratings-1 and -2 in zone a, ratings-3 in zone b; market replica 1
+# in zone a, replica 2 in zone b (the panel shows each instance's zone).
+market_zone_1=() market_zone_2=()
+if [[ -n $ZONES && $ZONES != 0 ]]; then
+  echo "a a b" >"$RUN_DIR/ratings.zones"
+  market_zone_1=(--zone a) market_zone_2=(--zone b)
+  echo "zones: ratings-1, -2 and market :5000 in a; ratings-3 and market :5001 in b"
+else
+  rm -f "$RUN_DIR/ratings.zones"
+fi
 scripts/ratings.sh start 1 2 3
 
 secret_file=$RUN_DIR/market.secret
@@ -112,8 +123,8 @@ case $DB in
     ;;
   *) echo "DB must be sqlite or postgres, not '$DB'" >&2; exit 2 ;;
 esac
-start_bg "beacon-market (replica 1)" "$RUN_DIR/market.log" "$BIN/beacon-market" --listen 127.0.0.1:5000
-start_bg "beacon-market (replica 2)" "$RUN_DIR/market-2.log" "$BIN/beacon-market" --listen 127.0.0.1:5001
+start_bg "beacon-market (replica 1)" "$RUN_DIR/market.log" "$BIN/beacon-market" --listen 127.0.0.1:5000 "${market_zone_1[@]}"
+start_bg "beacon-market (replica 2)" "$RUN_DIR/market-2.log" "$BIN/beacon-market" --listen 127.0.0.1:5001 "${market_zone_2[@]}"
 
 open_hint=""
 curl_ca=""

@@ -12,6 +12,10 @@
 # Environment: RUN_DIR (default run), RATINGS_BIN (default
 # target/release/beacon-ratings), RATINGS_ARGS (extra flags), and the
 # binary's own BEACON_REGISTRY / BEACON_TOKEN.
+#
+# Zones: if $RUN_DIR/ratings.zones exists (`make demo ZONES=1` writes it),
+# it lists zones, e.g. "a a b", and instance N registers in the Nth
+# (counting round again past the last): a restarted instance keeps its zone.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -48,8 +52,16 @@ start() {
     return 1
   fi
   log=$(logfile "$n")
+  local zone_args=()
+  if [[ -s $RUN_DIR/ratings.zones ]]; then
+    local zones
+    read -r -a zones <"$RUN_DIR/ratings.zones"
+    if (( ${#zones[@]} > 0 )); then
+      zone_args=(--zone "${zones[$(( (n - 1) % ${#zones[@]} ))]}")
+    fi
+  fi
   # shellcheck disable=SC2086 # RATINGS_ARGS is a list of flags
-  nohup "$RATINGS_BIN" --instance "$n" $RATINGS_ARGS >"$log" 2>&1 &
+  nohup "$RATINGS_BIN" --instance "$n" "${zone_args[@]}" $RATINGS_ARGS >"$log" 2>&1 &
   pid=$!
   echo "$pid" >"$(pidfile "$n")"
   if url=$(wait_listening "$pid" "$log" "ratings-$n"); then

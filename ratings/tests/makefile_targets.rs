@@ -253,3 +253,44 @@ async fn over_tls_the_fault_targets_trust_the_demos_ca() {
     let _ = std::fs::remove_dir_all(&run_dir);
     registry.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_register_in_the_zones_the_run_directory_lists() {
+    let registry = TestRegistry::start(None).await;
+    let client = RegistryClient::from_list(&registry.url, None).expect("client");
+    let run_dir = std::env::temp_dir().join(format!("beacon-make-zones-{}", std::process::id()));
+    std::fs::create_dir_all(&run_dir).expect("run dir");
+    // What `make demo ZONES=1` writes: instance N registers in the Nth zone,
+    // round again past the last.
+    std::fs::write(run_dir.join("ratings.zones"), "a b\n").expect("zones file");
+    let make = Make {
+        run_dir: run_dir.clone(),
+        registry_url: registry.url.clone(),
+        env: Vec::new(),
+    };
+    make.run("startRatings", &["COUNT=3"]);
+    until_listed(&client, &["ratings-1", "ratings-2", "ratings-3"]).await;
+    let ratings: ServiceName = "ratings".parse().expect("valid");
+    let answer = client.resolve(&ratings).await.expect("resolve");
+    let zones: Vec<(String, Option<String>)> = answer
+        .instances
+        .iter()
+        .map(|i| {
+            (
+                i.id.to_string(),
+                i.metadata.get(beacon::wire::ZONE).cloned(),
+            )
+        })
+        .collect();
+    let zone = |z: &str| Some(z.to_owned());
+    assert_eq!(
+        zones,
+        [
+            ("ratings-1".to_owned(), zone("a")),
+            ("ratings-2".to_owned(), zone("b")),
+            ("ratings-3".to_owned(), zone("a")),
+        ]
+    );
+    make.run("stopRatings", &[]);
+    let _ = std::fs::remove_dir_all(&run_dir);
+}
