@@ -12,7 +12,9 @@ use super::{
     Call, ClientError, ExchangeError, NewEndpointService, ResponseBody, ServedBy, Transport,
 };
 use crate::breaker::Admission;
+use crate::deadline;
 use crate::endpoint::{Endpoint, InFlight};
+use http::HeaderValue;
 use http::Response;
 use std::{
     future::Future,
@@ -45,6 +47,9 @@ pub struct Attempt<T> {
     endpoint: Arc<Endpoint>,
     transport: T,
     limits: AttemptLimits,
+    /// The deadline header for the whole attempt timeout, made once: nearly
+    /// every attempt is given that.
+    timeout_header: HeaderValue,
 }
 
 /// The bounds on an attempt.
@@ -82,6 +87,7 @@ impl<T> Attempt<T> {
             endpoint,
             transport,
             limits,
+            timeout_header: deadline::header_value(limits.timeout),
         }
     }
 }
@@ -92,15 +98,19 @@ impl<T> Attempt<T> {
 pub struct NewAttempt<T> {
     transport: T,
     limits: AttemptLimits,
+    /// See [`Attempt`]'s: made once for all of them.
+    timeout_header: HeaderValue,
 }
 
 impl<T> NewAttempt<T> {
     /// Attempts over `transport`, each within `limits` (a `Duration` is
     /// the attempt timeout, with the other limits' defaults).
     pub fn new(transport: T, limits: impl Into<AttemptLimits>) -> Self {
+        let limits = limits.into();
         Self {
             transport,
-            limits: limits.into(),
+            limits,
+            timeout_header: deadline::header_value(limits.timeout),
         }
     }
 }
@@ -115,7 +125,12 @@ impl<T: Transport> NewEndpointService for NewAttempt<T> {
     type Service = Attempt<T>;
 
     fn new_service(&self, endpoint: Arc<Endpoint>) -> Attempt<T> {
-        Attempt::new(endpoint, self.transport.clone(), self.limits)
+        Attempt {
+            endpoint,
+            transport: self.transport.clone(),
+            limits: self.limits,
+            timeout_header: self.timeout_header.clone(),
+        }
     }
 }
 
@@ -151,11 +166,12 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
         let judging = Judging::of(&call, started, self.limits.timeout);
         // The instance is told how long this attempt will be waited for:
         // while a request body streams, until the call's deadline.
-        let budget = self.limits.send_deadline.then(|| match call.body_sent() {
-            None => judging.limit,
-            Some(_) => call.deadline.saturating_duration_since(started),
+        let header = self.limits.send_deadline.then(|| match call.body_sent() {
+            None if judging.limit == self.limits.timeout => self.timeout_header.clone(),
+            None => deadline::header_value(judging.limit),
+            Some(_) => deadline::header_value(call.deadline.saturating_duration_since(started)),
         });
-        let sent = match call.to_request(self.endpoint.uri(), budget) {
+        let sent = match call.to_request(self.endpoint.uri(), header) {
             Ok(request) => self.transport.call(request),
             Err(error) => return Box::pin(std::future::ready(Err(error))),
         };

@@ -3,10 +3,10 @@
 
 use super::body::{read_up_to, BoxError, Payload, RequestBody};
 use super::ClientError;
-use crate::deadline::{self, DEADLINE_HEADER};
+use crate::deadline::DEADLINE_HEADER;
 use crate::wire::Address;
 use bytes::Bytes;
-use http::{request::Parts, uri::PathAndQuery, HeaderMap, Method, Request, Uri};
+use http::{request::Parts, uri::PathAndQuery, HeaderMap, HeaderValue, Method, Request, Uri};
 use http_body_util::BodyExt;
 use std::{
     sync::{Arc, Mutex},
@@ -175,7 +175,7 @@ impl Call {
 
     /// The same call, to be done by `deadline` if that comes first (e.g.
     /// the deadline of the request being served: see
-    /// [`deadline::current`]).
+    /// [`current`](crate::deadline::current)).
     pub fn within(mut self, deadline: Option<Instant>) -> Self {
         if let Some(deadline) = deadline {
             self.deadline = self.deadline.min(deadline);
@@ -213,8 +213,8 @@ impl Call {
 
     /// The request to send to the instance at `base` (its address as a
     /// URI, parsed once per instance: see [`Endpoint::uri`]), absolute,
-    /// telling the instance it has `budget` if given
-    /// ([`DEADLINE_HEADER`](crate::deadline::DEADLINE_HEADER)). A body
+    /// telling the instance its budget if given (`deadline_header`, the
+    /// value of [`DEADLINE_HEADER`]: see [`header_value`](crate::deadline::header_value)). A body
     /// over the replay limit goes with the first request made; a later one
     /// fails.
     ///
@@ -222,7 +222,7 @@ impl Call {
     pub fn to_request(
         &self,
         base: &Uri,
-        budget: Option<Duration>,
+        deadline_header: Option<HeaderValue>,
     ) -> Result<Request<RequestBody>, ClientError> {
         let replay = &*self.request;
         let uri = absolute(base, &replay.uri)?;
@@ -244,10 +244,8 @@ impl Call {
         *request.method_mut() = replay.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = replay.headers.clone();
-        if let Some(budget) = budget {
-            request
-                .headers_mut()
-                .insert(DEADLINE_HEADER, deadline::header_value(budget));
+        if let Some(value) = deadline_header {
+            request.headers_mut().insert(DEADLINE_HEADER, value);
         }
         Ok(request)
     }
