@@ -99,13 +99,17 @@ impl Demo {
     /// `GET /api/things`: asserts a 200 with four ratings; returns them and
     /// how long the answer took.
     pub async fn things(&self) -> (Vec<Shown>, Duration) {
+        self.things_within(None).await
+    }
+
+    /// The same, sent with `beacon-deadline-ms: budget_ms` if given.
+    pub async fn things_within(&self, budget_ms: Option<&str>) -> (Vec<Shown>, Duration) {
         let started = Instant::now();
-        let response = self
-            .http
-            .get(self.market_url("/api/things"))
-            .send()
-            .await
-            .expect("market answers");
+        let mut request = self.http.get(self.market_url("/api/things"));
+        if let Some(budget) = budget_ms {
+            request = request.header("beacon-deadline-ms", budget);
+        }
+        let response = request.send().await.expect("market answers");
         assert_eq!(response.status(), 200);
         let body: Vec<Value> = response.json().await.expect("json");
         let took = started.elapsed();
