@@ -5,7 +5,8 @@
 use beacon::{
     client::{ExchangeError, RequestBody, ResponseBody},
     wire::{Address, InstanceId},
-    Balancing, BreakerConfig, ClientConfig, ResolverConfig, ServiceClient, ServiceView,
+    Balancing, BreakerConfig, BreakerState, ClientConfig, ResolverConfig, ServiceClient,
+    ServiceView,
 };
 use bytes::Bytes;
 use http::{Request, Response};
@@ -139,7 +140,16 @@ async fn a_zone_that_is_down_sends_everything_elsewhere() {
     for instance in 0..3 {
         instances.take_down(instance);
     }
-    local_share(&client, 30).await;
+    // Until their breakers open, calls find dead instances in a (and a
+    // call whose three attempts all do fails: the same zone-blind); each
+    // failure opens a breaker.
+    for _ in 0..30 {
+        let _ = client.get("/ratings/camera").await;
+    }
+    for i in 0..3 {
+        let state = client.snapshot().instances[i].breaker;
+        assert_eq!(state, BreakerState::Open, "ratings-{}", i + 1);
+    }
     assert_eq!(local_share(&client, 300).await, 0.0);
 }
 

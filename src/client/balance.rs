@@ -173,7 +173,10 @@ impl<N> Balance<N> {
             return None;
         }
         let now = call.attempt_time();
-        if let Some(zone) = &self.zone {
+        // A retry or a hedge chooses among every zone: its call has found
+        // trouble already, and a zone that just went down entirely would
+        // otherwise get every retry too.
+        if let (Some(zone), 1) = (&self.zone, call.attempt) {
             let preferred = zone::preferred(&endpoints, zone, now);
             if let Some(picked) = self.pick_among(&preferred, call, now) {
                 return Some(picked);

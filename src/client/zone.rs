@@ -16,6 +16,9 @@
 //! Within the chosen side the balancer chooses as usual; when nothing there
 //! would take the call (all tried, at their cap, or refused meanwhile), it
 //! falls back to every instance, so zone preference never fails a call.
+//! Retries and hedges choose among every zone: their call has found trouble
+//! already, and a zone that has just gone down whole would otherwise get
+//! them too, until its breakers open.
 
 use crate::endpoint::Endpoint;
 use rand::Rng;
