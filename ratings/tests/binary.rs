@@ -1,9 +1,11 @@
 //! The real `beacon-ratings` binary against a real registry.
 
+mod support;
+
 use beacon::{wire::ServiceName, RegistryClient};
 use beacon_kit::process::Service;
 use beacon_registry::server;
-use std::{path::Path, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 use tokio::{net::TcpListener, time::Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -29,17 +31,7 @@ async fn registry() -> Registry {
 
 /// Starts instance `n` on a free port.
 fn start(registry: &Registry, n: u16, extra: &[&str]) -> Service {
-    let instance = n.to_string();
-    let mut args = vec![
-        "--instance",
-        &instance,
-        "--port",
-        "0",
-        "--registry",
-        &registry.url,
-    ];
-    args.extend_from_slice(extra);
-    Service::start(Path::new(BIN), &args).expect("beacon-ratings starts")
+    support::start_ratings(&registry.url, n, extra)
 }
 
 /// Waits for a clean exit.
