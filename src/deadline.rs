@@ -9,10 +9,9 @@
 //!
 //! * a request whose budget is spent (`0`) is refused at once — 408 with
 //!   the JSON error body, code `deadline_expired` — and reaches no handler;
-//! * any other budget becomes the request's [`Deadline`] (in its
-//!   extensions, for a handler that wants to look), and while the handler
-//!   runs, every call it makes through a `ServiceClient` gets at most what
-//!   is left of it: `min(own deadline, remaining)`. So a service called with
+//! * any other budget becomes the request's deadline ([`current`],
+//!   [`remaining`]), and while the handler runs, every call it makes
+//!   through a `ServiceClient` gets at most what is left of it: `min(own deadline, remaining)`. So a service called with
 //!   300 ms left that spent 200 ms gives its own calls 100 ms, and one that
 //!   spent all 300 makes none — no instance works on an answer nobody would
 //!   wait for (grpc-java and Finagle carry deadlines the same way).
@@ -52,22 +51,17 @@ tokio::task_local! {
     static DEADLINE: Instant;
 }
 
-/// The point in time by which a request's caller wants its answer, on this
-/// host's clock: when the request arrived plus the budget it carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Deadline(pub Instant);
-
-impl Deadline {
-    /// What is left of it now (zero once passed).
-    pub fn remaining(&self) -> Duration {
-        self.0.saturating_duration_since(Instant::now())
-    }
-}
-
 /// The deadline of the request this task serves, if a [`DeadlineLayer`]
-/// found one; `None` outside a handler, or when the caller sent none.
+/// found one: when the request arrived plus the budget it carried, on
+/// this host's clock. `None` outside a handler, or when the caller sent
+/// none.
 pub fn current() -> Option<Instant> {
     DEADLINE.try_with(|deadline| *deadline).ok()
+}
+
+/// What is left of [`current`] now (zero once passed).
+pub fn remaining() -> Option<Duration> {
+    current().map(|deadline| deadline.saturating_duration_since(Instant::now()))
 }
 
 /// Runs `work` with its calls kept within `deadline` too (and within the
@@ -158,7 +152,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let Some(value) = request.headers().get(DEADLINE_HEADER) else {
             return Either::Left(Either::Right(self.inner.call(request)));
         };
@@ -176,7 +170,6 @@ where
             return Either::Right(future::ok(refusal(&error)));
         }
         let deadline = Instant::now() + budget;
-        request.extensions_mut().insert(Deadline(deadline));
         Either::Left(Either::Left(
             DEADLINE.scope(deadline, self.inner.call(request)),
         ))
@@ -222,7 +215,7 @@ mod tests {
         tower::service_fn(move |_: Request<()>| {
             calls.fetch_add(1, Ordering::SeqCst);
             async move {
-                let left = current().map(|d| d.saturating_duration_since(Instant::now()));
+                let left = remaining();
                 let text = left.map_or("none".to_owned(), |d| d.as_millis().to_string());
                 Ok::<_, Infallible>(Response::new(Bytes::from(text)))
             }

@@ -52,9 +52,7 @@ pub async fn run(length: Duration) -> Result<String, String> {
         runs.push(ZoneRun { case, ..run });
     }
     backends.heal()?;
-    let section = markdown(&runs);
-    eprintln!("{section}");
-    Ok(section)
+    Ok(markdown(&runs))
 }
 
 async fn one_run(

@@ -36,7 +36,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use std::{
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     time::Duration,
@@ -80,13 +80,11 @@ pub async fn run(length: Duration) -> Result<String, String> {
     let on = one_mode(&url, true, length).await?;
     let _ = put_faults(&url, 0, 0).await;
     backends.heal()?;
-    let section = markdown(&off, &on);
-    eprintln!("{section}");
-    Ok(section)
+    Ok(markdown(&off, &on))
 }
 
 async fn one_mode(ratings: &str, propagate: bool, length: Duration) -> Result<ChainRun, String> {
-    let middle = middle_hop(ratings, propagate).await?;
+    let (middle, busy) = middle_hop(ratings, propagate).await?;
     let before = served(&[ratings.to_owned()]).await;
     let caller = http_client(Duration::from_millis(300));
     let (requests, in_time) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -110,8 +108,15 @@ async fn one_mode(ratings: &str, propagate: bool, length: Duration) -> Result<Ch
     for worker in workers {
         worker.await.map_err(|e| e.to_string())?;
     }
-    // Answers still being computed for callers that gave up count too.
-    tokio::time::sleep(Duration::from_millis(SPEND_SPAN_MS + RATINGS_DELAY_MS * 2)).await;
+    // Answers still being computed for callers that gave up count too:
+    // wait for the middle's last tasks to end.
+    let settled = Instant::now() + Duration::from_secs(10);
+    while busy.load(Ordering::SeqCst) > 0 {
+        if Instant::now() > settled {
+            return Err("the middle's tasks did not end within 10 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let after = served(&[ratings.to_owned()]).await;
     let backend_answers = match (before.first(), after.first()) {
         (Some(Some(b)), Some(Some(a))) => a.saturating_sub(*b),
@@ -143,14 +148,31 @@ async fn ask(caller: &HttpClient, middle: &str, spend: Duration, propagate: bool
     matches!(answered, Ok(Ok(response)) if response.status().is_success())
 }
 
+/// Counts one of the middle's tasks while it runs.
+struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    fn new(busy: Arc<AtomicUsize>) -> Self {
+        busy.fetch_add(1, Ordering::SeqCst);
+        Self(busy)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct Spend {
     spend_ms: u64,
 }
 
 /// The middle service on a free port: spends what the request says, then
-/// asks ratings through Beacon.
-async fn middle_hop(ratings: &str, propagate: bool) -> Result<String, String> {
+/// asks ratings through Beacon. Also gives the count of its tasks still
+/// running.
+async fn middle_hop(ratings: &str, propagate: bool) -> Result<(String, Arc<AtomicUsize>), String> {
     let address = Address::new(ratings).map_err(|e| e.to_string())?;
     let view = ServiceView::fixed(
         "ratings".parse().map_err(|e| format!("{e}"))?,
@@ -163,9 +185,11 @@ async fn middle_hop(ratings: &str, propagate: bool) -> Result<String, String> {
         ..ClientConfig::default()
     };
     let client = Arc::new(ServiceClient::for_view(view, config));
+    let busy = Arc::new(AtomicUsize::new(0));
     let handler =
-        |State(client): State<Arc<ServiceClient>>,
+        |State((client, busy)): State<(Arc<ServiceClient>, Arc<AtomicUsize>)>,
          axum::extract::Query(Spend { spend_ms }): axum::extract::Query<Spend>| async move {
+            let running = Running::new(busy);
             // A spawned task starts without the request's deadline: it is
             // handed over (see beacon::deadline).
             let deadline = deadline::current();
@@ -174,6 +198,7 @@ async fn middle_hop(ratings: &str, propagate: bool) -> Result<String, String> {
                 client.get("/ratings/camera").await
             };
             let task = tokio::spawn(async move {
+                let _running = running;
                 match deadline {
                     Some(deadline) => deadline::within(deadline, work).await,
                     None => work.await,
@@ -186,7 +211,7 @@ async fn middle_hop(ratings: &str, propagate: bool) -> Result<String, String> {
         };
     let mut app = Router::new()
         .route("/camera", get(handler))
-        .with_state(client);
+        .with_state((client, Arc::clone(&busy)));
     if propagate {
         app = app.layer(DeadlineLayer::new());
     }
@@ -198,7 +223,7 @@ async fn middle_hop(ratings: &str, propagate: bool) -> Result<String, String> {
         listener.local_addr().map_err(|e| e.to_string())?
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(url)
+    Ok((url, busy))
 }
 
 fn share(part: u64, whole: u64) -> f64 {

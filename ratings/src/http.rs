@@ -10,9 +10,9 @@ use axum::{
     http::{HeaderMap, StatusCode},
     middleware,
     routing::get,
-    Extension, Json, Router,
+    Json, Router,
 };
-use beacon::deadline::{Deadline, DeadlineLayer};
+use beacon::deadline::{self, DeadlineLayer};
 use beacon::wire::InstanceId;
 use beacon_kit::{
     auth::check_bearer,
@@ -125,11 +125,9 @@ pub fn router(state: Arc<Ratings>) -> Router {
 async fn rating(
     State(state): State<Arc<Ratings>>,
     Path(thing): Path<String>,
-    deadline: Option<Extension<Deadline>>,
 ) -> Result<Json<Rating>, JsonError> {
-    let budget_ms = deadline.map(|Extension(deadline)| {
-        u64::try_from(deadline.remaining().as_millis()).unwrap_or(u64::MAX)
-    });
+    let budget_ms =
+        deadline::remaining().map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
     let fail = state.faults.get().apply().await;
     if fail {
         state.injected_failures.inc();

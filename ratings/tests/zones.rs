@@ -7,7 +7,7 @@ use beacon::{ClientConfig, RegistryClient, Resolver, ResolverConfig, ServiceClie
 use beacon_kit::process::Service;
 use beacon_ratings::wire::Rating;
 use std::{process::Command, time::Duration};
-use support::TestRegistry;
+use support::{eventually, TestRegistry};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_in_zone_a_is_served_in_zone_a() {
@@ -26,31 +26,24 @@ async fn a_caller_in_zone_a_is_served_in_zone_a() {
     };
     let client = ServiceClient::new(&resolver, &"ratings".parse().expect("name"), config);
     // Every instance registered, each with its zone.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    let zones = eventually(Duration::from_secs(10), "four instances listed", || async {
         let zones: Vec<_> = client
             .snapshot()
             .instances
             .into_iter()
             .map(|i| i.zone)
             .collect();
-        if zones.len() == 4 {
-            assert_eq!(
-                zones.iter().filter(|z| z.as_deref() == Some("a")).count(),
-                2
-            );
-            assert_eq!(
-                zones.iter().filter(|z| z.as_deref() == Some("b")).count(),
-                2
-            );
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "instances: {zones:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (zones.len() == 4).then_some(zones)
+    })
+    .await;
+    assert_eq!(
+        zones.iter().filter(|z| z.as_deref() == Some("a")).count(),
+        2
+    );
+    assert_eq!(
+        zones.iter().filter(|z| z.as_deref() == Some("b")).count(),
+        2
+    );
     let mut local = 0;
     for _ in 0..100 {
         let response = client
