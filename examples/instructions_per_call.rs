@@ -8,8 +8,11 @@
 //! scripts/instructions-per-call.sh
 //! ```
 //!
-//! The program makes `CALLS` sequential calls with one client (`beacon`,
-//! `beacon-plain` — no hedging, round robin — or `bare`) to an in-process backend on another thread; the script runs it
+//! The program makes `CALLS` sequential calls with one client (`beacon`;
+//! `beacon-plain`, with no hedging, round robin; `bare`, hyper-util's
+//! pooled client; or `hyper`, one of hyper's HTTP/1 connections used
+//! directly, the floor: no pool at all) to an in-process backend on another
+//! thread; the script runs it
 //! for two call counts under callgrind and divides the difference by the
 //! extra calls, so start-up costs cancel out.
 
@@ -24,7 +27,7 @@ use std::{error::Error, time::Duration};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: instructions_per_call beacon|beacon-plain|bare CALLS";
+    let usage = "usage: instructions_per_call beacon|beacon-plain|bare|hyper CALLS";
     let client = args.next().ok_or(usage)?;
     let calls: usize = args.next().ok_or(usage)?.parse()?;
     let backend = backend()?;
@@ -66,6 +69,27 @@ fn main() -> Result<(), Box<dyn Error>> {
                     let request = http::Request::get(uri.clone()).body(Full::new(Bytes::new()))?;
                     let response = bare.request(request).await?;
                     read_body(response.into_body(), 1 << 20).await?;
+                }
+            }
+            // One connection, each request sent once the last answer is
+            // read: what any pool adds is measured against this.
+            "hyper" => {
+                let uri: http::Uri = format!("{backend}/ratings/camera").parse()?;
+                let tcp =
+                    tokio::net::TcpStream::connect(uri.authority().ok_or("authority")?.as_str())
+                        .await?;
+                let (mut send, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(
+                    hyper_util::rt::TokioIo::new(tcp),
+                )
+                .await?;
+                tokio::spawn(conn);
+                for _ in 0..calls {
+                    let request = http::Request::get("/ratings/camera")
+                        .header(http::header::HOST, "127.0.0.1")
+                        .body(Full::new(Bytes::new()))?;
+                    let response = send.send_request(request).await?;
+                    read_body(response.into_body(), 1 << 20).await?;
+                    std::future::poll_fn(|cx| send.poll_ready(cx)).await?;
                 }
             }
             other => return Err(format!("unknown client {other}; {usage}").into()),

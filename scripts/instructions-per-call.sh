@@ -1,6 +1,6 @@
 #!/bin/sh
 # Instructions per call on the caller's thread, Beacon's client and a bare
-# hyper-util client, counted by callgrind (see examples/instructions_per_call.rs).
+# hyper-util client (and hyper's bare connection, the floor), counted by callgrind (see examples/instructions_per_call.rs).
 # Usage: scripts/instructions-per-call.sh [SMALL LARGE]
 set -eu
 small=${1:-500}
@@ -15,7 +15,7 @@ count() { # client calls -> instructions on the main thread
     grep -h '^summary:' "$dir/$1-$2-01" | awk '{print $2}'
 }
 printf '| client | instructions per call |\n|---|---|\n'
-for client in bare beacon-plain beacon; do
+for client in hyper bare beacon-plain beacon; do
     a=$(count "$client" "$small")
     b=$(count "$client" "$large")
     echo "| $client | $(( (b - a) / (large - small) )) |"

@@ -546,9 +546,11 @@ async fn least_loaded_drains_a_slow_instance() {
     // ties with its rival), then none: it loses every draw it is in.
     let slow = instances.calls(1);
     assert!(slow <= 10, "the 40 ms instance got {slow} of 300 calls");
+    // The rest go to the fast two, each a fair share (145 expected; the
+    // draws are random, so with room: about 1 run in 40 saw under 120).
     for fast in [0, 2] {
         let calls = instances.calls(fast);
-        assert!(calls >= 120, "instance {fast} got only {calls} of 300");
+        assert!(calls >= 100, "instance {fast} got only {calls} of 300");
     }
 }
 

@@ -15,7 +15,8 @@
 //! * [`RetryPolicy`]: tower's `retry::Policy` — idempotent calls only, on an
 //!   untried instance, within attempts, deadline and budget, after backoff.
 //! * [`Transport`]: whatever carries a request to an address;
-//!   [`HttpTransport`] (hyper-util: HTTP/1.1 and HTTP/2, plain and TLS)
+//!   [`HttpTransport`] (hyper: HTTP/1.1 and HTTP/2, plain and TLS, pooled
+//!   per instance)
 //!   unless you give another.
 //! * [`RequestBody`], [`ResponseBody`]: bodies whole or streamed; a
 //!   streamed request body is kept for replay up to a limit.
@@ -37,6 +38,7 @@ mod error;
 mod gate;
 mod hedge;
 mod histogram;
+mod pool;
 mod retry;
 mod service;
 mod transport;
@@ -233,12 +235,11 @@ impl ServiceClient {
             .tls
             .clone()
             .unwrap_or_else(crate::wire::tls::default_config);
-        let http = if config.http2_prior_knowledge {
-            crate::transport::http2_client(config.connect_timeout, tls)
+        let transport = if config.http2_prior_knowledge {
+            HttpTransport::http2(config.connect_timeout, tls)
         } else {
-            crate::transport::http_client_with(config.connect_timeout, tls)
+            HttpTransport::with_tls(config.connect_timeout, tls)
         };
-        let transport = HttpTransport::over(http);
         Self::with_transport(view, config, transport)
     }
 }

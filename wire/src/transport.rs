@@ -14,7 +14,7 @@ use std::{sync::Arc, time::Duration};
 /// hyper-util's pooled client over TCP, `https://` URLs over rustls,
 /// sending request bodies of type `B`: whole buffers by default (the
 /// registry's JSON, health checks), streams where a caller needs them.
-pub type HttpClient<B = Full<Bytes>> = Client<HttpsConnector<HttpConnector>, B>;
+pub type HttpClient<B = Full<Bytes>> = Client<Connector, B>;
 
 /// A pooled client trusting Mozilla's roots (see [`crate::tls`]).
 /// `connect_timeout` bounds the TCP handshake, so that a host that drops
@@ -63,22 +63,36 @@ impl<B> SendableBody for B where
 {
 }
 
+/// How long a pooled connection may sit unused before it is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What opens connections: TCP (no Nagle, `connect_timeout` on the
+/// handshake), then rustls with `tls` for `https://` URLs, offering HTTP/2
+/// and HTTP/1.1 by ALPN. Shared by the pooled clients here and by the
+/// per-instance pools of Beacon's service client.
+pub type Connector = HttpsConnector<HttpConnector>;
+
+/// A [`Connector`] bounded by `connect_timeout`, with `tls` for `https://`.
+pub fn connector(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> Connector {
+    let mut tcp = HttpConnector::new();
+    tcp.set_connect_timeout(Some(connect_timeout));
+    tcp.set_nodelay(true);
+    tcp.enforce_http(false);
+    HttpsConnectorBuilder::new()
+        .with_tls_config(Arc::unwrap_or_clone(tls))
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(tcp)
+}
+
 fn build<B: SendableBody>(
     connect_timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
     http2_only: bool,
 ) -> HttpClient<B> {
-    let mut tcp = HttpConnector::new();
-    tcp.set_connect_timeout(Some(connect_timeout));
-    tcp.set_nodelay(true);
-    tcp.enforce_http(false);
-    let connector = HttpsConnectorBuilder::new()
-        .with_tls_config(Arc::unwrap_or_clone(tls))
-        .https_or_http()
-        .enable_all_versions()
-        .wrap_connector(tcp);
+    let connector = connector(connect_timeout, tls);
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_idle_timeout(IDLE_TIMEOUT)
         .http2_only(http2_only)
         .build(connector)
 }

@@ -1,12 +1,23 @@
-//! HTTP/2: negotiated by ALPN over TLS, or by prior knowledge (h2c) when
-//! configured, every concurrent call to an instance multiplexed on one
-//! connection — counted on the backend, against HTTP/1.1 which needs many.
+//! Connections to instances, counted on the backend. HTTP/2: negotiated by
+//! ALPN over TLS, or by prior knowledge (h2c) when configured, every
+//! concurrent call to an instance multiplexed on one connection, against
+//! HTTP/1.1 which needs many. HTTP/1.1: a connection is reused once its
+//! answer is read (streamed ones too), not when the instance says it will
+//! close it, and requests carry the instance's `Host`.
 
 mod support;
 
-use axum::{extract::Request, routing::get, serve::Listener, Router};
+use axum::{
+    body::Body,
+    extract::Request,
+    http::{header, HeaderMap},
+    routing::get,
+    serve::Listener,
+    Router,
+};
 use beacon::{wire::tls::ClientTls, ClientConfig, ServiceClient};
 use beacon_kit::tls::{server_config, ThrowawayPki, TlsListener};
+use http_body_util::BodyExt;
 use std::{
     io,
     sync::{
@@ -38,15 +49,30 @@ impl<L: Listener> Listener for Counting<L> {
 }
 
 /// Answers with the HTTP version it was asked in, a little late so that
-/// concurrent calls overlap.
+/// concurrent calls overlap; with the `Host` it was sent; with a closing
+/// connection; and with a 1 MiB body.
 fn app() -> Router {
-    Router::new().route(
-        "/version",
-        get(|request: Request| async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            format!("{:?}", request.version())
-        }),
-    )
+    Router::new()
+        .route(
+            "/version",
+            get(|request: Request| async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                format!("{:?}", request.version())
+            }),
+        )
+        .route(
+            "/host",
+            get(|headers: HeaderMap| async move {
+                let host = headers.get(header::HOST).cloned();
+                host.map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+                    .unwrap_or_default()
+            }),
+        )
+        .route(
+            "/closing",
+            get(|| async { ([(header::CONNECTION, "close")], "bye") }),
+        )
+        .route("/big", get(|| async { Body::from(vec![b'x'; 1 << 20]) }))
 }
 
 /// Starts a backend (TLS with `pki`); returns its URL and its connection count.
@@ -151,4 +177,67 @@ async fn with_prior_knowledge_plain_http2_multiplexes_and_http1_needs_many_conne
         opened >= 10,
         "HTTP/1.1 holds one call per connection: {opened} for 50 at once"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_calls_in_turn_share_one_connection_and_name_the_instance_as_host() {
+    let (url, connections) = backend(None).await;
+    let client = ServiceClient::for_view(support::one_instance(&url), ClientConfig::default());
+    let port = url.rsplit(':').next().expect("port");
+    for _ in 0..20 {
+        let answer = client.get("/host").await.expect("answer");
+        assert_eq!(
+            answer.body().as_ref(),
+            format!("127.0.0.1:{port}").as_bytes()
+        );
+    }
+    // A call may find the connection still finishing its last answer (its
+    // task runs on the other thread) and open a second; never one per call.
+    let opened = connections.load(Ordering::SeqCst);
+    assert!(opened <= 2, "{opened} connections for 20 calls in turn");
+
+    // A caller's own `Host` is sent as it is.
+    let request = http::Request::get("/host")
+        .header(header::HOST, "ratings.example")
+        .body(bytes::Bytes::new())
+        .expect("request");
+    let answer = client.send(request).await.expect("answer");
+    assert_eq!(answer.body().as_ref(), b"ratings.example");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_instance_closes_is_not_reused_and_no_call_fails() {
+    let (url, connections) = backend(None).await;
+    let client = ServiceClient::for_view(support::one_instance(&url), ClientConfig::default());
+    for _ in 0..5 {
+        let answer = client.get("/closing").await.expect("answer");
+        assert_eq!(answer.body().as_ref(), b"bye");
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        5,
+        "a new connection per call"
+    );
+    assert_eq!(client.snapshot().instances[0].failures, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_goes_back_to_the_pool_once_a_streamed_answer_is_read() {
+    let (url, connections) = backend(None).await;
+    let client = ServiceClient::for_view(support::one_instance(&url), ClientConfig::default());
+    let streamed = |client: ServiceClient| async move {
+        let request = http::Request::get("/big")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("request");
+        let answer = client.stream(request).await.expect("answer");
+        let body = answer.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(body.len(), 1 << 20);
+    };
+    for _ in 0..10 {
+        streamed(client.clone()).await;
+    }
+    // The connection is ready again once its body is read: a call right
+    // after may find it still finishing and open another, not one per call.
+    let opened = connections.load(Ordering::SeqCst);
+    assert!(opened <= 3, "{opened} connections for 10 calls in turn");
 }
