@@ -126,7 +126,10 @@ impl Pools {
             let reused = pooled.is_some();
             let connection = match pooled {
                 Some(connection) => connection,
-                None => self.connect(&host, &absolute).await?,
+                // Boxed: connecting (TCP, TLS, the handshake) is a large
+                // future that nearly every request skips, and in line it
+                // would be copied with each request's future.
+                None => Box::pin(self.connect(&host, &absolute)).await?,
             };
             let mut refused = match connection {
                 Connection::Http1(mut send) => {
