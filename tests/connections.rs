@@ -241,3 +241,29 @@ async fn a_connection_goes_back_to_the_pool_once_a_streamed_answer_is_read() {
     let opened = connections.load(Ordering::SeqCst);
     assert!(opened <= 3, "{opened} connections for 10 calls in turn");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_prior_knowledge_a_cold_burst_opens_one_connection() {
+    let (url, connections) = backend(None).await;
+    let client = ServiceClient::for_view(
+        support::one_instance(&url),
+        ClientConfig {
+            http2_prior_knowledge: true,
+            hedging: None,
+            ..ClientConfig::default()
+        },
+    );
+    // Fifty at once before any connection exists: one connects, the others
+    // wait for its connection instead of opening one each.
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get("/version").await })
+        })
+        .collect();
+    for call in calls {
+        let answer = call.await.expect("task").expect("answer");
+        assert_eq!(answer.body().as_ref(), b"HTTP/2.0");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}

@@ -19,7 +19,9 @@
 //!   the time its headers are, to put the connection back later; here it
 //!   goes back at once and is passed over until it is ready.)
 //! - An instance that speaks HTTP/2 (by ALPN over TLS, or by prior
-//!   knowledge) gets one connection, shared by every request to it.
+//!   knowledge) gets one connection, shared by every request to it, made
+//!   by one request while the others wait; it pings its peer while calls
+//!   wait on it, so a peer gone silent is found out in seconds.
 //! - A request a reused connection turned away unsent (the instance closed
 //!   it as the request went out) is sent again, on another connection:
 //!   nothing reached the instance, so this is safe for any method.
@@ -40,6 +42,7 @@ use hyper_util::{
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError, RwLock},
+    time::Duration,
 };
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -47,6 +50,12 @@ use tower::ServiceExt;
 /// Tries at sending one request: a reused connection may turn it away
 /// unsent, and then another is tried; the last try is on a new connection.
 const TRIES: usize = 3;
+
+/// How often an HTTP/2 connection with calls waiting on it pings its peer.
+const HTTP2_PING_EVERY: Duration = Duration::from_secs(10);
+/// How long a ping may go unanswered before the connection is closed (and
+/// its calls fail, to be retried elsewhere).
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every instance's pool, by scheme and authority.
 #[derive(Debug)]
@@ -66,6 +75,8 @@ struct HostPool {
     /// The `Host` header of HTTP/1 requests to it.
     host: Option<HeaderValue>,
     state: Mutex<HostState>,
+    /// Held while an HTTP/2 connection is made (see [`Pools::connect`]).
+    connecting: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -75,6 +86,21 @@ struct HostState {
     idle: Vec<Idle>,
     /// The instance's HTTP/2 connection, once it has one.
     http2: Option<http2::SendRequest<RequestBody>>,
+    /// It agreed to HTTP/2 once: new connections are made one at a time.
+    speaks_http2: bool,
+}
+
+impl HostState {
+    /// Closes the HTTP/1.1 connections idle past [`IDLE_TIMEOUT`]: the
+    /// oldest, at the bottom (each goes on top when put back). They are
+    /// stamped when their answer's headers came, so one whose answer
+    /// streamed for longer than that is closed once it is free.
+    fn close_expired(&mut self, now: Instant) {
+        let expired = self
+            .idle
+            .partition_point(|idle| now.saturating_duration_since(idle.since) > IDLE_TIMEOUT);
+        self.idle.drain(..expired);
+    }
 }
 
 #[derive(Debug)]
@@ -119,26 +145,23 @@ impl Pools {
             tries_left -= 1;
             // The last try is on a new connection, which ends the loop: a
             // new connection's refusal is an error.
-            let pooled = match tries_left {
-                0 => None,
-                _ => host.checkout(),
-            };
-            let reused = pooled.is_some();
-            let connection = match pooled {
-                Some(connection) => connection,
+            let may_reuse = tries_left > 0;
+            let pooled = may_reuse.then(|| host.checkout()).flatten();
+            let (connection, reused) = match pooled {
+                Some(connection) => (connection, true),
                 // Boxed: connecting (TCP, TLS, the handshake) is a large
                 // future that nearly every request skips, and in line it
                 // would be copied with each request's future.
-                None => Box::pin(self.connect(&host, &absolute)).await?,
+                None => Box::pin(self.connect(&host, &absolute, may_reuse)).await?,
             };
+            let mut added_host = false;
             let mut refused = match connection {
                 Connection::Http1(mut send) => {
                     *request.uri_mut() = origin_form(&absolute);
-                    if let Some(host) = &host.host {
-                        request
-                            .headers_mut()
-                            .entry(HOST)
-                            .or_insert_with(|| host.clone());
+                    if let (Some(host), false) = (&host.host, request.headers().contains_key(HOST))
+                    {
+                        request.headers_mut().insert(HOST, host.clone());
+                        added_host = true;
                     }
                     match send.try_send_request(request).await {
                         Ok(response) => {
@@ -155,8 +178,12 @@ impl Pools {
             };
             match refused.take_message() {
                 Some(unsent) if reused => {
+                    // As it came: the next try may be on HTTP/2.
                     request = unsent;
                     *request.uri_mut() = absolute.clone();
+                    if added_host {
+                        request.headers_mut().remove(HOST);
+                    }
                 }
                 _ => return Err(ExchangeError::sending(refused.into_error())),
             }
@@ -184,6 +211,7 @@ impl Pools {
             Arc::new(HostPool {
                 host: host_header(uri),
                 state: Mutex::default(),
+                connecting: tokio::sync::Mutex::new(()),
             })
         });
         Ok(Arc::clone(pool))
@@ -191,8 +219,23 @@ impl Pools {
 
     /// A new connection to the instance at `uri`: HTTP/2 if it was agreed
     /// by ALPN or is configured, else HTTP/1.1. Its driving task is spawned;
-    /// an HTTP/2 one is kept for the instance's later requests.
-    async fn connect(&self, host: &HostPool, uri: &Uri) -> Result<Connection, ExchangeError> {
+    /// an HTTP/2 one is kept for the instance's later requests. To an
+    /// instance known to speak HTTP/2, one request connects at a time and
+    /// the others wait for its connection (when `may_reuse`; it comes back
+    /// marked as reused), as hyper-util does, rather than each opening one.
+    async fn connect(
+        &self,
+        host: &HostPool,
+        uri: &Uri,
+        may_reuse: bool,
+    ) -> Result<(Connection, bool), ExchangeError> {
+        let _one_at_a_time = match self.http2_only || host.lock().speaks_http2 {
+            true => Some(host.connecting.lock().await),
+            false => None,
+        };
+        if let Some(shared) = may_reuse.then(|| host.checkout()).flatten() {
+            return Ok((shared, true));
+        }
         let connect =
             |e: Box<dyn std::error::Error + Send + Sync>| ExchangeError::Connect(e.into());
         let io = self
@@ -204,16 +247,22 @@ impl Pools {
         if self.http2_only || io.connected().is_negotiated_h2() {
             let (send, connection) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
+                // A peer gone without a word (no FIN, no RST) is found out
+                // while calls wait on it, instead of when the kernel gives up.
+                .keep_alive_interval(HTTP2_PING_EVERY)
+                .keep_alive_timeout(HTTP2_PING_TIMEOUT)
                 .handshake(io)
                 .await
                 .map_err(|e| connect(e.into()))?;
             tokio::spawn(connection);
-            host.lock().http2 = Some(send.clone());
-            return Ok(Connection::Http2(send));
+            let mut state = host.lock();
+            state.http2 = Some(send.clone());
+            state.speaks_http2 = true;
+            return Ok((Connection::Http2(send), false));
         }
         let (send, connection) = http1::handshake(io).await.map_err(|e| connect(e.into()))?;
-        tokio::spawn(connection);
-        Ok(Connection::Http1(send))
+        tokio::spawn(connection.with_upgrades());
+        Ok((Connection::Http1(send), false))
     }
 }
 
@@ -238,6 +287,7 @@ impl HostPool {
             }
             state.http2 = None;
         }
+        state.close_expired(Instant::now());
         let mut at = state.idle.len();
         while at > 0 {
             at -= 1;
@@ -262,19 +312,14 @@ impl HostPool {
         }
         let now = Instant::now();
         let mut state = self.lock();
-        // Oldest at the bottom (each goes on top when put back): those that
-        // idled too long are closed. A pool no call comes back to keeps its
-        // connections until the instance closes them or goes.
-        let expired = state
-            .idle
-            .partition_point(|idle| now.saturating_duration_since(idle.since) > IDLE_TIMEOUT);
-        state.idle.drain(..expired);
+        state.close_expired(now);
         state.idle.push(Idle { send, since: now });
     }
 
-    /// Whether any of its connections is still open.
+    /// Whether any of its connections is still open and not expired.
     fn is_open(&self) -> bool {
-        let state = self.lock();
+        let mut state = self.lock();
+        state.close_expired(Instant::now());
         state.http2.as_ref().is_some_and(|send| !send.is_closed())
             || state.idle.iter().any(|idle| !idle.send.is_closed())
     }
@@ -311,6 +356,59 @@ fn host_header(base: &Uri) -> Option<HeaderValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An HTTP/1 connection over an in-memory pipe whose other end nobody
+    /// reads: enough for the pool, which only asks whether it is ready.
+    async fn connection() -> (http1::SendRequest<RequestBody>, tokio::io::DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(1024);
+        let (mut send, connection) = http1::handshake(hyper_util::rt::TokioIo::new(ours))
+            .await
+            .expect("handshake");
+        tokio::spawn(connection);
+        send.ready().await.expect("ready");
+        (send, theirs)
+    }
+
+    fn pool() -> HostPool {
+        HostPool {
+            host: None,
+            state: Mutex::default(),
+            connecting: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_connection_used_last_goes_first_and_those_idle_too_long_are_closed() {
+        let pool = pool();
+        let (old, _old_peer) = connection().await;
+        pool.check_in(old);
+        tokio::time::advance(IDLE_TIMEOUT - Duration::from_secs(1)).await;
+        let (recent, _recent_peer) = connection().await;
+        pool.check_in(recent);
+        assert!(matches!(pool.checkout(), Some(Connection::Http1(_))));
+        assert!(pool.is_open(), "the older one is not expired yet");
+        // The older one, left in the pool, passes its idle timeout.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(!pool.is_open(), "it idled too long");
+        assert!(pool.checkout().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_closed_by_its_peer_is_passed_over() {
+        let pool = pool();
+        let (send, peer) = connection().await;
+        pool.check_in(send);
+        drop(peer);
+        // Its task sees the end of the stream and closes it.
+        for turn in 0.. {
+            if !pool.is_open() {
+                break;
+            }
+            assert!(turn < 1_000, "the connection never closed");
+            tokio::task::yield_now().await;
+        }
+        assert!(pool.checkout().is_none());
+    }
 
     #[test]
     fn the_host_header_is_the_authority_without_a_default_port() {
