@@ -31,6 +31,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let client = args.next().ok_or(usage)?;
     let calls: usize = args.next().ok_or(usage)?.parse()?;
     let backend = backend()?;
+    // HTTP/2 by prior knowledge instead of HTTP/1.1 (not for `hyper`).
+    let h2c = std::env::var_os("H2C").is_some();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -56,14 +58,26 @@ fn main() -> Result<(), Box<dyn Error>> {
                 let beacon = ServiceClient::with_transport(
                     view,
                     config,
-                    beacon::client::HttpTransport::new(Duration::from_millis(300)),
+                    match h2c {
+                        true => beacon::client::HttpTransport::http2(
+                            Duration::from_millis(300),
+                            beacon::wire::tls::default_config(),
+                        ),
+                        false => beacon::client::HttpTransport::new(Duration::from_millis(300)),
+                    },
                 );
                 for _ in 0..calls {
                     beacon.get("/ratings/camera").await?;
                 }
             }
             "bare" => {
-                let bare = http_client(Duration::from_millis(300));
+                let bare = match h2c {
+                    true => beacon::transport::http2_client(
+                        Duration::from_millis(300),
+                        beacon::wire::tls::default_config(),
+                    ),
+                    false => http_client(Duration::from_millis(300)),
+                };
                 let uri: http::Uri = format!("{backend}/ratings/camera").parse()?;
                 for _ in 0..calls {
                     let request = http::Request::get(uri.clone()).body(Full::new(Bytes::new()))?;
