@@ -36,10 +36,7 @@ use hyper::{
     body::Incoming,
     client::conn::{http1, http2},
 };
-use hyper_util::{
-    client::legacy::connect::Connection as _,
-    rt::{TokioExecutor, TokioTimer},
-};
+use hyper_util::{client::legacy::connect::Connection as _, rt::TokioTimer};
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError, RwLock},
@@ -239,7 +236,7 @@ impl Pools {
             .await
             .map_err(connect)?;
         if self.http2_only || io.connected().is_negotiated_h2() {
-            let (send, connection) = http2::Builder::new(TokioExecutor::new())
+            let (send, connection) = http2::Builder::new(BoxedSpawn)
                 .timer(TokioTimer::new())
                 .handshake(io)
                 .await
@@ -253,6 +250,23 @@ impl Pools {
         let (send, connection) = http1::handshake(io).await.map_err(|e| connect(e.into()))?;
         tokio::spawn(connection.with_upgrades());
         Ok((Connection::Http1(send), false))
+    }
+}
+
+/// Spawns the tasks of hyper's HTTP/2 connections boxed. hyper spawns one
+/// per request, and its type is an enum whose largest variant is the whole
+/// connection: spawned as it is, every request's task would be that large
+/// and copied whole (about 2,700 instructions a call); boxed, it moves as a
+/// pointer. hyper-util's executor boxes them too.
+#[derive(Debug, Clone, Copy)]
+struct BoxedSpawn;
+
+impl<F> hyper::rt::Executor<F> for BoxedSpawn
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::spawn(Box::pin(future));
     }
 }
 
