@@ -2,10 +2,9 @@
 //! absolute request and gives back the answer, its body streaming.
 //!
 //! [`HttpTransport`] is the real one (hyper's connections, pooled per
-//! instance). Tests and
-//! users can put any service there — an in-memory one answers on tokio's
-//! paused clock, so breaker, balancer and retry behaviour can be checked
-//! without sockets or real time.
+//! instance). Tests and users can put any service there — an in-memory one
+//! answers on tokio's paused clock, so breaker, balancer and retry
+//! behaviour can be checked without sockets or real time.
 
 use super::body::{RequestBody, RequestBodyError, ResponseBody};
 use super::error::Cause;
@@ -86,8 +85,8 @@ where
 /// per instance: a request finds its instance's pool with one lookup and
 /// takes the connection used last: about 10,000 instructions fewer per
 /// call (measured by `scripts/instructions-per-call.sh`) than hyper-util's
-/// pooled client, which keys one shared pool by scheme and authority. Connections idle for 30 s are closed. Clones share the
-/// pools.
+/// pooled client, which keys one shared pool by scheme and authority.
+/// Connections idle for 30 s are closed. Clones share the pools.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
     pools: Arc<Pools>,
