@@ -77,6 +77,17 @@ pub enum Balancing {
 /// Spreads calls over one service's admitted endpoints.
 #[derive(Debug)]
 pub struct Balance<N> {
+    /// What every clone shares and never changes once built: one pointer
+    /// to copy, since the client clones its balancer on every call (tower's
+    /// `Retry` does, and a hedge keeps one in case it goes).
+    setup: Arc<Setup<N>>,
+    /// Set while `poll_ready` waits for a change.
+    wait: Option<gate::ChangeWait>,
+}
+
+/// A balancer's settings and the view it balances over.
+#[derive(Debug, Clone)]
+struct Setup<N> {
     view: Arc<ServiceView>,
     new_service: N,
     balancing: Balancing,
@@ -87,14 +98,10 @@ pub struct Balance<N> {
     /// The caller's zone, whose instances it prefers (see
     /// [`zone`](super::zone)); `None`: every zone alike.
     zone: Option<Arc<str>>,
-    /// Set while `poll_ready` waits for a change.
-    wait: Option<gate::ChangeWait>,
 }
 
-impl<N> Balance<N> {
-    /// A balancer over `view`, reaching each endpoint through the service
-    /// `new_service` makes for it.
-    pub fn new(view: Arc<ServiceView>, new_service: N) -> Self {
+impl<N> Setup<N> {
+    fn new(view: Arc<ServiceView>, new_service: N) -> Self {
         Self {
             view,
             new_service,
@@ -102,22 +109,45 @@ impl<N> Balance<N> {
             fail_fast: false,
             max_in_flight: None,
             zone: None,
+        }
+    }
+}
+
+impl<N> Balance<N> {
+    /// A balancer over `view`, reaching each endpoint through the service
+    /// `new_service` makes for it.
+    pub fn new(view: Arc<ServiceView>, new_service: N) -> Self {
+        Self::of(Setup::new(view, new_service))
+    }
+
+    /// Like [`new`](Self::new), but always ready: a call no instance
+    /// admits fails at once with [`ClientError::AllUnavailable`] (or
+    /// `NoInstances`).
+    pub fn failing_fast(view: Arc<ServiceView>, new_service: N) -> Self {
+        Self::of(Setup {
+            fail_fast: true,
+            ..Setup::new(view, new_service)
+        })
+    }
+
+    fn of(setup: Setup<N>) -> Self {
+        Self {
+            setup: Arc::new(setup),
             wait: None,
         }
     }
+}
 
+impl<N: Clone> Balance<N> {
     /// The same, for a caller in `zone`: instances there are preferred (see
     /// [`zone`](super::zone)).
     pub fn zone(self, zone: Option<&str>) -> Self {
-        Self {
-            zone: zone.map(Arc::from),
-            ..self
-        }
+        self.with(|setup| setup.zone = zone.map(Arc::from))
     }
 
     /// The same, choosing by `balancing`.
     pub fn balancing(self, balancing: Balancing) -> Self {
-        Self { balancing, ..self }
+        self.with(|setup| setup.balancing = balancing)
     }
 
     /// The same, with at most `limit` attempts in flight to any one
@@ -126,29 +156,25 @@ impl<N> Balance<N> {
     /// at once with [`ClientError::AllAtCapacity`] — a bulkhead, not a
     /// queue.
     pub fn max_in_flight(self, limit: Option<u32>) -> Self {
-        Self {
-            max_in_flight: limit,
-            ..self
-        }
+        self.with(|setup| setup.max_in_flight = limit)
     }
 
-    /// Like [`new`](Self::new), but always ready: a call no instance
-    /// admits fails at once with [`ClientError::AllUnavailable`] (or
-    /// `NoInstances`).
-    pub fn failing_fast(view: Arc<ServiceView>, new_service: N) -> Self {
-        Self {
-            fail_fast: true,
-            ..Self::new(view, new_service)
-        }
+    /// The same with `change` made to the settings (copied first if a clone
+    /// shares them).
+    fn with(mut self, change: impl FnOnce(&mut Setup<N>)) -> Self {
+        change(Arc::make_mut(&mut self.setup));
+        self
     }
+}
 
+impl<N> Balance<N> {
     /// The fail-fast answer when no instance admits `call`: no instances
     /// listed, every one that would admit it at its cap, or all of them
     /// down (logged, on a call's first attempt).
     pub fn unavailable(&self, call: &Call) -> ClientError {
-        let service = self.view.service().clone();
-        let endpoints = self.view.endpoints();
-        if let Some(limit) = self.max_in_flight {
+        let service = self.setup.view.service().clone();
+        let endpoints = self.setup.view.endpoints();
+        if let Some(limit) = self.setup.max_in_flight {
             let now = Instant::now();
             let full = |e: &Arc<Endpoint>| e.in_flight() >= limit && e.admissible(now);
             if endpoints.iter().any(full) {
@@ -168,7 +194,7 @@ impl<N> Balance<N> {
     /// The endpoint for `call`: its admission reserved and its place in
     /// flight claimed.
     fn pick(&self, call: &Call) -> Option<(Admission, InFlight)> {
-        let endpoints = self.view.endpoints();
+        let endpoints = self.setup.view.endpoints();
         if endpoints.is_empty() {
             return None;
         }
@@ -176,7 +202,7 @@ impl<N> Balance<N> {
         // A retry or a hedge chooses among every zone: its call has found
         // trouble already, and a zone that just went down entirely would
         // otherwise get every retry too.
-        if let (Some(zone), 1) = (&self.zone, call.attempt) {
+        if let (Some(zone), 1) = (&self.setup.zone, call.attempt) {
             let preferred = zone::preferred(&endpoints, zone, now);
             if let Some(picked) = self.pick_among(&preferred, call, now) {
                 return Some(picked);
@@ -195,8 +221,10 @@ impl<N> Balance<N> {
         if endpoints.is_empty() {
             return None;
         }
-        let drawn = match self.balancing {
-            Balancing::LeastLoaded => least_loaded_of_two(endpoints, call, now, self.max_in_flight),
+        let drawn = match self.setup.balancing {
+            Balancing::LeastLoaded => {
+                least_loaded_of_two(endpoints, call, now, self.setup.max_in_flight)
+            }
             Balancing::RoundRobin => None,
         };
         drawn.or_else(|| self.next_in_turn(endpoints, call, now))
@@ -210,11 +238,11 @@ impl<N> Balance<N> {
         now: Instant,
     ) -> Option<(Admission, InFlight)> {
         let count = endpoints.len();
-        let start = self.view.next_cursor();
+        let start = self.setup.view.next_cursor();
         (0..count)
             .map(|step| &endpoints[(start + step) % count])
             .filter(|endpoint| !call.tried.contains(endpoint.address()))
-            .find_map(|endpoint| claim(endpoint, now, self.max_in_flight))
+            .find_map(|endpoint| claim(endpoint, now, self.setup.max_in_flight))
     }
 }
 
@@ -288,15 +316,12 @@ fn cost(own: Load, rival: Load) -> f64 {
     latency * f64::from(own.in_flight.saturating_add(1))
 }
 
-impl<N: Clone> Clone for Balance<N> {
+impl<N> Clone for Balance<N> {
     /// A clone waits on its own: the pending wait is not shared.
     fn clone(&self) -> Self {
         Self {
-            fail_fast: self.fail_fast,
-            balancing: self.balancing,
-            max_in_flight: self.max_in_flight,
-            zone: self.zone.clone(),
-            ..Self::new(Arc::clone(&self.view), self.new_service.clone())
+            setup: Arc::clone(&self.setup),
+            wait: None,
         }
     }
 }
@@ -312,15 +337,15 @@ impl<N: NewEndpointService> tower::Service<Call> for Balance<N> {
     type Future = BalanceFuture<N::Service>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
-        if self.fail_fast {
+        if self.setup.fail_fast {
             return Poll::Ready(Ok(()));
         }
         loop {
-            if self.view.is_synced() && has_candidate(&self.view, &[]) {
+            if self.setup.view.is_synced() && has_candidate(&self.setup.view, &[]) {
                 self.wait = None;
                 return Poll::Ready(Ok(()));
             }
-            let view = &self.view;
+            let view = &self.setup.view;
             ready!(gate::poll_change(&mut self.wait, || view.changes(), cx));
         }
     }
@@ -348,11 +373,11 @@ impl<N: NewEndpointService> Balance<N> {
         // `ServedBy` (the market does, when the serving instance changes).
         tracing::debug!(
             "{} using instance {}: {}",
-            self.view.service(),
+            self.setup.view.service(),
             endpoint.id(),
             endpoint.address()
         );
-        let inner = self.new_service.new_service(Arc::clone(endpoint));
+        let inner = self.setup.new_service.new_service(Arc::clone(endpoint));
         Some(BreakerGate::admitted(admission, in_flight, inner))
     }
 }

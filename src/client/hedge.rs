@@ -242,7 +242,7 @@ type Hedged = Pin<Box<dyn Future<Output = Answer> + Send>>;
 
 impl<N> tower::Service<Call> for Hedge<N>
 where
-    N: NewEndpointService + Clone + Send + 'static,
+    N: NewEndpointService + Clone + Send + Sync + 'static,
     N::Service: tower::Service<Admitted, Future: Unpin + Send + 'static> + Send,
 {
     type Response = Response<ResponseBody>;
@@ -267,7 +267,7 @@ where
 /// first is late and the budget allows.
 fn hedged<N>(balance: &Balance<N>, shared: &Arc<Shared>, call: Call) -> Hedged
 where
-    N: NewEndpointService + Clone + Send + 'static,
+    N: NewEndpointService + Clone + Send + Sync + 'static,
     N::Service: tower::Service<Admitted, Future: Unpin + Send + 'static> + Send,
 {
     let started = call.started();
