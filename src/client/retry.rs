@@ -22,15 +22,22 @@ use std::{
 use tokio::time::{Instant, Sleep};
 
 /// Retries on another instance, within limits. Cloned per call by tower's
-/// `Retry`, so the backoff is each call's own; clones share the budget.
+/// `Retry`, so the backoff is each call's own; clones share the rest.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
-    view: Arc<ServiceView>,
-    budget: Arc<WindowBudget>,
+    /// One pointer for every clone to copy: tower's `Retry` clones the
+    /// policy on each call.
+    shared: Arc<Shared>,
     backoff: Backoff,
+}
+
+#[derive(Debug)]
+struct Shared {
+    view: Arc<ServiceView>,
+    budget: WindowBudget,
     max_attempts: u32,
-    /// Shared by every clone: what the policy did.
-    counts: Arc<Counts>,
+    /// What the policy did.
+    counts: Counts,
 }
 
 #[derive(Debug, Default)]
@@ -67,19 +74,21 @@ impl RetryPolicy {
     /// A policy for calls to `view`'s service.
     pub fn new(view: Arc<ServiceView>, limits: RetryLimits) -> Self {
         Self {
-            view,
-            budget: Arc::new(WindowBudget::new(limits.ratio, limits.floor_per_sec)),
+            shared: Arc::new(Shared {
+                view,
+                budget: WindowBudget::new(limits.ratio, limits.floor_per_sec),
+                max_attempts: limits.max_attempts.max(1),
+                counts: Counts::default(),
+            }),
             backoff: Backoff::new(limits.backoff, limits.backoff_cap),
-            max_attempts: limits.max_attempts.max(1),
-            counts: Arc::default(),
         }
     }
 
     /// Retries made and refused so far, by this policy and its clones.
     pub fn counts(&self) -> RetryCounts {
         RetryCounts {
-            retries: self.counts.retries.load(Ordering::Relaxed),
-            budget_exhausted: self.counts.budget_exhausted.load(Ordering::Relaxed),
+            retries: self.shared.counts.retries.load(Ordering::Relaxed),
+            budget_exhausted: self.shared.counts.budget_exhausted.load(Ordering::Relaxed),
         }
     }
 }
@@ -107,14 +116,14 @@ impl tower::retry::Policy<Call, Response<ResponseBody>, ClientError> for RetryPo
         }
         tracing::debug!(
             "{} attempt {} failed: {error}",
-            self.view.service(),
+            self.shared.view.service(),
             call.attempt
         );
         call.tried.extend(error.address().cloned());
         let now = Instant::now();
-        let eligible = call.attempt < self.max_attempts
+        let eligible = call.attempt < self.shared.max_attempts
             && now < call.deadline
-            && has_candidate(&self.view, &call.tried);
+            && has_candidate(&self.shared.view, &call.tried);
         if !eligible {
             call.last_error = Some(error.clone());
             return None;
@@ -126,11 +135,14 @@ impl tower::retry::Policy<Call, Response<ResponseBody>, ClientError> for RetryPo
             return None;
         }
         call.last_error = Some(error.clone());
-        if !self.budget.withdraw_at(now) {
-            self.counts.budget_exhausted.fetch_add(1, Ordering::Relaxed);
+        if !self.shared.budget.withdraw_at(now) {
+            self.shared
+                .counts
+                .budget_exhausted
+                .fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        self.counts.retries.fetch_add(1, Ordering::Relaxed);
+        self.shared.counts.retries.fetch_add(1, Ordering::Relaxed);
         call.attempt += 1;
         let pause = self
             .backoff
@@ -144,7 +156,7 @@ impl tower::retry::Policy<Call, Response<ResponseBody>, ClientError> for RetryPo
     /// a pointer copy, so that its error can say why it was not retried).
     fn clone_request(&mut self, call: &Call) -> Option<Call> {
         if call.attempt == 1 {
-            self.budget.deposit_at(call.started());
+            self.shared.budget.deposit_at(call.started());
         }
         call.is_idempotent().then(|| call.clone())
     }
