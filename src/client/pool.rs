@@ -55,10 +55,15 @@ pub(crate) struct Pools {
     /// HTTP/2 on every connection, plain ones too ("prior knowledge").
     http2_only: bool,
     /// `http://` instances, by authority.
-    plain: RwLock<HashMap<Box<str>, Arc<HostPool>>>,
+    plain: RwLock<ByAuthority>,
     /// `https://` instances, by authority.
-    tls: RwLock<HashMap<Box<str>, Arc<HostPool>>>,
+    tls: RwLock<ByAuthority>,
 }
+
+/// Pools by authority, hashed with foldhash: looked up once per request,
+/// where std's SipHash cost about 200 instructions a call. The keys are
+/// the addresses of registered instances, not a stranger's input.
+type ByAuthority = HashMap<Box<str>, Arc<HostPool>, foldhash::fast::RandomState>;
 
 /// One instance's connections.
 #[derive(Debug)]
@@ -130,7 +135,6 @@ impl Pools {
         mut request: Request<RequestBody>,
     ) -> Result<Response<Incoming>, ExchangeError> {
         let host = self.host(request.uri())?;
-        let absolute = request.uri().clone();
         let mut tries_left = TRIES;
         loop {
             tries_left -= 1;
@@ -143,17 +147,24 @@ impl Pools {
                 // Boxed: connecting (TCP, TLS, the handshake) is a large
                 // future that nearly every request skips, and in line it
                 // would be copied with each request's future.
-                None => Box::pin(self.connect(&host, &absolute, may_reuse)).await?,
+                None => Box::pin(self.connect(&host, request.uri(), may_reuse)).await?,
             };
-            let mut added_host = false;
+            // For HTTP/1, the absolute URI taken out of the request (which
+            // goes in origin form), and whether `Host` was added: an unsent
+            // request gets both undone.
+            let mut changed: Option<(Uri, bool)> = None;
             let mut refused = match connection {
                 Connection::Http1(mut send) => {
-                    *request.uri_mut() = origin_form(&absolute);
-                    if let (Some(host), false) = (&host.host, request.headers().contains_key(HOST))
-                    {
-                        request.headers_mut().insert(HOST, host.clone());
-                        added_host = true;
-                    }
+                    let origin = origin_form(request.uri());
+                    let absolute = std::mem::replace(request.uri_mut(), origin);
+                    let added_host = match (&host.host, request.headers().contains_key(HOST)) {
+                        (Some(host), false) => {
+                            request.headers_mut().insert(HOST, host.clone());
+                            true
+                        }
+                        _ => false,
+                    };
+                    changed = Some((absolute, added_host));
                     match send.try_send_request(request).await {
                         Ok(response) => {
                             host.check_in(send);
@@ -171,9 +182,11 @@ impl Pools {
                 Some(unsent) if reused => {
                     // As it came: the next try may be on HTTP/2.
                     request = unsent;
-                    *request.uri_mut() = absolute.clone();
-                    if added_host {
-                        request.headers_mut().remove(HOST);
+                    if let Some((absolute, added_host)) = changed {
+                        *request.uri_mut() = absolute;
+                        if added_host {
+                            request.headers_mut().remove(HOST);
+                        }
                     }
                 }
                 _ => return Err(ExchangeError::sending(refused.into_error())),
