@@ -243,8 +243,9 @@ struct Judging {
     limit: Duration,
     attempt_timeout: Duration,
     deadline: Instant,
-    /// What the call was given, for the error that says it ran out.
-    allowed: Duration,
+    /// When the call began: what it was given (for the error that says it
+    /// ran out) is worked out only then.
+    call_started: Instant,
 }
 
 impl Judging {
@@ -257,7 +258,7 @@ impl Judging {
             limit: attempt_timeout.min(call.deadline.saturating_duration_since(started)),
             attempt_timeout,
             deadline: call.deadline,
-            allowed: call.allowed(),
+            call_started: call.started(),
         }
     }
 
@@ -340,7 +341,7 @@ impl Verdict {
             limit,
             attempt_timeout,
             deadline,
-            allowed,
+            call_started,
         } = judging;
         let address = self.in_flight.endpoint().address();
         let error = match answered {
@@ -377,7 +378,9 @@ impl Verdict {
             }
             // The deadline, not the attempt timeout, cut it short.
             None if limit < attempt_timeout || Instant::now() >= deadline => {
-                return Err(ClientError::DeadlineExceeded { deadline: allowed })
+                return Err(ClientError::DeadlineExceeded {
+                    deadline: deadline.saturating_duration_since(call_started),
+                })
             }
             None => ClientError::Timeout {
                 address: address.clone(),

@@ -101,14 +101,13 @@ impl LatencyHistogram {
     /// `None` with fewer than `min_samples` of them.
     pub fn quantile(&self, q: f64, min_samples: u32, now: Instant) -> Option<Duration> {
         self.rotate(now);
-        let counts: Vec<u64> = (0..BUCKETS)
-            .map(|i| {
-                self.windows
-                    .iter()
-                    .map(|w| u64::from(w[i].load(Ordering::Relaxed)))
-                    .sum()
-            })
-            .collect();
+        // On the stack: this runs every few milliseconds under load.
+        let mut counts = [0u64; BUCKETS];
+        for window in &self.windows {
+            for (count, bucket) in counts.iter_mut().zip(window.iter()) {
+                *count += u64::from(bucket.load(Ordering::Relaxed));
+            }
+        }
         let total: u64 = counts.iter().sum();
         if total < u64::from(min_samples.max(1)) {
             return None;

@@ -64,7 +64,7 @@ use crate::events::ServiceSnapshot;
 use crate::resolver::{Resolver, ServiceView};
 use crate::wire::{Address, InstanceId, ServiceName};
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use std::{sync::Arc, time::Duration};
 use tower::{retry::Retry, Service};
 
@@ -298,8 +298,10 @@ impl<T: Transport> ServiceClient<T> {
 
     /// `GET path_and_query` (e.g. `/ratings/camera`).
     pub async fn get(&self, path_and_query: &str) -> Result<Response<Bytes>, ClientError> {
-        let request = Request::get(path_and_query)
-            .body(Bytes::new())
+        // Not through `Request::builder`, whose every step moves the whole
+        // head: this runs once per call.
+        let mut request = Request::new(Bytes::new());
+        *request.uri_mut() = Uri::try_from(path_and_query)
             .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
         self.send(request).await
     }
