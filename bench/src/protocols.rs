@@ -7,7 +7,7 @@
 use crate::{
     contenders::{ready, Contender, Wire},
     proxies::Front,
-    scenarios::{steady_run, with, Outcome, Plan, SharedBackends},
+    scenarios::{steady_runs, with, Outcome, Plan, SharedBackends},
     topology::{Backends, ServerCert},
 };
 use beacon::wire::tls::ClientTls;
@@ -110,6 +110,7 @@ async fn run_in(
         };
         let count = Contender::ALL.len();
         for run in 0..plan.runs {
+            let mut readies = Vec::new();
             for k in 0..count {
                 let contender = Contender::ALL[(k + run) % count];
                 let (urls, registry) = match contender {
@@ -122,7 +123,9 @@ async fn run_in(
                 if let (Some(config), 0) = (ready.config(), run) {
                     configs.push((format!("{} ({})", contender.name(), wire.name), config));
                 }
-                let mut outcome = steady_run(&ready, plan, contender, run).await;
+                readies.push((contender, ready));
+            }
+            for mut outcome in steady_runs(&readies, plan, run).await {
                 outcome.scenario = protocol.scenario();
                 outcomes.push(outcome);
             }

@@ -175,6 +175,7 @@ pub async fn run_all(
     let count = Contender::ALL.len();
     heal(&backends, &registry).await?;
     for run in 0..plan.runs {
+        let mut readies = Vec::new();
         for k in 0..count {
             let contender = Contender::ALL[(k + run) % count];
             let urls = with(&backends, |b| b.urls());
@@ -182,9 +183,10 @@ pub async fn run_all(
             if let (Some(config), 0) = (ready.config(), run) {
                 configs.push((contender.name().to_owned(), config));
             }
-            if steady {
-                outcomes.push(steady_run(&ready, plan, contender, run).await);
-            }
+            readies.push((contender, ready));
+        }
+        if steady {
+            outcomes.extend(steady_runs(&readies, plan, run).await);
         }
     }
     let bare_p99 = Spread::of(
@@ -214,37 +216,63 @@ pub async fn run_all(
     })
 }
 
-/// One contender at its maximum throughput, closed loop.
-pub async fn steady_run(ready: &Ready, plan: Plan, contender: Contender, run: usize) -> Outcome {
+/// How long each contender's turns in the steady scenario last: each gets
+/// `steady_for` in all, in turns this long taken in rotation.
+pub const STEADY_TURN: Duration = Duration::from_millis(500);
+
+/// Every contender of `readies` at its maximum throughput, closed loop, in
+/// turns of [`STEADY_TURN`] taken in rotation until each has had
+/// `plan.steady_for`: whatever the machine does meanwhile (other load, its
+/// clock speed) falls on every contender alike, instead of on whichever ran
+/// then. Connections stay open between turns.
+pub async fn steady_runs(readies: &[(Contender, Ready)], plan: Plan, run: usize) -> Vec<Outcome> {
+    let turns = (plan.steady_for.as_secs_f64() / STEADY_TURN.as_secs_f64())
+        .ceil()
+        .max(1.0) as usize;
     let workload = Workload {
         path: PATH.to_owned(),
         timeout: CALLER_PATIENCE,
-        duration: plan.steady_for,
+        duration: plan.steady_for / u32::try_from(turns).unwrap_or(u32::MAX),
     };
-    let counts = || match &ready.route {
+    let counts = |ready: &Ready| match &ready.route {
         Route::Beacon(client) => Some((client.hedges(), client.retries())),
         _ => None,
     };
-    let before = counts();
-    let samples = closed_loop(&ready.route, &workload, plan.concurrency).await;
-    let summary = Summary::of(&samples, plan.steady_for);
-    let mut outcome = Outcome::steady(contender, run, summary);
-    if let (Some((h0, r0)), Some((h1, r1))) = (before, counts()) {
-        outcome.extra_requests = Some(ExtraRequests {
-            hedges: h1.sent - h0.sent,
-            hedges_refused: h1.budget_exhausted - h0.budget_exhausted,
-            retries: r1.retries - r0.retries,
-        });
+    let before: Vec<_> = readies.iter().map(|(_, ready)| counts(ready)).collect();
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); readies.len()];
+    for turn in 0..turns {
+        for k in 0..readies.len() {
+            let at = (k + turn) % readies.len();
+            let taken = closed_loop(&readies[at].1.route, &workload, plan.concurrency).await;
+            samples[at].extend(taken);
+        }
     }
-    eprintln!(
-        "run {run} steady {}: {:.0} req/s, p99 {:.2} ms, {} errors, extra {:?}",
-        contender.name(),
-        outcome.summary.throughput,
-        outcome.summary.p99_ms,
-        outcome.summary.errors,
-        outcome.extra_requests,
-    );
-    outcome
+    let ran_for = workload.duration * u32::try_from(turns).unwrap_or(u32::MAX);
+    readies
+        .iter()
+        .zip(samples)
+        .zip(before)
+        .map(|(((contender, ready), samples), before)| {
+            let summary = Summary::of(&samples, ran_for);
+            let mut outcome = Outcome::steady(*contender, run, summary);
+            if let (Some((h0, r0)), Some((h1, r1))) = (before, counts(ready)) {
+                outcome.extra_requests = Some(ExtraRequests {
+                    hedges: h1.sent - h0.sent,
+                    hedges_refused: h1.budget_exhausted - h0.budget_exhausted,
+                    retries: r1.retries - r0.retries,
+                });
+            }
+            eprintln!(
+                "run {run} steady {}: {:.0} req/s, p99 {:.2} ms, {} errors, extra {:?}",
+                contender.name(),
+                outcome.summary.throughput,
+                outcome.summary.p99_ms,
+                outcome.summary.errors,
+                outcome.extra_requests,
+            );
+            outcome
+        })
+        .collect()
 }
 
 /// What the fault-injecting task saw, besides the load's samples.
