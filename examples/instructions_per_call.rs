@@ -33,6 +33,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let backend = backend()?;
     // HTTP/2 by prior knowledge instead of HTTP/1.1 (not for `hyper`).
     let h2c = std::env::var_os("H2C").is_some();
+    // Beacon without its deadline header (`ClientConfig::send_deadline`
+    // off), to see what the header costs.
+    let send_deadline = std::env::var_os("NO_DEADLINE").is_none();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -41,13 +44,17 @@ fn main() -> Result<(), Box<dyn Error>> {
             // Beacon as configured by default, and without its per-call
             // extras (hedging, latency-aware balancing): what they cost.
             "beacon" | "beacon-plain" => {
+                let defaults = ClientConfig {
+                    send_deadline,
+                    ..ClientConfig::default()
+                };
                 let config = if client == "beacon" {
-                    ClientConfig::default()
+                    defaults
                 } else {
                     ClientConfig {
                         hedging: None,
                         balancing: beacon::Balancing::RoundRobin,
-                        ..ClientConfig::default()
+                        ..defaults
                     }
                 };
                 let view = ServiceView::fixed(
