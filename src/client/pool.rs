@@ -60,9 +60,11 @@ pub(crate) struct Pools {
     tls: RwLock<ByAuthority>,
 }
 
-/// Pools by authority, hashed with foldhash: looked up once per request,
-/// where std's SipHash cost about 200 instructions a call. The keys are
-/// the addresses of registered instances, not a stranger's input.
+/// Pools by authority, hashed with foldhash, seeded per process: looked up
+/// once per request, where std's SipHash cost about 200 instructions a
+/// call. foldhash is only minimally resistant to keys chosen to collide;
+/// the keys here are instances' authorities, as many as there are
+/// instances, and a host with nothing open is forgotten.
 type ByAuthority = HashMap<Box<str>, Arc<HostPool>, foldhash::fast::RandomState>;
 
 /// One instance's connections.
