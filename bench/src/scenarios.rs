@@ -1,6 +1,7 @@
-//! The side-by-side runs: every contender on the same workload, one after
-//! another, on the same machine, repeated — so the results compare as
-//! ratios and every headline is a median with its range.
+//! The side-by-side runs: every contender on the same workload, in turns
+//! (the steady scenario's interleaved), on the same machine, repeated — so
+//! the results compare as ratios and every headline is a median with its
+//! range.
 
 use crate::{
     contenders::{ready, Contender, Ready, Wire, CALLER_PATIENCE},
@@ -24,7 +25,8 @@ const PATH: &str = "/ratings/camera";
 /// Durations, rates and repetitions of a benchmark run.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
-    /// Steady: length of each contender's turn in each run.
+    /// Steady: each contender's time in each run, in all (taken in turns of
+    /// [`STEADY_TURN`]).
     pub steady_for: Duration,
     /// Callers in the steady scenario.
     pub concurrency: usize,
@@ -240,19 +242,28 @@ pub async fn steady_runs(readies: &[(Contender, Ready)], plan: Plan, run: usize)
     };
     let before: Vec<_> = readies.iter().map(|(_, ready)| counts(ready)).collect();
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); readies.len()];
+    // Each contender's time so far, as its turns took it: a turn ends when
+    // its last call does, a little after the turn's length.
+    let mut ran_for = vec![Duration::ZERO; readies.len()];
     for turn in 0..turns {
         for k in 0..readies.len() {
             let at = (k + turn) % readies.len();
+            let started = Instant::now();
             let taken = closed_loop(&readies[at].1.route, &workload, plan.concurrency).await;
-            samples[at].extend(taken);
+            // As if the contender's turns ran back to back.
+            samples[at].extend(taken.into_iter().map(|sample| Sample {
+                at: sample.at + ran_for[at],
+                ..sample
+            }));
+            ran_for[at] += started.elapsed();
         }
     }
-    let ran_for = workload.duration * u32::try_from(turns).unwrap_or(u32::MAX);
     readies
         .iter()
         .zip(samples)
+        .zip(ran_for)
         .zip(before)
-        .map(|(((contender, ready), samples), before)| {
+        .map(|((((contender, ready), samples), ran_for), before)| {
             let summary = Summary::of(&samples, ran_for);
             let mut outcome = Outcome::steady(*contender, run, summary);
             if let (Some((h0, r0)), Some((h1, r1))) = (before, counts(ready)) {
