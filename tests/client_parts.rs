@@ -232,6 +232,23 @@ async fn calls_go_round_robin_over_every_instance() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_path_that_is_no_uri_is_refused_before_any_attempt() {
+    let instances = Instances::default();
+    let client = ServiceClient::with_transport(
+        view(1, BreakerConfig::default()),
+        config(),
+        instances.transport(),
+    );
+    match client.get("/ratings/a camera").await {
+        Err(ClientError::InvalidRequest(message)) => {
+            assert!(message.contains("invalid uri"), "{message}");
+        }
+        other => panic!("wanted InvalidRequest, got {other:?}"),
+    }
+    assert_eq!(instances.total_calls(), 0, "nothing was sent");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_refusing_instance_is_retried_elsewhere_and_its_breaker_opens() {
     let instances = Instances::default();
     instances.set(1, Behaviour::Refuse);

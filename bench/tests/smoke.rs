@@ -3,18 +3,21 @@
 
 use axum::{routing::get, Router};
 use beacon_bench::{
-    contenders::Contender,
+    contenders::{ready, Contender, Wire},
     cross_zone::ZoneRun,
     deep_chain::ChainRun,
     detection::Detection,
     load::{closed_loop, open_loop, Route, Workload},
     plots::{plot_gray, plot_hang},
     report::Report,
-    scenarios::{Comparison, Outcome},
+    scenarios::{steady_runs, Comparison, Outcome, Plan, STEADY_TURN},
     stats::{back_after, buckets, Summary},
 };
-use std::time::Duration;
-use tokio::net::TcpListener;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tokio::{net::TcpListener, time::Instant};
 
 async fn backend(name: &'static str) -> String {
     serve(format!(
@@ -207,4 +210,67 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
         "an SVG with the legend"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A backend that notes when each request came.
+async fn noting(name: &'static str) -> (String, Arc<Mutex<Vec<Instant>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let body = format!(r#"{{"thing":"camera","stars":4.5,"instance":"{name}"}}"#);
+    let noted = Arc::clone(&seen);
+    let app = Router::new().route(
+        "/ratings/camera",
+        get(move || {
+            noted.lock().expect("lock").push(Instant::now());
+            let body = body.clone();
+            async move { body }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_contenders_take_turns_and_are_timed_as_they_ran() {
+    let ((first_url, first), (second_url, second)) = (noting("a").await, noting("b").await);
+    let mut readies = Vec::new();
+    for url in [first_url, second_url] {
+        let ready = ready(Contender::BareClient, vec![url], "", &Wire::http1())
+            .await
+            .expect("ready");
+        readies.push((Contender::BareClient, ready));
+    }
+    let plan = Plan {
+        steady_for: STEADY_TURN * 2,
+        concurrency: 2,
+        ..Plan::quick()
+    };
+    let started = Instant::now();
+    let outcomes = steady_runs(&readies, plan, 0).await;
+    let took = started.elapsed();
+    assert_eq!(outcomes.len(), 2);
+    let span = |seen: &Mutex<Vec<Instant>>| {
+        let seen = seen.lock().expect("lock");
+        (
+            *seen.first().expect("requests"),
+            *seen.last().expect("requests"),
+        )
+    };
+    let ((first_from, first_to), (second_from, _)) = (span(&first), span(&second));
+    // In turns (the second's two back to back, as the rotation goes): each
+    // served calls after the other had begun, not all in one piece.
+    assert!(
+        first_from < second_from && second_from < first_to,
+        "not interleaved"
+    );
+    for (outcome, seen) in outcomes.iter().zip([&first, &second]) {
+        let served = seen.lock().expect("lock").len();
+        assert_eq!(outcome.summary.requests, served);
+        // Over the time the turns really took, which is longer than their
+        // nominal length and shorter than the whole run.
+        let rate = served as f64;
+        assert!(outcome.summary.throughput < rate / plan.steady_for.as_secs_f64());
+        assert!(outcome.summary.throughput >= rate / took.as_secs_f64());
+    }
 }
