@@ -46,6 +46,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             "beacon" | "beacon-plain" => {
                 let defaults = ClientConfig {
                     send_deadline,
+                    http2_prior_knowledge: h2c,
                     ..ClientConfig::default()
                 };
                 let config = if client == "beacon" {
@@ -62,17 +63,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                     &[("ratings-1".parse()?, Address::new(&backend)?)],
                     &ResolverConfig::default(),
                 );
-                let beacon = ServiceClient::with_transport(
-                    view,
-                    config,
-                    match h2c {
-                        true => beacon::client::HttpTransport::http2(
-                            Duration::from_millis(300),
-                            beacon::wire::tls::default_config(),
-                        ),
-                        false => beacon::client::HttpTransport::new(Duration::from_millis(300)),
-                    },
-                );
+                let beacon = ServiceClient::for_view(view, config);
                 for _ in 0..calls {
                     beacon.get("/ratings/camera").await?;
                 }
