@@ -75,8 +75,42 @@ pub async fn within<F: std::future::Future>(deadline: Instant, work: F) -> F::Ou
 /// The header value for a budget of `wait`: milliseconds, rounded up, so
 /// that a budget of a fraction of a millisecond is not sent as spent.
 pub fn header_value(wait: Duration) -> HeaderValue {
-    let ms = wait.as_nanos().div_ceil(1_000_000);
-    HeaderValue::from(u64::try_from(ms).unwrap_or(u64::MAX))
+    HeaderValue::from(header_ms(wait))
+}
+
+/// `wait` in whole milliseconds, rounded up.
+fn header_ms(wait: Duration) -> u64 {
+    u64::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+/// Most distinct budgets [`lasting_header_value`] keeps: attempt timeouts
+/// come from configuration, so a process has a handful.
+const MOST_LASTING: usize = 64;
+
+/// [`header_value`] for a budget sent on many requests (a client's attempt
+/// timeout): its bytes are made once per process and kept for good, so a
+/// clone is a copy of a pointer. A value made by [`header_value`] counts
+/// its clones in one shared word, which every attempt on every worker
+/// thread would write twice per attempt.
+/// Past [`MOST_LASTING`] distinct budgets, values are made as
+/// [`header_value`] makes them.
+pub fn lasting_header_value(wait: Duration) -> HeaderValue {
+    static KEPT: std::sync::Mutex<Vec<(u64, HeaderValue)>> = std::sync::Mutex::new(Vec::new());
+    let ms = header_ms(wait);
+    let mut kept = KEPT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, value)) = kept.iter().find(|(kept, _)| *kept == ms) {
+        return value.clone();
+    }
+    if kept.len() >= MOST_LASTING {
+        return header_value(wait);
+    }
+    // Leaked on purpose, at most MOST_LASTING times: it lasts for good.
+    let digits: &'static str = Box::leak(ms.to_string().into_boxed_str());
+    let value = HeaderValue::from_static(digits);
+    kept.push((ms, value.clone()));
+    value
 }
 
 /// The budget `value` states, or why it can't be read.
@@ -89,12 +123,19 @@ pub fn parse_budget(value: &HeaderValue) -> Result<Duration, WireError> {
             ),
         )
     };
-    let text = value.to_str().map_err(|_| invalid())?;
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = value.as_bytes();
+    if digits.is_empty() {
         return Err(invalid());
     }
-    // Digits only: the one failure left is overflow, which is "no hurry".
-    let ms = text.parse::<u64>().unwrap_or(u64::MAX);
+    // In one pass over the bytes (every request that carries a budget
+    // comes through here); past u64's range is "no hurry".
+    let mut ms: u64 = 0;
+    for &byte in digits {
+        if !byte.is_ascii_digit() {
+            return Err(invalid());
+        }
+        ms = ms.saturating_mul(10).saturating_add(u64::from(byte - b'0'));
+    }
     Ok(Duration::from_millis(ms).min(MAX_BUDGET))
 }
 
@@ -297,6 +338,19 @@ mod tests {
             (Duration::ZERO, "0"),
         ] {
             assert_eq!(header_value(wait), sent, "{wait:?}");
+            assert_eq!(lasting_header_value(wait), sent, "{wait:?}");
         }
+    }
+
+    #[test]
+    fn a_lasting_budget_is_made_once_and_shared() {
+        let first = lasting_header_value(Duration::from_millis(250));
+        // The same whole milliseconds: the same bytes, not a copy.
+        let again = lasting_header_value(Duration::from_micros(249_001));
+        assert_eq!(first, "250");
+        assert_eq!(first.as_bytes().as_ptr(), again.as_bytes().as_ptr());
+        let other = lasting_header_value(Duration::from_millis(251));
+        assert_eq!(other, "251");
+        assert_ne!(first.as_bytes().as_ptr(), other.as_bytes().as_ptr());
     }
 }

@@ -87,7 +87,7 @@ impl<T> Attempt<T> {
             endpoint,
             transport,
             limits,
-            timeout_header: deadline::header_value(limits.timeout),
+            timeout_header: deadline::lasting_header_value(limits.timeout),
         }
     }
 }
@@ -110,7 +110,7 @@ impl<T> NewAttempt<T> {
         Self {
             transport,
             limits,
-            timeout_header: deadline::header_value(limits.timeout),
+            timeout_header: deadline::lasting_header_value(limits.timeout),
         }
     }
 }
