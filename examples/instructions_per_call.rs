@@ -15,6 +15,11 @@
 //! thread; the script runs it
 //! for two call counts under callgrind and divides the difference by the
 //! extra calls, so start-up costs cancel out.
+//!
+//! `H2C=1` speaks HTTP/2 by prior knowledge, `NO_DEADLINE=1` leaves out
+//! Beacon's deadline header, and `BACKEND=http://…` calls a running
+//! instance instead of the in-process one: run a `beacon-ratings` under
+//! callgrind too, to count what a call costs the instance.
 
 use beacon::{
     transport::{http_client, read_body},
@@ -30,7 +35,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     let usage = "usage: instructions_per_call beacon|beacon-plain|bare|hyper CALLS";
     let client = args.next().ok_or(usage)?;
     let calls: usize = args.next().ok_or(usage)?.parse()?;
-    let backend = backend()?;
+    // A running instance instead of the example's own (e.g. to count what
+    // a `beacon-ratings` spends per call under callgrind).
+    let backend = match std::env::var("BACKEND") {
+        Ok(url) => url,
+        Err(_) => backend()?,
+    };
     // HTTP/2 by prior knowledge instead of HTTP/1.1 (not for `hyper`).
     let h2c = std::env::var_os("H2C").is_some();
     // Beacon without its deadline header (`ClientConfig::send_deadline`

@@ -20,6 +20,10 @@ use tokio::time::Instant;
 pub enum Contender {
     /// Beacon's client in the caller.
     Beacon,
+    /// The same, not telling the instances their budget
+    /// (`ClientConfig::send_deadline` off): in the steady tables only, to
+    /// show what that header costs on each protocol.
+    BeaconNoDeadline,
     /// A bare hyper-util client, static round-robin: the floor.
     BareClient,
     /// HAProxy in front.
@@ -29,13 +33,24 @@ pub enum Contender {
 }
 
 impl Contender {
-    /// All four, in report order.
+    /// The four ways, in report order: those the fault scenarios compare.
     pub const ALL: [Contender; 4] = [Self::Beacon, Self::BareClient, Self::Haproxy, Self::Nginx];
+
+    /// Those the steady scenarios compare, in report order: the four, and
+    /// Beacon without its deadline header.
+    pub const STEADY: [Contender; 5] = [
+        Self::Beacon,
+        Self::BeaconNoDeadline,
+        Self::BareClient,
+        Self::Haproxy,
+        Self::Nginx,
+    ];
 
     /// Display name.
     pub fn name(self) -> &'static str {
         match self {
             Self::Beacon => "beacon",
+            Self::BeaconNoDeadline => "beacon, no deadline header",
             Self::BareClient => "bare client",
             Self::Haproxy => "haproxy",
             Self::Nginx => "nginx",
@@ -130,8 +145,9 @@ pub async fn ready(
     wire: &Wire,
 ) -> Result<Ready, String> {
     let (route, proxy, resolver) = match contender {
-        Contender::Beacon => {
-            let (route, resolver) = beacon(registry, urls.len(), wire).await?;
+        Contender::Beacon | Contender::BeaconNoDeadline => {
+            let send_deadline = contender == Contender::Beacon;
+            let (route, resolver) = beacon(registry, urls.len(), wire, send_deadline).await?;
             (route, None, Some(resolver))
         }
         Contender::BareClient => (Route::fixed_over(wire.client(), urls.clone()), None, None),
@@ -156,11 +172,13 @@ pub async fn ready(
 
 /// Beacon's client with the same per-try timeout as the proxies, and a
 /// breaker that opens on the first failure like HAProxy's `fall 1` and
-/// nginx's `max_fails=1`; waits until it sees all `instances`.
+/// nginx's `max_fails=1`; waits until it sees all `instances`. Its
+/// attempts carry their budget to the instances if `send_deadline`.
 async fn beacon(
     registry: &str,
     instances: usize,
     wire: &Wire,
+    send_deadline: bool,
 ) -> Result<(Route, Resolver), String> {
     let client = RegistryClient::from_list(registry, None).map_err(|e| e.to_string())?;
     let resolver = Resolver::new(
@@ -180,6 +198,7 @@ async fn beacon(
         deadline: CALLER_PATIENCE,
         tls: wire.tls.clone(),
         http2_prior_knowledge: wire.h2c,
+        send_deadline,
         ..ClientConfig::default()
     };
     let service = "ratings".parse().map_err(|e| format!("{e}"))?;

@@ -108,13 +108,13 @@ async fn run_in(
             Some(backends) => (backends.urls(), backends.registry_url()),
             None => (plain_urls.clone(), plain_registry.clone()),
         };
-        let count = Contender::ALL.len();
+        let count = Contender::STEADY.len();
         for run in 0..plan.runs {
             let mut readies = Vec::new();
             for k in 0..count {
-                let contender = Contender::ALL[(k + run) % count];
+                let contender = Contender::STEADY[(k + run) % count];
                 let (urls, registry) = match contender {
-                    Contender::Beacon | Contender::BareClient => {
+                    Contender::Beacon | Contender::BeaconNoDeadline | Contender::BareClient => {
                         (direct_urls.clone(), &direct_registry)
                     }
                     Contender::Haproxy | Contender::Nginx => (plain_urls.clone(), &plain_registry),

@@ -174,12 +174,12 @@ pub async fn run_all(
     let registry = with(&backends, |b| b.registry_url());
     let mut outcomes = Vec::new();
     let mut configs = Vec::new();
-    let count = Contender::ALL.len();
+    let count = Contender::STEADY.len();
     heal(&backends, &registry).await?;
     for run in 0..plan.runs {
         let mut readies = Vec::new();
         for k in 0..count {
-            let contender = Contender::ALL[(k + run) % count];
+            let contender = Contender::STEADY[(k + run) % count];
             let urls = with(&backends, |b| b.urls());
             let ready = ready(contender, urls, &registry, &Wire::http1()).await?;
             if let (Some(config), 0) = (ready.config(), run) {
@@ -200,6 +200,7 @@ pub async fn run_all(
     .map_or(0.0, |s| s.median);
     let slow_ms = (2.0 * bare_p99).max(10.0);
     let slow = Duration::from_secs_f64(slow_ms / 1000.0);
+    let count = Contender::ALL.len();
     for run in 0..plan.runs {
         for k in 0..count {
             let contender = Contender::ALL[(k + run) % count];
