@@ -94,7 +94,7 @@ const MOST_LASTING: usize = 64;
 /// thread would write twice per attempt.
 /// Past [`MOST_LASTING`] distinct budgets, values are made as
 /// [`header_value`] makes them.
-pub fn lasting_header_value(wait: Duration) -> HeaderValue {
+pub(crate) fn lasting_header_value(wait: Duration) -> HeaderValue {
     static KEPT: std::sync::Mutex<Vec<(u64, HeaderValue)>> = std::sync::Mutex::new(Vec::new());
     let ms = header_ms(wait);
     let mut kept = KEPT
@@ -340,6 +340,16 @@ mod tests {
             assert_eq!(header_value(wait), sent, "{wait:?}");
             assert_eq!(lasting_header_value(wait), sent, "{wait:?}");
         }
+    }
+
+    #[test]
+    fn a_budget_is_ascii_digits_and_past_u64_is_a_day() {
+        let parse = |bytes: &[u8]| parse_budget(&HeaderValue::from_bytes(bytes).expect("value"));
+        assert!(parse(b"12\x80").is_err(), "a byte past ASCII");
+        assert!(parse(b"1\t2").is_err(), "a tab");
+        assert_eq!(parse(b"007").ok(), Some(Duration::from_millis(7)));
+        let most = u64::MAX.to_string();
+        assert_eq!(parse(most.as_bytes()).ok(), Some(MAX_BUDGET));
     }
 
     #[test]

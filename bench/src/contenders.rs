@@ -1,4 +1,5 @@
-//! The four ways to reach the ratings instances, each set up as its users
+//! The four ways to reach the ratings instances (and, for the steady
+//! tables, Beacon without its deadline header), each set up as its users
 //! would for this job, and how to watch its failure handling.
 
 use crate::{

@@ -120,6 +120,7 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
     for (run, beacon) in [(0, 90.0), (1, 100.0), (2, 95.0)] {
         outcomes.push(steady(Contender::BareClient, run, 100.0));
         outcomes.push(steady(Contender::Beacon, run, beacon));
+        outcomes.push(steady(Contender::BeaconNoDeadline, run, beacon + 3.0));
     }
     outcomes.extend([
         hang(0, 12.0, true),
@@ -180,6 +181,7 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
         "## Gray: one of three instances answers 40 ms late",
         "| 1.0 (0.0–2.0) % | 33.0 % |",
         "| beacon | 95 (90–100) | 0.95 (0.90–1.00) |",
+        "| beacon, no deadline header | 98 (93–103) | 0.98 (0.93–1.03) |",
         "did not fire in 1 of 3 runs",
         "30 (12–900) ms (runs: 12, 900, 30)",
         "median of 3 runs",

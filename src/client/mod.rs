@@ -130,9 +130,9 @@ pub struct ClientConfig {
     /// ([`DEADLINE_HEADER`](crate::deadline::DEADLINE_HEADER)), so that one
     /// behind a [`DeadlineLayer`](crate::deadline::DeadlineLayer) refuses
     /// spent budgets and keeps its own calls within what is left. Default
-    /// `true`. One more header costs about 2,000 instructions a call on
-    /// each side (`make bench` shows it on steady throughput): turn it off
-    /// for instances that don't read it.
+    /// `true`. One more header costs about 2,200 instructions a call on
+    /// each side over HTTP/2 (`make bench` shows it on steady throughput):
+    /// turn it off for instances that don't read it.
     pub send_deadline: bool,
     /// Speak HTTP/2 to plain `http://` instances too, without asking
     /// ("prior knowledge", h2c): only for instances that serve it. Over TLS

@@ -184,9 +184,8 @@ impl Report {
             md,
             "Beacon tells each instance how long its attempt will be waited for, in a \
              `beacon-deadline-ms` header that the instances read (their `DeadlineLayer`); the bare \
-             client and the proxies send nothing of the kind. Over HTTP/2 that header costs about \
-             2,200 instructions a call in the caller and as many in a `beacon-ratings` instance \
-             (counted with callgrind: `examples/instructions_per_call.rs`). \"beacon, no deadline header\" is Beacon with \
+             client and the proxies send nothing of the kind, and one more header is work for hyper \
+             and h2 on both sides (counted with callgrind: `examples/instructions_per_call.rs`). \"beacon, no deadline header\" is Beacon with \
              `send_deadline: false`, so that what the header costs and what the rest of Beacon \
              costs can be told apart.\n"
         );
