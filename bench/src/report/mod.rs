@@ -185,9 +185,9 @@ impl Report {
             "Beacon tells each instance how long its attempt will be waited for, in a \
              `beacon-deadline-ms` header that the instances read (their `DeadlineLayer`); the bare \
              client and the proxies send nothing of the kind, and one more header is work for hyper \
-             and h2 on both sides (counted with callgrind: `examples/instructions_per_call.rs`). \"beacon, no deadline header\" is Beacon with \
-             `send_deadline: false`, so that what the header costs and what the rest of Beacon \
-             costs can be told apart.\n"
+             and h2 on both sides (counted with callgrind: `examples/instructions_per_call.rs`). \
+             \"beacon, no deadline header\" is Beacon with `send_deadline: false`, so that what the \
+             header costs and what the rest of Beacon costs can be told apart.\n"
         );
         self.steady_table(md, "steady");
         self.protocols(md);
