@@ -48,7 +48,7 @@ deps:
 
 # The tests that need etcd or Chromium are behind these features, so that
 # `cargo test -p beacon` runs anywhere; `make test` installs both and runs all.
-TEST_FEATURES := --features beacon/etcd-tests,beacon-registry/etcd-tests,beacon-market/browser-tests,beacon-bench/netns-tests
+TEST_FEATURES := --features beacon/etcd-tests,beacon-kit/etcd-tests,beacon-registry/etcd-tests,beacon-market/browser-tests,beacon-bench/netns-tests
 
 ## test: formatting, lints, docs, then every test in the workspace
 # Incremental caches pay off only across edits; a clean checkout (CI) would

@@ -2,8 +2,8 @@
 //! ports, data in temp dirs, stopped when the process that started them
 //! ends (even if it crashes).
 
-use crate::{net::free_port, wait::eventually};
-use beacon_wire::transport::{http_client, read_body};
+use crate::net::free_port;
+use beacon_wire::transport::{http_client, read_body, HttpClient};
 use bytes::Bytes;
 use http_body_util::Full;
 use std::{
@@ -19,11 +19,26 @@ pub struct Member {
     client_url: String,
     peer_url: String,
     data_dir: PathBuf,
+    /// Where etcd's own log goes (errors only), to say why a member died.
+    log: PathBuf,
     initial_cluster: String,
     /// The network namespace it runs in (a host of a test network), if any.
     netns: Option<String>,
     child: Option<Child>,
 }
+
+/// Where one member runs: its network namespace (none for the host's
+/// loopback), client URL and peer URL.
+type Place = (Option<String>, String, String);
+
+/// How many times a cluster is started afresh when a member dies while
+/// starting: a port found free can be taken (by any process's outgoing
+/// connection) before etcd binds it, and a cluster left one member short
+/// would lose its quorum with the first member a test stops.
+const START_ATTEMPTS: usize = 3;
+
+/// How long a starting cluster has to report every member healthy.
+const START_PATIENCE: Duration = Duration::from_secs(20);
 
 /// A cluster of `n` members.
 pub struct EtcdCluster {
@@ -32,52 +47,69 @@ pub struct EtcdCluster {
 }
 
 impl EtcdCluster {
-    /// Starts `n` members and waits until the cluster answers. Panics
-    /// (with what to install) when etcd is missing.
+    /// Starts `n` members and waits until every one of them is healthy.
+    /// Panics (with what to install) when etcd is missing.
     pub async fn start(n: usize) -> Self {
-        let places = (0..n)
-            .map(|_| {
-                let client = format!("http://127.0.0.1:{}", free_port());
-                let peer = format!("http://127.0.0.1:{}", free_port());
-                (None, client, peer)
-            })
-            .collect();
-        Self::start_at(places).await
+        Self::start_at(|| (0..n).map(|_| loopback_place(free_port())).collect()).await
     }
 
     /// Starts one member on each of `hosts` of a test network (client port
-    /// 2379, peer port 2380 on the host's address), and waits until the
-    /// cluster answers.
+    /// 2379, peer port 2380 on the host's address), and waits until every
+    /// member is healthy.
     pub async fn start_on(hosts: &[&crate::netns::Host]) -> Self {
-        let places = hosts
-            .iter()
-            .map(|host| {
-                let client = format!("http://{}:2379", host.ip);
-                let peer = format!("http://{}:2380", host.ip);
-                (Some(host.netns.clone()), client, peer)
-            })
-            .collect();
-        Self::start_at(places).await
+        Self::start_at(|| {
+            hosts
+                .iter()
+                .map(|host| {
+                    let client = format!("http://{}:2379", host.ip);
+                    let peer = format!("http://{}:2380", host.ip);
+                    (Some(host.netns.clone()), client, peer)
+                })
+                .collect()
+        })
+        .await
     }
 
-    /// Members at `places`: (namespace, client URL, peer URL).
-    async fn start_at(places: Vec<(Option<String>, String, String)>) -> Self {
+    /// Members at the places `places` gives, started afresh (new places,
+    /// new data) when one of them dies before the cluster is healthy.
+    async fn start_at(places: impl Fn() -> Vec<Place>) -> Self {
         assert!(
             std::path::Path::new("/usr/bin/etcd").exists(),
             "/usr/bin/etcd is missing: `make test` installs the Debian package etcd-server"
         );
+        let mut failures = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            let mut cluster = Self::launch(places());
+            match cluster.all_healthy(START_PATIENCE).await {
+                Ok(()) => return cluster,
+                // Dropping the cluster stops its members and removes their data.
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!(
+            "no etcd cluster started in {START_ATTEMPTS} attempts: {}",
+            failures.join("; ")
+        );
+    }
+
+    /// Starts a member at each of `places`, without waiting.
+    fn launch(places: Vec<Place>) -> Self {
         let run = format!("{}-{}", std::process::id(), free_port());
         let mut members: Vec<Member> = places
             .into_iter()
             .enumerate()
-            .map(|(i, (netns, client_url, peer_url))| Member {
-                name: format!("m{i}"),
-                client_url,
-                peer_url,
-                data_dir: std::env::temp_dir().join(format!("beacon-etcd-{run}-m{i}")),
-                initial_cluster: String::new(),
-                netns,
-                child: None,
+            .map(|(i, (netns, client_url, peer_url))| {
+                let files = std::env::temp_dir().join(format!("beacon-etcd-{run}-m{i}"));
+                Member {
+                    name: format!("m{i}"),
+                    client_url,
+                    peer_url,
+                    log: files.with_extension("log"),
+                    data_dir: files,
+                    initial_cluster: String::new(),
+                    netns,
+                    child: None,
+                }
             })
             .collect();
         let initial: Vec<String> = members
@@ -88,9 +120,7 @@ impl EtcdCluster {
             member.initial_cluster = initial.join(",");
             member.start();
         }
-        let cluster = Self { members };
-        cluster.until_healthy().await;
-        cluster
+        Self { members }
     }
 
     /// Client URLs of every member.
@@ -108,38 +138,38 @@ impl EtcdCluster {
         self.members[i].start();
     }
 
-    /// Waits until a running member answers a write-path health check.
-    pub async fn until_healthy(&self) {
-        let urls: Vec<String> = self
-            .members
-            .iter()
-            .filter(|m| m.child.is_some())
-            .map(|m| m.client_url.clone())
-            .collect();
+    /// Waits until every running member reports itself healthy (it sees a
+    /// leader, so writes go through it). Panics, with the log of a member
+    /// that died, when that does not happen.
+    pub async fn until_healthy(&mut self) {
+        if let Err(why) = self.all_healthy(START_PATIENCE).await {
+            panic!("etcd did not become healthy: {why}");
+        }
+    }
+
+    /// Polls every running member's `/health` until all say `true`; fails
+    /// at once when a member's process has ended, and after `limit`.
+    async fn all_healthy(&mut self, limit: Duration) -> Result<(), String> {
         let http = http_client(Duration::from_millis(500));
-        eventually(Duration::from_secs(20), "etcd to be healthy", || async {
-            for url in &urls {
-                let Ok(request) =
-                    http::Request::get(format!("{url}/health")).body(Full::new(Bytes::new()))
-                else {
-                    continue;
-                };
-                let Ok(Ok(answer)) =
-                    tokio::time::timeout(Duration::from_secs(1), http.request(request)).await
-                else {
-                    continue;
-                };
-                let Ok(body) = read_body(answer.into_body(), 1 << 16).await else {
-                    continue;
-                };
-                let health: serde_json::Value = serde_json::from_slice(&body).ok()?;
-                if health["health"] == "true" {
-                    return Some(());
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let mut sick = Vec::new();
+            for member in self.members.iter_mut().filter(|m| m.child.is_some()) {
+                if let Some(ended) = member.ended() {
+                    return Err(ended);
+                }
+                if !healthy(&http, &member.client_url).await {
+                    sick.push(member.name.clone());
                 }
             }
-            None
-        })
-        .await;
+            if sick.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("{} not healthy after {limit:?}", sick.join(", ")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The first member's etcd process id (for its memory): the child of
@@ -176,6 +206,12 @@ impl Member {
 trap 'kill $child 2>/dev/null; wait $child; exit 0' TERM INT
 while kill -0 "$PPID" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.2; done
 kill $child 2>/dev/null; wait $child"#;
+        // Appended to, so a restarted member's log follows its first run's.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_or_else(|_| Stdio::null(), Stdio::from);
         let mut command = match &self.netns {
             Some(netns) => crate::netns::exec(netns, std::path::Path::new("sh")),
             None => Command::new("sh"),
@@ -186,10 +222,26 @@ kill $child 2>/dev/null; wait $child"#;
             .arg("etcd-watchdog")
             .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start etcd");
         self.child = Some(child);
+    }
+
+    /// Why the member's process has ended, with the end of its log; `None`
+    /// while it runs.
+    fn ended(&mut self) -> Option<String> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(3).collect();
+        Some(format!(
+            "member {} ({}, peers at {}) ended ({status}): {}",
+            self.name,
+            self.client_url,
+            self.peer_url,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        ))
     }
 
     fn stop(&mut self) {
@@ -207,8 +259,33 @@ impl Drop for EtcdCluster {
         for member in &mut self.members {
             member.stop();
             let _ = std::fs::remove_dir_all(&member.data_dir);
+            let _ = std::fs::remove_file(&member.log);
         }
     }
+}
+
+/// A member on loopback, serving clients on `client_port`.
+fn loopback_place(client_port: u16) -> Place {
+    let client = format!("http://127.0.0.1:{client_port}");
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    (None, client, peer)
+}
+
+/// Whether the member at `url` answers its `/health` with `true`.
+async fn healthy(http: &HttpClient, url: &str) -> bool {
+    let Ok(request) = http::Request::get(format!("{url}/health")).body(Full::new(Bytes::new()))
+    else {
+        return false;
+    };
+    let Ok(Ok(answer)) = tokio::time::timeout(Duration::from_secs(1), http.request(request)).await
+    else {
+        return false;
+    };
+    let Ok(body) = read_body(answer.into_body(), 1 << 16).await else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&body)
+        .is_ok_and(|health| health["health"] == "true")
 }
 
 /// One single-member cluster shared by every test of a test binary; tests
@@ -244,4 +321,31 @@ pub fn fresh_prefix() -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+#[cfg(all(test, feature = "etcd-tests"))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn a_member_that_cannot_bind_its_port_makes_a_fresh_start() {
+        // Another process's listener on the port the first start hands m2.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let busy = taken.local_addr().expect("address").port();
+        let starts = AtomicUsize::new(0);
+        let mut cluster = EtcdCluster::start_at(|| {
+            let first = starts.fetch_add(1, Ordering::Relaxed) == 0;
+            (0..3)
+                .map(|i| loopback_place(if first && i == 2 { busy } else { free_port() }))
+                .collect()
+        })
+        .await;
+        assert_eq!(starts.load(Ordering::Relaxed), 2, "started afresh once");
+        let busy_url = format!("http://127.0.0.1:{busy}");
+        assert!(!cluster.urls().contains(&busy_url), "{:?}", cluster.urls());
+        // All three members run: one may go and the other two still agree.
+        cluster.stop(0);
+        cluster.until_healthy().await;
+    }
 }
