@@ -56,7 +56,7 @@ TEST_FEATURES := --features beacon/etcd-tests,beacon-kit/etcd-tests,beacon-regis
 test: export CARGO_INCREMENTAL ?= 0
 test: deps lint
 	$(CARGO) build --workspace --bins --examples $(TEST_FEATURES)
-	$(CARGO) test --workspace $(TEST_FEATURES)
+	BEACON_PREBUILT_BINS=1 $(CARGO) test --workspace $(TEST_FEATURES)
 	scripts/contract.sh target/debug/beacon-registry
 
 ## contract: the registry's API against its OpenAPI description (schemathesis, ~1 min)

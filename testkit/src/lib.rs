@@ -139,14 +139,24 @@ impl std::io::Write for SharedWriter {
     }
 }
 
+/// Set by `make test`, which has just built every binary with the test
+/// features: building them again here, without those features, would
+/// rebuild the workspace (minutes of a CI run) and swap the binaries under
+/// the tests that run next.
+pub const PREBUILT_BINS: &str = "BEACON_PREBUILT_BINS";
+
 /// Path of a workspace binary (e.g. `beacon-ratings`), built first if needed.
 ///
 /// Integration tests of the root package can't name other packages' binaries
-/// through `CARGO_BIN_EXE_*`, so this builds them the way `make test` does
-/// (a no-op when they are fresh) and finds them beside the test executable.
+/// through `CARGO_BIN_EXE_*`, so this builds them (a no-op when they are
+/// fresh; skipped when [`PREBUILT_BINS`] is set) and finds them beside the
+/// test executable.
 pub fn binary(name: &str) -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     BUILT.get_or_init(|| {
+        if std::env::var_os(PREBUILT_BINS).is_some() {
+            return;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = std::process::Command::new(cargo)
             .args(["build", "--workspace", "--bins"])
