@@ -23,7 +23,12 @@ struct Demo {
 impl Demo {
     fn start(run_dir: &Path) -> Self {
         let bin = support::binary("beacon-market");
-        let child = Command::new("scripts/demo.sh")
+        // A shell ignores for good a signal ignored when it starts, and a
+        // test run started in the background (`make test &`) ignores
+        // SIGINT: reset it to default, as a terminal has it, so the demo's
+        // ^C trap can be set.
+        let child = Command::new("env")
+            .args(["--default-signal=INT", "scripts/demo.sh"])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .env("BIN", bin.parent().expect("binary directory"))
             .env("RUN_DIR", run_dir)
@@ -38,8 +43,14 @@ impl Demo {
 
     /// ^C, then waits (at most 20 s) for everything to stop.
     fn interrupt(&mut self) -> bool {
+        self.signal("-INT")
+    }
+
+    /// Sends `signal` to the script, then waits (at most 20 s) for it to
+    /// end, which it does once everything it started has stopped.
+    fn signal(&mut self, signal: &str) -> bool {
         let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -54,7 +65,12 @@ impl Demo {
 
 impl Drop for Demo {
     fn drop(&mut self) {
-        if !matches!(self.child.try_wait(), Ok(Some(_))) && !self.interrupt() {
+        // SIGTERM runs the same cleanup should ^C have gone unheard;
+        // SIGKILL last, though it leaves the script's children running.
+        if !matches!(self.child.try_wait(), Ok(Some(_)))
+            && !self.interrupt()
+            && !self.signal("-TERM")
+        {
             let _ = self.child.kill();
         }
     }
