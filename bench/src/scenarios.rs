@@ -232,6 +232,11 @@ pub const STEADY_TURN: Duration = Duration::from_millis(500);
 /// `plan.steady_for`: whatever the machine does meanwhile (other load, its
 /// clock speed) falls on every contender alike, instead of on whichever ran
 /// then. Connections stay open between turns.
+///
+/// Each contender first has one turn that is not measured: the first load
+/// after the contenders are made opens their connections and wakes the
+/// instances, and in earlier reports it made every contender's first run
+/// its slowest, widening the ranges without telling them apart.
 pub async fn steady_runs(readies: &[(Contender, Ready)], plan: Plan, run: usize) -> Vec<Outcome> {
     let turns = (plan.steady_for.as_secs_f64() / STEADY_TURN.as_secs_f64())
         .ceil()
@@ -241,6 +246,9 @@ pub async fn steady_runs(readies: &[(Contender, Ready)], plan: Plan, run: usize)
         timeout: CALLER_PATIENCE,
         duration: plan.steady_for / u32::try_from(turns).unwrap_or(u32::MAX),
     };
+    for (_, ready) in readies {
+        closed_loop(&ready.route, &workload, plan.concurrency).await;
+    }
     let counts = |ready: &Ready| match &ready.route {
         Route::Beacon(client) => Some((client.hedges(), client.retries())),
         _ => None,

@@ -268,11 +268,22 @@ async fn steady_contenders_take_turns_and_are_timed_as_they_ran() {
     );
     for (outcome, seen) in outcomes.iter().zip([&first, &second]) {
         let served = seen.lock().expect("lock").len();
-        assert_eq!(outcome.summary.requests, served);
+        let measured = outcome.summary.requests;
+        // One unmeasured turn each, then the measured ones.
+        assert!(
+            measured > 0 && served > measured,
+            "{served} served, {measured} measured"
+        );
         // Over the time the turns really took, which is longer than their
         // nominal length and shorter than the whole run.
-        let rate = served as f64;
+        let rate = measured as f64;
         assert!(outcome.summary.throughput < rate / plan.steady_for.as_secs_f64());
         assert!(outcome.summary.throughput >= rate / took.as_secs_f64());
     }
+    // The unmeasured turns come first, one per contender in order: the
+    // first's all end before the second's begins, and its measured calls
+    // begin after that.
+    let first = first.lock().expect("lock");
+    let warm = first.len() - outcomes[0].summary.requests;
+    assert!(first[warm - 1] < second_from && second_from < first[warm]);
 }

@@ -107,7 +107,8 @@ impl Report {
             md,
             "Three `beacon-ratings` instances on loopback; each contender takes the same load in turn, \
              in an order rotated from run to run (steady: in turns of half a second, taken in rotation \
-             until each has had its time, so the machine's drift falls on all alike). Beacon, HAProxy \
+             until each has had its time, so the machine's drift falls on all alike, after one unmeasured \
+             turn each to open connections). Beacon, HAProxy \
              and nginx each detect a failed instance \
              and retry on another with a {} ms per-try timeout; HAProxy and nginx balance to the server \
              with the fewest connections, Beacon by latency (power of two choices over peak-EWMA \
