@@ -53,6 +53,8 @@ TEST_FEATURES := --features beacon/etcd-tests,beacon-kit/etcd-tests,beacon-regis
 ## test: formatting, lints, docs, then every test in the workspace
 # Incremental caches pay off only across edits; a clean checkout (CI) would
 # only spend gigabytes of disk on them.
+# BEACON_PREBUILT_BINS: the tests use the binaries just built (with the
+# test features) instead of building them again without (testkit::binary).
 test: export CARGO_INCREMENTAL ?= 0
 test: deps lint
 	$(CARGO) build --workspace --bins --examples $(TEST_FEATURES)
