@@ -12,7 +12,7 @@ use std::time::Duration;
 use support::{
     backend::{Backend, Mode},
     cluster::{breaker, fast_client, ratings, registration, Cluster, PATIENCE},
-    eventually, TestRegistry,
+    eventually, get_text, TestRegistry,
 };
 use tokio::time::Instant;
 
@@ -386,12 +386,7 @@ async fn clients_of_one_service_share_one_view_and_one_long_poll() {
     assert!(std::sync::Arc::ptr_eq(cluster.client.view(), other.view()));
     let registry = cluster.registry.as_ref().expect("running");
     eventually(PATIENCE, "exactly one parked watch", || async {
-        let metrics = reqwest::get(registry.at("/_metrics"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let metrics = get_text(registry.at("/_metrics")).await?;
         metrics
             .contains("beacon_registry_parked_watchers 1\n")
             .then_some(())

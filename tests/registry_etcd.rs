@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use support::{
     backend::Backend as HttpBackend,
     etcd::{fresh_prefix, EtcdCluster},
-    eventually, TestRegistry,
+    eventually, get_text, TestRegistry,
 };
 
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -94,12 +94,7 @@ async fn two_replicas_share_one_view_and_either_takes_heartbeats() {
         (answer, Instant::now())
     });
     eventually(PATIENCE, "the watcher to park on replica 2", || async {
-        let metrics = reqwest::get(two.at("/_metrics"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let metrics = get_text(two.at("/_metrics")).await?;
         metrics
             .contains("beacon_registry_parked_watchers 1\n")
             .then_some(())

@@ -3,7 +3,10 @@
 //! ends (even if it crashes).
 
 use crate::net::free_port;
-use beacon_wire::transport::{http_client, read_body, HttpClient};
+use beacon_wire::{
+    failover::exchange,
+    transport::{http_client, HttpClient},
+};
 use bytes::Bytes;
 use http_body_util::Full;
 use std::{
@@ -19,8 +22,6 @@ pub struct Member {
     client_url: String,
     peer_url: String,
     data_dir: PathBuf,
-    /// Where etcd's own log goes (errors only), to say why a member died.
-    log: PathBuf,
     initial_cluster: String,
     /// The network namespace it runs in (a host of a test network), if any.
     netns: Option<String>,
@@ -98,18 +99,14 @@ impl EtcdCluster {
         let mut members: Vec<Member> = places
             .into_iter()
             .enumerate()
-            .map(|(i, (netns, client_url, peer_url))| {
-                let files = std::env::temp_dir().join(format!("beacon-etcd-{run}-m{i}"));
-                Member {
-                    name: format!("m{i}"),
-                    client_url,
-                    peer_url,
-                    log: files.with_extension("log"),
-                    data_dir: files,
-                    initial_cluster: String::new(),
-                    netns,
-                    child: None,
-                }
+            .map(|(i, (netns, client_url, peer_url))| Member {
+                name: format!("m{i}"),
+                client_url,
+                peer_url,
+                data_dir: std::env::temp_dir().join(format!("beacon-etcd-{run}-m{i}")),
+                initial_cluster: String::new(),
+                netns,
+                child: None,
             })
             .collect();
         let initial: Vec<String> = members
@@ -183,6 +180,12 @@ impl EtcdCluster {
 }
 
 impl Member {
+    /// Where etcd's own log goes (errors only), to say why a member died:
+    /// beside its data.
+    fn log(&self) -> PathBuf {
+        self.data_dir.with_extension("log")
+    }
+
     fn start(&mut self) {
         let args = [
             format!("--name={}", self.name),
@@ -210,7 +213,7 @@ kill $child 2>/dev/null; wait $child"#;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.log)
+            .open(self.log())
             .map_or_else(|_| Stdio::null(), Stdio::from);
         let mut command = match &self.netns {
             Some(netns) => crate::netns::exec(netns, std::path::Path::new("sh")),
@@ -233,14 +236,14 @@ kill $child 2>/dev/null; wait $child"#;
     fn ended(&mut self) -> Option<String> {
         let status = self.child.as_mut()?.try_wait().ok()??;
         self.child = None;
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(3).collect();
+        let log = std::fs::read_to_string(self.log()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
         Some(format!(
             "member {} ({}, peers at {}) ended ({status}): {}",
             self.name,
             self.client_url,
             self.peer_url,
-            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            lines[lines.len().saturating_sub(3)..].join(" | ")
         ))
     }
 
@@ -259,7 +262,7 @@ impl Drop for EtcdCluster {
         for member in &mut self.members {
             member.stop();
             let _ = std::fs::remove_dir_all(&member.data_dir);
-            let _ = std::fs::remove_file(&member.log);
+            let _ = std::fs::remove_file(member.log());
         }
     }
 }
@@ -277,11 +280,7 @@ async fn healthy(http: &HttpClient, url: &str) -> bool {
     else {
         return false;
     };
-    let Ok(Ok(answer)) = tokio::time::timeout(Duration::from_secs(1), http.request(request)).await
-    else {
-        return false;
-    };
-    let Ok(body) = read_body(answer.into_body(), 1 << 16).await else {
+    let Ok((_, body)) = exchange(http, request, Duration::from_secs(1), 1 << 16).await else {
         return false;
     };
     serde_json::from_slice::<serde_json::Value>(&body)

@@ -7,7 +7,7 @@ mod support;
 use std::{collections::BTreeSet, time::Duration};
 use support::{
     demo::{all_live_from, Demo},
-    eventually,
+    eventually, get_text,
 };
 
 /// The market's page deadline in these tests (the original demo's ~1 s).
@@ -335,12 +335,7 @@ async fn a_slow_instance_is_drained_and_wins_its_share_back_once_healed() {
         "the estimate to show ratings-2 150 ms late and ratings-1 fast",
         || async {
             demo.things().await;
-            let metrics = reqwest::get(demo.market_url("/_metrics"))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
+            let metrics = get_text(demo.market_url("/_metrics")).await?;
             let (slow, fast) = (
                 latency_estimate(&metrics, "ratings-2"),
                 latency_estimate(&metrics, "ratings-1"),

@@ -139,6 +139,12 @@ impl std::io::Write for SharedWriter {
     }
 }
 
+/// The body of a GET of `url` as text; `None` on any failure, for a
+/// condition polled with [`eventually`], where a miss is tried again.
+pub async fn get_text(url: impl reqwest::IntoUrl) -> Option<String> {
+    reqwest::get(url).await.ok()?.text().await.ok()
+}
+
 /// Set by `make test`, which has just built every binary with the test
 /// features: building them again here, without those features, would
 /// rebuild the workspace (minutes of a CI run) and swap the binaries under
