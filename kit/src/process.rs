@@ -99,6 +99,18 @@ impl Service {
             .clone()
     }
 
+    /// Waits (at most `limit`, else panics) until the process has printed
+    /// `text`. Its log reaches [`output`](Self::output) through a pipe and
+    /// a reader thread, so a line it wrote just before answering a request
+    /// may arrive here just after the answer.
+    pub async fn until_logged(&self, text: &str, limit: Duration) {
+        crate::wait::eventually(limit, &format!("the log to show {text:?}"), || {
+            let found = self.output().contains(text);
+            async move { found.then_some(()) }
+        })
+        .await;
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

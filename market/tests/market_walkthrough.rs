@@ -39,10 +39,9 @@ async fn the_walkthrough_keeps_every_answer_whole_and_fast() {
         "{shown:?}"
     );
     assert!(took < Duration::from_millis(250), "fails fast: {took:?}");
-    assert!(demo
-        .market
-        .output()
-        .contains("all ratings instances are down"));
+    demo.market
+        .until_logged("all ratings instances are down", PATIENCE)
+        .await;
 
     // Step 7-8: one back; everything live from it.
     demo.start_ratings(1);
@@ -51,10 +50,12 @@ async fn the_walkthrough_keeps_every_answer_whole_and_fast() {
         all_live_from(&shown, &["ratings-1"]).then_some(())
     })
     .await;
-    assert!(demo
-        .market
-        .output()
-        .contains("ratings using instance ratings-1: http://127.0.0.1:"));
+    demo.market
+        .until_logged(
+            "ratings using instance ratings-1: http://127.0.0.1:",
+            PATIENCE,
+        )
+        .await;
 
     // Step 9-10: a second one; requests interleave between the two.
     demo.start_ratings(2);
@@ -83,10 +84,9 @@ async fn the_walkthrough_keeps_every_answer_whole_and_fast() {
     })
     .await;
     let address = demo.ratings[&2].url.clone();
-    assert!(demo
-        .market
-        .output()
-        .contains(&format!("OPEN breaker on [ratings at {address}]")));
+    demo.market
+        .until_logged(&format!("OPEN breaker on [ratings at {address}]"), PATIENCE)
+        .await;
 
     // Step 13: while it is open, requests are fast and all go to ratings-1.
     for _ in 0..5 {
@@ -111,10 +111,12 @@ async fn the_walkthrough_keeps_every_answer_whole_and_fast() {
         "closed after {:?}",
         resumed.elapsed()
     );
-    assert!(demo
-        .market
-        .output()
-        .contains(&format!("CLOSE breaker on [ratings at {address}]")));
+    demo.market
+        .until_logged(
+            &format!("CLOSE breaker on [ratings at {address}]"),
+            PATIENCE,
+        )
+        .await;
 
     // Step 15: requests interleave again.
     eventually(PATIENCE, "requests to interleave again", || async {

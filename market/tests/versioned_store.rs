@@ -391,7 +391,9 @@ async fn scenario(db: TestDb) {
         markets.counter("beacon_market_store_tampered_total").await,
         1.0
     );
-    assert!(markets.replicas[0].output().contains("tampered"), "logged");
+    markets.replicas[0]
+        .until_logged("tampered", std::time::Duration::from_secs(10))
+        .await;
     assert!(
         markets
             .counter("beacon_market_store_versions_written_total")
