@@ -82,9 +82,12 @@ bench: deps bench-deps build-release
 bench-quick: deps bench-deps build-release
 	$(RELEASE)/beacon-bench --quick
 
-## stress: concurrent writes through two market replicas on SQLite, then PostgreSQL; checks none was lost (~1 min)
+## stress: concurrent writes through two market replicas on SQLite, then PostgreSQL, then the
+## same while the store fails (disk full, PostgreSQL stopped, a replica killed; needs root);
+## checks no acknowledged write was lost (~2 min)
 stress: deps build-release
 	$(RELEASE)/beacon-stress $(ARGS)
+	$(RELEASE)/beacon-stress --faults $(ARGS)
 
 ## faults: partitions between real hosts (network namespaces, nftables) under market load; needs root (~2 min)
 faults: deps build-release

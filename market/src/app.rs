@@ -155,8 +155,10 @@ struct HealthQuery {
     deep: bool,
 }
 
-/// `GET /_health`: 200 while serving; with `?deep=true` also asks the
-/// store, 503 `store_unavailable` if it does not answer.
+/// `GET /_health`: 200 while serving; with `?deep=true` also has the
+/// store commit a write, and answers 503 with the reason (code
+/// `store_unavailable`, or `insufficient_storage` for a full disk) when it
+/// can't.
 async fn health(
     axum::extract::State(app): axum::extract::State<App>,
     query: Result<axum::extract::Query<HealthQuery>, axum::extract::rejection::QueryRejection>,
@@ -167,7 +169,15 @@ async fn health(
     if !query.deep {
         return Ok(axum::Json(serde_json::json!({"status": "ok"})));
     }
-    app.store.check().await?;
+    if let Err(e) = app.store.check().await {
+        tracing::warn!("deep health: the store can't take a write: {e}");
+        let status = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+        return Err(api::AppError::Plain(JsonError::new(
+            status,
+            e.code(),
+            e.to_string(),
+        )));
+    }
     let engine = match app.store.engine() {
         crate::store::Engine::Sqlite => "sqlite",
         crate::store::Engine::Postgres => "postgres",

@@ -95,8 +95,7 @@ impl CartError {
             Self::Empty => "cart_empty",
             Self::Stale { .. } => "stale_cart",
             Self::UnknownVersion { .. } => "unknown_version",
-            Self::Store(StoreError::Tampered { .. }) => "tampered",
-            Self::Store(_) => "store_unavailable",
+            Self::Store(error) => error.code(),
             Self::Contended => "contended",
         }
     }
@@ -163,6 +162,17 @@ impl Carts {
     /// Buys what is in the cart — if it is still at version `seen` (when
     /// given) — writing the order and emptying the cart in one transaction.
     pub async fn checkout(&self, session: &str, seen: Option<i64>) -> Result<Receipt, CartError> {
+        self.store
+            .changing(self.checkout_unbounded(session, seen))
+            .await
+    }
+
+    /// [`Carts::checkout`] with no deadline.
+    async fn checkout_unbounded(
+        &self,
+        session: &str,
+        seen: Option<i64>,
+    ) -> Result<Receipt, CartError> {
         let order = format!("{:032x}", rand::rng().random::<u128>());
         let mut races = Races::new();
         loop {

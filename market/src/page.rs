@@ -80,14 +80,28 @@ pub async fn index(
     Extension(CartId(id)): Extension<CartId>,
     Query(notice): Query<Notice>,
 ) -> Response {
-    let ratings = app.board.all().await;
-    let (cart, cart_problem) = match app.carts.view(&id).await {
-        Ok(cart) => (cart, None),
-        Err(e) => {
-            tracing::warn!("the page shows no cart: {e}");
+    // Both at once, each within the page's deadline: a store that is slow
+    // or down costs the page its cart, never its catalogue or its time.
+    let deadline = std::time::Duration::from_millis(app.deadline_ms);
+    let (ratings, cart) = tokio::join!(
+        app.board.all(),
+        tokio::time::timeout(deadline, app.carts.view(&id))
+    );
+    let (cart, cart_problem) = match cart {
+        Ok(Ok(cart)) => (cart, None),
+        failed => {
+            let why = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer from the store within {} ms", app.deadline_ms),
+            };
+            tracing::warn!("the page shows no cart: {why}");
             (
                 CartView::default(),
-                Some(format!("Your cart can't be shown just now: {e}")),
+                Some(
+                    "Your cart is unavailable right now; the things and their ratings are \
+                     still here. Try again in a moment."
+                        .to_owned(),
+                ),
             )
         }
     };
@@ -114,7 +128,7 @@ pub async fn index(
         total: format_price(cart.total_cents),
         cart_version: cart.version,
         customer_id: id.clone(),
-        notice: cart_problem.or_else(|| notice_text(&notice)),
+        notice: notice_text(&notice).or(cart_problem),
         status: app.status(),
         deadline_ms: app.deadline_ms,
     };
@@ -213,6 +227,18 @@ fn notice_text(notice: &Notice) -> Option<String> {
                 .to_owned()
         }
         "unknown_thing" => "There is no such thing for sale.".to_owned(),
+        "store_unavailable" => {
+            "Your cart is unavailable right now, so nothing was changed: try again in a moment."
+                .to_owned()
+        }
+        "insufficient_storage" => {
+            "The shop can't save anything just now (its storage is full), so nothing was changed."
+                .to_owned()
+        }
+        "contended" => "Your cart was changing too fast to save that: try again.".to_owned(),
+        "tampered" => {
+            "Your cart's stored data failed its integrity check, so it was not used.".to_owned()
+        }
         _ => return None,
     };
     Some(text)

@@ -44,8 +44,21 @@ pub enum UpdateError<E> {
 
 /// Applies `change` to the current version of `kind` `id` (`None` if there
 /// is none) and writes the result, again and again while other writers win
-/// the race. Returns what was stored, and whether anything was written.
+/// the race — all within the store's write deadline. Returns what was
+/// stored, and whether anything was written.
 pub async fn update<E>(
+    store: &Store,
+    kind: Kind,
+    id: &str,
+    change: impl FnMut(Option<&Stored>) -> Result<Change, E>,
+) -> Result<(Stored, bool), UpdateError<E>> {
+    store
+        .changing(update_unbounded(store, kind, id, change))
+        .await
+}
+
+/// [`update`] with no deadline.
+async fn update_unbounded<E>(
     store: &Store,
     kind: Kind,
     id: &str,

@@ -5,13 +5,16 @@
 //!
 //! * [`workload`]: the workers and what they record.
 //! * [`verify`]: the lost-update check against the store's history.
+//! * [`faults`]: the same load while the store fails under it (a full
+//!   disk, PostgreSQL stopped, a replica killed), judged the same way.
 
+pub mod faults;
 pub mod verify;
 pub mod workload;
 
 use crate::topology::binary;
 use beacon_kit::process::Service;
-use beacon_market::store::Store;
+use beacon_market::store::{Deadlines, Store};
 use http::StatusCode;
 use std::{collections::BTreeMap, os::unix::fs::PermissionsExt, process::Command, time::Duration};
 use tokio::time::Instant;
@@ -117,68 +120,29 @@ pub async fn run(db: Db, options: &Options) -> Result<Report, String> {
     let dir = tempdir()?;
     let url = match db {
         Db::Sqlite => format!("sqlite:{dir}/market.db"),
-        Db::Postgres => postgres("start", &dir)?,
+        Db::Postgres => postgres("start", &dir, None)?,
     };
     let outcome = load(db, &url, options).await;
     if db == Db::Postgres {
-        let _ = postgres("stop", &dir);
+        let _ = postgres("stop", &dir, None);
     }
     let _ = std::fs::remove_dir_all(&dir);
     outcome
 }
 
 async fn load(db: Db, url: &str, options: &Options) -> Result<Report, String> {
-    let registry = Service::start_with_log(
-        &binary("beacon-registry"),
-        &["--listen", "127.0.0.1:0"],
-        "warn,beacon_registry::server=info",
-    )?;
+    let registry = start_registry()?;
     let mut markets = Vec::new();
     for _ in 0..2 {
-        let args = [
-            "--listen",
-            "127.0.0.1:0",
-            "--registry",
-            &registry.url,
-            "--db",
-            url,
-            "--secret",
-            SECRET,
-            // Every version kept, so that every acknowledgement can be checked.
-            "--history-versions",
-            "1000000000",
-        ];
-        markets.push(Service::start_with_log(
-            &binary("beacon-market"),
-            &args,
-            "warn,beacon_market::server=info",
-        )?);
+        markets.push(start_market(&registry, url, "127.0.0.1:0")?);
     }
     let urls: Vec<String> = markets.iter().map(|m| m.url.clone()).collect();
     let http = beacon::transport::http_client(Duration::from_secs(1));
     create_customers(&http, &urls[0], options.customers).await?;
 
     let started = Instant::now();
-    let until = started + options.duration;
-    let workers: Vec<_> = (0..options.workers)
-        .map(|id| {
-            let worker = Worker {
-                id,
-                markets: urls.clone(),
-                carts: options.carts,
-                customers: options.customers,
-                http: http.clone(),
-            };
-            tokio::spawn(worker.run(until, options.seed.wrapping_add(id as u64)))
-        })
-        .collect();
-    let mut seen = Seen::default();
-    for worker in workers {
-        let mut one = worker.await.map_err(|e| format!("a worker failed: {e}"))?;
-        seen.answers.append(&mut one.answers);
-        seen.carts.append(&mut one.carts);
-        seen.customers.append(&mut one.customers);
-    }
+    let workers = spawn_workers(&urls, options, &http, started + options.duration);
+    let seen = gather(workers).await?;
     let took = started.elapsed();
 
     let mut retries = 0.0;
@@ -193,19 +157,94 @@ async fn load(db: Db, url: &str, options: &Options) -> Result<Report, String> {
     }
     drop(registry);
 
+    let verdict = verify_store(url, &seen, options.carts, options.customers).await?;
+    Ok(summarize(db, took, &seen, retries, merges, verdict))
+}
+
+/// A registry for the markets to register with (they need one to start).
+fn start_registry() -> Result<Service, String> {
+    Service::start_with_log(
+        &binary("beacon-registry"),
+        &["--listen", "127.0.0.1:0"],
+        "warn,beacon_registry::server=info",
+    )
+}
+
+/// A market replica on the store at `db`, serving on `listen`.
+fn start_market(registry: &Service, db: &str, listen: &str) -> Result<Service, String> {
+    let args = [
+        "--listen",
+        listen,
+        "--registry",
+        &registry.url,
+        "--db",
+        db,
+        "--secret",
+        SECRET,
+        // Every version kept, so that every acknowledgement can be checked.
+        "--history-versions",
+        "1000000000",
+    ];
+    Service::start_with_log(
+        &binary("beacon-market"),
+        &args,
+        "warn,beacon_market::server=info",
+    )
+}
+
+/// `options.workers` workers on `markets` until `until`.
+fn spawn_workers(
+    markets: &[String],
+    options: &Options,
+    http: &beacon::transport::HttpClient,
+    until: Instant,
+) -> Vec<tokio::task::JoinHandle<Seen>> {
+    (0..options.workers)
+        .map(|id| {
+            let worker = Worker {
+                id,
+                markets: markets.to_vec(),
+                carts: options.carts,
+                customers: options.customers,
+                http: http.clone(),
+            };
+            tokio::spawn(worker.run(until, options.seed.wrapping_add(id as u64)))
+        })
+        .collect()
+}
+
+/// Everything the workers saw, once they are done.
+async fn gather(workers: Vec<tokio::task::JoinHandle<Seen>>) -> Result<Seen, String> {
+    let mut seen = Seen::default();
+    for worker in workers {
+        let mut one = worker.await.map_err(|e| format!("a worker failed: {e}"))?;
+        seen.answers.append(&mut one.answers);
+        seen.carts.append(&mut one.carts);
+        seen.customers.append(&mut one.customers);
+    }
+    Ok(seen)
+}
+
+/// Opens the store at `url` after the markets are gone and checks what
+/// they acknowledged against its history.
+async fn verify_store(
+    url: &str,
+    seen: &Seen,
+    carts: usize,
+    customers: usize,
+) -> Result<Verdict, String> {
+    // The whole history of a busy cart is read at once: no page deadline.
+    let patient = Deadlines {
+        read: Duration::from_secs(60),
+        write: Duration::from_secs(60),
+    };
     let store = Store::open(url, SECRET.as_bytes())
         .await
-        .map_err(|e| e.to_string())?;
-    let verdict = verify::verify(
-        &store,
-        &seen.carts,
-        &seen.customers,
-        options.carts,
-        options.customers,
-    )
-    .await?;
+        .map_err(|e| e.to_string())?
+        .within(patient);
+    let verdict = verify::verify(&store, &seen.carts, &seen.customers, carts, customers).await;
     store.close().await;
-    Ok(summarize(db, took, &seen, retries, merges, verdict))
+    verdict
 }
 
 fn summarize(
@@ -320,11 +359,12 @@ fn tempdir() -> Result<String, String> {
     Ok(dir.display().to_string())
 }
 
-/// `scripts/postgres.sh start|stop DIR/pg`; the URL when starting.
-fn postgres(command: &str, dir: &str) -> Result<String, String> {
+/// `scripts/postgres.sh start|stop DIR/pg [PORT]`; the URL when starting.
+fn postgres(command: &str, dir: &str, port: Option<u16>) -> Result<String, String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
     let out = Command::new(script)
         .args([command, &format!("{dir}/pg")])
+        .args(port.map(|p| p.to_string()))
         .output()
         .map_err(|e| format!("{script}: {e}"))?;
     if !out.status.success() {

@@ -163,7 +163,15 @@ impl Worker {
         seen
     }
 
-    async fn cart_change(&self, seen: &mut Seen, market: &str, cart: usize, change: CartChange) {
+    /// Sends one cart change to `market`, recording the answer and, when
+    /// it was acknowledged, the version it made.
+    pub async fn cart_change(
+        &self,
+        seen: &mut Seen,
+        market: &str,
+        cart: usize,
+        change: CartChange,
+    ) {
         let cookie = cart_cookie(cart);
         let (op, method, path, body) = match change {
             CartChange::Add(thing) => (

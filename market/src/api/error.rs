@@ -52,17 +52,20 @@ impl IntoResponse for AppError {
 
 /// The status and code of a store failure: a row that does not verify is
 /// refused (409 `tampered`: what is stored conflicts with what the market
-/// wrote, and asking again won't change that); a database that fails is
+/// wrote, and asking again won't change that); a full disk is 507
+/// `insufficient_storage` (nothing written; it helps to try again only once
+/// space is freed); a database that fails or does not answer in time is
 /// the one outage the market can't hide (503 `store_unavailable`).
 fn store_error(error: &StoreError) -> JsonError {
-    let (status, code) = match error {
-        StoreError::Tampered { .. } => (StatusCode::CONFLICT, "tampered"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+    let status = match error {
+        StoreError::Tampered { .. } => StatusCode::CONFLICT,
+        StoreError::Full(_) | StoreError::LastWriteFull(_) => StatusCode::INSUFFICIENT_STORAGE,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
     };
     if status.is_server_error() {
         tracing::error!("store: {error}");
     }
-    JsonError::new(status, code, error.to_string())
+    JsonError::new(status, error.code(), error.to_string())
 }
 
 impl From<StoreError> for AppError {

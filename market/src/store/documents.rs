@@ -1,8 +1,8 @@
 //! Reading and writing versioned documents and orders.
 
-use super::{Store, StoreError};
+use super::{transaction::WriteTx, Store, StoreError};
 use serde_json::{Map, Value};
-use sqlx::{any::AnyRow, Row};
+use sqlx::{any::AnyRow, AnyConnection, Row};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Versions of each document kept in the history by default: the newest
@@ -71,7 +71,7 @@ pub struct Order {
     pub body: Map<String, Value>,
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -80,13 +80,12 @@ fn now_ms() -> i64 {
 impl Store {
     /// The current version of `kind` `id`, if there is one.
     pub async fn get(&self, kind: Kind, id: &str) -> Result<Option<Stored>, StoreError> {
-        let row = sqlx::query(
+        let query = sqlx::query(
             "SELECT version, body, signature FROM documents WHERE kind = $1 AND id = $2",
         )
         .bind(kind.as_str())
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        .bind(id);
+        let row = self.reading(query.fetch_optional(&self.pool)).await?;
         row.map(|row| self.verified(kind, id, &row)).transpose()
     }
 
@@ -97,28 +96,26 @@ impl Store {
         id: &str,
         version: i64,
     ) -> Result<Option<Stored>, StoreError> {
-        let row = sqlx::query(
+        let query = sqlx::query(
             "SELECT version, body, signature FROM history \
              WHERE kind = $1 AND id = $2 AND version = $3",
         )
         .bind(kind.as_str())
         .bind(id)
-        .bind(version)
-        .fetch_optional(&self.pool)
-        .await?;
+        .bind(version);
+        let row = self.reading(query.fetch_optional(&self.pool)).await?;
         row.map(|row| self.verified(kind, id, &row)).transpose()
     }
 
     /// Every version of `kind` `id` the history holds, oldest first.
     pub async fn history(&self, kind: Kind, id: &str) -> Result<Vec<Stored>, StoreError> {
-        let rows = sqlx::query(
+        let query = sqlx::query(
             "SELECT version, body, signature FROM history \
              WHERE kind = $1 AND id = $2 ORDER BY version",
         )
         .bind(kind.as_str())
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
+        .bind(id);
+        let rows = self.reading(query.fetch_all(&self.pool)).await?;
         rows.iter()
             .map(|row| self.verified(kind, id, row))
             .collect()
@@ -127,6 +124,7 @@ impl Store {
     /// Writes `body` as the next version of `kind` `id` if it is still at
     /// `read` (`None`: if it does not exist yet), keeping the new version
     /// in the history; `Ok(Err(Raced))` if another writer got there first.
+    /// `Ok` only once the database has made the version durable.
     pub async fn write(
         &self,
         kind: Kind,
@@ -134,9 +132,21 @@ impl Store {
         read: Option<i64>,
         body: &Map<String, Value>,
     ) -> Result<Result<Stored, Raced>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let outcome = self.write_once(kind, id, read, body).await;
+        self.space.note(&outcome);
+        outcome
+    }
+
+    async fn write_once(
+        &self,
+        kind: Kind,
+        id: &str,
+        read: Option<i64>,
+        body: &Map<String, Value>,
+    ) -> Result<Result<Stored, Raced>, StoreError> {
+        let mut tx = WriteTx::begin(self).await?;
         let version = read.map_or(1, |v| v + 1);
-        let written = self.write_in(&mut tx, kind, id, read, body).await?;
+        let written = self.write_in(tx.connection(), kind, id, read, body).await?;
         if written.is_err() {
             tx.rollback().await?;
             return Ok(Err(Raced));
@@ -159,10 +169,22 @@ impl Store {
         order: &str,
         bought: &Map<String, Value>,
     ) -> Result<Result<Order, Raced>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let outcome = self.place_order_once(cart, read, order, bought).await;
+        self.space.note(&outcome);
+        outcome
+    }
+
+    async fn place_order_once(
+        &self,
+        cart: &str,
+        read: i64,
+        order: &str,
+        bought: &Map<String, Value>,
+    ) -> Result<Result<Order, Raced>, StoreError> {
+        let mut tx = WriteTx::begin(self).await?;
         let empty = empty_cart();
         if self
-            .write_in(&mut tx, Kind::Cart, cart, Some(read), &empty)
+            .write_in(tx.connection(), Kind::Cart, cart, Some(read), &empty)
             .await?
             .is_err()
         {
@@ -182,7 +204,7 @@ impl Store {
         .bind(&body)
         .bind(&signature)
         .bind(now_ms())
-        .execute(&mut *tx)
+        .execute(tx.connection())
         .await?;
         tx.commit().await?;
         self.metrics.versions_written.inc();
@@ -194,10 +216,11 @@ impl Store {
         }))
     }
 
-    /// The compare-and-set and the history row, inside `tx`.
+    /// The compare-and-set and the history row, inside the transaction
+    /// open on `tx`.
     async fn write_in(
         &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tx: &mut AnyConnection,
         kind: Kind,
         id: &str,
         read: Option<i64>,
@@ -227,7 +250,7 @@ impl Store {
             .bind(&signature)
             .bind(read),
         }
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
         if changed != 1 {
@@ -243,14 +266,14 @@ impl Store {
         .bind(&text)
         .bind(&signature)
         .bind(now_ms())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         if version > self.history_kept {
             sqlx::query("DELETE FROM history WHERE kind = $1 AND id = $2 AND version <= $3")
                 .bind(kind.as_str())
                 .bind(id)
                 .bind(version - self.history_kept)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
         }
         Ok(Ok(()))

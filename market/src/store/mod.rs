@@ -14,19 +14,30 @@
 //! caller's business ([`crate::versioned`]). Every row is signed
 //! ([`signing`]); a row that does not verify is never served
 //! ([`StoreError::Tampered`]).
+//!
+//! A write is acknowledged only once its `COMMIT` succeeded; a connection
+//! whose transaction ended any other way is closed, never pooled again
+//! (see the `transaction` module). Every read and every change is bounded in time
+//! ([`Deadlines`]), so a store that is down costs a page its deadline, not
+//! the pool's patience.
 
 mod documents;
+mod error;
 mod metrics;
 mod migrations;
 pub mod signing;
+mod transaction;
 
 pub use documents::{empty_cart, Kind, Order, Raced, Stored, HISTORY_KEPT};
+use error::Space;
+pub use error::StoreError;
 pub use metrics::StoreMetrics;
 
 use signing::Signer;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
-use std::{str::FromStr, time::Duration};
+use std::{future::Future, path::Path, str::FromStr, time::Duration};
+use transaction::WriteTx;
 
 /// Which database is underneath.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,40 +48,6 @@ pub enum Engine {
     Postgres,
 }
 
-/// What can go wrong with the store.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The `--db` value is not a database URL we take.
-    #[error("--db {0:?}: expected sqlite:PATH or postgres://USER@HOST:PORT/DB")]
-    BadUrl(String),
-    /// The database failed or can't be reached.
-    #[error("the database failed: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The schema could not be brought up to date.
-    #[error("the database schema could not be migrated: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A stored row is not what the market wrote: its signature does not
-    /// verify.
-    #[error("the stored {kind} {id:?} was changed outside the market (its signature does not verify): refused")]
-    Tampered {
-        /// Which kind of document.
-        kind: &'static str,
-        /// Which one.
-        id: String,
-    },
-    /// A stored body is not the JSON the market writes (and yet signed:
-    /// a bug, not tampering).
-    #[error("the stored {kind} {id:?} is unreadable: {reason}")]
-    Corrupt {
-        /// Which kind of document.
-        kind: &'static str,
-        /// Which one.
-        id: String,
-        /// Why.
-        reason: String,
-    },
-}
-
 /// The market's database. Cheap to clone (a pool).
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -79,15 +56,43 @@ pub struct Store {
     signer: Signer,
     /// Versions of each document kept in the history.
     history_kept: i64,
+    /// How long a read, and a whole change, may take.
+    deadlines: Deadlines,
+    /// Whether the last write found the disk full.
+    space: Space,
     /// What the store and the writers above it did, for `/_metrics`.
     pub metrics: StoreMetrics,
 }
 
-/// Longest a health check waits for the database.
+/// Longest a health check waits for the database (to write its probe).
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Longest a SQLite writer waits for another process's write to finish.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the store may take before the market gives up and answers
+/// `503 store_unavailable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// One read (a cart for the page, a customer): the page's own deadline
+    /// is about a second, and it shows the catalogue without the cart
+    /// rather than wait longer.
+    pub read: Duration,
+    /// One whole change, compare-and-set retries included: a caller learns
+    /// within this that its write did not land, instead of waiting out a
+    /// connection pool's patience.
+    pub write: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            read: Duration::from_secs(1),
+            write: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Longest a SQLite writer waits for another process's write to finish:
+/// no longer than a change may take as a whole.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Store {
     /// Opens (creating a SQLite file if needed) the database at `url` —
@@ -95,16 +100,17 @@ impl Store {
     /// signs with `secret`.
     pub async fn open(url: &str, secret: &[u8]) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let (engine, url) = if let Some(path) = url.strip_prefix("sqlite:") {
+        let (engine, url, file) = if let Some(path) = url.strip_prefix("sqlite:") {
             let path = path.trim_start_matches("//");
             if path.is_empty() {
                 return Err(StoreError::BadUrl(url.to_owned()));
             }
             // Created if missing; the query string is ours to set.
             let path = path.split('?').next().unwrap_or(path);
-            (Engine::Sqlite, format!("sqlite://{path}?mode=rwc"))
+            let url = format!("sqlite://{path}?mode=rwc");
+            (Engine::Sqlite, url, Some(Path::new(path)))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Engine::Postgres, url.to_owned())
+            (Engine::Postgres, url.to_owned(), None)
         } else {
             return Err(StoreError::BadUrl(url.to_owned()));
         };
@@ -116,7 +122,9 @@ impl Store {
                 Engine::Sqlite => 4,
                 Engine::Postgres => 10,
             })
-            .acquire_timeout(Duration::from_secs(5))
+            // A database that can't be reached fails a call within the
+            // change's deadline (the deadlines above bound it anyway).
+            .acquire_timeout(Deadlines::default().write)
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if engine == Engine::Sqlite {
@@ -132,19 +140,49 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        if engine == Engine::Sqlite {
-            // Kept in the file: readers and one writer at a time, from any
-            // process, without blocking each other.
-            pool.execute("PRAGMA journal_mode = WAL").await?;
-        }
-        migrations::run(&pool).await?;
+        migrations::run(&pool, file).await?;
         Ok(Self {
             pool,
             engine,
             signer: Signer::new(secret),
             history_kept: HISTORY_KEPT,
+            deadlines: Deadlines::default(),
+            space: Space::default(),
             metrics: StoreMetrics::default(),
         })
+    }
+
+    /// Gives up on reads and changes past `deadlines` ([`Deadlines::default`]
+    /// unless set).
+    pub fn within(mut self, deadlines: Deadlines) -> Self {
+        self.deadlines = deadlines;
+        self
+    }
+
+    /// One read, given up past the read deadline.
+    async fn reading<T>(
+        &self,
+        read: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.deadlines.read;
+        tokio::time::timeout(limit, read)
+            .await
+            .map_err(|_| StoreError::TimedOut(limit))?
+            .map_err(StoreError::from)
+    }
+
+    /// A whole change (reads, compare-and-sets, retries), given up past the
+    /// write deadline. A change given up half-way closes its connection
+    /// (see the `transaction` module): it landed whole or not at all, and was not
+    /// acknowledged.
+    pub async fn changing<T, E: From<StoreError>>(
+        &self,
+        change: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let limit = self.deadlines.write;
+        tokio::time::timeout(limit, change)
+            .await
+            .map_err(|_| E::from(StoreError::TimedOut(limit)))?
     }
 
     /// Keeps the newest `versions` of each document in the history (at
@@ -160,13 +198,28 @@ impl Store {
         self.engine
     }
 
-    /// Checks that the database answers, within [`CHECK_TIMEOUT`] (for
-    /// `/_health?deep=true`: a health check must not hang on what it checks).
+    /// Checks that the database takes a write, within [`CHECK_TIMEOUT`]
+    /// (for `/_health?deep=true`): it commits a one-row probe, so a store
+    /// that answers reads but can't make a write durable — a full disk, a
+    /// read-only replica — is reported with the reason, and a health check
+    /// never hangs on what it checks. A disk that was full at the last real
+    /// write is reported too, until a write lands.
     pub async fn check(&self) -> Result<(), StoreError> {
-        tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(&self.pool))
+        let probe = async {
+            let mut tx = WriteTx::begin(self).await?;
+            sqlx::query("UPDATE store_probe SET checked_at_ms = $1 WHERE id = 1")
+                .bind(documents::now_ms())
+                .execute(tx.connection())
+                .await?;
+            tx.commit().await
+        };
+        tokio::time::timeout(CHECK_TIMEOUT, probe)
             .await
-            .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))??;
-        Ok(())
+            .map_err(|_| StoreError::TimedOut(CHECK_TIMEOUT))??;
+        match self.space.last_full() {
+            Some(why) => Err(StoreError::LastWriteFull(why)),
+            None => Ok(()),
+        }
     }
 
     /// Closes the pool, waiting for connections in use.

@@ -83,6 +83,22 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Starts the stopped PostgreSQL server again on `port` (its old one,
+    /// so the URL stays good).
+    pub fn restart_server(&self, port: &str) {
+        let out = Command::new(script())
+            .args(["start", &pg_dir(self.dir.path()), port])
+            .output()
+            .expect("run scripts/postgres.sh");
+        assert!(
+            out.status.success(),
+            "PostgreSQL did not start again: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         self.stop_server();
