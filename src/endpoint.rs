@@ -202,9 +202,10 @@ impl Endpoint {
         !self.lock().breaker.is_flapping()
     }
 
-    /// The instance answered a health check while its breaker was open.
-    pub fn seen_alive(&self) {
-        self.change(|state| ((), state.breaker.seen_alive()));
+    /// A health check ended, `answered` or not, while its breaker was open
+    /// (see [`Breaker::health_checked`]).
+    pub fn health_checked(&self, answered: bool) {
+        self.change(|state| ((), state.breaker.health_checked(answered)));
     }
 
     /// Asks the breaker whether a request may go here now.

@@ -517,3 +517,70 @@ async fn one_recovery_task_per_endpoint_however_often_its_breaker_cycles() {
     // The healthy instance was never checked: its breaker never opened.
     assert_eq!(cluster.backends[0].health_checks(), (0, 0));
 }
+
+#[tokio::test]
+async fn an_instance_that_hangs_again_and_again_is_back_each_time_it_answers() {
+    let health = HealthCheckConfig {
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(100),
+        ..HealthCheckConfig::default()
+    };
+    // A 60 s open time (doubling on each trip soon after the last): only
+    // its health checks can bring it back this soon, every time.
+    let cluster =
+        Cluster::start_with(2, breaker(1, 60_000), fast_client(), 15_000, Some(health)).await;
+    for round in 1..=3 {
+        cluster.backends[1].set(Mode::Hang);
+        cluster.get_ok_until_breaker(1, BreakerState::Open).await;
+        // Hung for a few check intervals: its checks go unanswered.
+        support::holds_for(
+            Duration::from_millis(400),
+            "the hanging instance staying out",
+            || async {
+                match cluster.breaker_of(1) {
+                    BreakerState::Open => Ok(()),
+                    other => Err(format!("it is {other:?}")),
+                }
+            },
+        )
+        .await;
+        let resumed = Instant::now();
+        cluster.backends[1].set(Mode::Answer);
+        cluster.until_breaker(1, BreakerState::Closed).await;
+        assert!(
+            resumed.elapsed() < Duration::from_secs(5),
+            "round {round}: closed {:?} after it answered",
+            resumed.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_flaky_instance_whose_health_checks_pass_stays_out_once_it_flaps() {
+    let health = HealthCheckConfig {
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(100),
+        ..HealthCheckConfig::default()
+    };
+    let cluster =
+        Cluster::start_with(2, breaker(1, 1_000), fast_client(), 15_000, Some(health)).await;
+    cluster.backends[1].set(Mode::FailCalls);
+    // First trip: its passing health check brings it back, and its next
+    // calls fail at once: it trips again soon after closing.
+    cluster.get_ok_until_breaker(1, BreakerState::Open).await;
+    cluster.until_breaker(1, BreakerState::Closed).await;
+    cluster.get_ok_until_breaker(1, BreakerState::Open).await;
+    // Flapping: its health checks keep passing, and it stays out for its
+    // doubled open time (2 s) all the same.
+    support::holds_for(
+        Duration::from_millis(1_200),
+        "the flapping instance staying out though its /_health answers",
+        || async {
+            match cluster.breaker_of(1) {
+                BreakerState::Open => Ok(()),
+                other => Err(format!("it is {other:?}")),
+            }
+        },
+    )
+    .await;
+}

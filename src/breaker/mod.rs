@@ -12,12 +12,22 @@
 //! ```
 //!
 //! An instance that trips again within twice its open time of closing is
-//! *flapping* — a flaky one answers its probe, then fails again a few calls
-//! later: each such trip doubles the open time too (capped), as Envoy's
-//! ejection multiplier does, and health checks may no longer cut the open
-//! time short (its `/_health` answers fine; its calls don't). A trip after
-//! a quiet spell starts from `open_for` again; registering anew (a new
-//! process) ends the flapping at once.
+//! *suspect*: each such trip doubles the open time (capped), as Envoy's
+//! ejection multiplier does. Its health checks then tell a flaky instance
+//! from a hung one:
+//!
+//! * a health check that fails while the breaker is open means the
+//!   instance was down — paused, hung, gone — as its calls were: it is
+//!   *recovering*, not flapping, and the first check that passes brings
+//!   it back (half-open, then closed by one good probe), however often it
+//!   hung before, as Envoy's `successful_active_health_check_uneject_host`
+//!   does;
+//! * a suspect instance whose checks pass while its calls failed is
+//!   *flapping* (its `/_health` answers fine; its calls don't): checks may
+//!   not cut its open time short, and a real request probes it.
+//!
+//! A trip after a quiet spell starts from `open_for` again; registering
+//! anew (a new process) ends the flapping at once.
 //!
 //! The breaker is a readiness gate: [`Breaker::admit`] says whether a request
 //! may go to the instance at all, so an open instance is simply skipped by
@@ -160,10 +170,13 @@ pub struct Breaker {
     /// When the last open time ended (or would have): a trip within twice
     /// the open time after it is the same trouble coming back.
     last_until: Option<Instant>,
-    /// Tripped again soon after closing: the instance answers, but fails
-    /// real calls — so its open time doubles, and health checks may not
-    /// cut it short (a flaky instance's `/_health` answers fine).
-    flapping: bool,
+    /// Tripped again soon after closing: the same trouble back, so its
+    /// open time doubled. Flaky or hung? Its health checks tell.
+    suspect: bool,
+    /// A health check went unanswered during this opening: the instance
+    /// was down (hung, paused), not answering its checks while failing
+    /// its calls — so it is recovering, not flapping.
+    check_failed_while_open: bool,
 }
 
 impl Breaker {
@@ -177,18 +190,21 @@ impl Breaker {
             },
             next_open_for: config.open_for,
             last_until: None,
-            flapping: false,
+            suspect: false,
+            check_failed_while_open: false,
         }
     }
 
-    /// Whether the breaker tripped again within twice its open time of
-    /// closing, as a flaky instance's does (Envoy's ejection multiplier
-    /// does the same): then each such trip doubles the open time (up to
-    /// `max_open_for`), and only a real request may probe it — a health
-    /// check answering says nothing about the calls it fails. A trip after
-    /// a quiet spell, or the instance registering anew, ends it.
+    /// Whether the instance is flapping: it tripped again within twice its
+    /// open time of closing (as a flaky instance does; each such trip
+    /// doubles the open time, up to `max_open_for`, as Envoy's ejection
+    /// multiplier does) and no health check failed while it was open — its
+    /// `/_health` answers while its calls fail, so a health check says
+    /// nothing, and only a real request may probe it. An instance whose
+    /// checks failed too was hung or down, not flaky. A trip after a quiet
+    /// spell, or the instance registering anew, ends it.
     pub fn is_flapping(&self) -> bool {
-        self.flapping
+        self.suspect && !self.check_failed_while_open
     }
 
     /// The current state, as of `now` (an open breaker whose time has passed
@@ -295,7 +311,7 @@ impl Breaker {
                     let soon = self
                         .last_until
                         .is_some_and(|until| now < until + self.next_open_for.saturating_mul(2));
-                    self.flapping = soon;
+                    self.suspect = soon;
                     self.next_open_for = if soon {
                         self.next_open_for
                             .saturating_mul(2)
@@ -344,12 +360,26 @@ impl Breaker {
         }
     }
 
-    /// The instance answered a health check: an open breaker goes straight
-    /// to HalfOpen instead of waiting out its open time — unless it is
-    /// flapping ([`Breaker::is_flapping`]).
-    pub fn seen_alive(&mut self) -> Option<Transition> {
-        if self.flapping {
+    /// A health check of the instance ended, `answered` or not, while its
+    /// breaker was open. Unanswered, it is evidence that the instance is
+    /// down rather than flaky. Answered, an open breaker goes straight to
+    /// HalfOpen instead of waiting out its open time — unless the instance
+    /// is flapping ([`Breaker::is_flapping`]). A hang that ended this way
+    /// also ends the doubling: the next trip starts from `open_for`.
+    pub fn health_checked(&mut self, answered: bool) -> Option<Transition> {
+        if !matches!(self.state, State::Open { .. }) {
             return None;
+        }
+        if !answered {
+            self.check_failed_while_open = true;
+            return None;
+        }
+        if self.is_flapping() {
+            return None;
+        }
+        if self.check_failed_while_open {
+            self.suspect = false;
+            self.next_open_for = self.config.open_for;
         }
         self.half_open_early()
     }
@@ -358,7 +388,7 @@ impl Breaker {
     /// whatever made the old one flap is gone, so an open breaker goes
     /// straight to HalfOpen.
     pub fn registered_anew(&mut self) -> Option<Transition> {
-        self.flapping = false;
+        self.suspect = false;
         self.half_open_early()
     }
 
@@ -380,6 +410,7 @@ impl Breaker {
             until: now + open_for,
         };
         self.last_until = Some(now + open_for);
+        self.check_failed_while_open = false;
         Transition::Opened(open_for)
     }
 }

@@ -129,7 +129,7 @@ async fn health_checks_do_not_bring_back_a_flapping_instance_but_re_registering_
     fail(&mut breaker);
     assert!(breaker.is_flapping());
     assert_eq!(
-        breaker.seen_alive(),
+        breaker.health_checked(true),
         None,
         "its /_health answering proves little"
     );
@@ -138,6 +138,97 @@ async fn health_checks_do_not_bring_back_a_flapping_instance_but_re_registering_
     assert!(
         !breaker.is_flapping(),
         "a new process starts with a clean slate"
+    );
+}
+
+/// One hang: the instance stops answering anything, so calls trip the
+/// breaker and the health checks while it is open go unanswered; after
+/// `hang` it answers again. Returns how long after it answered again the
+/// breaker half-opened, checking every `interval` (the first a whole
+/// interval after the opening, as the recovery task does).
+async fn hang(breaker: &mut Breaker, hang: Duration, interval: Duration) -> Duration {
+    assert!(matches!(fail(breaker), Some(Transition::Opened(_))));
+    let answers_at = Instant::now() + hang;
+    loop {
+        advance(interval).await;
+        let answered = Instant::now() >= answers_at;
+        if breaker.health_checked(answered) == Some(Transition::HalfOpened) {
+            let back = Instant::now() - answers_at;
+            // The single probe (the recovery task sends it as a check).
+            let (probe, _) = breaker.admit(Instant::now());
+            assert_eq!(breaker.record_success(probe), Some(Transition::Closed));
+            return back;
+        }
+        assert!(
+            Instant::now() < answers_at + Duration::from_secs(60),
+            "still open a minute after it answered"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_hangs_in_a_row_each_end_within_one_check_interval_of_answering() {
+    // The market's settings: trip on one failure, 30 s open time.
+    let mut breaker = Breaker::new(BreakerConfig {
+        open_for: Duration::from_secs(30),
+        max_open_for: Duration::from_secs(300),
+        ..config(1)
+    });
+    let interval = Duration::from_secs(1);
+    for n in 1..=3 {
+        let back = hang(&mut breaker, Duration::from_secs(3), interval).await;
+        assert!(back <= interval, "hang {n}: back {back:?} after answering");
+        assert!(!breaker.is_flapping(), "hang {n}: a hang is not flapping");
+        // The next pause comes 10 s later: "soon" by the open time's
+        // measure, which is what made the old rule call it flapping.
+        advance(Duration::from_secs(7)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flaky_instance_whose_health_checks_pass_keeps_its_doubling_open_time() {
+    let mut breaker = Breaker::new(config(1));
+    trip_and_recover(&mut breaker).await;
+    // Fails a call again right after its probe succeeded: suspect. Its
+    // health checks keep answering: flapping.
+    advance(Duration::from_millis(100)).await;
+    assert_eq!(
+        fail(&mut breaker),
+        Some(Transition::Opened(Duration::from_secs(2))),
+        "the open time doubles"
+    );
+    advance(Duration::from_millis(500)).await;
+    assert_eq!(
+        breaker.health_checked(true),
+        None,
+        "its /_health proves little"
+    );
+    assert!(breaker.is_flapping());
+    assert_eq!(breaker.state(Instant::now()), BreakerState::Open);
+    advance(Duration::from_millis(1500)).await;
+    assert_eq!(breaker.state(Instant::now()), BreakerState::HalfOpen);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_suspect_instance_whose_check_failed_while_open_is_recovering_and_starts_afresh() {
+    let mut breaker = Breaker::new(config(1));
+    trip_and_recover(&mut breaker).await;
+    advance(Duration::from_millis(100)).await;
+    fail(&mut breaker);
+    assert!(
+        breaker.is_flapping(),
+        "suspect, and nothing says otherwise yet"
+    );
+    assert_eq!(breaker.health_checked(false), None);
+    assert!(!breaker.is_flapping(), "its checks fail too: it is down");
+    assert_eq!(breaker.health_checked(true), Some(Transition::HalfOpened));
+    let (probe, _) = breaker.admit(Instant::now());
+    breaker.record_success(probe);
+    // The doubling ended with the hang: a trip long after is a first one.
+    advance(Duration::from_secs(10)).await;
+    assert_eq!(
+        fail(&mut breaker),
+        Some(Transition::Opened(Duration::from_secs(1)))
     );
 }
 
@@ -152,7 +243,7 @@ async fn a_trip_long_after_the_last_one_is_a_first_trip() {
         Some(Transition::Opened(Duration::from_secs(1)))
     );
     assert!(!breaker.is_flapping());
-    assert_eq!(breaker.seen_alive(), Some(Transition::HalfOpened));
+    assert_eq!(breaker.health_checked(true), Some(Transition::HalfOpened));
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,8 +5,11 @@
 //! half-opens it, so dashboards see the change when it happens, not at the
 //! next request) or, with health checks, every check interval to ask the
 //! instance whether it answers again — an answer half-opens the breaker at
-//! once. While it is half-open, the task sends the single probe itself as a
-//! health check, unless a request holds the probe slot. Whatever happens,
+//! once, and a check that goes unanswered tells the breaker the instance
+//! is down, not flaky (see [`crate::breaker`]: a flapping instance's
+//! answers don't count). While it is half-open, the task sends the single
+//! probe itself as a health check, unless a request holds the probe slot or
+//! the instance is flapping (then a real request probes). Whatever happens,
 //! there is one task per endpoint: however often the breaker cycles, no
 //! second task can check the same instance.
 
@@ -73,9 +76,9 @@ async fn run(endpoint: Weak<Endpoint>, wake: Arc<Notify>, checker: Option<Arc<He
             return;
         };
         let now = Instant::now();
-        // A flapping instance answers health checks but fails calls: only
-        // its open time, and then a real request as probe, bring it back.
-        let health = checker.as_ref().filter(|_| current.trusts_health_checks());
+        // Checked while open whatever it is: an unanswered check is what
+        // tells a hung instance from a flaky one.
+        let health = checker.as_ref();
         if let Some(until) = current.open_until() {
             if opening != Some(until) {
                 opening = Some(until);
@@ -95,12 +98,14 @@ async fn run(endpoint: Weak<Endpoint>, wake: Arc<Notify>, checker: Option<Arc<He
                 current.poll_breaker(now);
             } else if let Some(health) = health {
                 next_check = now + health.interval();
-                if health.check(current.address()).await.is_ok() {
-                    current.seen_alive();
-                }
+                let answered = health.check(current.address()).await.is_ok();
+                current.health_checked(answered);
             }
             continue;
         }
+        // A flapping instance answers health checks but fails calls: only
+        // a real request may probe it.
+        let health = health.filter(|_| current.trusts_health_checks());
         if let (Some(health), BreakerState::HalfOpen) = (health, current.breaker_state(now)) {
             if current.admit(now) == Admission::Probe {
                 let started = Instant::now();

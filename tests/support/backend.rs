@@ -21,6 +21,9 @@ pub enum Mode {
     Hang = 1,
     /// 500.
     Fail = 2,
+    /// 500 to calls, while `/_health` answers 200: a flaky instance whose
+    /// health check says nothing about its calls.
+    FailCalls = 3,
 }
 
 #[derive(Clone)]
@@ -110,6 +113,10 @@ impl Backend {
 
 async fn handle(State(shared): State<Shared>) -> (StatusCode, Json<serde_json::Value>) {
     shared.hits.fetch_add(1, Ordering::SeqCst);
+    if shared.mode.load(Ordering::SeqCst) == Mode::FailCalls as u8 {
+        let body = Json(serde_json::json!({ "backend": shared.name }));
+        return (StatusCode::INTERNAL_SERVER_ERROR, body);
+    }
     respond(shared).await
 }
 

@@ -48,6 +48,12 @@ impl Demo {
     }
 
     pub fn start_ratings(&mut self, n: u16) {
+        self.start_ratings_with_ttl(n, TTL_MS);
+    }
+
+    /// `ratings-N` with a lease of `ttl_ms` (a long one outlives a pause:
+    /// the instance never re-registers, so only its breaker brings it back).
+    pub fn start_ratings_with_ttl(&mut self, n: u16, ttl_ms: &str) {
         let instance = n.to_string();
         let args = [
             "--instance",
@@ -55,7 +61,7 @@ impl Demo {
             "--port",
             "0",
             "--ttl-ms",
-            TTL_MS,
+            ttl_ms,
             "--registry",
             &self.registry.url,
         ];
