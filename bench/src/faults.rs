@@ -18,6 +18,10 @@ use std::{sync::Arc, time::Duration};
 pub enum Fault {
     /// SIGSTOP, then SIGCONT: running but unresponsive.
     Hang,
+    /// The same, three times, a few seconds apart: as a GC pause, CPU
+    /// throttling or a slow disk would (a hang is not flapping: each time
+    /// the instance should be back as soon as it answers).
+    RepeatedHang,
     /// SIGKILL (no deregistration), then a restart.
     Crash,
     /// Every answer 40 ms late, then on time again.
@@ -50,16 +54,44 @@ pub struct Timing {
     /// From when (after the fault) the faulty instance's share of the
     /// traffic is counted: the contender has had time to react.
     pub settled_at: Duration,
+    /// How many times the fault strikes (each `every` after the last,
+    /// healed `heal_at - fault_at` after it struck).
+    pub repeats: u32,
+    /// From one strike to the next.
+    pub every: Duration,
 }
+
+impl Timing {
+    /// When strike `n` (0-based) begins and is healed.
+    pub fn strike(&self, n: u32) -> (Duration, Duration) {
+        let offset = self.every * n;
+        (self.fault_at + offset, self.heal_at + offset)
+    }
+
+    /// When the last strike is healed.
+    pub fn last_heal(&self) -> Duration {
+        self.strike(self.repeats.saturating_sub(1)).1
+    }
+}
+
+/// How many times the repeated hang strikes.
+pub const HANG_REPEATS: u32 = 3;
 
 impl Fault {
     /// Every fault, in report order.
-    pub const ALL: [Fault; 4] = [Self::Hang, Self::Crash, Self::Gray, Self::Flaky];
+    pub const ALL: [Fault; 5] = [
+        Self::Hang,
+        Self::RepeatedHang,
+        Self::Crash,
+        Self::Gray,
+        Self::Flaky,
+    ];
 
     /// Its name in reports and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Self::Hang => "hang",
+            Self::RepeatedHang => "repeated-hang",
             Self::Crash => "crash",
             Self::Gray => "gray",
             Self::Flaky => "flaky",
@@ -70,6 +102,7 @@ impl Fault {
     pub fn description(self) -> String {
         match self {
             Self::Hang => "one instance SIGSTOPped (running but unresponsive), then resumed; open loop at a fixed rate".into(),
+            Self::RepeatedHang => format!("one instance SIGSTOPped and resumed {HANG_REPEATS} times, a few seconds apart (a GC pause, CPU throttling); open loop at a fixed rate"),
             Self::Crash => "one instance SIGKILLed (no deregistration), then restarted; open loop at a fixed rate".into(),
             Self::Gray => format!("one of three instances answers {GRAY_DELAY_MS} ms late (alive, registered, never timing out), then on time again; open loop at a fixed rate"),
             Self::Flaky => format!("one of three instances fails {FLAKY_PERCENT} % of its calls with a 500, then none; open loop at {FLAKY_RATE} calls/s"),
@@ -80,7 +113,7 @@ impl Fault {
     pub fn instance(self) -> u16 {
         match self {
             Self::Crash => 3,
-            Self::Hang | Self::Gray | Self::Flaky => 2,
+            Self::Hang | Self::RepeatedHang | Self::Gray | Self::Flaky => 2,
         }
     }
 
@@ -107,13 +140,32 @@ impl Fault {
                 fault_at,
                 heal_at,
                 settled_at: fault_at + second,
+                repeats: 1,
+                every: Duration::ZERO,
             },
+            // Half as long a pause as the single hang, then as long again
+            // answering before the next: each strike comes while the last
+            // one's trip is fresh, as repeated pauses do.
+            Self::RepeatedHang => {
+                let pause = (heal_at - fault_at) / 2;
+                let every = pause * 2 + second;
+                Timing {
+                    length: fault_at + every * HANG_REPEATS + second,
+                    fault_at,
+                    heal_at: fault_at + pause,
+                    settled_at: fault_at + second.min(pause),
+                    repeats: HANG_REPEATS,
+                    every,
+                }
+            }
             // Long enough to see the share drain, hold and come back.
             Self::Gray => Timing {
                 length: length + 2 * second,
                 fault_at,
                 heal_at: heal_at + 2 * second,
                 settled_at: fault_at + second,
+                repeats: 1,
+                every: Duration::ZERO,
             },
             // At 50 calls/s the flaky instance sees a call every 60 ms:
             // seconds, not milliseconds, to judge it.
@@ -122,6 +174,8 @@ impl Fault {
                 fault_at,
                 heal_at: heal_at + 6 * second,
                 settled_at: fault_at + 3 * second,
+                repeats: 1,
+                every: Duration::ZERO,
             },
         }
     }
@@ -130,7 +184,7 @@ impl Fault {
     pub async fn inflict(self, backends: &SharedBackends) -> Result<(), String> {
         let n = self.instance();
         match self {
-            Self::Hang => signal(backends, n, "STOP").await,
+            Self::Hang | Self::RepeatedHang => signal(backends, n, "STOP").await,
             Self::Crash => signal(backends, n, "KILL").await,
             Self::Gray => set_faults(backends, n, GRAY_DELAY_MS, 0).await,
             Self::Flaky => set_faults(backends, n, 0, FLAKY_PERCENT).await,
@@ -141,7 +195,7 @@ impl Fault {
     pub async fn heal(self, backends: &SharedBackends) -> Result<(), String> {
         let n = self.instance();
         match self {
-            Self::Hang => signal(backends, n, "CONT").await,
+            Self::Hang | Self::RepeatedHang => signal(backends, n, "CONT").await,
             Self::Crash => {
                 let b = Arc::clone(backends);
                 tokio::task::spawn_blocking(move || with(&b, |b| b.start_ratings(n)))

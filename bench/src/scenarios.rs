@@ -83,8 +83,10 @@ pub struct Outcome {
     pub summary: Summary,
     /// Requests slower than the common threshold, or failed.
     pub slow: Option<usize>,
-    /// Time from healing the instance until it answered again, in ms.
-    pub back_after_ms: Option<f64>,
+    /// For each time the instance was healed (once, or once per strike of
+    /// a repeated fault): how long until it answered again, in ms; `None`
+    /// when it did not before the next strike (or the run's end).
+    pub back_after_ms: Vec<Option<f64>>,
     /// Whether (and when) the contender marked the faulty instance down.
     pub detection: Option<Detection>,
     /// The run in 100 ms slices (the timeline).
@@ -129,7 +131,7 @@ impl Outcome {
             run,
             summary,
             slow: None,
-            back_after_ms: None,
+            back_after_ms: Vec::new(),
             detection: None,
             timeline: Vec::new(),
             extra_requests: None,
@@ -337,7 +339,15 @@ async fn fault_run(
             let at = |d: Duration| start + d;
             let watching = tokio::spawn(watch.observe(at(timing.fault_at), at(timing.heal_at)));
             tokio::time::sleep_until(at(timing.fault_at)).await;
-            let broke = fault.inflict(&backends).await;
+            let mut broke = fault.inflict(&backends).await;
+            // A repeated fault's earlier strikes: healed and struck again.
+            for n in 1..timing.repeats {
+                let (healed_at, struck_at) = (timing.strike(n - 1).1, timing.strike(n).0);
+                tokio::time::sleep_until(at(healed_at)).await;
+                broke = broke.and(fault.heal(&backends).await);
+                tokio::time::sleep_until(at(struck_at)).await;
+                broke = broke.and(fault.inflict(&backends).await);
+            }
             // Only an instance that answers can say what it took; asking
             // a paused one would delay the heal.
             let counts = fault.answers_while_broken();
@@ -347,7 +357,7 @@ async fn fault_run(
             } else {
                 Vec::new()
             };
-            tokio::time::sleep_until(at(timing.heal_at)).await;
+            tokio::time::sleep_until(at(timing.last_heal())).await;
             let healing = if counts {
                 served(&urls).await
             } else {
@@ -378,9 +388,21 @@ async fn fault_run(
     };
     let (before, during) = (
         between(Duration::ZERO, timing.fault_at),
-        between(timing.fault_at, timing.heal_at),
+        between(timing.fault_at, timing.last_heal()),
     );
-    let after = between(timing.heal_at + Duration::from_secs(2), timing.length);
+    let after = between(timing.last_heal() + Duration::from_secs(2), timing.length);
+    // Back after each heal: its first answer before the next strike.
+    let back_after_ms = (0..timing.repeats)
+        .map(|n| {
+            let healed = timing.strike(n).1;
+            let next = if n + 1 < timing.repeats {
+                timing.strike(n + 1).0
+            } else {
+                timing.length
+            };
+            back_after(&between(healed, next), &who, healed).map(|d| d.as_secs_f64() * 1000.0)
+        })
+        .collect();
     let answered_by_faulty = after
         .iter()
         .filter(|s| s.instance.as_deref() == Some(who.as_str()))
@@ -391,7 +413,7 @@ async fn fault_run(
         run,
         summary: Summary::with_failures(&samples, timing.length),
         slow: Some(slower_than(&samples, slow)),
-        back_after_ms: back_after(&samples, &who, timing.heal_at).map(|d| d.as_secs_f64() * 1000.0),
+        back_after_ms,
         detection: seen.detection,
         timeline: buckets(&samples, Duration::from_millis(100), timing.length),
         extra_requests: None,
@@ -400,7 +422,7 @@ async fn fault_run(
         before: Some(Summary::with_failures(&before, timing.fault_at)),
         during: Some(Summary::with_failures(
             &during,
-            timing.heal_at - timing.fault_at,
+            timing.last_heal() - timing.fault_at,
         )),
         faulty_share: seen.faulty_share,
         healed_share: (!after.is_empty()).then(|| answered_by_faulty as f64 / after.len() as f64),
@@ -418,7 +440,11 @@ async fn fault_run(
                 "{:?} ms",
                 d.after_ms.map(f64::round)
             )),
-        outcome.back_after_ms.map(f64::round),
+        outcome
+            .back_after_ms
+            .iter()
+            .map(|b| b.map(f64::round))
+            .collect::<Vec<_>>(),
         outcome.faulty_share,
         outcome.late_share,
     );

@@ -91,7 +91,7 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
     let hang = |run, back: f64, fired: bool| Outcome {
         scenario: "hang",
         slow: Some(errors),
-        back_after_ms: Some(back),
+        back_after_ms: vec![Some(back)],
         detection: Some(Detection {
             fired,
             after_ms: fired.then_some(300.0),
@@ -100,6 +100,17 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
         timeline: slices.clone(),
         ..Outcome::steady(
             Contender::Haproxy,
+            run,
+            Summary::with_failures(&samples, workload.duration),
+        )
+    };
+    let repeated = |run, backs: Vec<Option<f64>>| Outcome {
+        scenario: "repeated-hang",
+        slow: Some(errors),
+        back_after_ms: backs,
+        timeline: slices.clone(),
+        ..Outcome::steady(
+            Contender::Beacon,
             run,
             Summary::with_failures(&samples, workload.duration),
         )
@@ -126,6 +137,8 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
         hang(0, 12.0, true),
         hang(1, 900.0, true),
         hang(2, 30.0, false),
+        repeated(0, vec![Some(300.0), Some(400.0), Some(200.0)]),
+        repeated(1, vec![Some(500.0), None, Some(250.0)]),
         gray(0, 0.01),
         gray(1, 0.02),
         gray(2, 0.0),
@@ -184,6 +197,8 @@ async fn the_load_generator_records_what_happens_and_the_report_renders() {
         "| beacon, no deadline header | 98 (93–103) | 0.98 (0.93–1.03) |",
         "did not fire in 1 of 3 runs",
         "30 (12–900) ms (runs: 12, 900, 30)",
+        "## Repeated-hang: one instance SIGSTOPped and resumed 3 times",
+        "resume 1: 400 (300–500) ms (runs: 300, 500); resume 2: 400 ms (runs: 400, —); resume 3: 225 (200–250) ms",
         "median of 3 runs",
     ] {
         assert!(

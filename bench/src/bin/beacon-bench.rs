@@ -41,7 +41,7 @@ struct Cli {
     #[arg(long)]
     only_registry: bool,
 
-    /// The scenarios to run, comma-separated (steady, h2c, tls, hang,
+    /// The scenarios to run, comma-separated (steady, h2c, tls, hang, repeated-hang,
     /// crash, gray, flaky, chain, zones); all by default. Without steady,
     /// "slow" is 10 ms.
     #[arg(long, value_delimiter = ',', value_parser = parse_scenario)]
@@ -76,7 +76,7 @@ fn parse_scenario(name: &str) -> Result<Scenario, String> {
         .map(Scenario::Fault)
         .ok_or_else(|| {
             format!(
-                "unknown scenario {name:?}; expected steady, h2c, tls, hang, crash, gray, flaky, chain or zones"
+                "unknown scenario {name:?}; expected steady, h2c, tls, hang, repeated-hang, crash, gray, flaky, chain or zones"
             )
         })
 }

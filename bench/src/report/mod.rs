@@ -131,7 +131,9 @@ impl Report {
                 fault.description()
             );
             match fault {
-                Fault::Hang | Fault::Crash => self.faults(&mut md, fault.name()),
+                Fault::Hang | Fault::RepeatedHang | Fault::Crash => {
+                    self.faults(&mut md, fault.name())
+                }
                 Fault::Gray => self.gray(&mut md),
                 Fault::Flaky => self.flaky(&mut md),
             }
@@ -270,17 +272,22 @@ impl Report {
             if let Some(d) = detections.first() {
                 evidence.push(format!("{}: {}", contender.name(), d.evidence));
             }
-            let backs: Vec<String> = runs
+            let heals = runs
                 .iter()
-                .map(|o| {
-                    o.back_after_ms
-                        .map_or("—".to_owned(), |ms| format!("{ms:.0}"))
+                .map(|o| o.back_after_ms.len())
+                .max()
+                .unwrap_or(0);
+            let back = (0..heals)
+                .map(|n| {
+                    let back = back_after(&runs, n);
+                    if heals > 1 {
+                        format!("resume {}: {back}", n + 1)
+                    } else {
+                        back
+                    }
                 })
-                .collect();
-            let back = match Spread::of(runs.iter().filter_map(|o| o.back_after_ms)) {
-                Some(spread) => format!("{} ms (runs: {})", spread.show(0), backs.join(", ")),
-                None => "not within the run".to_owned(),
-            };
+                .collect::<Vec<_>>()
+                .join("; ");
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {marked} | {back} |",
@@ -333,4 +340,18 @@ fn capitalize(word: &str) -> String {
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
+}
+
+/// How long after heal `n` the instance answered again, over the runs: the
+/// median and range, then every run ("—": not before the next strike).
+fn back_after(runs: &[&Outcome], n: usize) -> String {
+    let each = |o: &&Outcome| o.back_after_ms.get(n).copied().flatten();
+    let listed: Vec<String> = runs
+        .iter()
+        .map(|o| each(o).map_or("—".to_owned(), |ms| format!("{ms:.0}")))
+        .collect();
+    match Spread::of(runs.iter().filter_map(each)) {
+        Some(spread) => format!("{} ms (runs: {})", spread.show(0), listed.join(", ")),
+        None => "not within the run".to_owned(),
+    }
 }
