@@ -584,3 +584,54 @@ async fn a_flaky_instance_whose_health_checks_pass_stays_out_once_it_flaps() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_registry_that_answers_503_is_told_apart_from_none_answering() {
+    // A registry whose store can't take writes: every write a 503.
+    let app = axum::Router::new().fallback(|| async {
+        (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"error": {"code": "store_unavailable", "message": "etcd has no quorum"}})),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let backend = Backend::start("x").await;
+    let registration = registration(&backend, 15_000);
+    let id = "ratings-1".parse().expect("id");
+
+    let answering = RegistryClient::from_list(&url, None).expect("client");
+    let error = answering
+        .register(&ratings(), &id, &registration)
+        .await
+        .expect_err("a 503");
+    assert!(
+        matches!(error, beacon::RegistryError::Unavailable(_)),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("503"), "{error}");
+    assert!(
+        !error.to_string().contains("no registry reachable"),
+        "{error}"
+    );
+
+    // Nobody listening: that is "no registry reachable".
+    let silent = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        format!("http://{}", listener.local_addr().expect("addr"))
+    };
+    let error = RegistryClient::from_list(&silent, None)
+        .expect("client")
+        .register(&ratings(), &id, &registration)
+        .await
+        .expect_err("nobody there");
+    assert!(
+        matches!(error, beacon::RegistryError::Unreachable(_)),
+        "{error:?}"
+    );
+}

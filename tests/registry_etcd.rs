@@ -323,3 +323,190 @@ async fn without_etcd_writes_are_503_reads_go_on_and_everything_recovers() {
     })
     .await;
 }
+
+/// One heartbeat through `registry`: its status.
+async fn heartbeat(registry: &TestRegistry, id: &str) -> Option<StatusCode> {
+    reqwest::Client::new()
+        .put(registry.at(&format!("/v1/services/ratings/instances/{id}/heartbeat")))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status())
+}
+
+/// A long-poll on `registry` from its current index: returns how long it
+/// took to answer and the index it answered with.
+async fn long_poll(registry: &TestRegistry, index: u64) -> (Duration, u64) {
+    let started = Instant::now();
+    let answer: ServiceInstances =
+        reqwest::get(registry.at(&format!("/v1/services/ratings?index={index}&wait=30s")))
+            .await
+            .expect("long-poll")
+            .json()
+            .await
+            .expect("json");
+    (started.elapsed(), answer.index)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_racing_its_deadline_gets_a_clean_answer_and_leaves_every_index_moving() {
+    let cluster = EtcdCluster::start(3).await;
+    let prefix = fresh_prefix();
+    let replicas = [
+        replica(&cluster, &prefix).await,
+        replica(&cluster, &prefix).await,
+    ];
+    // Heartbeats from 12 ms before the 1 s deadline (as the registering
+    // replica set it, when it answered) to right at it: the few
+    // milliseconds of the heartbeat's own etcd calls straddle the deadline.
+    let offsets_ms: [u64; 8] = [12, 9, 7, 5, 4, 3, 2, 0];
+    for (trial, offset) in offsets_ms.iter().cycle().take(16).enumerate() {
+        let id = format!("race-{trial}");
+        assert_eq!(
+            register(&replicas[0], &id, 1_000).await,
+            StatusCode::CREATED
+        );
+        let answered = Instant::now();
+        tokio::time::sleep_until((answered + Duration::from_millis(1_000 - offset)).into()).await;
+        let answered = heartbeat(&replicas[0], &id).await;
+        assert!(
+            matches!(answered, Some(StatusCode::OK | StatusCode::NOT_FOUND)),
+            "trial {trial} ({offset} ms before the deadline): {answered:?}"
+        );
+        // A later change wakes the long-polls of both replicas at once, and
+        // their indexes stay etcd revisions (no replica's jumps past them).
+        let indexes = [
+            listed(&replicas[0]).await.index,
+            listed(&replicas[1]).await.index,
+        ];
+        let polls = tokio::join!(
+            long_poll(&replicas[0], indexes[0]),
+            long_poll(&replicas[1], indexes[1]),
+            async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                register(&replicas[trial % 2], &format!("wake-{trial}"), 60_000).await
+            }
+        );
+        assert_eq!(polls.2, StatusCode::CREATED);
+        for (n, (took, index)) in [polls.0, polls.1].into_iter().enumerate() {
+            assert!(
+                took < Duration::from_secs(2),
+                "trial {trial}: replica {n}'s long-poll woke after {took:?}"
+            );
+            assert!(
+                index < 1_000_000_000,
+                "trial {trial}: replica {n}'s index {index} is no etcd revision"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_minority_deep_health_says_so_nothing_expires_and_nothing_acknowledged_is_undone() {
+    const TTL_MS: u64 = 5_000;
+    const INSTANCES: usize = 20;
+    let mut cluster = EtcdCluster::start(3).await;
+    let prefix = fresh_prefix();
+    let replicas = std::sync::Arc::new([
+        replica(&cluster, &prefix).await,
+        replica(&cluster, &prefix).await,
+    ]);
+    for n in 0..INSTANCES {
+        let id = format!("inst-{n}");
+        assert_eq!(
+            register(&replicas[n % 2], &id, TTL_MS).await,
+            StatusCode::CREATED
+        );
+    }
+    // Each instance heartbeats every second through alternate replicas,
+    // registering again on a 404, and keeps the time of its last
+    // acknowledged write and every 404 it got.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let heartbeaters: Vec<_> = (0..INSTANCES)
+        .map(|n| {
+            let replicas = std::sync::Arc::clone(&replicas);
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let id = format!("inst-{n}");
+                let mut acknowledged = Instant::now();
+                let mut undone = Vec::new();
+                let mut turn = n;
+                while !stop.is_cancelled() {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    turn += 1;
+                    let registry = &replicas[turn % 2];
+                    match heartbeat(registry, &id).await {
+                        Some(StatusCode::OK) => acknowledged = Instant::now(),
+                        Some(StatusCode::NOT_FOUND) => {
+                            // Within the TTL of an acknowledged write it
+                            // undid that write; past it, it expired although
+                            // it kept heartbeating: neither may happen.
+                            let since = acknowledged.elapsed();
+                            undone.push(format!("{id}: 404 {since:?} after an acknowledged write"));
+                            if register(registry, &id, TTL_MS).await.is_success() {
+                                acknowledged = Instant::now();
+                            }
+                        }
+                        _ => {} // 503 while etcd has no quorum
+                    }
+                }
+                undone
+            })
+        })
+        .collect();
+
+    // Two of three members down: no quorum.
+    cluster.stop(1);
+    cluster.stop(2);
+    let outage = Instant::now();
+    for (n, registry) in replicas.iter().enumerate() {
+        eventually(
+            PATIENCE,
+            &format!("replica {n}'s deep health to say 503"),
+            || async {
+                let health = reqwest::get(registry.at("/_health?deep=true")).await.ok()?;
+                (health.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(())
+            },
+        )
+        .await;
+    }
+    // Past the TTL with nobody able to renew: nothing expired.
+    tokio::time::sleep_until((outage + Duration::from_millis(TTL_MS + 3_000)).into()).await;
+    for (n, registry) in replicas.iter().enumerate() {
+        assert_eq!(
+            listed(registry).await.instances.len(),
+            INSTANCES,
+            "replica {n} dropped instances during the outage"
+        );
+    }
+
+    cluster.restart(1);
+    cluster.restart(2);
+    cluster.until_healthy().await;
+    for registry in replicas.iter() {
+        eventually(PATIENCE, "deep health to recover", || async {
+            let health = reqwest::get(registry.at("/_health?deep=true")).await.ok()?;
+            health.status().is_success().then_some(())
+        })
+        .await;
+    }
+    // A few TTLs of heartbeats after quorum returned.
+    tokio::time::sleep(Duration::from_millis(2 * TTL_MS)).await;
+    stop.cancel();
+    let mut undone = Vec::new();
+    for heartbeater in heartbeaters {
+        undone.extend(heartbeater.await.expect("heartbeater"));
+    }
+    assert!(
+        undone.is_empty(),
+        "heartbeats refused as unknown: {undone:?}"
+    );
+    for (n, registry) in replicas.iter().enumerate() {
+        assert_eq!(
+            listed(registry).await.instances.len(),
+            INSTANCES,
+            "replica {n} after the outage"
+        );
+    }
+}

@@ -22,9 +22,15 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 /// Why a registry call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
-    /// No registry URL answered usefully; the reason names each one's failure.
+    /// No registry URL answered at all (refused, timed out); the reason
+    /// names each one's failure.
     #[error("no registry reachable: {0}")]
     Unreachable(String),
+    /// A registry answered, but with a 5xx (e.g. `503 store_unavailable`:
+    /// its store can't take writes just now), and no other answered
+    /// better: the registry is there, the call should be tried again.
+    #[error("the registry answered but can't serve this now: {0}")]
+    Unavailable(String),
     /// A registry answered with a 4xx error.
     #[error("registry refused: {0}")]
     Rejected(WireError),
@@ -225,10 +231,14 @@ impl RegistryClient {
         wait: Option<Duration>,
     ) -> Result<T, RegistryError> {
         let shared = &self.shared;
+        // Whether some registry answered (with a 5xx), to tell "none
+        // reachable" from "reachable, but can't serve this now".
+        let answered = std::sync::atomic::AtomicBool::new(false);
         let answer = shared
             .registries
             .call(|base| {
                 let request = self.request(&base, &method, path, body.clone());
+                let answered = &answered;
                 async move {
                     let request = request.map_err(Step::Stop)?;
                     let limit = shared.config.request_timeout + wait.unwrap_or_default();
@@ -236,8 +246,9 @@ impl RegistryClient {
                         .await
                         .map_err(Step::TryNext)?;
                     if status.is_server_error() {
+                        answered.store(true, std::sync::atomic::Ordering::Relaxed);
                         let text = String::from_utf8_lossy(&bytes);
-                        return Err(Step::TryNext(format!("{status}: {text}")));
+                        return Err(Step::TryNext(format!("{base}: {status}: {text}")));
                     }
                     Ok((status, bytes))
                 }
@@ -246,6 +257,11 @@ impl RegistryClient {
         match answer {
             Ok(answer) => parse_answer(answer),
             Err(Failed::Stopped(error)) => Err(error),
+            Err(Failed::Unreachable(failures))
+                if answered.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                Err(RegistryError::Unavailable(failures.join("; ")))
+            }
             Err(Failed::Unreachable(failures)) => {
                 Err(RegistryError::Unreachable(failures.join("; ")))
             }

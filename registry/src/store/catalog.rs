@@ -39,6 +39,11 @@ pub struct Catalog {
     services: DashMap<ServiceName, ServiceEntry>,
     last_index: AtomicU64,
     clock: Clock,
+    /// While the backing store can't be reached, lease time stands still
+    /// at this [`Clock`] millisecond (`u64::MAX`: it runs), as etcd's own
+    /// leases do without a quorum: nobody can renew a lease then, so none
+    /// may run out. See [`Catalog::freeze`].
+    frozen_at: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
@@ -82,8 +87,53 @@ impl Catalog {
             services: DashMap::new(),
             last_index: AtomicU64::new(wall_clock_ms()),
             clock,
+            frozen_at: AtomicU64::new(u64::MAX),
             metrics,
         }
+    }
+
+    /// Lease time now: the clock's, or where it stood when frozen.
+    fn now(&self) -> u64 {
+        self.clock
+            .now_ms()
+            .min(self.frozen_at.load(Ordering::Acquire))
+    }
+
+    /// Stops lease time (the backing store can't be reached, so no lease
+    /// can be renewed): no instance runs out while it stands still, and
+    /// reads keep showing what was live. Returns whether it was running.
+    pub fn freeze(&self) -> bool {
+        let now = self.clock.now_ms();
+        self.frozen_at
+            .compare_exchange(u64::MAX, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Starts lease time again after [`freeze`](Self::freeze), moving every
+    /// deadline on by the time it stood still — as etcd extends its leases
+    /// when a new leader is elected — so an instance gets its whole TTL to
+    /// renew once it can. One that had run out before the freeze stays out.
+    /// Returns how long it stood still, if it did.
+    pub fn thaw(&self) -> Option<Duration> {
+        let frozen_at = self.frozen_at.load(Ordering::Acquire);
+        if frozen_at == u64::MAX {
+            return None;
+        }
+        let stood = self.clock.now_ms().saturating_sub(frozen_at);
+        for entry in self.services.iter() {
+            for member in read(&entry.members).values() {
+                member.deadline_ms.fetch_add(stood, Ordering::AcqRel);
+            }
+        }
+        // Deadlines first, then time runs: no read in between sees time
+        // run past a deadline not yet moved.
+        self.frozen_at.store(u64::MAX, Ordering::Release);
+        Some(Duration::from_millis(stood))
+    }
+
+    /// Whether lease time stands still.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen_at.load(Ordering::Acquire) != u64::MAX
     }
 
     /// The clock that lease deadlines are measured on.
@@ -104,7 +154,7 @@ impl Catalog {
         registered_at: u64,
         stamp: Stamp,
     ) -> (Registered, u64) {
-        let now = self.clock.now_ms();
+        let now = self.now();
         let ttl_ms = millis(registration.ttl);
         let deadline = now.saturating_add(ttl_ms);
         let entry = self
@@ -145,7 +195,7 @@ impl Catalog {
             service: service.clone(),
             id: id.clone(),
         };
-        let now = self.clock.now_ms();
+        let now = self.now();
         {
             let entry = self.services.get(service).ok_or_else(unknown)?;
             let members = read(&entry.members);
@@ -161,10 +211,39 @@ impl Catalog {
         Err(unknown())
     }
 
+    /// Renews the lease of `id` by its TTL, for a store that decides
+    /// expiry itself (etcd, which has just accepted the renewal): changes
+    /// no membership and no index. A member already past its deadline here
+    /// is left as it is — hidden — and the store's change feed brings it
+    /// back with an index of the store's, so watchers see the change; the
+    /// answer then says its lease runs a whole TTL, as the store holds it.
+    pub fn renew_live(
+        &self,
+        service: &ServiceName,
+        id: &InstanceId,
+    ) -> Result<Instance, StoreError> {
+        let unknown = || StoreError::UnknownInstance {
+            service: service.clone(),
+            id: id.clone(),
+        };
+        let now = self.now();
+        let entry = self.services.get(service).ok_or_else(unknown)?;
+        let members = read(&entry.members);
+        let member = members.get(id).ok_or_else(unknown)?;
+        let mut instance = member.to_instance(service, id, now);
+        if member.deadline() > now {
+            member
+                .deadline_ms
+                .store(now.saturating_add(member.ttl_ms), Ordering::Relaxed);
+        }
+        instance.expires_in_ms = member.ttl_ms;
+        Ok(instance)
+    }
+
     /// Removes `id` now, waking watchers with index `stamp`. Returns whether
     /// it was there with a live lease.
     pub fn remove(&self, service: &ServiceName, id: &InstanceId, stamp: Stamp) -> bool {
-        let now = self.clock.now_ms();
+        let now = self.now();
         let Some(entry) = self.services.get(service) else {
             return false;
         };
@@ -187,7 +266,7 @@ impl Catalog {
     /// watchers once. Returns the others with their current deadlines, so the
     /// caller can check them again then.
     pub fn expire_due(&self, service: &ServiceName, ids: &[InstanceId]) -> Vec<(InstanceId, u64)> {
-        let now = self.clock.now_ms();
+        let now = self.now();
         let mut alive = Vec::new();
         let Some(entry) = self.services.get(service) else {
             return alive;
@@ -222,7 +301,7 @@ impl Catalog {
         service: &ServiceName,
         ids: &[InstanceId],
     ) -> (Vec<InstanceId>, Vec<(InstanceId, u64)>) {
-        let now = self.clock.now_ms();
+        let now = self.now();
         let (mut expired, mut alive) = (Vec::new(), Vec::new());
         if let Some(entry) = self.services.get(service) {
             let members = read(&entry.members);
@@ -239,7 +318,7 @@ impl Catalog {
 
     /// Whether `id` is registered with a live lease.
     pub fn is_live(&self, service: &ServiceName, id: &InstanceId) -> bool {
-        let now = self.clock.now_ms();
+        let now = self.now();
         self.services.get(service).is_some_and(|entry| {
             read(&entry.members)
                 .get(id)
@@ -264,7 +343,7 @@ impl Catalog {
     /// The live instances of `service` and its index. A service never seen
     /// has index 0 and no instances.
     pub fn resolve(&self, service: &ServiceName) -> ServiceInstances {
-        let now = self.clock.now_ms();
+        let now = self.now();
         let (index, instances) = match self.services.get(service) {
             None => (0, Vec::new()),
             Some(entry) => {
@@ -284,7 +363,7 @@ impl Catalog {
 
     /// Every service with a live instance, and the registry-wide index.
     pub fn list(&self) -> ServiceList {
-        let now = self.clock.now_ms();
+        let now = self.now();
         let index = self.last_index.load(Ordering::Acquire);
         let mut services: Vec<ServiceSummary> = self
             .services
@@ -337,7 +416,7 @@ impl Catalog {
 
     /// How many services and live instances there are.
     pub fn counts(&self) -> (usize, usize) {
-        let now = self.clock.now_ms();
+        let now = self.now();
         let mut instances = 0;
         let mut services = 0;
         for entry in self.services.iter() {

@@ -182,11 +182,13 @@ impl EtcdClient {
         Ok((uint(&answer["header"]["revision"]), kvs))
     }
 
-    /// Cluster status of the first member that answers (a cheap read).
-    pub async fn status(&self) -> Result<(), EtcdError> {
-        self.call("/v3/maintenance/status", json!({}))
-            .await
-            .map(drop)
+    /// A linearizable read of one key under `prefix`: it succeeds only
+    /// through a member with a quorum behind it, so it says whether etcd
+    /// can take writes now (a member cut off from the others still answers
+    /// a status request, or a serializable read).
+    pub async fn quorum_read(&self, prefix: &str) -> Result<(), EtcdError> {
+        let body = json!({"key": B64.encode(prefix), "limit": "1", "keys_only": true});
+        self.call("/v3/kv/range", body).await.map(drop)
     }
 
     /// Opens a watch on every key under `prefix`, from `start_revision`.

@@ -147,6 +147,14 @@ impl Inner {
             return;
         };
         let previous_ttl = self.seen.get(&kv.key).map(|s| s.ttl_ms);
+        // The catalog first, then what was seen (see the reaper).
+        let (_, deadline) = self.catalog.upsert(
+            service.clone(),
+            id.clone(),
+            registration,
+            record.registered_at,
+            stamp,
+        );
         self.seen.insert(
             kv.key.clone(),
             Seen {
@@ -156,13 +164,6 @@ impl Inner {
                 ttl_ms: record.ttl_ms,
                 value: kv.value,
             },
-        );
-        let (_, deadline) = self.catalog.upsert(
-            service.clone(),
-            id.clone(),
-            registration,
-            record.registered_at,
-            stamp,
         );
         // The queue already holds a deadline no later than this one unless
         // the instance is new to this replica or its TTL got shorter.

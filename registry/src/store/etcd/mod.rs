@@ -12,15 +12,26 @@
 //!   if it is still the same incarnation), so that every replica's watch
 //!   sees the renewal and moves its deadline;
 //! * expiry: each replica tracks deadlines to the millisecond and deletes
-//!   an overdue key (only if nobody renewed it meanwhile); the delete reaches
-//!   every replica through the watch. The etcd lease, a little longer than
-//!   the TTL, removes keys when no replica is running at all;
+//!   an overdue key with a compare-and-delete on the revision it had seen
+//!   *before* it judged the key overdue, so a registration or heartbeat
+//!   that etcd took meanwhile (a new revision) is never undone by a
+//!   decision made before it; the delete reaches every replica through the
+//!   watch. The etcd lease, a little longer than the TTL, removes keys
+//!   when no replica is running at all;
 //! * deregister: revoke the lease, which deletes the key.
 //!
-//! When etcd is unreachable, writes fail with `store_unavailable`, reads go
-//! on from the last view, and the watch resumes from the last revision it
-//! saw (or re-reads the prefix if that history was compacted) when etcd is
-//! back.
+//! Indexes are etcd revisions only: nothing here stamps a change with a
+//! count of its own, so no replica's index can jump past etcd's.
+//!
+//! When etcd can't take writes (unreachable, or no quorum — a linearizable
+//! read every half second tells), lease time stands still on the replica
+//! ([`Catalog::freeze`]): nobody can renew a lease, so none runs out, as in
+//! etcd itself; reads go on from the last view; writes and
+//! `/_health?deep=true` answer `503 store_unavailable`. When etcd answers
+//! again every deadline moves on by the outage ([`Catalog::thaw`]), as etcd
+//! extends its leases on electing a leader, and the watch resumes from the
+//! last revision it saw (or re-reads the prefix if that history was
+//! compacted).
 
 mod client;
 mod feed;
@@ -50,6 +61,10 @@ const STARTUP_PATIENCE: Duration = Duration::from_secs(15);
 
 /// How soon an overdue instance whose delete did not go through is checked again.
 const RECHECK_MS: u64 = 1_000;
+
+/// How often a replica asks etcd for a linearizable read, to know whether
+/// it can take writes (and whether lease time runs).
+const QUORUM_CHECK: Duration = Duration::from_millis(500);
 
 /// Registrations kept in etcd.
 #[derive(Debug)]
@@ -110,6 +125,7 @@ impl EtcdStore {
         let stop = CancellationToken::new();
         tokio::spawn(Arc::clone(&inner).follow(revision, stop.clone()));
         tokio::spawn(Arc::clone(&inner).reap(stop.clone()));
+        tokio::spawn(Arc::clone(&inner).check_quorum(stop.clone()));
         Ok(Self {
             inner,
             _tasks: stop.drop_guard(),
@@ -130,6 +146,7 @@ impl Store for EtcdStore {
         registration: Registration,
     ) -> Result<Registered, StoreError> {
         let inner = &self.inner;
+        inner.writable()?;
         let key = inner.keys.key(&service, &id);
         // Decided before writing: the watch may bring our own write back
         // before this call has applied it.
@@ -141,12 +158,22 @@ impl Store for EtcdStore {
             .client
             .grant(lease_seconds(registration.ttl))
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| inner.unavailable(e))?;
         let revision = inner
             .client
             .put(&key, &value, lease)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| inner.unavailable(e))?;
+        // The catalog first, then what was seen: the reaper reads what was
+        // seen first, so it never pairs this write's revision with the old
+        // lease's deadline.
+        let (outcome, deadline) = inner.catalog.upsert(
+            service.clone(),
+            id.clone(),
+            registration,
+            record.registered_at,
+            Stamp::At(revision),
+        );
         let seen = Seen {
             lease,
             create_revision: 0, // learnt from the watch
@@ -171,13 +198,6 @@ impl Store for EtcdStore {
                 let _ = this.client.revoke(client_lease).await;
             });
         }
-        let (outcome, deadline) = inner.catalog.upsert(
-            service.clone(),
-            id.clone(),
-            registration,
-            record.registered_at,
-            Stamp::At(revision),
-        );
         inner.expiry.schedule(deadline, service, id);
         Ok(match outcome {
             Registered::Created(instance) | Registered::Replaced(instance) if existed => {
@@ -195,6 +215,7 @@ impl Store for EtcdStore {
         id: &InstanceId,
     ) -> Result<Instance, StoreError> {
         let inner = &self.inner;
+        inner.writable()?;
         let unknown = || unknown_instance(service, id);
         // Refuse a lapsed lease before asking etcd anything.
         let (key, seen) = inner.live(service, id)?;
@@ -202,7 +223,7 @@ impl Store for EtcdStore {
             .client
             .keep_alive(seen.lease)
             .await
-            .map_err(unavailable)?
+            .map_err(|e| inner.unavailable(e))?
         {
             return Err(unknown());
         }
@@ -213,25 +234,30 @@ impl Store for EtcdStore {
                 .client
                 .put(&key, &seen.value, seen.lease)
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| inner.unavailable(e))?;
             true
         } else {
             inner
                 .client
                 .put_if_same(&key, &seen.value, seen.lease, seen.create_revision)
                 .await
-                .map_err(unavailable)?
+                .map_err(|e| inner.unavailable(e))?
         };
         if !same {
             return Err(unknown());
         }
-        inner.catalog.renew(service, id)
+        inner.catalog.renew_live(service, id)
     }
 
     async fn deregister(&self, service: &ServiceName, id: &InstanceId) -> Result<(), StoreError> {
         let inner = &self.inner;
+        inner.writable()?;
         let (key, seen) = inner.live(service, id)?;
-        let revision = inner.client.revoke(seen.lease).await.map_err(unavailable)?;
+        let revision = inner
+            .client
+            .revoke(seen.lease)
+            .await
+            .map_err(|e| inner.unavailable(e))?;
         // The watch brings the delete to every replica (maybe to this one
         // already); apply it here too, so the next read agrees with the answer.
         inner.seen.remove(&key);
@@ -244,7 +270,7 @@ impl Store for EtcdStore {
     }
 
     async fn check(&self) -> Result<(), StoreError> {
-        self.inner.client.status().await.map_err(unavailable)?;
+        self.inner.writable()?;
         if !self.watching() {
             return Err(StoreError::Unavailable(
                 "the etcd watch is reconnecting".into(),
@@ -275,12 +301,30 @@ impl Inner {
         let clock = self.catalog.clock();
         while let Some(groups) = self.expiry.next_due(clock, &stop).await {
             for (service, ids) in groups {
+                if self.catalog.is_frozen() {
+                    // No lease runs out while etcd can't take writes.
+                    let later = clock.now_ms() + RECHECK_MS;
+                    self.expiry
+                        .requeue(&service, ids.into_iter().map(|id| (id, later)).collect());
+                    continue;
+                }
+                // The revisions first, then the deadlines (writers update
+                // them the other way round): a write etcd took after a
+                // revision read here fails the compare-and-delete below.
+                let seen: Vec<Option<u64>> = ids
+                    .iter()
+                    .map(|id| {
+                        let key = self.keys.key(&service, id);
+                        self.seen.get(&key).map(|s| s.mod_revision)
+                    })
+                    .collect();
                 let (expired, renewed) = self.catalog.due(&service, &ids);
                 self.expiry.requeue(&service, renewed);
                 let mut recheck = Vec::new();
                 for id in expired {
                     let key = self.keys.key(&service, &id);
-                    let Some(mod_revision) = self.seen.get(&key).map(|s| s.mod_revision) else {
+                    let at = ids.iter().position(|i| *i == id);
+                    let Some(mod_revision) = at.and_then(|at| seen[at]) else {
                         continue; // already gone
                     };
                     // Not deleted (renewed meanwhile, or etcd away) or deleted:
@@ -304,6 +348,54 @@ fn unknown_instance(service: &ServiceName, id: &InstanceId) -> StoreError {
     }
 }
 
-fn unavailable(error: EtcdError) -> StoreError {
-    StoreError::Unavailable(error.to_string())
+impl Inner {
+    /// Refuses a write at once while etcd can't take writes (lease time
+    /// stands still): a caller learns it in milliseconds, not after every
+    /// member's timeout, and the quorum check finds etcd again.
+    fn writable(&self) -> Result<(), StoreError> {
+        if self.catalog.is_frozen() {
+            return Err(StoreError::Unavailable(
+                "etcd can't take writes from this replica (no quorum reachable); leases stand still until it can"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An etcd call failed: when no member could take it, lease time
+    /// stands still until the quorum check finds etcd again.
+    fn unavailable(&self, error: EtcdError) -> StoreError {
+        if matches!(error, EtcdError::Unavailable(_)) && self.catalog.freeze() {
+            tracing::warn!("etcd can't take writes ({error}): leases stand still");
+        }
+        StoreError::Unavailable(error.to_string())
+    }
+
+    /// Asks etcd for a linearizable read every [`QUORUM_CHECK`]: one that
+    /// fails (no member reachable, or none with a quorum behind it) stops
+    /// lease time; one that succeeds starts it again, every deadline moved
+    /// on by the outage.
+    async fn check_quorum(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(QUORUM_CHECK) => {}
+            }
+            let read = tokio::select! {
+                _ = stop.cancelled() => return,
+                read = self.client.quorum_read(self.keys.prefix()) => read,
+            };
+            match read {
+                Ok(()) => {
+                    if let Some(stood) = self.catalog.thaw() {
+                        tracing::info!(
+                            "etcd takes writes again: leases run again, every deadline moved on by {} ms",
+                            stood.as_millis()
+                        );
+                    }
+                }
+                Err(e) => drop(self.unavailable(e)),
+            }
+        }
+    }
 }
