@@ -99,13 +99,15 @@ impl Catalog {
             .min(self.frozen_at.load(Ordering::Acquire))
     }
 
-    /// Stops lease time (the backing store can't be reached, so no lease
-    /// can be renewed): no instance runs out while it stands still, and
-    /// reads keep showing what was live. Returns whether it was running.
-    pub fn freeze(&self) -> bool {
-        let now = self.clock.now_ms();
+    /// Stops lease time as of `since` ([`Clock`] milliseconds, no later
+    /// than now): the backing store can't be reached, and nobody could
+    /// renew a lease since it last answered, so no instance runs out from
+    /// then on, and reads show what was live then. Returns whether it was
+    /// running.
+    pub fn freeze(&self, since: u64) -> bool {
+        let at = since.min(self.clock.now_ms());
         self.frozen_at
-            .compare_exchange(u64::MAX, now, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(u64::MAX, at, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
 

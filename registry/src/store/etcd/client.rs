@@ -186,9 +186,17 @@ impl EtcdClient {
     /// through a member with a quorum behind it, so it says whether etcd
     /// can take writes now (a member cut off from the others still answers
     /// a status request, or a serializable read).
-    pub async fn quorum_read(&self, prefix: &str) -> Result<(), EtcdError> {
+    ///
+    /// Each member gets `patience` (a member cut off from its leader may
+    /// hold a read for seconds before it says so) and the next is tried;
+    /// no retries: the caller asks again soon.
+    pub async fn quorum_read(&self, prefix: &str, patience: Duration) -> Result<(), EtcdError> {
         let body = json!({"key": B64.encode(prefix), "limit": "1", "keys_only": true});
-        self.call("/v3/kv/range", body).await.map(drop)
+        let answer = self
+            .members
+            .call(|url| self.call_one(url, "/v3/kv/range", &body, patience))
+            .await;
+        unavailable_or(answer).map(drop)
     }
 
     /// Opens a watch on every key under `prefix`, from `start_revision`.
@@ -239,7 +247,7 @@ impl EtcdClient {
     async fn call_members(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
         let answer = self
             .members
-            .call(|url| self.call_one(url, path, body))
+            .call(|url| self.call_one(url, path, body, self.timeout))
             .await;
         unavailable_or(answer)
     }
@@ -251,10 +259,11 @@ impl EtcdClient {
         url: String,
         path: &str,
         body: &Value,
+        timeout: Duration,
     ) -> Result<Value, Step<EtcdError>> {
         let request = json_request(&format!("{url}{path}"), body)
             .map_err(|e| Step::Stop(EtcdError::Rejected(e)))?;
-        let (status, bytes) = exchange(&self.http, request, self.timeout, MAX_ANSWER)
+        let (status, bytes) = exchange(&self.http, request, timeout, MAX_ANSWER)
             .await
             .map_err(Step::TryNext)?;
         let answer: Value = serde_json::from_slice(&bytes)

@@ -49,7 +49,7 @@ use dashmap::DashMap;
 use record::{lease_seconds, Keys, Record};
 use std::{
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     time::Duration,
@@ -65,6 +65,12 @@ const RECHECK_MS: u64 = 1_000;
 /// How often a replica asks etcd for a linearizable read, to know whether
 /// it can take writes (and whether lease time runs).
 const QUORUM_CHECK: Duration = Duration::from_millis(500);
+
+/// How long one member may take over that read before the next is asked
+/// (and, when none answers in time, etcd counts as without a quorum): a
+/// member cut off from its leader may hold a read for seconds before it
+/// says so, and by then short leases would have run out here.
+const QUORUM_PATIENCE: Duration = Duration::from_millis(500);
 
 /// Registrations kept in etcd.
 #[derive(Debug)]
@@ -86,6 +92,9 @@ struct Inner {
     seen: DashMap<String, Seen>,
     /// Whether the watch is connected.
     watching: AtomicBool,
+    /// When (catalog clock ms) etcd last took a linearizable read: lease
+    /// time stands still from then when it turns out to have no quorum.
+    quorum_seen_ms: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +123,7 @@ impl EtcdStore {
             metrics,
             seen: DashMap::new(),
             watching: AtomicBool::new(false),
+            quorum_seen_ms: AtomicU64::new(0),
         });
         let revision = tokio::time::timeout(STARTUP_PATIENCE, inner.load_with_retries())
             .await
@@ -122,6 +132,9 @@ impl EtcdStore {
                     "no etcd member answered within {STARTUP_PATIENCE:?}"
                 ))
             })?;
+        // The load was a linearizable read.
+        let loaded = inner.catalog.clock().now_ms();
+        inner.quorum_seen_ms.store(loaded, Ordering::Release);
         let stop = CancellationToken::new();
         tokio::spawn(Arc::clone(&inner).follow(revision, stop.clone()));
         tokio::spawn(Arc::clone(&inner).reap(stop.clone()));
@@ -365,8 +378,12 @@ impl Inner {
     /// An etcd call failed: when no member could take it, lease time
     /// stands still until the quorum check finds etcd again.
     fn unavailable(&self, error: EtcdError) -> StoreError {
-        if matches!(error, EtcdError::Unavailable(_)) && self.catalog.freeze() {
-            tracing::warn!("etcd can't take writes ({error}): leases stand still");
+        let since = self.quorum_seen_ms.load(Ordering::Acquire);
+        if matches!(error, EtcdError::Unavailable(_)) && self.catalog.freeze(since) {
+            tracing::warn!(
+                "etcd can't take writes ({error}): leases stand still from its last answer, {} ms ago",
+                self.catalog.clock().now_ms().saturating_sub(since)
+            );
         }
         StoreError::Unavailable(error.to_string())
     }
@@ -381,12 +398,14 @@ impl Inner {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(QUORUM_CHECK) => {}
             }
+            let asked = self.catalog.clock().now_ms();
             let read = tokio::select! {
                 _ = stop.cancelled() => return,
-                read = self.client.quorum_read(self.keys.prefix()) => read,
+                read = self.client.quorum_read(self.keys.prefix(), QUORUM_PATIENCE) => read,
             };
             match read {
                 Ok(()) => {
+                    self.quorum_seen_ms.fetch_max(asked, Ordering::AcqRel);
                     if let Some(stood) = self.catalog.thaw() {
                         tracing::info!(
                             "etcd takes writes again: leases run again, every deadline moved on by {} ms",
