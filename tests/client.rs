@@ -411,17 +411,9 @@ async fn health_checks_close_the_breaker_of_a_recovered_instance_without_any_tra
     // Still hanging: health checks fail, it stays open. The window is the
     // claim (several check intervals of nothing changing), not a settling time.
     let hits = cluster.backends[1].hits();
-    support::holds_for(
-        Duration::from_millis(500),
-        "the breaker of the hanging instance staying open",
-        || async {
-            match cluster.breaker_of(1) {
-                BreakerState::Open => Ok(()),
-                other => Err(format!("it is {other:?}")),
-            }
-        },
-    )
-    .await;
+    cluster
+        .holds_breaker(1, BreakerState::Open, Duration::from_millis(500))
+        .await;
 
     let resumed = Instant::now();
     cluster.backends[1].set(Mode::Answer);
@@ -533,17 +525,9 @@ async fn an_instance_that_hangs_again_and_again_is_back_each_time_it_answers() {
         cluster.backends[1].set(Mode::Hang);
         cluster.get_ok_until_breaker(1, BreakerState::Open).await;
         // Hung for a few check intervals: its checks go unanswered.
-        support::holds_for(
-            Duration::from_millis(400),
-            "the hanging instance staying out",
-            || async {
-                match cluster.breaker_of(1) {
-                    BreakerState::Open => Ok(()),
-                    other => Err(format!("it is {other:?}")),
-                }
-            },
-        )
-        .await;
+        cluster
+            .holds_breaker(1, BreakerState::Open, Duration::from_millis(400))
+            .await;
         let resumed = Instant::now();
         cluster.backends[1].set(Mode::Answer);
         cluster.until_breaker(1, BreakerState::Closed).await;
@@ -572,17 +556,9 @@ async fn a_flaky_instance_whose_health_checks_pass_stays_out_once_it_flaps() {
     cluster.get_ok_until_breaker(1, BreakerState::Open).await;
     // Flapping: its health checks keep passing, and it stays out for its
     // doubled open time (2 s) all the same.
-    support::holds_for(
-        Duration::from_millis(1_200),
-        "the flapping instance staying out though its /_health answers",
-        || async {
-            match cluster.breaker_of(1) {
-                BreakerState::Open => Ok(()),
-                other => Err(format!("it is {other:?}")),
-            }
-        },
-    )
-    .await;
+    cluster
+        .holds_breaker(1, BreakerState::Open, Duration::from_millis(1_200))
+        .await;
 }
 
 #[tokio::test]

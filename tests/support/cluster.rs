@@ -133,6 +133,19 @@ impl Cluster {
             .expect("instance in snapshot")
     }
 
+    /// Asserts that `backend`'s breaker stays `state` for all of `window`
+    /// (the claim of a test, not a settling time).
+    pub async fn holds_breaker(&self, backend: usize, state: BreakerState, window: Duration) {
+        let what = format!("backend {backend}'s breaker staying {state:?}");
+        super::holds_for(window, &what, || async {
+            match self.breaker_of(backend) {
+                now if now == state => Ok(()),
+                other => Err(format!("it is {other:?}")),
+            }
+        })
+        .await;
+    }
+
     pub async fn until_breaker(&self, backend: usize, state: BreakerState) {
         eventually(
             PATIENCE,

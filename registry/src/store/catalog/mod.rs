@@ -21,6 +21,8 @@ use std::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+mod lease_time;
+
 /// Every service's live members, with a change index per service that
 /// blocking queries wait on.
 ///
@@ -92,52 +94,6 @@ impl Catalog {
         }
     }
 
-    /// Lease time now: the clock's, or where it stood when frozen.
-    fn now(&self) -> u64 {
-        self.clock
-            .now_ms()
-            .min(self.frozen_at.load(Ordering::Acquire))
-    }
-
-    /// Stops lease time as of `since` ([`Clock`] milliseconds, no later
-    /// than now): the backing store can't be reached, and nobody could
-    /// renew a lease since it last answered, so no instance runs out from
-    /// then on, and reads show what was live then. Returns whether it was
-    /// running.
-    pub fn freeze(&self, since: u64) -> bool {
-        let at = since.min(self.clock.now_ms());
-        self.frozen_at
-            .compare_exchange(u64::MAX, at, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    /// Starts lease time again after [`freeze`](Self::freeze), moving every
-    /// deadline on by the time it stood still — as etcd extends its leases
-    /// when a new leader is elected — so an instance gets its whole TTL to
-    /// renew once it can. One that had run out before the freeze stays out.
-    /// Returns how long it stood still, if it did.
-    pub fn thaw(&self) -> Option<Duration> {
-        let frozen_at = self.frozen_at.load(Ordering::Acquire);
-        if frozen_at == u64::MAX {
-            return None;
-        }
-        let stood = self.clock.now_ms().saturating_sub(frozen_at);
-        for entry in self.services.iter() {
-            for member in read(&entry.members).values() {
-                member.deadline_ms.fetch_add(stood, Ordering::AcqRel);
-            }
-        }
-        // Deadlines first, then time runs: no read in between sees time
-        // run past a deadline not yet moved.
-        self.frozen_at.store(u64::MAX, Ordering::Release);
-        Some(Duration::from_millis(stood))
-    }
-
-    /// Whether lease time stands still.
-    pub fn is_frozen(&self) -> bool {
-        self.frozen_at.load(Ordering::Acquire) != u64::MAX
-    }
-
     /// The clock that lease deadlines are measured on.
     pub fn clock(&self) -> Clock {
         self.clock
@@ -193,24 +149,13 @@ impl Catalog {
     /// ran out is removed (if the reaper has not got to it yet) and reported
     /// unknown, so its owner registers again.
     pub fn renew(&self, service: &ServiceName, id: &InstanceId) -> Result<Instance, StoreError> {
-        let unknown = || StoreError::UnknownInstance {
-            service: service.clone(),
-            id: id.clone(),
-        };
-        let now = self.now();
-        {
-            let entry = self.services.get(service).ok_or_else(unknown)?;
-            let members = read(&entry.members);
-            let member = members.get(id).ok_or_else(unknown)?;
-            if member.deadline() > now {
-                member
-                    .deadline_ms
-                    .store(now.saturating_add(member.ttl_ms), Ordering::Relaxed);
-                return Ok(member.to_instance(service, id, now));
+        match self.renew_if_live(service, id)? {
+            (instance, true) => Ok(instance),
+            (_, false) => {
+                self.expire_due(service, std::slice::from_ref(id));
+                Err(unknown_instance(service, id))
             }
         }
-        self.expire_due(service, std::slice::from_ref(id));
-        Err(unknown())
     }
 
     /// Renews the lease of `id` by its TTL, for a store that decides
@@ -224,22 +169,34 @@ impl Catalog {
         service: &ServiceName,
         id: &InstanceId,
     ) -> Result<Instance, StoreError> {
-        let unknown = || StoreError::UnknownInstance {
-            service: service.clone(),
-            id: id.clone(),
-        };
+        let (mut instance, _) = self.renew_if_live(service, id)?;
+        instance.expires_in_ms = instance.ttl_ms;
+        Ok(instance)
+    }
+
+    /// Moves `id`'s deadline on by its TTL if its lease has not run out;
+    /// the instance as it then stands, and whether it was live.
+    fn renew_if_live(
+        &self,
+        service: &ServiceName,
+        id: &InstanceId,
+    ) -> Result<(Instance, bool), StoreError> {
         let now = self.now();
-        let entry = self.services.get(service).ok_or_else(unknown)?;
+        let entry = self
+            .services
+            .get(service)
+            .ok_or_else(|| unknown_instance(service, id))?;
         let members = read(&entry.members);
-        let member = members.get(id).ok_or_else(unknown)?;
-        let mut instance = member.to_instance(service, id, now);
-        if member.deadline() > now {
+        let member = members
+            .get(id)
+            .ok_or_else(|| unknown_instance(service, id))?;
+        let live = member.deadline() > now;
+        if live {
             member
                 .deadline_ms
                 .store(now.saturating_add(member.ttl_ms), Ordering::Relaxed);
         }
-        instance.expires_in_ms = member.ttl_ms;
-        Ok(instance)
+        Ok((member.to_instance(service, id, now), live))
     }
 
     /// Removes `id` now, waking watchers with index `stamp`. Returns whether
@@ -499,6 +456,13 @@ fn live_instances(
         .filter(|(_, m)| m.deadline() > now)
         .map(|(id, m)| m.to_instance(service, id, now))
         .collect()
+}
+
+fn unknown_instance(service: &ServiceName, id: &InstanceId) -> StoreError {
+    StoreError::UnknownInstance {
+        service: service.clone(),
+        id: id.clone(),
+    }
 }
 
 /// A poisoned lock only means another thread panicked mid-update of plain
