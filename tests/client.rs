@@ -395,13 +395,19 @@ async fn clients_of_one_service_share_one_view_and_one_long_poll() {
     other.get("/x").await.expect("served");
 }
 
-#[tokio::test]
-async fn health_checks_close_the_breaker_of_a_recovered_instance_without_any_traffic() {
-    let health = HealthCheckConfig {
+/// Health checks every 100 ms that give up after 100 ms: an instance's
+/// recovery is seen within a fraction of a second.
+fn quick_health_checks() -> HealthCheckConfig {
+    HealthCheckConfig {
         interval: Duration::from_millis(100),
         timeout: Duration::from_millis(100),
         ..HealthCheckConfig::default()
-    };
+    }
+}
+
+#[tokio::test]
+async fn health_checks_close_the_breaker_of_a_recovered_instance_without_any_traffic() {
+    let health = quick_health_checks();
     // A 60 s open time: only a health check can bring it back this soon.
     let cluster =
         Cluster::start_with(2, breaker(1, 60_000), fast_client(), 15_000, Some(health)).await;
@@ -512,11 +518,7 @@ async fn one_recovery_task_per_endpoint_however_often_its_breaker_cycles() {
 
 #[tokio::test]
 async fn an_instance_that_hangs_again_and_again_is_back_each_time_it_answers() {
-    let health = HealthCheckConfig {
-        interval: Duration::from_millis(100),
-        timeout: Duration::from_millis(100),
-        ..HealthCheckConfig::default()
-    };
+    let health = quick_health_checks();
     // A 60 s open time (doubling on each trip soon after the last): only
     // its health checks can bring it back this soon, every time.
     let cluster =
@@ -541,11 +543,7 @@ async fn an_instance_that_hangs_again_and_again_is_back_each_time_it_answers() {
 
 #[tokio::test]
 async fn a_flaky_instance_whose_health_checks_pass_stays_out_once_it_flaps() {
-    let health = HealthCheckConfig {
-        interval: Duration::from_millis(100),
-        timeout: Duration::from_millis(100),
-        ..HealthCheckConfig::default()
-    };
+    let health = quick_health_checks();
     let cluster =
         Cluster::start_with(2, breaker(1, 1_000), fast_client(), 15_000, Some(health)).await;
     cluster.backends[1].set(Mode::FailCalls);
