@@ -384,7 +384,16 @@ async fn a_heartbeat_racing_its_deadline_gets_a_clean_answer_and_leaves_every_in
             long_poll(&replicas[0], indexes[0]),
             long_poll(&replicas[1], indexes[1]),
             async {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Both long-polls parked (or answered already: the race's
+                // own change moved that replica's index meanwhile).
+                for (registry, index) in replicas.iter().zip(indexes) {
+                    eventually(PATIENCE, "the long-poll to park", || async {
+                        let metrics = get_text(registry.at("/_metrics")).await?;
+                        let parked = metrics.contains("beacon_registry_parked_watchers 1\n");
+                        (parked || listed(registry).await.index != index).then_some(())
+                    })
+                    .await;
+                }
                 register(&replicas[trial % 2], &format!("wake-{trial}"), 60_000).await
             }
         );
