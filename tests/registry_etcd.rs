@@ -9,7 +9,7 @@ use beacon::{
     ClientConfig, EventKind, Lease, RegistryClient, RegistryClientConfig, Resolver, ResolverConfig,
     ServiceClient,
 };
-use beacon_registry::server::Backend;
+use beacon_registry::{server::Backend, store::etcd::EtcdClient};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -518,4 +518,122 @@ async fn in_a_minority_deep_health_says_so_nothing_expires_and_nothing_acknowled
             "replica {n} after the outage"
         );
     }
+}
+
+/// Registers `service`/`id` on `registry`, answering 200 or 201.
+async fn register_in(registry: &TestRegistry, service: &str, id: &str, ttl_ms: u64) {
+    let status = reqwest::Client::new()
+        .put(registry.at(&format!("/v1/services/{service}/instances/{id}")))
+        .json(&json!({"address": "http://127.0.0.1:8001", "ttl_ms": ttl_ms}))
+        .send()
+        .await
+        .expect("request")
+        .status();
+    assert!(status.is_success(), "registering {service}/{id}: {status}");
+}
+
+async fn index_of(registry: &TestRegistry, service: &str) -> u64 {
+    let answer: ServiceInstances = reqwest::get(registry.at(&format!("/v1/services/{service}")))
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    answer.index
+}
+
+/// Every service's index on each of `replicas`, once they all agree.
+async fn agreed_indexes(replicas: &[&TestRegistry], services: &[&str]) -> Vec<u64> {
+    eventually(PATIENCE, "the replicas to agree on every index", || async {
+        let mut seen = Vec::new();
+        for registry in replicas {
+            let mut indexes = Vec::new();
+            for service in services {
+                indexes.push(index_of(registry, service).await);
+            }
+            seen.push(indexes);
+        }
+        seen.windows(2)
+            .all(|pair| pair[0] == pair[1])
+            .then(|| seen.swap_remove(0))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_replica_gives_every_service_the_index_the_others_give() {
+    let cluster = EtcdCluster::start(3).await;
+    let prefix = fresh_prefix();
+    let (one, two) = (
+        replica(&cluster, &prefix).await,
+        replica(&cluster, &prefix).await,
+    );
+    let http = reqwest::Client::new();
+    // Members that stay, heartbeating through the other replica (rewriting
+    // their keys: revisions that are not membership changes).
+    register_in(&one, "ratings", "r1", 60_000).await;
+    register_in(&one, "ratings", "r2", 60_000).await;
+    for _ in 0..3 {
+        let beat = two.at("/v1/services/ratings/instances/r1/heartbeat");
+        let status = http.put(beat).send().await.expect("heartbeat").status();
+        assert_eq!(status, StatusCode::OK);
+    }
+    // A service that emptied by deregistration, and one by expiry.
+    register_in(&one, "reviews", "v1", 60_000).await;
+    let gone = http
+        .delete(one.at("/v1/services/reviews/instances/v1"))
+        .send()
+        .await
+        .expect("deregister")
+        .status();
+    assert!(gone.is_success(), "{gone}");
+    register_in(&two, "carts", "c1", 1_000).await;
+    eventually(PATIENCE, "carts/c1 to expire", || async {
+        (index_of(&one, "carts").await > 0 && listed_in(&one, "carts").await == 0).then_some(())
+    })
+    .await;
+    // A member removed by etcd itself, its lease revoked behind the
+    // replicas' backs, as when a lease runs out with no replica to expire it.
+    register_in(&one, "ratings", "r3", 60_000).await;
+    let etcd = EtcdClient::new(cluster.urls());
+    let (_, kvs) = etcd.range_prefix(&prefix).await.expect("range");
+    let r3 = kvs
+        .iter()
+        .find(|kv| kv.key.ends_with("/ratings/r3"))
+        .expect("r3's key");
+    let revoked = etcd.revoke(r3.lease).await.expect("revoke");
+    let services = ["ratings", "reviews", "carts"];
+    let before = agreed_indexes(&[&one, &two], &services).await;
+    assert!(
+        before[0] > revoked,
+        "the revoked lease moved ratings past {revoked}: {before:?}"
+    );
+    assert_eq!(listed_in(&one, "ratings").await, 2);
+
+    // Replica two restarts: from its first answer it gives every service
+    // the index replica one gives.
+    drop(two);
+    let restarted = replica(&cluster, &prefix).await;
+    let mut after = Vec::new();
+    for service in services {
+        after.push(index_of(&restarted, service).await);
+    }
+    assert_eq!(after, before, "indexes of {services:?} after the restart");
+    assert_eq!(agreed_indexes(&[&one, &restarted], &services).await, before);
+
+    // And a change after the restart moves both to the same new index.
+    register_in(&restarted, "reviews", "v2", 60_000).await;
+    let moved = agreed_indexes(&[&one, &restarted], &services).await;
+    assert!(moved[1] > before[1], "{moved:?} after {before:?}");
+    assert_eq!((moved[0], moved[2]), (before[0], before[2]));
+}
+
+async fn listed_in(registry: &TestRegistry, service: &str) -> usize {
+    let answer: ServiceInstances = reqwest::get(registry.at(&format!("/v1/services/{service}")))
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    answer.instances.len()
 }

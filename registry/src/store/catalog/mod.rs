@@ -83,11 +83,21 @@ struct Member {
 }
 
 impl Catalog {
-    /// An empty catalog.
+    /// An empty catalog that counts its own indexes (the memory store).
     pub fn new(clock: Clock, metrics: Arc<Metrics>) -> Self {
+        Self::starting_at(wall_clock_ms(), clock, metrics)
+    }
+
+    /// An empty catalog whose every index is a backing store's revision
+    /// ([`Stamp::At`]), so the registry-wide index starts from nothing.
+    pub fn of_revisions(clock: Clock, metrics: Arc<Metrics>) -> Self {
+        Self::starting_at(0, clock, metrics)
+    }
+
+    fn starting_at(index: u64, clock: Clock, metrics: Arc<Metrics>) -> Self {
         Self {
             services: DashMap::new(),
-            last_index: AtomicU64::new(wall_clock_ms()),
+            last_index: AtomicU64::new(index),
             clock,
             frozen_at: AtomicU64::new(u64::MAX),
             metrics,
@@ -371,6 +381,27 @@ impl Catalog {
         drop(index);
         self.forget_if_idle(service);
         self.resolve(service)
+    }
+
+    /// The index of `service` (0 if never seen).
+    pub fn index(&self, service: &ServiceName) -> u64 {
+        self.services
+            .get(service)
+            .map_or(0, |entry| *entry.index.borrow())
+    }
+
+    /// Raises the index of `service` to `revision` (a change the backing
+    /// store recorded for the service as a whole), waking its watchers; no
+    /// change if it is there already. Remembers a service with no members.
+    pub fn raise_index(&self, service: &ServiceName, revision: u64) {
+        let entry = self
+            .services
+            .entry(service.clone())
+            .or_insert_with(ServiceEntry::new);
+        let members = write(&entry.members);
+        if revision > *entry.index.borrow() {
+            self.bump(service, &entry, members.len(), Stamp::At(revision));
+        }
     }
 
     /// How many services and live instances there are.

@@ -5,6 +5,7 @@
 //! Keys and values travel base64-encoded, 64-bit integers as strings.
 //! Calls fail over across the cluster's URLs like the registry client does.
 
+use super::watch::Watch;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use beacon_wire::{
     backoff::Backoff,
@@ -12,7 +13,7 @@ use beacon_wire::{
     transport::{http_client, HttpClient},
 };
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -47,26 +48,6 @@ pub struct Kv {
     pub mod_revision: u64,
     /// Its lease, 0 for none.
     pub lease: i64,
-}
-
-/// One change from a watch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// Created or overwritten (a heartbeat rewrites the same value).
-    Put(Kv),
-    /// Deleted: revoked, expired, or deleted on purpose.
-    Delete(Kv),
-}
-
-/// One message of a watch stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WatchMessage {
-    /// Changes, in revision order.
-    Changes(Vec<Change>),
-    /// The watch started.
-    Created,
-    /// History up to this revision was compacted away: re-read everything.
-    Compacted(u64),
 }
 
 /// A client for one etcd cluster.
@@ -129,7 +110,7 @@ impl EtcdClient {
     }
 
     /// Puts `value` at `key` on `lease` only if the key still exists in the
-    /// incarnation created at `create_revision`.
+    /// incarnation created at `create_revision` (a heartbeat: no index key).
     pub async fn put_if_same(
         &self,
         key: &str,
@@ -137,38 +118,95 @@ impl EtcdClient {
         lease: i64,
         create_revision: u64,
     ) -> Result<bool, EtcdError> {
-        let put = json!({"request_put": {"key": B64.encode(key), "value": B64.encode(value), "lease": lease.to_string()}});
-        self.txn(key, "CREATE", create_revision, put).await
+        let compare = [equal(key, "CREATE", "create_revision", create_revision)];
+        let (succeeded, _) = self.txn(&compare, &[put(key, value, lease)]).await?;
+        Ok(succeeded)
     }
 
-    /// Deletes `key` only if it was last changed at `mod_revision`.
-    pub async fn delete_if_unchanged(
+    /// A membership change: puts `value` at `key` on `lease` and touches
+    /// `index_key` in the same revision, which it returns.
+    pub async fn put_member(
+        &self,
+        key: &str,
+        value: &[u8],
+        lease: i64,
+        index_key: &str,
+    ) -> Result<u64, EtcdError> {
+        let (_, revision) = self
+            .txn(&[], &[put(key, value, lease), put(index_key, b"", 0)])
+            .await?;
+        Ok(revision)
+    }
+
+    /// A membership change: deletes `key` only if it was last changed at
+    /// `mod_revision` (expiry), touching `index_key` in the same revision.
+    pub async fn delete_member_if_unchanged(
         &self,
         key: &str,
         mod_revision: u64,
+        index_key: &str,
     ) -> Result<bool, EtcdError> {
-        let delete = json!({"request_delete_range": {"key": B64.encode(key)}});
-        self.txn(key, "MOD", mod_revision, delete).await
+        let compare = [equal(key, "MOD", "mod_revision", mod_revision)];
+        let (succeeded, _) = self
+            .txn(&compare, &[delete(key), put(index_key, b"", 0)])
+            .await?;
+        Ok(succeeded)
     }
 
-    async fn txn(
+    /// A membership change: deletes `key` whatever its incarnation
+    /// (deregistration), touching `index_key` in the same revision. Returns
+    /// the revision and the lease the key was on, or `None` if there was
+    /// no such key.
+    pub async fn delete_member(
         &self,
         key: &str,
-        target: &str,
-        revision: u64,
-        then: Value,
+        index_key: &str,
+    ) -> Result<Option<(u64, i64)>, EtcdError> {
+        let compare = [
+            json!({"key": B64.encode(key), "target": "VERSION", "result": "GREATER", "version": "0"}),
+        ];
+        let (succeeded, answer) = self
+            .txn_answer(&compare, &[delete(key), put(index_key, b"", 0)])
+            .await?;
+        if !succeeded {
+            return Ok(None);
+        }
+        let lease = int(&answer["responses"][0]["response_delete_range"]["prev_kvs"][0]["lease"]);
+        Ok(Some((uint(&answer["header"]["revision"]), lease)))
+    }
+
+    /// Touches `index_key` only if it was last changed at `mod_revision`
+    /// (0: it does not exist): records a change etcd made by itself (a
+    /// lease running out) as the service's index. `false` if another write
+    /// got there first.
+    pub async fn touch_index_if(
+        &self,
+        index_key: &str,
+        mod_revision: u64,
     ) -> Result<bool, EtcdError> {
-        let field = if target == "CREATE" {
-            "create_revision"
-        } else {
-            "mod_revision"
-        };
-        let body = json!({
-            "compare": [{"key": B64.encode(key), "target": target, "result": "EQUAL", field: revision.to_string()}],
-            "success": [then],
-        });
+        let compare = [equal(index_key, "MOD", "mod_revision", mod_revision)];
+        let (succeeded, _) = self.txn(&compare, &[put(index_key, b"", 0)]).await?;
+        Ok(succeeded)
+    }
+
+    /// One transaction: `success` if every `compare` holds. Whether it did,
+    /// and the revision after it.
+    async fn txn(&self, compare: &[Value], success: &[Value]) -> Result<(bool, u64), EtcdError> {
+        let (succeeded, answer) = self.txn_answer(compare, success).await?;
+        Ok((succeeded, uint(&answer["header"]["revision"])))
+    }
+
+    async fn txn_answer(
+        &self,
+        compare: &[Value],
+        success: &[Value],
+    ) -> Result<(bool, Value), EtcdError> {
+        let body = json!({"compare": compare, "success": success});
         let answer = self.call("/v3/kv/txn", body).await?;
-        Ok(answer["succeeded"].as_bool().unwrap_or(false))
+        // etcd leaves `succeeded` out when false, and a txn without
+        // comparisons always succeeds.
+        let succeeded = answer["succeeded"].as_bool().unwrap_or(false) || compare.is_empty();
+        Ok((succeeded, answer))
     }
 
     /// Every key under `prefix`, and the revision they were read at.
@@ -288,64 +326,19 @@ fn unavailable_or<T>(result: Result<T, Failed<EtcdError>>) -> Result<T, EtcdErro
     })
 }
 
-/// An open watch stream: newline-delimited JSON messages.
-#[derive(Debug)]
-pub struct Watch {
-    body: hyper::body::Incoming,
-    buffer: BytesMut,
+/// A comparison that `key`'s `target` (named `field` in JSON) equals `value`.
+fn equal(key: &str, target: &str, field: &str, value: u64) -> Value {
+    json!({"key": B64.encode(key), "target": target, "result": "EQUAL", field: value.to_string()})
 }
 
-impl Watch {
-    /// The next message; `Err` when the stream broke (reconnect).
-    pub async fn next(&mut self) -> Result<WatchMessage, EtcdError> {
-        loop {
-            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
-                let line: Bytes = self.buffer.split_to(end + 1).freeze();
-                let text = line.trim_ascii();
-                if text.is_empty() {
-                    continue;
-                }
-                let message: Value = serde_json::from_slice(text).map_err(|e| {
-                    EtcdError::Unavailable(format!("unreadable watch message: {e}"))
-                })?;
-                return parse_watch(&message);
-            }
-            match self.body.frame().await {
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.buffer.extend_from_slice(&data);
-                    }
-                }
-                Some(Err(e)) => return Err(EtcdError::Unavailable(format!("watch broke: {e}"))),
-                None => return Err(EtcdError::Unavailable("watch ended".into())),
-            }
-        }
-    }
+/// A put inside a transaction (`lease` 0: none).
+fn put(key: &str, value: &[u8], lease: i64) -> Value {
+    json!({"request_put": {"key": B64.encode(key), "value": B64.encode(value), "lease": lease.to_string()}})
 }
 
-fn parse_watch(message: &Value) -> Result<WatchMessage, EtcdError> {
-    if let Some(error) = message.get("error") {
-        return Err(EtcdError::Unavailable(format!("watch error: {error}")));
-    }
-    let result = &message["result"];
-    let compacted = uint(&result["compact_revision"]);
-    if compacted > 0 {
-        return Ok(WatchMessage::Compacted(compacted));
-    }
-    let Some(events) = result["events"].as_array() else {
-        return Ok(WatchMessage::Created);
-    };
-    let changes = events
-        .iter()
-        .filter_map(|event| {
-            let kv = kv(&event["kv"])?;
-            Some(match event["type"].as_str() {
-                Some("DELETE") => Change::Delete(kv),
-                _ => Change::Put(kv),
-            })
-        })
-        .collect();
-    Ok(WatchMessage::Changes(changes))
+/// A delete inside a transaction, reporting what it deleted.
+fn delete(key: &str) -> Value {
+    json!({"request_delete_range": {"key": B64.encode(key), "prev_kv": true}})
 }
 
 fn json_request(url: &str, body: &Value) -> Result<http::Request<Full<Bytes>>, String> {
@@ -355,7 +348,7 @@ fn json_request(url: &str, body: &Value) -> Result<http::Request<Full<Bytes>>, S
         .map_err(|e| e.to_string())
 }
 
-fn kv(value: &Value) -> Option<Kv> {
+pub(super) fn kv(value: &Value) -> Option<Kv> {
     let key = B64.decode(value["key"].as_str()?).ok()?;
     let data = match value["value"].as_str() {
         Some(v) => B64.decode(v).ok()?,
@@ -391,7 +384,7 @@ fn int(value: &Value) -> i64 {
     }
 }
 
-fn uint(value: &Value) -> u64 {
+pub(super) fn uint(value: &Value) -> u64 {
     u64::try_from(int(value)).unwrap_or(0)
 }
 
@@ -403,34 +396,5 @@ mod tests {
     fn prefix_ends_cover_the_prefix() {
         assert_eq!(prefix_end("/beacon/"), b"/beacon0".to_vec());
         assert_eq!(prefix_end("a\u{7f}"), b"a\x80".to_vec());
-    }
-
-    #[test]
-    fn watch_messages_parse() {
-        let created: Value =
-            serde_json::from_str(r#"{"result":{"header":{"revision":"2"},"created":true}}"#)
-                .expect("json");
-        assert_eq!(parse_watch(&created).expect("ok"), WatchMessage::Created);
-        let events: Value = serde_json::from_str(
-            r#"{"result":{"header":{"revision":"3"},"events":[
-                {"kv":{"key":"L2E=","create_revision":"2","mod_revision":"2","version":"1","value":"eA==","lease":"7"}},
-                {"type":"DELETE","kv":{"key":"L2E=","mod_revision":"3"}}]}}"#,
-        )
-        .expect("json");
-        let WatchMessage::Changes(changes) = parse_watch(&events).expect("ok") else {
-            panic!("changes expected");
-        };
-        assert_eq!(changes.len(), 2);
-        assert!(
-            matches!(&changes[0], Change::Put(kv) if kv.key == "/a" && kv.value == b"x" && kv.lease == 7)
-        );
-        assert!(matches!(&changes[1], Change::Delete(kv) if kv.mod_revision == 3));
-        let compacted: Value =
-            serde_json::from_str(r#"{"result":{"compact_revision":"9","canceled":true}}"#)
-                .expect("json");
-        assert_eq!(
-            parse_watch(&compacted).expect("ok"),
-            WatchMessage::Compacted(9)
-        );
     }
 }

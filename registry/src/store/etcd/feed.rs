@@ -2,26 +2,27 @@
 //! compaction or an outage.
 
 use super::{
-    client::{Change, Kv, WatchMessage},
-    record::Record,
+    client::Kv,
+    record::{KeyKind, Record},
+    watch::{Change, WatchMessage},
     Inner, Seen,
 };
 use crate::store::catalog::Stamp;
-use beacon_wire::backoff::Backoff;
+use beacon_wire::{backoff::Backoff, ServiceName};
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{atomic::Ordering, Arc},
     time::Duration,
 };
 use tokio_util::sync::CancellationToken;
 
 impl Inner {
-    /// Reads every instance under the prefix, retrying until etcd answers.
-    /// Returns the revision read at.
-    pub(super) async fn load_with_retries(&self) -> u64 {
+    /// Reads every instance under the prefix, retrying until etcd answers
+    /// (a replica starting). Returns the revision read at.
+    pub(super) async fn load_with_retries(self: &Arc<Self>) -> u64 {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         loop {
-            match self.load().await {
+            match self.load(Load::Start).await {
                 Ok(revision) => return revision,
                 Err(e) => {
                     tracing::warn!("cannot read etcd yet: {e}");
@@ -32,18 +33,47 @@ impl Inner {
     }
 
     /// Replaces the view with what etcd holds now; returns the revision.
-    async fn load(&self) -> Result<u64, super::EtcdError> {
+    async fn load(self: &Arc<Self>, load: Load) -> Result<u64, super::EtcdError> {
         let (revision, kvs) = self.client.range_prefix(self.keys.prefix()).await?;
-        let present: HashSet<String> = kvs.iter().map(|kv| kv.key.clone()).collect();
+        let mut instances = Vec::new();
+        let mut index_keys = HashMap::new();
         for kv in kvs {
-            self.put(kv, Stamp::At(revision));
+            match self.keys.kind(&kv.key) {
+                Some(KeyKind::Instance(service, _)) => instances.push((service, kv)),
+                Some(KeyKind::Index(service)) => {
+                    index_keys.insert(service, kv.mod_revision);
+                }
+                None => {}
+            }
+        }
+        // Starting, a service's index is its index key's revision, as on
+        // every running replica. Re-reading (history compacted away), a
+        // change found here is one this replica missed: the read's revision
+        // moves its watchers on, and [`Self::record_index`] settles it.
+        let stamp = |service: &ServiceName| match load {
+            Load::Start => Stamp::At(index_keys.get(service).copied().unwrap_or(revision)),
+            Load::Again => Stamp::At(revision),
+        };
+        let present: HashSet<String> = instances.iter().map(|(_, kv)| kv.key.clone()).collect();
+        let mut touched: HashSet<ServiceName> = HashSet::new();
+        for (service, kv) in instances {
+            self.put(kv, stamp(&service));
+            touched.insert(service);
         }
         for (service, id) in self.catalog.keys() {
             let key = self.keys.key(&service, &id);
             if !present.contains(&key) {
                 self.seen.remove(&key);
                 self.catalog.remove(&service, &id, Stamp::At(revision));
+                touched.insert(service);
             }
+        }
+        for (service, mod_revision) in index_keys {
+            self.index_keys.insert(service.clone(), mod_revision);
+            self.catalog.raise_index(&service, mod_revision);
+        }
+        for service in touched {
+            self.record_index(&service);
         }
         tracing::info!(revision, "loaded the registry from etcd");
         Ok(revision)
@@ -56,7 +86,7 @@ impl Inner {
         let mut reload = false;
         while !stop.is_cancelled() {
             if reload {
-                match self.load().await {
+                match self.load(Load::Again).await {
                     Ok(loaded) => {
                         revision = loaded;
                         reload = false;
@@ -90,7 +120,7 @@ impl Inner {
     }
 
     /// One watch session; returns how it ended.
-    async fn watch_from(&self, mut revision: u64) -> WatchEnd {
+    async fn watch_from(self: &Arc<Self>, mut revision: u64) -> WatchEnd {
         let mut watch = match self.client.watch(self.keys.prefix(), revision + 1).await {
             Ok(watch) => watch,
             Err(e) => {
@@ -111,17 +141,19 @@ impl Inner {
                     return WatchEnd::Compacted;
                 }
                 Ok(WatchMessage::Changes(changes)) => {
+                    let mut touched = HashSet::new();
                     for change in changes {
                         revision = revision.max(match &change {
                             Change::Put(kv) | Change::Delete(kv) => kv.mod_revision,
                         });
-                        match change {
-                            Change::Put(kv) => {
-                                let stamp = Stamp::At(kv.mod_revision);
-                                self.put(kv, stamp);
-                            }
-                            Change::Delete(kv) => self.delete(&kv),
+                        if let Some(service) = self.apply(change) {
+                            touched.insert(service);
                         }
+                    }
+                    // After the whole batch: a transaction's index key
+                    // write comes in the same batch as its instance's.
+                    for service in touched {
+                        self.record_index(&service);
                     }
                 }
                 Err(e) => {
@@ -132,6 +164,53 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// Applies one change; the service whose members it touched, if any.
+    fn apply(&self, change: Change) -> Option<ServiceName> {
+        let (Change::Put(kv) | Change::Delete(kv)) = &change;
+        match (self.keys.kind(&kv.key)?, change) {
+            (KeyKind::Instance(service, _), Change::Put(kv)) => {
+                let stamp = Stamp::At(kv.mod_revision);
+                self.put(kv, stamp);
+                Some(service)
+            }
+            (KeyKind::Instance(service, _), Change::Delete(kv)) => {
+                self.delete(&kv);
+                Some(service)
+            }
+            (KeyKind::Index(service), Change::Put(kv)) => {
+                self.index_keys.insert(service.clone(), kv.mod_revision);
+                self.catalog.raise_index(&service, kv.mod_revision);
+                None
+            }
+            (KeyKind::Index(service), Change::Delete(_)) => {
+                // Deleted by hand: written again at the next change.
+                self.index_keys.remove(&service);
+                None
+            }
+        }
+    }
+
+    /// If the catalog's index of `service` is past its index key — a change
+    /// etcd made by itself (a lease ran out), or one this replica judged
+    /// differently (a heartbeat bringing back an instance it had counted
+    /// out) — writes the index key, compared against the revision seen, so
+    /// that every replica, and any that starts later, settles on that
+    /// write's revision. A replica behind on the index key just loses the
+    /// compare.
+    fn record_index(self: &Arc<Self>, service: &ServiceName) {
+        let seen = self.index_keys.get(service).map_or(0, |r| *r);
+        if self.catalog.index(service) <= seen || self.catalog.is_frozen() {
+            return;
+        }
+        let this = Arc::clone(self);
+        let index_key = self.keys.index_key(service);
+        tokio::spawn(async move {
+            if let Err(e) = this.client.touch_index_if(&index_key, seen).await {
+                tracing::warn!(index_key, "cannot record a change etcd made by itself: {e}");
+            }
+        });
     }
 
     /// A key was written: a registration, a re-registration or a heartbeat.
@@ -181,6 +260,15 @@ impl Inner {
         self.catalog
             .remove(&service, &id, Stamp::At(kv.mod_revision));
     }
+}
+
+/// Why the view is being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// The replica is starting: its view is empty.
+    Start,
+    /// The watch lost history (compacted): the view may be missing changes.
+    Again,
 }
 
 enum WatchEnd {

@@ -7,7 +7,8 @@
 //! reads never touch etcd. Indexes are etcd revisions, so every replica
 //! gives a change the same index and a client can move between replicas.
 //!
-//! * register: grant a lease, put the key on it;
+//! * register: grant a lease, put the key on it (and touch the service's
+//!   index key in the same transaction, as every membership change does);
 //! * heartbeat (any replica): keep the lease alive and rewrite the key (only
 //!   if it is still the same incarnation), so that every replica's watch
 //!   sees the renewal and moves its deadline;
@@ -18,10 +19,17 @@
 //!   decision made before it; the delete reaches every replica through the
 //!   watch. The etcd lease, a little longer than the TTL, removes keys
 //!   when no replica is running at all;
-//! * deregister: revoke the lease, which deletes the key.
+//! * deregister: delete the key, then revoke its lease.
 //!
 //! Indexes are etcd revisions only: nothing here stamps a change with a
-//! count of its own, so no replica's index can jump past etcd's.
+//! count of its own, so no replica's index can jump past etcd's. A
+//! service's index is the revision of its index key (see [`record::Keys`]),
+//! which every membership change writes in its own transaction, so a
+//! replica that starts (or restarts) reads the same index the running ones
+//! hold. A change etcd makes by itself — a lease running out while no
+//! replica expired the key — has no index key write; the first replica to
+//! see it touches the index key (compare-and-put on the revision it saw),
+//! and every replica moves to that revision.
 //!
 //! When etcd can't take writes (unreachable, or no quorum — a linearizable
 //! read every half second tells), lease time stands still on the replica
@@ -36,8 +44,10 @@
 mod client;
 mod feed;
 mod record;
+mod watch;
 
-pub use client::{Change, EtcdClient, EtcdError, Kv, Watch, WatchMessage};
+pub use client::{EtcdClient, EtcdError, Kv};
+pub use watch::{Change, Watch, WatchMessage};
 
 use super::{
     catalog::Stamp, clock::wall_clock_ms, expiry::ExpiryQueue, Catalog, Clock, Registered, Store,
@@ -90,6 +100,10 @@ struct Inner {
     /// What this replica last saw at each key: the lease and revisions that
     /// heartbeats and expiry compare against.
     seen: DashMap<String, Seen>,
+    /// The mod revision of each service's index key as this replica last
+    /// saw it: a catalog index above it is a change etcd made by itself
+    /// (a lease ran out), which the replica then records on the index key.
+    index_keys: DashMap<ServiceName, u64>,
     /// Whether the watch is connected.
     watching: AtomicBool,
     /// When (catalog clock ms) etcd last took a linearizable read: lease
@@ -118,10 +132,11 @@ impl EtcdStore {
         let inner = Arc::new(Inner {
             client: EtcdClient::new(urls),
             keys: Keys::new(prefix),
-            catalog: Catalog::new(Clock::new(), Arc::clone(&metrics)),
+            catalog: Catalog::of_revisions(Clock::new(), Arc::clone(&metrics)),
             expiry: ExpiryQueue::default(),
             metrics,
             seen: DashMap::new(),
+            index_keys: DashMap::new(),
             watching: AtomicBool::new(false),
             quorum_seen_ms: AtomicU64::new(0),
         });
@@ -174,7 +189,7 @@ impl Store for EtcdStore {
             .map_err(|e| inner.unavailable(e))?;
         let revision = inner
             .client
-            .put(&key, &value, lease)
+            .put_member(&key, &value, lease, &inner.keys.index_key(&service))
             .await
             .map_err(|e| inner.unavailable(e))?;
         // The catalog first, then what was seen: the reaper reads what was
@@ -265,16 +280,26 @@ impl Store for EtcdStore {
     async fn deregister(&self, service: &ServiceName, id: &InstanceId) -> Result<(), StoreError> {
         let inner = &self.inner;
         inner.writable()?;
-        let (key, seen) = inner.live(service, id)?;
-        let revision = inner
+        let (key, _) = inner.live(service, id)?;
+        let deleted = inner
             .client
-            .revoke(seen.lease)
+            .delete_member(&key, &inner.keys.index_key(service))
             .await
             .map_err(|e| inner.unavailable(e))?;
+        let Some((revision, lease)) = deleted else {
+            return Err(unknown_instance(service, id));
+        };
         // The watch brings the delete to every replica (maybe to this one
         // already); apply it here too, so the next read agrees with the answer.
         inner.seen.remove(&key);
         inner.catalog.remove(service, id, Stamp::At(revision));
+        if lease != 0 {
+            // Frees the lease now rather than when it runs out.
+            let this = Arc::clone(inner);
+            tokio::spawn(async move {
+                let _ = this.client.revoke(lease).await;
+            });
+        }
         Ok(())
     }
 
@@ -342,7 +367,11 @@ impl Inner {
                     };
                     // Not deleted (renewed meanwhile, or etcd away) or deleted:
                     // either way look again soon; the watch tells what happened.
-                    if let Ok(true) = self.client.delete_if_unchanged(&key, mod_revision).await {
+                    let index_key = self.keys.index_key(&service);
+                    let delete =
+                        self.client
+                            .delete_member_if_unchanged(&key, mod_revision, &index_key);
+                    if let Ok(true) = delete.await {
                         tracing::info!(%service, %id, "lease expired");
                         self.metrics.expirations.inc();
                     }

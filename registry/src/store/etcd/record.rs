@@ -40,7 +40,12 @@ impl Record {
     }
 }
 
-/// Keys are `{prefix}{service}/{id}`.
+/// An instance's key is `{prefix}{service}/{id}`; a service's *index key*
+/// is `{prefix}{service}`: it holds nothing, and every membership change
+/// (registration, deregistration, expiry) writes it in the same transaction,
+/// so its mod revision is the service's index — the same on every replica,
+/// and readable after a restart (a heartbeat rewrites an instance's key, so
+/// the instance keys' revisions can't tell).
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
@@ -66,11 +71,34 @@ impl Keys {
         format!("{}{service}/{id}", self.prefix)
     }
 
+    /// The index key of `service`.
+    pub fn index_key(&self, service: &ServiceName) -> String {
+        format!("{}{service}", self.prefix)
+    }
+
+    /// What a key under the prefix is.
+    pub fn kind(&self, key: &str) -> Option<KeyKind> {
+        if let Some((service, id)) = self.parse(key) {
+            return Some(KeyKind::Instance(service, id));
+        }
+        let service = key.strip_prefix(&self.prefix)?.parse().ok()?;
+        Some(KeyKind::Index(service))
+    }
+
     /// The service and id a key names, if it is one of ours.
     pub fn parse(&self, key: &str) -> Option<(ServiceName, InstanceId)> {
         let (service, id) = key.strip_prefix(&self.prefix)?.split_once('/')?;
         Some((service.parse().ok()?, id.parse().ok()?))
     }
+}
+
+/// What a key under the prefix names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyKind {
+    /// An instance's key.
+    Instance(ServiceName, InstanceId),
+    /// A service's index key.
+    Index(ServiceName),
 }
 
 /// The etcd lease length for a TTL: whole seconds, rounded up, plus slack.
@@ -91,9 +119,15 @@ mod tests {
         let id: InstanceId = "ratings-1".parse().expect("valid");
         let key = keys.key(&service, &id);
         assert_eq!(key, "/beacon/services/ratings/ratings-1");
-        assert_eq!(keys.parse(&key), Some((service, id)));
+        assert_eq!(keys.parse(&key), Some((service.clone(), id.clone())));
         assert_eq!(keys.parse("/other/ratings/x"), None);
         assert_eq!(keys.parse("/beacon/services/Bad/x"), None);
+        let index = keys.index_key(&service);
+        assert_eq!(index, "/beacon/services/ratings");
+        assert_eq!(keys.parse(&index), None, "not an instance");
+        assert_eq!(keys.kind(&index), Some(KeyKind::Index(service.clone())));
+        assert_eq!(keys.kind(&key), Some(KeyKind::Instance(service, id)));
+        assert_eq!(keys.kind("/beacon/services/Bad"), None);
     }
 
     #[test]
