@@ -16,5 +16,5 @@ fn every_partition_scenario_keeps_its_promises() {
     println!("{report}");
     assert!(output.status.success(), "faults failed:\n{report}");
     let passed = report.lines().filter(|l| l.ends_with("| PASS |")).count();
-    assert_eq!(passed, 6, "six scenarios passed:\n{report}");
+    assert_eq!(passed, 9, "nine scenarios passed:\n{report}");
 }

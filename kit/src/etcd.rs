@@ -135,6 +135,34 @@ impl EtcdCluster {
         self.members[i].start();
     }
 
+    /// The running member that is the leader now, by its own status
+    /// (`header.member_id == leader`); `None` when none says so.
+    pub async fn leader(&self) -> Option<usize> {
+        let http = http_client(Duration::from_millis(500));
+        for (i, member) in self.members.iter().enumerate() {
+            if member.child.is_none() {
+                continue;
+            }
+            let url = format!("{}/v3/maintenance/status", member.client_url);
+            let Ok(request) = http::Request::post(url).body(Full::new(Bytes::from_static(b"{}")))
+            else {
+                continue;
+            };
+            let Ok((_, body)) = exchange(&http, request, Duration::from_secs(1), 1 << 16).await
+            else {
+                continue;
+            };
+            let Ok(status) = serde_json::from_slice::<serde_json::Value>(&body) else {
+                continue;
+            };
+            let leader = status["leader"].as_str();
+            if leader.is_some() && leader == status["header"]["member_id"].as_str() {
+                return Some(i);
+            }
+        }
+        None
+    }
+
     /// Waits until every running member reports itself healthy (it sees a
     /// leader, so writes go through it). Panics, with the log of a member
     /// that died, when that does not happen.
@@ -346,5 +374,28 @@ mod tests {
         // All three members run: one may go and the other two still agree.
         cluster.stop(0);
         cluster.until_healthy().await;
+    }
+
+    #[tokio::test]
+    async fn the_leader_is_found_and_another_takes_over_when_it_stops() {
+        let mut cluster = EtcdCluster::start(3).await;
+        let leader = cluster
+            .leader()
+            .await
+            .expect("a healthy cluster has a leader");
+        cluster.stop(leader);
+        let deadline = tokio::time::Instant::now() + START_PATIENCE;
+        loop {
+            match cluster.leader().await {
+                Some(next) => {
+                    assert_ne!(next, leader, "a stopped member leads");
+                    break;
+                }
+                None if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                None => panic!("no new leader within {START_PATIENCE:?}"),
+            }
+        }
     }
 }

@@ -63,7 +63,8 @@ pub struct Topology {
     /// Instance number and its process, while it runs.
     ratings: Vec<(u16, Option<Service>)>,
     market: Option<Service>,
-    registries: Vec<Service>,
+    /// Each registry replica's host name and process.
+    registries: Vec<(String, Option<Service>)>,
     /// The registry URLs, as the hosts reach them (comma-separated).
     pub registry_urls: String,
     /// Each registry replica's URL.
@@ -129,20 +130,9 @@ impl Topology {
             net,
             http: beacon::transport::http_client(Duration::from_millis(500)),
         };
-        for name in &registries {
-            let listen = format!("{}:8400", topology.net.host(name).ip);
-            let mut args = vec!["--listen".to_owned(), listen];
-            if let Some(etcd) = &topology.etcd {
-                args.extend([
-                    "--store".into(),
-                    "etcd".into(),
-                    "--etcd".into(),
-                    etcd.urls().join(","),
-                ]);
-            }
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let registry = topology.run(name, "beacon-registry", &args)?;
-            topology.registries.push(registry);
+        topology.registries = registries.into_iter().map(|r| (r, None)).collect();
+        for replica in 0..topology.registries.len() {
+            topology.start_registry(replica)?;
         }
         for n in 1..=setup.running {
             topology.start_ratings(n)?;
@@ -162,6 +152,32 @@ impl Topology {
         ];
         topology.market = Some(topology.run("market", "beacon-market", &args)?);
         Ok(topology)
+    }
+
+    /// Starts registry replica `replica` (0-based) on its host.
+    fn start_registry(&mut self, replica: usize) -> Result<(), String> {
+        let name = self.registries[replica].0.clone();
+        let listen = format!("{}:8400", self.net.host(&name).ip);
+        let mut args = vec!["--listen".to_owned(), listen];
+        if let Some(etcd) = &self.etcd {
+            args.extend([
+                "--store".into(),
+                "etcd".into(),
+                "--etcd".into(),
+                etcd.urls().join(","),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let registry = self.run(&name, "beacon-registry", &args)?;
+        self.registries[replica].1 = Some(registry);
+        Ok(())
+    }
+
+    /// Kills registry replica `replica` (0-based) and starts it again; back
+    /// once it listens.
+    pub fn restart_registry(&mut self, replica: usize) -> Result<(), String> {
+        self.registries[replica].1 = None;
+        self.start_registry(replica)
     }
 
     fn run(&self, host: &str, program: &str, args: &[&str]) -> Result<Service, String> {
@@ -217,26 +233,33 @@ impl Topology {
 
     /// PUTs `body` (JSON) to `url`: the status and the answer's error code.
     pub async fn put(&self, url: &str, body: &Value) -> Option<(u16, String)> {
-        let request = http::Request::put(url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(http_body_util::Full::new(bytes::Bytes::from(
-                body.to_string(),
-            )))
+        put_json(&self.http, url, body).await
+    }
+
+    /// DELETEs `url`: the status.
+    pub async fn delete(&self, url: &str) -> Option<u16> {
+        let request = http::Request::delete(url)
+            .body(http_body_util::Full::default())
             .ok()?;
         let response = tokio::time::timeout(Duration::from_secs(5), self.http.request(request))
             .await
             .ok()?
             .ok()?;
-        let status = response.status().as_u16();
-        let body = read_body(response.into_body(), 1 << 16).await.ok()?;
-        let answer: Value = serde_json::from_slice(&body).unwrap_or_default();
-        Some((
-            status,
-            answer["error"]["code"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        ))
+        Some(response.status().as_u16())
+    }
+
+    /// Every instance of `service` the replica at `url` lists, with its
+    /// registration time (sorted by id): an instance that had to register
+    /// again shows a new time.
+    pub async fn registrations(&self, url: &str, service: &str) -> Option<Vec<(String, u64)>> {
+        let listing = self.json(&format!("{url}/v1/services/{service}")).await?;
+        let mut seen: Vec<(String, u64)> = listing["instances"]
+            .as_array()?
+            .iter()
+            .filter_map(|i| Some((i["id"].as_str()?.to_owned(), i["registered_at"].as_u64()?)))
+            .collect();
+        seen.sort();
+        Some(seen)
     }
 
     /// The breaker the market's panel shows for `id` (`None`: not in its view).
@@ -257,9 +280,14 @@ impl Topology {
         self.registered_at(self.replicas.last()?).await
     }
 
-    /// The instances the replica at `url` lists.
+    /// The ratings instances the replica at `url` lists.
     pub async fn registered_at(&self, url: &str) -> Option<Vec<String>> {
-        let listed = self.json(&format!("{url}/v1/services/ratings")).await?;
+        self.registered_in(url, "ratings").await
+    }
+
+    /// The instances of `service` the replica at `url` lists.
+    pub async fn registered_in(&self, url: &str, service: &str) -> Option<Vec<String>> {
+        let listed = self.json(&format!("{url}/v1/services/{service}")).await?;
         Some(
             listed["instances"]
                 .as_array()?
@@ -305,11 +333,40 @@ impl Drop for Topology {
     }
 }
 
+/// PUTs `body` (JSON) to `url`: the status and the answer's error code.
+pub async fn put_json(http: &HttpClient, url: &str, body: &Value) -> Option<(u16, String)> {
+    let request = http::Request::put(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .ok()?;
+    let response = tokio::time::timeout(Duration::from_secs(5), http.request(request))
+        .await
+        .ok()?
+        .ok()?;
+    let status = response.status().as_u16();
+    let body = read_body(response.into_body(), 1 << 16).await.ok()?;
+    let answer: Value = serde_json::from_slice(&body).unwrap_or_default();
+    Some((
+        status,
+        answer["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    ))
+}
+
 async fn get_json(http: &HttpClient, url: &str) -> Option<Value> {
+    get_json_within(http, url, Duration::from_secs(3)).await
+}
+
+/// GET `url` as JSON, waiting at most `limit` (a long-poll needs longer).
+pub async fn get_json_within(http: &HttpClient, url: &str, limit: Duration) -> Option<Value> {
     let request = http::Request::get(url)
         .body(http_body_util::Full::default())
         .ok()?;
-    let response = tokio::time::timeout(Duration::from_secs(3), http.request(request))
+    let response = tokio::time::timeout(limit, http.request(request))
         .await
         .ok()?
         .ok()?;

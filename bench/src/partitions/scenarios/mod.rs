@@ -3,8 +3,16 @@
 use super::{Load, Report, Setup, Topology, TTL_MS};
 use std::time::Duration;
 
+mod deadline;
+mod leader;
+mod probes;
 mod quorum;
+mod restart;
+pub use deadline::heartbeat_at_the_deadline;
+pub use leader::etcd_leader_lost_under_writers;
 pub use quorum::etcd_quorum_lost_past_a_lease;
+pub use restart::registry_replica_restarted;
+use std::{future::Future, pin::Pin};
 
 /// Longest wait for a breaker to open once its instance is unreachable.
 const OPENS_WITHIN: Duration = Duration::from_secs(10);
@@ -19,15 +27,37 @@ const PLAIN: Setup = Setup {
     etcd: false,
 };
 
-/// Every scenario, in turn.
-pub async fn all() -> Vec<Result<Report, String>> {
+/// A scenario, ready to run.
+pub type Scenario = fn() -> Pin<Box<dyn Future<Output = Result<Report, String>>>>;
+
+/// Every scenario by name, in the order `make faults` runs them.
+pub fn all() -> Vec<(&'static str, Scenario)> {
     vec![
-        market_cut_from_one_instance().await,
-        answers_lost_one_way().await,
-        instance_cut_from_registry().await,
-        market_cut_from_registry().await,
-        replica_cut_from_etcd_majority().await,
-        etcd_quorum_lost_past_a_lease().await,
+        ("market_cut_from_one_instance", || {
+            Box::pin(market_cut_from_one_instance())
+        }),
+        ("answers_lost_one_way", || Box::pin(answers_lost_one_way())),
+        ("instance_cut_from_registry", || {
+            Box::pin(instance_cut_from_registry())
+        }),
+        ("market_cut_from_registry", || {
+            Box::pin(market_cut_from_registry())
+        }),
+        ("replica_cut_from_etcd_majority", || {
+            Box::pin(replica_cut_from_etcd_majority())
+        }),
+        ("etcd_quorum_lost_past_a_lease", || {
+            Box::pin(etcd_quorum_lost_past_a_lease())
+        }),
+        ("etcd_leader_lost_under_writers", || {
+            Box::pin(etcd_leader_lost_under_writers())
+        }),
+        ("heartbeat_at_the_deadline", || {
+            Box::pin(heartbeat_at_the_deadline())
+        }),
+        ("registry_replica_restarted", || {
+            Box::pin(registry_replica_restarted())
+        }),
     ]
 }
 

@@ -20,21 +20,10 @@ pub async fn etcd_quorum_lost_past_a_lease() -> Result<Report, String> {
     let all = ["ratings-1", "ratings-2", "ratings-3"];
     settled(&topology, &all).await?;
     let replicas = topology.replicas.clone();
-    let registered_at = |listing: Option<serde_json::Value>| -> Vec<(String, u64)> {
-        let mut seen: Vec<(String, u64)> = listing
-            .and_then(|l| l["instances"].as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|i| Some((i["id"].as_str()?.to_owned(), i["registered_at"].as_u64()?)))
-            .collect();
-        seen.sort();
-        seen
-    };
-    let before = registered_at(
-        topology
-            .json(&format!("{}/v1/services/ratings", replicas[0]))
-            .await,
-    );
+    let before = topology
+        .registrations(&replicas[0], "ratings")
+        .await
+        .unwrap_or_default();
     let load = Load::start(topology.market_url());
     let etcd = topology.etcd.as_mut().ok_or("no etcd cluster")?;
     etcd.stop(1);
@@ -88,11 +77,10 @@ pub async fn etcd_quorum_lost_past_a_lease() -> Result<Report, String> {
     // A lease period of heartbeats after the heal, then the same
     // registrations: nobody was told "unknown instance".
     tokio::time::sleep(Duration::from_millis(TTL_MS)).await;
-    let after = registered_at(
-        topology
-            .json(&format!("{}/v1/services/ratings", replicas[1]))
-            .await,
-    );
+    let after = topology
+        .registrations(&replicas[1], "ratings")
+        .await
+        .unwrap_or_default();
     Ok(report(
         "etcd quorum lost for two leases (2 of 3 members stopped)",
         &topology,
