@@ -130,6 +130,13 @@ impl EtcdCluster {
         self.members[i].stop();
     }
 
+    /// Kills member `i` (SIGKILL to etcd): no leadership handed over, no
+    /// goodbye to its peers, as when its machine dies. A leader stopped
+    /// with [`stop`](Self::stop) hands leadership over first.
+    pub fn kill(&mut self, i: usize) {
+        self.members[i].kill();
+    }
+
     /// Starts member `i` again on its data.
     pub fn restart(&mut self, i: usize) {
         self.members[i].start();
@@ -197,13 +204,9 @@ impl EtcdCluster {
         }
     }
 
-    /// The first member's etcd process id (for its memory): the child of
-    /// its watchdog shell.
+    /// The first member's etcd process id (for its memory).
     pub fn pid(&self) -> Option<u32> {
-        let shell = self.members.first()?.child.as_ref()?.id();
-        let children =
-            std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).ok()?;
-        children.split_whitespace().next()?.parse().ok()
+        etcd_pid(self.members.first()?.child.as_ref()?.id())
     }
 }
 
@@ -275,6 +278,18 @@ kill $child 2>/dev/null; wait $child"#;
         ))
     }
 
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(etcd) = etcd_pid(child.id()) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &etcd.to_string()])
+                    .status();
+            }
+            // The watchdog shell ends once etcd has.
+            let _ = child.wait();
+        }
+    }
+
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
@@ -293,6 +308,12 @@ impl Drop for EtcdCluster {
             let _ = std::fs::remove_file(member.log());
         }
     }
+}
+
+/// The etcd process a member's watchdog shell (`shell`) runs: its child.
+fn etcd_pid(shell: u32) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
 }
 
 /// A member on loopback, serving clients on `client_port`.
@@ -377,18 +398,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_leader_is_found_and_another_takes_over_when_it_stops() {
+    async fn the_leader_is_found_and_another_takes_over_when_it_is_killed() {
         let mut cluster = EtcdCluster::start(3).await;
         let leader = cluster
             .leader()
             .await
             .expect("a healthy cluster has a leader");
-        cluster.stop(leader);
+        cluster.kill(leader);
         let deadline = tokio::time::Instant::now() + START_PATIENCE;
         loop {
             match cluster.leader().await {
                 Some(next) => {
-                    assert_ne!(next, leader, "a stopped member leads");
+                    assert_ne!(next, leader, "a killed member leads");
                     break;
                 }
                 None if tokio::time::Instant::now() < deadline => {

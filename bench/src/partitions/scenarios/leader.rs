@@ -17,7 +17,7 @@ const FLOWING: usize = 20;
 /// election timeout, 500 ms here), with room for a loaded machine.
 const WRITES_BACK_WITHIN: Duration = Duration::from_secs(5);
 
-/// The etcd leader stops while four writers register probes through both
+/// The etcd leader is killed (SIGKILL: no leadership handed over) while four writers register probes through both
 /// replicas and the instances heartbeat: writes pause for the election and
 /// come back, every acknowledged registration is listed by both replicas
 /// after the old leader returns, and no instance had to register again.
@@ -42,7 +42,7 @@ pub async fn etcd_leader_lost_under_writers() -> Result<Report, String> {
         .await?;
     let etcd = topology.etcd.as_mut().ok_or("no etcd cluster")?;
     let leader = etcd.leader().await.ok_or("no etcd leader")?;
-    etcd.stop(leader);
+    etcd.kill(leader);
     let stopped = Instant::now();
     let resumed = topology
         .until(WRITES_BACK_WITHIN * 2, "writes to flow again", || async {
@@ -74,7 +74,7 @@ pub async fn etcd_leader_lost_under_writers() -> Result<Report, String> {
     let after = topology.registrations(&replicas[1], "ratings").await;
     let present = present_everywhere(&topology, "probes", &acked).await;
     let mut report = report(
-        "etcd leader stopped under 4 writers",
+        "etcd leader killed under 4 writers",
         &topology,
         load,
         &agree,
