@@ -362,28 +362,19 @@ impl Endpoint {
         }
     }
 
-    /// The walkthrough's log line and the event for `transition`; wakes the
-    /// recovery task.
+    /// The event (and the walkthrough's log line) for `transition`; wakes
+    /// the recovery task.
     fn report(&self, transition: Transition, id: InstanceId, last_error: Option<String>) {
-        let (service, address) = (self.sink.service(), self.address.clone());
+        let address = self.address.clone();
         let kind = match transition {
-            Transition::Opened(open_for) => {
-                tracing::warn!("OPEN breaker on [{service} at {address}]");
-                EventKind::BreakerOpened {
-                    id,
-                    address,
-                    open_for_ms: u64::try_from(open_for.as_millis()).unwrap_or(u64::MAX),
-                    error: last_error.unwrap_or_default(),
-                }
-            }
-            Transition::HalfOpened => {
-                tracing::info!("HALF-OPEN breaker on [{service} at {address}]");
-                EventKind::BreakerHalfOpened { id, address }
-            }
-            Transition::Closed => {
-                tracing::info!("CLOSE breaker on [{service} at {address}]");
-                EventKind::BreakerClosed { id, address }
-            }
+            Transition::Opened(open_for) => EventKind::BreakerOpened {
+                id,
+                address,
+                open_for_ms: u64::try_from(open_for.as_millis()).unwrap_or(u64::MAX),
+                error: last_error.unwrap_or_default(),
+            },
+            Transition::HalfOpened => EventKind::BreakerHalfOpened { id, address },
+            Transition::Closed => EventKind::BreakerClosed { id, address },
         };
         self.sink.emit(kind);
         self.sink.signal_change();

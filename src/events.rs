@@ -72,6 +72,48 @@ pub enum EventKind {
     RegistryRegained,
 }
 
+/// The walkthrough's log lines: `OPEN breaker on [ratings at
+/// http://127.0.0.1:8002]`, `ratings instance ratings-3 added:
+/// http://127.0.0.1:8003`, … — what the library logs for each event.
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let service = &self.service;
+        match &self.kind {
+            EventKind::InstanceAdded { id, address } => {
+                write!(f, "{service} instance {id} added: {address}")
+            }
+            EventKind::InstanceRemoved { id, address } => {
+                write!(f, "{service} instance {id} removed: {address}")
+            }
+            EventKind::BreakerOpened { address, .. } => {
+                write!(f, "OPEN breaker on [{service} at {address}]")
+            }
+            EventKind::BreakerHalfOpened { address, .. } => {
+                write!(f, "HALF-OPEN breaker on [{service} at {address}]")
+            }
+            EventKind::BreakerClosed { address, .. } => {
+                write!(f, "CLOSE breaker on [{service} at {address}]")
+            }
+            EventKind::RegistryLost { error } => {
+                write!(
+                    f,
+                    "registry unreachable; using last-known {service} instances: {error}"
+                )
+            }
+            EventKind::RegistryRegained => {
+                write!(f, "registry reachable again; {service} view is live")
+            }
+        }
+    }
+}
+
+impl EventKind {
+    /// Whether the event means something went wrong (logged as a warning).
+    pub fn is_warning(&self) -> bool {
+        matches!(self, Self::BreakerOpened { .. } | Self::RegistryLost { .. })
+    }
+}
+
 impl Event {
     pub(crate) fn now(service: &ServiceName, kind: EventKind) -> Self {
         Self {
@@ -129,15 +171,17 @@ impl EventSink {
         self.changed.subscribe()
     }
 
-    /// The service the events concern.
-    pub(crate) fn service(&self) -> &ServiceName {
-        &self.service
-    }
-
-    /// Broadcasts `kind`, stamped now.
+    /// Logs `kind` (its [`Display`](Event#impl-Display-for-Event) line)
+    /// and broadcasts it, stamped now.
     pub(crate) fn emit(&self, kind: EventKind) {
+        let event = Event::now(&self.service, kind);
+        if event.kind.is_warning() {
+            tracing::warn!("{event}");
+        } else {
+            tracing::info!("{event}");
+        }
         // No subscribers is fine: events are for whoever listens.
-        let _ = self.events.send(Event::now(&self.service, kind));
+        let _ = self.events.send(event);
     }
 }
 
@@ -174,4 +218,41 @@ pub struct ServiceSnapshot {
     pub registry_reachable: bool,
     /// Its instances, ordered by id.
     pub instances: Vec<InstanceSnapshot>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_display_as_the_walkthrough_logs_them() {
+        let service: ServiceName = "ratings".parse().expect("name");
+        let id: InstanceId = "ratings-2".parse().expect("id");
+        let address = Address::new("http://127.0.0.1:8002").expect("address");
+        let line = |kind| Event::now(&service, kind).to_string();
+        assert_eq!(
+            line(EventKind::BreakerOpened {
+                id: id.clone(),
+                address: address.clone(),
+                open_for_ms: 500,
+                error: "timeout".into(),
+            }),
+            "OPEN breaker on [ratings at http://127.0.0.1:8002]"
+        );
+        assert_eq!(
+            line(EventKind::InstanceAdded {
+                id: id.clone(),
+                address: address.clone(),
+            }),
+            "ratings instance ratings-2 added: http://127.0.0.1:8002"
+        );
+        assert_eq!(
+            line(EventKind::BreakerClosed { id, address }),
+            "CLOSE breaker on [ratings at http://127.0.0.1:8002]"
+        );
+        assert_eq!(
+            line(EventKind::RegistryRegained),
+            "registry reachable again; ratings view is live"
+        );
+    }
 }

@@ -26,6 +26,20 @@ pub enum LeaseStatus {
     Retrying(String),
 }
 
+/// A lease that was not registered in the time given, and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{service}/{id} not registered within {patience:?}: {why}")]
+pub struct NotRegistered {
+    /// The service.
+    pub service: ServiceName,
+    /// The instance.
+    pub id: InstanceId,
+    /// How long it was waited for.
+    pub patience: Duration,
+    /// The last attempt's failure.
+    pub why: String,
+}
+
 /// A registration kept alive in the background.
 #[derive(Debug)]
 pub struct Lease {
@@ -71,7 +85,34 @@ impl Lease {
         self.status.borrow().clone()
     }
 
-    /// Waits until the instance is registered (right away if it is).
+    /// Waits until the instance is registered, at most `patience`: `Err`
+    /// says why it is not — the last failure (e.g. "no registry reachable:
+    /// http://127.0.0.1:8400: connection refused") — so a service can say
+    /// so and exit rather than wait in silence.
+    pub async fn registered_within(&self, patience: Duration) -> Result<(), NotRegistered> {
+        if tokio::time::timeout(patience, self.registered())
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let why = match self.status() {
+            LeaseStatus::Retrying(reason) => reason,
+            LeaseStatus::Registering => "no answer from the registry yet".into(),
+            LeaseStatus::Registered => return Ok(()),
+        };
+        Err(NotRegistered {
+            service: self.service.clone(),
+            id: self.id.clone(),
+            patience,
+            why,
+        })
+    }
+
+    /// Waits until the instance is registered (right away if it is), however
+    /// long that takes: while the registry is away, this waits (the lease
+    /// logs each failed attempt through `tracing`);
+    /// [`registered_within`](Self::registered_within) gives up and says why.
     pub async fn registered(&self) {
         let mut status = self.status.clone();
         // The sender lives as long as the keeper task; if that is gone the
@@ -80,7 +121,10 @@ impl Lease {
     }
 
     /// Stops heartbeating and deregisters, so that callers stop routing here
-    /// before the process exits. Call it first in graceful shutdown.
+    /// before the process exits. Call it first in graceful shutdown. The
+    /// heartbeats have stopped whatever it returns: an `Err` only says the
+    /// deregistration did not reach the registry (the instance then goes
+    /// when its TTL runs out), so log it and drain anyway rather than `?`.
     pub async fn shutdown(mut self) -> Result<(), RegistryError> {
         self.stop.cancel();
         if let Some(task) = self.task.take() {

@@ -69,6 +69,6 @@ pub use breaker::{BreakerConfig, BreakerState, FailureRate};
 pub use client::{Balancing, ClientConfig, ClientError, Hedging, ServedBy, ServiceClient};
 pub use events::{Event, EventKind, InstanceSnapshot, ServiceSnapshot};
 pub use health::HealthCheckConfig;
-pub use lease::{Lease, LeaseStatus};
+pub use lease::{Lease, LeaseStatus, NotRegistered};
 pub use registry::{RegistryClient, RegistryClientConfig, RegistryError};
 pub use resolver::{Resolver, ResolverConfig, ServiceView};

@@ -232,6 +232,60 @@ async fn a_second_registry_url_is_used_when_the_first_is_down() {
     .await;
 }
 
+/// The URL of a port nobody listens on.
+fn nobody_listening() -> String {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    format!("http://{}", free.local_addr().expect("address"))
+}
+
+#[tokio::test]
+async fn a_lease_that_cannot_register_says_why_within_the_time_given() {
+    let url = nobody_listening();
+    let backend = Backend::start("ratings-1").await;
+    let lease = Lease::start(
+        RegistryClient::from_list(&url, None).expect("client"),
+        ratings(),
+        "ratings-1".parse().expect("id"),
+        registration(&backend, 3_000),
+    );
+    let started = Instant::now();
+    let error = lease
+        .registered_within(Duration::from_millis(300))
+        .await
+        .expect_err("no registry");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "gave up in time"
+    );
+    let text = error.to_string();
+    assert!(
+        text.starts_with("ratings/ratings-1 not registered within 300ms"),
+        "{text}"
+    );
+    assert!(text.contains(&url), "the URL is named: {text}");
+}
+
+#[tokio::test]
+async fn a_registry_never_reached_is_named_in_the_error() {
+    let url = nobody_listening();
+    let resolver = Resolver::new(
+        RegistryClient::from_list(&url, None).expect("client"),
+        ResolverConfig::default(),
+    );
+    let config = ClientConfig {
+        deadline: Duration::from_millis(500),
+        ..ClientConfig::default()
+    };
+    let client = ServiceClient::new(&resolver, &ratings(), config);
+    let error = client.get("/x").await.expect_err("no registry");
+    let ClientError::RegistryUnreachable { service, error } = &error else {
+        panic!("expected RegistryUnreachable, got {error}");
+    };
+    assert_eq!(service.as_str(), "ratings");
+    assert!(error.contains(&url), "the URL is named: {error}");
+    assert!(error.contains("no registry reachable"), "{error}");
+}
+
 #[tokio::test]
 async fn nothing_registered_fails_fast() {
     let registry = TestRegistry::start(None).await;

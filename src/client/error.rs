@@ -8,8 +8,9 @@ use std::{error::Error, sync::Arc, time::Duration};
 /// A cause kept behind an error: shared, so errors stay cheap to clone.
 pub type Cause = Arc<dyn Error + Send + Sync>;
 
-/// A failed call. The first three variants are the fail-fast answers: no
-/// instance could take the request, so none was tried and no time was spent.
+/// A failed call. `NoInstances`, `AllUnavailable` and `AllAtCapacity` are
+/// the fail-fast answers: no instance could take the request, so none was
+/// tried and no time was spent.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
     /// The registry lists no instance of the service (or has not answered yet).
@@ -17,6 +18,16 @@ pub enum ClientError {
     NoInstances {
         /// The service called.
         service: ServiceName,
+    },
+    /// The view of the service never had a registry answer within the
+    /// call's deadline: the registry was not reached (or did not answer),
+    /// so nothing is known about the service's instances.
+    #[error("no {service} instances known: {error}")]
+    RegistryUnreachable {
+        /// The service called.
+        service: ServiceName,
+        /// Why the registry was not reached: each URL and its failure.
+        error: String,
     },
     /// Every instance's breaker is open (or probing).
     #[error("all {service} instances are down")]

@@ -352,7 +352,15 @@ impl<T: Transport> ServiceClient<T> {
     /// Sends `call` through the fail-fast stack.
     async fn call(&self, call: Call) -> Result<Response<ResponseBody>, ClientError> {
         let call = with_time_left(call)?;
-        self.inner.view.wait_synced(call.deadline).await;
+        let view = &self.inner.view;
+        if !view.wait_synced(call.deadline).await {
+            return Err(ClientError::RegistryUnreachable {
+                service: view.service().clone(),
+                error: view
+                    .registry_error()
+                    .unwrap_or_else(|| "the registry has not answered yet".into()),
+            });
+        }
         let mut stack = self.inner.failing_fast.clone();
         // Ready at once: its balancer fails a call no instance admits
         // instead of waiting. The attempts and backoffs inside keep to the

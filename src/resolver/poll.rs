@@ -147,7 +147,6 @@ impl Poller {
                 Change::Retire { address, until } => {
                     if let Some(tracked) = self.tracked.get_mut(&address) {
                         let id = tracked.endpoint.id();
-                        tracing::info!("{} instance {id} removed: {address}", view.service());
                         view.sink().emit(EventKind::InstanceRemoved {
                             id,
                             address: address.clone(),
@@ -197,12 +196,6 @@ impl Poller {
             id: instance.id.clone(),
             address: instance.address.clone(),
         });
-        tracing::info!(
-            "{} instance {} added: {}",
-            view.service(),
-            instance.id,
-            instance.address
-        );
         endpoint.refresh(&instance.id, instance.registered_at);
         self.tracked.insert(
             instance.address.clone(),

@@ -27,6 +27,10 @@ pub struct ServiceView {
     /// Becomes true at the first registry answer, so early callers can wait
     /// for it rather than fail with "no instances".
     synced: watch::Sender<bool>,
+    /// Why the last registry call failed (`None` after one succeeded): what
+    /// a call that found the view never synced says, rather than "no
+    /// instances".
+    registry_error: Mutex<Option<String>>,
     sink: EventSink,
     /// The long poll that keeps this view fresh; aborted with the view.
     poller: Mutex<Option<JoinHandle<()>>>,
@@ -43,6 +47,7 @@ impl ServiceView {
             cursor: AtomicUsize::new(0),
             reachable: AtomicBool::new(true),
             synced: watch::Sender::new(false),
+            registry_error: Mutex::new(None),
             poller: Mutex::new(None),
         });
         let poller = Poller::new(&view, resolver);
@@ -92,6 +97,7 @@ impl ServiceView {
             cursor: AtomicUsize::new(0),
             reachable: AtomicBool::new(true),
             synced: watch::Sender::new(true),
+            registry_error: Mutex::new(None),
             poller: Mutex::new(None),
         })
     }
@@ -184,17 +190,27 @@ impl ServiceView {
     }
 
     /// Records whether the registry answered; logs and broadcasts changes.
+    /// Why the last registry call for this view failed; `None` once one
+    /// succeeded (or for a fixed view).
+    pub fn registry_error(&self) -> Option<String> {
+        self.registry_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     pub(super) fn set_reachable(&self, reachable: bool, error: Option<String>) {
+        *self
+            .registry_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = error.clone();
         if self.reachable.swap(reachable, Ordering::Relaxed) == reachable {
             return;
         }
-        let service = &self.service;
         if reachable {
-            tracing::info!("registry reachable again; {service} view is live");
             self.sink.emit(EventKind::RegistryRegained);
         } else {
             let error = error.unwrap_or_default();
-            tracing::warn!("registry unreachable; using last-known {service} instances: {error}");
             self.sink.emit(EventKind::RegistryLost { error });
         }
     }
