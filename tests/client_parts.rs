@@ -5,7 +5,7 @@
 
 use beacon::{
     client::{
-        Call, ExchangeError, NewAttempt, RequestBody, ResponseBody, RetryLimits, RetryPolicy,
+        Call, ExchangeError, NewAttempt, RequestBody, ResponseBody, Retries, RetryPolicy,
         ViewDiscover,
     },
     wire::{Address, InstanceId},
@@ -504,13 +504,10 @@ async fn the_view_and_the_retry_policy_compose_with_towers_own_balancer() {
         ViewDiscover::new(Arc::clone(&view), attempts),
         CompleteOnResponse::default(),
     );
-    let limits = RetryLimits {
-        max_attempts: 3,
-        backoff: Duration::from_millis(10),
-        backoff_cap: Duration::from_millis(10),
-        ratio: 0.2,
-        floor_per_sec: 10,
-    };
+    let limits = Retries::default()
+        .max_attempts(3)
+        .backoff(Duration::from_millis(10), Duration::from_millis(10))
+        .budget(0.2, 10);
     let mut service = ServiceBuilder::new()
         .retry(RetryPolicy::new(Arc::clone(&view), limits))
         .map_err(|e: tower::BoxError| match e.downcast::<ClientError>() {
@@ -709,11 +706,7 @@ async fn when_every_instance_is_flaky_the_failure_rate_ejects_no_more_than_the_c
 fn hedged(delay: Duration) -> ClientConfig {
     ClientConfig {
         attempt_timeout: Duration::from_secs(1),
-        hedging: Some(Hedging {
-            min_delay: delay,
-            max_delay: delay,
-            ..Hedging::default()
-        }),
+        hedging: Some(Hedging::default().delay_between(delay, delay)),
         ..config()
     }
 }
@@ -752,13 +745,11 @@ async fn without_budget_a_late_call_waits_for_its_first_attempt() {
     let instances = Instances::default();
     instances.set(0, Behaviour::Slow(Duration::from_millis(300)));
     let config = ClientConfig {
-        hedging: Some(Hedging {
-            min_delay: Duration::from_millis(30),
-            max_delay: Duration::from_millis(30),
-            ratio: 0.0,
-            floor_per_sec: 0,
-            ..Hedging::default()
-        }),
+        hedging: Some(
+            Hedging::default()
+                .delay_between(Duration::from_millis(30), Duration::from_millis(30))
+                .budget(0.0, 0),
+        ),
         ..hedged(Duration::from_millis(30))
     };
     let client = ServiceClient::with_transport(
@@ -849,11 +840,7 @@ async fn budget_settings_out_of_range_are_brought_in_range_not_a_panic() {
     let config = ClientConfig {
         retry_ratio: -1.0,
         retry_floor_per_sec: u32::MAX,
-        hedging: Some(Hedging {
-            ratio: f32::NAN,
-            floor_per_sec: u32::MAX,
-            ..Hedging::default()
-        }),
+        hedging: Some(Hedging::default().budget(f32::NAN, u32::MAX)),
         ..config()
     };
     let client = ServiceClient::with_transport(

@@ -322,3 +322,60 @@ async fn a_ratings_instance_over_tls_registers_with_a_tls_registry_and_is_called
     ratings.stop().expect("ratings stops");
     registry.stop().expect("registry stops");
 }
+
+/// TLS given once, to the registry client: the resolver's health checks and
+/// the clients `ServiceClient::builder` makes reach `https://` instances
+/// with it; without it the same instance is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_given_to_the_registry_client_is_used_for_the_instances_too() {
+    let pki = Pki::new("once");
+    let instance = https_instance(&pki.files, None).await;
+    let registry = support::TestRegistry::start(None).await;
+    let registration = Registration::new(Address::new(&instance).expect("address"));
+    for tls in [Some(trusting(&pki.files.ca)), None] {
+        let config = RegistryClientConfig {
+            tls: tls.map(|t| t.config().expect("client TLS")),
+            ..RegistryClientConfig::default()
+        };
+        let registry_client = RegistryClient::new([&registry.url], None, config).expect("client");
+        registry_client
+            .register(
+                &"ratings".parse().expect("name"),
+                &"ratings-1".parse().expect("id"),
+                &registration,
+            )
+            .await
+            .expect("registered");
+        let trusted = registry_client.tls().is_some();
+        let resolver = Resolver::new(registry_client, ResolverConfig::default());
+        assert_eq!(
+            resolver.tls().is_some(),
+            trusted,
+            "the resolver inherits it"
+        );
+        let client = ServiceClient::builder(&resolver, "ratings")
+            .hedging(None)
+            .build()
+            .expect("client");
+        let answer = client.get("/ratings/camera").await;
+        if trusted {
+            assert_eq!(
+                answer.expect("reached with the registry's TLS").status(),
+                200
+            );
+        } else {
+            let text = refusal(&answer.expect_err("Mozilla's roots only"));
+            assert!(text.contains("UnknownIssuer"), "{text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_service_name_that_breaks_the_rule_is_refused_by_the_builder() {
+    let registry = RegistryClient::from_list("http://127.0.0.1:9", None).expect("client");
+    let resolver = Resolver::new(registry, ResolverConfig::default());
+    let error = ServiceClient::builder(&resolver, "Not A Name")
+        .build()
+        .expect_err("bad name");
+    assert!(error.to_string().contains("Not A Name"), "{error}");
+}

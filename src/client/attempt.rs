@@ -9,7 +9,8 @@
 //! goes to the caller as it comes, bounded by the optional body timeout.
 
 use super::{
-    Call, ClientError, ExchangeError, NewEndpointService, ResponseBody, ServedBy, Transport,
+    Attempts, Call, ClientError, ExchangeError, NewEndpointService, ResponseBody, ServedBy,
+    Transport,
 };
 use crate::breaker::Admission;
 use crate::deadline;
@@ -46,43 +47,15 @@ pub struct Admitted {
 pub struct Attempt<T> {
     endpoint: Arc<Endpoint>,
     transport: T,
-    limits: AttemptLimits,
+    limits: Attempts,
     /// The deadline header for the whole attempt timeout, made once: nearly
     /// every attempt is given that.
     timeout_header: HeaderValue,
 }
 
-/// The bounds on an attempt.
-#[derive(Debug, Clone, Copy)]
-pub struct AttemptLimits {
-    /// Longest wait for the answer: its headers, and its whole body when
-    /// the call wants bytes.
-    pub timeout: Duration,
-    /// Largest body read whole.
-    pub max_response_bytes: usize,
-    /// Longest a streamed body may take after its headers; `None`: no limit.
-    pub body_timeout: Option<Duration>,
-    /// Whether each request tells the instance how long it will be waited
-    /// for ([`DEADLINE_HEADER`](crate::deadline::DEADLINE_HEADER)).
-    pub send_deadline: bool,
-}
-
-impl AttemptLimits {
-    /// `timeout`, with 8 MiB bodies read whole, no body timeout, and the
-    /// deadline sent.
-    pub fn new(timeout: Duration) -> Self {
-        Self {
-            timeout,
-            max_response_bytes: 8 * 1024 * 1024,
-            body_timeout: None,
-            send_deadline: true,
-        }
-    }
-}
-
 impl<T> Attempt<T> {
     /// Attempts on `endpoint` over `transport`, within `limits`.
-    pub fn new(endpoint: Arc<Endpoint>, transport: T, limits: AttemptLimits) -> Self {
+    pub fn new(endpoint: Arc<Endpoint>, transport: T, limits: Attempts) -> Self {
         Self {
             endpoint,
             transport,
@@ -97,7 +70,7 @@ impl<T> Attempt<T> {
 #[derive(Debug, Clone)]
 pub struct NewAttempt<T> {
     transport: T,
-    limits: AttemptLimits,
+    limits: Attempts,
     /// See [`Attempt`]'s: made once for all of them.
     timeout_header: HeaderValue,
 }
@@ -105,19 +78,13 @@ pub struct NewAttempt<T> {
 impl<T> NewAttempt<T> {
     /// Attempts over `transport`, each within `limits` (a `Duration` is
     /// the attempt timeout, with the other limits' defaults).
-    pub fn new(transport: T, limits: impl Into<AttemptLimits>) -> Self {
+    pub fn new(transport: T, limits: impl Into<Attempts>) -> Self {
         let limits = limits.into();
         Self {
             transport,
             limits,
             timeout_header: deadline::lasting_header_value(limits.timeout),
         }
-    }
-}
-
-impl From<Duration> for AttemptLimits {
-    fn from(timeout: Duration) -> Self {
-        Self::new(timeout)
     }
 }
 
@@ -189,7 +156,7 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
 type Exchange = Result<Response<ResponseBody>, ExchangeError>;
 
 /// An attempt whose answer is read whole within the attempt timeout.
-async fn whole<F>(sent: F, judging: Judging, verdict: Verdict, limits: AttemptLimits) -> Answer
+async fn whole<F>(sent: F, judging: Judging, verdict: Verdict, limits: Attempts) -> Answer
 where
     F: Future<Output = Exchange>,
 {
@@ -213,7 +180,7 @@ async fn streamed<F>(
     call: Call,
     judging: Judging,
     verdict: Verdict,
-    limits: AttemptLimits,
+    limits: Attempts,
 ) -> Answer
 where
     F: Future<Output = Exchange>,

@@ -36,8 +36,10 @@ use std::{
 };
 use tokio::time::Instant;
 
-/// When and how often to hedge.
+/// When and how often to hedge. `#[non_exhaustive]`: build it from
+/// `default()` with its setters.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Hedging {
     /// The hedge delay is this quantile of the service's recent attempt
     /// latencies. Default 0.95.
@@ -65,6 +67,32 @@ impl Default for Hedging {
             ratio: 0.1,
             floor_per_sec: 5,
         }
+    }
+}
+
+impl Hedging {
+    /// Hedge after this quantile of the service's recent attempt
+    /// latencies. Default is 0.95.
+    pub fn quantile(mut self, quantile: f64) -> Self {
+        self.quantile = quantile;
+        self
+    }
+
+    /// Keep the hedge delay between `min` and `max` (`max` is also the
+    /// delay while there are too few samples). Default is 5 ms to 200 ms.
+    pub fn delay_between(mut self, min: Duration, max: Duration) -> Self {
+        self.min_delay = min;
+        self.max_delay = max;
+        self
+    }
+
+    /// The hedge budget: hedges as a share of recent calls, and
+    /// `floor_per_sec` however few calls there are. Default is 0.1 and 5
+    /// per second.
+    pub fn budget(mut self, ratio: f32, floor_per_sec: u32) -> Self {
+        self.ratio = ratio;
+        self.floor_per_sec = floor_per_sec;
+        self
     }
 }
 

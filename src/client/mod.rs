@@ -32,6 +32,7 @@ mod attempt;
 mod balance;
 mod body;
 mod budget;
+mod builder;
 mod call;
 mod discover;
 mod error;
@@ -41,23 +42,26 @@ mod histogram;
 mod pool;
 mod retry;
 mod service;
+mod settings;
 mod transport;
 pub mod zone;
 
-pub use attempt::{Admitted, Attempt, AttemptLimits, NewAttempt};
+pub use attempt::{Admitted, Attempt, NewAttempt};
 pub use balance::{
     has_candidate, prefers_second, Balance, Balancing, NewEndpointService, TIE_FACTOR,
 };
 pub use body::{BodyTimeout, BodyTooLarge, BoxError, RequestBody, RequestBodyError, ResponseBody};
 pub use budget::WindowBudget;
+pub use builder::ServiceClientBuilder;
 pub use call::{Call, Idempotent};
 pub use discover::ViewDiscover;
 pub use error::{Cause, ClientError};
 pub use gate::{admit, BreakerGate};
 pub use hedge::{Hedge, HedgeCounts, Hedging};
 pub use histogram::CumulativeLatencies;
-pub use retry::{RetryCounts, RetryLimits, RetryPolicy};
-pub use transport::{ExchangeError, HttpTransport, Transport};
+pub use retry::{RetryCounts, RetryPolicy};
+pub use settings::{Attempts, Limits, Retries};
+pub use transport::{ExchangeError, HttpTransport, HttpTransportBuilder, Transport};
 
 use crate::deadline;
 use crate::events::ServiceSnapshot;
@@ -68,7 +72,11 @@ use http::{Request, Response, Uri};
 use std::{sync::Arc, time::Duration};
 use tower::{retry::Retry, Service};
 
-/// Tunables of a [`ServiceClient`].
+/// Tunables of a [`ServiceClient`], as one flat struct: kept so that
+/// `ClientConfig { deadline: …, ..ClientConfig::default() }` keeps
+/// compiling. New code uses [`ServiceClient::builder`], whose grouped
+/// settings ([`Attempts`], [`Retries`], [`Hedging`], [`Limits`]) are where
+/// new settings arrive.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// Longest wait for one instance's answer: its headers and whole body
@@ -208,7 +216,7 @@ pub struct ServiceClient<T = HttpTransport> {
 #[derive(Debug)]
 struct Inner<T> {
     view: Arc<ServiceView>,
-    config: ClientConfig,
+    settings: builder::Settings,
     /// The stack `send` uses: its balancer fails fast instead of waiting.
     failing_fast: ClientStack<T>,
     /// A clone of the stacks' policy, for its counts.
@@ -233,47 +241,35 @@ impl ServiceClient {
     /// A client for `view`'s service over HTTP(S) as `config` says (e.g.
     /// over a [`ServiceView::fixed`] list of instances, with no registry).
     pub fn for_view(view: Arc<ServiceView>, config: ClientConfig) -> Self {
-        let tls = config
-            .tls
-            .clone()
-            .unwrap_or_else(crate::wire::tls::default_config);
-        let transport = if config.http2_prior_knowledge {
-            HttpTransport::http2(config.connect_timeout, tls)
-        } else {
-            HttpTransport::with_tls(config.connect_timeout, tls)
-        };
+        let transport = HttpTransport::builder()
+            .connect_timeout(config.connect_timeout)
+            .tls(config.tls.clone())
+            .http2_prior_knowledge(config.http2_prior_knowledge)
+            .build();
         Self::with_transport(view, config, transport)
     }
 }
 
 impl<T: Transport> ServiceClient<T> {
     /// A client for `view`'s service that reaches instances over
-    /// `transport` (e.g. an in-memory service, in tests).
+    /// `transport` (e.g. an in-memory service, in tests). `config`'s
+    /// `connect_timeout`, `tls` and `http2_prior_knowledge` belong to the
+    /// transport and are not used here: give them to
+    /// [`HttpTransport::builder`], or use [`ServiceClient::builder`].
     pub fn with_transport(view: Arc<ServiceView>, config: ClientConfig, transport: T) -> Self {
-        let policy = RetryPolicy::new(
-            Arc::clone(&view),
-            RetryLimits {
-                max_attempts: config.max_attempts,
-                backoff: config.retry_backoff,
-                backoff_cap: config.retry_backoff_cap,
-                ratio: config.retry_ratio,
-                floor_per_sec: config.retry_floor_per_sec,
-            },
-        );
-        let attempts = NewAttempt::new(
-            transport,
-            AttemptLimits {
-                timeout: config.attempt_timeout,
-                max_response_bytes: config.max_response_bytes,
-                body_timeout: config.body_timeout,
-                send_deadline: config.send_deadline,
-            },
-        );
+        Self::compose(view, builder::Settings::from(&config), transport)
+    }
+
+    /// The parts, composed as `settings` says.
+    fn compose(view: Arc<ServiceView>, settings: builder::Settings, transport: T) -> Self {
+        let policy = RetryPolicy::new(Arc::clone(&view), settings.retries);
+        let attempts = NewAttempt::new(transport, settings.attempts);
+        let limits = settings.limits;
         let balance = Balance::new(Arc::clone(&view), attempts.clone())
-            .balancing(config.balancing)
-            .max_in_flight(config.max_in_flight)
-            .zone(config.zone.as_deref());
-        let hedge = Hedge::new(balance, config.hedging, config.attempt_timeout);
+            .balancing(settings.balancing)
+            .max_in_flight(limits.max_in_flight)
+            .zone(settings.zone.as_deref());
+        let hedge = Hedge::new(balance, settings.hedging, settings.attempts.timeout);
         let retry_policy = policy.clone();
         let waiting = Retry::new(policy.clone(), hedge.clone());
         // Shares the hedge's latencies, budget and counts; only its
@@ -282,16 +278,16 @@ impl<T: Transport> ServiceClient<T> {
             policy,
             hedge.with_balance(
                 Balance::failing_fast(Arc::clone(&view), attempts)
-                    .balancing(config.balancing)
-                    .max_in_flight(config.max_in_flight)
-                    .zone(config.zone.as_deref()),
+                    .balancing(settings.balancing)
+                    .max_in_flight(limits.max_in_flight)
+                    .zone(settings.zone.as_deref()),
             ),
         );
         Self {
             waiting,
             inner: Arc::new(Inner {
                 view,
-                config,
+                settings,
                 failing_fast,
                 retry_policy,
             }),
@@ -314,13 +310,14 @@ impl<T: Transport> ServiceClient<T> {
     /// Waits for the view's first registry answer (within the deadline),
     /// then fails fast if no instance admits the request.
     pub async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, ClientError> {
-        let call = Call::new(request, self.inner.config.deadline).within(deadline::current());
+        let settings = &self.inner.settings;
+        let call = Call::new(request, settings.deadline).within(deadline::current());
         let response = self.call(call).await?;
         let (parts, body) = response.into_parts();
         // Already whole (attempts of a `Call::new` call read bodies whole),
         // so this takes the bytes as they are.
         let body = body
-            .bytes(self.inner.config.max_response_bytes)
+            .bytes(settings.attempts.max_response_bytes)
             .await
             .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
         Ok(Response::from_parts(parts, body))
@@ -342,8 +339,8 @@ impl<T: Transport> ServiceClient<T> {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let config = &self.inner.config;
-        let call = Call::streaming(request, config.deadline, config.replay_limit)
+        let settings = &self.inner.settings;
+        let call = Call::streaming(request, settings.deadline, settings.retries.replay_limit)
             .await?
             .within(deadline::current());
         self.call(call).await

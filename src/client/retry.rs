@@ -7,7 +7,9 @@
 //! retries up to a fraction of recent calls plus a small floor, so retries
 //! can't multiply the load on a struggling service.
 
-use super::{balance::has_candidate, budget::WindowBudget, Call, ClientError, ResponseBody};
+use super::{
+    balance::has_candidate, budget::WindowBudget, Call, ClientError, ResponseBody, Retries,
+};
 use crate::backoff::Backoff;
 use crate::resolver::ServiceView;
 use http::Response;
@@ -17,7 +19,6 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc,
     },
-    time::Duration,
 };
 use tokio::time::{Instant, Sleep};
 
@@ -55,24 +56,9 @@ pub struct RetryCounts {
     pub budget_exhausted: u64,
 }
 
-/// What bounds a [`RetryPolicy`].
-#[derive(Debug, Clone, Copy)]
-pub struct RetryLimits {
-    /// Most attempts per call, the first included.
-    pub max_attempts: u32,
-    /// First pause before a retry; doubles per retry, with jitter.
-    pub backoff: Duration,
-    /// Longest pause before a retry.
-    pub backoff_cap: Duration,
-    /// Retries allowed as a fraction of recent calls.
-    pub ratio: f32,
-    /// Retries per second allowed however few calls there are.
-    pub floor_per_sec: u32,
-}
-
 impl RetryPolicy {
     /// A policy for calls to `view`'s service.
-    pub fn new(view: Arc<ServiceView>, limits: RetryLimits) -> Self {
+    pub fn new(view: Arc<ServiceView>, limits: Retries) -> Self {
         Self {
             shared: Arc::new(Shared {
                 view,

@@ -31,8 +31,8 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let config = &self.inner.config;
-        let (allowed, replay_limit) = (config.deadline, config.replay_limit);
+        let settings = &self.inner.settings;
+        let (allowed, replay_limit) = (settings.deadline, settings.retries.replay_limit);
         // The stack was made ready for this call: take it, leave a fresh clone.
         let mut stack = self.waiting.clone();
         std::mem::swap(&mut stack, &mut self.waiting);

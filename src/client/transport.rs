@@ -112,10 +112,69 @@ impl HttpTransport {
         Self::over(connector(connect_timeout, tls), true)
     }
 
+    /// Settings for a transport: TLS, connect timeout, HTTP/2.
+    pub fn builder() -> HttpTransportBuilder {
+        HttpTransportBuilder::default()
+    }
+
     fn over(connector: Connector, http2_only: bool) -> Self {
         Self {
             pools: Arc::new(Pools::new(connector, http2_only)),
         }
+    }
+}
+
+/// How an [`HttpTransport`] reaches instances. A
+/// [`ServiceClient::builder`](super::ServiceClient::builder) starts from
+/// the TLS its resolver was given, so TLS is given once.
+#[derive(Debug, Clone)]
+pub struct HttpTransportBuilder {
+    connect_timeout: Duration,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    http2_prior_knowledge: bool,
+}
+
+impl Default for HttpTransportBuilder {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_millis(300),
+            tls: None,
+            http2_prior_knowledge: false,
+        }
+    }
+}
+
+impl HttpTransportBuilder {
+    /// Bound on the TCP handshake (and TLS's). Default is 300 ms.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// TLS for `https://` instances: your roots besides Mozilla's, a client
+    /// certificate for mutual TLS — see
+    /// [`ClientTls`](crate::wire::tls::ClientTls). Default is `None`:
+    /// Mozilla's roots only.
+    pub fn tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Speak HTTP/2 to plain `http://` instances too, without asking
+    /// ("prior knowledge", h2c): only for instances that serve it. Over
+    /// TLS, HTTP/2 is negotiated anyway. Default is `false`.
+    pub fn http2_prior_knowledge(mut self, on: bool) -> Self {
+        self.http2_prior_knowledge = on;
+        self
+    }
+
+    /// The transport.
+    pub fn build(self) -> HttpTransport {
+        let tls = self.tls.unwrap_or_else(crate::wire::tls::default_config);
+        HttpTransport::over(
+            connector(self.connect_timeout, tls),
+            self.http2_prior_knowledge,
+        )
     }
 }
 

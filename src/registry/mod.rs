@@ -142,6 +142,13 @@ impl RegistryClient {
         })
     }
 
+    /// The TLS configuration given for `https://` registries, if any: what
+    /// a [`Resolver`](crate::Resolver) and its service clients use too
+    /// unless given their own.
+    pub fn tls(&self) -> Option<Arc<crate::wire::tls::rustls::ClientConfig>> {
+        self.shared.config.tls.clone()
+    }
+
     /// A client for a comma-separated list such as
     /// `http://127.0.0.1:8400,http://127.0.0.1:8401`.
     pub fn from_list(list: &str, token: Option<String>) -> Result<Self, RegistryError> {

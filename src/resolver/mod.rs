@@ -63,9 +63,10 @@ pub struct ResolverConfig {
     /// a second, where calls in flight are too few to outweigh it.
     pub latency_decay: Duration,
     /// TLS for health checks of `https://` instances (your CA, a client
-    /// certificate): give it the same configuration as the service clients'
-    /// [`ClientConfig::tls`](crate::ClientConfig::tls). Default `None`:
-    /// Mozilla's roots.
+    /// certificate), and for the clients [`ServiceClient::builder`](crate::ServiceClient::builder)
+    /// makes. Default `None`: the registry client's TLS (so TLS given to
+    /// [`RegistryClientConfig`](crate::RegistryClientConfig) is given once
+    /// for all), else Mozilla's roots.
     pub tls: Option<Arc<crate::wire::tls::rustls::ClientConfig>>,
 }
 
@@ -103,6 +104,10 @@ impl Resolver {
     /// A resolver over `registry`.
     pub fn new(registry: RegistryClient, config: ResolverConfig) -> Self {
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
+        let mut config = config;
+        if config.tls.is_none() {
+            config.tls = registry.tls();
+        }
         let health = config
             .health_check
             .clone()
@@ -139,6 +144,12 @@ impl Resolver {
     /// Every event of every service, from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.shared.events.subscribe()
+    }
+
+    /// The TLS for instances: [`ResolverConfig::tls`], or the registry
+    /// client's when that was not given.
+    pub fn tls(&self) -> Option<Arc<crate::wire::tls::rustls::ClientConfig>> {
+        self.shared.config.tls.clone()
     }
 
     /// The registry client underneath.

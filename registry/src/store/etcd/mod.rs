@@ -23,7 +23,7 @@
 //!
 //! Indexes are etcd revisions only: nothing here stamps a change with a
 //! count of its own, so no replica's index can jump past etcd's. A
-//! service's index is the revision of its index key (see [`record::Keys`]),
+//! service's index is the revision of its index key (`{prefix}{service}`),
 //! which every membership change writes in its own transaction, so a
 //! replica that starts (or restarts) reads the same index the running ones
 //! hold. A change etcd makes by itself — a lease running out while no

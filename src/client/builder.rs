@@ -1,0 +1,185 @@
+//! [`ServiceClient::builder`]: a client's settings, grouped, each with its
+//! default documented where it is set.
+
+use super::{
+    Attempts, Balancing, ClientConfig, ClientError, Hedging, HttpTransport, HttpTransportBuilder,
+    Limits, Retries, ServiceClient, Transport,
+};
+use crate::resolver::{Resolver, ServiceView};
+use crate::wire::ServiceName;
+use std::{sync::Arc, time::Duration};
+
+/// Every setting of a [`ServiceClient`], grouped: what
+/// [`ServiceClient::with_transport`] composes its parts from.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) deadline: Duration,
+    pub(crate) attempts: Attempts,
+    pub(crate) retries: Retries,
+    pub(crate) hedging: Option<Hedging>,
+    pub(crate) limits: Limits,
+    pub(crate) balancing: Balancing,
+    pub(crate) zone: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(3),
+            attempts: Attempts::default(),
+            retries: Retries::default(),
+            hedging: Some(Hedging::default()),
+            limits: Limits::default(),
+            balancing: Balancing::default(),
+            zone: None,
+        }
+    }
+}
+
+impl From<&ClientConfig> for Settings {
+    fn from(config: &ClientConfig) -> Self {
+        Self {
+            deadline: config.deadline,
+            attempts: Attempts {
+                timeout: config.attempt_timeout,
+                max_response_bytes: config.max_response_bytes,
+                body_timeout: config.body_timeout,
+                send_deadline: config.send_deadline,
+            },
+            retries: Retries {
+                max_attempts: config.max_attempts,
+                backoff: config.retry_backoff,
+                backoff_cap: config.retry_backoff_cap,
+                ratio: config.retry_ratio,
+                floor_per_sec: config.retry_floor_per_sec,
+                replay_limit: config.replay_limit,
+            },
+            hedging: config.hedging,
+            limits: Limits {
+                max_in_flight: config.max_in_flight,
+            },
+            balancing: config.balancing,
+            zone: config.zone.clone(),
+        }
+    }
+}
+
+/// Builds a [`ServiceClient`]; made by [`ServiceClient::builder`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use beacon::{client::Retries, RegistryClient, Resolver, ResolverConfig, ServiceClient};
+/// use std::time::Duration;
+/// let registry = RegistryClient::from_list("http://127.0.0.1:8400", None)?;
+/// let resolver = Resolver::new(registry, ResolverConfig::default());
+/// let ratings = ServiceClient::builder(&resolver, "ratings")
+///     .deadline(Duration::from_secs(1))
+///     .retries(Retries::default().max_attempts(2))
+///     .build()?;
+/// let answer = ratings.get("/ratings/camera").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ServiceClientBuilder {
+    view: Result<Arc<ServiceView>, ClientError>,
+    settings: Settings,
+    http: HttpTransportBuilder,
+}
+
+impl ServiceClient {
+    /// Settings for a client of `service` over `resolver`'s shared view;
+    /// instances are reached over HTTP(S) with the TLS the resolver was
+    /// given (or its registry client's), so TLS is given once.
+    pub fn builder(resolver: &Resolver, service: &str) -> ServiceClientBuilder {
+        let view = service
+            .parse::<ServiceName>()
+            .map(|service| resolver.service(&service))
+            .map_err(|e| ClientError::InvalidRequest(format!("service name {service:?}: {e}")));
+        ServiceClientBuilder {
+            view,
+            settings: Settings::default(),
+            http: HttpTransport::builder().tls(resolver.tls()),
+        }
+    }
+
+    /// Settings for a client over `view` (e.g. a
+    /// [`ServiceView::fixed`] list of instances, with no registry).
+    pub fn builder_for_view(view: Arc<ServiceView>) -> ServiceClientBuilder {
+        ServiceClientBuilder {
+            view: Ok(view),
+            settings: Settings::default(),
+            http: HttpTransport::builder(),
+        }
+    }
+}
+
+impl ServiceClientBuilder {
+    /// Longest a whole call may take, retries included; within a handler
+    /// behind a [`DeadlineLayer`](crate::deadline::DeadlineLayer), no
+    /// longer than what is left of the request's budget. Default is 3 s.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.settings.deadline = deadline;
+        self
+    }
+
+    /// The bounds on each attempt. Default is [`Attempts::default`].
+    pub fn attempts(mut self, attempts: Attempts) -> Self {
+        self.settings.attempts = attempts;
+        self
+    }
+
+    /// When idempotent calls are tried again. Default is [`Retries::default`].
+    pub fn retries(mut self, retries: Retries) -> Self {
+        self.settings.retries = retries;
+        self
+    }
+
+    /// Hedged requests for idempotent calls; `None` turns them off.
+    /// Default is on, with [`Hedging::default`].
+    pub fn hedging(mut self, hedging: Option<Hedging>) -> Self {
+        self.settings.hedging = hedging;
+        self
+    }
+
+    /// Limits per instance. Default is [`Limits::default`]: none.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.settings.limits = limits;
+        self
+    }
+
+    /// How a call chooses its instance. Default is
+    /// [`Balancing::LeastLoaded`] (latency-aware).
+    pub fn balancing(mut self, balancing: Balancing) -> Self {
+        self.settings.balancing = balancing;
+        self
+    }
+
+    /// The caller's own zone: instances whose `zone` metadata names it are
+    /// preferred (see [`zone`](super::zone)). Default is `None`: every
+    /// zone alike.
+    pub fn zone(mut self, zone: impl Into<String>) -> Self {
+        self.settings.zone = Some(zone.into());
+        self
+    }
+
+    /// How instances are reached over HTTP(S): TLS, connect timeout,
+    /// HTTP/2. Default is [`HttpTransport::builder`] with the resolver's TLS.
+    pub fn http(mut self, http: HttpTransportBuilder) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// The client, over HTTP(S). Fails only for a service name that
+    /// breaks the naming rule.
+    pub fn build(self) -> Result<ServiceClient, ClientError> {
+        let transport = self.http.clone().build();
+        self.build_with(transport)
+    }
+
+    /// The client, reaching instances over `transport` instead (e.g. an
+    /// in-memory service, in tests); the [`http`](Self::http) settings
+    /// are not used.
+    pub fn build_with<T: Transport>(self, transport: T) -> Result<ServiceClient<T>, ClientError> {
+        Ok(ServiceClient::compose(self.view?, self.settings, transport))
+    }
+}

@@ -1,0 +1,171 @@
+//! A [`ServiceClient`](super::ServiceClient)'s settings, grouped by what
+//! they bound. Each type is `#[non_exhaustive]`: build it from `default()`
+//! with its setters, so that a setting added later breaks no caller.
+//!
+//! ```
+//! use beacon::client::{Attempts, Retries};
+//! use std::time::Duration;
+//! let attempts = Attempts::default().timeout(Duration::from_millis(250));
+//! let retries = Retries::default().max_attempts(2).budget(0.1, 5);
+//! # let _ = (attempts, retries);
+//! ```
+
+use std::time::Duration;
+
+/// The bounds on one attempt (one try on one instance).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Attempts {
+    /// Longest wait for one instance's answer: its headers and whole body
+    /// for a call read whole, its headers for a streamed answer.
+    pub timeout: Duration,
+    /// Largest response body read whole.
+    pub max_response_bytes: usize,
+    /// Longest a streamed response body may take after its headers.
+    pub body_timeout: Option<Duration>,
+    /// Whether each request tells the instance how long it will be waited
+    /// for ([`DEADLINE_HEADER`](crate::deadline::DEADLINE_HEADER)).
+    pub send_deadline: bool,
+}
+
+impl Default for Attempts {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(1))
+    }
+}
+
+impl Attempts {
+    /// `timeout`, with the other settings' defaults.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            max_response_bytes: 8 * 1024 * 1024,
+            body_timeout: None,
+            send_deadline: true,
+        }
+    }
+
+    /// Longest wait for one instance's answer (its headers and whole body;
+    /// its headers only when the answer streams). Default is 1 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Largest response body read whole; a longer one fails the call (a
+    /// streamed one has no limit). Default is 8 MiB.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Longest a streamed response body may take after its headers came.
+    /// Default is `None`: as long as it takes.
+    pub fn body_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// Whether to tell each instance how long its attempt will be waited
+    /// for, so that one behind a
+    /// [`DeadlineLayer`](crate::deadline::DeadlineLayer) refuses spent
+    /// budgets. About 2,200 instructions a call on each side over HTTP/2:
+    /// turn it off for instances that don't read it. Default is `true`.
+    pub fn send_deadline(mut self, send: bool) -> Self {
+        self.send_deadline = send;
+        self
+    }
+}
+
+impl From<Duration> for Attempts {
+    fn from(timeout: Duration) -> Self {
+        Self::new(timeout)
+    }
+}
+
+/// When a failed idempotent call is sent again, to an instance it has not
+/// tried.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Retries {
+    /// Most attempts per call, the first included.
+    pub max_attempts: u32,
+    /// First pause before a retry; doubles per retry, with jitter.
+    pub backoff: Duration,
+    /// Longest pause before a retry.
+    pub backoff_cap: Duration,
+    /// Retries allowed as a fraction of recent calls.
+    pub ratio: f32,
+    /// Retries per second allowed however few calls there are.
+    pub floor_per_sec: u32,
+    /// Largest streamed request body kept to be sent again.
+    pub replay_limit: usize,
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            backoff: Duration::from_millis(10),
+            backoff_cap: Duration::from_millis(200),
+            ratio: 0.2,
+            floor_per_sec: 10,
+            replay_limit: 64 * 1024,
+        }
+    }
+}
+
+impl Retries {
+    /// Most attempts per call, the first included (1: no retries).
+    /// Default is 3.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// The pause before the first retry, doubling per retry up to `cap`.
+    /// Default is 10 ms, capped at 200 ms.
+    pub fn backoff(mut self, first: Duration, cap: Duration) -> Self {
+        self.backoff = first;
+        self.backoff_cap = cap;
+        self
+    }
+
+    /// The retry budget: retries as a share of recent calls (`ratio`), and
+    /// `floor_per_sec` however few calls there are — what keeps retries
+    /// from multiplying an overload. Default is 0.2 and 10 per second.
+    pub fn budget(mut self, ratio: f32, floor_per_sec: u32) -> Self {
+        self.ratio = ratio;
+        self.floor_per_sec = floor_per_sec;
+        self
+    }
+
+    /// Largest streamed request body kept to be sent again on a retry or a
+    /// hedge; a longer one goes to one instance only, and its call says so
+    /// if that fails ([`ClientError::NotRetried`](super::ClientError::NotRetried)).
+    /// Default is 64 KiB.
+    pub fn replay_limit(mut self, bytes: usize) -> Self {
+        self.replay_limit = bytes;
+        self
+    }
+}
+
+/// How much one caller may ask of one instance at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Most attempts in flight to one instance.
+    pub max_in_flight: Option<u32>,
+}
+
+impl Limits {
+    /// Most attempts in flight to one instance (a bulkhead, as Envoy's
+    /// per-host limits are): the balancer passes over an instance at its
+    /// cap, and a call that finds every instance at its cap fails at once
+    /// with [`ClientError::AllAtCapacity`](super::ClientError::AllAtCapacity).
+    /// Hedges and retries count too. Default is `None`: no cap.
+    pub fn max_in_flight(mut self, cap: Option<u32>) -> Self {
+        self.max_in_flight = cap;
+        self
+    }
+}
