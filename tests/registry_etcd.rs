@@ -532,14 +532,17 @@ async fn register_in(registry: &TestRegistry, service: &str, id: &str, ttl_ms: u
     assert!(status.is_success(), "registering {service}/{id}: {status}");
 }
 
-async fn index_of(registry: &TestRegistry, service: &str) -> u64 {
-    let answer: ServiceInstances = reqwest::get(registry.at(&format!("/v1/services/{service}")))
+async fn listing_of(registry: &TestRegistry, service: &str) -> ServiceInstances {
+    reqwest::get(registry.at(&format!("/v1/services/{service}")))
         .await
         .expect("request")
         .json()
         .await
-        .expect("json");
-    answer.index
+        .expect("json")
+}
+
+async fn index_of(registry: &TestRegistry, service: &str) -> u64 {
+    listing_of(registry, service).await.index
 }
 
 /// Every service's index on each of `replicas`, once they all agree.
@@ -629,11 +632,5 @@ async fn a_restarted_replica_gives_every_service_the_index_the_others_give() {
 }
 
 async fn listed_in(registry: &TestRegistry, service: &str) -> usize {
-    let answer: ServiceInstances = reqwest::get(registry.at(&format!("/v1/services/{service}")))
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
-    answer.instances.len()
+    listing_of(registry, service).await.instances.len()
 }

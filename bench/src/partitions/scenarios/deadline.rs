@@ -2,9 +2,9 @@
 
 use super::{
     probes::{index_at, long_poll, present_everywhere, register, register_for},
-    report, settled,
+    report, three_on_etcd, with_probes,
 };
-use crate::partitions::{put_json, Load, Report, Setup, Topology};
+use crate::partitions::{put_json, Load, Report};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -21,13 +21,7 @@ const WAKES_WITHIN: Duration = Duration::from_secs(1);
 /// a long-poll on both replicas within a second (no index frozen). Every
 /// later change is listed by both replicas at the end.
 pub async fn heartbeat_at_the_deadline() -> Result<Report, String> {
-    let topology = Topology::start(Setup {
-        instances: 3,
-        running: 3,
-        etcd: true,
-    })
-    .await?;
-    settled(&topology, &["ratings-1", "ratings-2", "ratings-3"]).await?;
+    let topology = three_on_etcd().await?;
     let replicas = topology.replicas.clone();
     let http = beacon::transport::http_client(Duration::from_millis(500));
     let load = Load::start(topology.market_url());
@@ -94,7 +88,7 @@ pub async fn heartbeat_at_the_deadline() -> Result<Report, String> {
         )
         .await;
     let present = present_everywhere(&topology, "edges", &acked).await;
-    let mut report = report(
+    let report = report(
         "heartbeats racing their deadline (12 trials, 2 replicas)",
         &topology,
         load,
@@ -119,9 +113,7 @@ pub async fn heartbeat_at_the_deadline() -> Result<Report, String> {
         ],
     )
     .await;
-    report.registrations += acked.len();
-    report.present += present;
-    Ok(report)
+    Ok(with_probes(report, acked.len(), present))
 }
 
 /// The first few failures, for the report.

@@ -1,10 +1,11 @@
 //! The etcd leader lost under writers.
 
 use super::{
+    none_registered_again,
     probes::{present_everywhere, Writers},
-    report, settled,
+    report, three_on_etcd, with_probes, THREE,
 };
-use crate::partitions::{Load, Report, Setup, Topology};
+use crate::partitions::{Load, Report};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -17,19 +18,13 @@ const FLOWING: usize = 20;
 /// election timeout, 500 ms here), with room for a loaded machine.
 const WRITES_BACK_WITHIN: Duration = Duration::from_secs(5);
 
-/// The etcd leader is killed (SIGKILL: no leadership handed over) while four writers register probes through both
-/// replicas and the instances heartbeat: writes pause for the election and
-/// come back, every acknowledged registration is listed by both replicas
+/// The etcd leader is killed (SIGKILL: no leadership handed over) while
+/// four writers register probes through both replicas and the instances
+/// heartbeat: writes pause for the election and come back, every acknowledged registration is listed by both replicas
 /// after the old leader returns, and no instance had to register again.
 pub async fn etcd_leader_lost_under_writers() -> Result<Report, String> {
-    let mut topology = Topology::start(Setup {
-        instances: 3,
-        running: 3,
-        etcd: true,
-    })
-    .await?;
-    let all = ["ratings-1", "ratings-2", "ratings-3"];
-    settled(&topology, &all).await?;
+    let mut topology = three_on_etcd().await?;
+    let all = THREE;
     let replicas = topology.replicas.clone();
     let before = topology.registrations(&replicas[0], "ratings").await;
     let load = Load::start(topology.market_url());
@@ -73,7 +68,7 @@ pub async fn etcd_leader_lost_under_writers() -> Result<Report, String> {
         .map(|_| healed.elapsed());
     let after = topology.registrations(&replicas[1], "ratings").await;
     let present = present_everywhere(&topology, "probes", &acked).await;
-    let mut report = report(
+    let report = report(
         "etcd leader killed under 4 writers",
         &topology,
         load,
@@ -91,14 +86,9 @@ pub async fn etcd_leader_lost_under_writers() -> Result<Report, String> {
                 "both replicas list every acknowledged registration".into(),
                 agree.is_ok(),
             ),
-            (
-                "no instance had to register again".into(),
-                before.as_ref().is_some_and(|b| b.len() == all.len()) && before == after,
-            ),
+            none_registered_again(&before, &after),
         ],
     )
     .await;
-    report.registrations += acked.len();
-    report.present += present;
-    Ok(report)
+    Ok(with_probes(report, acked.len(), present))
 }

@@ -30,6 +30,40 @@ const PLAIN: Setup = Setup {
 /// A scenario, ready to run.
 pub type Scenario = fn() -> Pin<Box<dyn Future<Output = Result<Report, String>>>>;
 
+/// The three ratings instances, all running.
+const THREE: [&str; 3] = ["ratings-1", "ratings-2", "ratings-3"];
+
+/// Three instances running, two registry replicas on a 3-member etcd
+/// cluster, every instance in the market's view.
+async fn three_on_etcd() -> Result<Topology, String> {
+    let topology = Topology::start(Setup {
+        instances: 3,
+        running: 3,
+        etcd: true,
+    })
+    .await?;
+    settled(&topology, &THREE).await?;
+    Ok(topology)
+}
+
+/// The check that every instance kept its registration: the same ids
+/// with the same registration times `before` and `after` a fault.
+fn none_registered_again(
+    before: &Option<Vec<(String, u64)>>,
+    after: &Option<Vec<(String, u64)>>,
+) -> (String, bool) {
+    let kept = before.as_ref().is_some_and(|b| b.len() == THREE.len()) && before == after;
+    ("no instance had to register again".into(), kept)
+}
+
+/// `report` with the scenario's own probe registrations counted:
+/// `acked` acknowledged, `present` of them listed by every replica.
+fn with_probes(mut report: Report, acked: usize, present: usize) -> Report {
+    report.registrations += acked;
+    report.present += present;
+    report
+}
+
 /// Every scenario by name, in the order `make faults` runs them.
 pub fn all() -> Vec<(&'static str, Scenario)> {
     vec![

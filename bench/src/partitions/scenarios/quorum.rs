@@ -1,7 +1,7 @@
 //! The etcd cluster losing its quorum for longer than a lease.
 
-use super::{report, settled};
-use crate::partitions::{Load, Report, Setup, Topology, TTL_MS};
+use super::{report, three_on_etcd, THREE};
+use crate::partitions::{Load, Report, TTL_MS};
 use std::time::Duration;
 
 /// Two of the three etcd members stop for twice a lease (no quorum), then
@@ -11,14 +11,8 @@ use std::time::Duration;
 /// quorum returns no instance had to register again (their registration
 /// times are unchanged) and both replicas list all three.
 pub async fn etcd_quorum_lost_past_a_lease() -> Result<Report, String> {
-    let mut topology = Topology::start(Setup {
-        instances: 3,
-        running: 3,
-        etcd: true,
-    })
-    .await?;
-    let all = ["ratings-1", "ratings-2", "ratings-3"];
-    settled(&topology, &all).await?;
+    let mut topology = three_on_etcd().await?;
+    let all = THREE;
     let replicas = topology.replicas.clone();
     let before = topology
         .registrations(&replicas[0], "ratings")

@@ -1,10 +1,11 @@
 //! A registry replica killed and started again.
 
 use super::{
+    none_registered_again,
     probes::{index_at, long_poll, present_everywhere, register},
-    report, settled,
+    report, three_on_etcd, with_probes, THREE,
 };
-use crate::partitions::{Load, Report, Setup, Topology, TTL_MS};
+use crate::partitions::{Load, Report, TTL_MS};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -17,14 +18,8 @@ const WAKES_WITHIN: Duration = Duration::from_secs(1);
 /// change, no instance had to register again, and every registration made
 /// before the restart is still listed.
 pub async fn registry_replica_restarted() -> Result<Report, String> {
-    let mut topology = Topology::start(Setup {
-        instances: 3,
-        running: 3,
-        etcd: true,
-    })
-    .await?;
-    let all = ["ratings-1", "ratings-2", "ratings-3"];
-    settled(&topology, &all).await?;
+    let mut topology = three_on_etcd().await?;
+    let all = THREE;
     let replicas = topology.replicas.clone();
     let http = beacon::transport::http_client(Duration::from_millis(500));
     // Probes through replica 2, one of them deregistered: "probes" last
@@ -84,7 +79,7 @@ pub async fn registry_replica_restarted() -> Result<Report, String> {
     tokio::time::sleep_until(restarted + Duration::from_millis(TTL_MS)).await;
     let after = topology.registrations(&replicas[1], "ratings").await;
     let present = present_everywhere(&topology, "probes", &acked).await;
-    let mut report = report(
+    let report = report(
         "registry replica killed and restarted",
         &topology,
         load,
@@ -104,14 +99,9 @@ pub async fn registry_replica_restarted() -> Result<Report, String> {
                 format!("a long-poll on it woke within {WAKES_WITHIN:?} of the next change"),
                 woke,
             ),
-            (
-                "no instance had to register again".into(),
-                before.as_ref().is_some_and(|b| b.len() == all.len()) && before == after,
-            ),
+            none_registered_again(&before, &after),
         ],
     )
     .await;
-    report.registrations += acked.len();
-    report.present += present;
-    Ok(report)
+    Ok(with_probes(report, acked.len(), present))
 }
