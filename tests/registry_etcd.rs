@@ -35,8 +35,17 @@ async fn replica(cluster: &EtcdCluster, prefix: &str) -> TestRegistry {
 }
 
 async fn register(registry: &TestRegistry, id: &str, ttl_ms: u64) -> StatusCode {
+    register_status(registry, "ratings", id, ttl_ms).await
+}
+
+async fn register_status(
+    registry: &TestRegistry,
+    service: &str,
+    id: &str,
+    ttl_ms: u64,
+) -> StatusCode {
     reqwest::Client::new()
-        .put(registry.at(&format!("/v1/services/ratings/instances/{id}")))
+        .put(registry.at(&format!("/v1/services/{service}/instances/{id}")))
         .json(&json!({"address": "http://127.0.0.1:8001", "ttl_ms": ttl_ms}))
         .send()
         .await
@@ -45,12 +54,7 @@ async fn register(registry: &TestRegistry, id: &str, ttl_ms: u64) -> StatusCode 
 }
 
 async fn listed(registry: &TestRegistry) -> ServiceInstances {
-    reqwest::get(registry.at("/v1/services/ratings"))
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json")
+    listing_of(registry, "ratings").await
 }
 
 /// A counter of `registry`'s metrics (`beacon_registry_{name}_total`).
@@ -522,13 +526,7 @@ async fn in_a_minority_deep_health_says_so_nothing_expires_and_nothing_acknowled
 
 /// Registers `service`/`id` on `registry`, answering 200 or 201.
 async fn register_in(registry: &TestRegistry, service: &str, id: &str, ttl_ms: u64) {
-    let status = reqwest::Client::new()
-        .put(registry.at(&format!("/v1/services/{service}/instances/{id}")))
-        .json(&json!({"address": "http://127.0.0.1:8001", "ttl_ms": ttl_ms}))
-        .send()
-        .await
-        .expect("request")
-        .status();
+    let status = register_status(registry, service, id, ttl_ms).await;
     assert!(status.is_success(), "registering {service}/{id}: {status}");
 }
 

@@ -172,8 +172,12 @@ impl ServiceClientBuilder {
     /// The client, over HTTP(S). Fails only for a service name that
     /// breaks the naming rule.
     pub fn build(self) -> Result<ServiceClient, ClientError> {
-        let transport = self.http.clone().build();
-        self.build_with(transport)
+        let Self {
+            view,
+            settings,
+            http,
+        } = self;
+        Ok(ServiceClient::compose(view?, settings, http.build()))
     }
 
     /// The client, reaching instances over `transport` instead (e.g. an

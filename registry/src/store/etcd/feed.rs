@@ -8,7 +8,7 @@ use super::{
     Inner, Seen,
 };
 use crate::store::catalog::Stamp;
-use beacon_wire::{backoff::Backoff, ServiceName};
+use beacon_wire::{backoff::Backoff, InstanceId, ServiceName};
 use std::{
     collections::{HashMap, HashSet},
     sync::{atomic::Ordering, Arc},
@@ -39,7 +39,7 @@ impl Inner {
         let mut index_keys = HashMap::new();
         for kv in kvs {
             match self.keys.kind(&kv.key) {
-                Some(KeyKind::Instance(service, _)) => instances.push((service, kv)),
+                Some(KeyKind::Instance(service, id)) => instances.push((service, id, kv)),
                 Some(KeyKind::Index(service)) => {
                     index_keys.insert(service, kv.mod_revision);
                 }
@@ -54,10 +54,11 @@ impl Inner {
             Load::Start => Stamp::At(index_keys.get(service).copied().unwrap_or(revision)),
             Load::Again => Stamp::At(revision),
         };
-        let present: HashSet<String> = instances.iter().map(|(_, kv)| kv.key.clone()).collect();
+        let present: HashSet<String> = instances.iter().map(|(_, _, kv)| kv.key.clone()).collect();
         let mut touched: HashSet<ServiceName> = HashSet::new();
-        for (service, kv) in instances {
-            self.put(kv, stamp(&service));
+        for (service, id, kv) in instances {
+            let stamp = stamp(&service);
+            self.put(service.clone(), id, kv, stamp);
             touched.insert(service);
         }
         for (service, id) in self.catalog.keys() {
@@ -170,13 +171,13 @@ impl Inner {
     fn apply(&self, change: Change) -> Option<ServiceName> {
         let (Change::Put(kv) | Change::Delete(kv)) = &change;
         match (self.keys.kind(&kv.key)?, change) {
-            (KeyKind::Instance(service, _), Change::Put(kv)) => {
+            (KeyKind::Instance(service, id), Change::Put(kv)) => {
                 let stamp = Stamp::At(kv.mod_revision);
-                self.put(kv, stamp);
+                self.put(service.clone(), id, kv, stamp);
                 Some(service)
             }
-            (KeyKind::Instance(service, _), Change::Delete(kv)) => {
-                self.delete(&kv);
+            (KeyKind::Instance(service, id), Change::Delete(kv)) => {
+                self.delete(&service, &id, &kv);
                 Some(service)
             }
             (KeyKind::Index(service), Change::Put(kv)) => {
@@ -213,11 +214,9 @@ impl Inner {
         });
     }
 
-    /// A key was written: a registration, a re-registration or a heartbeat.
-    fn put(&self, kv: Kv, stamp: Stamp) {
-        let Some((service, id)) = self.keys.parse(&kv.key) else {
-            return;
-        };
+    /// `service`/`id`'s key was written: a registration, a
+    /// re-registration or a heartbeat.
+    fn put(&self, service: ServiceName, id: InstanceId, kv: Kv, stamp: Stamp) {
         let Some((record, registration)) = serde_json::from_slice::<Record>(&kv.value)
             .ok()
             .and_then(|r| r.registration().map(|reg| (r, reg)))
@@ -251,14 +250,11 @@ impl Inner {
         }
     }
 
-    /// A key was deleted: deregistered, expired, or its etcd lease ended.
-    fn delete(&self, kv: &Kv) {
-        let Some((service, id)) = self.keys.parse(&kv.key) else {
-            return;
-        };
+    /// `service`/`id`'s key was deleted: deregistered, expired, or its etcd
+    /// lease ended.
+    fn delete(&self, service: &ServiceName, id: &InstanceId, kv: &Kv) {
         self.seen.remove(&kv.key);
-        self.catalog
-            .remove(&service, &id, Stamp::At(kv.mod_revision));
+        self.catalog.remove(service, id, Stamp::At(kv.mod_revision));
     }
 }
 
