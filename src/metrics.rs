@@ -1,8 +1,8 @@
 //! The client's Prometheus metrics, in a registry the caller passes in.
 //!
 //! Everything is read at scrape time from what the client counts anyway
-//! (each endpoint's record, the hedge's latencies and counts, the retry
-//! policy's counts), so exporting metrics adds nothing to a call. Names are
+//! (each endpoint's record, the first attempts' latencies, the hedge's
+//! and the retry policy's counts), so exporting metrics adds nothing to a call. Names are
 //! relative to the registry's prefix:
 //!
 //! * `client_attempts_total{service, instance, outcome="success"|"failure"}`
@@ -11,8 +11,8 @@
 //! * `client_latency_estimate_seconds{service, instance}`: the balancer's
 //!   peak-EWMA estimate (absent until the instance has answered)
 //! * `client_in_flight{service, instance}`
-//! * `client_attempt_duration_seconds{service}`: first attempts that
-//!   answered (while hedging is on: it is the hedge's histogram)
+//! * `client_attempt_duration_seconds{service}`: first attempts answered
+//!   whole (the latencies the hedge delay is read from)
 //! * `client_hedges_total{service, result="sent"|"won"}`
 //! * `client_retries_total{service}`
 //! * `client_budget_exhausted_total{service, budget="retry"|"hedge"}`
@@ -127,9 +127,7 @@ impl<T: Transport> Collector for ClientCollector<T> {
             MetricType::Gauge,
             in_flight,
         )?;
-        if let Some(latencies) = self.client.latencies(&BOUNDS) {
-            histogram(&mut encoder, service, &latencies)?;
-        }
+        histogram(&mut encoder, service, &self.client.latencies(&BOUNDS))?;
         let hedges = self.client.hedges();
         let sent_won = counters_by(
             service,

@@ -9,8 +9,8 @@
 //! goes to the caller as it comes, bounded by the optional body timeout.
 
 use super::{
-    Attempts, Call, ClientError, ExchangeError, NewEndpointService, ResponseBody, ServedBy,
-    Transport,
+    histogram::LatencyHistogram, Attempts, Call, ClientError, ExchangeError, NewEndpointService,
+    ResponseBody, ServedBy, Transport,
 };
 use crate::breaker::Admission;
 use crate::deadline;
@@ -51,6 +51,9 @@ pub struct Attempt<T> {
     /// The deadline header for the whole attempt timeout, made once: nearly
     /// every attempt is given that.
     timeout_header: HeaderValue,
+    /// Where first attempts answered whole record their latency (see
+    /// [`NewAttempt::recording`]).
+    latencies: Option<Arc<LatencyHistogram>>,
 }
 
 impl<T> Attempt<T> {
@@ -61,6 +64,7 @@ impl<T> Attempt<T> {
             transport,
             limits,
             timeout_header: deadline::lasting_header_value(limits.timeout),
+            latencies: None,
         }
     }
 }
@@ -73,6 +77,7 @@ pub struct NewAttempt<T> {
     limits: Attempts,
     /// See [`Attempt`]'s: made once for all of them.
     timeout_header: HeaderValue,
+    latencies: Option<Arc<LatencyHistogram>>,
 }
 
 impl<T> NewAttempt<T> {
@@ -84,7 +89,18 @@ impl<T> NewAttempt<T> {
             transport,
             limits,
             timeout_header: deadline::lasting_header_value(limits.timeout),
+            latencies: None,
         }
+    }
+
+    /// The same, each first attempt whose answer is read whole recording
+    /// its latency in `latencies` (an answer that streams ends its attempt
+    /// at its headers, and would pull a hedge delay down for every call).
+    /// What a [`Hedge`](super::Hedge) reads its delay from, and the
+    /// client's latency metrics.
+    pub fn recording(mut self, latencies: Arc<LatencyHistogram>) -> Self {
+        self.latencies = Some(latencies);
+        self
     }
 }
 
@@ -97,6 +113,7 @@ impl<T: Transport> NewEndpointService for NewAttempt<T> {
             transport: self.transport.clone(),
             limits: self.limits,
             timeout_header: self.timeout_header.clone(),
+            latencies: self.latencies.clone(),
         }
     }
 }
@@ -125,7 +142,10 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
     ) -> Self::Future {
         // Made first, so that dropping the attempt, even unpolled, still
         // frees a probe.
-        let verdict = Verdict::pending(in_flight, admission);
+        let mut verdict = Verdict::pending(in_flight, admission);
+        if call.attempt == 1 && !call.streams_response() {
+            verdict.latencies.clone_from(&self.latencies);
+        }
         let started = match call.streams_response() {
             true => Instant::now(),
             false => call.attempt_time(),
@@ -283,6 +303,8 @@ struct Verdict {
     in_flight: InFlight,
     admission: Admission,
     reported: bool,
+    /// Where a good answer's latency goes, if anywhere.
+    latencies: Option<Arc<LatencyHistogram>>,
 }
 
 impl Verdict {
@@ -291,6 +313,7 @@ impl Verdict {
             in_flight,
             admission,
             reported: false,
+            latencies: None,
         }
     }
 
@@ -363,6 +386,9 @@ impl Verdict {
 
     fn success(&mut self, latency: Duration, now: Instant) {
         self.reported = true;
+        if let Some(latencies) = &self.latencies {
+            latencies.record(latency, now);
+        }
         self.endpoint().succeeded(self.admission, latency, now);
     }
 

@@ -57,7 +57,7 @@ pub(super) fn poll_change(
 
 /// Admission to `endpoint` now, or `None` while its breaker is open (or
 /// its one probe is out).
-pub fn admit(endpoint: &Endpoint, now: Instant) -> Option<Admission> {
+pub(crate) fn admit(endpoint: &Endpoint, now: Instant) -> Option<Admission> {
     match endpoint.admit(now) {
         Admission::Rejected => None,
         admission => Some(admission),
@@ -72,10 +72,6 @@ pub struct BreakerGate<S> {
     /// Reserved by `poll_ready`, spent by `call`; given back if the gate is
     /// dropped unused, so a probe slot can't leak.
     admission: Option<Admission>,
-    /// The attempt's place among the endpoint's calls in flight, when a
-    /// balancer claimed it (within a cap); else counted at `call`. Given
-    /// back, if unused, when the gate is dropped.
-    in_flight: Option<InFlight>,
     /// Set while waiting for the breaker to change.
     wait: Option<ChangeWait>,
 }
@@ -87,20 +83,6 @@ impl<S> BreakerGate<S> {
             endpoint,
             inner,
             admission: None,
-            in_flight: None,
-            wait: None,
-        }
-    }
-
-    /// A gate already holding `admission` and a place in flight (a
-    /// balancer that asked the breaker itself, with [`admit`], and claimed
-    /// the place within its cap).
-    pub fn admitted(admission: Admission, in_flight: InFlight, inner: S) -> Self {
-        Self {
-            endpoint: Arc::clone(in_flight.endpoint()),
-            inner,
-            admission: Some(admission),
-            in_flight: Some(in_flight),
             wait: None,
         }
     }
@@ -142,14 +124,10 @@ where
             .take()
             .or_else(|| admit(&self.endpoint, Instant::now()))
             .unwrap_or(Admission::Admitted);
-        let in_flight = self
-            .in_flight
-            .take()
-            .unwrap_or_else(|| InFlight::count(&self.endpoint));
         self.inner.call(Admitted {
             call,
             admission,
-            in_flight,
+            in_flight: InFlight::count(&self.endpoint),
         })
     }
 }

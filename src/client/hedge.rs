@@ -1,6 +1,13 @@
 //! Hedged requests: when an idempotent call's first attempt is late, a
 //! second goes to another instance, and the first good answer wins.
 //!
+//! [`Hedge`] is a tower part of its own, as tower's `hedge` is: it wraps
+//! any service whose futures say where they sent the request ([`Placed`]),
+//! and a [`Policy`] says which requests may be sent twice and how a copy is
+//! sent elsewhere. It reads the delay from latencies something else records
+//! (in Beacon's client, each first attempt records its own: see
+//! [`NewAttempt::recording`](super::NewAttempt::recording)).
+//!
 //! "Late" is past the hedge delay: a high quantile (default p95) of the
 //! service's recent attempt latencies, kept between a floor and a cap and
 //! never past the attempt timeout — so about one call in twenty is hedged
@@ -11,19 +18,15 @@
 //! service: when the budget is out, the call waits for its first attempt.
 //!
 //! The attempt that loses is no longer waited for, but it is not dropped:
-//! it is left to finish on its own, within its attempt timeout, so its
-//! verdict still reaches its instance's breaker. A hung instance whose calls
-//! are all answered by hedges still times out, and its breaker opens; a
-//! slow one still reports its latency to the balancer.
+//! it is left to finish on its own (within its attempt timeout, in
+//! Beacon's client), so its verdict still reaches its instance's breaker. A
+//! hung instance whose calls are all answered by hedges still times out,
+//! and its breaker opens; a slow one still reports its latency.
 
 use super::budget::WindowBudget;
-use super::{
-    histogram::{CumulativeLatencies, LatencyHistogram},
-    Admitted, Balance, Call, ClientError, NewEndpointService, ResponseBody, ServedBy,
-};
+use super::{histogram::LatencyHistogram, Call, Hedging};
 use crate::wire::Address;
-use futures_util::future::{self, Either};
-use http::Response;
+use futures_util::future::Either;
 use std::{
     future::Future,
     pin::Pin,
@@ -35,66 +38,7 @@ use std::{
     time::Duration,
 };
 use tokio::time::Instant;
-
-/// When and how often to hedge. `#[non_exhaustive]`: build it from
-/// `default()` with its setters.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub struct Hedging {
-    /// The hedge delay is this quantile of the service's recent attempt
-    /// latencies. Default 0.95.
-    pub quantile: f64,
-    /// Shortest hedge delay. Default 5 ms: on a fast service the p95 is
-    /// below a millisecond, and hedging that early would mostly duplicate
-    /// calls that were about to answer.
-    pub min_delay: Duration,
-    /// Longest hedge delay, and the delay while there are too few samples
-    /// to know better (under 20). Default 200 ms. The attempt timeout caps
-    /// it too.
-    pub max_delay: Duration,
-    /// Hedges allowed as a share of recent calls. Default 0.1.
-    pub ratio: f32,
-    /// Hedges per second allowed however few calls there are. Default 5.
-    pub floor_per_sec: u32,
-}
-
-impl Default for Hedging {
-    fn default() -> Self {
-        Self {
-            quantile: 0.95,
-            min_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(200),
-            ratio: 0.1,
-            floor_per_sec: 5,
-        }
-    }
-}
-
-impl Hedging {
-    /// Hedge after this quantile of the service's recent attempt
-    /// latencies. Default is 0.95.
-    pub fn quantile(mut self, quantile: f64) -> Self {
-        self.quantile = quantile;
-        self
-    }
-
-    /// Keep the hedge delay between `min` and `max` (`max` is also the
-    /// delay while there are too few samples). Default is 5 ms to 200 ms.
-    pub fn delay_between(mut self, min: Duration, max: Duration) -> Self {
-        self.min_delay = min;
-        self.max_delay = max;
-        self
-    }
-
-    /// The hedge budget: hedges as a share of recent calls, and
-    /// `floor_per_sec` however few calls there are. Default is 0.1 and 5
-    /// per second.
-    pub fn budget(mut self, ratio: f32, floor_per_sec: u32) -> Self {
-        self.ratio = ratio;
-        self.floor_per_sec = floor_per_sec;
-        self
-    }
-}
+use tower::ServiceExt;
 
 /// Hedges sent and won so far, for dashboards and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -109,8 +53,9 @@ pub struct HedgeCounts {
 
 /// Fewest recent latencies before the quantile is trusted.
 const MIN_SAMPLES: u32 = 20;
-/// How long the latency windows are.
-const WINDOW: Duration = Duration::from_secs(10);
+/// How long the latency windows a hedge reads should be (see
+/// [`LatencyHistogram::new`]).
+pub(crate) const WINDOW: Duration = Duration::from_secs(10);
 /// How long a worked-out hedge delay is used before it is worked out again:
 /// a quantile reads every bucket of both windows (thousands of
 /// instructions, too dear per call), and over windows of 10 s it moves
@@ -120,8 +65,7 @@ const DELAY_REFRESH: Duration = Duration::from_millis(10);
 #[derive(Debug)]
 struct Shared {
     hedging: Hedging,
-    attempt_timeout: Duration,
-    latencies: LatencyHistogram,
+    latencies: Arc<LatencyHistogram>,
     /// The hedge delay as last worked out, in nanoseconds.
     delay_ns: AtomicU64,
     /// When (nanoseconds after `started`) to work it out again; the caller
@@ -161,57 +105,95 @@ impl Shared {
         Duration::from_nanos(self.delay_ns.load(Ordering::Relaxed))
     }
 
-    /// Records the latency of a good answer to an attempt sent at `sent`,
-    /// as the attempt measured it ([`ServedBy`]): no clock reading here.
-    fn record(&self, answer: &Answer, sent: Instant) {
-        let served = answer
-            .as_ref()
-            .ok()
-            .and_then(|response| response.extensions().get::<ServedBy>());
-        if let Some(served) = served {
-            self.latencies.record(served.latency, sent + served.latency);
-        }
-    }
-
     /// The configured quantile of recent latencies, bounded (the cap
     /// while too few are known).
     fn worked_out_delay(&self, now: Instant) -> Duration {
         let latency = self
             .latencies
             .quantile(self.hedging.quantile, MIN_SAMPLES, now);
-        bounded(&self.hedging, self.attempt_timeout, latency)
+        bounded(&self.hedging, latency)
     }
 }
 
-/// `latency` (the cap while it is unknown) between the floor and the cap,
-/// and never past the attempt timeout.
-fn bounded(hedging: &Hedging, attempt_timeout: Duration, latency: Option<Duration>) -> Duration {
+/// `latency` (the cap while it is unknown) between the floor and the cap.
+fn bounded(hedging: &Hedging, latency: Option<Duration>) -> Duration {
     let cap = hedging.max_delay.max(hedging.min_delay);
-    latency
-        .map_or(cap, |d| d.clamp(hedging.min_delay, cap))
-        .min(attempt_timeout)
+    latency.map_or(cap, |d| d.clamp(hedging.min_delay, cap))
 }
 
-/// Hedges idempotent first attempts over a [`Balance`]; passes everything
+/// A future that knows where its request went: a hedge goes elsewhere.
+pub trait Placed {
+    /// The instance the request was sent to; `None` if it was sent nowhere
+    /// (no instance admitted it).
+    fn placed_at(&self) -> Option<&Address>;
+}
+
+/// Which requests a [`Hedge`] may send twice, and how a copy goes
+/// elsewhere.
+pub trait Policy<Req> {
+    /// A copy of `request` to hedge with, or `None` if it may not be sent
+    /// twice.
+    fn clone_request(&self, request: &Req) -> Option<Req>;
+
+    /// Makes `spare` go anywhere but `first`, where the request went first.
+    fn elsewhere(&self, spare: &mut Req, first: &Address);
+
+    /// When `request` began: the hedge delay counts from then. Default is
+    /// now, as the hedge sends it.
+    fn began(&self, request: &Req) -> Instant {
+        let _ = request;
+        Instant::now()
+    }
+}
+
+/// Beacon's hedge policy: a first attempt of an idempotent call whose body
+/// is kept, sent again as the next attempt, to an instance it has not
+/// tried.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplayElsewhere;
+
+impl Policy<Call> for ReplayElsewhere {
+    fn clone_request(&self, call: &Call) -> Option<Call> {
+        (call.attempt == 1 && call.can_replay()).then(|| call.clone())
+    }
+
+    fn elsewhere(&self, spare: &mut Call, first: &Address) {
+        spare.tried.push(first.clone());
+        spare.attempt += 1;
+    }
+
+    /// When the call began, microseconds ago: one clock reading fewer per
+    /// call.
+    fn began(&self, call: &Call) -> Instant {
+        call.started()
+    }
+}
+
+/// Hedges the requests its [`Policy`] allows over `S`; passes everything
 /// else straight through. Cheap to clone; clones share the latencies, the
 /// budget and the counts.
-#[derive(Debug)]
-pub struct Hedge<N> {
-    balance: Balance<N>,
+#[derive(Debug, Clone)]
+pub struct Hedge<S, P> {
+    inner: S,
+    policy: P,
     /// `None`: hedging is off.
     shared: Option<Arc<Shared>>,
 }
 
-impl<N> Hedge<N> {
-    /// Hedging over `balance` as `hedging` says (`None`: never), with
-    /// delays capped by `attempt_timeout`.
-    pub fn new(balance: Balance<N>, hedging: Option<Hedging>, attempt_timeout: Duration) -> Self {
+impl<S, P> Hedge<S, P> {
+    /// Hedging over `inner` as `hedging` says (`None`: never), after a
+    /// quantile of `latencies`.
+    pub fn new(
+        inner: S,
+        policy: P,
+        hedging: Option<Hedging>,
+        latencies: Arc<LatencyHistogram>,
+    ) -> Self {
         let shared = hedging.map(|hedging| {
-            let first = bounded(&hedging, attempt_timeout, None);
+            let first = bounded(&hedging, None);
             Arc::new(Shared {
                 hedging,
-                attempt_timeout,
-                latencies: LatencyHistogram::new(WINDOW),
+                latencies,
                 delay_ns: AtomicU64::new(u64::try_from(first.as_nanos()).unwrap_or(u64::MAX)),
                 refresh_at_ns: AtomicU64::new(0),
                 started: Instant::now(),
@@ -221,20 +203,16 @@ impl<N> Hedge<N> {
                 budget_exhausted: AtomicU64::new(0),
             })
         });
-        Self { balance, shared }
-    }
-
-    /// The same hedging (latencies, budget, counts shared) over `balance`.
-    pub fn with_balance(&self, balance: Balance<N>) -> Self {
         Self {
-            balance,
-            shared: self.shared.clone(),
+            inner,
+            policy,
+            shared,
         }
     }
 
-    /// The balancer underneath.
-    pub fn balance(&self) -> &Balance<N> {
-        &self.balance
+    /// The service hedged.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
     }
 
     /// Hedges sent and won so far.
@@ -247,153 +225,123 @@ impl<N> Hedge<N> {
                 budget_exhausted: s.budget_exhausted.load(Ordering::Relaxed),
             })
     }
-
-    /// Every first attempt's latency since the start, as cumulative counts
-    /// at each of `bounds` (seconds) with the count and the sum; `None`
-    /// while hedging is off (the histogram is the hedge's).
-    pub fn latencies(&self, bounds: &[f64]) -> Option<CumulativeLatencies> {
-        self.shared.as_ref().map(|s| s.latencies.cumulative(bounds))
-    }
 }
 
-impl<N: Clone> Clone for Hedge<N> {
-    fn clone(&self) -> Self {
-        Self {
-            balance: self.balance.clone(),
-            shared: self.shared.clone(),
-        }
-    }
-}
+type Raced<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
 
-type Answer = Result<Response<ResponseBody>, ClientError>;
-type Hedged = Pin<Box<dyn Future<Output = Answer> + Send>>;
-
-impl<N> tower::Service<Call> for Hedge<N>
+impl<S, P, Req> tower::Service<Req> for Hedge<S, P>
 where
-    N: NewEndpointService + Clone + Send + Sync + 'static,
-    N::Service: tower::Service<Admitted, Future: Unpin + Send + 'static> + Send,
+    S: tower::Service<Req> + Clone + Send + 'static,
+    S::Future: Placed + Unpin + Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+    P: Policy<Req> + Clone + Send + 'static,
+    Req: Send + 'static,
 {
-    type Response = Response<ResponseBody>;
-    type Error = ClientError;
-    type Future = Either<<Balance<N> as tower::Service<Call>>::Future, Hedged>;
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Either<S::Future, Raced<S::Response, S::Error>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
-        self.balance.poll_ready(cx)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, call: Call) -> Self::Future {
-        match &self.shared {
-            Some(shared) if call.attempt == 1 && call.can_replay() => {
-                Either::Right(hedged(&self.balance, shared, call))
-            }
-            _ => Either::Left(self.balance.call(call)),
-        }
+    fn call(&mut self, request: Req) -> Self::Future {
+        let Some(shared) = &self.shared else {
+            return Either::Left(self.inner.call(request));
+        };
+        let Some(spare) = self.policy.clone_request(&request) else {
+            return Either::Left(self.inner.call(request));
+        };
+        let now = self.policy.began(&request);
+        shared.budget.deposit_at(now);
+        let first = self.inner.call(request);
+        let Some(first_at) = first.placed_at().cloned() else {
+            return Either::Left(first);
+        };
+        let late = Late {
+            inner: self.inner.clone(),
+            policy: self.policy.clone(),
+            shared: Arc::clone(shared),
+            spare,
+            first_at,
+        };
+        let late_at = now + shared.delay(now);
+        Either::Right(Box::pin(first_or_hedge(first, late_at, late)))
     }
-}
-
-/// The first attempt, sent now, and a second to another instance if the
-/// first is late and the budget allows.
-fn hedged<N>(balance: &Balance<N>, shared: &Arc<Shared>, call: Call) -> Hedged
-where
-    N: NewEndpointService + Clone + Send + Sync + 'static,
-    N::Service: tower::Service<Admitted, Future: Unpin + Send + 'static> + Send,
-{
-    let started = call.started();
-    shared.budget.deposit_at(started);
-    let Some(mut gate) = balance.route(&call) else {
-        return Box::pin(future::ready(Err(balance.unavailable(&call))));
-    };
-    let late = Late {
-        first_at: gate.endpoint().address().clone(),
-        // Latencies of whole answers only: a streamed one's attempt ends at
-        // its headers, and would pull the hedge delay down for every call.
-        record: !call.streams_response(),
-        started,
-        spare: call.clone(),
-        balance: balance.clone(),
-        shared: Arc::clone(shared),
-    };
-    let first = tower::Service::call(&mut gate, call);
-    let late_at = started + shared.delay(started);
-    Box::pin(first_or_hedge(first, late_at, late))
 }
 
 /// What a hedge needs once the first attempt is late: kept apart so that
 /// the future of a call answered in time (nearly all) stays small.
-struct Late<N> {
-    balance: Balance<N>,
+struct Late<S, P, Req> {
+    inner: S,
+    policy: P,
     shared: Arc<Shared>,
-    /// The call, to send again.
-    spare: Call,
-    /// Where the first attempt went: the hedge goes elsewhere.
+    /// The request, to send again.
+    spare: Req,
+    /// Where the first went: the hedge goes elsewhere.
     first_at: Address,
-    /// When the first attempt went.
-    started: Instant,
-    /// Whether the first attempt's latency goes into the hedge delay.
-    record: bool,
 }
 
-/// The first attempt's answer if it comes by `late_at`; else the race of
-/// the first attempt and a hedge.
-async fn first_or_hedge<N, F>(mut first: F, late_at: Instant, late: Late<N>) -> Answer
+/// The first answer if it comes by `late_at`; else the race of the first
+/// and a hedge.
+async fn first_or_hedge<S, P, Req>(
+    mut first: S::Future,
+    late_at: Instant,
+    late: Late<S, P, Req>,
+) -> Result<S::Response, S::Error>
 where
-    N: NewEndpointService,
-    N::Service: tower::Service<Admitted, Future = F>,
-    F: Future<Output = Answer> + Unpin + Send + 'static,
+    S: tower::Service<Req, Response: Send, Error: Send> + Send + 'static,
+    S::Future: Placed + Unpin + Send + 'static,
+    P: Policy<Req>,
 {
     tokio::select! {
         biased;
-        answer = &mut first => {
-            if late.record {
-                late.shared.record(&answer, late.started);
-            }
-            return answer;
-        }
+        answer = &mut first => return answer,
         () = tokio::time::sleep_until(late_at) => {}
     }
     Box::pin(late.race(first)).await
 }
 
-impl<N> Late<N>
+impl<S, P, Req> Late<S, P, Req>
 where
-    N: NewEndpointService,
-    N::Service: tower::Service<Admitted>,
+    S: tower::Service<Req, Response: Send, Error: Send> + Send + 'static,
+    S::Future: Placed + Unpin + Send + 'static,
+    P: Policy<Req>,
 {
-    /// A hedge to another instance, if the budget allows and one admits
-    /// it, racing `first`; else `first` alone.
-    async fn race<F>(self, mut first: F) -> Answer
-    where
-        N::Service: tower::Service<Admitted, Future = F>,
-        F: Future<Output = Answer> + Unpin + Send + 'static,
-    {
+    /// A hedge elsewhere, if the budget allows and the service places it,
+    /// racing `first`; else `first` alone.
+    async fn race(self, mut first: S::Future) -> Result<S::Response, S::Error> {
         let Self {
-            balance,
+            mut inner,
+            policy,
             shared,
             mut spare,
             first_at,
-            started,
-            record,
         } = self;
-        spare.tried.push(first_at);
-        spare.attempt += 1;
-        let second = if shared.budget.withdraw_at(Instant::now()) {
-            balance.route(&spare)
-        } else {
+        if !shared.budget.withdraw_at(Instant::now()) {
             shared.budget_exhausted.fetch_add(1, Ordering::Relaxed);
-            None
-        };
-        let Some(mut gate) = second else {
             return first.await;
-        };
+        }
+        policy.elsewhere(&mut spare, &first_at);
+        // At once behind `FailFast`; a service that waits for readiness
+        // waits while the first attempt may still answer.
+        tokio::select! {
+            biased;
+            answer = &mut first => return answer,
+            ready = inner.ready() => if ready.is_err() {
+                return first.await;
+            },
+        }
+        let mut second = inner.call(spare);
+        if second.placed_at().is_none() {
+            // No other instance would take it.
+            return first.await;
+        }
         shared.sent.fetch_add(1, Ordering::Relaxed);
-        let mut second = tower::Service::call(&mut gate, spare);
-        drop(gate);
         tokio::select! {
             answer = &mut first => match answer {
                 Ok(_) => {
-                    if record {
-                        shared.record(&answer, started);
-                    }
                     finish_alone(second);
                     answer
                 }
@@ -411,13 +359,13 @@ where
     }
 }
 
-/// Lets the attempt that lost run to its end (bounded by its attempt
-/// timeout), so its verdict reaches its breaker.
-fn finish_alone<F>(attempt: F)
+/// Lets the request that lost run to its end, so its verdict reaches its
+/// breaker.
+fn finish_alone<F>(request: F)
 where
-    F: Future<Output = Answer> + Send + 'static,
+    F: Future<Output: Send> + Send + 'static,
 {
     tokio::spawn(async move {
-        let _ = attempt.await;
+        let _ = request.await;
     });
 }

@@ -42,7 +42,9 @@ pub struct LatencyHistogram {
     /// The period number the current window belongs to.
     epoch: AtomicU64,
     started: Instant,
-    period: Duration,
+    /// The window length in nanoseconds (as `u64`: a 128-bit division per
+    /// recorded latency would cost more than the rest of `record`).
+    period_ns: u64,
 }
 
 impl LatencyHistogram {
@@ -55,14 +57,14 @@ impl LatencyHistogram {
             all_time_micros: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
             started: Instant::now(),
-            period: period.max(Duration::from_millis(1)),
+            period_ns: nanos(period.max(Duration::from_millis(1))),
         }
     }
 
     /// Takes in one latency, as of `now`.
     pub fn record(&self, latency: Duration, now: Instant) {
         let window = self.rotate(now);
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let micros = nanos(latency) / 1_000;
         let bucket = bucket(micros);
         self.windows[window][bucket].fetch_add(1, Ordering::Relaxed);
         self.all_time[bucket].fetch_add(1, Ordering::Relaxed);
@@ -128,8 +130,7 @@ impl LatencyHistogram {
     /// Moves to the window of `now`'s period, clearing what it held from
     /// two periods ago; returns its index.
     fn rotate(&self, now: Instant) -> usize {
-        let elapsed = now.saturating_duration_since(self.started);
-        let epoch = u64::try_from(elapsed.as_nanos() / self.period.as_nanos()).unwrap_or(u64::MAX);
+        let epoch = nanos(now.saturating_duration_since(self.started)) / self.period_ns;
         let seen = self.epoch.load(Ordering::Relaxed);
         if epoch > seen
             && self
@@ -145,6 +146,14 @@ impl LatencyHistogram {
         }
         index(epoch)
     }
+}
+
+/// `duration` in nanoseconds, saturating (at 584 years).
+fn nanos(duration: Duration) -> u64 {
+    duration
+        .as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(duration.subsec_nanos()))
 }
 
 fn index(epoch: u64) -> usize {

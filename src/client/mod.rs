@@ -6,9 +6,12 @@
 //!   in turn — skipping those the call already tried and those at their cap
 //!   of calls in flight, and preferring the caller's [`zone`]; `poll_ready`
 //!   is `Pending` while no instance would admit a request.
+//! * [`FailFast`]: readiness as an answer — a call that comes while the
+//!   balancer has no instance for it fails at once, with the reason.
 //! * [`Hedge`]: when an idempotent call's first attempt is late (past a
 //!   high quantile of recent latencies), a second to another instance,
-//!   within a budget; the loser still reports to its breaker.
+//!   within a budget; the loser still reports to its breaker. Generic over
+//!   a [`hedge::Policy`] and a service whose futures say where they went.
 //! * [`BreakerGate`]: an instance's breaker as readiness (open = not ready).
 //! * [`Attempt`]: one try on one instance — the attempt timeout inside the
 //!   call's deadline, the verdict recorded on the breaker exactly once.
@@ -23,10 +26,12 @@
 //! * [`ViewDiscover`]: the view as a tower `Discover` stream of gated
 //!   endpoints, for tower's own balancers.
 //!
-//! [`ServiceClient`] is `Retry<RetryPolicy, Hedge<NewAttempt<T>>>` (the hedge
-//! over a balancer) with the call's deadline around it. Per call it takes the view's instance list
-//! (an `Arc` clone), asks breakers until one admits and sends there; nothing
-//! on that path holds a lock across an `.await`.
+//! [`ServiceClient`] is one stack,
+//! `Retry<RetryPolicy, Hedge<FailFast<Balance<NewAttempt<T>>>, ReplayElsewhere>>`,
+//! with the call's deadline around it. Per call the balancer's `poll_ready`
+//! takes the view's instance list (an `Arc` clone), asks breakers until one
+//! admits, and `call` sends there; nothing on that path holds a lock across
+//! an `.await`.
 
 mod attempt;
 mod balance;
@@ -36,8 +41,9 @@ mod builder;
 mod call;
 mod discover;
 mod error;
+mod fail_fast;
 mod gate;
-mod hedge;
+pub mod hedge;
 mod histogram;
 mod pool;
 mod retry;
@@ -47,20 +53,19 @@ mod transport;
 pub mod zone;
 
 pub use attempt::{Admitted, Attempt, NewAttempt};
-pub use balance::{
-    has_candidate, prefers_second, Balance, Balancing, NewEndpointService, TIE_FACTOR,
-};
+pub use balance::{Balance, Balancing, NewEndpointService, Routed};
 pub use body::{BodyTimeout, BodyTooLarge, BoxError, RequestBody, RequestBodyError, ResponseBody};
 pub use budget::WindowBudget;
 pub use builder::ServiceClientBuilder;
 pub use call::{Call, Idempotent};
 pub use discover::ViewDiscover;
 pub use error::{Cause, ClientError};
-pub use gate::{admit, BreakerGate};
-pub use hedge::{Hedge, HedgeCounts, Hedging};
-pub use histogram::CumulativeLatencies;
+pub use fail_fast::{FailFast, Unavailable};
+pub use gate::BreakerGate;
+pub use hedge::{Hedge, HedgeCounts, ReplayElsewhere};
+pub use histogram::{CumulativeLatencies, LatencyHistogram};
 pub use retry::{RetryCounts, RetryPolicy};
-pub use settings::{Attempts, Limits, Retries};
+pub use settings::{Attempts, Hedging, Limits, Retries};
 pub use transport::{ExchangeError, HttpTransport, HttpTransportBuilder, Transport};
 
 use crate::deadline;
@@ -201,33 +206,34 @@ pub struct ServedBy {
 }
 
 /// The parts a [`ServiceClient`] is made of.
-pub type ClientStack<T> = Retry<RetryPolicy, Hedge<NewAttempt<T>>>;
+type Stack<T> = Retry<RetryPolicy, Hedge<FailFast<Balance<NewAttempt<T>>>, ReplayElsewhere>>;
 
 /// A client for one service. Cheap to clone; clones share the view, the
-/// connection pool and the retry budget.
+/// connection pool, the latencies and the budgets.
 #[derive(Debug)]
 pub struct ServiceClient<T = HttpTransport> {
     inner: Arc<Inner<T>>,
-    /// This handle's stack with a truthful `poll_ready`, for use as a
-    /// `tower::Service`: it waits for readiness, so it is each handle's own.
-    waiting: ClientStack<T>,
+    /// Set while this handle, as a `tower::Service`, waits for an instance
+    /// to become ready: each handle's own.
+    wait: Option<gate::ChangeWait>,
 }
 
 #[derive(Debug)]
 struct Inner<T> {
     view: Arc<ServiceView>,
     settings: builder::Settings,
-    /// The stack `send` uses: its balancer fails fast instead of waiting.
-    failing_fast: ClientStack<T>,
-    /// A clone of the stacks' policy, for its counts.
+    stack: Stack<T>,
+    /// A clone of the stack's policy, for its counts.
     retry_policy: RetryPolicy,
+    /// First attempts' latencies, recorded by the attempts.
+    latencies: Arc<LatencyHistogram>,
 }
 
-impl<T: Clone> Clone for ServiceClient<T> {
+impl<T> Clone for ServiceClient<T> {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
-            waiting: self.waiting.clone(),
+            wait: None,
         }
     }
 }
@@ -262,35 +268,32 @@ impl<T: Transport> ServiceClient<T> {
 
     /// The parts, composed as `settings` says.
     fn compose(view: Arc<ServiceView>, settings: builder::Settings, transport: T) -> Self {
-        let policy = RetryPolicy::new(Arc::clone(&view), settings.retries);
-        let attempts = NewAttempt::new(transport, settings.attempts);
-        let limits = settings.limits;
-        let balance = Balance::new(Arc::clone(&view), attempts.clone())
+        let latencies = Arc::new(LatencyHistogram::new(hedge::WINDOW));
+        let attempts =
+            NewAttempt::new(transport, settings.attempts).recording(Arc::clone(&latencies));
+        let balance = Balance::new(Arc::clone(&view), attempts)
             .balancing(settings.balancing)
-            .max_in_flight(limits.max_in_flight)
+            .max_in_flight(settings.limits.max_in_flight)
             .zone(settings.zone.as_deref());
-        let hedge = Hedge::new(balance, settings.hedging, settings.attempts.timeout);
-        let retry_policy = policy.clone();
-        let waiting = Retry::new(policy.clone(), hedge.clone());
-        // Shares the hedge's latencies, budget and counts; only its
-        // balancer fails fast instead of waiting.
-        let failing_fast = Retry::new(
-            policy,
-            hedge.with_balance(
-                Balance::failing_fast(Arc::clone(&view), attempts)
-                    .balancing(settings.balancing)
-                    .max_in_flight(limits.max_in_flight)
-                    .zone(settings.zone.as_deref()),
-            ),
+        let timeout = settings.attempts.timeout;
+        let hedging = settings.hedging.map(|hedging| hedging.within(timeout));
+        let hedge = Hedge::new(
+            FailFast::new(balance),
+            ReplayElsewhere,
+            hedging,
+            Arc::clone(&latencies),
         );
+        let retry_policy = RetryPolicy::new(Arc::clone(&view), settings.retries);
+        let stack = Retry::new(retry_policy.clone(), hedge);
         Self {
-            waiting,
             inner: Arc::new(Inner {
                 view,
                 settings,
-                failing_fast,
+                stack,
                 retry_policy,
+                latencies,
             }),
+            wait: None,
         }
     }
 
@@ -346,24 +349,9 @@ impl<T: Transport> ServiceClient<T> {
         self.call(call).await
     }
 
-    /// Sends `call` through the fail-fast stack.
+    /// Sends `call` through the stack.
     async fn call(&self, call: Call) -> Result<Response<ResponseBody>, ClientError> {
-        let call = with_time_left(call)?;
-        let view = &self.inner.view;
-        if !view.wait_synced(call.deadline).await {
-            return Err(ClientError::RegistryUnreachable {
-                service: view.service().clone(),
-                error: view
-                    .registry_error()
-                    .unwrap_or_else(|| "the registry has not answered yet".into()),
-            });
-        }
-        let mut stack = self.inner.failing_fast.clone();
-        // Ready at once: its balancer fails a call no instance admits
-        // instead of waiting. The attempts and backoffs inside keep to the
-        // call's deadline.
-        std::future::poll_fn(|cx| stack.poll_ready(cx)).await?;
-        stack.call(call).await
+        self.inner.call(call).await
     }
 
     /// The service's instances with their breakers and records.
@@ -373,7 +361,7 @@ impl<T: Transport> ServiceClient<T> {
 
     /// Hedges this client (and its clones) sent, and won.
     pub fn hedges(&self) -> HedgeCounts {
-        self.inner.failing_fast.get_ref().counts()
+        self.inner.stack.get_ref().counts()
     }
 
     /// Retries this client (and its clones) made, and the budget refused.
@@ -381,14 +369,37 @@ impl<T: Transport> ServiceClient<T> {
         self.inner.retry_policy.counts()
     }
 
-    /// First attempts' latencies since the start, at `bounds` (seconds);
-    /// `None` while hedging is off.
-    pub fn latencies(&self, bounds: &[f64]) -> Option<CumulativeLatencies> {
-        self.inner.failing_fast.get_ref().latencies(bounds)
+    /// Latencies of first attempts answered whole since the start, at
+    /// `bounds` (seconds).
+    pub fn latencies(&self, bounds: &[f64]) -> CumulativeLatencies {
+        self.inner.latencies.cumulative(bounds)
     }
 
     /// The shared view this client balances over.
     pub fn view(&self) -> &Arc<ServiceView> {
         &self.inner.view
+    }
+}
+
+impl<T: Transport> Inner<T> {
+    /// Sends `call` through the stack, once the view has heard from the
+    /// registry (within the call's deadline).
+    async fn call(&self, call: Call) -> Result<Response<ResponseBody>, ClientError> {
+        let call = with_time_left(call)?;
+        let view = &self.view;
+        if !view.wait_synced(call.deadline).await {
+            return Err(ClientError::RegistryUnreachable {
+                service: view.service().clone(),
+                error: view
+                    .registry_error()
+                    .unwrap_or_else(|| "the registry has not answered yet".into()),
+            });
+        }
+        let mut stack = self.stack.clone();
+        // Ready at once: a call no instance admits fails instead of
+        // waiting. The attempts and backoffs inside keep to the call's
+        // deadline.
+        std::future::poll_fn(|cx| stack.poll_ready(cx)).await?;
+        stack.call(call).await
     }
 }

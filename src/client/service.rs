@@ -1,10 +1,12 @@
 //! `ServiceClient` as a `tower::Service`, so it composes with tower
 //! middleware — and with clients built on tower, such as tonic's.
 
-use super::{with_time_left, BoxError, Call, ClientError, ResponseBody, ServiceClient, Transport};
+use super::{balance::has_candidate, gate, BoxError, Call, ClientError, ResponseBody};
+use super::{ServiceClient, Transport};
 use crate::deadline;
 use bytes::Bytes;
 use http::{Request, Response};
+use std::sync::Arc;
 use std::{
     future::Future,
     pin::Pin,
@@ -27,26 +29,26 @@ where
     /// of an instance or breaker. Put tower's `load_shed` or `timeout` in
     /// front to fail fast instead of waiting.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ClientError>> {
-        self.waiting.poll_ready(cx)
+        loop {
+            let view = &self.inner.view;
+            if view.is_synced() && has_candidate(view, &[]) {
+                self.wait = None;
+                return Poll::Ready(Ok(()));
+            }
+            std::task::ready!(gate::poll_change(&mut self.wait, || view.changes(), cx));
+        }
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let settings = &self.inner.settings;
-        let (allowed, replay_limit) = (settings.deadline, settings.retries.replay_limit);
-        // The stack was made ready for this call: take it, leave a fresh clone.
-        let mut stack = self.waiting.clone();
-        std::mem::swap(&mut stack, &mut self.waiting);
+        let inner = Arc::clone(&self.inner);
         Box::pin(async move {
-            let call = Call::streaming(request, allowed, replay_limit)
+            let settings = &inner.settings;
+            let call = Call::streaming(request, settings.deadline, settings.retries.replay_limit)
                 .await?
                 .within(deadline::current());
-            let call = with_time_left(call)?;
-            let (deadline, allowed) = (call.deadline, call.allowed());
-            // Every attempt and backoff keeps to the deadline; this bounds a
-            // wait for readiness between attempts.
-            tokio::time::timeout_at(deadline, tower::Service::call(&mut stack, call))
-                .await
-                .unwrap_or(Err(ClientError::DeadlineExceeded { deadline: allowed }))
+            // The instance that made this handle ready may be gone by now:
+            // then the call fails fast, as `send`'s do.
+            inner.call(call).await
         })
     }
 }

@@ -169,3 +169,71 @@ impl Limits {
         self
     }
 }
+
+/// When and how often to hedge. `#[non_exhaustive]`: build it from
+/// `default()` with its setters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Hedging {
+    /// The hedge delay is this quantile of the service's recent attempt
+    /// latencies. Default 0.95.
+    pub quantile: f64,
+    /// Shortest hedge delay. Default 5 ms: on a fast service the p95 is
+    /// below a millisecond, and hedging that early would mostly duplicate
+    /// calls that were about to answer.
+    pub min_delay: Duration,
+    /// Longest hedge delay, and the delay while there are too few samples
+    /// to know better (under 20). Default 200 ms. The attempt timeout caps
+    /// it too.
+    pub max_delay: Duration,
+    /// Hedges allowed as a share of recent calls. Default 0.1.
+    pub ratio: f32,
+    /// Hedges per second allowed however few calls there are. Default 5.
+    pub floor_per_sec: u32,
+}
+
+impl Default for Hedging {
+    fn default() -> Self {
+        Self {
+            quantile: 0.95,
+            min_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(200),
+            ratio: 0.1,
+            floor_per_sec: 5,
+        }
+    }
+}
+
+impl Hedging {
+    /// Hedge after this quantile of the service's recent attempt
+    /// latencies. Default is 0.95.
+    pub fn quantile(mut self, quantile: f64) -> Self {
+        self.quantile = quantile;
+        self
+    }
+
+    /// Keep the hedge delay between `min` and `max` (`max` is also the
+    /// delay while there are too few samples). Default is 5 ms to 200 ms.
+    pub fn delay_between(mut self, min: Duration, max: Duration) -> Self {
+        self.min_delay = min;
+        self.max_delay = max;
+        self
+    }
+
+    /// The hedge budget: hedges as a share of recent calls, and
+    /// `floor_per_sec` however few calls there are. Default is 0.1 and 5
+    /// per second.
+    pub fn budget(mut self, ratio: f32, floor_per_sec: u32) -> Self {
+        self.ratio = ratio;
+        self.floor_per_sec = floor_per_sec;
+        self
+    }
+
+    /// The same, never waiting longer than `limit` to hedge (an attempt
+    /// timeout: a hedge after it would come too late).
+    pub(crate) fn within(mut self, limit: Duration) -> Self {
+        self.min_delay = self.min_delay.min(limit);
+        self.max_delay = self.max_delay.min(limit);
+        self
+    }
+}
