@@ -10,7 +10,7 @@
 //! markdown table; the ratio column is Beacon / bare.
 
 use beacon::{
-    transport::{http_client, read_body},
+    net::http::{http_client, read_body},
     wire::{Address, Registration},
     ClientConfig, Lease, RegistryClient, Resolver, ResolverConfig, ServiceClient,
 };

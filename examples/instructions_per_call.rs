@@ -22,7 +22,7 @@
 //! callgrind too, to count what a call costs the instance.
 
 use beacon::{
-    transport::{http_client, read_body},
+    net::http::{http_client, read_body},
     wire::Address,
     ClientConfig, ResolverConfig, ServiceClient, ServiceView,
 };
@@ -80,9 +80,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             }
             "bare" => {
                 let bare = match h2c {
-                    true => beacon::transport::http2_client(
+                    true => beacon::net::http::http2_client(
                         Duration::from_millis(300),
-                        beacon::wire::tls::default_config(),
+                        beacon::net::tls::default_config(),
                     ),
                     false => http_client(Duration::from_millis(300)),
                 };

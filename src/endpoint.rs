@@ -51,11 +51,11 @@ pub struct Endpoint {
 
 /// What the latency-aware balancer weighs an admissible endpoint by.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Load {
+pub(crate) struct Load {
     /// Latency estimate in nanoseconds; `None` while unmeasured.
-    pub latency_ns: Option<f64>,
+    pub(crate) latency_ns: Option<f64>,
     /// Attempts in flight.
-    pub in_flight: u32,
+    pub(crate) in_flight: u32,
 }
 
 /// An attempt counted in flight on its endpoint until dropped. Claimed
@@ -63,18 +63,18 @@ pub struct Load {
 /// on calls in flight holds however many callers pick at once: the count
 /// and the check are one atomic step.
 #[derive(Debug)]
-pub struct InFlight(Arc<Endpoint>);
+pub(crate) struct InFlight(Arc<Endpoint>);
 
 impl InFlight {
     /// Counts an attempt on `endpoint`.
-    pub fn count(endpoint: &Arc<Endpoint>) -> Self {
+    pub(crate) fn count(endpoint: &Arc<Endpoint>) -> Self {
         endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
         Self(Arc::clone(endpoint))
     }
 
     /// Counts an attempt on `endpoint` unless `limit` are in flight there
     /// already (no limit: always).
-    pub fn claim(endpoint: &Arc<Endpoint>, limit: Option<u32>) -> Option<Self> {
+    pub(crate) fn claim(endpoint: &Arc<Endpoint>, limit: Option<u32>) -> Option<Self> {
         let Some(limit) = limit else {
             return Some(Self::count(endpoint));
         };
@@ -88,7 +88,7 @@ impl InFlight {
     }
 
     /// The endpoint it counts on.
-    pub fn endpoint(&self) -> &Arc<Endpoint> {
+    pub(crate) fn endpoint(&self) -> &Arc<Endpoint> {
         &self.0
     }
 }
@@ -172,18 +172,18 @@ impl Endpoint {
     }
 
     /// The breaker's state now.
-    pub fn breaker_state(&self, now: Instant) -> BreakerState {
+    pub(crate) fn breaker_state(&self, now: Instant) -> BreakerState {
         self.lock().breaker.state(now)
     }
 
     /// When the breaker, if open, will half-open.
-    pub fn open_until(&self) -> Option<Instant> {
+    pub(crate) fn open_until(&self) -> Option<Instant> {
         self.lock().breaker.open_until()
     }
 
     /// Updates the registration seen for this address; an instance that
     /// registered anew is alive (see [`Breaker::registered_anew`]).
-    pub fn refresh(&self, id: &InstanceId, registered_at: u64) {
+    pub(crate) fn refresh(&self, id: &InstanceId, registered_at: u64) {
         self.change(|state| {
             if state.id != *id {
                 state.id = id.clone();
@@ -198,24 +198,24 @@ impl Endpoint {
 
     /// Whether health checks may bring this instance back (its breaker is
     /// not flapping: see [`Breaker::is_flapping`]).
-    pub fn trusts_health_checks(&self) -> bool {
+    pub(crate) fn trusts_health_checks(&self) -> bool {
         !self.lock().breaker.is_flapping()
     }
 
     /// A health check ended, `answered` or not, while its breaker was open
     /// (see [`Breaker::health_checked`]).
-    pub fn health_checked(&self, answered: bool) {
+    pub(crate) fn health_checked(&self, answered: bool) {
         self.change(|state| ((), state.breaker.health_checked(answered)));
     }
 
     /// Asks the breaker whether a request may go here now.
-    pub fn admit(&self, now: Instant) -> Admission {
+    pub(crate) fn admit(&self, now: Instant) -> Admission {
         self.change(|state| state.breaker.admit(now))
     }
 
     /// Its load, if the breaker would admit a request now (a look: nothing
     /// is reserved, nothing changes); `None` if it would not.
-    pub fn load(&self, now: Instant) -> Option<Load> {
+    pub(crate) fn load(&self, now: Instant) -> Option<Load> {
         let state = self.lock();
         state.breaker.admits(now).then(|| Load {
             latency_ns: state.latency.estimate(now, self.latency_decay),
@@ -223,25 +223,25 @@ impl Endpoint {
         })
     }
 
-    /// Attempts in flight to it now (see [`InFlight`]).
-    pub fn in_flight(&self) -> u32 {
+    /// Attempts in flight to it now.
+    pub(crate) fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Relaxed)
     }
 
     /// Whether the breaker would admit a request now (a look: nothing is
     /// reserved, nothing changes).
-    pub fn admissible(&self, now: Instant) -> bool {
+    pub(crate) fn admissible(&self, now: Instant) -> bool {
         self.lock().breaker.admits(now)
     }
 
     /// Changes of this service's breakers and instances, for whoever waits
     /// for one to become ready.
-    pub fn changes(&self) -> watch::Receiver<()> {
+    pub(crate) fn changes(&self) -> watch::Receiver<()> {
         self.sink.changes()
     }
 
     /// Moves an open breaker whose time has passed to HalfOpen.
-    pub fn poll_breaker(&self, now: Instant) {
+    pub(crate) fn poll_breaker(&self, now: Instant) {
         self.change(|state| ((), state.breaker.poll(now)));
     }
 
@@ -250,7 +250,7 @@ impl Endpoint {
     /// A breaker that closes forgets the latency it knew: the instance
     /// starts again from a neutral score (see `client::balance`), neither
     /// flooded as if free nor starved for its old slowness.
-    pub fn succeeded(&self, admission: Admission, latency: Duration, now: Instant) {
+    pub(crate) fn succeeded(&self, admission: Admission, latency: Duration, now: Instant) {
         let decay = self.latency_decay;
         self.change(|state| {
             state.successes += 1;
@@ -271,7 +271,7 @@ impl Endpoint {
     /// closed; other failures (`None`) say nothing about its speed.
     ///
     /// [`PeakEwma::observe_failure`]: crate::latency::PeakEwma::observe_failure
-    pub fn failed(
+    pub(crate) fn failed(
         &self,
         admission: Admission,
         error: String,
@@ -293,7 +293,7 @@ impl Endpoint {
 
     /// An attempt ended without a verdict: free the probe slot if it held
     /// it, and let the recovery task probe instead.
-    pub fn release(&self, admission: Admission) {
+    pub(crate) fn release(&self, admission: Admission) {
         if admission == Admission::Probe {
             self.lock().breaker.release_probe();
             self.sink.signal_change();
@@ -301,13 +301,8 @@ impl Endpoint {
         }
     }
 
-    /// The last recorded error.
-    pub fn last_error(&self) -> Option<String> {
-        self.lock().last_error.clone()
-    }
-
     /// A snapshot for dashboards.
-    pub fn snapshot(&self, now: Instant) -> InstanceSnapshot {
+    pub(crate) fn snapshot(&self, now: Instant) -> InstanceSnapshot {
         let state = self.lock();
         InstanceSnapshot {
             id: state.id.clone(),

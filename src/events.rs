@@ -2,7 +2,8 @@
 //! snapshots of every instance on demand.
 
 use crate::breaker::{BreakerState, Ejections};
-use crate::wire::{clock::wall_clock_ms, Address, InstanceId, ServiceName};
+use crate::net::clock::wall_clock_ms;
+use crate::wire::{Address, InstanceId, ServiceName};
 use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::{broadcast, watch};

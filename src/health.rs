@@ -9,7 +9,7 @@
 //! when no caller is sending requests. A paused process accepts TCP
 //! connections but never answers, so only a real HTTP answer counts.
 
-use crate::transport::{http_client_with, HttpClient};
+use crate::net::http::{http_client_with, HttpClient};
 use crate::wire::Address;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -38,35 +38,30 @@ impl Default for HealthCheckConfig {
 
 /// Sends health checks.
 #[derive(Debug)]
-pub struct HealthChecker {
+pub(crate) struct HealthChecker {
     config: HealthCheckConfig,
     http: HttpClient,
 }
 
 impl HealthChecker {
-    /// A checker with its own connection pool (Mozilla's roots for
-    /// `https://` instances).
-    pub fn new(config: HealthCheckConfig) -> Self {
-        Self::with_tls(config, None)
-    }
-
-    /// The same, `https://` instances reached with `tls` when given.
-    pub fn with_tls(
+    /// A checker with its own connection pool, `https://` instances
+    /// reached with `tls` when given (else Mozilla's roots).
+    pub(crate) fn with_tls(
         config: HealthCheckConfig,
-        tls: Option<Arc<crate::wire::tls::rustls::ClientConfig>>,
+        tls: Option<Arc<crate::net::tls::rustls::ClientConfig>>,
     ) -> Self {
-        let tls = tls.unwrap_or_else(crate::wire::tls::default_config);
+        let tls = tls.unwrap_or_else(crate::net::tls::default_config);
         let http = http_client_with(config.timeout, tls);
         Self { config, http }
     }
 
     /// Time between checks.
-    pub fn interval(&self) -> Duration {
+    pub(crate) fn interval(&self) -> Duration {
         self.config.interval
     }
 
     /// `Ok` if `address` answered with anything but a 5xx in time.
-    pub async fn check(&self, address: &Address) -> Result<(), String> {
+    pub(crate) async fn check(&self, address: &Address) -> Result<(), String> {
         let uri = format!("{address}{}", self.config.path);
         let request = http::Request::get(uri)
             .body(Full::new(Bytes::new()))

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 /// An instance's latency estimate. `Copy` and tiny: it lives in the
 /// endpoint's state, under the lock the breaker already takes.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct PeakEwma {
+pub(crate) struct PeakEwma {
     /// The estimate in nanoseconds as of `at`, and `at`; `None` until the
     /// first answer (or after a reset), so that the balancer can treat an
     /// unmeasured instance as neutral rather than as free.
@@ -28,7 +28,7 @@ pub struct PeakEwma {
 
 impl PeakEwma {
     /// Takes in one answer's latency.
-    pub fn observe(&mut self, latency: Duration, now: Instant, decay: Duration) {
+    pub(crate) fn observe(&mut self, latency: Duration, now: Instant, decay: Duration) {
         let sample = nanos(latency);
         let estimate = match self.last {
             None => sample,
@@ -48,7 +48,7 @@ impl PeakEwma {
     /// the estimate (a timeout is the slowest answer there is), and nothing
     /// otherwise — a refused connection fails fast, and that says nothing
     /// about how fast the instance answers.
-    pub fn observe_failure(&mut self, took: Duration, now: Instant, decay: Duration) {
+    pub(crate) fn observe_failure(&mut self, took: Duration, now: Instant, decay: Duration) {
         let sample = nanos(took);
         if self
             .estimate(now, decay)
@@ -60,14 +60,14 @@ impl PeakEwma {
 
     /// The estimate now, in nanoseconds (decayed since the last answer);
     /// `None` before the first answer.
-    pub fn estimate(&self, now: Instant, decay: Duration) -> Option<f64> {
+    pub(crate) fn estimate(&self, now: Instant, decay: Duration) -> Option<f64> {
         self.last
             .map(|(estimate, at)| estimate * weight(now.saturating_duration_since(at), decay))
     }
 
     /// Forgets every answer: the instance is new again (it came back from an
     /// outage, and what it measured before says nothing about it now).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.last = None;
     }
 }

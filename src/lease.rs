@@ -8,8 +8,8 @@
 //! [`Lease::shutdown`] deregisters; dropping a lease deregisters on a best
 //! effort basis.
 
-use crate::backoff::Backoff;
-use crate::registry::{RegistryClient, RegistryError};
+use crate::net::backoff::Backoff;
+use crate::registry_client::{RegistryClient, RegistryError};
 use crate::wire::{InstanceId, Registration, ServiceName};
 use std::time::Duration;
 use tokio::{sync::watch, task::JoinHandle};

@@ -19,56 +19,69 @@
 //!
 //! # Layout
 //!
-//! * [`wire`]: the registry's HTTP API as Rust types, with the validation
-//!   rules for names, addresses, TTLs and blocking queries — the
-//!   `beacon-wire` crate, which the registry uses too, so the two sides
-//!   cannot drift apart (and the registry does not link this library).
-//! * [`registry`]: a typed registry client with failover across URLs.
-//! * [`lease`]: the service side — register, heartbeat, re-register, deregister.
-//! * [`resolver`]: the client side — one long-polled view per service,
-//!   kept on last-known data while the registry is away.
-//! * [`breaker`]: the per-instance circuit breaker, a pure state machine.
-//! * [`health`]: active health checks that bring an open instance back as
-//!   soon as it answers.
-//! * [`endpoint`]: one instance as a caller sees it: breaker, latency
-//!   estimate, calls in flight, record.
-//! * [`latency`]: the peak-sensitive moving average the balancer ranks
-//!   instances by.
-//! * [`client`]: [`ServiceClient`] and the tower parts it is composed of —
-//!   a balancer over the view, a breaker gate per instance, an attempt
-//!   (timeout and verdict), a retry policy, a pluggable transport, and the
-//!   view as a `Discover` stream for tower's own balancers.
-//! * [`deadline`]: a call's budget carried to the instance
+//! What a service needs is re-exported here; the modules are private but
+//! for the three that are a tool of their own ([`client`], [`deadline`],
+//! [`metrics`]). Top to bottom, as a call goes:
+//!
+//! * **Registering** — `lease`: the service side ([`Lease`]): register,
+//!   heartbeat, re-register, deregister.
+//! * **Resolving** — `resolver`: one long-polled [`ServiceView`] per
+//!   service, kept on last-known data while the registry is away;
+//!   `registry_client`: the typed registry client ([`RegistryClient`]),
+//!   with failover across URLs; `health`: active checks that bring an
+//!   open instance back as soon as it answers.
+//! * **Calling** — [`client`]: [`ServiceClient`] and the tower parts it is
+//!   made of, usable one by one. Its stack, outside in:
+//!   - *the call*: the deadline over everything, then `RetryPolicy`
+//!     (another instance, within attempts and a budget);
+//!   - *the choice*: `Hedge` (a second attempt when the first is late),
+//!     `FailFast` (no instance: an error at once), `Balance` (power of two
+//!     choices over the view, `poll_ready` chooses, `call` spends);
+//!   - *one instance*: `Attempt` (attempt timeout, verdict on the breaker)
+//!     over a `Transport` (`HttpTransport`: hyper, pooled per instance).
+//! * **Judging instances** — `endpoint`: one instance as a caller sees it
+//!   (breaker, latency estimate, calls in flight); `breaker`: the circuit
+//!   breaker, a pure state machine ([`BreakerConfig`]); `latency`: the
+//!   peak-sensitive moving average the balancer ranks instances by.
+//! * **Serving** — [`deadline`]: a call's budget carried to the instance
 //!   (`beacon-deadline-ms`), and the server-side layer that refuses spent
 //!   budgets and gives a handler's own calls what is left.
-//! * [`events`]: events and snapshots for logs and dashboards.
-//! * [`metrics`]: the client's Prometheus metrics, read at scrape time.
-//! * [`backoff`], [`transport`]: the small shared pieces (from `beacon-wire`).
+//! * **Watching** — `events`: [`Event`]s (they display as the log lines)
+//!   and snapshots for dashboards; [`metrics`]: Prometheus, read at scrape
+//!   time.
+//! * **Underneath** — [`wire`]: the registry API's types, which the
+//!   registry uses too (the `beacon-wire` crate); [`net`]: how a server is
+//!   reached — the HTTP(S) client, TLS, failover, backoff (`beacon-net`).
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
-pub mod breaker;
+mod breaker;
 pub mod client;
 pub mod deadline;
-pub mod endpoint;
-pub mod events;
-pub mod health;
-pub mod latency;
-pub mod lease;
+mod endpoint;
+mod events;
+mod health;
+mod latency;
+mod lease;
 pub mod metrics;
-pub mod registry;
-pub mod resolver;
+mod registry_client;
+mod resolver;
 
+/// How Beacon reaches a server (the `beacon-net` crate): the HTTP(S) client,
+/// TLS, failover across replicas, backoff.
+pub use beacon_net as net;
 /// The registry API's types (the `beacon-wire` crate), as the registry
 /// speaks them.
 pub use beacon_wire as wire;
-pub use beacon_wire::{backoff, transport};
 
 pub use breaker::{BreakerConfig, BreakerState, FailureRate};
-pub use client::{Balancing, ClientConfig, ClientError, Hedging, ServedBy, ServiceClient};
+pub use client::{
+    Attempts, Balancing, ClientConfig, ClientError, Hedging, Idempotent, Limits, Retries, ServedBy,
+    ServiceClient, ServiceClientBuilder,
+};
 pub use events::{Event, EventKind, InstanceSnapshot, ServiceSnapshot};
 pub use health::HealthCheckConfig;
 pub use lease::{Lease, LeaseStatus, NotRegistered};
-pub use registry::{RegistryClient, RegistryClientConfig, RegistryError};
+pub use registry_client::{RegistryClient, RegistryClientConfig, RegistryError};
 pub use resolver::{Resolver, ResolverConfig, ServiceView};

@@ -15,7 +15,7 @@ use axum::{
     serve::Listener,
     Router,
 };
-use beacon::{wire::tls::ClientTls, ClientConfig, ServiceClient};
+use beacon::{net::tls::ClientTls, ClientConfig, ServiceClient};
 use beacon_kit::tls::{server_config, ThrowawayPki, TlsListener};
 use http_body_util::BodyExt;
 use std::{

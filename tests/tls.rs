@@ -10,11 +10,11 @@ mod support;
 
 use axum::{routing::get, Router};
 use beacon::{
-    transport::error_chain,
-    wire::{
+    net::{
+        http::error_chain,
         tls::{ClientTls, Identity},
-        Address, Registration,
     },
+    wire::{Address, Registration},
     ClientConfig, ClientError, RegistryClient, RegistryClientConfig, Resolver, ResolverConfig,
     ServiceClient,
 };

@@ -8,8 +8,9 @@ use crate::{
     proxies::{Front, Proxy},
 };
 use beacon::{
-    transport::{http2_client, http_client_with, HttpClient},
-    wire::{tls::rustls, Address},
+    net::http::{http2_client, http_client_with, HttpClient},
+    net::tls::rustls,
+    wire::Address,
     BreakerConfig, ClientConfig, RegistryClient, Resolver, ResolverConfig, ServiceClient,
 };
 use serde::Serialize;
@@ -95,7 +96,7 @@ impl Wire {
         let tls = self
             .tls
             .clone()
-            .unwrap_or_else(beacon::wire::tls::default_config);
+            .unwrap_or_else(beacon::net::tls::default_config);
         let connect = Duration::from_millis(100);
         match self.h2c {
             true => http2_client(connect, tls),
@@ -105,6 +106,7 @@ impl Wire {
 }
 
 /// A contender ready to take load; its proxy or resolver lives as long as it.
+#[derive(Debug)]
 pub struct Ready {
     /// How requests reach the instances.
     pub route: Route,

@@ -28,7 +28,7 @@ use crate::{
 use axum::{extract::State, http::StatusCode, routing::get, Router};
 use beacon::{
     deadline::{self, DeadlineLayer, DEADLINE_HEADER},
-    transport::{http_client, HttpClient},
+    net::http::{http_client, HttpClient},
     wire::Address,
     ClientConfig, ResolverConfig, ServiceClient, ServiceView,
 };

@@ -28,6 +28,7 @@ pub struct Detection {
 }
 
 /// How to learn whether a contender marked the faulty instance down.
+#[derive(Debug)]
 pub enum Watch {
     /// Beacon: a breaker-opened event for the instance's address.
     Beacon {

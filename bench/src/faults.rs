@@ -7,7 +7,7 @@
 //! registered, only slow, or failing a share of its calls.
 
 use crate::scenarios::{with, SharedBackends};
-use beacon::transport::{http_client, read_body, HttpClient};
+use beacon::net::http::{http_client, read_body, HttpClient};
 use beacon_ratings::wire::{rating_requests, FaultSettings};
 use bytes::Bytes;
 use http_body_util::Full;

@@ -28,7 +28,7 @@
 //!   store, and the check that none was lost.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod chaos;
 pub mod contenders;

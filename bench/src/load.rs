@@ -3,7 +3,7 @@
 //! start time, latency, outcome and serving instance.
 
 use beacon::{
-    transport::{http_client, read_body, HttpClient},
+    net::http::{http_client, read_body, HttpClient},
     ServiceClient,
 };
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use std::{
 use tokio::time::Instant;
 
 /// How a request reaches the ratings instances.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub enum Route {
     /// Through Beacon: discovery, round-robin, breakers, retries.
     Beacon(ServiceClient),

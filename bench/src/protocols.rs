@@ -10,7 +10,7 @@ use crate::{
     scenarios::{steady_runs, with, Outcome, Plan, SharedBackends},
     topology::{Backends, ServerCert},
 };
-use beacon::wire::tls::ClientTls;
+use beacon::net::tls::ClientTls;
 use beacon_kit::tls::ThrowawayPki;
 
 /// A protocol the steady scenario runs over besides plain HTTP/1.1.

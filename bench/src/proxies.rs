@@ -24,6 +24,7 @@ pub enum Front {
 }
 
 /// A proxy process (HAProxy or nginx) with its generated config.
+#[derive(Debug)]
 pub struct Proxy {
     child: Child,
     /// Where clients send requests.
@@ -36,6 +37,7 @@ pub struct Proxy {
 }
 
 /// Which proxy, and where it reports its view of the servers.
+#[derive(Debug)]
 enum ProxyKind {
     /// HAProxy's admin socket, for `show stat`.
     Haproxy { socket: PathBuf },
@@ -215,6 +217,7 @@ impl Drop for Proxy {
 }
 
 /// A directory removed when dropped.
+#[derive(Debug)]
 struct TempDir {
     path: PathBuf,
 }

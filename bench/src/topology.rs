@@ -29,6 +29,7 @@ pub struct ServerCert {
 /// A registry and ratings instances (1..=3 unless made with
 /// [`in_zones`](Self::in_zones)), each on a fixed free port so that it can
 /// be restarted where its peers expect it.
+#[derive(Debug)]
 pub struct Backends {
     /// The instances serve HTTPS with this certificate; `None`: plain HTTP.
     tls: Option<ServerCert>,

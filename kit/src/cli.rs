@@ -1,6 +1,6 @@
 //! Pieces of the command lines that several binaries share.
 
-use beacon_wire::failover::check_base_url;
+use beacon_net::failover::check_base_url;
 use std::process::ExitCode;
 
 /// A clap value parser for `--registry`: a comma-separated list of registry

@@ -3,9 +3,9 @@
 //! ends (even if it crashes).
 
 use crate::net::free_port;
-use beacon_wire::{
+use beacon_net::{
     failover::exchange,
-    transport::{http_client, HttpClient},
+    http::{http_client, HttpClient},
 };
 use bytes::Bytes;
 use http_body_util::Full;
@@ -17,6 +17,7 @@ use std::{
 };
 
 /// One member of a test cluster.
+#[derive(Debug)]
 pub struct Member {
     name: String,
     client_url: String,
@@ -42,6 +43,7 @@ const START_ATTEMPTS: usize = 3;
 const START_PATIENCE: Duration = Duration::from_secs(20);
 
 /// A cluster of `n` members.
+#[derive(Debug)]
 pub struct EtcdCluster {
     /// Its members, in start order.
     pub members: Vec<Member>,

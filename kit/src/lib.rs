@@ -18,7 +18,7 @@
 //! * [`tls`]: serving HTTPS (and requiring client certificates) with rustls.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod auth;
 pub mod cli;

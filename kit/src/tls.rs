@@ -7,7 +7,7 @@
 //! failed handshake is logged at debug and dropped, never an error of the
 //! server.
 
-use beacon_wire::tls::{certificates, private_key, ClientTls, Identity, TlsError};
+use beacon_net::tls::{certificates, private_key, ClientTls, Identity, TlsError};
 use rustls::{crypto::ring, server::WebPkiClientVerifier, RootCertStore, ServerConfig};
 use std::{
     io,

@@ -28,7 +28,7 @@
 //! * [`server`]: wiring it to the registry and serving until shutdown.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod api;
 pub mod app;

@@ -2,7 +2,7 @@
 //! served from the last good value when that fails.
 
 use crate::catalog::{Thing, THINGS};
-use beacon::{deadline, wire::clock::wall_clock_ms, ServedBy, ServiceClient};
+use beacon::{deadline, net::clock::wall_clock_ms, ServedBy, ServiceClient};
 use beacon_ratings::wire::Rating;
 use dashmap::DashMap;
 use futures_util::future::join_all;

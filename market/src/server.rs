@@ -5,7 +5,7 @@ use crate::{
     ratings::RatingsBoard,
     store::Store,
 };
-use beacon::wire::tls::rustls;
+use beacon::net::tls::rustls;
 use beacon::{
     BreakerConfig, ClientConfig, RegistryClient, Resolver, ResolverConfig, ServiceClient,
 };

@@ -5,7 +5,7 @@
 //! racing replicas spread out instead of colliding again in lock-step).
 
 use crate::store::{Kind, Raced, Store, StoreError, Stored};
-use beacon::backoff::Backoff;
+use beacon::net::backoff::Backoff;
 use serde_json::{Map, Value};
 use std::time::Duration;
 

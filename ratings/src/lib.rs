@@ -15,7 +15,7 @@
 //! * [`wire`]: the answers' types, shared with the market and the tools that read them.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod catalog;
 pub mod faults;

@@ -205,7 +205,7 @@ async fn slow_flaky_and_heal_change_a_running_instance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_tls_the_fault_targets_trust_the_demos_ca() {
-    use beacon::wire::tls::ClientTls;
+    use beacon::net::tls::ClientTls;
     use beacon_kit::tls::ThrowawayPki;
     let registry = TestRegistry::start(None).await;
     let client = RegistryClient::from_list(&registry.url, None).expect("client");
@@ -238,12 +238,12 @@ async fn over_tls_the_fault_targets_trust_the_demos_ca() {
         identity: None,
     };
     let http =
-        beacon::transport::http_client_with(Duration::from_secs(1), tls.config().expect("tls"));
+        beacon::net::http::http_client_with(Duration::from_secs(1), tls.config().expect("tls"));
     let request = http::Request::get(format!("{url}/_faults"))
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .expect("request");
     let answer = http.request(request).await.expect("GET /_faults over TLS");
-    let body = beacon::transport::read_body(answer.into_body(), 1 << 16)
+    let body = beacon::net::http::read_body(answer.into_body(), 1 << 16)
         .await
         .expect("body");
     let faults: serde_json::Value = serde_json::from_slice(&body).expect("JSON");

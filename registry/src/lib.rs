@@ -16,7 +16,7 @@
 //! * [`server`]: binds, serves and shuts down gracefully; what `main` calls.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod http;
 pub mod metrics;

@@ -29,14 +29,14 @@ impl Default for FailureRate {
 /// The outcomes of the latest calls, one bit each (1 = failed): recording is
 /// a shift, counting a popcount, under the lock the breaker already holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FailureWindow {
+pub(crate) struct FailureWindow {
     bits: u64,
     len: u8,
 }
 
 impl FailureWindow {
     /// Adds one call's outcome, forgetting the oldest past `window` calls.
-    pub fn record(&mut self, failed: bool, window: u8) {
+    pub(crate) fn record(&mut self, failed: bool, window: u8) {
         let window = window.clamp(1, 64);
         let mask = u64::MAX >> (64 - u32::from(window));
         self.bits = ((self.bits << 1) | u64::from(failed)) & mask;
@@ -44,18 +44,19 @@ impl FailureWindow {
     }
 
     /// Calls in the window.
-    pub fn calls(&self) -> u8 {
+    #[cfg(test)]
+    pub(crate) fn calls(&self) -> u8 {
         self.len
     }
 
     /// Failures among them.
-    pub fn failures(&self) -> u32 {
+    pub(crate) fn failures(&self) -> u32 {
         self.bits.count_ones()
     }
 
     /// Whether the failure share is above `rate`'s threshold, with enough
     /// calls to tell.
-    pub fn exceeds(&self, rate: &FailureRate) -> bool {
+    pub(crate) fn exceeds(&self, rate: &FailureRate) -> bool {
         self.len >= rate.min_calls.max(1)
             && f64::from(self.failures()) > rate.threshold * f64::from(self.len)
     }
@@ -65,24 +66,24 @@ impl FailureWindow {
 /// by its endpoints, so the failure rate can be capped as Envoy's maximum
 /// ejection percent caps outlier detection.
 #[derive(Debug, Default)]
-pub struct Ejections {
+pub(crate) struct Ejections {
     out: AtomicUsize,
     total: AtomicUsize,
 }
 
 impl Ejections {
     /// The service now has `total` instances.
-    pub fn set_total(&self, total: usize) {
+    pub(crate) fn set_total(&self, total: usize) {
         self.total.store(total, Ordering::Relaxed);
     }
 
     /// One more instance is out.
-    pub fn went_out(&self) {
+    pub(crate) fn went_out(&self) {
         self.out.fetch_add(1, Ordering::Relaxed);
     }
 
     /// One instance is back (or gone).
-    pub fn came_back(&self) {
+    pub(crate) fn came_back(&self) {
         // Never below zero, whatever the order of events.
         let _ = self
             .out
@@ -92,7 +93,7 @@ impl Ejections {
     /// Whether one more may be ejected for its failure rate: fewer than
     /// `max_share` of the instances are out (at least one may be, when there
     /// are two or more; the only instance never is).
-    pub fn may_eject(&self, max_share: f64) -> bool {
+    pub(crate) fn may_eject(&self, max_share: f64) -> bool {
         let total = self.total.load(Ordering::Relaxed);
         if total < 2 {
             return false;

@@ -50,7 +50,8 @@
 
 mod failure_rate;
 
-pub use failure_rate::{Ejections, FailureRate, FailureWindow};
+pub use failure_rate::FailureRate;
+pub(crate) use failure_rate::{Ejections, FailureWindow};
 
 use rand::Rng;
 use serde::Serialize;
@@ -121,7 +122,7 @@ impl BreakerState {
 
 /// A change of state, for logs and events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
+pub(crate) enum Transition {
     /// Opened for this long (after jitter).
     Opened(Duration),
     /// Ready for a probe.
@@ -132,7 +133,7 @@ pub enum Transition {
 
 /// Whether a request may go to the instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
+pub(crate) enum Admission {
     /// Yes, as a normal request.
     Admitted,
     /// Yes, as the single probe of a half-open breaker; report its outcome
@@ -159,7 +160,7 @@ enum State {
 
 /// One instance's breaker.
 #[derive(Debug, Clone)]
-pub struct Breaker {
+pub(crate) struct Breaker {
     config: BreakerConfig,
     state: State,
     /// The un-jittered open time of the next opening: doubles with each
@@ -181,7 +182,7 @@ pub struct Breaker {
 
 impl Breaker {
     /// A closed breaker.
-    pub fn new(config: BreakerConfig) -> Self {
+    pub(crate) fn new(config: BreakerConfig) -> Self {
         Self {
             config,
             state: State::Closed {
@@ -203,13 +204,13 @@ impl Breaker {
     /// nothing, and only a real request may probe it. An instance whose
     /// checks failed too was hung or down, not flaky. A trip after a quiet
     /// spell, or the instance registering anew, ends it.
-    pub fn is_flapping(&self) -> bool {
+    pub(crate) fn is_flapping(&self) -> bool {
         self.suspect && !self.check_failed_while_open
     }
 
     /// The current state, as of `now` (an open breaker whose time has passed
     /// reports HalfOpen even before [`poll`](Self::poll) moves it).
-    pub fn state(&self, now: Instant) -> BreakerState {
+    pub(crate) fn state(&self, now: Instant) -> BreakerState {
         match self.state {
             State::Closed { .. } => BreakerState::Closed,
             State::Open { until } if now < until => BreakerState::Open,
@@ -218,7 +219,7 @@ impl Breaker {
     }
 
     /// When an open breaker will let a probe through.
-    pub fn open_until(&self) -> Option<Instant> {
+    pub(crate) fn open_until(&self) -> Option<Instant> {
         match self.state {
             State::Open { until } => Some(until),
             _ => None,
@@ -226,7 +227,7 @@ impl Breaker {
     }
 
     /// Moves an open breaker whose time has passed to HalfOpen.
-    pub fn poll(&mut self, now: Instant) -> Option<Transition> {
+    pub(crate) fn poll(&mut self, now: Instant) -> Option<Transition> {
         match self.state {
             State::Open { until } if now >= until => {
                 self.state = State::HalfOpen { probing: false };
@@ -238,7 +239,7 @@ impl Breaker {
 
     /// Whether [`admit`](Self::admit) would let a request through now;
     /// reserves nothing.
-    pub fn admits(&self, now: Instant) -> bool {
+    pub(crate) fn admits(&self, now: Instant) -> bool {
         match self.state {
             State::Closed { .. } | State::HalfOpen { probing: false } => true,
             State::Open { until } => now >= until,
@@ -248,7 +249,7 @@ impl Breaker {
 
     /// Asks to send a request now. A HalfOpen breaker admits exactly one
     /// probe until its outcome is recorded or released.
-    pub fn admit(&mut self, now: Instant) -> (Admission, Option<Transition>) {
+    pub(crate) fn admit(&mut self, now: Instant) -> (Admission, Option<Transition>) {
         let transition = self.poll(now);
         let admission = match &mut self.state {
             State::Closed { .. } => Admission::Admitted,
@@ -263,7 +264,7 @@ impl Breaker {
     }
 
     /// Records a success of a request admitted as `admission`.
-    pub fn record_success(&mut self, admission: Admission) -> Option<Transition> {
+    pub(crate) fn record_success(&mut self, admission: Admission) -> Option<Transition> {
         match (self.state, admission) {
             (State::Closed { mut recent, .. }, _) => {
                 recent.record(false, self.window());
@@ -287,7 +288,7 @@ impl Breaker {
     /// Records a failure (timeout, connect error, 5xx) of a request admitted
     /// as `admission`. `may_eject` says whether the service can spare this
     /// instance if only its failure rate is against it (see [`Ejections`]).
-    pub fn record_failure(
+    pub(crate) fn record_failure(
         &mut self,
         admission: Admission,
         now: Instant,
@@ -338,12 +339,12 @@ impl Breaker {
 
     /// Whether it is closed (without asking the clock: an open breaker
     /// whose time has passed is not closed either).
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed { .. })
     }
 
     /// Its configuration.
-    pub fn config(&self) -> &BreakerConfig {
+    pub(crate) fn config(&self) -> &BreakerConfig {
         &self.config
     }
 
@@ -354,7 +355,7 @@ impl Breaker {
 
     /// A probe ended with no verdict (cancelled, or cut short by the caller's
     /// deadline): let another request probe.
-    pub fn release_probe(&mut self) {
+    pub(crate) fn release_probe(&mut self) {
         if let State::HalfOpen { probing: true } = self.state {
             self.state = State::HalfOpen { probing: false };
         }
@@ -366,7 +367,7 @@ impl Breaker {
     /// HalfOpen instead of waiting out its open time — unless the instance
     /// is flapping ([`Breaker::is_flapping`]). A hang that ended this way
     /// also ends the doubling: the next trip starts from `open_for`.
-    pub fn health_checked(&mut self, answered: bool) -> Option<Transition> {
+    pub(crate) fn health_checked(&mut self, answered: bool) -> Option<Transition> {
         if !matches!(self.state, State::Open { .. }) {
             return None;
         }
@@ -387,7 +388,7 @@ impl Breaker {
     /// The instance registered anew after its lease ended: a new process,
     /// whatever made the old one flap is gone, so an open breaker goes
     /// straight to HalfOpen.
-    pub fn registered_anew(&mut self) -> Option<Transition> {
+    pub(crate) fn registered_anew(&mut self) -> Option<Transition> {
         self.suspect = false;
         self.half_open_early()
     }

@@ -31,11 +31,11 @@ use tokio::{sync::Notify, time::Instant};
 #[derive(Debug)]
 pub struct Admitted {
     /// The call.
-    pub call: Call,
+    pub(crate) call: Call,
     /// What the breaker said.
-    pub admission: Admission,
+    pub(crate) admission: Admission,
     /// The attempt, counted in flight on the endpoint until it ends.
-    pub in_flight: InFlight,
+    pub(crate) in_flight: InFlight,
 }
 
 /// Sends admitted calls to one endpoint over `T` and records each outcome
@@ -54,6 +54,13 @@ pub struct Attempt<T> {
     /// Where first attempts answered whole record their latency (see
     /// [`NewAttempt::recording`]).
     latencies: Option<Arc<LatencyHistogram>>,
+}
+
+impl Admitted {
+    /// The call let through.
+    pub fn call(&self) -> &Call {
+        &self.call
+    }
 }
 
 impl<T> Attempt<T> {

@@ -19,7 +19,7 @@ const WINDOW_SECS: u64 = 10;
 /// A budget of extra attempts over a 10 s window. Share it (in an `Arc`)
 /// between the clones of a client.
 #[derive(Debug)]
-pub struct WindowBudget {
+pub(crate) struct WindowBudget {
     started: Instant,
     /// Extra attempts allowed per call.
     ratio: f64,
@@ -35,7 +35,7 @@ impl WindowBudget {
     /// Allows `ratio` of recent calls plus `floor_per_sec`. Out-of-range
     /// settings are brought in range (a negative or NaN ratio allows
     /// nothing beyond the floor).
-    pub fn new(ratio: f32, floor_per_sec: u32) -> Self {
+    pub(crate) fn new(ratio: f32, floor_per_sec: u32) -> Self {
         let ratio = if ratio.is_nan() {
             0.0
         } else {
@@ -51,12 +51,12 @@ impl WindowBudget {
     }
 
     /// Counts a call made at `at`.
-    pub fn deposit_at(&self, at: Instant) {
+    pub(crate) fn deposit_at(&self, at: Instant) {
         self.deposits.add(self.second(at));
     }
 
     /// Takes one extra attempt at `now`, if the window allows it.
-    pub fn withdraw_at(&self, now: Instant) -> bool {
+    pub(crate) fn withdraw_at(&self, now: Instant) -> bool {
         let second = self.second(now);
         let calls = self.deposits.sum(second);
         // Float to int: the product is finite and non-negative (the ratio

@@ -31,18 +31,18 @@ pub struct Idempotent;
 pub struct Call {
     request: Arc<Replayable>,
     /// When the whole call gives up.
-    pub deadline: Instant,
+    pub(crate) deadline: Instant,
     /// When the call began (kept rather than worked out: the balancer,
     /// the budgets and a first attempt all read it).
     started: Instant,
     /// This attempt's number, from 1.
-    pub attempt: u32,
+    pub(crate) attempt: u32,
     /// Instances already tried; a retry goes elsewhere. Allocates only once
     /// a retry is needed.
-    pub tried: Vec<Address>,
+    pub(crate) tried: Vec<Address>,
     /// Why the latest attempt failed: the answer when a later attempt can't
     /// be made or is cut short.
-    pub last_error: Option<ClientError>,
+    pub(crate) last_error: Option<ClientError>,
 }
 
 /// What of a request is sent again on a retry. (Not its HTTP version: the
@@ -173,25 +173,35 @@ impl Call {
         self.started
     }
 
+    /// When the whole call gives up.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// This attempt's number, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The instances already tried.
+    pub fn tried(&self) -> &[Address] {
+        &self.tried
+    }
+
     /// The same call, to be done by `deadline` if that comes first (e.g.
     /// the deadline of the request being served: see
     /// [`current`](crate::deadline::current)).
-    pub fn within(mut self, deadline: Option<Instant>) -> Self {
+    pub(crate) fn within(mut self, deadline: Option<Instant>) -> Self {
         if let Some(deadline) = deadline {
             self.deadline = self.deadline.min(deadline);
         }
         self
     }
 
-    /// How long the whole call was given (for the error that says so).
-    pub fn allowed(&self) -> Duration {
-        self.deadline.saturating_duration_since(self.started)
-    }
-
     /// The time to decide by when its next attempt is sent: when the call
     /// began, for its first (microseconds ago: the call's own set-up, one
     /// clock reading fewer per call); now, for a later one.
-    pub fn attempt_time(&self) -> Instant {
+    pub(crate) fn attempt_time(&self) -> Instant {
         match self.attempt {
             1 => self.started(),
             _ => Instant::now(),
@@ -203,14 +213,6 @@ impl Call {
         &self.request.method
     }
 
-    /// Path and query, `/` if the URI has none.
-    pub fn path_and_query(&self) -> &str {
-        self.request
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-    }
-
     /// The request to send to the instance at `base` (its address as a
     /// URI, parsed once per instance: see [`Endpoint::uri`]), absolute,
     /// telling the instance its budget if given (`deadline_header`, the
@@ -219,7 +221,7 @@ impl Call {
     /// fails.
     ///
     /// [`Endpoint::uri`]: crate::endpoint::Endpoint::uri
-    pub fn to_request(
+    pub(crate) fn to_request(
         &self,
         base: &Uri,
         deadline_header: Option<HeaderValue>,
@@ -263,7 +265,7 @@ impl Call {
     }
 
     /// The replay limit its body was found to be over, if it was.
-    pub fn replay_limit_passed(&self) -> Option<usize> {
+    pub(crate) fn replay_limit_passed(&self) -> Option<usize> {
         match &self.request.body {
             Kept::Whole(_) => None,
             Kept::Once { limit, .. } => *limit,
@@ -272,7 +274,7 @@ impl Call {
 
     /// For a body that streams: told once it is all sent (the attempt
     /// timeout counts from then; the time before is the sender's).
-    pub fn body_sent(&self) -> Option<&Arc<Notify>> {
+    pub(crate) fn body_sent(&self) -> Option<&Arc<Notify>> {
         match &self.request.body {
             Kept::Whole(_) => None,
             Kept::Once { sent, .. } => Some(sent),
@@ -281,12 +283,12 @@ impl Call {
 
     /// Whether the answer's body streams to the caller (else it is read
     /// whole within the attempt timeout).
-    pub fn streams_response(&self) -> bool {
+    pub(crate) fn streams_response(&self) -> bool {
         self.request.shape.streams_response
     }
 
     /// Whether it is a gRPC call.
-    pub fn is_grpc(&self) -> bool {
+    pub(crate) fn is_grpc(&self) -> bool {
         self.request.shape.grpc
     }
 }

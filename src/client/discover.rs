@@ -73,6 +73,16 @@ impl<N: NewEndpointService> ViewDiscover<N> {
     }
 }
 
+impl<N: NewEndpointService> std::fmt::Debug for ViewDiscover<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewDiscover")
+            .field("service", self.view.service())
+            .field("known", &self.known.len())
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
 // Nothing in it is ever pinned in place: the stream is polled through
 // `&mut`, so it may move freely whatever `N` is.
 impl<N: NewEndpointService> Unpin for ViewDiscover<N> {}

@@ -1,6 +1,6 @@
 //! Why a call through a [`ServiceClient`](super::ServiceClient) failed.
 
-use crate::transport::error_chain;
+use crate::net::http::error_chain;
 use crate::wire::{Address, ServiceName};
 use http::StatusCode;
 use std::{error::Error, sync::Arc, time::Duration};

@@ -13,7 +13,7 @@
 //! never past the attempt timeout — so about one call in twenty is hedged
 //! when nothing is wrong, and nearly every call that would wait on a
 //! hung or stalled instance is answered by the hedge instead. Hedges spend
-//! from their own budget ([`WindowBudget`]: a share of recent calls plus
+//! from their own budget (a share of recent calls plus
 //! a small floor), so they can never double the load of an overloaded
 //! service: when the budget is out, the call waits for its first attempt.
 //!

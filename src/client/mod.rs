@@ -52,10 +52,10 @@ mod settings;
 mod transport;
 pub mod zone;
 
+pub use crate::endpoint::Endpoint;
 pub use attempt::{Admitted, Attempt, NewAttempt};
 pub use balance::{Balance, Balancing, NewEndpointService, Routed};
-pub use body::{BodyTimeout, BodyTooLarge, BoxError, RequestBody, RequestBodyError, ResponseBody};
-pub use budget::WindowBudget;
+pub use body::{BodyTimeout, BoxError, RequestBody, RequestBodyError, ResponseBody};
 pub use builder::ServiceClientBuilder;
 pub use call::{Call, Idempotent};
 pub use discover::ViewDiscover;
@@ -136,9 +136,9 @@ pub struct ClientConfig {
     pub hedging: Option<Hedging>,
     /// TLS for `https://` instances: your roots besides Mozilla's, and a
     /// client certificate for mutual TLS — made with
-    /// [`ClientTls::config`](crate::wire::tls::ClientTls::config). Default
+    /// [`ClientTls::config`](crate::net::tls::ClientTls::config). Default
     /// `None`: Mozilla's roots only.
-    pub tls: Option<Arc<crate::wire::tls::rustls::ClientConfig>>,
+    pub tls: Option<Arc<crate::net::tls::rustls::ClientConfig>>,
     /// Tell each instance how long its attempt will be waited for
     /// ([`DEADLINE_HEADER`](crate::deadline::DEADLINE_HEADER)), so that one
     /// behind a [`DeadlineLayer`](crate::deadline::DeadlineLayer) refuses

@@ -30,7 +30,7 @@
 //!   caller set one.
 
 use super::{body::RequestBody, ExchangeError};
-use crate::transport::{Connector, IDLE_TIMEOUT};
+use crate::net::http::{Connector, IDLE_TIMEOUT};
 use http::{header::HOST, uri::PathAndQuery, HeaderValue, Request, Response, Uri};
 use hyper::{
     body::Incoming,

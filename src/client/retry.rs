@@ -10,7 +10,7 @@
 use super::{
     balance::has_candidate, budget::WindowBudget, Call, ClientError, ResponseBody, Retries,
 };
-use crate::backoff::Backoff;
+use crate::net::backoff::Backoff;
 use crate::resolver::ServiceView;
 use http::Response;
 use std::{

@@ -9,8 +9,8 @@
 use super::body::{RequestBody, RequestBodyError, ResponseBody};
 use super::error::Cause;
 use super::pool::Pools;
-use crate::transport::{connector, Connector};
-use crate::wire::tls::rustls;
+use crate::net::http::{connector, Connector};
+use crate::net::tls::rustls;
 use http::{Request, Response};
 use std::{
     future::Future,
@@ -96,11 +96,11 @@ impl HttpTransport {
     /// A transport with pools of its own; connecting is bounded by
     /// `connect_timeout`; `https://` instances trust Mozilla's roots.
     pub fn new(connect_timeout: Duration) -> Self {
-        Self::with_tls(connect_timeout, crate::wire::tls::default_config())
+        Self::with_tls(connect_timeout, crate::net::tls::default_config())
     }
 
     /// The same, `https://` instances reached with `tls` (your roots, a
-    /// client certificate): see [`ClientTls`](crate::wire::tls::ClientTls).
+    /// client certificate): see [`ClientTls`](crate::net::tls::ClientTls).
     /// HTTP/2 where an instance agrees to it by ALPN, else HTTP/1.1.
     pub fn with_tls(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> Self {
         Self::over(connector(connect_timeout, tls), false)
@@ -153,7 +153,7 @@ impl HttpTransportBuilder {
 
     /// TLS for `https://` instances: your roots besides Mozilla's, a client
     /// certificate for mutual TLS — see
-    /// [`ClientTls`](crate::wire::tls::ClientTls). Default is `None`:
+    /// [`ClientTls`](crate::net::tls::ClientTls). Default is `None`:
     /// Mozilla's roots only.
     pub fn tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
         self.tls = tls;
@@ -170,7 +170,7 @@ impl HttpTransportBuilder {
 
     /// The transport.
     pub fn build(self) -> HttpTransport {
-        let tls = self.tls.unwrap_or_else(crate::wire::tls::default_config);
+        let tls = self.tls.unwrap_or_else(crate::net::tls::default_config);
         HttpTransport::over(
             connector(self.connect_timeout, tls),
             self.http2_prior_knowledge,

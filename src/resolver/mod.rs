@@ -25,7 +25,7 @@ pub use view::ServiceView;
 use crate::breaker::BreakerConfig;
 use crate::events::Event;
 use crate::health::{HealthCheckConfig, HealthChecker};
-use crate::registry::RegistryClient;
+use crate::registry_client::RegistryClient;
 use crate::wire::ServiceName;
 use std::{
     collections::HashMap,
@@ -51,8 +51,8 @@ pub struct ResolverConfig {
     pub retry_cap: Duration,
     /// Events kept for slow subscribers before they start missing some.
     pub event_capacity: usize,
-    /// Decay time τ of each instance's latency estimate (see
-    /// [`latency`](crate::latency)): how long a slowdown is remembered, and
+    /// Decay time τ of each instance's latency estimate (a peak-sensitive
+    /// moving average, as linkerd's and Finagle's): how long a slowdown is remembered, and
     /// so how soon a drained instance is tried again. Shared by every
     /// caller of the view, like the breakers. Default 1 s: a slow instance
     /// gets a trial call every few τ (about 4 s at 40 ms against 1 ms), a
@@ -67,7 +67,7 @@ pub struct ResolverConfig {
     /// makes. Default `None`: the registry client's TLS (so TLS given to
     /// [`RegistryClientConfig`](crate::RegistryClientConfig) is given once
     /// for all), else Mozilla's roots.
-    pub tls: Option<Arc<crate::wire::tls::rustls::ClientConfig>>,
+    pub tls: Option<Arc<crate::net::tls::rustls::ClientConfig>>,
 }
 
 impl Default for ResolverConfig {
@@ -148,7 +148,7 @@ impl Resolver {
 
     /// The TLS for instances: [`ResolverConfig::tls`], or the registry
     /// client's when that was not given.
-    pub fn tls(&self) -> Option<Arc<crate::wire::tls::rustls::ClientConfig>> {
+    pub fn tls(&self) -> Option<Arc<crate::net::tls::rustls::ClientConfig>> {
         self.shared.config.tls.clone()
     }
 

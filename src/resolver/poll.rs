@@ -16,11 +16,11 @@ use super::{
     view::ServiceView,
     ResolverConfig, ResolverShared,
 };
-use crate::backoff::Backoff;
 use crate::endpoint::Endpoint;
 use crate::events::EventKind;
 use crate::health::HealthChecker;
-use crate::registry::RegistryClient;
+use crate::net::backoff::Backoff;
+use crate::registry_client::RegistryClient;
 use crate::wire::{Address, Instance, ServiceInstances, WatchQuery, ZONE};
 use std::{
     collections::HashMap,

@@ -130,13 +130,13 @@ impl ServiceView {
     }
 
     /// Whether the last registry call succeeded.
-    pub fn registry_reachable(&self) -> bool {
+    pub(crate) fn registry_reachable(&self) -> bool {
         self.reachable.load(Ordering::Relaxed)
     }
 
     /// Waits for the first registry answer until `deadline`. Returns whether
     /// it came.
-    pub async fn wait_synced(&self, deadline: Instant) -> bool {
+    pub(crate) async fn wait_synced(&self, deadline: Instant) -> bool {
         if *self.synced.borrow() {
             return true;
         }
@@ -147,13 +147,13 @@ impl ServiceView {
     }
 
     /// Whether the first registry answer has arrived.
-    pub fn is_synced(&self) -> bool {
+    pub(crate) fn is_synced(&self) -> bool {
         *self.synced.borrow()
     }
 
     /// Changes of this service's instances and breakers (a signal, no
     /// data: look at [`endpoints`](Self::endpoints) when it fires).
-    pub fn changes(&self) -> watch::Receiver<()> {
+    pub(crate) fn changes(&self) -> watch::Receiver<()> {
         self.sink.changes()
     }
 
@@ -192,7 +192,7 @@ impl ServiceView {
     /// Records whether the registry answered; logs and broadcasts changes.
     /// Why the last registry call for this view failed; `None` once one
     /// succeeded (or for a fixed view).
-    pub fn registry_error(&self) -> Option<String> {
+    pub(crate) fn registry_error(&self) -> Option<String> {
         self.registry_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -4,6 +4,7 @@
 //! so the client's own tests can use it without a dependency loop.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub use beacon_kit::etcd;
 pub use beacon_kit::wait::{eventually, holds_for};
@@ -14,6 +15,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 /// A registry served in-process on `127.0.0.1:0`.
+#[derive(Debug)]
 pub struct TestRegistry {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
@@ -83,6 +85,7 @@ impl TestRegistry {
 
 /// Log lines captured from `tracing` on this thread (use with the default
 /// current-thread test runtime, where every task runs on this thread).
+#[derive(Debug)]
 pub struct CapturedLogs {
     buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     _guard: tracing::subscriber::DefaultGuard,

@@ -1,7 +1,8 @@
-//! Beacon's contract: the registry's HTTP API (v1) as Rust types, and the
-//! plumbing that both sides of it — the `beacon` client library and the
-//! `beacon-registry` server (with its etcd client) — share. The registry
-//! depends on this crate, not on the client.
+//! Beacon's contract: the registry's HTTP API (v1) as Rust types — what
+//! both sides of it, the `beacon` client library and the `beacon-registry`
+//! server, say to each other, and nothing of how they reach each other
+//! (that is `beacon-net`'s). The registry depends on this crate, not on
+//! the client.
 //!
 //! # Layout
 //!
@@ -13,33 +14,18 @@
 //! * [`query`]: the blocking-query parameters (`index`, `wait`);
 //! * [`error`]: the error body and its machine-readable codes.
 //!
-//! And the shared plumbing:
-//!
-//! * [`transport`]: the pooled HTTP(S) client, bounded body reads, error chains;
-//! * [`tls`]: what a client trusts (Mozilla's roots plus your CA) and
-//!   presents (mutual TLS), with rustls;
-//! * [`failover`]: one call tried across equivalent servers (registry
-//!   replicas, etcd members), from the one that answered last;
-//! * [`backoff`]: capped exponential backoff with jitter;
-//! * [`clock`]: wall-clock milliseconds, the one way every crate reads them.
-//!
 //! Raw request bodies ([`RegisterRequest`]) deserialize leniently and are then
 //! checked with [`RegisterRequest::validate`], so that a bad field is reported
 //! with its own code (`invalid_address`, `invalid_ttl`) rather than as a
 //! generic JSON error.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
-pub mod backoff;
 pub mod body;
-pub mod clock;
 pub mod error;
-pub mod failover;
 pub mod names;
 pub mod query;
-pub mod tls;
-pub mod transport;
 
 pub use body::{
     Instance, Metadata, RegisterRequest, Registration, ServiceInstances, ServiceList,

@@ -138,7 +138,7 @@ pub async fn run(options: &Options) -> Result<Findings, String> {
     let origin = Instant::now();
     let topology = Arc::new(Mutex::new(Topology::start(options)?));
     let market = lock(&topology).market.url.clone();
-    let http = beacon::transport::http_client(Duration::from_millis(500));
+    let http = beacon::net::http::http_client(Duration::from_millis(500));
     // Warm up: every rating fetched live once, so the cache holds all four.
     let warm = Instant::now();
     loop {
@@ -233,7 +233,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// `GET /api/things`: each rating's source and instance.
-async fn things(http: &beacon::transport::HttpClient, market: &str) -> Result<Vec<Shown>, String> {
+async fn things(http: &beacon::net::http::HttpClient, market: &str) -> Result<Vec<Shown>, String> {
     let request = http::Request::get(format!("{market}/api/things"))
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .map_err(|e| e.to_string())?;
@@ -242,7 +242,7 @@ async fn things(http: &beacon::transport::HttpClient, market: &str) -> Result<Ve
         .map_err(|_| "the market did not answer within 3 s".to_owned())?
         .map_err(|e| format!("the market failed: {e}"))?;
     let status = response.status();
-    let body = beacon::transport::read_body(response.into_body(), 1 << 20)
+    let body = beacon::net::http::read_body(response.into_body(), 1 << 20)
         .await
         .map_err(|e| e.to_string())?;
     if status != 200 {

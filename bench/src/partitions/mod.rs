@@ -12,7 +12,7 @@
 pub mod scenarios;
 
 use crate::topology::binary;
-use beacon::transport::{read_body, HttpClient};
+use beacon::net::http::{read_body, HttpClient};
 use beacon_kit::{etcd::EtcdCluster, netns::TestNet, process::Service};
 use serde_json::Value;
 use std::{
@@ -59,6 +59,7 @@ const SECRET: &str = "partition scenarios, not for real data";
 pub const TTL_MS: u64 = 3000;
 
 /// The demo's topology, one process per host, on a network of its own.
+#[derive(Debug)]
 pub struct Topology {
     /// Instance number and its process, while it runs.
     ratings: Vec<(u16, Option<Service>)>,
@@ -128,7 +129,7 @@ impl Topology {
             etcd,
             db,
             net,
-            http: beacon::transport::http_client(Duration::from_millis(500)),
+            http: beacon::net::http::http_client(Duration::from_millis(500)),
         };
         topology.registries = registries.into_iter().map(|r| (r, None)).collect();
         for replica in 0..topology.registries.len() {
@@ -376,6 +377,7 @@ pub async fn get_json_within(http: &HttpClient, url: &str, limit: Duration) -> O
 
 /// A steady load on the market's `/api/things`, from the test's side of
 /// the network: every answer must be a 200 with four ratings.
+#[derive(Debug)]
 pub struct Load {
     stop: Arc<AtomicBool>,
     calls: Arc<AtomicU64>,
@@ -391,7 +393,7 @@ impl Load {
         let errors = Arc::new(Mutex::new(Vec::new()));
         let (s, c, e) = (Arc::clone(&stop), Arc::clone(&calls), Arc::clone(&errors));
         let task = tokio::spawn(async move {
-            let http = beacon::transport::http_client(Duration::from_millis(500));
+            let http = beacon::net::http::http_client(Duration::from_millis(500));
             let url = format!("{market}/api/things");
             while !s.load(Ordering::Relaxed) {
                 let started = Instant::now();

@@ -22,6 +22,16 @@ pub struct Etcd {
     pub grpc: GrpcClient,
 }
 
+impl std::fmt::Debug for Etcd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The gRPC client says nothing worth printing.
+        f.debug_struct("Etcd")
+            .field("cluster", &self.cluster)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Etcd {
     /// Starts etcd and connects both clients.
     pub async fn start() -> Result<Self, String> {
@@ -52,6 +62,7 @@ impl Etcd {
 /// One lease's keep-alive stream, opened once and kept, as etcd's clients
 /// do (the Go client multiplexes every lease on one stream; this crate
 /// opens one stream per lease, all on the same connection).
+#[derive(Debug)]
 pub struct KeepAlive {
     keeper: LeaseKeeper,
     answers: LeaseKeepAliveStream,

@@ -371,13 +371,13 @@ async fn register_many(
 }
 
 pub(super) async fn fetch_text(url: &str) -> String {
-    let http = beacon::transport::http_client(Duration::from_secs(1));
+    let http = beacon::net::http::http_client(Duration::from_secs(1));
     let Ok(request) = http::Request::get(url).body(http_body_util::Full::new(bytes::Bytes::new()))
     else {
         return String::new();
     };
     match http.request(request).await {
-        Ok(response) => beacon::transport::read_body(response.into_body(), 1 << 24)
+        Ok(response) => beacon::net::http::read_body(response.into_body(), 1 << 24)
             .await
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default(),

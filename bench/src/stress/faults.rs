@@ -17,7 +17,7 @@ use super::{
     workload::{cart_cookie, CartChange, Op, Seen, Worker},
     Db, Options,
 };
-use beacon::transport::{read_body, HttpClient};
+use beacon::net::http::{read_body, HttpClient};
 use beacon_market::session::COOKIE;
 use http::{header, Request, StatusCode};
 use http_body_util::Full;
@@ -160,7 +160,7 @@ async fn load(
         start_market(&registry, url, "127.0.0.1:0")?,
     ];
     let urls: Vec<String> = markets.iter().map(|m| m.url.clone()).collect();
-    let http = beacon::transport::http_client(Duration::from_secs(1));
+    let http = beacon::net::http::http_client(Duration::from_secs(1));
     super::create_customers(&http, &urls[0], options.customers).await?;
 
     let phase = phase(options);

@@ -137,7 +137,7 @@ async fn load(db: Db, url: &str, options: &Options) -> Result<Report, String> {
         markets.push(start_market(&registry, url, "127.0.0.1:0")?);
     }
     let urls: Vec<String> = markets.iter().map(|m| m.url.clone()).collect();
-    let http = beacon::transport::http_client(Duration::from_secs(1));
+    let http = beacon::net::http::http_client(Duration::from_secs(1));
     create_customers(&http, &urls[0], options.customers).await?;
 
     let started = Instant::now();
@@ -196,7 +196,7 @@ fn start_market(registry: &Service, db: &str, listen: &str) -> Result<Service, S
 fn spawn_workers(
     markets: &[String],
     options: &Options,
-    http: &beacon::transport::HttpClient,
+    http: &beacon::net::http::HttpClient,
     until: Instant,
 ) -> Vec<tokio::task::JoinHandle<Seen>> {
     (0..options.workers)
@@ -301,7 +301,7 @@ fn summarize(
 }
 
 async fn create_customers(
-    http: &beacon::transport::HttpClient,
+    http: &beacon::net::http::HttpClient,
     market: &str,
     customers: usize,
 ) -> Result<(), String> {
@@ -325,7 +325,7 @@ async fn create_customers(
     Ok(())
 }
 
-async fn get_text(http: &beacon::transport::HttpClient, url: &str) -> Result<String, String> {
+async fn get_text(http: &beacon::net::http::HttpClient, url: &str) -> Result<String, String> {
     let request = http::Request::get(url)
         .body(http_body_util::Full::default())
         .map_err(|e| e.to_string())?;
@@ -333,7 +333,7 @@ async fn get_text(http: &beacon::transport::HttpClient, url: &str) -> Result<Str
         .request(request)
         .await
         .map_err(|e| format!("{url}: {e}"))?;
-    let body = beacon::transport::read_body(response.into_body(), 1 << 22)
+    let body = beacon::net::http::read_body(response.into_body(), 1 << 22)
         .await
         .map_err(|e| e.to_string())?;
     Ok(String::from_utf8_lossy(&body).into_owned())

@@ -2,7 +2,7 @@
 //! shared carts and customers, through either market replica, recording
 //! every answer and every acknowledged write.
 
-use beacon::transport::{read_body, HttpClient};
+use beacon::net::http::{read_body, HttpClient};
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
 use http_body_util::Full;
@@ -98,6 +98,7 @@ pub struct Seen {
 }
 
 /// One worker's load.
+#[derive(Debug)]
 pub struct Worker {
     /// Its number (unique values are made from it).
     pub id: usize,

@@ -32,7 +32,7 @@
 //!   never sends twice).
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 /// The README's Rust snippets, compiled as doc tests so they can't rot —
 /// here, because this package has every dependency they use (tonic's
@@ -134,7 +134,7 @@ pub fn router(service: RatingsService) -> axum::Router {
 /// deregisters first and drains.
 pub async fn run(
     listener: TcpListener,
-    tls: Option<Arc<beacon::wire::tls::rustls::ServerConfig>>,
+    tls: Option<Arc<beacon::net::tls::rustls::ServerConfig>>,
     registry: RegistryClient,
     service: RatingsService,
     shutdown: impl Future<Output = ()> + Send + 'static,

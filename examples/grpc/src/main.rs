@@ -3,8 +3,8 @@
 //! through Beacon, one call a line.
 
 use beacon::{
-    wire::{tls::rustls, InstanceId},
-    ClientConfig, RegistryClient, RegistryClientConfig, Resolver, ResolverConfig, ServiceClient,
+    net::tls::rustls, wire::InstanceId, ClientConfig, RegistryClient, RegistryClientConfig,
+    Resolver, ResolverConfig, ServiceClient,
 };
 use beacon_grpc_example::{grpc_client, pb::GetRatingRequest, RatingsService, SERVICE};
 use beacon_kit::{

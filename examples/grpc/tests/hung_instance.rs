@@ -5,7 +5,7 @@
 //! kept out.
 
 use beacon::{
-    wire::tls::ClientTls, BreakerState, ClientConfig, RegistryClient, RegistryClientConfig,
+    net::tls::ClientTls, BreakerState, ClientConfig, RegistryClient, RegistryClientConfig,
     Resolver, ResolverConfig, ServiceClient,
 };
 use beacon_grpc_example::{grpc_client, pb::GetRatingRequest, SERVICE};

@@ -55,7 +55,10 @@ impl MigrationSource<'static> for Embedded {
 
 /// Brings `pool`'s schema up to date; `sqlite` is the database file when
 /// it is one (then it is put in WAL mode too).
-pub async fn run(pool: &AnyPool, sqlite: Option<&Path>) -> Result<(), sqlx::migrate::MigrateError> {
+pub(super) async fn run(
+    pool: &AnyPool,
+    sqlite: Option<&Path>,
+) -> Result<(), sqlx::migrate::MigrateError> {
     let _lock = match sqlite {
         Some(file) => Some(lock_beside(file).await?),
         None => None,

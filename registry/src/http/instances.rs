@@ -23,7 +23,7 @@ enum WriteRefusals {
 }
 
 /// The path parameters of an instance's routes, for the API description.
-#[derive(utoipa::IntoParams)]
+#[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)] // read by the OpenAPI derive only
 pub struct InstancePathDoc {

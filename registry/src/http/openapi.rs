@@ -28,6 +28,7 @@ use utoipa::{
     ),
     modifiers(&BearerToken)
 )]
+#[derive(Debug)]
 pub struct ApiDoc;
 
 /// Writes take `Authorization: Bearer <token>` when the registry was

@@ -29,7 +29,7 @@ pub struct WatchParams {
 }
 
 /// The path parameter of a service's route, for the API description.
-#[derive(utoipa::IntoParams)]
+#[derive(Debug, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)] // read by the OpenAPI derive only
 pub struct ServicePathDoc {

@@ -39,4 +39,4 @@ impl Default for Clock {
     }
 }
 
-pub use beacon_wire::clock::{millis, wall_clock_ms};
+pub(super) use beacon_net::clock::{millis, wall_clock_ms};

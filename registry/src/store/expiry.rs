@@ -26,7 +26,7 @@ const BATCH: usize = 4096;
 
 /// Deadlines waiting to be checked.
 #[derive(Debug, Default)]
-pub struct ExpiryQueue {
+pub(super) struct ExpiryQueue {
     heap: Mutex<BinaryHeap<Reverse<Due>>>,
     /// Wakes the reaper when a deadline earlier than the one it sleeps
     /// towards is scheduled.
@@ -43,7 +43,7 @@ struct Due {
 
 impl ExpiryQueue {
     /// Asks for `service`/`id` to be checked at `at_ms` (in [`Clock`] ms).
-    pub fn schedule(&self, at_ms: u64, service: ServiceName, id: InstanceId) {
+    pub(super) fn schedule(&self, at_ms: u64, service: ServiceName, id: InstanceId) {
         let mut heap = self.lock();
         let earliest = heap.peek().is_none_or(|Reverse(top)| at_ms < top.at_ms);
         heap.push(Reverse(Due { at_ms, service, id }));
@@ -57,7 +57,7 @@ impl ExpiryQueue {
     /// service (at most a batch at a time), or `None` once `cancel` fires.
     /// The caller checks each instance and [`requeue`](Self::requeue)s the
     /// ones whose lease was renewed meanwhile.
-    pub async fn next_due(
+    pub(super) async fn next_due(
         &self,
         clock: Clock,
         cancel: &CancellationToken,
@@ -93,7 +93,7 @@ impl ExpiryQueue {
     }
 
     /// Puts renewed leases back at their new deadlines.
-    pub fn requeue(&self, service: &ServiceName, renewed: Vec<(InstanceId, u64)>) {
+    pub(super) fn requeue(&self, service: &ServiceName, renewed: Vec<(InstanceId, u64)>) {
         let mut heap = self.lock();
         for (id, at_ms) in renewed {
             heap.push(Reverse(Due {
@@ -116,7 +116,7 @@ impl ExpiryQueue {
     }
 
     /// How many entries wait in the heap (about one per live instance).
-    pub fn pending(&self) -> usize {
+    pub(super) fn pending(&self) -> usize {
         self.lock().len()
     }
 

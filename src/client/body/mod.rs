@@ -17,7 +17,7 @@ mod response;
 
 pub(crate) use request::{read_up_to, Payload};
 pub use request::{RequestBody, RequestBodyError};
-pub use response::{BodyTimeout, BodyTooLarge, ResponseBody};
+pub use response::{BodyTimeout, ResponseBody};
 
 /// The error type of streamed bodies: whatever the stream or the
 /// connection under it said.

@@ -2,9 +2,10 @@
 //! body timeout.
 
 use super::BoxError;
+use crate::net::http::{read_body, BodyError};
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Limited};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt};
 use std::{
     future::Future,
     pin::Pin,
@@ -47,11 +48,6 @@ impl std::fmt::Debug for ResponseKind {
 #[error("the response body was not done within {0:?} of its headers")]
 pub struct BodyTimeout(pub Duration);
 
-/// A response body longer than the client reads whole.
-#[derive(Debug, thiserror::Error)]
-#[error("the response body is longer than {0} bytes")]
-pub struct BodyTooLarge(pub usize);
-
 impl ResponseBody {
     /// Any body (e.g. from a transport of your own).
     pub fn new<B>(body: B) -> Self
@@ -84,7 +80,7 @@ impl ResponseBody {
             (ResponseKind::Whole(bytes), _) => {
                 let bytes = bytes.unwrap_or_default();
                 match bytes.len() > limit {
-                    true => Err(BodyTooLarge(limit).into()),
+                    true => Err(BodyError::TooLarge(limit).into()),
                     false => Ok(bytes),
                 }
             }
@@ -95,17 +91,17 @@ impl ResponseBody {
     }
 }
 
-/// All of `body`, refusing more than `limit` bytes.
+/// All of `body`, refusing more than `limit` bytes ([`BodyError::TooLarge`]);
+/// a body that fails says why itself.
 async fn collect<B>(body: B, limit: usize) -> Result<Bytes, BoxError>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyTooLarge(limit).into()),
-        Err(e) => Err(e),
-    }
+    read_body(body, limit).await.map_err(|error| match error {
+        BodyError::Read(cause) => cause,
+        too_large => too_large.into(),
+    })
 }
 
 impl From<Bytes> for ResponseBody {
@@ -181,7 +177,7 @@ mod tests {
             .bytes(7)
             .await
             .expect_err("too long");
-        assert!(err.is::<BodyTooLarge>(), "{err}");
+        assert!(err.is::<BodyError>(), "{err}");
         let whole = ResponseBody::from(Bytes::from_static(b"12345678"));
         assert!(whole.bytes(7).await.is_err());
         assert_eq!(

@@ -23,7 +23,7 @@ const WAKES_WITHIN: Duration = Duration::from_secs(1);
 pub async fn heartbeat_at_the_deadline() -> Result<Report, String> {
     let topology = three_on_etcd().await?;
     let replicas = topology.replicas.clone();
-    let http = beacon::transport::http_client(Duration::from_millis(500));
+    let http = beacon::net::http::http_client(Duration::from_millis(500));
     let load = Load::start(topology.market_url());
     let (mut ok, mut not_found, mut unclean) = (0, 0, Vec::new());
     let mut slow_wakes = Vec::new();

@@ -2,7 +2,7 @@
 //! "probes" that nothing calls — and the long-polls that watch them.
 
 use crate::partitions::{get_json_within, put_json, Topology};
-use beacon::transport::HttpClient;
+use beacon::net::http::HttpClient;
 use serde_json::json;
 use std::{
     collections::HashSet,
@@ -16,12 +16,12 @@ const PROBE_TTL_MS: u64 = 120_000;
 
 /// Registers probe `id` of `service` through `replica`: whether the
 /// registry acknowledged it (2xx).
-pub async fn register(http: &HttpClient, replica: &str, service: &str, id: &str) -> bool {
+pub(super) async fn register(http: &HttpClient, replica: &str, service: &str, id: &str) -> bool {
     register_for(http, replica, service, id, PROBE_TTL_MS).await
 }
 
 /// Registers probe `id` with a lease of `ttl_ms`.
-pub async fn register_for(
+pub(super) async fn register_for(
     http: &HttpClient,
     replica: &str,
     service: &str,
@@ -36,7 +36,7 @@ pub async fn register_for(
 }
 
 /// The index `replica` gives `service` (`None`: it did not answer).
-pub async fn index_at(topology: &Topology, replica: &str, service: &str) -> Option<u64> {
+pub(super) async fn index_at(topology: &Topology, replica: &str, service: &str) -> Option<u64> {
     let listing = topology
         .json(&format!("{replica}/v1/services/{service}"))
         .await?;
@@ -44,7 +44,11 @@ pub async fn index_at(topology: &Topology, replica: &str, service: &str) -> Opti
 }
 
 /// How many of `ids` every replica lists under `service`.
-pub async fn present_everywhere(topology: &Topology, service: &str, ids: &[String]) -> usize {
+pub(super) async fn present_everywhere(
+    topology: &Topology,
+    service: &str,
+    ids: &[String],
+) -> usize {
     let mut everywhere: Option<HashSet<String>> = None;
     for replica in &topology.replicas {
         let listed: HashSet<String> = topology
@@ -64,7 +68,7 @@ pub async fn present_everywhere(topology: &Topology, service: &str, ids: &[Strin
 
 /// A long-poll on `replica` for `service` from `index`, spawned: answers
 /// when it returned (or `None`: no answer) and the index it returned with.
-pub fn long_poll(
+pub(super) fn long_poll(
     replica: &str,
     service: &str,
     index: u64,
@@ -75,7 +79,7 @@ pub fn long_poll(
         wait.as_millis()
     );
     tokio::spawn(async move {
-        let http = beacon::transport::http_client(Duration::from_millis(500));
+        let http = beacon::net::http::http_client(Duration::from_millis(500));
         let answer = get_json_within(&http, &url, wait + Duration::from_secs(2)).await?;
         Some((Instant::now(), answer["index"].as_u64()?))
     })
@@ -83,7 +87,7 @@ pub fn long_poll(
 
 /// Writers registering probes as fast as the registry acknowledges them,
 /// each through the replicas in turn.
-pub struct Writers {
+pub(super) struct Writers {
     acked: Arc<Mutex<Vec<(Instant, String)>>>,
     stop: tokio_util::sync::CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -91,14 +95,14 @@ pub struct Writers {
 
 impl Writers {
     /// Starts `writers` writers registering `service` probes.
-    pub fn start(replicas: &[String], service: &'static str, writers: usize) -> Self {
+    pub(super) fn start(replicas: &[String], service: &'static str, writers: usize) -> Self {
         let acked = Arc::new(Mutex::new(Vec::new()));
         let stop = tokio_util::sync::CancellationToken::new();
         let tasks = (0..writers)
             .map(|w| {
                 let (acked, stop, replicas) = (Arc::clone(&acked), stop.clone(), replicas.to_vec());
                 tokio::spawn(async move {
-                    let http = beacon::transport::http_client(Duration::from_millis(500));
+                    let http = beacon::net::http::http_client(Duration::from_millis(500));
                     for n in 0.. {
                         if stop.is_cancelled() {
                             return;
@@ -120,7 +124,7 @@ impl Writers {
     }
 
     /// Registrations acknowledged since `since`.
-    pub fn acked_since(&self, since: Instant) -> usize {
+    pub(super) fn acked_since(&self, since: Instant) -> usize {
         lock(&self.acked)
             .iter()
             .filter(|(at, _)| *at >= since)
@@ -129,7 +133,7 @@ impl Writers {
 
     /// Stops them: every acknowledged id, and the longest time between
     /// two acknowledgements.
-    pub async fn finish(self) -> (Vec<String>, Duration) {
+    pub(super) async fn finish(self) -> (Vec<String>, Duration) {
         self.stop.cancel();
         for task in self.tasks {
             let _ = task.await;

@@ -21,7 +21,7 @@ pub async fn registry_replica_restarted() -> Result<Report, String> {
     let mut topology = three_on_etcd().await?;
     let all = THREE;
     let replicas = topology.replicas.clone();
-    let http = beacon::transport::http_client(Duration::from_millis(500));
+    let http = beacon::net::http::http_client(Duration::from_millis(500));
     // Probes through replica 2, one of them deregistered: "probes" last
     // changed by a deregistration, "ratings" by registrations.
     let mut acked = Vec::new();

@@ -7,10 +7,10 @@
 
 use super::watch::Watch;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
-use beacon_wire::{
+use beacon_net::{
     backoff::Backoff,
     failover::{exchange, Failed, Failover, Step},
-    transport::{http_client, HttpClient},
+    http::{http_client, HttpClient},
 };
 use bytes::{Bytes, BytesMut};
 use http_body_util::Full;

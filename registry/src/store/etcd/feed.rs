@@ -8,7 +8,8 @@ use super::{
     Inner, Seen,
 };
 use crate::store::catalog::Stamp;
-use beacon_wire::{backoff::Backoff, InstanceId, ServiceName};
+use beacon_net::backoff::Backoff;
+use beacon_wire::{InstanceId, ServiceName};
 use std::{
     collections::{HashMap, HashSet},
     sync::{atomic::Ordering, Arc},

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// The value stored at an instance's key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
+pub(super) struct Record {
     /// Where it answers.
     pub address: String,
     /// Its lease length in milliseconds (etcd leases count whole seconds; the
@@ -21,7 +21,7 @@ pub struct Record {
 
 impl Record {
     /// The record of a registration made now.
-    pub fn new(registration: &Registration, registered_at: u64) -> Self {
+    pub(super) fn new(registration: &Registration, registered_at: u64) -> Self {
         Self {
             address: registration.address.to_string(),
             ttl_ms: u64::try_from(registration.ttl.as_millis()).unwrap_or(u64::MAX),
@@ -31,7 +31,7 @@ impl Record {
     }
 
     /// Back to a registration; `None` if the stored value is not one we wrote.
-    pub fn registration(&self) -> Option<Registration> {
+    pub(super) fn registration(&self) -> Option<Registration> {
         Some(Registration {
             address: Address::new(&self.address).ok()?,
             ttl: Duration::from_millis(self.ttl_ms),
@@ -47,13 +47,13 @@ impl Record {
 /// and readable after a restart (a heartbeat rewrites an instance's key, so
 /// the instance keys' revisions can't tell).
 #[derive(Debug, Clone)]
-pub struct Keys {
+pub(super) struct Keys {
     prefix: String,
 }
 
 impl Keys {
     /// Keys under `prefix` (e.g. `/beacon/services/`).
-    pub fn new(prefix: &str) -> Self {
+    pub(super) fn new(prefix: &str) -> Self {
         let mut prefix = prefix.to_owned();
         if !prefix.ends_with('/') {
             prefix.push('/');
@@ -62,22 +62,22 @@ impl Keys {
     }
 
     /// The prefix every key starts with.
-    pub fn prefix(&self) -> &str {
+    pub(super) fn prefix(&self) -> &str {
         &self.prefix
     }
 
     /// The key of one instance.
-    pub fn key(&self, service: &ServiceName, id: &InstanceId) -> String {
+    pub(super) fn key(&self, service: &ServiceName, id: &InstanceId) -> String {
         format!("{}{service}/{id}", self.prefix)
     }
 
     /// The index key of `service`.
-    pub fn index_key(&self, service: &ServiceName) -> String {
+    pub(super) fn index_key(&self, service: &ServiceName) -> String {
         format!("{}{service}", self.prefix)
     }
 
     /// What a key under the prefix is.
-    pub fn kind(&self, key: &str) -> Option<KeyKind> {
+    pub(super) fn kind(&self, key: &str) -> Option<KeyKind> {
         if let Some((service, id)) = self.parse(key) {
             return Some(KeyKind::Instance(service, id));
         }
@@ -86,7 +86,7 @@ impl Keys {
     }
 
     /// The service and id a key names, if it is one of ours.
-    pub fn parse(&self, key: &str) -> Option<(ServiceName, InstanceId)> {
+    pub(super) fn parse(&self, key: &str) -> Option<(ServiceName, InstanceId)> {
         let (service, id) = key.strip_prefix(&self.prefix)?.split_once('/')?;
         Some((service.parse().ok()?, id.parse().ok()?))
     }
@@ -94,7 +94,7 @@ impl Keys {
 
 /// What a key under the prefix names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyKind {
+pub(super) enum KeyKind {
     /// An instance's key.
     Instance(ServiceName, InstanceId),
     /// A service's index key.
@@ -104,7 +104,7 @@ pub enum KeyKind {
 /// The etcd lease length for a TTL: whole seconds, rounded up, plus slack.
 /// The registry expires instances itself, to the millisecond; the etcd
 /// lease is the backstop that removes them when no replica is running.
-pub fn lease_seconds(ttl: Duration) -> u64 {
+pub(super) fn lease_seconds(ttl: Duration) -> u64 {
     ttl.as_millis().div_ceil(1000) as u64 + 2
 }
 

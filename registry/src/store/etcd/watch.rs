@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-pub use super::client::Kv;
+pub(super) use super::client::Kv;
 
 /// One change from a watch.
 #[derive(Debug, Clone, PartialEq, Eq)]

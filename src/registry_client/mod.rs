@@ -4,8 +4,8 @@
 //! order. Transport failures and 5xx move on to the next URL; a 4xx is the
 //! registry's considered answer and is returned at once.
 
-use crate::transport::{http_client_with, HttpClient};
-use crate::wire::failover::{check_base_url, exchange, Failed, Failover, Step};
+use crate::net::failover::{check_base_url, exchange, Failed, Failover, Step};
+use crate::net::http::{http_client_with, HttpClient};
 use crate::wire::{
     ErrorBody, ErrorCode, Instance, InstanceId, Registration, ServiceInstances, ServiceList,
     ServiceName, WatchQuery, WireError,
@@ -73,9 +73,9 @@ pub struct RegistryClientConfig {
     pub connect_timeout: Duration,
     /// TLS for `https://` registries: your CA besides Mozilla's roots, and a
     /// client certificate for a registry that requires one — made with
-    /// [`ClientTls::config`](crate::wire::tls::ClientTls::config). Default
+    /// [`ClientTls::config`](crate::net::tls::ClientTls::config). Default
     /// `None`: Mozilla's roots only.
-    pub tls: Option<Arc<crate::wire::tls::rustls::ClientConfig>>,
+    pub tls: Option<Arc<crate::net::tls::rustls::ClientConfig>>,
 }
 
 impl Default for RegistryClientConfig {
@@ -135,7 +135,7 @@ impl RegistryClient {
                     config
                         .tls
                         .clone()
-                        .unwrap_or_else(crate::wire::tls::default_config),
+                        .unwrap_or_else(crate::net::tls::default_config),
                 ),
                 config,
             }),
@@ -145,7 +145,7 @@ impl RegistryClient {
     /// The TLS configuration given for `https://` registries, if any: what
     /// a [`Resolver`](crate::Resolver) and its service clients use too
     /// unless given their own.
-    pub fn tls(&self) -> Option<Arc<crate::wire::tls::rustls::ClientConfig>> {
+    pub fn tls(&self) -> Option<Arc<crate::net::tls::rustls::ClientConfig>> {
         self.shared.config.tls.clone()
     }
 

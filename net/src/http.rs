@@ -1,6 +1,7 @@
-//! The pooled HTTP/1 client every part of Beacon sends through (plain or
-//! TLS, by the URL's scheme), bounded body reads, and errors told with their
-//! causes.
+//! The pooled HTTP(S) client every part of Beacon sends through (plain or
+//! TLS by the URL's scheme; HTTP/2 where TLS negotiates it, or by prior
+//! knowledge), the connector Beacon's per-instance pools share, the one
+//! bounded body read, and errors told with their causes.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -121,7 +122,10 @@ pub enum BodyError {
 }
 
 /// Reads a whole body, refusing more than `limit` bytes.
-pub async fn read_body(body: hyper::body::Incoming, limit: usize) -> Result<Bytes, BodyError> {
+pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
+where
+    B: http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>,
+{
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),

@@ -6,7 +6,7 @@
 //! The registry client and the registry's etcd client both call through
 //! this; each decides per answer whether to try the next server or stop.
 
-use crate::transport::{error_chain, read_body, HttpClient};
+use crate::http::{error_chain, read_body, HttpClient};
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri};
 use http_body_util::Full;
