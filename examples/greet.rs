@@ -9,8 +9,17 @@ use beacon::{RegistryClient, Resolver, ResolverConfig, ServedBy, ServiceClient};
 use std::error::Error;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() {
     tracing_subscriber::fmt().with_env_filter("warn").init();
+    if let Err(error) = greet().await {
+        // What happened, as a sentence: e.g. "no greeter instances known:
+        // no registry reachable: http://127.0.0.1:8400: … Connection refused".
+        eprintln!("greet: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn greet() -> Result<(), Box<dyn Error>> {
     let registry_urls =
         std::env::var("BEACON_REGISTRY").unwrap_or_else(|_| "http://127.0.0.1:8400".into());
     let resolver = Resolver::new(

@@ -32,6 +32,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // Serve on a free port.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = Address::new(&format!("http://{}", listener.local_addr()?))?;
+    tracing::info!("{id} listening on {address}");
     let greeting = format!("hello from {id}\n");
     let app = axum::Router::new().route(
         "/hello",

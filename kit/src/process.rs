@@ -36,6 +36,17 @@ impl Service {
         Self::spawn(command, binary, level)
     }
 
+    /// Like [`start`](Self::start), with `env` set for the process.
+    pub fn start_with_env(
+        binary: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
+        let mut command = Command::new(binary);
+        command.args(args).envs(env.iter().copied());
+        Self::spawn(command, binary, "info")
+    }
+
     /// Like [`start`](Self::start), on `host` of a test network: the
     /// process sees only that host's network.
     pub fn start_on(

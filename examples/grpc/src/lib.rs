@@ -41,6 +41,11 @@
 #[doc = include_str!("../../../README.md")]
 struct ReadmeSnippets;
 
+/// The same for the library's reference, `docs/library.md`.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/library.md")]
+struct LibraryReferenceSnippets;
+
 use axum::routing::get;
 use beacon::{
     client::Idempotent,
