@@ -8,7 +8,7 @@
 
 use crate::scenarios::{with, SharedBackends};
 use beacon::net::http::{http_client, read_body, HttpClient};
-use beacon_ratings::wire::{rating_requests, FaultSettings};
+use beacon_ratings_api::{rating_requests, FaultSettings};
 use bytes::Bytes;
 use http_body_util::Full;
 use std::{sync::Arc, time::Duration};

@@ -1,22 +1,16 @@
-//! The market's shared state and its router.
+//! The market's shared state: what every handler reads.
 
 use crate::{
-    api, cart::Carts, customers::Customers, event_log::EventLog, live, page, ratings::RatingsBoard,
-    session, status::Status, store::Store, traffic::TrafficShares,
-};
-use axum::{
-    http::header,
-    middleware,
-    routing::{get, post},
-    Router,
+    cart::Carts,
+    customers::Customers,
+    panel::{event_log::EventLog, status::Status, traffic::TrafficShares},
+    ratings::RatingsBoard,
+    store::Store,
 };
 use beacon::deadline::DeadlineLayer;
 use beacon::{Resolver, ServiceClient};
-use beacon_kit::{
-    error::JsonError,
-    metrics::{record_latency, RequestMetrics},
-};
-use prometheus_client::{encoding::text::encode, registry::Registry};
+use beacon_kit::metrics::RequestMetrics;
+use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -43,11 +37,13 @@ pub struct AppState {
     pub deadline_ms: u64,
     /// Each instance's share of recent calls, for the panel.
     traffic: TrafficShares,
-    metrics: Registry,
-    requests: Arc<RequestMetrics>,
+    /// The market's metrics, the library's included (`GET /_metrics`).
+    pub(crate) metrics: Registry,
+    /// Requests by route and status, recorded around every handler.
+    pub(crate) requests: Arc<RequestMetrics>,
     /// Gives each request its caller's deadline (`beacon-deadline-ms`), so
     /// that its ratings calls keep within it; refuses spent ones.
-    deadlines: DeadlineLayer,
+    pub(crate) deadlines: DeadlineLayer,
 }
 
 /// Shared handle on [`AppState`].
@@ -105,112 +101,4 @@ impl AppState {
             self.board.last_served(),
         )
     }
-}
-
-/// The whole market: page, forms, JSON API, live events, operations.
-pub fn router(app: App) -> Router {
-    let requests = Arc::clone(&app.requests);
-    let deadlines = app.deadlines.clone();
-    Router::new()
-        .route("/", get(page::index))
-        .route("/cart/add", post(page::add))
-        .route("/cart/remove", post(page::remove))
-        .route("/checkout", post(page::checkout))
-        .route("/static/market.css", get(css))
-        .route("/static/market.js", get(js))
-        .route("/static/details.js", get(details_js))
-        .route("/api/things", get(api::things))
-        .route("/api/status", get(api::status))
-        .route("/api/events", get(live::events))
-        .route("/api/cart", get(api::cart))
-        .route(
-            "/api/cart/items/{thing}",
-            post(api::add).delete(api::remove),
-        )
-        .route("/api/checkout", post(api::checkout))
-        .route(
-            "/api/customers/{id}",
-            get(api::get_customer).put(api::put_customer),
-        )
-        .route("/_health", get(health))
-        .route("/_metrics", get(metrics))
-        .fallback(|| async { JsonError::not_found() })
-        .method_not_allowed_fallback(|| async {
-            JsonError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not take that method",
-            )
-        })
-        .layer(deadlines)
-        .layer(middleware::from_fn(session::ensure_cart_cookie))
-        .layer(middleware::from_fn_with_state(requests, record_latency))
-        .with_state(app)
-}
-
-/// Query of `/_health`.
-#[derive(Debug, serde::Deserialize)]
-struct HealthQuery {
-    #[serde(default)]
-    deep: bool,
-}
-
-/// `GET /_health`: 200 while serving; with `?deep=true` also has the
-/// store commit a write, and answers 503 with the reason (code
-/// `store_unavailable`, or `insufficient_storage` for a full disk) when it
-/// can't.
-async fn health(
-    axum::extract::State(app): axum::extract::State<App>,
-    query: Result<axum::extract::Query<HealthQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<serde_json::Value>, api::AppError> {
-    let axum::extract::Query(query) = query.map_err(|e| {
-        api::AppError::bad_request("invalid_query", format!("deep must be true or false: {e}"))
-    })?;
-    if !query.deep {
-        return Ok(axum::Json(serde_json::json!({"status": "ok"})));
-    }
-    if let Err(e) = app.store.check().await {
-        tracing::warn!("deep health: the store can't take a write: {e}");
-        let status = axum::http::StatusCode::SERVICE_UNAVAILABLE;
-        return Err(api::AppError::Plain(JsonError::new(
-            status,
-            e.code(),
-            e.to_string(),
-        )));
-    }
-    let engine = match app.store.engine() {
-        crate::store::Engine::Sqlite => "sqlite",
-        crate::store::Engine::Postgres => "postgres",
-    };
-    Ok(axum::Json(
-        serde_json::json!({"status": "ok", "store": engine}),
-    ))
-}
-
-async fn css() -> impl axum::response::IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("../static/market.css"),
-    )
-}
-
-async fn js() -> impl axum::response::IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("../static/market.js"),
-    )
-}
-
-async fn details_js() -> impl axum::response::IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("../static/details.js"),
-    )
-}
-
-async fn metrics(axum::extract::State(app): axum::extract::State<App>) -> String {
-    let mut out = String::new();
-    // Writing into a String cannot fail.
-    let _ = encode(&mut out, &app.metrics);
-    out
 }

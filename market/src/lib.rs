@@ -18,13 +18,12 @@
 //! * [`customers`]: customer records, merged three-way on stale writes.
 //! * [`session`]: the cookie that names a session's cart.
 //! * [`ratings`]: live ratings through Beacon, with the last-good cache.
-//! * [`status`]: the live panel's data.
-//! * [`traffic`]: each instance's share of recent calls, for the panel.
-//! * [`event_log`]: the library's events, remembered for pages opened later.
-//! * [`live`]: Server-Sent Events for the live panel.
+//! * [`panel`]: the live panel — its data, each instance's share of
+//!   traffic, the library's events, and Server-Sent Events.
 //! * [`page`]: the HTML page and its forms.
 //! * [`api`]: the JSON API.
-//! * [`app`]: shared state and the router.
+//! * [`app`]: the state every handler shares.
+//! * [`router`]: the routes and their middleware.
 //! * [`server`]: wiring it to the registry and serving until shutdown.
 
 #![forbid(unsafe_code)]
@@ -35,14 +34,12 @@ pub mod app;
 pub mod cart;
 pub mod catalog;
 pub mod customers;
-pub mod event_log;
-pub mod live;
 pub mod merge;
 pub mod page;
+pub mod panel;
 pub mod ratings;
+pub mod router;
 pub mod server;
 pub mod session;
-pub mod status;
 pub mod store;
-pub mod traffic;
 pub mod versioned;

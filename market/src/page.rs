@@ -5,9 +5,9 @@ use crate::{
     app::App,
     cart::{CartError, CartView},
     catalog::{format_price, position, THINGS},
+    panel::status::Status,
     ratings::{ShownRating, Source},
     session::CartId,
-    status::Status,
 };
 use askama::Template;
 use axum::{

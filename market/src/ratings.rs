@@ -3,7 +3,7 @@
 
 use crate::catalog::{Thing, THINGS};
 use beacon::{deadline, net::clock::wall_clock_ms, ServedBy, ServiceClient};
-use beacon_ratings::wire::Rating;
+use beacon_ratings_api::Rating;
 use dashmap::DashMap;
 use futures_util::future::join_all;
 use serde::Serialize;

@@ -1,10 +1,6 @@
 //! Wiring the market to the registry and serving it.
 
-use crate::{
-    app::{router, AppState},
-    ratings::RatingsBoard,
-    store::Store,
-};
+use crate::{app::AppState, ratings::RatingsBoard, router::router, store::Store};
 use beacon::net::tls::rustls;
 use beacon::{
     BreakerConfig, ClientConfig, RegistryClient, Resolver, ResolverConfig, ServiceClient,

@@ -12,7 +12,8 @@
 //! * [`faults`]: injected delay and failures, changeable at run time.
 //! * [`http`]: the router and its handlers.
 //! * [`server`]: serve + lease + graceful shutdown (deregister first, then drain).
-//! * [`wire`]: the answers' types, shared with the market and the tools that read them.
+//! * [`wire`]: the answers' types — the `beacon-ratings-api` crate, which
+//!   callers link instead of this server.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
@@ -21,4 +22,6 @@ pub mod catalog;
 pub mod faults;
 pub mod http;
 pub mod server;
-pub mod wire;
+/// The answers' types (the `beacon-ratings-api` crate), shared with the market
+/// and the tools that read them.
+pub use beacon_ratings_api as wire;

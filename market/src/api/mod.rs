@@ -9,9 +9,9 @@ pub use error::AppError;
 use crate::{
     app::App,
     cart::{CartView, Receipt},
+    panel::status::Status,
     ratings::ShownRating,
     session::CartId,
-    status::Status,
 };
 use axum::{
     body::Bytes,

@@ -21,7 +21,7 @@ pub struct Status {
 }
 
 /// One instance on the panel: the library's snapshot and its share of the
-/// recent calls (see [`TrafficShares`](crate::traffic::TrafficShares)).
+/// recent calls (see [`TrafficShares`](super::traffic::TrafficShares)).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InstanceRow {
     /// What the library knows of it.

@@ -4,7 +4,7 @@
 //! half-opened / closed, instance added / removed, registry lost /
 //! regained) — first the recent ones, then each as it happens; `status`
 //! carries the whole panel (see
-//! [`Status`](crate::status::Status)) on connect, after every library event,
+//! [`Status`](super::status::Status)) on connect, after every library event,
 //! and every second, so counters stay current. Streams end when the server
 //! shuts down, so they never hold up a graceful exit.
 

@@ -1,6 +1,11 @@
-//! What the ratings API answers, defined once for the service and its callers.
+//! What the ratings API answers, defined once for the service
+//! (`beacon-ratings`) and its callers (the market, the benchmarks), so that
+//! a caller links the contract, not the server.
 
-use beacon::wire::InstanceId;
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+use beacon_wire::InstanceId;
 use serde::{Deserialize, Serialize};
 
 /// Body of `GET /ratings/{thing}`.
