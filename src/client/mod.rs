@@ -317,12 +317,17 @@ impl<T: Transport> ServiceClient<T> {
         let call = Call::new(request, settings.deadline).within(deadline::current());
         let response = self.call(call).await?;
         let (parts, body) = response.into_parts();
-        // Already whole (attempts of a `Call::new` call read bodies whole),
-        // so this takes the bytes as they are.
-        let body = body
-            .bytes(settings.attempts.max_response_bytes)
-            .await
-            .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
+        // Read once, whole, by the attempt that answered (within its
+        // timeout and the size limit): taken as it is.
+        let body = match body.into_whole() {
+            Ok(bytes) => bytes,
+            // A transport of one's own may answer a call that wants bytes
+            // with a stream: read it here, within the same limit.
+            Err(streamed) => streamed
+                .bytes(settings.attempts.max_response_bytes)
+                .await
+                .map_err(|e| ClientError::InvalidRequest(e.to_string()))?,
+        };
         Ok(Response::from_parts(parts, body))
     }
 

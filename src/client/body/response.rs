@@ -73,6 +73,19 @@ impl ResponseBody {
         self
     }
 
+    /// The bytes of a body already read whole (what every attempt of a
+    /// call made by [`send`](crate::ServiceClient::send) returns), taken as
+    /// they are: no second read; `Err(self)` for a streamed one.
+    pub(crate) fn into_whole(self) -> Result<Bytes, Self> {
+        match self.kind {
+            ResponseKind::Whole(bytes) => Ok(bytes.unwrap_or_default()),
+            kind => Err(Self {
+                kind,
+                deadline: self.deadline,
+            }),
+        }
+    }
+
     /// All of it, refusing more than `limit` bytes: at once for a whole
     /// body, as it arrives for a streamed one.
     pub async fn bytes(self, limit: usize) -> Result<Bytes, BoxError> {
