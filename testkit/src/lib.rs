@@ -162,18 +162,29 @@ pub const PREBUILT_BINS: &str = "BEACON_PREBUILT_BINS";
 /// test executable.
 pub fn binary(name: &str) -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        if std::env::var_os(PREBUILT_BINS).is_some() {
-            return;
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--workspace", "--bins"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build --workspace --bins failed");
-    });
+    BUILT.get_or_init(|| build(&["--workspace", "--bins"]));
+    built(name)
+}
+
+/// Runs `cargo build ARGS` in the workspace, unless [`PREBUILT_BINS`] says
+/// `make test` built everything already.
+fn build(args: &[&str]) {
+    if std::env::var_os(PREBUILT_BINS).is_some() {
+        return;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .arg("build")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build {} failed", args.join(" "));
+}
+
+/// `name` in the test's target directory (`target/<profile>/`), which must
+/// exist.
+fn built(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
     let dir = exe
@@ -185,21 +196,10 @@ pub fn binary(name: &str) -> std::path::PathBuf {
     path
 }
 
-/// The path of this package's example `name` (`target/<profile>/examples/`),
+/// The path of the `beacon` library's example `name` (`target/<profile>/examples/`),
 /// built first unless [`PREBUILT_BINS`] says `make test` built them.
 pub fn example(name: &str) -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        if std::env::var_os(PREBUILT_BINS).is_some() {
-            return;
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "beacon", "--examples"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build -p beacon --examples failed");
-    });
-    binary(&format!("examples/{name}"))
+    BUILT.get_or_init(|| build(&["-p", "beacon", "--examples"]));
+    built(&format!("examples/{name}"))
 }
