@@ -11,6 +11,7 @@
 //!
 //! * [`names`]: validated service names, instance ids and addresses;
 //! * [`body`]: request and response bodies;
+//! * [`changes`]: what changed in a service after an index;
 //! * [`query`]: the blocking-query parameters (`index`, `wait`);
 //! * [`error`]: the error body and its machine-readable codes.
 //!
@@ -23,6 +24,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod body;
+pub mod changes;
 pub mod error;
 pub mod names;
 pub mod query;
@@ -31,6 +33,7 @@ pub use body::{
     Instance, Metadata, RegisterRequest, Registration, ServiceInstances, ServiceList,
     ServiceSummary, DEFAULT_TTL, MAX_TTL, MIN_TTL, ZONE,
 };
+pub use changes::{Change, ChangeOp, ServiceChanges};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, WireError};
 pub use names::{Address, InstanceId, ServiceName};
 pub use query::{format_wait, WatchQuery, DEFAULT_WAIT, MAX_WAIT};

@@ -61,6 +61,10 @@ pub fn router<S: Store>(state: AppState<S>, token: Option<Arc<str>>) -> Router {
         .route("/v1/services", get(services::list::<S>))
         .route("/v1/services/{service}", get(services::resolve::<S>))
         .route(
+            "/v1/services/{service}/changes",
+            get(services::changes::<S>),
+        )
+        .route(
             "/v1/services/{service}/instances/{id}",
             put(instances::register::<S>).delete(instances::deregister::<S>),
         )

@@ -20,6 +20,7 @@ use utoipa::{
     paths(
         services::list,
         services::resolve,
+        services::changes,
         instances::register,
         instances::heartbeat,
         instances::deregister,

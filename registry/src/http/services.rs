@@ -11,7 +11,9 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use beacon_wire::{ErrorBody, ServiceInstances, ServiceList, WatchQuery, INDEX_HEADER};
+use beacon_wire::{
+    ErrorBody, ServiceChanges, ServiceInstances, ServiceList, WatchQuery, INDEX_HEADER,
+};
 use serde::Deserialize;
 
 /// The raw blocking-query parameters; [`WatchQuery::parse`] checks them.
@@ -62,6 +64,39 @@ pub async fn resolve<S: Store>(
         Some(q) => {
             catalog
                 .wait_for_change(&service, q.index, q.wait, &app.shutdown)
+                .await
+        }
+    };
+    Ok(([(INDEX_HEADER, answer.index.to_string())], Json(answer)).into_response())
+}
+
+/// `GET /v1/services/{service}/changes[?index=N&wait=D]`: what changed
+/// after index N, in order (blocking while nothing did), or a snapshot when
+/// N is absent, 0, or older than the changes kept.
+#[utoipa::path(
+    get,
+    path = "/v1/services/{service}/changes",
+    tag = "services",
+    params(ServicePathDoc, WatchParams),
+    responses(
+        (status = 200, description = "The changes after the index (or a snapshot) and the new index",
+            body = ServiceChanges,
+            headers(("X-Beacon-Index" = u64, description = "The index, as in the body"))),
+        (status = 400, description = "Bad name or query", body = ErrorBody),
+    )
+)]
+pub async fn changes<S: Store>(
+    State(app): State<AppState<S>>,
+    ServicePath(service): ServicePath,
+    QueryParams(params): QueryParams<WatchParams>,
+) -> Result<Response, AppError> {
+    let query = WatchQuery::parse(params.index.as_deref(), params.wait.as_deref())?;
+    let catalog = app.store.catalog();
+    let answer = match query {
+        None => catalog.changes(&service, 0),
+        Some(q) => {
+            catalog
+                .wait_for_changes(&service, q.index, q.wait, &app.shutdown)
                 .await
         }
     };

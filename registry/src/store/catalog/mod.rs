@@ -6,21 +6,23 @@ use super::{
 };
 use crate::metrics::{Metrics, ParkedWatcher};
 use beacon_wire::{
-    Address, Instance, InstanceId, Metadata, Registration, ServiceInstances, ServiceList,
-    ServiceName, ServiceSummary,
+    Address, Change, Instance, InstanceId, Metadata, Registration, ServiceChanges,
+    ServiceInstances, ServiceList, ServiceName, ServiceSummary,
 };
+use change_log::{ChangeLog, Since};
 use dashmap::DashMap;
 use std::{
     collections::BTreeMap,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+        Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
     },
     time::Duration,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+mod change_log;
 mod lease_time;
 
 /// Every service's live members, with a change index per service that
@@ -46,6 +48,11 @@ pub struct Catalog {
     /// leases do without a quorum: nobody can renew a lease then, so none
     /// may run out. See [`Catalog::freeze`].
     frozen_at: AtomicU64,
+    /// The changes after this index are in the services' change logs; a
+    /// watcher behind it gets a snapshot. The start index for a catalog
+    /// that counts its own; for one fed by a backing store, the revision it
+    /// last loaded at (`u64::MAX` until then).
+    logged_from: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
@@ -59,13 +66,17 @@ pub enum Stamp {
     At(u64),
 }
 
-/// One service: its members and the watch channel of its index.
+/// One service: its members, the watch channel of its index, and its
+/// recent changes.
 #[derive(Debug)]
 struct ServiceEntry {
     members: RwLock<BTreeMap<InstanceId, Member>>,
     /// The service's current index. Sending wakes every parked watcher at
     /// once, with no task or timer per watcher.
     index: watch::Sender<u64>,
+    /// Written with `members` write-locked, read with it read-locked, so
+    /// the two always agree.
+    log: Mutex<ChangeLog>,
 }
 
 /// A registered instance.
@@ -85,23 +96,39 @@ struct Member {
 impl Catalog {
     /// An empty catalog that counts its own indexes (the memory store).
     pub fn new(clock: Clock, metrics: Arc<Metrics>) -> Self {
-        Self::starting_at(wall_clock_ms(), clock, metrics)
+        let start = wall_clock_ms();
+        Self::starting_at(start, start, clock, metrics)
     }
 
     /// An empty catalog whose every index is a backing store's revision
-    /// ([`Stamp::At`]), so the registry-wide index starts from nothing.
+    /// ([`Stamp::At`]), so the registry-wide index starts from nothing;
+    /// its changes are logged once the store says it has loaded
+    /// ([`logged_from`](Self::logged_from)).
     pub fn of_revisions(clock: Clock, metrics: Arc<Metrics>) -> Self {
-        Self::starting_at(0, clock, metrics)
+        Self::starting_at(0, u64::MAX, clock, metrics)
     }
 
-    fn starting_at(index: u64, clock: Clock, metrics: Arc<Metrics>) -> Self {
+    fn starting_at(index: u64, logged_from: u64, clock: Clock, metrics: Arc<Metrics>) -> Self {
         Self {
             services: DashMap::new(),
             last_index: AtomicU64::new(index),
             clock,
             frozen_at: AtomicU64::new(u64::MAX),
+            logged_from: AtomicU64::new(logged_from),
             metrics,
         }
+    }
+
+    /// Every change after `revision` will be in the change logs (a backing
+    /// store has just read its whole state at `revision`): watchers behind
+    /// it get a snapshot.
+    pub fn logged_from(&self, revision: u64) {
+        self.logged_from.store(revision, Ordering::Release);
+    }
+
+    /// A new service entry, its log starting at the present index.
+    fn new_entry(&self) -> ServiceEntry {
+        ServiceEntry::new(self.last_index.load(Ordering::Acquire))
     }
 
     /// The clock that lease deadlines are measured on.
@@ -128,7 +155,7 @@ impl Catalog {
         let entry = self
             .services
             .entry(service.clone())
-            .or_insert_with(ServiceEntry::new);
+            .or_insert_with(|| self.new_entry());
         let mut members = write(&entry.members);
         let previous = members.get(&id).filter(|m| m.deadline() > now);
         let created = previous.is_none();
@@ -145,7 +172,8 @@ impl Catalog {
         let instance = member.to_instance(&service, &id, now);
         members.insert(id, member);
         if changed {
-            self.bump(&service, &entry, members.len(), stamp);
+            let put = Change::put(instance.clone());
+            self.bump(&service, &entry, members.len(), stamp, [put]);
         }
         let outcome = if created {
             Registered::Created(instance)
@@ -220,7 +248,8 @@ impl Catalog {
         let Some(gone) = members.remove(id) else {
             return false;
         };
-        self.bump(service, &entry, members.len(), stamp);
+        let delete = Change::delete(id.clone());
+        self.bump(service, &entry, members.len(), stamp, [delete]);
         // A member whose lease ran out was already gone for readers: it
         // expired, and there was nothing left to deregister.
         if gone.deadline() > now {
@@ -241,7 +270,7 @@ impl Catalog {
             return alive;
         };
         let mut members = write(&entry.members);
-        let before = members.len();
+        let mut expired = Vec::new();
         for id in ids {
             let Some(member) = members.get(id) else {
                 continue;
@@ -252,12 +281,12 @@ impl Catalog {
             } else {
                 tracing::info!(%service, %id, address = %member.address, "lease expired");
                 members.remove(id);
+                expired.push(Change::delete(id.clone()));
             }
         }
-        let expired = before - members.len();
-        if expired > 0 {
-            self.metrics.expirations.inc_by(expired as u64);
-            self.bump(service, &entry, members.len(), Stamp::Next);
+        if !expired.is_empty() {
+            self.metrics.expirations.inc_by(expired.len() as u64);
+            self.bump(service, &entry, members.len(), Stamp::Next, expired);
         }
         alive
     }
@@ -361,13 +390,76 @@ impl Catalog {
         wait: Duration,
         cancel: &CancellationToken,
     ) -> ServiceInstances {
+        self.wait_past(service, after, wait, cancel).await;
+        self.resolve(service)
+    }
+
+    /// A blocking changes read: waits as
+    /// [`wait_for_change`](Self::wait_for_change) does, then answers like
+    /// [`changes`](Self::changes).
+    pub async fn wait_for_changes(
+        &self,
+        service: &ServiceName,
+        after: u64,
+        wait: Duration,
+        cancel: &CancellationToken,
+    ) -> ServiceChanges {
+        self.wait_past(service, after, wait, cancel).await;
+        self.changes(service, after)
+    }
+
+    /// What changed in `service` after `after`: the changes in order, or a
+    /// snapshot when `after` is 0, older than the changes kept, or not an
+    /// index this registry handed out.
+    pub fn changes(&self, service: &ServiceName, after: u64) -> ServiceChanges {
+        let now = self.now();
+        let logged_from = self.logged_from.load(Ordering::Acquire);
+        let (index, since, instances) = match self.services.get(service) {
+            None => (0, Since::Snapshot, Vec::new()),
+            Some(entry) => {
+                let members = read(&entry.members);
+                let index = *entry.index.borrow();
+                let since = if after < logged_from {
+                    Since::Snapshot
+                } else {
+                    lock(&entry.log).since(after, index)
+                };
+                let instances = match since {
+                    Since::Snapshot => live_instances(service, &members, now),
+                    Since::Changes(_) => Vec::new(),
+                };
+                (index, since, instances)
+            }
+        };
+        let (snapshot, instances, changes) = match since {
+            Since::Snapshot => (true, Some(instances), Vec::new()),
+            Since::Changes(changes) => (false, None, changes),
+        };
+        ServiceChanges {
+            service: service.clone(),
+            index,
+            snapshot,
+            instances,
+            changes,
+        }
+    }
+
+    /// Waits until the index of `service` differs from `after`, `wait`
+    /// passes or `cancel` fires.
+    async fn wait_past(
+        &self,
+        service: &ServiceName,
+        after: u64,
+        wait: Duration,
+        cancel: &CancellationToken,
+    ) {
         let mut index = {
             // Subscribing under the map guard means the entry can't be
             // forgotten between lookup and subscription.
             let entry = self
                 .services
                 .entry(service.clone())
-                .or_insert_with(ServiceEntry::new);
+                .or_insert_with(|| self.new_entry());
             entry.index.subscribe()
         };
         if *index.borrow_and_update() == after {
@@ -380,7 +472,6 @@ impl Catalog {
         }
         drop(index);
         self.forget_if_idle(service);
-        self.resolve(service)
     }
 
     /// The index of `service` (0 if never seen).
@@ -397,10 +488,10 @@ impl Catalog {
         let entry = self
             .services
             .entry(service.clone())
-            .or_insert_with(ServiceEntry::new);
+            .or_insert_with(|| self.new_entry());
         let members = write(&entry.members);
         if revision > *entry.index.borrow() {
-            self.bump(service, &entry, members.len(), Stamp::At(revision));
+            self.bump(service, &entry, members.len(), Stamp::At(revision), []);
         }
     }
 
@@ -422,17 +513,41 @@ impl Catalog {
         (services, instances)
     }
 
-    /// Gives `service` a new index and wakes its watchers. Called with the
-    /// members write lock held, so indexes rise in the order of the changes.
-    fn bump(&self, service: &ServiceName, entry: &ServiceEntry, members: usize, stamp: Stamp) {
+    /// Gives `service` a new index, logs `changes` at it and wakes its
+    /// watchers. Called with the members write lock held, so indexes rise
+    /// in the order of the changes.
+    fn bump(
+        &self,
+        service: &ServiceName,
+        entry: &ServiceEntry,
+        members: usize,
+        stamp: Stamp,
+        changes: impl IntoIterator<Item = Change>,
+    ) {
+        let previous = *entry.index.borrow();
         let index = match stamp {
             Stamp::Next => self.last_index.fetch_add(1, Ordering::AcqRel) + 1,
             Stamp::At(revision) => {
                 self.last_index.fetch_max(revision, Ordering::AcqRel);
                 // A service's index never goes back, whatever the stamp.
-                revision.max(*entry.index.borrow())
+                revision.max(previous)
             }
         };
+        let mut log = lock(&entry.log);
+        if index > previous {
+            log.record(index, changes);
+        } else {
+            // A backing store's change that arrived after a later one (a
+            // replica's own write, applied before its watch brought this
+            // one): it has no index of its own to be logged at, so those
+            // at `previous` get a snapshot next time, as the list read
+            // would give them.
+            let mut changes = changes.into_iter().peekable();
+            if changes.peek().is_some() {
+                *log = ChangeLog::starting_at(previous + 1);
+            }
+        }
+        drop(log);
         entry.index.send_replace(index);
         self.metrics.set_instances(service, members);
     }
@@ -451,10 +566,12 @@ impl Catalog {
 }
 
 impl ServiceEntry {
-    fn new() -> Self {
+    /// A service with no members yet, its change log starting at `index`.
+    fn new(index: u64) -> Self {
         Self {
             members: RwLock::new(BTreeMap::new()),
             index: watch::Sender::new(0),
+            log: Mutex::new(ChangeLog::starting_at(index)),
         }
     }
 }
@@ -504,4 +621,8 @@ fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 
 fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

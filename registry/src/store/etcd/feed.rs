@@ -77,6 +77,9 @@ impl Inner {
         for service in touched {
             self.record_index(&service);
         }
+        // What changes come from now on are logged; a watcher behind this
+        // read (which may have missed some) starts again from a snapshot.
+        self.catalog.logged_from(revision);
         tracing::info!(revision, "loaded the registry from etcd");
         Ok(revision)
     }
