@@ -757,6 +757,7 @@ async fn the_api_description_covers_every_route() {
             "GET /_metrics",
             "GET /v1/services",
             "GET /v1/services/{service}",
+            "GET /v1/services/{service}/changes",
             "PUT /v1/services/{service}/instances/{id}",
             "PUT /v1/services/{service}/instances/{id}/heartbeat",
         ]
@@ -764,5 +765,8 @@ async fn the_api_description_covers_every_route() {
     let register = &spec["paths"]["/v1/services/{service}/instances/{id}"]["put"];
     assert!(register["responses"]["401"].is_object(), "{register}");
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+    for schema in ["ServiceChanges", "Change", "ChangeOp"] {
+        assert!(spec["components"]["schemas"][schema].is_object(), "{schema}");
+    }
     reg.stop().await;
 }

@@ -50,8 +50,9 @@ pub struct Catalog {
     frozen_at: AtomicU64,
     /// The changes after this index are in the services' change logs; a
     /// watcher behind it gets a snapshot. The start index for a catalog
-    /// that counts its own; for one fed by a backing store, the revision it
-    /// last loaded at (`u64::MAX` until then).
+    /// that counts its own; for one fed by a backing store, `u64::MAX`
+    /// until its first load ([`restart_logs`](Self::restart_logs)), then 0
+    /// (each service's log says how far back it goes).
     logged_from: AtomicU64,
     metrics: Arc<Metrics>,
 }
@@ -103,7 +104,7 @@ impl Catalog {
     /// An empty catalog whose every index is a backing store's revision
     /// ([`Stamp::At`]), so the registry-wide index starts from nothing;
     /// its changes are logged once the store says it has loaded
-    /// ([`logged_from`](Self::logged_from)).
+    /// ([`restart_logs`](Self::restart_logs)).
     pub fn of_revisions(clock: Clock, metrics: Arc<Metrics>) -> Self {
         Self::starting_at(0, u64::MAX, clock, metrics)
     }
@@ -119,11 +120,17 @@ impl Catalog {
         }
     }
 
-    /// Every change after `revision` will be in the change logs (a backing
-    /// store has just read its whole state at `revision`): watchers behind
-    /// it get a snapshot.
-    pub fn logged_from(&self, revision: u64) {
-        self.logged_from.store(revision, Ordering::Release);
+    /// Starts every service's change log afresh at the service's present
+    /// index: a backing store has just read its whole state, and what it
+    /// changed on the way is no log of what happened. A watcher at a
+    /// service's present index is up to date (indexes are the store's, the
+    /// same on every replica); one behind it gets a snapshot.
+    pub fn restart_logs(&self) {
+        for entry in self.services.iter() {
+            let _members = write(&entry.members);
+            *lock(&entry.log) = ChangeLog::starting_at(*entry.index.borrow());
+        }
+        self.logged_from.store(0, Ordering::Release);
     }
 
     /// A new service entry, its log starting at the present index.

@@ -77,9 +77,10 @@ impl Inner {
         for service in touched {
             self.record_index(&service);
         }
-        // What changes come from now on are logged; a watcher behind this
-        // read (which may have missed some) starts again from a snapshot.
-        self.catalog.logged_from(revision);
+        // What changes come from now on are logged; a watcher behind a
+        // service's index as read here (it may have missed changes) starts
+        // again from a snapshot.
+        self.catalog.restart_logs();
         tracing::info!(revision, "loaded the registry from etcd");
         Ok(revision)
     }
