@@ -28,6 +28,11 @@ pub struct Metrics {
     pub deregistrations: Counter,
     /// Leases that ran out.
     pub expirations: Counter,
+    /// Changes reads answered with a snapshot (a first sync, or a watcher
+    /// behind the kept changes).
+    pub change_snapshots: Counter,
+    /// Changes reads answered with changes only.
+    pub change_deltas: Counter,
     instances: Family<ServiceLabels, Gauge>,
     parked_watchers: Gauge,
     /// Request latency by route, fed by `beacon_kit::metrics::record_latency`.
@@ -42,6 +47,8 @@ impl Metrics {
         let heartbeats = Counter::default();
         let deregistrations = Counter::default();
         let expirations = Counter::default();
+        let change_snapshots = Counter::default();
+        let change_deltas = Counter::default();
         let instances = Family::<ServiceLabels, Gauge>::default();
         let parked_watchers = Gauge::default();
         registry.register(
@@ -60,6 +67,16 @@ impl Metrics {
             "Instances removed because their lease ran out",
             expirations.clone(),
         );
+        registry.register(
+            "change_snapshots",
+            "Changes reads answered with the whole list (first sync, or too far behind)",
+            change_snapshots.clone(),
+        );
+        registry.register(
+            "change_deltas",
+            "Changes reads answered with the changes only",
+            change_deltas.clone(),
+        );
         registry.register("instances", "Live instances per service", instances.clone());
         registry.register(
             "parked_watchers",
@@ -73,6 +90,8 @@ impl Metrics {
             heartbeats,
             deregistrations,
             expirations,
+            change_snapshots,
+            change_deltas,
             instances,
             parked_watchers,
             requests,

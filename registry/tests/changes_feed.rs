@@ -179,6 +179,19 @@ async fn over_http_a_blocking_changes_read_answers_with_the_one_change() {
                 .expect("registered");
         }
     };
+    // No index is a first sync: a snapshot at once, even of a service
+    // nobody registered yet.
+    let started = std::time::Instant::now();
+    let empty: ServiceChanges = http
+        .get(registry.at("/v1/services/nobody/changes"))
+        .send()
+        .await
+        .expect("changes")
+        .json()
+        .await
+        .expect("json");
+    assert!(started.elapsed() < Duration::from_secs(10), "it waited");
+    assert!(empty.snapshot && empty.instances == Some(vec![]) && empty.index == 0);
     register("ratings-1", 8001).await;
     let first: ServiceChanges = http
         .get(registry.at("/v1/services/ratings/changes"))

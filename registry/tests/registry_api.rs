@@ -766,7 +766,10 @@ async fn the_api_description_covers_every_route() {
     assert!(register["responses"]["401"].is_object(), "{register}");
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
     for schema in ["ServiceChanges", "Change", "ChangeOp"] {
-        assert!(spec["components"]["schemas"][schema].is_object(), "{schema}");
+        assert!(
+            spec["components"]["schemas"][schema].is_object(),
+            "{schema}"
+        );
     }
     reg.stop().await;
 }

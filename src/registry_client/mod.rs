@@ -7,8 +7,8 @@
 use crate::net::failover::{check_base_url, exchange, Failed, Failover, Step};
 use crate::net::http::{http_client_with, HttpClient};
 use crate::wire::{
-    ErrorBody, ErrorCode, Instance, InstanceId, Registration, ServiceInstances, ServiceList,
-    ServiceName, WatchQuery, WireError,
+    ErrorBody, ErrorCode, Instance, InstanceId, Registration, ServiceChanges, ServiceInstances,
+    ServiceList, ServiceName, WatchQuery, WireError,
 };
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
@@ -221,6 +221,22 @@ impl RegistryClient {
     ) -> Result<ServiceInstances, RegistryError> {
         let path = format!("/v1/services/{service}?{}", query.to_query_string());
         self.call(Method::GET, &path, None, Some(query.wait)).await
+    }
+
+    /// What changed in `service`: with `query`, a blocking read of the
+    /// changes after `query.index` (a snapshot when that is older than the
+    /// registry keeps); without, a snapshot at once.
+    pub async fn changes(
+        &self,
+        service: &ServiceName,
+        query: Option<WatchQuery>,
+    ) -> Result<ServiceChanges, RegistryError> {
+        let path = match query {
+            Some(query) => format!("/v1/services/{service}/changes?{}", query.to_query_string()),
+            None => format!("/v1/services/{service}/changes"),
+        };
+        self.call(Method::GET, &path, None, query.map(|q| q.wait))
+            .await
     }
 
     /// Every service with live instances.

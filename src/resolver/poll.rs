@@ -2,6 +2,12 @@
 //! registry at a time, each answer reconciled into one map of tracked
 //! endpoints, and the endpoints in use published to the view.
 //!
+//! The query is the registry's changes feed: only what changed after the
+//! index the view is at comes over the wire (a snapshot at first, or when
+//! the view fell behind what the registry keeps), applied to the list the
+//! poller holds. A registry without the feed (an older one) is long-polled
+//! for its whole list instead.
+//!
 //! When no registry answers, the view keeps its last-known instances
 //! (stale-if-error), reports `registry_reachable = false` and retries with
 //! capped backoff. The first answer after an outage — or any answer whose
@@ -21,7 +27,8 @@ use crate::events::EventKind;
 use crate::health::HealthChecker;
 use crate::net::backoff::Backoff;
 use crate::registry_client::RegistryClient;
-use crate::wire::{Address, Instance, ServiceInstances, WatchQuery, ZONE};
+use crate::registry_client::RegistryError;
+use crate::wire::{Address, Instance, ServiceName, WatchQuery, ZONE};
 use std::{
     collections::HashMap,
     sync::{Arc, Weak},
@@ -45,6 +52,12 @@ pub(super) struct Poller {
     /// Every address the view knows: in use (listed, or kept after an
     /// outage) or retired with its breaker kept.
     tracked: HashMap<Address, Tracked>,
+    /// The registry's list as of the last answer, ordered by id: what the
+    /// next changes apply to.
+    listed: Vec<Instance>,
+    /// The registry answered the changes feed with a 4xx: it predates it,
+    /// so the whole list is long-polled instead.
+    lists_only: bool,
 }
 
 impl Poller {
@@ -55,6 +68,8 @@ impl Poller {
             config: resolver.config.clone(),
             health: resolver.health.clone(),
             tracked: HashMap::new(),
+            listed: Vec::new(),
+            lists_only: false,
         }
     }
 
@@ -67,26 +82,18 @@ impl Poller {
             let Some(service) = self.view.upgrade().map(|v| v.service().clone()) else {
                 return;
             };
-            let result = match index {
-                None => self.registry.resolve(&service).await,
-                Some(index) => {
-                    let wait = self.next_wait();
-                    self.registry
-                        .watch(&service, WatchQuery { index, wait })
-                        .await
-                }
-            };
+            let result = self.next_list(&service, index).await;
             let Some(view) = self.view.upgrade() else {
                 return;
             };
             match result {
-                Ok(answer) => {
+                Ok(at) => {
                     view.set_reachable(true, None);
                     // An index going back means the registry lost its state
                     // (it restarted faster than we could notice it was gone).
-                    let forgot = index.is_some_and(|old| answer.index < old);
-                    index = Some(answer.index);
-                    self.apply(&view, answer, after_outage || forgot);
+                    let forgot = index.is_some_and(|old| at < old);
+                    index = Some(at);
+                    self.apply(&view, after_outage || forgot);
                     view.mark_synced();
                     after_outage = false;
                     backoff.reset();
@@ -100,6 +107,36 @@ impl Poller {
                 }
             }
         }
+    }
+
+    /// Brings [`listed`](Self::listed) to the registry's present (at once
+    /// with no `index`; else once it moves past `index`, or after the
+    /// wait) and returns its index.
+    async fn next_list(
+        &mut self,
+        service: &ServiceName,
+        index: Option<u64>,
+    ) -> Result<u64, RegistryError> {
+        let query = index.map(|index| WatchQuery {
+            index,
+            wait: self.next_wait(),
+        });
+        if !self.lists_only {
+            match self.registry.changes(service, query).await {
+                Ok(answer) => {
+                    answer.apply_to(&mut self.listed);
+                    return Ok(answer.index);
+                }
+                Err(RegistryError::Rejected(_)) => self.lists_only = true,
+                Err(error) => return Err(error),
+            }
+        }
+        let answer = match query {
+            Some(query) => self.registry.watch(service, query).await?,
+            None => self.registry.resolve(service).await?,
+        };
+        self.listed = answer.instances;
+        Ok(answer.index)
     }
 
     /// The blocking query's wait: the configured one, or less if a stale
@@ -117,13 +154,13 @@ impl Poller {
             .fold(self.config.watch_wait, Duration::min)
     }
 
-    /// Applies one registry answer to the view.
-    fn apply(&mut self, view: &ServiceView, answer: ServiceInstances, after_outage: bool) {
+    /// Applies the registry's list as it now stands to the view.
+    fn apply(&mut self, view: &ServiceView, after_outage: bool) {
         let now = Instant::now();
         let changes = reconcile(
             &self.tracked,
             |t| t.standing,
-            &answer.instances,
+            &self.listed,
             after_outage,
             self.config.breaker.max_open_for,
             now,

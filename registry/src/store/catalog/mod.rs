@@ -411,6 +411,10 @@ impl Catalog {
         wait: Duration,
         cancel: &CancellationToken,
     ) -> ServiceChanges {
+        // Index 0 (a first sync) answers at once for a service that has an
+        // index; for one never seen it waits for its first change, as the
+        // list read does, so a watcher of a service not there yet does not
+        // spin.
         self.wait_past(service, after, wait, cancel).await;
         self.changes(service, after)
     }
@@ -439,8 +443,14 @@ impl Catalog {
             }
         };
         let (snapshot, instances, changes) = match since {
-            Since::Snapshot => (true, Some(instances), Vec::new()),
-            Since::Changes(changes) => (false, None, changes),
+            Since::Snapshot => {
+                self.metrics.change_snapshots.inc();
+                (true, Some(instances), Vec::new())
+            }
+            Since::Changes(changes) => {
+                self.metrics.change_deltas.inc();
+                (false, None, changes)
+            }
         };
         ServiceChanges {
             service: service.clone(),
