@@ -181,26 +181,19 @@ async fn over_http_a_blocking_changes_read_answers_with_the_one_change() {
     };
     // No index is a first sync: a snapshot at once, even of a service
     // nobody registered yet.
+    let snapshot_of = |service: &str| {
+        let request = http.get(registry.at(&format!("/v1/services/{service}/changes")));
+        async move {
+            let answer = request.send().await.expect("changes");
+            answer.json::<ServiceChanges>().await.expect("json")
+        }
+    };
     let started = std::time::Instant::now();
-    let empty: ServiceChanges = http
-        .get(registry.at("/v1/services/nobody/changes"))
-        .send()
-        .await
-        .expect("changes")
-        .json()
-        .await
-        .expect("json");
+    let empty = snapshot_of("nobody").await;
     assert!(started.elapsed() < Duration::from_secs(10), "it waited");
     assert!(empty.snapshot && empty.instances == Some(vec![]) && empty.index == 0);
     register("ratings-1", 8001).await;
-    let first: ServiceChanges = http
-        .get(registry.at("/v1/services/ratings/changes"))
-        .send()
-        .await
-        .expect("changes")
-        .json()
-        .await
-        .expect("json");
+    let first = snapshot_of("ratings").await;
     assert!(first.snapshot);
     assert_eq!(first.instances.as_ref().map(Vec::len), Some(1));
 

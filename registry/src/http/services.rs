@@ -67,7 +67,7 @@ pub async fn resolve<S: Store>(
                 .await
         }
     };
-    Ok(([(INDEX_HEADER, answer.index.to_string())], Json(answer)).into_response())
+    Ok(with_index(answer.index, answer))
 }
 
 /// `GET /v1/services/{service}/changes[?index=N&wait=D]`: what changed
@@ -90,17 +90,19 @@ pub async fn changes<S: Store>(
     ServicePath(service): ServicePath,
     QueryParams(params): QueryParams<WatchParams>,
 ) -> Result<Response, AppError> {
-    let query = WatchQuery::parse(params.index.as_deref(), params.wait.as_deref())?;
-    let catalog = app.store.catalog();
-    let answer = match query {
-        None => catalog.changes(&service, 0),
-        Some(q) => {
-            catalog
-                .wait_for_changes(&service, q.index, q.wait, &app.shutdown)
-                .await
-        }
-    };
-    Ok(([(INDEX_HEADER, answer.index.to_string())], Json(answer)).into_response())
+    // No index: a first sync, at once.
+    let after = WatchQuery::parse(params.index.as_deref(), params.wait.as_deref())?;
+    let answer = app
+        .store
+        .catalog()
+        .read_changes(&service, after, &app.shutdown)
+        .await;
+    Ok(with_index(answer.index, answer))
+}
+
+/// `body` as JSON, its index also in [`INDEX_HEADER`].
+fn with_index(index: u64, body: impl serde::Serialize) -> Response {
+    ([(INDEX_HEADER, index.to_string())], Json(body)).into_response()
 }
 
 /// `GET /v1/services`.

@@ -7,7 +7,7 @@ use super::{
 use crate::metrics::{Metrics, ParkedWatcher};
 use beacon_wire::{
     Address, Change, Instance, InstanceId, Metadata, Registration, ServiceChanges,
-    ServiceInstances, ServiceList, ServiceName, ServiceSummary,
+    ServiceInstances, ServiceList, ServiceName, ServiceSummary, WatchQuery,
 };
 use change_log::{ChangeLog, Since};
 use dashmap::DashMap;
@@ -401,22 +401,25 @@ impl Catalog {
         self.resolve(service)
     }
 
-    /// A blocking changes read: waits as
+    /// A changes read: with `query`, waits as
     /// [`wait_for_change`](Self::wait_for_change) does, then answers like
-    /// [`changes`](Self::changes).
-    pub async fn wait_for_changes(
+    /// [`changes`](Self::changes) after `query.index`; without, a snapshot
+    /// at once.
+    pub async fn read_changes(
         &self,
         service: &ServiceName,
-        after: u64,
-        wait: Duration,
+        query: Option<WatchQuery>,
         cancel: &CancellationToken,
     ) -> ServiceChanges {
-        // Index 0 (a first sync) answers at once for a service that has an
-        // index; for one never seen it waits for its first change, as the
-        // list read does, so a watcher of a service not there yet does not
-        // spin.
-        self.wait_past(service, after, wait, cancel).await;
-        self.changes(service, after)
+        let Some(query) = query else {
+            return self.changes(service, 0);
+        };
+        // Index 0 answers at once for a service that has an index; for one
+        // never seen it waits for its first change, as the list read does,
+        // so a watcher of a service not there yet does not spin.
+        self.wait_past(service, query.index, query.wait, cancel)
+            .await;
+        self.changes(service, query.index)
     }
 
     /// What changed in `service` after `after`: the changes in order, or a
