@@ -10,13 +10,17 @@
 //! * [`ops`]: running operations concurrently and tallying successes.
 //! * [`etcd`]: the etcd process, its gateway and gRPC clients.
 //! * `watchers`: waking many parked watchers with one change.
+//! * [`fleet`]: a big service, many watchers, a change a second: the
+//!   changes feed beside the whole list.
 //! * `results`: the figures of every run, and their markdown.
 
 pub mod etcd;
+pub mod fleet;
 pub mod ops;
 mod results;
 mod watchers;
 
+pub use fleet::FleetSizes;
 pub use results::{Pair, RegistryResults};
 
 use crate::topology::rss_kib;
@@ -43,6 +47,8 @@ pub struct Sizes {
     pub watchers: usize,
     /// Instances for the memory measurement.
     pub memory_instances: usize,
+    /// The fleet measurement.
+    pub fleet: FleetSizes,
 }
 
 impl Sizes {
@@ -54,6 +60,12 @@ impl Sizes {
             resolve_instances: 10_000,
             watchers: 1000,
             memory_instances: 100_000,
+            fleet: FleetSizes {
+                instances: 10_000,
+                changes_watchers: 1000,
+                list_watchers: 100,
+                changes: 5,
+            },
         }
     }
 
@@ -65,6 +77,12 @@ impl Sizes {
             resolve_instances: 2_000,
             watchers: 200,
             memory_instances: 5_000,
+            fleet: FleetSizes {
+                instances: 1_000,
+                changes_watchers: 100,
+                list_watchers: 20,
+                changes: 3,
+            },
         }
     }
 }
@@ -131,6 +149,13 @@ async fn once(
     heartbeats(&subjects, results).await?;
     resolves(&subjects, results).await?;
     watchers::fan_out(&subjects, results).await?;
+    fleet::measure(
+        &subjects,
+        sizes.fleet,
+        &mut results.fleet,
+        &mut results.failed,
+    )
+    .await?;
     memory(&subjects, results).await
 }
 
@@ -349,7 +374,7 @@ async fn memory(subjects: &Subjects<'_>, results: &mut RegistryResults) -> Resul
 }
 
 /// Registers `count` instances `i0..` of `service` through the registry, 64 at a time.
-async fn register_many(
+pub(super) async fn register_many(
     client: &Arc<RegistryClient>,
     service: &ServiceName,
     count: usize,

@@ -31,6 +31,8 @@ pub struct RegistryResults {
     pub failed: Vec<String>,
     /// Runs made.
     pub runs: usize,
+    /// The fleet section.
+    pub fleet: super::fleet::FleetResults,
 }
 
 impl RegistryResults {
@@ -77,6 +79,7 @@ impl RegistryResults {
                 advantage(median(&p.gateway)),
             );
         }
+        md.push_str(&self.fleet.markdown());
         if !self.failed.is_empty() {
             let _ = writeln!(md, "\n**Failed operations:** {}", self.failed.join("; "));
         }

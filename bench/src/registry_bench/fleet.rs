@@ -1,0 +1,442 @@
+//! A fleet: many instances in one service, many watchers of it, a change a
+//! second. Watchers follow the changes feed (what the library's resolver
+//! does) or long-poll the whole list (what it did before, and what old
+//! clients do); the registry's CPU, the bytes each watcher gets per change
+//! and the time from a change to its last watcher are measured side by
+//! side, and every watcher is checked to have seen every change.
+
+use super::{id, name, Subjects};
+use crate::stats::Spread;
+use beacon::{
+    net::http::{http_client, read_body, HttpClient},
+    wire::ServiceChanges,
+};
+use bytes::Bytes;
+use http_body_util::Full;
+use serde::Serialize;
+use std::{fmt::Write as _, time::Duration};
+use tokio::{sync::watch, time::Instant};
+
+/// How a watcher follows the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    /// `GET /v1/services/{service}/changes?index=N&wait=D`.
+    Changes,
+    /// `GET /v1/services/{service}?index=N&wait=D`: the whole list.
+    Lists,
+}
+
+/// One fleet figure, per way of following, every run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetRow {
+    /// What was measured.
+    pub what: String,
+    /// Watchers on the changes feed.
+    pub changes: Vec<f64>,
+    /// Watchers long-polling the list.
+    pub lists: Vec<f64>,
+    /// Unit.
+    pub unit: &'static str,
+}
+
+/// The fleet section's figures.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct FleetResults {
+    /// Each figure.
+    pub rows: Vec<FleetRow>,
+    /// Instances, watchers per way, changes per run: for the heading.
+    pub shape: Option<(usize, usize, usize, usize)>,
+}
+
+impl FleetResults {
+    fn record(&mut self, what: &str, unit: &'static str, follow: Follow, value: f64) {
+        let at = match self.rows.iter().position(|r| r.what == what) {
+            Some(at) => at,
+            None => {
+                self.rows.push(FleetRow {
+                    what: what.to_owned(),
+                    changes: Vec::new(),
+                    lists: Vec::new(),
+                    unit,
+                });
+                self.rows.len() - 1
+            }
+        };
+        match follow {
+            Follow::Changes => self.rows[at].changes.push(value),
+            Follow::Lists => self.rows[at].lists.push(value),
+        }
+    }
+
+    /// A markdown section.
+    pub fn markdown(&self) -> String {
+        let Some((instances, changes_watchers, list_watchers, changes)) = self.shape else {
+            return String::new();
+        };
+        let mut md = format!(
+            "\n## A fleet: changes, not lists\n\n{instances} instances in one service on the \
+             registry (memory store), {changes} changes a second apart (an instance joins); \
+             {changes_watchers} watchers on the changes feed, as the library's resolver follows \
+             a service, beside {list_watchers} long-polling the whole list, as it did before and \
+             as old clients do (fewer: at this size each list answer costs the registry \
+             milliseconds). Registry CPU is its process's user and system time over the \
+             changes, as a share of one core; bytes are the answers' bodies after each \
+             watcher's first sync; propagation is from a change's write answered to the last \
+             watcher that got it. Every watcher is checked to have seen every change. Medians \
+             of the runs, range in brackets.\n\n\
+             | figure | changes feed | whole list |\n|---|---|---|\n"
+        );
+        for row in &self.rows {
+            let show = |v: &[f64]| {
+                Spread::of(v.iter().copied())
+                    .map_or("n/a".to_owned(), |s| format!("{} {}", s.show(2), row.unit))
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} |",
+                row.what,
+                show(&row.changes),
+                show(&row.lists)
+            );
+        }
+        md
+    }
+}
+
+/// Sizes of the fleet measurement.
+#[derive(Debug, Clone, Copy)]
+pub struct FleetSizes {
+    /// Instances in the service.
+    pub instances: usize,
+    /// Watchers on the changes feed.
+    pub changes_watchers: usize,
+    /// Watchers long-polling the list.
+    pub list_watchers: usize,
+    /// Changes made, a second apart.
+    pub changes: usize,
+}
+
+/// What one watcher saw: when each answer came, at what index, how many
+/// body bytes, and (on the feed) the ids each change put.
+#[derive(Debug, Default)]
+struct Seen {
+    answers: Vec<(Instant, u64)>,
+    bytes_after_sync: usize,
+    puts: Vec<String>,
+    instances_at_end: usize,
+    error: Option<String>,
+}
+
+/// Measures both ways of following, on the service `fleet-<run>`.
+pub(super) async fn measure(
+    subjects: &Subjects<'_>,
+    sizes: FleetSizes,
+    results: &mut FleetResults,
+    failed: &mut Vec<String>,
+) -> Result<(), String> {
+    results.shape = Some((
+        sizes.instances,
+        sizes.changes_watchers,
+        sizes.list_watchers,
+        sizes.changes,
+    ));
+    for (follow, watchers) in [
+        (Follow::Changes, sizes.changes_watchers),
+        (Follow::Lists, sizes.list_watchers),
+    ] {
+        let service = name(&format!("fleet-{}", follow as u8))?;
+        let registered = super::register_many(
+            &subjects.client,
+            &service,
+            sizes.instances,
+            &subjects.registration,
+        )
+        .await;
+        if registered.failed > 0 {
+            failed.push(format!("fleet: {} registrations failed", registered.failed));
+        }
+        once(subjects, &service, follow, watchers, sizes, results, failed).await?;
+    }
+    Ok(())
+}
+
+async fn once(
+    subjects: &Subjects<'_>,
+    service: &beacon::wire::ServiceName,
+    follow: Follow,
+    watchers: usize,
+    sizes: FleetSizes,
+    results: &mut FleetResults,
+    failed: &mut Vec<String>,
+) -> Result<(), String> {
+    let http = http_client(Duration::from_secs(10));
+    let base = subjects.registry.url.clone();
+    let (stop_tx, stop) = watch::channel(false);
+    let tasks: Vec<_> = (0..watchers)
+        .map(|_| {
+            let (http, stop) = (http.clone(), stop.clone());
+            let url = match follow {
+                Follow::Changes => format!("{base}/v1/services/{service}/changes"),
+                Follow::Lists => format!("{base}/v1/services/{service}"),
+            };
+            tokio::spawn(follow_service(http, url, follow, stop))
+        })
+        .collect();
+    // Every watcher synced and parked before the first change.
+    let parked_url = format!("{base}/_metrics");
+    let waiting = Instant::now();
+    while parked(&parked_url).await < watchers {
+        if waiting.elapsed() > Duration::from_secs(120) {
+            return Err(format!("fleet: not all {watchers} watchers parked"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut index = index_after(&http, &base, service, None).await?;
+    let pid = subjects.registry.pid();
+    let cpu_before = cpu_ticks(pid);
+    let started = Instant::now();
+    let mut written = Vec::with_capacity(sizes.changes);
+    for k in 0..sizes.changes {
+        let at = started + Duration::from_secs(k as u64);
+        tokio::time::sleep_until(at).await;
+        subjects
+            .client
+            .register(service, &id(sizes.instances + k), &subjects.registration)
+            .await
+            .map_err(|e| e.to_string())?;
+        let answered = Instant::now();
+        index = index_after(&http, &base, service, Some(index)).await?;
+        written.push((answered, index));
+    }
+    // Let the last change reach everyone (bounded), then stop.
+    let last = written.last().map_or(0, |w| w.1);
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_secs(30) && parked(&parked_url).await < watchers {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = (cpu_ticks(pid) - cpu_before) as f64 / ticks_per_second() / elapsed * 100.0;
+    let _ = stop_tx.send(true);
+    let mut seen = Vec::with_capacity(watchers);
+    for task in tasks {
+        seen.push(task.await.map_err(|e| e.to_string())?);
+    }
+    // Checks: every watcher saw every change.
+    let expected: Vec<String> = (0..sizes.changes)
+        .map(|k| id(sizes.instances + k).to_string())
+        .collect();
+    let mut propagation = Vec::new();
+    for (k, (at, index)) in written.iter().enumerate() {
+        let last_seen = seen
+            .iter()
+            .filter_map(|s| s.answers.iter().find(|(_, i)| i >= index).map(|(t, _)| *t))
+            .max();
+        let everyone = seen
+            .iter()
+            .all(|s| s.answers.iter().any(|(_, i)| i >= index));
+        if !everyone {
+            failed.push(format!(
+                "fleet ({follow:?}): change {k} did not reach every watcher"
+            ));
+        }
+        if let Some(t) = last_seen {
+            propagation.push(t.saturating_duration_since(*at).as_secs_f64() * 1000.0);
+        }
+    }
+    for s in &seen {
+        if let Some(error) = &s.error {
+            failed.push(format!("fleet ({follow:?}): a watcher failed: {error}"));
+            break;
+        }
+        let complete = match follow {
+            Follow::Changes => s.puts == expected,
+            Follow::Lists => s.instances_at_end == sizes.instances + sizes.changes,
+        };
+        if !complete || s.answers.last().map_or(0, |a| a.1) < last {
+            failed.push(format!(
+                "fleet ({follow:?}): a watcher's view differs from the registry's"
+            ));
+            break;
+        }
+    }
+    let bytes: usize = seen.iter().map(|s| s.bytes_after_sync).sum();
+    let per = bytes as f64 / (sizes.changes * watchers) as f64 / 1024.0;
+    results.record("registry CPU, % of a core", "%", follow, cpu);
+    results.record("bytes per change per watcher", "KiB", follow, per);
+    let spread = |q: f64| {
+        let mut v = propagation.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    results.record("change → last watcher, p50", "ms", follow, spread(0.5));
+    results.record("change → last watcher, max", "ms", follow, spread(1.0));
+    Ok(())
+}
+
+/// One watcher: syncs, then follows until `stop`, keeping what it saw.
+async fn follow_service(
+    http: HttpClient,
+    url: String,
+    follow: Follow,
+    mut stop: watch::Receiver<bool>,
+) -> Seen {
+    let mut seen = Seen::default();
+    let mut index: Option<u64> = None;
+    loop {
+        let target = match index {
+            None => url.clone(),
+            Some(index) => format!("{url}?index={index}&wait=60s"),
+        };
+        let answer = tokio::select! {
+            answer = get(&http, &target) => answer,
+            _ = stop.changed() => break,
+        };
+        let (at, body) = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                seen.error = Some(error);
+                break;
+            }
+        };
+        if index.is_some() {
+            seen.bytes_after_sync += body.len();
+        }
+        let new_index = match follow {
+            Follow::Changes => match serde_json::from_slice::<ServiceChanges>(&body) {
+                Ok(changes) => {
+                    if index.is_some() {
+                        seen.puts
+                            .extend(changes.changes.iter().map(|c| c.id.to_string()));
+                    }
+                    changes.index
+                }
+                Err(e) => {
+                    seen.error = Some(e.to_string());
+                    break;
+                }
+            },
+            Follow::Lists => {
+                // Only the index, from the body's head: parsing 10,000
+                // instances per answer would measure this process.
+                match list_index(&body) {
+                    Some(i) => {
+                        seen.instances_at_end = count_instances(&body);
+                        i
+                    }
+                    None => {
+                        seen.error = Some("a list answer without an index".into());
+                        break;
+                    }
+                }
+            }
+        };
+        seen.answers.push((at, new_index));
+        index = Some(new_index);
+    }
+    seen
+}
+
+/// A GET's body, and when it was all in.
+async fn get(http: &HttpClient, url: &str) -> Result<(Instant, Bytes), String> {
+    let request = http::Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let response = http.request(request).await.map_err(|e| e.to_string())?;
+    let body = read_body(response.into_body(), 1 << 26)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((Instant::now(), body))
+}
+
+/// The service's index once past `after` (at once after a change), read
+/// through the changes feed: a small answer but for the first (`None`).
+async fn index_after(
+    http: &HttpClient,
+    base: &str,
+    service: &beacon::wire::ServiceName,
+    after: Option<u64>,
+) -> Result<u64, String> {
+    let url = match after {
+        Some(after) => format!("{base}/v1/services/{service}/changes?index={after}&wait=10s"),
+        None => format!("{base}/v1/services/{service}/changes"),
+    };
+    let (_, body) = get(http, &url).await?;
+    serde_json::from_slice::<ServiceChanges>(&body)
+        .map(|c| c.index)
+        .map_err(|e| e.to_string())
+}
+
+/// `"index":N` from the start of a list answer.
+fn list_index(body: &[u8]) -> Option<u64> {
+    let head = std::str::from_utf8(&body[..body.len().min(200)]).ok()?;
+    let rest = head.split("\"index\":").nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// How many instances a list answer holds.
+fn count_instances(body: &[u8]) -> usize {
+    body.windows(5).filter(|w| w == b"\"id\":").count()
+}
+
+/// Parked blocking queries on the registry.
+async fn parked(metrics_url: &str) -> usize {
+    super::fetch_text(metrics_url)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("beacon_registry_parked_watchers "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// User plus system clock ticks `pid` has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th of the whole line.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
+fn ticks_per_second() -> f64 {
+    100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_answer_gives_its_index_and_instance_count() {
+        let body = br#"{"service":"f","index":1234,"instances":[{"service":"f","id":"a"},{"service":"f","id":"b"}]}"#;
+        assert_eq!(list_index(body), Some(1234));
+        assert_eq!(count_instances(body), 2);
+    }
+
+    #[test]
+    fn cpu_ticks_of_this_process_rise_with_work() {
+        let pid = std::process::id();
+        let before = cpu_ticks(pid);
+        let mut x = 0u64;
+        let until = std::time::Instant::now() + Duration::from_millis(100);
+        while std::time::Instant::now() < until {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        assert!(x != 1);
+        assert!(cpu_ticks(pid) > before);
+    }
+}
