@@ -5,12 +5,14 @@
 //! and the time from a change to its last watcher are measured side by
 //! side, and every watcher is checked to have seen every change.
 
-use super::{id, name, Subjects};
+use super::{id, name};
 use crate::stats::Spread;
 use beacon::{
     net::http::{http_client, read_body, HttpClient},
     wire::ServiceChanges,
 };
+use beacon::{wire::Registration, RegistryClient, RegistryClientConfig};
+use beacon_kit::process::Service;
 use bytes::Bytes;
 use http_body_util::Full;
 use serde::Serialize;
@@ -127,9 +129,55 @@ struct Seen {
     error: Option<String>,
 }
 
+/// What the fleet measurement works on: the registry process, a client of
+/// it, and what each instance registers.
+#[derive(Debug)]
+pub struct Fleet<'a> {
+    /// The registry's client.
+    pub client: &'a RegistryClient,
+    /// The registry process.
+    pub registry: &'a Service,
+    /// What each instance registers.
+    pub registration: &'a Registration,
+}
+
+/// Starts a registry from `binary` and measures a fleet of `sizes` on it
+/// once (what `make test` runs at a small size).
+pub async fn run(
+    binary: &std::path::Path,
+    sizes: FleetSizes,
+) -> Result<(FleetResults, Vec<String>), String> {
+    let registry = Service::start_with_log(
+        binary,
+        &["--listen", "127.0.0.1:0"],
+        "warn,beacon_registry::server=info",
+    )?;
+    let config = RegistryClientConfig {
+        request_timeout: Duration::from_secs(60),
+        connect_timeout: Duration::from_secs(10),
+        ..RegistryClientConfig::default()
+    };
+    let client =
+        RegistryClient::new([registry.url.as_str()], None, config).map_err(|e| e.to_string())?;
+    let registration = Registration {
+        ttl: Duration::from_secs(3600),
+        ..Registration::new(
+            beacon::wire::Address::new("http://127.0.0.1:9000").map_err(|e| e.to_string())?,
+        )
+    };
+    let fleet = Fleet {
+        client: &client,
+        registry: &registry,
+        registration: &registration,
+    };
+    let (mut results, mut failed) = (FleetResults::default(), Vec::new());
+    measure(&fleet, sizes, &mut results, &mut failed).await?;
+    Ok((results, failed))
+}
+
 /// Measures both ways of following, on the service `fleet-<run>`.
 pub(super) async fn measure(
-    subjects: &Subjects<'_>,
+    subjects: &Fleet<'_>,
     sizes: FleetSizes,
     results: &mut FleetResults,
     failed: &mut Vec<String>,
@@ -146,10 +194,10 @@ pub(super) async fn measure(
     ] {
         let service = name(&format!("fleet-{}", follow as u8))?;
         let registered = super::register_many(
-            &subjects.client,
+            subjects.client,
             &service,
             sizes.instances,
-            &subjects.registration,
+            subjects.registration,
         )
         .await;
         if registered.failed > 0 {
@@ -161,7 +209,7 @@ pub(super) async fn measure(
 }
 
 async fn once(
-    subjects: &Subjects<'_>,
+    subjects: &Fleet<'_>,
     service: &beacon::wire::ServiceName,
     follow: Follow,
     watchers: usize,
@@ -201,7 +249,7 @@ async fn once(
         tokio::time::sleep_until(at).await;
         subjects
             .client
-            .register(service, &id(sizes.instances + k), &subjects.registration)
+            .register(service, &id(sizes.instances + k), subjects.registration)
             .await
             .map_err(|e| e.to_string())?;
         let answered = Instant::now();

@@ -149,13 +149,12 @@ async fn once(
     heartbeats(&subjects, results).await?;
     resolves(&subjects, results).await?;
     watchers::fan_out(&subjects, results).await?;
-    fleet::measure(
-        &subjects,
-        sizes.fleet,
-        &mut results.fleet,
-        &mut results.failed,
-    )
-    .await?;
+    let fleet = fleet::Fleet {
+        client: &subjects.client,
+        registry: subjects.registry,
+        registration: &subjects.registration,
+    };
+    fleet::measure(&fleet, sizes.fleet, &mut results.fleet, &mut results.failed).await?;
     memory(&subjects, results).await
 }
 
@@ -375,13 +374,16 @@ async fn memory(subjects: &Subjects<'_>, results: &mut RegistryResults) -> Resul
 
 /// Registers `count` instances `i0..` of `service` through the registry, 64 at a time.
 pub(super) async fn register_many(
-    client: &Arc<RegistryClient>,
+    client: &RegistryClient,
     service: &ServiceName,
     count: usize,
     registration: &Registration,
 ) -> Tally {
-    let (client, service, registration) =
-        (Arc::clone(client), service.clone(), registration.clone());
+    let (client, service, registration) = (
+        Arc::new(client.clone()),
+        service.clone(),
+        registration.clone(),
+    );
     spread(64, count, move |i| {
         let (client, service, registration) =
             (Arc::clone(&client), service.clone(), registration.clone());

@@ -1,0 +1,26 @@
+//! The fleet measurement of `make bench` at a small size: a registry
+//! process, watchers on the changes feed beside watchers of the whole list,
+//! every one checked to have seen every change.
+
+use beacon_bench::registry_bench::{fleet, FleetSizes};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_watcher_sees_every_change_and_the_feed_carries_far_less() {
+    let sizes = FleetSizes {
+        instances: 300,
+        changes_watchers: 20,
+        list_watchers: 5,
+        changes: 2,
+    };
+    let binary = beacon_testkit::binary("beacon-registry");
+    let (results, failed) = fleet::run(&binary, sizes).await.expect("the fleet runs");
+    assert!(failed.is_empty(), "{failed:?}");
+    let bytes = results
+        .rows
+        .iter()
+        .find(|r| r.what == "bytes per change per watcher")
+        .expect("a bytes row");
+    let (changes, lists) = (bytes.changes[0], bytes.lists[0]);
+    // One put (~0.26 KiB) against 300 instances (~45 KiB).
+    assert!(changes < 1.0 && lists > 20.0 * changes, "{changes} KiB vs {lists} KiB");
+}
