@@ -22,5 +22,8 @@ async fn every_watcher_sees_every_change_and_the_feed_carries_far_less() {
         .expect("a bytes row");
     let (changes, lists) = (bytes.changes[0], bytes.lists[0]);
     // One put (~0.26 KiB) against 300 instances (~45 KiB).
-    assert!(changes < 1.0 && lists > 20.0 * changes, "{changes} KiB vs {lists} KiB");
+    assert!(
+        changes < 1.0 && lists > 20.0 * changes,
+        "{changes} KiB vs {lists} KiB"
+    );
 }
