@@ -174,3 +174,109 @@ async fn watchers_of_either_replica_rebuild_the_list_from_changes_alone() {
         "changes only, from either replica, once up to date"
     );
 }
+
+async fn grant(registry: &TestRegistry, ttl_ms: u64) -> String {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(registry.at("/v1/leases"))
+        .json(&json!({ "ttl_ms": ttl_ms }))
+        .send()
+        .await
+        .expect("grant")
+        .json()
+        .await
+        .expect("json");
+    answer["lease"].as_str().expect("a lease id").to_owned()
+}
+
+async fn put_on(registry: &TestRegistry, id: &str, port: u16, lease: &str) {
+    let status = reqwest::Client::new()
+        .put(registry.at(&format!("/v1/services/ratings/instances/{id}")))
+        .json(&json!({"address": format!("http://127.0.0.1:{port}"), "lease": lease}))
+        .send()
+        .await
+        .expect("register")
+        .status();
+    assert!(status.is_success(), "{id}: {status}");
+}
+
+/// A shared lease granted through one replica is kept alive and ended
+/// through the other; its instances, registered through both, go in one
+/// change on each replica; one left to run out goes on both too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_lease_serves_both_replicas_and_takes_its_instances_when_it_ends() {
+    let cluster = EtcdCluster::start(1).await;
+    let prefix = fresh_prefix();
+    let (one, two) = (
+        replica(&cluster, &prefix).await,
+        replica(&cluster, &prefix).await,
+    );
+    let (mut of_one, mut of_two) = (Watcher::default(), Watcher::default());
+    caught_up(&mut of_one, &one).await;
+    caught_up(&mut of_two, &two).await;
+    put(&one, "own", 7000, 60_000).await;
+    let lease = grant(&one, 3_000).await;
+    for i in 0..40u16 {
+        let via = if i % 2 == 0 { &one } else { &two };
+        put_on(via, &format!("s{i}"), 8000 + i, &lease).await;
+    }
+    caught_up(&mut of_one, &one).await;
+    caught_up(&mut of_two, &two).await;
+    assert_eq!(of_two.ids().len(), 41);
+    // Keepalives through replica two hold all 40 for three lease lengths.
+    let keepalive = two.at(&format!("/v1/leases/{lease}/keepalive"));
+    let http = reqwest::Client::new();
+    for _ in 0..9 {
+        let status: serde_json::Value = http
+            .put(&keepalive)
+            .send()
+            .await
+            .expect("keepalive")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(status["instances"], 40, "{status}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(
+        listed_ids(&one).await.1.len(),
+        41,
+        "replica one saw the keepalives"
+    );
+    // Ended through replica one: all 40 go, on both.
+    let ended = http
+        .delete(one.at(&format!("/v1/leases/{lease}")))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(ended.status(), 204);
+    assert_eq!(
+        listed_ids(&one).await.1,
+        ["own"],
+        "gone at once where it ended"
+    );
+    caught_up(&mut of_one, &one).await;
+    caught_up(&mut of_two, &two).await;
+    assert_eq!(of_two.ids(), ["own"]);
+    // Another lease, left to run out: its instances go on both replicas.
+    let short = grant(&two, 1_000).await;
+    for i in 0..5u16 {
+        put_on(&one, &format!("t{i}"), 9000 + i, &short).await;
+    }
+    caught_up(&mut of_two, &two).await;
+    assert_eq!(of_two.ids().len(), 6);
+    eventually(PATIENCE, "the short lease to end on both", || async {
+        let on_one = listed_ids(&one).await.1.len();
+        let on_two = listed_ids(&two).await.1.len();
+        (on_one == 1 && on_two == 1).then_some(())
+    })
+    .await;
+    caught_up(&mut of_one, &one).await;
+    caught_up(&mut of_two, &two).await;
+    assert_eq!(
+        (of_one.snapshots_behind, of_two.snapshots_behind),
+        (0, 0),
+        "lease ends reach watchers as changes"
+    );
+    let gone = http.put(&keepalive).send().await.expect("keepalive");
+    assert_eq!(gone.status(), 404);
+}

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub deregistrations: Counter,
     /// Leases that ran out.
     pub expirations: Counter,
+    /// Shared-lease keepalives accepted.
+    pub keepalives: Counter,
     /// Changes reads answered with a snapshot (a first sync, or a watcher
     /// behind the kept changes).
     pub change_snapshots: Counter,
@@ -47,6 +49,7 @@ impl Metrics {
         let heartbeats = Counter::default();
         let deregistrations = Counter::default();
         let expirations = Counter::default();
+        let keepalives = Counter::default();
         let change_snapshots = Counter::default();
         let change_deltas = Counter::default();
         let instances = Family::<ServiceLabels, Gauge>::default();
@@ -66,6 +69,11 @@ impl Metrics {
             "expirations",
             "Instances removed because their lease ran out",
             expirations.clone(),
+        );
+        registry.register(
+            "keepalives",
+            "Shared-lease keepalives accepted (each renews every instance on the lease)",
+            keepalives.clone(),
         );
         registry.register(
             "change_snapshots",
@@ -90,6 +98,7 @@ impl Metrics {
             heartbeats,
             deregistrations,
             expirations,
+            keepalives,
             change_snapshots,
             change_deltas,
             instances,

@@ -1,15 +1,18 @@
 //! The changes feed (`GET /v1/services/{service}/changes`): a watcher that
 //! applies only the changes after its index ends with what the registry
-//! has — under random registrations, deregistrations and lease expiries on
+//! has — under random registrations, deregistrations, lease expiries and
+//! shared leases granted, kept alive, ended and run out, on
 //! tokio's paused clock — and one too far behind starts again from a
 //! snapshot. Then the route itself over HTTP.
 
 use beacon_registry::{
     metrics::Metrics,
-    store::{MemoryStore, Store},
+    store::{MemoryStore, Store, StoreError},
 };
 use beacon_testkit::TestRegistry;
-use beacon_wire::{Address, Instance, InstanceId, Registration, ServiceChanges, ServiceName};
+use beacon_wire::{
+    Address, Instance, InstanceId, LeaseId, Registration, ServiceChanges, ServiceName,
+};
 use std::{sync::Arc, time::Duration};
 use tokio::time::advance;
 
@@ -98,22 +101,42 @@ async fn a_watcher_applying_only_changes_ends_equal_to_the_registry() {
         let mut dice = Dice(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         // Watchers that look after every step, now and then, and rarely.
         let mut watchers = [Watcher::default(), Watcher::default(), Watcher::default()];
-        for step in 0..400u64 {
-            let id = InstanceId::new(&format!("ratings-{}", dice.below(12))).expect("id");
-            match dice.below(10) {
+        // Shared leases come and go too: granted, registered on, kept
+        // alive, ended, or left to run out with their instances.
+        let mut leases: Vec<LeaseId> = Vec::new();
+        for step in 0..600u64 {
+            let id = InstanceId::new(&format!("ratings-{}", dice.below(16))).expect("id");
+            match dice.below(14) {
                 0..=4 => {
                     let port = 8000 + u16::try_from(dice.below(3)).expect("small");
                     let ttl = 1000 + dice.below(2000);
-                    store
-                        .register(service(), id, registration(port, ttl))
-                        .await
-                        .expect("register");
+                    let mut registration = registration(port, ttl);
+                    if !leases.is_empty() && dice.below(2) == 0 {
+                        let at = usize::try_from(dice.below(leases.len() as u64)).expect("small");
+                        registration.lease = Some(leases[at].clone());
+                    }
+                    match store.register(service(), id, registration).await {
+                        Ok(_) | Err(StoreError::UnknownLease(_)) => {}
+                        Err(e) => panic!("register: {e}"),
+                    }
                 }
                 5..=6 => {
                     let _ = store.deregister(&service(), &id).await;
                 }
                 7 => {
                     let _ = store.heartbeat(&service(), &id).await;
+                }
+                8 => {
+                    let ttl = Duration::from_millis(1000 + dice.below(2000));
+                    leases.push(store.grant(ttl).await.expect("grant").lease);
+                }
+                9 if !leases.is_empty() => {
+                    let at = usize::try_from(dice.below(leases.len() as u64)).expect("small");
+                    if dice.below(3) == 0 {
+                        let _ = store.revoke(&leases.swap_remove(at)).await;
+                    } else {
+                        let _ = store.keep_alive(&leases[at]).await;
+                    }
                 }
                 _ => advance(Duration::from_millis(dice.below(1500))).await,
             }

@@ -752,12 +752,15 @@ async fn the_api_description_covers_every_route() {
     assert_eq!(
         routes,
         [
+            "DELETE /v1/leases/{lease}",
             "DELETE /v1/services/{service}/instances/{id}",
             "GET /_health",
             "GET /_metrics",
             "GET /v1/services",
             "GET /v1/services/{service}",
             "GET /v1/services/{service}/changes",
+            "POST /v1/leases",
+            "PUT /v1/leases/{lease}/keepalive",
             "PUT /v1/services/{service}/instances/{id}",
             "PUT /v1/services/{service}/instances/{id}/heartbeat",
         ]
@@ -765,7 +768,14 @@ async fn the_api_description_covers_every_route() {
     let register = &spec["paths"]["/v1/services/{service}/instances/{id}"]["put"];
     assert!(register["responses"]["401"].is_object(), "{register}");
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
-    for schema in ["ServiceChanges", "Change", "ChangeOp"] {
+    for schema in [
+        "ServiceChanges",
+        "Change",
+        "ChangeOp",
+        "GrantRequest",
+        "LeaseGrant",
+        "LeaseStatus",
+    ] {
         assert!(
             spec["components"]["schemas"][schema].is_object(),
             "{schema}"

@@ -1,7 +1,7 @@
 //! Request and response bodies of the registry API.
 
 use super::error::{ErrorCode, WireError};
-use super::names::{Address, InstanceId, ServiceName};
+use super::names::{Address, InstanceId, LeaseId, ServiceName};
 use serde::{Deserialize, Serialize};
 use std::{collections::BTreeMap, time::Duration};
 
@@ -47,6 +47,10 @@ pub struct RegisterRequest {
         schema(value_type = Option<u64>, minimum = 1000, maximum = 3_600_000)
     )]
     pub ttl_ms: Option<serde_json::Number>,
+    /// A shared lease (`POST /v1/leases`) to live on instead of a lease of
+    /// the instance's own; not together with `ttl_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseId>,
     /// Labels; empty when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
@@ -56,34 +60,43 @@ impl RegisterRequest {
     /// Checks the address and TTL, naming the first bad field.
     pub fn validate(self) -> Result<Registration, WireError> {
         let address = Address::new(&self.address)?;
-        let ttl = match self.ttl_ms {
-            None => DEFAULT_TTL,
-            Some(n) => {
-                // A whole number, also when written 15000.0 (JSON does not
-                // tell integers from other numbers).
-                let ms = n
-                    .as_u64()
-                    .or_else(|| {
-                        n.as_f64()
-                            .filter(|f| {
-                                f.fract() == 0.0 && (0.0..=MAX_TTL.as_millis() as f64).contains(f)
-                            })
-                            .map(|f| f as u64)
-                    })
-                    .ok_or_else(|| ttl_error(&n.to_string()))?;
-                let ttl = Duration::from_millis(ms);
-                if !(MIN_TTL..=MAX_TTL).contains(&ttl) {
-                    return Err(ttl_error(&ms.to_string()));
-                }
-                ttl
-            }
-        };
+        if self.ttl_ms.is_some() && self.lease.is_some() {
+            return Err(WireError::new(
+                ErrorCode::InvalidRegistration,
+                "give ttl_ms or lease, not both: an instance on a shared lease lives as long as the lease",
+            ));
+        }
         Ok(Registration {
             address,
-            ttl,
+            ttl: validate_ttl(self.ttl_ms.as_ref())?,
+            lease: self.lease,
             metadata: self.metadata.unwrap_or_default(),
         })
     }
+}
+
+/// A lease length as sent (`ttl_ms`, any JSON number), checked:
+/// [`DEFAULT_TTL`] when absent, else whole milliseconds in
+/// [`MIN_TTL`]`..=`[`MAX_TTL`].
+pub(crate) fn validate_ttl(ttl_ms: Option<&serde_json::Number>) -> Result<Duration, WireError> {
+    let Some(n) = ttl_ms else {
+        return Ok(DEFAULT_TTL);
+    };
+    // A whole number, also when written 15000.0 (JSON does not tell
+    // integers from other numbers).
+    let ms = n
+        .as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..=MAX_TTL.as_millis() as f64).contains(f))
+                .map(|f| f as u64)
+        })
+        .ok_or_else(|| ttl_error(&n.to_string()))?;
+    let ttl = Duration::from_millis(ms);
+    if !(MIN_TTL..=MAX_TTL).contains(&ttl) {
+        return Err(ttl_error(&ms.to_string()));
+    }
+    Ok(ttl)
 }
 
 fn ttl_error(value: &str) -> WireError {
@@ -103,8 +116,11 @@ fn ttl_error(value: &str) -> WireError {
 pub struct Registration {
     /// Where the instance answers.
     pub address: Address,
-    /// Lease length; the instance must heartbeat well within it.
+    /// Lease length; the instance must heartbeat well within it. Not used
+    /// when `lease` names a shared lease (its own length applies).
     pub ttl: Duration,
+    /// A shared lease to live on instead of one of the instance's own.
+    pub lease: Option<LeaseId>,
     /// Labels.
     pub metadata: Metadata,
 }
@@ -115,15 +131,18 @@ impl Registration {
         Self {
             address,
             ttl: DEFAULT_TTL,
+            lease: None,
             metadata: Metadata::new(),
         }
     }
 
     /// The body that registers this on the wire.
     pub fn to_request(&self) -> RegisterRequest {
+        let own_ttl = self.lease.is_none();
         RegisterRequest {
             address: self.address.to_string(),
-            ttl_ms: Some(serde_json::Number::from(duration_ms(self.ttl))),
+            ttl_ms: own_ttl.then(|| serde_json::Number::from(duration_ms(self.ttl))),
+            lease: self.lease.clone(),
             metadata: Some(self.metadata.clone()),
         }
     }
@@ -141,8 +160,11 @@ pub struct Instance {
     pub address: Address,
     /// Its labels.
     pub metadata: Metadata,
-    /// Its lease length.
+    /// Its lease length (its shared lease's, when on one).
     pub ttl_ms: u64,
+    /// The shared lease it lives on, if it is on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseId>,
     /// When it last registered, in milliseconds since the Unix epoch.
     pub registered_at: u64,
     /// How long until its lease runs out unless renewed, as of this answer.

@@ -24,6 +24,13 @@ pub enum ErrorCode {
     /// Heartbeat or deregistration of an instance the registry does not hold
     /// (never registered, or its lease expired): the caller re-registers.
     UnknownInstance,
+    /// A keepalive, deletion or registration named a shared lease the
+    /// registry does not hold (never granted, deleted, or run out): the
+    /// caller grants a new one and registers on it again.
+    UnknownLease,
+    /// A registration gave both `ttl_ms` and `lease`: an instance lives by
+    /// one or the other.
+    InvalidRegistration,
     /// No such route.
     NotFound,
     /// The route exists but not with this method.
@@ -56,10 +63,11 @@ impl ErrorCode {
             | Self::InvalidAddress
             | Self::InvalidTtl
             | Self::InvalidQuery
+            | Self::InvalidRegistration
             | Self::InvalidDeadline => S::BAD_REQUEST,
             Self::DeadlineExpired => S::REQUEST_TIMEOUT,
             Self::Unauthorized => S::UNAUTHORIZED,
-            Self::UnknownInstance | Self::NotFound => S::NOT_FOUND,
+            Self::UnknownInstance | Self::UnknownLease | Self::NotFound => S::NOT_FOUND,
             Self::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => S::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
@@ -78,6 +86,8 @@ impl ErrorCode {
             Self::InvalidQuery => "invalid_query",
             Self::Unauthorized => "unauthorized",
             Self::UnknownInstance => "unknown_instance",
+            Self::UnknownLease => "unknown_lease",
+            Self::InvalidRegistration => "invalid_registration",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
@@ -176,6 +186,8 @@ mod tests {
             ErrorCode::UnsupportedMediaType,
             ErrorCode::StoreUnavailable,
             ErrorCode::UnknownInstance,
+            ErrorCode::UnknownLease,
+            ErrorCode::InvalidRegistration,
         ] {
             let json = serde_json::to_string(&code).expect("serializes");
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -12,6 +12,7 @@
 //! * [`names`]: validated service names, instance ids and addresses;
 //! * [`body`]: request and response bodies;
 //! * [`changes`]: what changed in a service after an index;
+//! * [`lease`]: shared leases that many instances live on;
 //! * [`query`]: the blocking-query parameters (`index`, `wait`);
 //! * [`error`]: the error body and its machine-readable codes.
 //!
@@ -26,6 +27,7 @@
 pub mod body;
 pub mod changes;
 pub mod error;
+pub mod lease;
 pub mod names;
 pub mod query;
 
@@ -35,7 +37,8 @@ pub use body::{
 };
 pub use changes::{Change, ChangeOp, ServiceChanges};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, WireError};
-pub use names::{Address, InstanceId, ServiceName};
+pub use lease::{GrantRequest, LeaseGrant, LeaseStatus};
+pub use names::{Address, InstanceId, LeaseId, ServiceName};
 pub use query::{format_wait, WatchQuery, DEFAULT_WAIT, MAX_WAIT};
 
 /// Header carrying a service's index on resolve answers, so a client can

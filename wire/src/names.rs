@@ -141,6 +141,12 @@ validated_name!(
     InstanceId,
     "instance id"
 );
+validated_name!(
+    /// A shared lease's id, as the registry hands it out from
+    /// `POST /v1/leases`: every instance registered on it lives while it does.
+    LeaseId,
+    "lease id"
+);
 
 /// Where an instance answers: an absolute `http` or `https` URL with an
 /// explicit host and port, and no user-info, query or fragment (those would

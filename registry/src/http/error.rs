@@ -26,6 +26,7 @@ impl From<StoreError> for AppError {
     fn from(err: StoreError) -> Self {
         let code = match err {
             StoreError::UnknownInstance { .. } => ErrorCode::UnknownInstance,
+            StoreError::UnknownLease(_) => ErrorCode::UnknownLease,
             StoreError::Unavailable(_) => ErrorCode::StoreUnavailable,
         };
         Self::new(code, err.to_string())

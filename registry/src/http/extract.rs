@@ -5,7 +5,7 @@ use axum::{
     extract::{FromRequest, FromRequestParts, Path, Query},
     http::request::Parts,
 };
-use beacon_wire::{ErrorCode, InstanceId, ServiceName};
+use beacon_wire::{ErrorCode, InstanceId, LeaseId, ServiceName};
 use serde::Deserialize;
 
 /// A JSON body; a bad one is `invalid_json`, `payload_too_large` or
@@ -30,6 +30,15 @@ pub struct InstancePath {
     pub service: ServiceName,
     /// The instance id.
     pub id: InstanceId,
+}
+
+/// `{lease}` in the path, validated.
+#[derive(Debug)]
+pub struct LeasePath(pub LeaseId);
+
+#[derive(Debug, Deserialize)]
+struct LeaseSegment {
+    lease: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,5 +74,16 @@ impl<S: Send + Sync> FromRequestParts<S> for InstancePath {
             service: raw.service.parse()?,
             id: raw.id.parse()?,
         })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for LeasePath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let Path(raw) = Path::<LeaseSegment>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| AppError::new(ErrorCode::InvalidName, e.body_text()))?;
+        Ok(Self(raw.lease.parse()?))
     }
 }

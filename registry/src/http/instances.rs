@@ -13,7 +13,7 @@ use beacon_wire::{ErrorBody, Instance, InstanceId, RegisterRequest, ServiceName}
 /// description.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // read by the OpenAPI derive only
-enum WriteRefusals {
+pub(super) enum WriteRefusals {
     /// Writes need the bearer token.
     #[response(status = 401, description = "Writes need the bearer token")]
     Unauthorized(ErrorBody),
@@ -43,7 +43,8 @@ pub struct InstancePathDoc {
     responses(
         (status = 201, description = "Registered", body = Instance),
         (status = 200, description = "Registration replaced (same address or new metadata)", body = Instance),
-        (status = 400, description = "Bad name, address, TTL or JSON", body = ErrorBody),
+        (status = 400, description = "Bad name, address, TTL or JSON; both a TTL and a lease", body = ErrorBody),
+        (status = 404, description = "The lease named is not held: grant a new one", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body without Content-Type: application/json", body = ErrorBody),
         WriteRefusals,

@@ -1,6 +1,7 @@
 //! The registry's HTTP API: routes, middleware, and shared state.
 //!
 //! * [`instances`]: writes (register, heartbeat, deregister);
+//! * [`leases`]: shared leases (grant, keepalive, end);
 //! * [`services`]: reads and blocking queries;
 //! * [`ops`]: health and metrics;
 //! * [`openapi`]: the API's description, `GET /openapi.json`;
@@ -10,6 +11,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod instances;
+pub mod leases;
 pub mod openapi;
 pub mod ops;
 pub mod services;
@@ -20,7 +22,7 @@ use axum::{
     extract::DefaultBodyLimit,
     middleware,
     response::{IntoResponse, Response},
-    routing::{get, put},
+    routing::{delete, get, post, put},
     Router,
 };
 use beacon_kit::metrics::record_latency;
@@ -72,6 +74,9 @@ pub fn router<S: Store>(state: AppState<S>, token: Option<Arc<str>>) -> Router {
             "/v1/services/{service}/instances/{id}/heartbeat",
             put(instances::heartbeat::<S>),
         )
+        .route("/v1/leases", post(leases::grant::<S>))
+        .route("/v1/leases/{lease}", delete(leases::revoke::<S>))
+        .route("/v1/leases/{lease}/keepalive", put(leases::keep_alive::<S>))
         .route("/_health", get(ops::health::<S>))
         .route("/_metrics", get(ops::metrics::<S>))
         .route("/openapi.json", get(openapi::document))

@@ -3,7 +3,7 @@
 //! server does (and `make test` runs schemathesis against a live registry
 //! to check that it doesn't).
 
-use super::{instances, ops, services};
+use super::{instances, leases, ops, services};
 use axum::Json;
 use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -15,7 +15,7 @@ use utoipa::{
 #[openapi(
     info(
         title = "Beacon registry",
-        description = "Service instances register with a lease and heartbeat; callers resolve a service, or long-poll it for changes. Every error answers {\"error\": {\"code\", \"message\"}}."
+        description = "Service instances register with a lease of their own and heartbeat, or on a shared lease that one keepalive renews for all; callers resolve a service, or long-poll it for changes. Every error answers {\"error\": {\"code\", \"message\"}}."
     ),
     paths(
         services::list,
@@ -24,6 +24,9 @@ use utoipa::{
         instances::register,
         instances::heartbeat,
         instances::deregister,
+        leases::grant,
+        leases::keep_alive,
+        leases::revoke,
         ops::health,
         ops::metrics,
     ),

@@ -11,7 +11,7 @@
 //! heartbeats.
 
 use super::Clock;
-use beacon_wire::{InstanceId, ServiceName};
+use beacon_wire::{InstanceId, LeaseId, ServiceName};
 use std::{
     cmp::Reverse,
     collections::BinaryHeap,
@@ -33,49 +33,65 @@ pub(super) struct ExpiryQueue {
     earlier: Notify,
 }
 
-/// "Check `service`/`id` at `at_ms`." Ordered by time first.
+/// "Check `what` at `at_ms`." Ordered by time first.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Due {
     at_ms: u64,
-    service: ServiceName,
-    id: InstanceId,
+    what: Expiring,
+}
+
+/// What a deadline belongs to.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Expiring {
+    /// An instance on a lease of its own.
+    Instance(ServiceName, InstanceId),
+    /// A shared lease, for all of its instances at once.
+    Lease(LeaseId),
+}
+
+/// The deadlines that came due, for the caller to check.
+#[derive(Debug, Default)]
+pub(super) struct DueNow {
+    /// Instances on leases of their own, grouped by service.
+    pub(super) instances: Vec<(ServiceName, Vec<InstanceId>)>,
+    /// Shared leases.
+    pub(super) leases: Vec<LeaseId>,
 }
 
 impl ExpiryQueue {
     /// Asks for `service`/`id` to be checked at `at_ms` (in [`Clock`] ms).
     pub(super) fn schedule(&self, at_ms: u64, service: ServiceName, id: InstanceId) {
+        self.push(at_ms, Expiring::Instance(service, id));
+    }
+
+    /// Asks for the shared lease `lease` to be checked at `at_ms`.
+    pub(super) fn schedule_lease(&self, at_ms: u64, lease: LeaseId) {
+        self.push(at_ms, Expiring::Lease(lease));
+    }
+
+    fn push(&self, at_ms: u64, what: Expiring) {
         let mut heap = self.lock();
         let earliest = heap.peek().is_none_or(|Reverse(top)| at_ms < top.at_ms);
-        heap.push(Reverse(Due { at_ms, service, id }));
+        heap.push(Reverse(Due { at_ms, what }));
         drop(heap);
         if earliest {
             self.earlier.notify_one();
         }
     }
 
-    /// Waits until some deadlines are due and returns them grouped by
-    /// service (at most a batch at a time), or `None` once `cancel` fires.
-    /// The caller checks each instance and [`requeue`](Self::requeue)s the
-    /// ones whose lease was renewed meanwhile.
+    /// Waits until some deadlines are due and returns them (instances
+    /// grouped by service; at most a batch at a time), or `None` once
+    /// `cancel` fires. The caller checks each and requeues the ones renewed
+    /// meanwhile.
     pub(super) async fn next_due(
         &self,
         clock: Clock,
         cancel: &CancellationToken,
-    ) -> Option<Vec<(ServiceName, Vec<InstanceId>)>> {
+    ) -> Option<DueNow> {
         loop {
-            let mut due = self.take_due(clock.now_ms());
+            let due = self.take_due(clock.now_ms());
             if !due.is_empty() {
-                // Grouped so each service is locked, and its watchers woken,
-                // once per batch rather than once per instance.
-                due.sort_unstable_by(|a, b| a.service.cmp(&b.service));
-                let groups = due
-                    .chunk_by(|a, b| a.service == b.service)
-                    .map(|group| {
-                        let ids = group.iter().map(|d| d.id.clone()).collect();
-                        (group[0].service.clone(), ids)
-                    })
-                    .collect();
-                return Some(groups);
+                return Some(group(due));
             }
             let next = self.lock().peek().map(|Reverse(due)| due.at_ms);
             let sleep = async {
@@ -96,11 +112,8 @@ impl ExpiryQueue {
     pub(super) fn requeue(&self, service: &ServiceName, renewed: Vec<(InstanceId, u64)>) {
         let mut heap = self.lock();
         for (id, at_ms) in renewed {
-            heap.push(Reverse(Due {
-                at_ms,
-                service: service.clone(),
-                id,
-            }));
+            let what = Expiring::Instance(service.clone(), id);
+            heap.push(Reverse(Due { at_ms, what }));
         }
     }
 
@@ -125,4 +138,27 @@ impl ExpiryQueue {
     fn lock(&self) -> MutexGuard<'_, BinaryHeap<Reverse<Due>>> {
         self.heap.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Due deadlines sorted into shared leases and instances grouped by
+/// service, so each service is locked, and its watchers woken, once per
+/// batch rather than once per instance.
+fn group(due: Vec<Due>) -> DueNow {
+    let mut now = DueNow::default();
+    let mut instances = Vec::new();
+    for Due { what, .. } in due {
+        match what {
+            Expiring::Instance(service, id) => instances.push((service, id)),
+            Expiring::Lease(lease) => now.leases.push(lease),
+        }
+    }
+    instances.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    now.instances = instances
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|group| {
+            let ids = group.iter().map(|(_, id)| id.clone()).collect();
+            (group[0].0.clone(), ids)
+        })
+        .collect();
+    now
 }

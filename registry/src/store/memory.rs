@@ -1,12 +1,14 @@
 //! The embedded default store: everything in this process's memory.
 
 use super::{
-    catalog::Stamp, clock::wall_clock_ms, expiry::ExpiryQueue, Catalog, Clock, Registered, Store,
-    StoreError,
+    catalog::Stamp, clock::wall_clock_ms, expiry::ExpiryQueue, new_lease_id, Catalog, Clock,
+    Registered, Store, StoreError,
 };
 use crate::metrics::Metrics;
-use beacon_wire::{Instance, InstanceId, Registration, ServiceName};
-use std::sync::Arc;
+use beacon_wire::{
+    Instance, InstanceId, LeaseGrant, LeaseId, LeaseStatus, Registration, ServiceName,
+};
+use std::{sync::Arc, time::Duration};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// Registrations held in memory, with leases expired by a background task.
@@ -53,10 +55,15 @@ impl Inner {
     /// Expires leases as they come due, until `stop` fires.
     async fn reap(self: Arc<Self>, stop: CancellationToken) {
         let clock = self.catalog.clock();
-        while let Some(groups) = self.expiry.next_due(clock, &stop).await {
-            for (service, ids) in groups {
+        while let Some(due) = self.expiry.next_due(clock, &stop).await {
+            for (service, ids) in due.instances {
                 let renewed = self.catalog.expire_due(&service, &ids);
                 self.expiry.requeue(&service, renewed);
+            }
+            for lease in due.leases {
+                if let Some(renewed) = self.catalog.expire_lease(&lease) {
+                    self.expiry.schedule_lease(renewed, lease);
+                }
             }
         }
     }
@@ -75,8 +82,10 @@ impl Store for MemoryStore {
             registration,
             wall_clock_ms(),
             Stamp::Next,
-        );
-        self.inner.expiry.schedule(deadline, service, id);
+        )?;
+        if let Some(deadline) = deadline {
+            self.inner.expiry.schedule(deadline, service, id);
+        }
         Ok(outcome)
     }
 
@@ -96,6 +105,30 @@ impl Store for MemoryStore {
                 service: service.clone(),
                 id: id.clone(),
             })
+        }
+    }
+
+    async fn grant(&self, ttl: Duration) -> Result<LeaseGrant, StoreError> {
+        let lease = new_lease_id();
+        let ttl_ms = super::clock::millis(ttl);
+        let deadline = self.inner.catalog.hold_lease(lease.clone(), ttl_ms);
+        self.inner.expiry.schedule_lease(deadline, lease.clone());
+        Ok(LeaseGrant { lease, ttl_ms })
+    }
+
+    async fn keep_alive(&self, lease: &LeaseId) -> Result<LeaseStatus, StoreError> {
+        // The queue's entry comes due at the old deadline and is put back
+        // at the new one then: one heap operation per TTL, as for instances.
+        self.inner.catalog.keep_lease(lease)
+    }
+
+    async fn revoke(&self, lease: &LeaseId) -> Result<(), StoreError> {
+        match self.inner.catalog.end_lease(lease, Stamp::Next) {
+            Some(removed) => {
+                tracing::info!(%lease, instances = removed, "lease ended");
+                Ok(())
+            }
+            None => Err(StoreError::UnknownLease(lease.clone())),
         }
     }
 

@@ -17,8 +17,18 @@ pub use clock::Clock;
 pub use etcd::EtcdStore;
 pub use memory::MemoryStore;
 
-use beacon_wire::{Instance, InstanceId, Registration, ServiceName};
-use std::future::Future;
+use beacon_wire::{
+    Instance, InstanceId, LeaseGrant, LeaseId, LeaseStatus, Registration, ServiceName,
+};
+use std::{future::Future, time::Duration};
+
+/// A new shared lease's id: 16 random hex digits, so that ids can't be
+/// guessed, and one lease's owner can't renew or end another's by counting.
+pub(crate) fn new_lease_id() -> LeaseId {
+    let id = format!("{:016x}", rand::random::<u64>());
+    // Hex digits follow the name rule.
+    LeaseId::new(&id).unwrap_or_else(|_| unreachable!("hex digits are a valid name"))
+}
 
 /// What a registration did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +51,10 @@ pub enum StoreError {
         /// The instance id named in the call.
         id: InstanceId,
     },
+    /// The shared lease named is not held: never granted, ended, or run
+    /// out. The owner grants a new one.
+    #[error("lease {0} is not held (never granted, ended, or run out)")]
+    UnknownLease(LeaseId),
     /// The backing store cannot be reached right now.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
@@ -71,6 +85,18 @@ pub trait Store: Send + Sync + 'static {
         service: &ServiceName,
         id: &InstanceId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Grants a shared lease of `ttl` that instances can register on.
+    fn grant(&self, ttl: Duration) -> impl Future<Output = Result<LeaseGrant, StoreError>> + Send;
+
+    /// Renews a shared lease, and so every instance on it.
+    fn keep_alive(
+        &self,
+        lease: &LeaseId,
+    ) -> impl Future<Output = Result<LeaseStatus, StoreError>> + Send;
+
+    /// Ends a shared lease now: every instance on it goes at once.
+    fn revoke(&self, lease: &LeaseId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The local view that reads and blocking queries are answered from.
     fn catalog(&self) -> &Catalog;

@@ -3,7 +3,7 @@
 //! own leases don't without a quorum, and are extended when a leader is
 //! elected.
 
-use super::{read, Catalog};
+use super::{read, Catalog, Deadline};
 use std::{sync::atomic::Ordering, time::Duration};
 
 impl Catalog {
@@ -39,8 +39,14 @@ impl Catalog {
         let stood = self.clock.now_ms().saturating_sub(frozen_at);
         for entry in self.services.iter() {
             for member in read(&entry.members).values() {
-                member.deadline_ms.fetch_add(stood, Ordering::AcqRel);
+                if let Deadline::Own(at) = &member.deadline {
+                    at.fetch_add(stood, Ordering::AcqRel);
+                }
             }
+        }
+        // A shared deadline once, however many members share it.
+        for lease in self.leases.iter() {
+            lease.deadline.fetch_add(stood, Ordering::AcqRel);
         }
         // Deadlines first, then time runs: no read in between sees time
         // run past a deadline not yet moved.

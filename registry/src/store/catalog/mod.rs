@@ -6,7 +6,7 @@ use super::{
 };
 use crate::metrics::{Metrics, ParkedWatcher};
 use beacon_wire::{
-    Address, Change, Instance, InstanceId, Metadata, Registration, ServiceChanges,
+    Address, Change, Instance, InstanceId, LeaseId, Metadata, Registration, ServiceChanges,
     ServiceInstances, ServiceList, ServiceName, ServiceSummary, WatchQuery,
 };
 use change_log::{ChangeLog, Since};
@@ -24,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 mod change_log;
 mod lease_time;
+mod leases;
+
+use leases::SharedLease;
 
 /// Every service's live members, with a change index per service that
 /// blocking queries wait on.
@@ -41,6 +44,9 @@ mod lease_time;
 #[derive(Debug)]
 pub struct Catalog {
     services: DashMap<ServiceName, ServiceEntry>,
+    /// Shared leases, each with the deadline its members share. Lock
+    /// order: a lease's guard is never taken while a service's is held.
+    leases: DashMap<LeaseId, SharedLease>,
     last_index: AtomicU64,
     clock: Clock,
     /// While the backing store can't be reached, lease time stands still
@@ -89,9 +95,22 @@ struct Member {
     /// Wall-clock milliseconds of the last registration; changes when an
     /// instance registers anew, which tells clients it came back.
     registered_at: u64,
+    /// The shared lease it lives on, if any.
+    lease: Option<LeaseId>,
     /// Lease end in [`Clock`] milliseconds. The lease has run out once
     /// `now >= deadline`.
-    deadline_ms: AtomicU64,
+    deadline: Deadline,
+}
+
+/// Where a member's lease end is kept.
+#[derive(Debug)]
+enum Deadline {
+    /// A lease of its own.
+    Own(AtomicU64),
+    /// A shared lease's: renewing the lease renews every member at once,
+    /// and ending it (setting it to [`leases::ENDED`]) hides them all at
+    /// once.
+    Shared(Arc<AtomicU64>),
 }
 
 impl Catalog {
@@ -112,6 +131,7 @@ impl Catalog {
     fn starting_at(index: u64, logged_from: u64, clock: Clock, metrics: Arc<Metrics>) -> Self {
         Self {
             services: DashMap::new(),
+            leases: DashMap::new(),
             last_index: AtomicU64::new(index),
             clock,
             frozen_at: AtomicU64::new(u64::MAX),
@@ -148,6 +168,10 @@ impl Catalog {
     /// `stamp`) when the instance is new (or its old lease had run out) or
     /// its address or metadata changed; a refresh that changes nothing wakes
     /// no watcher.
+    ///
+    /// A registration on a shared lease joins it (`UnknownLease` if there
+    /// is none) and gets no deadline of its own: the lease's expiry
+    /// removes it.
     pub fn upsert(
         &self,
         service: ServiceName,
@@ -155,10 +179,19 @@ impl Catalog {
         registration: Registration,
         registered_at: u64,
         stamp: Stamp,
-    ) -> (Registered, u64) {
+    ) -> Result<(Registered, Option<u64>), StoreError> {
         let now = self.now();
-        let ttl_ms = millis(registration.ttl);
-        let deadline = now.saturating_add(ttl_ms);
+        let (ttl_ms, deadline, own_deadline) = match &registration.lease {
+            None => {
+                let ttl_ms = millis(registration.ttl);
+                let at = now.saturating_add(ttl_ms);
+                (ttl_ms, Deadline::Own(AtomicU64::new(at)), Some(at))
+            }
+            Some(lease) => {
+                let attached = self.attach(lease, &service, &id)?;
+                (attached.ttl_ms, Deadline::Shared(attached.deadline), None)
+            }
+        };
         let entry = self
             .services
             .entry(service.clone())
@@ -169,25 +202,41 @@ impl Catalog {
         let changed = previous.is_none_or(|m| {
             m.address != registration.address || m.metadata != registration.metadata
         });
+        let changed = changed || previous.is_some_and(|m| m.lease != registration.lease);
         let member = Member {
             address: registration.address,
             metadata: registration.metadata,
             ttl_ms,
             registered_at,
-            deadline_ms: AtomicU64::new(deadline),
+            lease: registration.lease,
+            deadline,
         };
         let instance = member.to_instance(&service, &id, now);
-        members.insert(id, member);
+        if let Some(lease) = member
+            .lease
+            .as_ref()
+            .filter(|_| member.deadline() == leases::ENDED)
+        {
+            // Its lease ended while it joined: ending walked the lease's
+            // members before this one was in, so it must not stay.
+            return Err(StoreError::UnknownLease(lease.clone()));
+        }
+        let replaced = members.insert(id.clone(), member);
         if changed {
             let put = Change::put(instance.clone());
             self.bump(&service, &entry, members.len(), stamp, [put]);
+        }
+        drop(members);
+        drop(entry);
+        if let Some(old) = replaced.filter(|old| old.lease != instance.lease) {
+            self.detach(old.lease.as_ref(), &service, &id);
         }
         let outcome = if created {
             Registered::Created(instance)
         } else {
             Registered::Replaced(instance)
         };
-        (outcome, deadline)
+        Ok((outcome, own_deadline))
     }
 
     /// Renews the lease of `id` by its TTL. An instance whose lease already
@@ -237,8 +286,11 @@ impl Catalog {
             .ok_or_else(|| unknown_instance(service, id))?;
         let live = member.deadline() > now;
         if live {
+            // On a shared lease this renews the lease, and so every
+            // instance on it.
             member
-                .deadline_ms
+                .deadline
+                .cell()
                 .store(now.saturating_add(member.ttl_ms), Ordering::Relaxed);
         }
         Ok((member.to_instance(service, id, now), live))
@@ -257,6 +309,9 @@ impl Catalog {
         };
         let delete = Change::delete(id.clone());
         self.bump(service, &entry, members.len(), stamp, [delete]);
+        drop(members);
+        drop(entry);
+        self.detach(gone.lease.as_ref(), service, id);
         // A member whose lease ran out was already gone for readers: it
         // expired, and there was nothing left to deregister.
         if gone.deadline() > now {
@@ -282,6 +337,9 @@ impl Catalog {
             let Some(member) = members.get(id) else {
                 continue;
             };
+            if member.lease.is_some() {
+                continue; // its lease's expiry decides
+            }
             let deadline = member.deadline();
             if deadline > now {
                 alive.push((id.clone(), deadline));
@@ -311,7 +369,8 @@ impl Catalog {
         if let Some(entry) = self.services.get(service) {
             let members = read(&entry.members);
             for id in ids {
-                match members.get(id).map(Member::deadline) {
+                let own = members.get(id).filter(|m| m.lease.is_none());
+                match own.map(Member::deadline) {
                     Some(deadline) if deadline > now => alive.push((id.clone(), deadline)),
                     Some(_) => expired.push(id.clone()),
                     None => {}
@@ -596,9 +655,19 @@ impl ServiceEntry {
     }
 }
 
+impl Deadline {
+    /// The cell the lease end is kept in.
+    fn cell(&self) -> &AtomicU64 {
+        match self {
+            Self::Own(at) => at,
+            Self::Shared(at) => at,
+        }
+    }
+}
+
 impl Member {
     fn deadline(&self) -> u64 {
-        self.deadline_ms.load(Ordering::Relaxed)
+        self.deadline.cell().load(Ordering::Relaxed)
     }
 
     fn to_instance(&self, service: &ServiceName, id: &InstanceId, now: u64) -> Instance {
@@ -608,6 +677,7 @@ impl Member {
             address: self.address.clone(),
             metadata: self.metadata.clone(),
             ttl_ms: self.ttl_ms,
+            lease: self.lease.clone(),
             registered_at: self.registered_at,
             expires_in_ms: self.deadline().saturating_sub(now),
         }

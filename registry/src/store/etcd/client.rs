@@ -153,6 +153,18 @@ impl EtcdClient {
         Ok(succeeded)
     }
 
+    /// Deletes `key` only if it was last changed at `mod_revision` (a
+    /// shared lease's key, run out: no index key). Whether it did.
+    pub async fn delete_if_unchanged(
+        &self,
+        key: &str,
+        mod_revision: u64,
+    ) -> Result<bool, EtcdError> {
+        let compare = [equal(key, "MOD", "mod_revision", mod_revision)];
+        let (succeeded, _) = self.txn(&compare, &[delete(key)]).await?;
+        Ok(succeeded)
+    }
+
     /// A membership change: deletes `key` whatever its incarnation
     /// (deregistration), touching `index_key` in the same revision. Returns
     /// the revision and the lease the key was on, or `None` if there was

@@ -3,13 +3,14 @@
 
 use super::{
     client::Kv,
-    record::{KeyKind, Record},
+    leases::SeenLease,
+    record::{KeyKind, Keys, LeaseRecord, Record},
     watch::{Change, WatchMessage},
     Inner, Seen,
 };
 use crate::store::catalog::Stamp;
 use beacon_net::backoff::Backoff;
-use beacon_wire::{InstanceId, ServiceName};
+use beacon_wire::{InstanceId, LeaseId, ServiceName};
 use std::{
     collections::{HashMap, HashSet},
     sync::{atomic::Ordering, Arc},
@@ -38,13 +39,24 @@ impl Inner {
         let (revision, kvs) = self.client.range_prefix(self.keys.prefix()).await?;
         let mut instances = Vec::new();
         let mut index_keys = HashMap::new();
+        let mut leases = HashSet::new();
         for kv in kvs {
             match self.keys.kind(&kv.key) {
                 Some(KeyKind::Instance(service, id)) => instances.push((service, id, kv)),
                 Some(KeyKind::Index(service)) => {
                     index_keys.insert(service, kv.mod_revision);
                 }
+                // Leases first: their instances join them.
+                Some(KeyKind::Lease(lease)) => {
+                    self.put_lease(lease.clone(), kv);
+                    leases.insert(lease);
+                }
                 None => {}
+            }
+        }
+        for held in self.catalog.leases() {
+            if !leases.contains(&held.lease) {
+                self.lost_lease(&held.lease, revision);
             }
         }
         // Starting, a service's index is its index key's revision, as on
@@ -148,7 +160,7 @@ impl Inner {
                 }
                 Ok(WatchMessage::Changes(changes)) => {
                     let mut touched = HashSet::new();
-                    for change in changes {
+                    for change in lease_ends_first(changes, &self.keys) {
                         revision = revision.max(match &change {
                             Change::Put(kv) | Change::Delete(kv) => kv.mod_revision,
                         });
@@ -195,6 +207,14 @@ impl Inner {
                 self.index_keys.remove(&service);
                 None
             }
+            (KeyKind::Lease(lease), Change::Put(kv)) => {
+                self.put_lease(lease, kv);
+                None
+            }
+            (KeyKind::Lease(lease), Change::Delete(kv)) => {
+                self.lost_lease(&lease, kv.mod_revision);
+                None
+            }
         }
     }
 
@@ -231,17 +251,30 @@ impl Inner {
         };
         let previous_ttl = self.seen.get(&kv.key).map(|s| s.ttl_ms);
         // The catalog first, then what was seen (see the reaper).
-        let (_, deadline) = self.catalog.upsert(
+        let upserted = self.catalog.upsert(
             service.clone(),
             id.clone(),
             registration,
             record.registered_at,
             stamp,
         );
+        let deadline = match upserted {
+            Ok((_, deadline)) => deadline,
+            Err(e) => {
+                // Its shared lease ended before this write came: etcd
+                // removes the key with the lease, and nobody reads it here.
+                tracing::info!(
+                    key = kv.key,
+                    "ignoring an instance on a lease that ended: {e}"
+                );
+                return;
+            }
+        };
         self.seen.insert(
             kv.key.clone(),
             Seen {
                 lease: kv.lease,
+                shared: record.lease.clone(),
                 create_revision: kv.create_revision,
                 mod_revision: kv.mod_revision,
                 ttl_ms: record.ttl_ms,
@@ -250,9 +283,26 @@ impl Inner {
         );
         // The queue already holds a deadline no later than this one unless
         // the instance is new to this replica or its TTL got shorter.
-        if previous_ttl.is_none_or(|ttl| record.ttl_ms < ttl) {
+        if let Some(deadline) =
+            deadline.filter(|_| previous_ttl.is_none_or(|ttl| record.ttl_ms < ttl))
+        {
             self.expiry.schedule(deadline, service, id);
         }
+    }
+
+    /// A shared lease's key was written: granted, or kept alive.
+    fn put_lease(&self, lease: LeaseId, kv: Kv) {
+        let Ok(record) = serde_json::from_slice::<LeaseRecord>(&kv.value) else {
+            tracing::warn!(key = kv.key, "ignoring a value that is not a lease");
+            return;
+        };
+        let seen = SeenLease {
+            etcd_lease: kv.lease,
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            value: kv.value,
+        };
+        self.saw_lease(lease, record.ttl_ms, seen);
     }
 
     /// `service`/`id`'s key was deleted: deregistered, expired, or its etcd
@@ -261,6 +311,23 @@ impl Inner {
         self.seen.remove(&kv.key);
         self.catalog.remove(service, id, Stamp::At(kv.mod_revision));
     }
+}
+
+/// A watch batch with, within each revision, shared leases' deletions
+/// first: a revoked lease's instance keys go in the same revision as its
+/// own key, in no set order, and ending the lease first removes them all
+/// in one batch per service (one change index, one wake); their own
+/// deletions then find nothing left.
+fn lease_ends_first(mut changes: Vec<Change>, keys: &Keys) -> Vec<Change> {
+    let rank = |change: &Change| match change {
+        Change::Delete(kv) if matches!(keys.kind(&kv.key), Some(KeyKind::Lease(_))) => {
+            (kv.mod_revision, 0)
+        }
+        Change::Put(kv) | Change::Delete(kv) => (kv.mod_revision, 1),
+    };
+    // Stable: the order within a revision is otherwise kept.
+    changes.sort_by_key(rank);
+    changes
 }
 
 /// Why the view is being read.

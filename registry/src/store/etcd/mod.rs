@@ -19,7 +19,9 @@
 //!   decision made before it; the delete reaches every replica through the
 //!   watch. The etcd lease, a little longer than the TTL, removes keys
 //!   when no replica is running at all;
-//! * deregister: delete the key, then revoke its lease.
+//! * deregister: delete the key, then revoke its lease;
+//! * shared leases (see `leases`): an etcd lease with a key of its own,
+//!   which every instance registered on it shares.
 //!
 //! Indexes are etcd revisions only: nothing here stamps a change with a
 //! count of its own, so no replica's index can jump past etcd's. A
@@ -43,6 +45,7 @@
 
 mod client;
 mod feed;
+mod leases;
 mod record;
 mod watch;
 
@@ -54,8 +57,11 @@ use super::{
     StoreError,
 };
 use crate::metrics::Metrics;
-use beacon_wire::{Instance, InstanceId, Registration, ServiceName};
+use beacon_wire::{
+    Instance, InstanceId, LeaseGrant, LeaseId, LeaseStatus, Registration, ServiceName,
+};
 use dashmap::DashMap;
+use leases::{lease_gone, SeenLease};
 use record::{lease_seconds, Keys, Record};
 use std::{
     sync::{
@@ -100,6 +106,8 @@ struct Inner {
     /// What this replica last saw at each key: the lease and revisions that
     /// heartbeats and expiry compare against.
     seen: DashMap<String, Seen>,
+    /// What this replica last saw of each shared lease's key.
+    leases_seen: DashMap<LeaseId, SeenLease>,
     /// The mod revision of each service's index key as this replica last
     /// saw it: a catalog index above it is a change etcd made by itself
     /// (a lease ran out), which the replica then records on the index key.
@@ -114,6 +122,9 @@ struct Inner {
 #[derive(Debug, Clone)]
 struct Seen {
     lease: i64,
+    /// The shared lease the instance lives on, if any: its etcd lease is
+    /// then that lease's, not the instance's to revoke.
+    shared: Option<LeaseId>,
     create_revision: u64,
     mod_revision: u64,
     ttl_ms: u64,
@@ -136,6 +147,7 @@ impl EtcdStore {
             expiry: ExpiryQueue::default(),
             metrics,
             seen: DashMap::new(),
+            leases_seen: DashMap::new(),
             index_keys: DashMap::new(),
             watching: AtomicBool::new(false),
             quorum_seen_ms: AtomicU64::new(0),
@@ -182,16 +194,23 @@ impl Store for EtcdStore {
         let record = Record::new(&registration, wall_clock_ms());
         let value =
             serde_json::to_vec(&record).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let lease = inner
-            .client
-            .grant(lease_seconds(registration.ttl))
-            .await
-            .map_err(|e| inner.unavailable(e))?;
+        let shared = registration.lease.clone();
+        let lease = match &shared {
+            Some(lease) => inner.etcd_lease_of(lease)?,
+            None => inner
+                .client
+                .grant(lease_seconds(registration.ttl))
+                .await
+                .map_err(|e| inner.unavailable(e))?,
+        };
         let revision = inner
             .client
             .put_member(&key, &value, lease, &inner.keys.index_key(&service))
             .await
-            .map_err(|e| inner.unavailable(e))?;
+            .map_err(|e| match (&shared, lease_gone(&e)) {
+                (Some(lease), true) => StoreError::UnknownLease(lease.clone()),
+                _ => inner.unavailable(e),
+            })?;
         // The catalog first, then what was seen: the reaper reads what was
         // seen first, so it never pairs this write's revision with the old
         // lease's deadline.
@@ -201,9 +220,10 @@ impl Store for EtcdStore {
             registration,
             record.registered_at,
             Stamp::At(revision),
-        );
+        )?;
         let seen = Seen {
             lease,
+            shared,
             create_revision: 0, // learnt from the watch
             mod_revision: revision,
             ttl_ms: record.ttl_ms,
@@ -218,7 +238,7 @@ impl Store for EtcdStore {
                 None
             }
         };
-        if let Some(old) = replaced.filter(|old| old.lease != lease) {
+        if let Some(old) = replaced.filter(|old| old.lease != lease && old.shared.is_none()) {
             // The key now lives on the new lease; free the old one.
             let client_lease = old.lease;
             let this = Arc::clone(inner);
@@ -226,7 +246,9 @@ impl Store for EtcdStore {
                 let _ = this.client.revoke(client_lease).await;
             });
         }
-        inner.expiry.schedule(deadline, service, id);
+        if let Some(deadline) = deadline {
+            inner.expiry.schedule(deadline, service, id);
+        }
         Ok(match outcome {
             Registered::Created(instance) | Registered::Replaced(instance) if existed => {
                 Registered::Replaced(instance)
@@ -247,6 +269,14 @@ impl Store for EtcdStore {
         let unknown = || unknown_instance(service, id);
         // Refuse a lapsed lease before asking etcd anything.
         let (key, seen) = inner.live(service, id)?;
+        if let Some(lease) = &seen.shared {
+            // Renewing an instance on a shared lease renews the lease.
+            inner.keep_lease(lease).await.map_err(|e| match e {
+                StoreError::UnknownLease(_) => unknown(),
+                other => other,
+            })?;
+            return inner.catalog.renew_live(service, id);
+        }
         if !inner
             .client
             .keep_alive(seen.lease)
@@ -280,7 +310,7 @@ impl Store for EtcdStore {
     async fn deregister(&self, service: &ServiceName, id: &InstanceId) -> Result<(), StoreError> {
         let inner = &self.inner;
         inner.writable()?;
-        let (key, _) = inner.live(service, id)?;
+        let (key, seen) = inner.live(service, id)?;
         let deleted = inner
             .client
             .delete_member(&key, &inner.keys.index_key(service))
@@ -293,7 +323,7 @@ impl Store for EtcdStore {
         // already); apply it here too, so the next read agrees with the answer.
         inner.seen.remove(&key);
         inner.catalog.remove(service, id, Stamp::At(revision));
-        if lease != 0 {
+        if lease != 0 && seen.shared.is_none() {
             // Frees the lease now rather than when it runs out.
             let this = Arc::clone(inner);
             tokio::spawn(async move {
@@ -301,6 +331,18 @@ impl Store for EtcdStore {
             });
         }
         Ok(())
+    }
+
+    async fn grant(&self, ttl: Duration) -> Result<LeaseGrant, StoreError> {
+        self.inner.grant_lease(ttl).await
+    }
+
+    async fn keep_alive(&self, lease: &LeaseId) -> Result<LeaseStatus, StoreError> {
+        self.inner.keep_lease(lease).await
+    }
+
+    async fn revoke(&self, lease: &LeaseId) -> Result<(), StoreError> {
+        self.inner.end_lease(lease).await
     }
 
     fn catalog(&self) -> &Catalog {
@@ -337,8 +379,13 @@ impl Inner {
     /// Deletes overdue instances from etcd, as their deadlines come.
     async fn reap(self: Arc<Self>, stop: CancellationToken) {
         let clock = self.catalog.clock();
-        while let Some(groups) = self.expiry.next_due(clock, &stop).await {
-            for (service, ids) in groups {
+        while let Some(due) = self.expiry.next_due(clock, &stop).await {
+            for lease in due.leases {
+                if let Some(again) = self.expire_lease(&lease).await {
+                    self.expiry.schedule_lease(again, lease);
+                }
+            }
+            for (service, ids) in due.instances {
                 if self.catalog.is_frozen() {
                     // No lease runs out while etcd can't take writes.
                     let later = clock.now_ms() + RECHECK_MS;

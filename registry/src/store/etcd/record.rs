@@ -1,6 +1,6 @@
 //! How an instance is kept in etcd: its key and its value.
 
-use beacon_wire::{Address, InstanceId, Metadata, Registration, ServiceName};
+use beacon_wire::{Address, InstanceId, LeaseId, Metadata, Registration, ServiceName};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -14,6 +14,10 @@ pub(super) struct Record {
     pub ttl_ms: u64,
     /// Its labels.
     pub metadata: Metadata,
+    /// The shared lease it lives on, if any (the key is then on that
+    /// lease's etcd lease).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseId>,
     /// Wall-clock milliseconds of the registration, set by the replica that
     /// took it, so every replica reports the same value.
     pub registered_at: u64,
@@ -26,6 +30,7 @@ impl Record {
             address: registration.address.to_string(),
             ttl_ms: u64::try_from(registration.ttl.as_millis()).unwrap_or(u64::MAX),
             metadata: registration.metadata.clone(),
+            lease: registration.lease.clone(),
             registered_at,
         }
     }
@@ -35,12 +40,26 @@ impl Record {
         Some(Registration {
             address: Address::new(&self.address).ok()?,
             ttl: Duration::from_millis(self.ttl_ms),
+            lease: self.lease.clone(),
             metadata: self.metadata.clone(),
         })
     }
 }
 
-/// An instance's key is `{prefix}{service}/{id}`; a service's *index key*
+/// The value stored at a shared lease's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct LeaseRecord {
+    /// Its length in milliseconds (etcd's own lease counts whole seconds,
+    /// with slack; the replicas keep the exact length).
+    pub ttl_ms: u64,
+}
+
+/// Where shared leases' keys live under the prefix: `_` can't start a
+/// service name, so no service's keys are among them.
+const LEASES: &str = "_leases/";
+
+/// An instance's key is `{prefix}{service}/{id}`; a shared lease's is
+/// `{prefix}_leases/{lease}`, on the lease's etcd lease; a service's *index key*
 /// is `{prefix}{service}`: it holds nothing, and every membership change
 /// (registration, deregistration, expiry) writes it in the same transaction,
 /// so its mod revision is the service's index — the same on every replica,
@@ -76,8 +95,17 @@ impl Keys {
         format!("{}{service}", self.prefix)
     }
 
+    /// The key of a shared lease.
+    pub(super) fn lease_key(&self, lease: &LeaseId) -> String {
+        format!("{}{LEASES}{lease}", self.prefix)
+    }
+
     /// What a key under the prefix is.
     pub(super) fn kind(&self, key: &str) -> Option<KeyKind> {
+        let under = key.strip_prefix(&self.prefix)?;
+        if let Some(lease) = under.strip_prefix(LEASES) {
+            return Some(KeyKind::Lease(lease.parse().ok()?));
+        }
         if let Some((service, id)) = self.parse(key) {
             return Some(KeyKind::Instance(service, id));
         }
@@ -99,6 +127,8 @@ pub(super) enum KeyKind {
     Instance(ServiceName, InstanceId),
     /// A service's index key.
     Index(ServiceName),
+    /// A shared lease's key.
+    Lease(LeaseId),
 }
 
 /// The etcd lease length for a TTL: whole seconds, rounded up, plus slack.
@@ -128,6 +158,11 @@ mod tests {
         assert_eq!(keys.kind(&index), Some(KeyKind::Index(service.clone())));
         assert_eq!(keys.kind(&key), Some(KeyKind::Instance(service, id)));
         assert_eq!(keys.kind("/beacon/services/Bad"), None);
+        let lease: LeaseId = "00ff".parse().expect("valid");
+        let lease_key = keys.lease_key(&lease);
+        assert_eq!(lease_key, "/beacon/services/_leases/00ff");
+        assert_eq!(keys.kind(&lease_key), Some(KeyKind::Lease(lease)));
+        assert_eq!(keys.parse(&lease_key), None, "not an instance");
     }
 
     #[test]
