@@ -24,7 +24,8 @@
 //! [`metrics`]). Top to bottom, as a call goes:
 //!
 //! * **Registering** — `lease`: the service side ([`Lease`]): register,
-//!   heartbeat, re-register, deregister.
+//!   heartbeat, re-register, deregister; [`SharedLease`]: one registry
+//!   lease renewed once for every registration of a process.
 //! * **Resolving** — `resolver`: one long-polled [`ServiceView`] per
 //!   service, kept on last-known data while the registry is away;
 //!   `registry_client`: the typed registry client ([`RegistryClient`]),
@@ -82,6 +83,6 @@ pub use client::{
 };
 pub use events::{Event, EventKind, InstanceSnapshot, ServiceSnapshot};
 pub use health::HealthCheckConfig;
-pub use lease::{Lease, LeaseStatus, NotRegistered};
+pub use lease::{Lease, LeaseStatus, NotRegistered, SharedLease};
 pub use registry_client::{RegistryClient, RegistryClientConfig, RegistryError};
 pub use resolver::{Resolver, ResolverConfig, ServiceView};

@@ -3,7 +3,9 @@
 use crate::{app::AppState, ratings::RatingsBoard, router::router, store::Store};
 use beacon::net::tls::rustls;
 use beacon::{
-    BreakerConfig, ClientConfig, RegistryClient, Resolver, ResolverConfig, ServiceClient,
+    wire::{Address, InstanceId, Registration, ServiceName, ZONE},
+    BreakerConfig, ClientConfig, Lease, RegistryClient, Resolver, ResolverConfig, ServiceClient,
+    SharedLease,
 };
 use beacon_kit::tls;
 use std::{io, sync::Arc, time::Duration};
@@ -88,15 +90,50 @@ pub async fn run(
         shutdown.clone(),
     ));
     let scheme = tls::scheme(options.serve_tls.as_ref());
-    tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
-    tls::serve(
-        listener,
-        options.serve_tls,
-        router(app),
-        shutdown.cancelled_owned(),
-    )
-    .await?;
+    let local = listener.local_addr()?;
+    tracing::info!("listening on {scheme}://{local}");
+    // The market is discoverable too (`market`, id `market-PORT`), on a
+    // lease of the process's own, ended first on shutdown.
+    let (shared, lease) = register_self(
+        &options.registry,
+        &format!("{scheme}://{local}"),
+        local.port(),
+        options.zone.as_deref(),
+    )?;
+    let leave_then_drain = async move {
+        shutdown.cancelled().await;
+        let left = lease.shutdown().await.and(shared.shutdown().await);
+        if let Err(e) = left {
+            tracing::warn!("could not deregister the market: {e}");
+        }
+    };
+    tls::serve(listener, options.serve_tls, router(app), leave_then_drain).await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long the market's own registration lives without a keepalive.
+const SELF_TTL: Duration = Duration::from_secs(15);
+
+/// Registers this market as `market`/`market-PORT` at `address`, on a
+/// shared lease of the process.
+fn register_self(
+    registry: &RegistryClient,
+    address: &str,
+    port: u16,
+    zone: Option<&str>,
+) -> io::Result<(SharedLease, Lease)> {
+    let invalid = |e: beacon::wire::WireError| io::Error::new(io::ErrorKind::InvalidInput, e);
+    let mut registration = Registration::new(Address::new(address).map_err(invalid)?);
+    if let Some(zone) = zone {
+        registration
+            .metadata
+            .insert(ZONE.to_owned(), zone.to_owned());
+    }
+    let service: ServiceName = "market".parse().map_err(invalid)?;
+    let id: InstanceId = format!("market-{port}").parse().map_err(invalid)?;
+    let shared = SharedLease::start(registry.clone(), SELF_TTL);
+    let lease = shared.register(service, id, registration);
+    Ok((shared, lease))
 }

@@ -158,6 +158,50 @@ async fn a_paused_instance_past_its_lease_comes_back_through_re_registration() {
     demo.stop_ratings(1);
 }
 
+/// The market and the ratings instances each live on their process's one
+/// shared lease; the market registers itself as `market`, and leaves the
+/// registry before it exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_market_and_ratings_register_on_their_process_s_shared_lease() {
+    let mut demo = Demo::start(&[1], &[]);
+    let registry = demo.registry.url.clone();
+    let listed = |service: &'static str| {
+        let url = format!("{registry}/v1/services/{service}");
+        async move {
+            let answer: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+            answer["instances"].as_array().cloned()
+        }
+    };
+    let market = eventually(PATIENCE, "the market registered", || async {
+        listed("market").await?.into_iter().next()
+    })
+    .await;
+    let port = demo
+        .market
+        .url
+        .rsplit(':')
+        .next()
+        .expect("a port")
+        .to_owned();
+    assert_eq!(market["id"], format!("market-{port}"));
+    assert_eq!(market["address"], demo.market.url);
+    assert!(market["lease"].is_string(), "{market}");
+    let ratings = eventually(PATIENCE, "ratings-1 registered", || async {
+        listed("ratings").await?.into_iter().next()
+    })
+    .await;
+    assert!(ratings["lease"].is_string(), "{ratings}");
+    assert_ne!(ratings["lease"], market["lease"], "one lease per process");
+
+    demo.market.signal("TERM");
+    demo.market
+        .wait(PATIENCE)
+        .expect("the market exits on SIGTERM");
+    let after = listed("market").await.expect("a list");
+    assert!(after.is_empty(), "left before exiting: {after:?}");
+    demo.stop_ratings(1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_rating_past_its_maximum_age_shows_as_none() {
     // Without a maximum age a page could pass for healthy forever on

@@ -2,7 +2,7 @@
 //!
 //! Serves star ratings for the market's four things and keeps itself
 //! registered in the registry as service `ratings`, id `ratings-N`, through a
-//! [`beacon::Lease`]. Fault injection (`--delay-ms`, `--fail-percent` at start,
+//! [`beacon::SharedLease`] (the process's one lease). Fault injection (`--delay-ms`, `--fail-percent` at start,
 //! `PUT /_faults` while it runs) makes it a slow or flaky instance on demand,
 //! for demos, tests and benchmarks.
 //!

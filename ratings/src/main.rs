@@ -44,7 +44,7 @@ struct Cli {
     #[arg(long, env = "BEACON_TOKEN", hide_env_values = true)]
     token: Option<String>,
 
-    /// Lease length in milliseconds (heartbeats every third of it).
+    /// Lease length in milliseconds (the process's lease is kept alive every third of it).
     #[arg(long, default_value_t = 15_000, value_parser = ttl_ms)]
     ttl_ms: u64,
 

@@ -3,7 +3,7 @@
 use crate::http::{router, Ratings};
 use beacon::{
     wire::{Address, Registration, ServiceName, ZONE},
-    Lease, RegistryClient,
+    RegistryClient, SharedLease,
 };
 use beacon_kit::tls;
 use std::{io, sync::Arc, time::Duration};
@@ -51,12 +51,18 @@ pub async fn run(
     if let Some(zone) = options.zone {
         registration.metadata.insert(ZONE.to_owned(), zone);
     }
-    let lease = Lease::start(options.registry.clone(), service, id.clone(), registration);
+    // The process's one registry lease, which its instance lives on: one
+    // keepalive per `ttl / 3`, however many instances a process serves.
+    let shared = SharedLease::start(options.registry.clone(), options.ttl);
+    let lease = shared.register(service, id.clone(), registration);
     tracing::info!(instance = %id, "listening on {scheme}://{local}");
     let app = router(Arc::new(ratings));
     let deregister_then_drain = async move {
         shutdown.cancelled().await;
-        match lease.shutdown().await {
+        // The instance first (callers stop choosing it), then the lease.
+        let deregistered = lease.shutdown().await;
+        let ended = shared.shutdown().await;
+        match deregistered.and(ended) {
             Ok(()) => tracing::info!(instance = %id, "deregistered; draining"),
             Err(e) => tracing::warn!(instance = %id, "could not deregister: {e}"),
         }

@@ -7,8 +7,9 @@
 use crate::net::failover::{check_base_url, exchange, Failed, Failover, Step};
 use crate::net::http::{http_client_with, HttpClient};
 use crate::wire::{
-    ErrorBody, ErrorCode, Instance, InstanceId, Registration, ServiceChanges, ServiceInstances,
-    ServiceList, ServiceName, WatchQuery, WireError,
+    ErrorBody, ErrorCode, GrantRequest, Instance, InstanceId, LeaseGrant, LeaseId, LeaseStatus,
+    Registration, ServiceChanges, ServiceInstances, ServiceList, ServiceName, WatchQuery,
+    WireError,
 };
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
@@ -60,6 +61,11 @@ impl RegistryError {
     /// The registry does not hold the instance: register again.
     pub fn is_unknown_instance(&self) -> bool {
         matches!(self, Self::Rejected(e) if e.code == ErrorCode::UnknownInstance)
+    }
+
+    /// The registry does not hold the shared lease: grant a new one.
+    pub fn is_unknown_lease(&self) -> bool {
+        matches!(self, Self::Rejected(e) if e.code == ErrorCode::UnknownLease)
     }
 }
 
@@ -201,6 +207,29 @@ impl RegistryClient {
         id: &InstanceId,
     ) -> Result<(), RegistryError> {
         let path = format!("/v1/services/{service}/instances/{id}");
+        self.call::<serde::de::IgnoredAny>(Method::DELETE, &path, None, None)
+            .await
+            .map(drop)
+    }
+
+    /// Grants a shared lease of `ttl` for registrations to live on.
+    pub async fn grant(&self, ttl: Duration) -> Result<LeaseGrant, RegistryError> {
+        let body = serde_json::to_vec(&GrantRequest::new(ttl))
+            .map_err(|e| RegistryError::Encode(Arc::new(e)))?;
+        self.call(Method::POST, "/v1/leases", Some(body.into()), None)
+            .await
+    }
+
+    /// Renews a shared lease, and every instance on it.
+    /// [`RegistryError::is_unknown_lease`] tells the caller to grant anew.
+    pub async fn keep_alive(&self, lease: &LeaseId) -> Result<LeaseStatus, RegistryError> {
+        let path = format!("/v1/leases/{lease}/keepalive");
+        self.call(Method::PUT, &path, None, None).await
+    }
+
+    /// Ends a shared lease: every instance on it goes at once.
+    pub async fn revoke(&self, lease: &LeaseId) -> Result<(), RegistryError> {
+        let path = format!("/v1/leases/{lease}");
         self.call::<serde::de::IgnoredAny>(Method::DELETE, &path, None, None)
             .await
             .map(drop)

@@ -7,10 +7,21 @@
 //! capped, jittered backoff — the service itself keeps serving throughout.
 //! [`Lease::shutdown`] deregisters; dropping a lease deregisters on a best
 //! effort basis.
+//!
+//! A process that serves many instances (or many services) shares one
+//! [`SharedLease`] among them: it renews one registry lease every `ttl / 3`,
+//! and each [`SharedLease::register`] gives a [`Lease`] handle that
+//! registers on it and otherwise sends nothing. Ending the shared lease
+//! removes every instance on it at once.
 
-use crate::net::backoff::Backoff;
+mod keeper;
+mod shared;
+
+pub use shared::SharedLease;
+
 use crate::registry_client::{RegistryClient, RegistryError};
 use crate::wire::{InstanceId, Registration, ServiceName};
+use keeper::{Keeper, Renewal};
 use std::time::Duration;
 use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -60,6 +71,17 @@ impl Lease {
         id: InstanceId,
         registration: Registration,
     ) -> Self {
+        Self::kept(registry, service, id, registration, Renewal::Own)
+    }
+
+    /// A lease whose registration `renewal` keeps.
+    fn kept(
+        registry: RegistryClient,
+        service: ServiceName,
+        id: InstanceId,
+        registration: Registration,
+        renewal: Renewal,
+    ) -> Self {
         let (tx, status) = watch::channel(LeaseStatus::Registering);
         let stop = CancellationToken::new();
         let keeper = Keeper {
@@ -69,7 +91,7 @@ impl Lease {
             registration,
             status: tx,
         };
-        let task = tokio::spawn(keeper.run(stop.clone()));
+        let task = tokio::spawn(keeper.run(renewal, stop.clone()));
         Self {
             registry,
             service,
@@ -151,69 +173,6 @@ impl Drop for Lease {
             runtime.spawn(async move {
                 let _ = registry.deregister(&service, &id).await;
             });
-        }
-    }
-}
-
-/// The background task behind a [`Lease`].
-struct Keeper {
-    registry: RegistryClient,
-    service: ServiceName,
-    id: InstanceId,
-    registration: Registration,
-    status: watch::Sender<LeaseStatus>,
-}
-
-impl Keeper {
-    async fn run(self, stop: CancellationToken) {
-        tokio::select! {
-            _ = stop.cancelled() => {}
-            _ = self.keep_alive() => {}
-        }
-    }
-
-    async fn keep_alive(&self) {
-        let interval = self.registration.ttl / 3;
-        // Retries start fast and never wait longer than a heartbeat interval,
-        // so a lease survives a short registry outage.
-        let mut backoff = Backoff::new(Duration::from_millis(100), interval);
-        let mut registered = false;
-        loop {
-            let result = if registered {
-                self.registry
-                    .heartbeat(&self.service, &self.id)
-                    .await
-                    .map(drop)
-            } else {
-                self.registry
-                    .register(&self.service, &self.id, &self.registration)
-                    .await
-                    .map(drop)
-            };
-            let pause = match result {
-                Ok(()) => {
-                    if !registered {
-                        tracing::info!(service = %self.service, id = %self.id, address = %self.registration.address, "registered");
-                    }
-                    registered = true;
-                    backoff.reset();
-                    self.status.send_replace(LeaseStatus::Registered);
-                    interval
-                }
-                Err(e) if e.is_unknown_instance() => {
-                    tracing::warn!(service = %self.service, id = %self.id, "lease lost; registering again");
-                    registered = false;
-                    self.status.send_replace(LeaseStatus::Registering);
-                    Duration::ZERO
-                }
-                Err(e) => {
-                    tracing::warn!(service = %self.service, id = %self.id, "registry call failed: {e}");
-                    self.status
-                        .send_replace(LeaseStatus::Retrying(e.to_string()));
-                    backoff.next_delay()
-                }
-            };
-            tokio::time::sleep(pause).await;
         }
     }
 }
