@@ -2,7 +2,7 @@
 //! process, watchers on the changes feed beside watchers of the whole list,
 //! every one checked to have seen every change.
 
-use beacon_bench::registry_bench::{fleet, FleetSizes};
+use beacon_bench::registry_bench::{fleet, leases, FleetSizes, LeaseSizes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_watcher_sees_every_change_and_the_feed_carries_far_less() {
@@ -26,4 +26,31 @@ async fn every_watcher_sees_every_change_and_the_feed_carries_far_less() {
         changes < 1.0 && lists > 20.0 * changes,
         "{changes} KiB vs {lists} KiB"
     );
+}
+
+/// The shared-lease measurement at a small size: every registration and
+/// keepalive succeeds on both sides, and a lease's end reaches the watcher
+/// as all of its instances gone in one answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_s_end_reaches_a_watcher_as_all_its_instances_gone() {
+    let sizes = LeaseSizes {
+        instances: 2_000,
+        leases: 10,
+    };
+    let binary = beacon_testkit::binary("beacon-registry");
+    let mut results = leases::LeaseResults::default();
+    let failed = leases::run(&binary, sizes, &mut results)
+        .await
+        .expect("the lease measurement runs");
+    assert!(failed.is_empty(), "{failed:?}");
+    let ended = results
+        .rows
+        .iter()
+        .find(|r| r.what.starts_with("lease ended"))
+        .expect("a lease-end row");
+    assert!(
+        ended.registry[0].is_finite() && ended.etcd[0].is_finite(),
+        "{ended:?}"
+    );
+    assert!(results.markdown().contains("one lease per process"));
 }

@@ -41,6 +41,10 @@ struct Cli {
     #[arg(long)]
     only_registry: bool,
 
+    /// Only the shared-lease part of it (prints it; writes nothing).
+    #[arg(long)]
+    only_leases: bool,
+
     /// The scenarios to run, comma-separated (steady, h2c, tls, hang, repeated-hang,
     /// crash, gray, flaky, chain, zones); all by default. Without steady,
     /// "slow" is 10 ms.
@@ -109,6 +113,20 @@ async fn run(cli: &Cli) -> Result<(), String> {
     } else {
         Sizes::full()
     };
+    if cli.only_leases {
+        let mut results = registry_bench::leases::LeaseResults::default();
+        let mut failed = Vec::new();
+        for run in 0..plan.runs {
+            eprintln!("shared leases, run {}", run + 1);
+            let binary = binary("beacon-registry");
+            failed.extend(registry_bench::leases::run(&binary, sizes.leases, &mut results).await?);
+        }
+        println!("{}", results.markdown());
+        return match failed.as_slice() {
+            [] => Ok(()),
+            failures => Err(format!("failed operations: {}", failures.join("; "))),
+        };
+    }
     if cli.only_registry {
         let results = registry_bench::run(&binary("beacon-registry"), sizes, plan.runs).await?;
         println!("{}", results.markdown());

@@ -387,7 +387,7 @@ async fn follow_service(
 }
 
 /// A GET's body, and when it was all in.
-async fn get(http: &HttpClient, url: &str) -> Result<(Instant, Bytes), String> {
+pub(super) async fn get(http: &HttpClient, url: &str) -> Result<(Instant, Bytes), String> {
     let request = http::Request::get(url)
         .body(Full::new(Bytes::new()))
         .map_err(|e| e.to_string())?;
@@ -432,7 +432,7 @@ fn count_instances(body: &[u8]) -> usize {
 }
 
 /// Parked blocking queries on the registry.
-async fn parked(metrics_url: &str) -> usize {
+pub(super) async fn parked(metrics_url: &str) -> usize {
     super::fetch_text(metrics_url)
         .await
         .lines()

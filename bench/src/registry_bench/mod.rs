@@ -12,15 +12,19 @@
 //! * `watchers`: waking many parked watchers with one change.
 //! * [`fleet`]: a big service, many watchers, a change a second: the
 //!   changes feed beside the whole list.
+//! * [`leases`]: many instances on few shared leases, beside etcd's:
+//!   memory, keepalives, and how soon a lease's end reaches a watcher.
 //! * `results`: the figures of every run, and their markdown.
 
 pub mod etcd;
 pub mod fleet;
+pub mod leases;
 pub mod ops;
 mod results;
 mod watchers;
 
 pub use fleet::FleetSizes;
+pub use leases::LeaseSizes;
 pub use results::{Pair, RegistryResults};
 
 use crate::topology::rss_kib;
@@ -49,6 +53,8 @@ pub struct Sizes {
     pub memory_instances: usize,
     /// The fleet measurement.
     pub fleet: FleetSizes,
+    /// The shared-lease measurement.
+    pub leases: LeaseSizes,
 }
 
 impl Sizes {
@@ -66,6 +72,10 @@ impl Sizes {
                 list_watchers: 100,
                 changes: 5,
             },
+            leases: LeaseSizes {
+                instances: 1_000_000,
+                leases: 1000,
+            },
         }
     }
 
@@ -82,6 +92,10 @@ impl Sizes {
                 changes_watchers: 100,
                 list_watchers: 20,
                 changes: 3,
+            },
+            leases: LeaseSizes {
+                instances: 20_000,
+                leases: 100,
             },
         }
     }
@@ -110,6 +124,9 @@ pub async fn run(
     for run in 0..runs {
         eprintln!("registry against etcd, run {}", run + 1);
         once(registry_binary, sizes, &mut results).await?;
+        // Fresh processes of its own: memory is the whole process's.
+        let failed = leases::run(registry_binary, sizes.leases, &mut results.leases).await?;
+        results.failed.extend(failed);
     }
     Ok(results)
 }

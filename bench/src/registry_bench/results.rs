@@ -33,6 +33,8 @@ pub struct RegistryResults {
     pub runs: usize,
     /// The fleet section.
     pub fleet: super::fleet::FleetResults,
+    /// The shared-lease section.
+    pub leases: super::leases::LeaseResults,
 }
 
 impl RegistryResults {
@@ -80,6 +82,7 @@ impl RegistryResults {
             );
         }
         md.push_str(&self.fleet.markdown());
+        md.push_str(&self.leases.markdown());
         if !self.failed.is_empty() {
             let _ = writeln!(md, "\n**Failed operations:** {}", self.failed.join("; "));
         }

@@ -7,10 +7,11 @@
 //! [`ENDED`] first — every member is gone for readers in that instant —
 //! then removes the members, one change batch (one wake) per service.
 
+use super::change_log::Logged;
 use super::{lock, write, Catalog, ServiceEntry, Stamp, StoreError};
-use beacon_wire::{Change, InstanceId, LeaseId, LeaseStatus, ServiceName};
+use beacon_wire::{InstanceId, LeaseId, LeaseStatus, ServiceName};
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, BTreeSet},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -26,14 +27,44 @@ pub(super) struct SharedLease {
     ttl_ms: u64,
     /// The deadline every member shares.
     pub(super) deadline: Arc<AtomicU64>,
-    /// Who joined it. May name an instance that has since moved to a lease
-    /// of its own (ending checks each member's lease), never misses one on it.
-    members: Mutex<HashSet<(ServiceName, InstanceId)>>,
+    /// Who joined it, by service (a few bytes per instance: ids are shared
+    /// pointers). May name an instance that has since moved to a lease of
+    /// its own (ending checks each member's lease), never misses one on it.
+    members: Mutex<Joined>,
+}
+
+/// A lease's members, by service.
+#[derive(Debug, Default)]
+struct Joined {
+    by_service: BTreeMap<ServiceName, BTreeSet<InstanceId>>,
+    count: usize,
+}
+
+impl Joined {
+    fn insert(&mut self, service: &ServiceName, id: &InstanceId) {
+        let ids = self.by_service.entry(service.clone()).or_default();
+        if ids.insert(id.clone()) {
+            self.count += 1;
+        }
+    }
+
+    fn remove(&mut self, service: &ServiceName, id: &InstanceId) {
+        if let Some(ids) = self.by_service.get_mut(service) {
+            if ids.remove(id) {
+                self.count -= 1;
+            }
+            if ids.is_empty() {
+                self.by_service.remove(service);
+            }
+        }
+    }
 }
 
 /// What a member joining a lease shares with it.
 #[derive(Debug)]
 pub(super) struct Attached {
+    /// The lease's id as held (shared by every member).
+    pub(super) lease: LeaseId,
     pub(super) ttl_ms: u64,
     pub(super) deadline: Arc<AtomicU64>,
 }
@@ -48,7 +79,7 @@ impl Catalog {
         let entry = self.leases.entry(lease).or_insert_with(|| SharedLease {
             ttl_ms,
             deadline: Arc::new(AtomicU64::new(deadline)),
-            members: Mutex::new(HashSet::new()),
+            members: Mutex::new(Joined::default()),
         });
         entry.deadline.store(deadline, Ordering::Relaxed);
         deadline
@@ -107,12 +138,8 @@ impl Catalog {
         // Everyone on it is gone for readers from this instant on.
         held.deadline.store(ENDED, Ordering::Relaxed);
         let joined = std::mem::take(&mut *lock(&held.members));
-        let mut by_service: BTreeMap<ServiceName, Vec<InstanceId>> = BTreeMap::new();
-        for (service, id) in joined {
-            by_service.entry(service).or_default().push(id);
-        }
         let mut removed = 0;
-        for (service, ids) in by_service {
+        for (service, ids) in joined.by_service {
             let Some(entry) = self.services.get(&service) else {
                 continue;
             };
@@ -143,7 +170,7 @@ impl Catalog {
         &self,
         service: &ServiceName,
         entry: &ServiceEntry,
-        ids: &[InstanceId],
+        ids: &BTreeSet<InstanceId>,
         lease: &LeaseId,
         stamp: Stamp,
     ) -> usize {
@@ -155,7 +182,7 @@ impl Catalog {
                 .is_some_and(|m| m.lease.as_ref() == Some(lease))
             {
                 members.remove(id);
-                deletes.push(Change::delete(id.clone()));
+                deletes.push(Logged::Delete(id.clone()));
             }
         }
         let removed = deletes.len();
@@ -178,8 +205,9 @@ impl Catalog {
             .get(lease)
             .filter(|held| held.deadline.load(Ordering::Relaxed) > now)
             .ok_or_else(|| StoreError::UnknownLease(lease.clone()))?;
-        lock(&held.members).insert((service.clone(), id.clone()));
+        lock(&held.members).insert(service, id);
         Ok(Attached {
+            lease: held.key().clone(),
             ttl_ms: held.ttl_ms,
             deadline: Arc::clone(&held.deadline),
         })
@@ -189,7 +217,7 @@ impl Catalog {
     /// Never called with a service's guard held (see the lock order).
     pub(super) fn detach(&self, lease: Option<&LeaseId>, service: &ServiceName, id: &InstanceId) {
         if let Some(held) = lease.and_then(|lease| self.leases.get(lease)) {
-            lock(&held.members).remove(&(service.clone(), id.clone()));
+            lock(&held.members).remove(service, id);
         }
     }
 }
@@ -199,7 +227,7 @@ impl SharedLease {
         LeaseStatus {
             lease: lease.clone(),
             ttl_ms: self.ttl_ms,
-            instances: lock(&self.members).len() as u64,
+            instances: lock(&self.members).count as u64,
         }
     }
 }

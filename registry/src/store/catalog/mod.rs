@@ -6,11 +6,12 @@ use super::{
 };
 use crate::metrics::{Metrics, ParkedWatcher};
 use beacon_wire::{
-    Address, Change, Instance, InstanceId, LeaseId, Metadata, Registration, ServiceChanges,
-    ServiceInstances, ServiceList, ServiceName, ServiceSummary, WatchQuery,
+    Instance, InstanceId, LeaseId, Registration, ServiceChanges, ServiceInstances, ServiceList,
+    ServiceName, ServiceSummary, WatchQuery,
 };
-use change_log::{ChangeLog, Since};
+use change_log::{ChangeLog, Logged, Since};
 use dashmap::DashMap;
+use member::{live_instances, Deadline, Member, Stored};
 use std::{
     collections::BTreeMap,
     sync::{
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 mod change_log;
 mod lease_time;
 mod leases;
+mod member;
 
 use leases::SharedLease;
 
@@ -84,33 +86,6 @@ struct ServiceEntry {
     /// Written with `members` write-locked, read with it read-locked, so
     /// the two always agree.
     log: Mutex<ChangeLog>,
-}
-
-/// A registered instance.
-#[derive(Debug)]
-struct Member {
-    address: Address,
-    metadata: Metadata,
-    ttl_ms: u64,
-    /// Wall-clock milliseconds of the last registration; changes when an
-    /// instance registers anew, which tells clients it came back.
-    registered_at: u64,
-    /// The shared lease it lives on, if any.
-    lease: Option<LeaseId>,
-    /// Lease end in [`Clock`] milliseconds. The lease has run out once
-    /// `now >= deadline`.
-    deadline: Deadline,
-}
-
-/// Where a member's lease end is kept.
-#[derive(Debug)]
-enum Deadline {
-    /// A lease of its own.
-    Own(AtomicU64),
-    /// A shared lease's: renewing the lease renews every member at once,
-    /// and ending it (setting it to [`leases::ENDED`]) hides them all at
-    /// once.
-    Shared(Arc<AtomicU64>),
 }
 
 impl Catalog {
@@ -181,15 +156,17 @@ impl Catalog {
         stamp: Stamp,
     ) -> Result<(Registered, Option<u64>), StoreError> {
         let now = self.now();
-        let (ttl_ms, deadline, own_deadline) = match &registration.lease {
+        let (ttl_ms, deadline, own_deadline, lease) = match &registration.lease {
             None => {
                 let ttl_ms = millis(registration.ttl);
                 let at = now.saturating_add(ttl_ms);
-                (ttl_ms, Deadline::Own(AtomicU64::new(at)), Some(at))
+                (ttl_ms, Deadline::Own(AtomicU64::new(at)), Some(at), None)
             }
             Some(lease) => {
                 let attached = self.attach(lease, &service, &id)?;
-                (attached.ttl_ms, Deadline::Shared(attached.deadline), None)
+                let deadline = Deadline::Shared(attached.deadline);
+                // The lease's own id: one copy of it, however many join.
+                (attached.ttl_ms, deadline, None, Some(attached.lease))
             }
         };
         let entry = self
@@ -202,15 +179,17 @@ impl Catalog {
         let changed = previous.is_none_or(|m| {
             m.address != registration.address || m.metadata != registration.metadata
         });
-        let changed = changed || previous.is_some_and(|m| m.lease != registration.lease);
-        let member = Member {
-            address: registration.address,
-            metadata: registration.metadata,
-            ttl_ms,
-            registered_at,
-            lease: registration.lease,
+        let changed = changed || previous.is_some_and(|m| m.lease != lease);
+        let member = Member::new(
+            Stored {
+                address: registration.address,
+                metadata: registration.metadata,
+                ttl_ms,
+                registered_at,
+                lease,
+            },
             deadline,
-        };
+        );
         let instance = member.to_instance(&service, &id, now);
         if let Some(lease) = member
             .lease
@@ -221,15 +200,16 @@ impl Catalog {
             // members before this one was in, so it must not stay.
             return Err(StoreError::UnknownLease(lease.clone()));
         }
-        let replaced = members.insert(id.clone(), member);
-        if changed {
-            let put = Change::put(instance.clone());
+        let replaced = members.get(&id).map(|old| old.lease.clone());
+        let put = changed.then(|| Logged::put(&id, &member, instance.expires_in_ms));
+        members.insert(id.clone(), member);
+        if let Some(put) = put {
             self.bump(&service, &entry, members.len(), stamp, [put]);
         }
         drop(members);
         drop(entry);
-        if let Some(old) = replaced.filter(|old| old.lease != instance.lease) {
-            self.detach(old.lease.as_ref(), &service, &id);
+        if let Some(old) = replaced.filter(|old| *old != instance.lease) {
+            self.detach(old.as_ref(), &service, &id);
         }
         let outcome = if created {
             Registered::Created(instance)
@@ -307,7 +287,7 @@ impl Catalog {
         let Some(gone) = members.remove(id) else {
             return false;
         };
-        let delete = Change::delete(id.clone());
+        let delete = Logged::Delete(id.clone());
         self.bump(service, &entry, members.len(), stamp, [delete]);
         drop(members);
         drop(entry);
@@ -346,7 +326,7 @@ impl Catalog {
             } else {
                 tracing::info!(%service, %id, address = %member.address, "lease expired");
                 members.remove(id);
-                expired.push(Change::delete(id.clone()));
+                expired.push(Logged::Delete(id.clone()));
             }
         }
         if !expired.is_empty() {
@@ -495,7 +475,7 @@ impl Catalog {
                 let since = if after < logged_from {
                     Since::Snapshot
                 } else {
-                    lock(&entry.log).since(after, index)
+                    lock(&entry.log).since(after, index, service)
                 };
                 let instances = match since {
                     Since::Snapshot => live_instances(service, &members, now),
@@ -601,7 +581,7 @@ impl Catalog {
         entry: &ServiceEntry,
         members: usize,
         stamp: Stamp,
-        changes: impl IntoIterator<Item = Change>,
+        changes: impl IntoIterator<Item = Logged>,
     ) {
         let previous = *entry.index.borrow();
         let index = match stamp {
@@ -653,47 +633,6 @@ impl ServiceEntry {
             log: Mutex::new(ChangeLog::starting_at(index)),
         }
     }
-}
-
-impl Deadline {
-    /// The cell the lease end is kept in.
-    fn cell(&self) -> &AtomicU64 {
-        match self {
-            Self::Own(at) => at,
-            Self::Shared(at) => at,
-        }
-    }
-}
-
-impl Member {
-    fn deadline(&self) -> u64 {
-        self.deadline.cell().load(Ordering::Relaxed)
-    }
-
-    fn to_instance(&self, service: &ServiceName, id: &InstanceId, now: u64) -> Instance {
-        Instance {
-            service: service.clone(),
-            id: id.clone(),
-            address: self.address.clone(),
-            metadata: self.metadata.clone(),
-            ttl_ms: self.ttl_ms,
-            lease: self.lease.clone(),
-            registered_at: self.registered_at,
-            expires_in_ms: self.deadline().saturating_sub(now),
-        }
-    }
-}
-
-fn live_instances(
-    service: &ServiceName,
-    members: &BTreeMap<InstanceId, Member>,
-    now: u64,
-) -> Vec<Instance> {
-    members
-        .iter()
-        .filter(|(_, m)| m.deadline() > now)
-        .map(|(id, m)| m.to_instance(service, id, now))
-        .collect()
 }
 
 fn unknown_instance(service: &ServiceName, id: &InstanceId) -> StoreError {
