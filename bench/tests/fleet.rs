@@ -1,6 +1,7 @@
 //! The fleet measurement of `make bench` at a small size: a registry
 //! process, watchers on the changes feed beside watchers of the whole list,
-//! every one checked to have seen every change.
+//! every one checked to have seen every change, and etcd's gRPC watchers
+//! of the same fleet beside them.
 
 use beacon_bench::registry_bench::{fleet, leases, FleetSizes, LeaseSizes};
 
@@ -21,6 +22,12 @@ async fn every_watcher_sees_every_change_and_the_feed_carries_far_less() {
         .find(|r| r.what == "bytes per change per watcher")
         .expect("a bytes row");
     let (changes, lists) = (bytes.changes[0], bytes.lists[0]);
+    // etcd's gRPC watch beside them, every watcher checked there too.
+    assert!(
+        results.rows.iter().all(|r| r.etcd.len() == 1),
+        "{:?}",
+        results.rows
+    );
     // One put (~0.26 KiB) against 300 instances (~45 KiB).
     assert!(
         changes < 1.0 && lists > 20.0 * changes,

@@ -3,7 +3,8 @@
 //! does) or long-poll the whole list (what it did before, and what old
 //! clients do); the registry's CPU, the bytes each watcher gets per change
 //! and the time from a change to its last watcher are measured side by
-//! side, and every watcher is checked to have seen every change.
+//! side, and every watcher is checked to have seen every change. The same
+//! fleet on etcd's gRPC watch stands beside them (`fleet_etcd`).
 
 use super::{id, name};
 use crate::stats::Spread;
@@ -19,7 +20,7 @@ use serde::Serialize;
 use std::{fmt::Write as _, time::Duration};
 use tokio::{sync::watch, time::Instant};
 
-/// How a watcher follows the service.
+/// How a watcher of the registry follows the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Follow {
     /// `GET /v1/services/{service}/changes?index=N&wait=D`.
@@ -27,6 +28,32 @@ enum Follow {
     /// `GET /v1/services/{service}?index=N&wait=D`: the whole list.
     Lists,
 }
+
+/// A column of the fleet table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Column {
+    /// The registry's changes feed.
+    Changes,
+    /// The registry's whole list.
+    Lists,
+    /// etcd: a gRPC watch stream on the keys' prefix.
+    Etcd,
+}
+
+impl From<Follow> for Column {
+    fn from(follow: Follow) -> Self {
+        match follow {
+            Follow::Changes => Self::Changes,
+            Follow::Lists => Self::Lists,
+        }
+    }
+}
+
+/// The rows, named once for every column.
+pub(super) const CPU_ROW: &str = "server CPU (registry; etcd), % of a core";
+pub(super) const BYTES_ROW: &str = "bytes per change per watcher";
+pub(super) const P50_ROW: &str = "change → last watcher, p50";
+pub(super) const MAX_ROW: &str = "change → last watcher, max";
 
 /// One fleet figure, per way of following, every run.
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +64,8 @@ pub struct FleetRow {
     pub changes: Vec<f64>,
     /// Watchers long-polling the list.
     pub lists: Vec<f64>,
+    /// etcd's gRPC watchers.
+    pub etcd: Vec<f64>,
     /// Unit.
     pub unit: &'static str,
 }
@@ -51,7 +80,7 @@ pub struct FleetResults {
 }
 
 impl FleetResults {
-    fn record(&mut self, what: &str, unit: &'static str, follow: Follow, value: f64) {
+    pub(super) fn record(&mut self, what: &str, unit: &'static str, column: Column, value: f64) {
         let at = match self.rows.iter().position(|r| r.what == what) {
             Some(at) => at,
             None => {
@@ -59,14 +88,16 @@ impl FleetResults {
                     what: what.to_owned(),
                     changes: Vec::new(),
                     lists: Vec::new(),
+                    etcd: Vec::new(),
                     unit,
                 });
                 self.rows.len() - 1
             }
         };
-        match follow {
-            Follow::Changes => self.rows[at].changes.push(value),
-            Follow::Lists => self.rows[at].lists.push(value),
+        match column {
+            Column::Changes => self.rows[at].changes.push(value),
+            Column::Lists => self.rows[at].lists.push(value),
+            Column::Etcd => self.rows[at].etcd.push(value),
         }
     }
 
@@ -84,9 +115,12 @@ impl FleetResults {
              milliseconds). Registry CPU is its process's user and system time over the \
              changes, as a share of one core; bytes are the answers' bodies after each \
              watcher's first sync; propagation is from a change's write answered to the last \
-             watcher that got it. Every watcher is checked to have seen every change. Medians \
-             of the runs, range in brackets.\n\n\
-             | figure | changes feed | whole list |\n|---|---|---|\n"
+             watcher that got it. Every watcher is checked to have seen every change. Beside \
+             them, the anchor: etcd with as many keys under one prefix, {changes_watchers} \
+             gRPC watch streams on it over 10 connections, the same changes (a key put); its \
+             bytes are each event's key and value (framing not counted). Medians of the runs, \
+             range in brackets.\n\n\
+             | figure | changes feed | whole list | etcd gRPC watch |\n|---|---|---|---|\n"
         );
         for row in &self.rows {
             let show = |v: &[f64]| {
@@ -95,10 +129,11 @@ impl FleetResults {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} |",
+                "| {} | {} | {} | {} |",
                 row.what,
                 show(&row.changes),
-                show(&row.lists)
+                show(&row.lists),
+                show(&row.etcd)
             );
         }
         md
@@ -139,6 +174,8 @@ pub struct Fleet<'a> {
     pub registry: &'a Service,
     /// What each instance registers.
     pub registration: &'a Registration,
+    /// etcd, for the anchor's column.
+    pub etcd: &'a super::etcd::Etcd,
 }
 
 /// Starts a registry from `binary` and measures a fleet of `sizes` on it
@@ -165,10 +202,12 @@ pub async fn run(
             beacon::wire::Address::new("http://127.0.0.1:9000").map_err(|e| e.to_string())?,
         )
     };
+    let etcd = super::etcd::Etcd::start().await?;
     let fleet = Fleet {
         client: &client,
         registry: &registry,
         registration: &registration,
+        etcd: &etcd,
     };
     let (mut results, mut failed) = (FleetResults::default(), Vec::new());
     measure(&fleet, sizes, &mut results, &mut failed).await?;
@@ -205,7 +244,7 @@ pub(super) async fn measure(
         }
         once(subjects, &service, follow, watchers, sizes, results, failed).await?;
     }
-    Ok(())
+    super::fleet_etcd::measure(subjects.etcd, sizes, results, failed).await
 }
 
 async fn once(
@@ -309,8 +348,8 @@ async fn once(
     }
     let bytes: usize = seen.iter().map(|s| s.bytes_after_sync).sum();
     let per = bytes as f64 / (sizes.changes * watchers) as f64 / 1024.0;
-    results.record("registry CPU, % of a core", "%", follow, cpu);
-    results.record("bytes per change per watcher", "KiB", follow, per);
+    results.record(CPU_ROW, "%", follow.into(), cpu);
+    results.record(BYTES_ROW, "KiB", follow.into(), per);
     let spread = |q: f64| {
         let mut v = propagation.clone();
         v.sort_by(f64::total_cmp);
@@ -318,8 +357,8 @@ async fn once(
             .copied()
             .unwrap_or(f64::NAN)
     };
-    results.record("change → last watcher, p50", "ms", follow, spread(0.5));
-    results.record("change → last watcher, max", "ms", follow, spread(1.0));
+    results.record(P50_ROW, "ms", follow.into(), spread(0.5));
+    results.record(MAX_ROW, "ms", follow.into(), spread(1.0));
     Ok(())
 }
 
@@ -442,7 +481,7 @@ pub(super) async fn parked(metrics_url: &str) -> usize {
 }
 
 /// User plus system clock ticks `pid` has used.
-fn cpu_ticks(pid: u32) -> u64 {
+pub(super) fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command's closing parenthesis; utime and stime are
     // the 14th and 15th of the whole line.
@@ -460,7 +499,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
-fn ticks_per_second() -> f64 {
+pub(super) fn ticks_per_second() -> f64 {
     100.0
 }
 

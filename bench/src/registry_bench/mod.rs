@@ -11,13 +11,15 @@
 //! * [`etcd`]: the etcd process, its gateway and gRPC clients.
 //! * `watchers`: waking many parked watchers with one change.
 //! * [`fleet`]: a big service, many watchers, a change a second: the
-//!   changes feed beside the whole list.
+//!   changes feed beside the whole list; `fleet_etcd`: etcd's gRPC
+//!   watch on the same fleet.
 //! * [`leases`]: many instances on few shared leases, beside etcd's:
 //!   memory, keepalives, and how soon a lease's end reaches a watcher.
 //! * `results`: the figures of every run, and their markdown.
 
 pub mod etcd;
 pub mod fleet;
+mod fleet_etcd;
 pub mod leases;
 pub mod ops;
 mod results;
@@ -170,6 +172,7 @@ async fn once(
         client: &subjects.client,
         registry: subjects.registry,
         registration: &subjects.registration,
+        etcd: subjects.etcd,
     };
     fleet::measure(&fleet, sizes.fleet, &mut results.fleet, &mut results.failed).await?;
     memory(&subjects, results).await
