@@ -6,7 +6,11 @@
 use super::{instances, leases, ops, services};
 use axum::Json;
 use utoipa::{
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+        schema::{AnyOfBuilder, ObjectBuilder, Type},
+        RefOr, Schema,
+    },
     Modify, OpenApi,
 };
 
@@ -30,7 +34,7 @@ use utoipa::{
         ops::health,
         ops::metrics,
     ),
-    modifiers(&BearerToken)
+    modifiers(&BearerToken, &LeaseOrTtl)
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
@@ -46,6 +50,39 @@ impl Modify for BearerToken {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// A registration names `ttl_ms` or `lease`, never both (the server
+/// answers 400 `invalid_registration`): one struct on the wire, two
+/// shapes in the description (one without each), so that generated
+/// clients and checkers know.
+struct LeaseOrTtl;
+
+impl Modify for LeaseOrTtl {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let Some(RefOr::T(Schema::Object(both))) = components.schemas.get("RegisterRequest")
+        else {
+            return;
+        };
+        // `null` stands for absent, as the server reads it.
+        let without = |field: &str| {
+            let mut shape = both.clone();
+            let null = ObjectBuilder::new().schema_type(Type::Null).build();
+            shape.properties.insert(field.to_owned(), null.into());
+            Schema::Object(shape)
+        };
+        let any_of = AnyOfBuilder::new()
+            .item(without("lease"))
+            .item(without("ttl_ms"))
+            .description(both.description.clone())
+            .build();
+        components
+            .schemas
+            .insert("RegisterRequest".to_owned(), RefOr::T(Schema::AnyOf(any_of)));
     }
 }
 
