@@ -84,9 +84,14 @@ async fn caught_up(watcher: &mut Watcher, registry: &TestRegistry) {
 }
 
 async fn put(registry: &TestRegistry, id: &str, port: u16, ttl_ms: u64) {
+    let body = json!({"address": format!("http://127.0.0.1:{port}"), "ttl_ms": ttl_ms});
+    register(registry, id, body).await;
+}
+
+async fn register(registry: &TestRegistry, id: &str, body: serde_json::Value) {
     let status = reqwest::Client::new()
         .put(registry.at(&format!("/v1/services/ratings/instances/{id}")))
-        .json(&json!({"address": format!("http://127.0.0.1:{port}"), "ttl_ms": ttl_ms}))
+        .json(&body)
         .send()
         .await
         .expect("register")
@@ -189,14 +194,8 @@ async fn grant(registry: &TestRegistry, ttl_ms: u64) -> String {
 }
 
 async fn put_on(registry: &TestRegistry, id: &str, port: u16, lease: &str) {
-    let status = reqwest::Client::new()
-        .put(registry.at(&format!("/v1/services/ratings/instances/{id}")))
-        .json(&json!({"address": format!("http://127.0.0.1:{port}"), "lease": lease}))
-        .send()
-        .await
-        .expect("register")
-        .status();
-    assert!(status.is_success(), "{id}: {status}");
+    let body = json!({"address": format!("http://127.0.0.1:{port}"), "lease": lease});
+    register(registry, id, body).await;
 }
 
 /// A shared lease granted through one replica is kept alive and ended

@@ -17,16 +17,19 @@ async fn every_watcher_sees_every_change_and_the_feed_carries_far_less() {
     let (results, failed) = fleet::run(&binary, sizes).await.expect("the fleet runs");
     assert!(failed.is_empty(), "{failed:?}");
     let bytes = results
-        .rows
-        .iter()
-        .find(|r| r.what == "bytes per change per watcher")
+        .table
+        .row("bytes per change per watcher")
         .expect("a bytes row");
-    let (changes, lists) = (bytes.changes[0], bytes.lists[0]);
+    let (changes, lists) = (bytes.columns[0][0], bytes.columns[1][0]);
     // etcd's gRPC watch beside them, every watcher checked there too.
     assert!(
-        results.rows.iter().all(|r| r.etcd.len() == 1),
+        results
+            .table
+            .rows
+            .iter()
+            .all(|r| r.columns.get(2).is_some_and(|etcd| etcd.len() == 1)),
         "{:?}",
-        results.rows
+        results.table.rows
     );
     // One put (~0.26 KiB) against 300 instances (~45 KiB).
     assert!(
@@ -50,13 +53,9 @@ async fn a_lease_s_end_reaches_a_watcher_as_all_its_instances_gone() {
         .await
         .expect("the lease measurement runs");
     assert!(failed.is_empty(), "{failed:?}");
-    let ended = results
-        .rows
-        .iter()
-        .find(|r| r.what.starts_with("lease ended"))
-        .expect("a lease-end row");
+    let ended = results.table.row("lease ended").expect("a lease-end row");
     assert!(
-        ended.registry[0].is_finite() && ended.etcd[0].is_finite(),
+        ended.columns[0][0].is_finite() && ended.columns[1][0].is_finite(),
         "{ended:?}"
     );
     assert!(results.markdown().contains("one lease per process"));

@@ -1,12 +1,15 @@
 //! Lease expiry and blocking queries under tokio's paused clock: every
 //! timing claim is exact here, with no real sleeping.
 
+mod support;
+
 use beacon_registry::{
     metrics::Metrics,
     store::{MemoryStore, Registered, Store, StoreError},
 };
 use beacon_wire::{Address, InstanceId, Registration, ServiceInstances, ServiceName};
 use std::{sync::Arc, time::Duration};
+use support::until;
 use tokio::time::{advance, sleep, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -33,26 +36,6 @@ fn store() -> (MemoryStore, Arc<Metrics>) {
 
 fn ids(answer: &ServiceInstances) -> Vec<String> {
     answer.instances.iter().map(|i| i.id.to_string()).collect()
-}
-
-/// Lets other tasks (the expiry task) run until `done` holds, without the
-/// paused clock moving: the test task stays runnable, so tokio never
-/// auto-advances. Fails clearly, rather than hanging or passing by luck,
-/// if `done` does not hold within a bounded number of scheduler turns.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let at = Instant::now();
-    for _ in 0..100_000 {
-        if done() {
-            assert_eq!(
-                Instant::now(),
-                at,
-                "the clock moved while waiting for {what}"
-            );
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("{what}: still not so after 100000 scheduler turns at {at:?}");
 }
 
 #[tokio::test(start_paused = true)]

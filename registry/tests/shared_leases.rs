@@ -2,6 +2,8 @@
 //! lease that ends takes all of its instances with it in one change. First
 //! under tokio's paused clock (exact timing), then over HTTP.
 
+mod support;
+
 use beacon_registry::{
     metrics::Metrics,
     store::{MemoryStore, Store, StoreError},
@@ -12,7 +14,8 @@ use beacon_wire::{
 };
 use serde_json::json;
 use std::{sync::Arc, time::Duration};
-use tokio::time::{advance, Instant};
+use support::until;
+use tokio::time::advance;
 
 fn service(name: &str) -> ServiceName {
     ServiceName::new(name).expect("valid service")
@@ -24,24 +27,6 @@ fn on_lease(port: u16, lease: &LeaseGrant) -> Registration {
         lease: Some(lease.lease.clone()),
         ..Registration::new(address)
     }
-}
-
-/// Lets the expiry task run until `done` holds, without the paused clock
-/// moving (see `expiry_paused.rs`).
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let at = Instant::now();
-    for _ in 0..100_000 {
-        if done() {
-            assert_eq!(
-                Instant::now(),
-                at,
-                "the clock moved while waiting for {what}"
-            );
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("{what}: still not so after 100000 scheduler turns");
 }
 
 #[tokio::test(start_paused = true)]

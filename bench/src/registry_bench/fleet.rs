@@ -6,18 +6,18 @@
 //! side, and every watcher is checked to have seen every change. The same
 //! fleet on etcd's gRPC watch stands beside them (`fleet_etcd`).
 
+use super::table::{quantile, Table};
 use super::{id, name};
-use crate::stats::Spread;
 use beacon::{
     net::http::{http_client, read_body, HttpClient},
     wire::ServiceChanges,
 };
-use beacon::{wire::Registration, RegistryClient, RegistryClientConfig};
+use beacon::{wire::Registration, RegistryClient};
 use beacon_kit::process::Service;
 use bytes::Bytes;
 use http_body_util::Full;
 use serde::Serialize;
-use std::{fmt::Write as _, time::Duration};
+use std::time::Duration;
 use tokio::{sync::watch, time::Instant};
 
 /// How a watcher of the registry follows the service.
@@ -55,50 +55,18 @@ pub(super) const BYTES_ROW: &str = "bytes per change per watcher";
 pub(super) const P50_ROW: &str = "change → last watcher, p50";
 pub(super) const MAX_ROW: &str = "change → last watcher, max";
 
-/// One fleet figure, per way of following, every run.
-#[derive(Debug, Clone, Serialize)]
-pub struct FleetRow {
-    /// What was measured.
-    pub what: String,
-    /// Watchers on the changes feed.
-    pub changes: Vec<f64>,
-    /// Watchers long-polling the list.
-    pub lists: Vec<f64>,
-    /// etcd's gRPC watchers.
-    pub etcd: Vec<f64>,
-    /// Unit.
-    pub unit: &'static str,
-}
-
 /// The fleet section's figures.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct FleetResults {
-    /// Each figure.
-    pub rows: Vec<FleetRow>,
+    /// Each figure: columns changes feed, whole list, etcd.
+    pub table: Table,
     /// Instances, watchers per way, changes per run: for the heading.
     pub shape: Option<(usize, usize, usize, usize)>,
 }
 
 impl FleetResults {
     pub(super) fn record(&mut self, what: &str, unit: &'static str, column: Column, value: f64) {
-        let at = match self.rows.iter().position(|r| r.what == what) {
-            Some(at) => at,
-            None => {
-                self.rows.push(FleetRow {
-                    what: what.to_owned(),
-                    changes: Vec::new(),
-                    lists: Vec::new(),
-                    etcd: Vec::new(),
-                    unit,
-                });
-                self.rows.len() - 1
-            }
-        };
-        match column {
-            Column::Changes => self.rows[at].changes.push(value),
-            Column::Lists => self.rows[at].lists.push(value),
-            Column::Etcd => self.rows[at].etcd.push(value),
-        }
+        self.table.record(what, unit, column as usize, value);
     }
 
     /// A markdown section.
@@ -122,20 +90,7 @@ impl FleetResults {
              range in brackets.\n\n\
              | figure | changes feed | whole list | etcd gRPC watch |\n|---|---|---|---|\n"
         );
-        for row in &self.rows {
-            let show = |v: &[f64]| {
-                Spread::of(v.iter().copied())
-                    .map_or("n/a".to_owned(), |s| format!("{} {}", s.show(2), row.unit))
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} |",
-                row.what,
-                show(&row.changes),
-                show(&row.lists),
-                show(&row.etcd)
-            );
-        }
+        self.table.write_rows(&mut md, 3);
         md
     }
 }
@@ -184,18 +139,7 @@ pub async fn run(
     binary: &std::path::Path,
     sizes: FleetSizes,
 ) -> Result<(FleetResults, Vec<String>), String> {
-    let registry = Service::start_with_log(
-        binary,
-        &["--listen", "127.0.0.1:0"],
-        "warn,beacon_registry::server=info",
-    )?;
-    let config = RegistryClientConfig {
-        request_timeout: Duration::from_secs(60),
-        connect_timeout: Duration::from_secs(10),
-        ..RegistryClientConfig::default()
-    };
-    let client =
-        RegistryClient::new([registry.url.as_str()], None, config).map_err(|e| e.to_string())?;
+    let (registry, client) = super::start_registry(binary)?;
     let registration = Registration {
         ttl: Duration::from_secs(3600),
         ..Registration::new(
@@ -350,15 +294,13 @@ async fn once(
     let per = bytes as f64 / (sizes.changes * watchers) as f64 / 1024.0;
     results.record(CPU_ROW, "%", follow.into(), cpu);
     results.record(BYTES_ROW, "KiB", follow.into(), per);
-    let spread = |q: f64| {
-        let mut v = propagation.clone();
-        v.sort_by(f64::total_cmp);
-        v.get(((v.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    results.record(P50_ROW, "ms", follow.into(), spread(0.5));
-    results.record(MAX_ROW, "ms", follow.into(), spread(1.0));
+    results.record(
+        P50_ROW,
+        "ms",
+        follow.into(),
+        quantile(propagation.clone(), 0.5),
+    );
+    results.record(MAX_ROW, "ms", follow.into(), quantile(propagation, 1.0));
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use super::{
     etcd::{watch_prefix, Etcd},
     fleet::{cpu_ticks, ticks_per_second, Column, FleetResults, FleetSizes},
     ops::spread,
+    table::quantile,
 };
 use etcd_client::{Client as GrpcClient, EventType, PutOptions, Txn, TxnOp, WatchStream};
 use std::time::Duration;
@@ -117,15 +118,14 @@ pub(super) async fn measure(
     let per = bytes as f64 / (sizes.changes * watchers).max(1) as f64 / 1024.0;
     results.record(super::fleet::CPU_ROW, "%", Column::Etcd, cpu);
     results.record(super::fleet::BYTES_ROW, "KiB", Column::Etcd, per);
-    propagation.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        propagation
-            .get(((propagation.len().max(1) - 1) as f64 * q).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    results.record(super::fleet::P50_ROW, "ms", Column::Etcd, at(0.5));
-    results.record(super::fleet::MAX_ROW, "ms", Column::Etcd, at(1.0));
+    let p50 = quantile(propagation.clone(), 0.5);
+    results.record(super::fleet::P50_ROW, "ms", Column::Etcd, p50);
+    results.record(
+        super::fleet::MAX_ROW,
+        "ms",
+        Column::Etcd,
+        quantile(propagation, 1.0),
+    );
     Ok(())
 }
 

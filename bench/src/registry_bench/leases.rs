@@ -9,17 +9,16 @@ use super::{
     fleet::get,
     id, name,
     ops::{percentile, spread},
+    table::Table,
 };
-use crate::{stats::Spread, topology::rss_kib};
+use crate::topology::rss_kib;
 use beacon::{
     net::http::{http_client, HttpClient},
     wire::{Address, Registration, ServiceChanges},
-    RegistryClient, RegistryClientConfig,
 };
-use beacon_kit::process::Service;
 use etcd_client::{EventType, PutOptions, Txn, TxnOp};
 use serde::Serialize;
-use std::{fmt::Write as _, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 /// Sizes of the shared-lease measurement.
@@ -37,44 +36,19 @@ impl LeaseSizes {
     }
 }
 
-/// One figure, registry beside etcd, every run.
-#[derive(Debug, Clone, Serialize)]
-pub struct LeaseRow {
-    /// What was measured.
-    pub what: String,
-    /// The registry (memory store), shared leases.
-    pub registry: Vec<f64>,
-    /// etcd over gRPC, keys on shared etcd leases.
-    pub etcd: Vec<f64>,
-    /// Unit.
-    pub unit: &'static str,
-}
-
 /// The shared-lease section's figures.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct LeaseResults {
-    /// Each figure.
-    pub rows: Vec<LeaseRow>,
+    /// Each figure: columns registry, etcd.
+    pub table: Table,
     /// The sizes, for the heading.
     pub shape: Option<(usize, usize)>,
 }
 
 impl LeaseResults {
     fn record(&mut self, what: &str, unit: &'static str, registry: f64, etcd: f64) {
-        let at = match self.rows.iter().position(|r| r.what == what) {
-            Some(at) => at,
-            None => {
-                self.rows.push(LeaseRow {
-                    what: what.to_owned(),
-                    registry: Vec::new(),
-                    etcd: Vec::new(),
-                    unit,
-                });
-                self.rows.len() - 1
-            }
-        };
-        self.rows[at].registry.push(registry);
-        self.rows[at].etcd.push(etcd);
+        self.table.record(what, unit, 0, registry);
+        self.table.record(what, unit, 1, etcd);
     }
 
     /// A markdown section.
@@ -97,19 +71,7 @@ impl LeaseResults {
              | figure | registry | etcd gRPC |\n|---|---|---|\n",
             instances / 5
         );
-        for row in &self.rows {
-            let show = |v: &[f64]| {
-                Spread::of(v.iter().copied())
-                    .map_or("n/a".to_owned(), |s| format!("{} {}", s.show(2), row.unit))
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} |",
-                row.what,
-                show(&row.registry),
-                show(&row.etcd)
-            );
-        }
+        self.table.write_rows(&mut md, 2);
         md
     }
 }
@@ -163,19 +125,8 @@ async fn on_registry(
     sizes: LeaseSizes,
     failed: &mut Vec<String>,
 ) -> Result<(f64, f64, f64, f64), String> {
-    let registry = Service::start_with_log(
-        binary,
-        &["--listen", "127.0.0.1:0"],
-        "warn,beacon_registry::server=info",
-    )?;
-    let config = RegistryClientConfig {
-        request_timeout: Duration::from_secs(60),
-        connect_timeout: Duration::from_secs(10),
-        ..RegistryClientConfig::default()
-    };
-    let client = Arc::new(
-        RegistryClient::new([registry.url.as_str()], None, config).map_err(|e| e.to_string())?,
-    );
+    let (registry, client) = super::start_registry(binary)?;
+    let client = Arc::new(client);
     let mut leases = Vec::with_capacity(sizes.leases);
     for _ in 0..sizes.leases {
         let grant = client.grant(Duration::from_secs(3600)).await;

@@ -23,6 +23,7 @@ mod fleet_etcd;
 pub mod leases;
 pub mod ops;
 mod results;
+pub mod table;
 mod watchers;
 
 pub use fleet::FleetSizes;
@@ -138,20 +139,8 @@ async fn once(
     sizes: Sizes,
     results: &mut RegistryResults,
 ) -> Result<(), String> {
-    let registry = Service::start_with_log(
-        registry_binary,
-        &["--listen", "127.0.0.1:0"],
-        "warn,beacon_registry::server=info",
-    )?;
-    // Generous: a thousand watchers connect at once on a small machine.
-    let config = RegistryClientConfig {
-        request_timeout: Duration::from_secs(60),
-        connect_timeout: Duration::from_secs(10),
-        ..RegistryClientConfig::default()
-    };
-    let client = Arc::new(
-        RegistryClient::new([registry.url.as_str()], None, config).map_err(|e| e.to_string())?,
-    );
+    let (registry, client) = start_registry(registry_binary)?;
+    let client = Arc::new(client);
     let etcd = Etcd::start().await?;
     let registration = Registration {
         ttl: Duration::from_secs(3600),
@@ -415,6 +404,27 @@ pub(super) async fn register_many(
         }
     })
     .await
+}
+
+/// A registry process from `binary` on a free port, and a client of it
+/// with generous timeouts: a thousand watchers connect at once on a small
+/// machine.
+pub(super) fn start_registry(
+    binary: &std::path::Path,
+) -> Result<(Service, RegistryClient), String> {
+    let registry = Service::start_with_log(
+        binary,
+        &["--listen", "127.0.0.1:0"],
+        "warn,beacon_registry::server=info",
+    )?;
+    let config = RegistryClientConfig {
+        request_timeout: Duration::from_secs(60),
+        connect_timeout: Duration::from_secs(10),
+        ..RegistryClientConfig::default()
+    };
+    let client =
+        RegistryClient::new([registry.url.as_str()], None, config).map_err(|e| e.to_string())?;
+    Ok((registry, client))
 }
 
 pub(super) async fn fetch_text(url: &str) -> String {
