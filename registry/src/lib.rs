@@ -13,6 +13,8 @@
 //!   (a client for its v3 JSON gateway, a watch-fed catalog, leases).
 //! * [`http`]: the axum router: routes, auth, extractors, [`AppError`](http::error::AppError).
 //! * [`metrics`]: Prometheus metrics.
+//! * [`subset`]: deterministic subsets of a service's instances per
+//!   watching client.
 //! * [`server`]: binds, serves and shuts down gracefully; what `main` calls.
 
 #![forbid(unsafe_code)]
@@ -22,3 +24,4 @@ pub mod http;
 pub mod metrics;
 pub mod server;
 pub mod store;
+pub mod subset;

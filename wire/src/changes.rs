@@ -32,6 +32,21 @@ pub struct ServiceChanges {
     /// Every change after the index asked for (after the snapshot, if any),
     /// in order.
     pub changes: Vec<Change>,
+    /// With `subset=K&client=<lease>`: the instances (or changes) are the
+    /// client's subset of K of the service's instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<SubsetSize>,
+}
+
+/// How large a subset answer's subset is, and of how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SubsetSize {
+    /// The subset's size asked for (K); the subset holds fewer only when
+    /// the service does.
+    pub size: u64,
+    /// The service's live instances.
+    pub of: u64,
 }
 
 /// One change to a service's membership.

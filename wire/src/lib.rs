@@ -35,11 +35,11 @@ pub use body::{
     Instance, Metadata, RegisterRequest, Registration, ServiceInstances, ServiceList,
     ServiceSummary, DEFAULT_TTL, MAX_TTL, MIN_TTL, ZONE,
 };
-pub use changes::{Change, ChangeOp, ServiceChanges};
+pub use changes::{Change, ChangeOp, ServiceChanges, SubsetSize};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, WireError};
 pub use lease::{GrantRequest, LeaseGrant, LeaseStatus};
 pub use names::{Address, InstanceId, LeaseId, ServiceName};
-pub use query::{format_wait, WatchQuery, DEFAULT_WAIT, MAX_WAIT};
+pub use query::{format_wait, SubsetQuery, WatchQuery, DEFAULT_WAIT, MAX_SUBSET, MAX_WAIT};
 
 /// Header carrying a service's index on resolve answers, so a client can
 /// long-poll without parsing the body first.

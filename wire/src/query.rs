@@ -2,6 +2,7 @@
 
 use super::body::duration_ms;
 use super::error::{ErrorCode, WireError};
+use super::names::LeaseId;
 use std::time::Duration;
 
 /// How long a blocking query waits when it names no `wait`.
@@ -51,6 +52,52 @@ impl WatchQuery {
     /// The query string for this query, e.g. `index=42&wait=30s`.
     pub fn to_query_string(&self) -> String {
         format!("index={}&wait={}", self.index, format_wait(self.wait))
+    }
+}
+
+/// Largest subset a client may ask for.
+pub const MAX_SUBSET: usize = 1000;
+
+/// A parsed `subset=K&client=<lease>`: the client (named by its lease,
+/// which the registry ranks it by) wants a subset of K instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubsetQuery {
+    /// How many instances (K).
+    pub size: usize,
+    /// The asking client's lease.
+    pub client: LeaseId,
+}
+
+impl SubsetQuery {
+    /// Parses the raw `subset` and `client` parameters: both or neither.
+    pub fn parse(subset: Option<&str>, client: Option<&str>) -> Result<Option<Self>, WireError> {
+        let bad = |message: String| WireError::new(ErrorCode::InvalidQuery, message);
+        match (subset, client) {
+            (None, None) => Ok(None),
+            (Some(size), Some(client)) => {
+                let size = size
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|k| (1..=MAX_SUBSET).contains(k))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "subset {size:?} is not a whole number in 1..={MAX_SUBSET}"
+                        ))
+                    })?;
+                let client = client
+                    .parse()
+                    .map_err(|e: WireError| bad(format!("client: {}", e.message)))?;
+                Ok(Some(Self { size, client }))
+            }
+            _ => Err(bad(
+                "subset and client go together: subset=K&client=<your lease>".into(),
+            )),
+        }
+    }
+
+    /// The query string for this query, e.g. `subset=8&client=00ff`.
+    pub fn to_query_string(&self) -> String {
+        format!("subset={}&client={}", self.size, self.client)
     }
 }
 
@@ -158,5 +205,32 @@ mod tests {
         };
         assert_eq!(q.to_query_string(), "index=3&wait=1500ms");
         assert_eq!(parse(Some("3"), Some("1500ms")), Ok(Some(q)));
+    }
+}
+
+#[cfg(test)]
+mod subset_tests {
+    use super::*;
+
+    #[test]
+    fn a_subset_query_needs_both_parts_and_a_size_in_range() {
+        assert_eq!(SubsetQuery::parse(None, None), Ok(None));
+        let query = SubsetQuery::parse(Some("8"), Some("00ff")).expect("valid");
+        assert_eq!(query.as_ref().map(|q| q.size), Some(8));
+        assert_eq!(
+            query.map(|q| q.to_query_string()).as_deref(),
+            Some("subset=8&client=00ff")
+        );
+        for (subset, client) in [
+            (Some("8"), None),
+            (None, Some("00ff")),
+            (Some("0"), Some("00ff")),
+            (Some("1001"), Some("00ff")),
+            (Some("eight"), Some("00ff")),
+            (Some("8"), Some("Not-A-Lease")),
+        ] {
+            let error = SubsetQuery::parse(subset, client).expect_err("refused");
+            assert_eq!(error.code, ErrorCode::InvalidQuery, "{subset:?} {client:?}");
+        }
     }
 }

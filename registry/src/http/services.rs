@@ -12,7 +12,7 @@ use axum::{
     Json,
 };
 use beacon_wire::{
-    ErrorBody, ServiceChanges, ServiceInstances, ServiceList, WatchQuery, INDEX_HEADER,
+    ErrorBody, ServiceChanges, ServiceInstances, ServiceList, SubsetQuery, WatchQuery, INDEX_HEADER,
 };
 use serde::Deserialize;
 
@@ -28,6 +28,27 @@ pub struct WatchParams {
     /// 30 s when absent.
     #[param(pattern = "^(([0-9]{1,4}|[1-5][0-9]{4}|60000)ms|([0-9]|[1-5][0-9]|60)s|[01]m)$")]
     wait: Option<String>,
+}
+
+/// The raw parameters of a changes read: a blocking query's, and a subset's.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChangesParams {
+    /// Answer once the service's index is no longer this one (a blocking
+    /// query); without it, answer at once.
+    #[param(value_type = Option<i64>, minimum = 0)]
+    index: Option<String>,
+    /// Longest wait of a blocking query: `250ms`, `30s`, `1m`; at most 60 s,
+    /// 30 s when absent.
+    #[param(pattern = "^(([0-9]{1,4}|[1-5][0-9]{4}|60000)ms|([0-9]|[1-5][0-9]|60)s|[01]m)$")]
+    wait: Option<String>,
+    /// Answer only this client's subset of this many instances (with `client`).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    subset: Option<String>,
+    /// The asking client's lease (with `subset`): it ranks the client among
+    /// those asking for subsets.
+    #[param(value_type = Option<beacon_wire::LeaseId>)]
+    client: Option<String>,
 }
 
 /// The path parameter of a service's route, for the API description.
@@ -77,26 +98,32 @@ pub async fn resolve<S: Store>(
     get,
     path = "/v1/services/{service}/changes",
     tag = "services",
-    params(ServicePathDoc, WatchParams),
+    params(ServicePathDoc, ChangesParams),
     responses(
-        (status = 200, description = "The changes after the index (or a snapshot) and the new index",
+        (status = 200, description = "The changes after the index (or a snapshot) and the new index; with a subset, the client's subset",
             body = ServiceChanges,
             headers(("X-Beacon-Index" = u64, description = "The index, as in the body"))),
         (status = 400, description = "Bad name or query", body = ErrorBody),
+        (status = 404, description = "The subset's client lease is not held", body = ErrorBody),
     )
 )]
 pub async fn changes<S: Store>(
     State(app): State<AppState<S>>,
     ServicePath(service): ServicePath,
-    QueryParams(params): QueryParams<WatchParams>,
+    QueryParams(params): QueryParams<ChangesParams>,
 ) -> Result<Response, AppError> {
     // No index: a first sync, at once.
     let after = WatchQuery::parse(params.index.as_deref(), params.wait.as_deref())?;
-    let answer = app
-        .store
-        .catalog()
-        .read_changes(&service, after, &app.shutdown)
-        .await;
+    let subset = SubsetQuery::parse(params.subset.as_deref(), params.client.as_deref())?;
+    let catalog = app.store.catalog();
+    let answer = match subset {
+        None => catalog.read_changes(&service, after, &app.shutdown).await,
+        Some(subset) => {
+            catalog
+                .read_subset(&service, after, &subset, &app.shutdown)
+                .await?
+        }
+    };
     Ok(with_index(answer.index, answer))
 }
 

@@ -13,7 +13,7 @@ use change_log::{ChangeLog, Logged, Since};
 use dashmap::DashMap;
 use member::{live_instances, Deadline, Member, Stored};
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
@@ -27,6 +27,7 @@ mod change_log;
 mod lease_time;
 mod leases;
 mod member;
+mod subsets;
 
 use leases::SharedLease;
 
@@ -86,6 +87,9 @@ struct ServiceEntry {
     /// Written with `members` write-locked, read with it read-locked, so
     /// the two always agree.
     log: Mutex<ChangeLog>,
+    /// The clients (by lease) that asked for a subset of this service
+    /// here, ranked by lease id.
+    subset_clients: Mutex<BTreeSet<LeaseId>>,
 }
 
 impl Catalog {
@@ -500,6 +504,7 @@ impl Catalog {
             snapshot,
             instances,
             changes,
+            subset: None,
         }
     }
 
@@ -612,7 +617,7 @@ impl Catalog {
     }
 
     /// Drops a service entry that a blocking read of an unknown name created,
-    /// once nobody waits on it, so that reads of made-up names can't grow the
+    /// once nobody waits on it (nor asked for a subset of it), so that reads of made-up names can't grow the
     /// map. A service that ever had members keeps its entry (and its index),
     /// so its watchers never see the index go back.
     fn forget_if_idle(&self, service: &ServiceName) {
@@ -620,6 +625,7 @@ impl Catalog {
             *entry.index.borrow() == 0
                 && entry.index.receiver_count() == 0
                 && read(&entry.members).is_empty()
+                && lock(&entry.subset_clients).is_empty()
         });
     }
 }
@@ -631,6 +637,7 @@ impl ServiceEntry {
             members: RwLock::new(BTreeMap::new()),
             index: watch::Sender::new(0),
             log: Mutex::new(ChangeLog::starting_at(index)),
+            subset_clients: Mutex::new(BTreeSet::new()),
         }
     }
 }
