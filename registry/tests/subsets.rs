@@ -7,7 +7,10 @@
 use beacon_testkit::TestRegistry;
 use beacon_wire::{LeaseGrant, ServiceChanges};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
 
 struct Clients {
     http: reqwest::Client,
@@ -134,4 +137,52 @@ async fn sixty_four_clients_load_thirty_two_instances_alike_and_a_join_moves_lit
     assert_eq!(half.status(), 400);
     let body: serde_json::Value = half.json().await.expect("json");
     assert_eq!(body["error"]["code"], "invalid_query");
+}
+
+/// A subset moves when the clients do: a client blocked on its subset
+/// wakes when another joins (ranks shift), and the index it gets is new.
+#[tokio::test]
+async fn a_client_joining_wakes_the_subset_watchers() {
+    let clients = Clients::start(3).await;
+    for n in 0..6 {
+        clients.register(n).await;
+    }
+    let first = clients.subset_of(&clients.leases[0], 2).await;
+    let blocked = {
+        let http = clients.http.clone();
+        let url = clients.registry.at(&format!(
+            "/v1/services/ratings/changes?subset=2&client={}&index={}&wait=20s",
+            clients.leases[0], first.index
+        ));
+        tokio::spawn(async move {
+            let answer = http.get(url).send().await.expect("blocking subset read");
+            answer.json::<ServiceChanges>().await.expect("json")
+        })
+    };
+    // Wait until the read is parked, so that the join is what wakes it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = clients
+            .http
+            .get(clients.registry.at("/_metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if metrics.contains("beacon_registry_parked_watchers 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the subset read never parked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    clients.subset_of(&clients.leases[1], 2).await;
+    let woken = blocked.await.expect("the read answers");
+    assert!(
+        woken.index > first.index,
+        "{} → {}",
+        first.index,
+        woken.index
+    );
 }

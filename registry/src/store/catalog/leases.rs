@@ -138,6 +138,7 @@ impl Catalog {
         // Everyone on it is gone for readers from this instant on.
         held.deadline.store(ENDED, Ordering::Relaxed);
         let joined = std::mem::take(&mut *lock(&held.members));
+        self.leave_subsets(lease);
         let mut removed = 0;
         for (service, ids) in joined.by_service {
             let Some(entry) = self.services.get(&service) else {
@@ -152,6 +153,7 @@ impl Catalog {
     /// it, and its change feed brings each member's removal.
     pub fn forget_lease(&self, lease: &LeaseId) {
         self.leases.remove(lease);
+        self.leave_subsets(lease);
     }
 
     /// Every shared lease held, with how many instances are on it.

@@ -13,7 +13,7 @@ use change_log::{ChangeLog, Logged, Since};
 use dashmap::DashMap;
 use member::{live_instances, Deadline, Member, Stored};
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
@@ -88,8 +88,8 @@ struct ServiceEntry {
     /// the two always agree.
     log: Mutex<ChangeLog>,
     /// The clients (by lease) that asked for a subset of this service
-    /// here, ranked by lease id.
-    subset_clients: Mutex<BTreeSet<LeaseId>>,
+    /// here.
+    subsets: subsets::SubsetClients,
 }
 
 impl Catalog {
@@ -625,7 +625,7 @@ impl Catalog {
             *entry.index.borrow() == 0
                 && entry.index.receiver_count() == 0
                 && read(&entry.members).is_empty()
-                && lock(&entry.subset_clients).is_empty()
+                && entry.subsets.is_empty()
         });
     }
 }
@@ -637,7 +637,7 @@ impl ServiceEntry {
             members: RwLock::new(BTreeMap::new()),
             index: watch::Sender::new(0),
             log: Mutex::new(ChangeLog::starting_at(index)),
-            subset_clients: Mutex::new(BTreeSet::new()),
+            subsets: subsets::SubsetClients::default(),
         }
     }
 }
