@@ -83,6 +83,6 @@ pub use client::{
 };
 pub use events::{Event, EventKind, InstanceSnapshot, ServiceSnapshot};
 pub use health::HealthCheckConfig;
-pub use lease::{Lease, LeaseStatus, NotRegistered, SharedLease};
+pub use lease::{Lease, LeaseName, LeaseStatus, NotRegistered, SharedLease};
 pub use registry_client::{RegistryClient, RegistryClientConfig, RegistryError};
-pub use resolver::{Resolver, ResolverConfig, ServiceView};
+pub use resolver::{Resolver, ResolverConfig, ServiceView, Subset};

@@ -3,7 +3,7 @@
 //! every one checked to have seen every change, and etcd's gRPC watchers
 //! of the same fleet beside them.
 
-use beacon_bench::registry_bench::{fleet, leases, FleetSizes, LeaseSizes};
+use beacon_bench::registry_bench::{fleet, leases, subsets, FleetSizes, LeaseSizes, SubsetSizes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_watcher_sees_every_change_and_the_feed_carries_far_less() {
@@ -59,4 +59,35 @@ async fn a_lease_s_end_reaches_a_watcher_as_all_its_instances_gone() {
         "{ended:?}"
     );
     assert!(results.markdown().contains("one lease per process"));
+}
+
+/// The subset measurement at a small size: real callers settle on the
+/// registry's subsets, which load instances evenly where random subsets
+/// don't.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_s_subsets_load_instances_evenly() {
+    let sizes = SubsetSizes {
+        callers: 16,
+        instances: 8,
+        size: 4,
+        requests: 40,
+    };
+    let binary = beacon_testkit::binary("beacon-registry");
+    let mut results = subsets::SubsetResults::default();
+    let failed = subsets::run(&binary, sizes, &mut results)
+        .await
+        .expect("the subset measurement runs");
+    assert!(failed.is_empty(), "{failed:?}");
+    let connections = results
+        .table
+        .row("connections per instance, max/mean")
+        .expect("a connections row");
+    // 16 callers × 4 over 8 instances: exactly 8 each.
+    assert_eq!(connections.columns[0][0], 1.0, "{connections:?}");
+    let joined = results
+        .table
+        .row("subset entries changed when one instance joins")
+        .expect("a churn row");
+    assert!(joined.columns[0][0] <= 2.0, "{joined:?}");
+    assert!(results.markdown().contains("random subsets"));
 }

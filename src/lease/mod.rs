@@ -17,7 +17,7 @@
 mod keeper;
 mod shared;
 
-pub use shared::SharedLease;
+pub use shared::{LeaseName, SharedLease};
 
 use crate::registry_client::{RegistryClient, RegistryError};
 use crate::wire::{InstanceId, Registration, ServiceName};

@@ -61,6 +61,27 @@ pub struct SharedLease {
     task: Option<JoinHandle<()>>,
 }
 
+/// The id of a [`SharedLease`] as it stands, the lease granted again
+/// included. Cheap to clone; outlives the lease (its id is then the last).
+#[derive(Debug, Clone)]
+pub struct LeaseName {
+    rounds: watch::Receiver<Option<Round>>,
+}
+
+impl LeaseName {
+    /// The lease's id, once granted.
+    pub fn current(&self) -> Option<LeaseId> {
+        self.rounds.borrow().as_ref().map(|r| r.lease.clone())
+    }
+
+    /// The lease's id, waiting for the grant if there is none yet; `None`
+    /// if the lease was dropped before it was granted.
+    pub async fn granted(&mut self) -> Option<LeaseId> {
+        let round = self.rounds.wait_for(Option::is_some).await.ok()?;
+        round.as_ref().map(|r| r.lease.clone())
+    }
+}
+
 /// The lease to register on, and how many times registrations were asked
 /// to register on it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +158,15 @@ impl SharedLease {
             .borrow()
             .as_ref()
             .map(|round| round.lease.clone())
+    }
+
+    /// A handle on the lease's id that follows it across re-grants: what
+    /// names this process to the registry, e.g. to rank it for a
+    /// [`Subset`](crate::Subset).
+    pub fn name(&self) -> LeaseName {
+        LeaseName {
+            rounds: self.rounds.clone(),
+        }
     }
 
     /// Where the lease stands: `Registered` once granted and kept alive.

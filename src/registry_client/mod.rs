@@ -8,8 +8,8 @@ use crate::net::failover::{check_base_url, exchange, Failed, Failover, Step};
 use crate::net::http::{http_client_with, HttpClient};
 use crate::wire::{
     ErrorBody, ErrorCode, GrantRequest, Instance, InstanceId, LeaseGrant, LeaseId, LeaseStatus,
-    Registration, ServiceChanges, ServiceInstances, ServiceList, ServiceName, WatchQuery,
-    WireError,
+    Registration, ServiceChanges, ServiceInstances, ServiceList, ServiceName, SubsetQuery,
+    WatchQuery, WireError,
 };
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
@@ -260,9 +260,36 @@ impl RegistryClient {
         service: &ServiceName,
         query: Option<WatchQuery>,
     ) -> Result<ServiceChanges, RegistryError> {
-        let path = match query {
-            Some(query) => format!("/v1/services/{service}/changes?{}", query.to_query_string()),
-            None => format!("/v1/services/{service}/changes"),
+        self.read_changes(service, query, None).await
+    }
+
+    /// The subset of `service` the registry chose for `subset.client`,
+    /// whole; with `query`, once it moves past `query.index` (a change of
+    /// the service, or of the callers that share it).
+    pub async fn subset(
+        &self,
+        service: &ServiceName,
+        query: Option<WatchQuery>,
+        subset: &SubsetQuery,
+    ) -> Result<ServiceChanges, RegistryError> {
+        self.read_changes(service, query, Some(subset)).await
+    }
+
+    async fn read_changes(
+        &self,
+        service: &ServiceName,
+        query: Option<WatchQuery>,
+        subset: Option<&SubsetQuery>,
+    ) -> Result<ServiceChanges, RegistryError> {
+        let params: Vec<String> = query
+            .map(|q| q.to_query_string())
+            .into_iter()
+            .chain(subset.map(SubsetQuery::to_query_string))
+            .collect();
+        let path = if params.is_empty() {
+            format!("/v1/services/{service}/changes")
+        } else {
+            format!("/v1/services/{service}/changes?{}", params.join("&"))
         };
         self.call(Method::GET, &path, None, query.map(|q| q.wait))
             .await

@@ -25,6 +25,7 @@ pub use view::ServiceView;
 use crate::breaker::BreakerConfig;
 use crate::events::Event;
 use crate::health::{HealthCheckConfig, HealthChecker};
+use crate::lease::{LeaseName, SharedLease};
 use crate::registry_client::RegistryClient;
 use crate::wire::ServiceName;
 use std::{
@@ -68,6 +69,33 @@ pub struct ResolverConfig {
     /// [`RegistryClientConfig`](crate::RegistryClientConfig) is given once
     /// for all), else Mozilla's roots.
     pub tls: Option<Arc<crate::net::tls::rustls::ClientConfig>>,
+    /// Watch each service as a subset of its instances rather than all of
+    /// them: for large fleets, where every caller connecting to every
+    /// instance costs too many connections. Default `None` (all).
+    pub subset: Option<Subset>,
+}
+
+/// A subset of each service's instances for this process, chosen by the
+/// registry so that every instance gets the same share of callers (see the
+/// README, "Subsets").
+#[derive(Debug, Clone)]
+pub struct Subset {
+    /// How many instances (K), 1 to 1000.
+    pub size: usize,
+    /// What names this process to the registry: its shared lease. The
+    /// registry ranks callers by it, and stops counting one whose lease
+    /// ends.
+    pub client: LeaseName,
+}
+
+impl Subset {
+    /// `size` instances for the process holding `lease`.
+    pub fn new(size: usize, lease: &SharedLease) -> Self {
+        Self {
+            size,
+            client: lease.name(),
+        }
+    }
 }
 
 impl Default for ResolverConfig {
@@ -81,6 +109,7 @@ impl Default for ResolverConfig {
             event_capacity: 1024,
             latency_decay: Duration::from_secs(1),
             tls: None,
+            subset: None,
         }
     }
 }

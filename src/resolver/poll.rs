@@ -28,7 +28,7 @@ use crate::health::HealthChecker;
 use crate::net::backoff::Backoff;
 use crate::registry_client::RegistryClient;
 use crate::registry_client::RegistryError;
-use crate::wire::{Address, Instance, ServiceName, WatchQuery, ZONE};
+use crate::wire::{Address, Instance, ServiceName, SubsetQuery, WatchQuery, ZONE};
 use std::{
     collections::HashMap,
     sync::{Arc, Weak},
@@ -122,11 +122,17 @@ impl Poller {
             wait: self.next_wait(),
         });
         if !self.lists_only {
-            match self.registry.changes(service, query).await {
+            let answer = match self.subset_query().await? {
+                Some(subset) => self.registry.subset(service, query, &subset).await,
+                None => self.registry.changes(service, query).await,
+            };
+            match answer {
                 Ok(answer) => {
                     answer.apply_to(&mut self.listed);
                     return Ok(answer.index);
                 }
+                // The subset's lease is being granted again: soon back.
+                Err(error) if error.is_unknown_lease() => return Err(error),
                 Err(RegistryError::Rejected(_)) => self.lists_only = true,
                 Err(error) => return Err(error),
             }
@@ -137,6 +143,24 @@ impl Poller {
         };
         self.listed = answer.instances;
         Ok(answer.index)
+    }
+
+    /// The subset to ask for, if configured: waits (a while) for its lease
+    /// to be granted.
+    async fn subset_query(&self) -> Result<Option<SubsetQuery>, RegistryError> {
+        let Some(subset) = &self.config.subset else {
+            return Ok(None);
+        };
+        let mut name = subset.client.clone();
+        match tokio::time::timeout(self.config.watch_wait, name.granted()).await {
+            Ok(Some(client)) => Ok(Some(SubsetQuery {
+                size: subset.size,
+                client,
+            })),
+            _ => Err(RegistryError::Unavailable(
+                "the subset's lease is not granted yet".into(),
+            )),
+        }
     }
 
     /// The blocking query's wait: the configured one, or less if a stale

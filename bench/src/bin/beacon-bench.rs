@@ -45,6 +45,10 @@ struct Cli {
     #[arg(long)]
     only_leases: bool,
 
+    /// Only the subset part of it (prints it; writes nothing).
+    #[arg(long)]
+    only_subsets: bool,
+
     /// The scenarios to run, comma-separated (steady, h2c, tls, hang, repeated-hang,
     /// crash, gray, flaky, chain, zones); all by default. Without steady,
     /// "slow" is 10 ms.
@@ -113,15 +117,25 @@ async fn run(cli: &Cli) -> Result<(), String> {
     } else {
         Sizes::full()
     };
-    if cli.only_leases {
-        let mut results = registry_bench::leases::LeaseResults::default();
+    if cli.only_leases || cli.only_subsets {
+        let mut leases = registry_bench::leases::LeaseResults::default();
+        let mut subsets = registry_bench::subsets::SubsetResults::default();
         let mut failed = Vec::new();
         for run in 0..plan.runs {
-            eprintln!("shared leases, run {}", run + 1);
             let binary = binary("beacon-registry");
-            failed.extend(registry_bench::leases::run(&binary, sizes.leases, &mut results).await?);
+            if cli.only_leases {
+                eprintln!("shared leases, run {}", run + 1);
+                failed
+                    .extend(registry_bench::leases::run(&binary, sizes.leases, &mut leases).await?);
+            }
+            if cli.only_subsets {
+                eprintln!("subsets, run {}", run + 1);
+                failed.extend(
+                    registry_bench::subsets::run(&binary, sizes.subsets, &mut subsets).await?,
+                );
+            }
         }
-        println!("{}", results.markdown());
+        println!("{}{}", leases.markdown(), subsets.markdown());
         return match failed.as_slice() {
             [] => Ok(()),
             failures => Err(format!("failed operations: {}", failures.join("; "))),

@@ -15,6 +15,9 @@
 //!   watch on the same fleet.
 //! * [`leases`]: many instances on few shared leases, beside etcd's:
 //!   memory, keepalives, and how soon a lease's end reaches a watcher.
+//! * [`subsets`]: callers on K instances each, chosen by the registry,
+//!   at random or all: balance, and churn when an instance or a caller
+//!   joins.
 //! * `results`: the figures of every run, and their markdown.
 
 pub mod etcd;
@@ -23,12 +26,14 @@ mod fleet_etcd;
 pub mod leases;
 pub mod ops;
 mod results;
+pub mod subsets;
 pub mod table;
 mod watchers;
 
 pub use fleet::FleetSizes;
 pub use leases::LeaseSizes;
 pub use results::{Pair, RegistryResults};
+pub use subsets::SubsetSizes;
 
 use crate::topology::rss_kib;
 use beacon::{
@@ -58,6 +63,8 @@ pub struct Sizes {
     pub fleet: FleetSizes,
     /// The shared-lease measurement.
     pub leases: LeaseSizes,
+    /// The subset measurement.
+    pub subsets: SubsetSizes,
 }
 
 impl Sizes {
@@ -79,6 +86,7 @@ impl Sizes {
                 instances: 1_000_000,
                 leases: 1000,
             },
+            subsets: SubsetSizes::TARGET,
         }
     }
 
@@ -100,6 +108,7 @@ impl Sizes {
                 instances: 20_000,
                 leases: 100,
             },
+            subsets: SubsetSizes::TARGET,
         }
     }
 }
@@ -129,6 +138,8 @@ pub async fn run(
         once(registry_binary, sizes, &mut results).await?;
         // Fresh processes of its own: memory is the whole process's.
         let failed = leases::run(registry_binary, sizes.leases, &mut results.leases).await?;
+        results.failed.extend(failed);
+        let failed = subsets::run(registry_binary, sizes.subsets, &mut results.subsets).await?;
         results.failed.extend(failed);
     }
     Ok(results)

@@ -35,6 +35,8 @@ pub struct RegistryResults {
     pub fleet: super::fleet::FleetResults,
     /// The shared-lease section.
     pub leases: super::leases::LeaseResults,
+    /// The subset section.
+    pub subsets: super::subsets::SubsetResults,
 }
 
 impl RegistryResults {
@@ -83,6 +85,7 @@ impl RegistryResults {
         }
         md.push_str(&self.fleet.markdown());
         md.push_str(&self.leases.markdown());
+        md.push_str(&self.subsets.markdown());
         if !self.failed.is_empty() {
             let _ = writeln!(md, "\n**Failed operations:** {}", self.failed.join("; "));
         }
