@@ -35,6 +35,8 @@ pub struct Metrics {
     pub change_snapshots: Counter,
     /// Changes reads answered with changes only.
     pub change_deltas: Counter,
+    /// List reads answered with an answer already made for their index.
+    pub answers_reused: Counter,
     instances: Family<ServiceLabels, Gauge>,
     parked_watchers: Gauge,
     /// Request latency by route, fed by `beacon_kit::metrics::record_latency`.
@@ -52,6 +54,7 @@ impl Metrics {
         let keepalives = Counter::default();
         let change_snapshots = Counter::default();
         let change_deltas = Counter::default();
+        let answers_reused = Counter::default();
         let instances = Family::<ServiceLabels, Gauge>::default();
         let parked_watchers = Gauge::default();
         registry.register(
@@ -85,6 +88,11 @@ impl Metrics {
             "Changes reads answered with the changes only",
             change_deltas.clone(),
         );
+        registry.register(
+            "answers_reused",
+            "List reads answered with the JSON already made for their index",
+            answers_reused.clone(),
+        );
         registry.register("instances", "Live instances per service", instances.clone());
         registry.register(
             "parked_watchers",
@@ -101,6 +109,7 @@ impl Metrics {
             keepalives,
             change_snapshots,
             change_deltas,
+            answers_reused,
             instances,
             parked_watchers,
             requests,

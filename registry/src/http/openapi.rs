@@ -7,8 +7,8 @@ use super::{instances, leases, ops, services};
 use axum::Json;
 use utoipa::{
     openapi::{
-        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
         schema::{AnyOfBuilder, ObjectBuilder, Type},
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
         RefOr, Schema,
     },
     Modify, OpenApi,
@@ -64,8 +64,7 @@ impl Modify for LeaseOrTtl {
         let Some(components) = openapi.components.as_mut() else {
             return;
         };
-        let Some(RefOr::T(Schema::Object(both))) = components.schemas.get("RegisterRequest")
-        else {
+        let Some(RefOr::T(Schema::Object(both))) = components.schemas.get("RegisterRequest") else {
             return;
         };
         // `null` stands for absent, as the server reads it.
@@ -80,9 +79,10 @@ impl Modify for LeaseOrTtl {
             .item(without("ttl_ms"))
             .description(both.description.clone())
             .build();
-        components
-            .schemas
-            .insert("RegisterRequest".to_owned(), RefOr::T(Schema::AnyOf(any_of)));
+        components.schemas.insert(
+            "RegisterRequest".to_owned(),
+            RefOr::T(Schema::AnyOf(any_of)),
+        );
     }
 }
 

@@ -8,6 +8,7 @@ use super::{
 use crate::store::Store;
 use axum::{
     extract::State,
+    http::header::CONTENT_TYPE,
     response::{IntoResponse, Response},
     Json,
 };
@@ -80,15 +81,19 @@ pub async fn resolve<S: Store>(
 ) -> Result<Response, AppError> {
     let query = WatchQuery::parse(params.index.as_deref(), params.wait.as_deref())?;
     let catalog = app.store.catalog();
-    let answer = match query {
-        None => catalog.resolve(&service),
+    let (index, json) = match query {
+        None => catalog.resolve_json(&service),
         Some(q) => {
             catalog
-                .wait_for_change(&service, q.index, q.wait, &app.shutdown)
+                .wait_for_change_json(&service, q.index, q.wait, &app.shutdown)
                 .await
         }
     };
-    Ok(with_index(answer.index, answer))
+    let headers = [
+        (INDEX_HEADER, index.to_string()),
+        (CONTENT_TYPE.as_str(), "application/json".to_owned()),
+    ];
+    Ok((headers, json).into_response())
 }
 
 /// `GET /v1/services/{service}/changes[?index=N&wait=D]`: what changed

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 mod change_log;
+mod encoded;
 mod lease_time;
 mod leases;
 mod member;
@@ -90,6 +91,8 @@ struct ServiceEntry {
     /// The clients (by lease) that asked for a subset of this service
     /// here.
     subsets: subsets::SubsetClients,
+    /// The list read as last encoded.
+    made: encoded::MadeAnswer,
 }
 
 impl Catalog {
@@ -638,6 +641,7 @@ impl ServiceEntry {
             index: watch::Sender::new(0),
             log: Mutex::new(ChangeLog::starting_at(index)),
             subsets: subsets::SubsetClients::default(),
+            made: encoded::MadeAnswer::default(),
         }
     }
 }
