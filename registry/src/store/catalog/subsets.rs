@@ -94,9 +94,16 @@ impl Catalog {
 
     /// The subset of `service` that `subset.client` gets now.
     fn subset_of(&self, service: &ServiceName, subset: &SubsetQuery) -> ServiceChanges {
-        let clients: Vec<LeaseId> = match self.services.get(service) {
-            Some(entry) => lock(&entry.subsets.clients).iter().cloned().collect(),
-            None => Vec::new(),
+        // The index is read before the clients and the members: an answer
+        // may then be newer than its index (its watcher wakes once more
+        // for nothing), never older (it would sleep on a stale subset
+        // until the next change).
+        let (index, clients) = match self.services.get(service) {
+            Some(entry) => (
+                subset_index(&entry),
+                lock(&entry.subsets.clients).iter().cloned().collect(),
+            ),
+            None => (0, Vec::new()),
         };
         // Ranked among clients whose lease is live (looked up with no
         // service guard held); the others are forgotten.
@@ -110,12 +117,9 @@ impl Catalog {
         }
         let rank = live.binary_search(&subset.client).unwrap_or_else(|at| at);
         let now = self.now();
-        let (index, all) = match self.services.get(service) {
-            None => (0, Vec::new()),
-            Some(entry) => (
-                subset_index(&entry),
-                live_instances(service, &read(&entry.members), now),
-            ),
+        let all = match self.services.get(service) {
+            None => Vec::new(),
+            Some(entry) => live_instances(service, &read(&entry.members), now),
         };
         let of = all.len();
         let mut chosen: Vec<usize> =
