@@ -2,22 +2,24 @@
 //! chosen by the registry (deterministic subsets), by each caller hashing
 //! on its own (random rendezvous subsets, as gRPC's A68), or not at all
 //! (full mesh, every caller on every instance). Real instances count the
-//! connections and requests they get; real callers (a shared lease and a
+//! callers (connections, as a caller holds one to each instance it uses)
+//! and requests they get; real callers (a shared lease and a
 //! resolver each, for the registry's subsets) send the requests through
 //! Beacon. Then the churn: how many entries of each caller's subset change
 //! when one instance joins, and when one caller joins.
 
 use super::{name, start_registry, table::Table};
-use axum::{extract::ConnectInfo, extract::State, routing::get, Router};
+use axum::{extract::State, http::HeaderMap, routing::get, Router};
 use beacon::{
     wire::{Address, InstanceId, Registration, SubsetQuery},
     Balancing, RegistryClient, Resolver, ResolverConfig, ServiceClient, ServiceView, SharedLease,
     Subset,
 };
+use bytes::Bytes;
+use http::Request;
 use serde::Serialize;
 use std::{
     collections::{BTreeSet, HashSet},
-    net::SocketAddr,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, PoisonError,
@@ -55,7 +57,7 @@ const SCHEMES: [&str; 3] = ["registry's subsets", "random subsets", "full mesh"]
 /// The subset section's figures.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct SubsetResults {
-    /// Each figure: columns as [`SCHEMES`].
+    /// Each figure: one column per scheme (the registry's subsets, random ones, full mesh).
     pub table: Table,
     /// The sizes, for the heading.
     pub shape: Option<SubsetSizes>,
@@ -75,8 +77,10 @@ impl SubsetResults {
              resolver and client sending {} requests through Beacon, one at a time, once in \
              turn over its instances (round robin) and once by latency × calls in flight \
              (least loaded, the default, which follows the instances' speed and not only the \
-             subset), hedging off; every instance is a real server counting the connections \
-             and requests it gets. Max/mean is the busiest \
+             subset), hedging off; every instance is a real server counting the requests \
+             it gets and the callers they came from (its connections: a caller holds one to \
+             each instance it uses; counted by caller, not by TCP peer, as a pool may briefly \
+             open a second). Max/mean is the busiest \
              instance against the average (1.00 is perfectly even). Churn counts the entries \
              of a caller's subset that change (the most, over all callers). Medians of the \
              runs, range in brackets.\n\n| figure | {} | {} | {} |\n|---|---|---|---|\n",
@@ -99,7 +103,11 @@ struct Counted {
     id: InstanceId,
     address: Address,
     requests: AtomicU64,
-    peers: Mutex<HashSet<SocketAddr>>,
+    /// The callers (by their `x-caller` header) that reached it: what a
+    /// subset bounds. Not TCP peers: a pool may open a second connection to
+    /// one instance when the first is not yet back in it, which is the
+    /// pool's timing, not the subset's spread.
+    callers: Mutex<HashSet<usize>>,
 }
 
 impl Counted {
@@ -113,45 +121,50 @@ impl Counted {
             address: Address::new(&format!("http://127.0.0.1:{port}"))
                 .map_err(|e| e.to_string())?,
             requests: AtomicU64::new(0),
-            peers: Mutex::new(HashSet::new()),
+            callers: Mutex::new(HashSet::new()),
         });
         let app = Router::new()
             .route("/", get(count))
             .with_state(Arc::clone(&counted));
         tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await;
+            let _ = axum::serve(listener, app).await;
         });
         Ok(counted)
     }
 
     fn reset(&self) {
         self.requests.store(0, Ordering::Relaxed);
-        self.peers
+        self.callers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
     }
 
     fn connections(&self) -> f64 {
-        self.peers
+        self.callers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len() as f64
     }
 }
 
-async fn count(State(counted): State<Arc<Counted>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) {
+async fn count(State(counted): State<Arc<Counted>>, headers: HeaderMap) {
     counted.requests.fetch_add(1, Ordering::Relaxed);
-    counted
-        .peers
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(peer);
+    let caller = headers
+        .get(CALLER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    if let Some(caller) = caller {
+        counted
+            .callers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(caller);
+    }
 }
+
+/// The header a caller names itself by.
+const CALLER: &str = "x-caller";
 
 /// A caller of the registry's subsets: its lease and its resolver's view.
 struct Caller {
@@ -224,26 +237,27 @@ pub async fn run(
                 .iter()
                 .map(|i| i.requests.load(Ordering::Relaxed) as f64)
                 .collect();
-            results
-                .table
-                .record(row, "×", column, max_over_mean(&requests));
+            let table = &mut results.table;
+            table.record(row, "×", column, max_over_mean(&requests));
+            if matches!(balancing, Balancing::RoundRobin) {
+                // Connections as round robin leaves them: it uses every
+                // instance of a caller's subset, where least loaded may
+                // leave one it found slow untouched for a short run.
+                let connections: Vec<f64> = instances.iter().map(|i| i.connections()).collect();
+                table.record(
+                    "connections per instance, max/mean",
+                    "×",
+                    column,
+                    max_over_mean(&connections),
+                );
+                table.record(
+                    "connections per instance, mean",
+                    "",
+                    column,
+                    mean(&connections),
+                );
+            }
         }
-        // Connections as the last run left them (a caller keeps one per
-        // instance it used).
-        let connections: Vec<f64> = instances.iter().map(|i| i.connections()).collect();
-        let table = &mut results.table;
-        table.record(
-            "connections per instance, max/mean",
-            "×",
-            column,
-            max_over_mean(&connections),
-        );
-        table.record(
-            "connections per instance, mean",
-            "",
-            column,
-            mean(&connections),
-        );
     }
 
     // Churn when one instance joins: the registry's, then random and full
@@ -373,7 +387,7 @@ async fn send(
     failed: &mut Vec<String>,
 ) {
     let mut tasks = Vec::new();
-    for view in views {
+    for (caller, view) in views.iter().enumerate() {
         let client = ServiceClient::builder_for_view(Arc::clone(view))
             .balancing(balancing)
             .hedging(None)
@@ -381,7 +395,11 @@ async fn send(
         tasks.push(tokio::spawn(async move {
             let client = client.map_err(|e| e.to_string())?;
             for _ in 0..requests {
-                match client.get("/").await {
+                let request = Request::get("/")
+                    .header(CALLER, caller)
+                    .body(Bytes::new())
+                    .map_err(|e| e.to_string())?;
+                match client.send(request).await {
                     Ok(answer) if answer.status().is_success() => {}
                     Ok(answer) => return Err(format!("answered {}", answer.status())),
                     Err(e) => return Err(e.to_string()),
