@@ -25,6 +25,38 @@ async fn replica(cluster: &EtcdCluster, prefix: &str) -> TestRegistry {
 }
 
 /// A watcher of one replica: the instances it has and their index.
+/// Two registry replicas on one etcd, each with a watcher caught up.
+struct Replicas {
+    cluster: EtcdCluster,
+    prefix: String,
+    one: TestRegistry,
+    two: TestRegistry,
+    of_one: Watcher,
+    of_two: Watcher,
+}
+
+impl Replicas {
+    async fn start() -> Self {
+        let cluster = EtcdCluster::start(1).await;
+        let prefix = fresh_prefix();
+        let (one, two) = (
+            replica(&cluster, &prefix).await,
+            replica(&cluster, &prefix).await,
+        );
+        let (mut of_one, mut of_two) = (Watcher::default(), Watcher::default());
+        caught_up(&mut of_one, &one).await;
+        caught_up(&mut of_two, &two).await;
+        Self {
+            cluster,
+            prefix,
+            one,
+            two,
+            of_one,
+            of_two,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Watcher {
     index: u64,
@@ -111,15 +143,14 @@ async fn delete(registry: &TestRegistry, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watchers_of_either_replica_rebuild_the_list_from_changes_alone() {
-    let cluster = EtcdCluster::start(1).await;
-    let prefix = fresh_prefix();
-    let (one, two) = (
-        replica(&cluster, &prefix).await,
-        replica(&cluster, &prefix).await,
-    );
-    let (mut of_one, mut of_two) = (Watcher::default(), Watcher::default());
-    caught_up(&mut of_one, &one).await;
-    caught_up(&mut of_two, &two).await;
+    let Replicas {
+        cluster,
+        prefix,
+        one,
+        two,
+        mut of_one,
+        mut of_two,
+    } = Replicas::start().await;
     // Writes through both replicas, a move of address, deregistrations and
     // a lease that runs out.
     for round in 0..6u16 {
@@ -203,15 +234,14 @@ async fn put_on(registry: &TestRegistry, id: &str, port: u16, lease: &str) {
 /// change on each replica; one left to run out goes on both too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_lease_serves_both_replicas_and_takes_its_instances_when_it_ends() {
-    let cluster = EtcdCluster::start(1).await;
-    let prefix = fresh_prefix();
-    let (one, two) = (
-        replica(&cluster, &prefix).await,
-        replica(&cluster, &prefix).await,
-    );
-    let (mut of_one, mut of_two) = (Watcher::default(), Watcher::default());
-    caught_up(&mut of_one, &one).await;
-    caught_up(&mut of_two, &two).await;
+    let Replicas {
+        cluster: _cluster,
+        one,
+        two,
+        mut of_one,
+        mut of_two,
+        ..
+    } = Replicas::start().await;
     put(&one, "own", 7000, 60_000).await;
     let lease = grant(&one, 3_000).await;
     for i in 0..40u16 {

@@ -245,13 +245,7 @@ async fn once(
     while settle.elapsed() < Duration::from_secs(30) && parked(&parked_url).await < watchers {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu = (cpu_ticks(pid) - cpu_before) as f64 / ticks_per_second() / elapsed * 100.0;
-    let _ = stop_tx.send(true);
-    let mut seen = Vec::with_capacity(watchers);
-    for task in tasks {
-        seen.push(task.await.map_err(|e| e.to_string())?);
-    }
+    let (cpu, seen) = stop_watchers(pid, cpu_before, started, &stop_tx, tasks).await?;
     // Checks: every watcher saw every change.
     let expected: Vec<String> = (0..sizes.changes)
         .map(|k| id(sizes.instances + k).to_string())
@@ -420,6 +414,25 @@ pub(super) async fn parked(metrics_url: &str) -> usize {
         .find_map(|l| l.strip_prefix("beacon_registry_parked_watchers "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// The share of a core `pid` used since `started` (from `cpu_before`
+/// ticks); then stops the watchers and collects what each saw.
+pub(super) async fn stop_watchers<T>(
+    pid: u32,
+    cpu_before: u64,
+    started: Instant,
+    stop: &watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<T>>,
+) -> Result<(f64, Vec<T>), String> {
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = (cpu_ticks(pid) - cpu_before) as f64 / ticks_per_second() / elapsed * 100.0;
+    let _ = stop.send(true);
+    let mut seen = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        seen.push(task.await.map_err(|e| e.to_string())?);
+    }
+    Ok((cpu, seen))
 }
 
 /// User plus system clock ticks `pid` has used.

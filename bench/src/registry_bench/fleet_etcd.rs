@@ -6,7 +6,7 @@
 
 use super::{
     etcd::{watch_prefix, Etcd},
-    fleet::{cpu_ticks, ticks_per_second, Column, FleetResults, FleetSizes},
+    fleet::{cpu_ticks, stop_watchers, Column, FleetResults, FleetSizes},
     ops::spread,
     table::quantile,
 };
@@ -88,13 +88,7 @@ pub(super) async fn measure(
         (written.last().map_or(started, |w| w.1) + Duration::from_millis(500)).min(settle),
     )
     .await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu = (cpu_ticks(pid) - cpu_before) as f64 / ticks_per_second() / elapsed * 100.0;
-    let _ = stop_tx.send(true);
-    let mut seen = Vec::with_capacity(watchers);
-    for task in tasks {
-        seen.push(task.await.map_err(|e| e.to_string())?);
-    }
+    let (cpu, seen) = stop_watchers(pid, cpu_before, started, &stop_tx, tasks).await?;
     let mut propagation = Vec::new();
     for (key, at) in &written {
         let arrivals: Vec<Instant> = seen
