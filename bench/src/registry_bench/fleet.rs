@@ -9,7 +9,8 @@
 use super::table::{quantile, Table};
 use super::{id, name};
 use beacon::{
-    net::http::{http_client, read_body, HttpClient},
+    net::http::{http2_client, http_client, read_body, HttpClient},
+    net::tls::default_config,
     wire::ServiceChanges,
 };
 use beacon::{wire::Registration, RegistryClient};
@@ -23,8 +24,12 @@ use tokio::{sync::watch, time::Instant};
 /// How a watcher of the registry follows the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Follow {
-    /// `GET /v1/services/{service}/changes?index=N&wait=D`.
+    /// `GET /v1/services/{service}/changes?index=N&wait=D`, over HTTP/1.1:
+    /// a connection per watcher, as separate processes have.
     Changes,
+    /// The same over HTTP/2, the watchers sharing [`SHARED_CONNECTIONS`]
+    /// connections, as etcd's watch streams share theirs here.
+    ChangesShared,
     /// `GET /v1/services/{service}?index=N&wait=D`: the whole list.
     Lists,
 }
@@ -32,8 +37,10 @@ enum Follow {
 /// A column of the fleet table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Column {
-    /// The registry's changes feed.
+    /// The registry's changes feed, a connection per watcher.
     Changes,
+    /// The registry's changes feed, over shared HTTP/2 connections.
+    ChangesShared,
     /// The registry's whole list.
     Lists,
     /// etcd: a gRPC watch stream on the keys' prefix.
@@ -44,10 +51,15 @@ impl From<Follow> for Column {
     fn from(follow: Follow) -> Self {
         match follow {
             Follow::Changes => Self::Changes,
+            Follow::ChangesShared => Self::ChangesShared,
             Follow::Lists => Self::Lists,
         }
     }
 }
+
+/// How many connections the watchers share where they share them (etcd's
+/// watch streams, the registry's feed over HTTP/2).
+pub(super) const SHARED_CONNECTIONS: usize = 10;
 
 /// The rows, named once for every column.
 pub(super) const CPU_ROW: &str = "server CPU (registry; etcd), % of a core";
@@ -58,7 +70,8 @@ pub(super) const MAX_ROW: &str = "change → last watcher, max";
 /// The fleet section's figures.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct FleetResults {
-    /// Each figure: columns changes feed, whole list, etcd.
+    /// Each figure: the feed a connection each, the feed over shared
+    /// HTTP/2 connections, the whole list, etcd.
     pub table: Table,
     /// Instances, watchers per way, changes per run: for the heading.
     pub shape: Option<(usize, usize, usize, usize)>,
@@ -83,14 +96,18 @@ impl FleetResults {
              milliseconds). Registry CPU is its process's user and system time over the \
              changes, as a share of one core; bytes are the answers' bodies after each \
              watcher's first sync; propagation is from a change's write answered to the last \
-             watcher that got it. Every watcher is checked to have seen every change. Beside \
-             them, the anchor: etcd with as many keys under one prefix, {changes_watchers} \
-             gRPC watch streams on it over 10 connections, the same changes (a key put); its \
-             bytes are each event's key and value (framing not counted). Medians of the runs, \
-             range in brackets.\n\n\
-             | figure | changes feed | whole list | etcd gRPC watch |\n|---|---|---|---|\n"
+             watcher that got it. Every watcher is checked to have seen every change. The \
+             feed is followed twice: over HTTP/1.1, a connection per watcher, as separate \
+             processes would; and over HTTP/2, the watchers sharing {SHARED_CONNECTIONS} \
+             connections, as the anchor's do. The anchor: etcd with as many keys under one \
+             prefix, {changes_watchers} gRPC watch streams on it over {SHARED_CONNECTIONS} \
+             connections, the same changes (a key put); its bytes are each event's key and \
+             value (framing not counted). Medians of the runs, range in brackets.\n\n\
+             | figure | changes feed (a connection each) | changes feed (HTTP/2, \
+             {SHARED_CONNECTIONS} connections) | whole list | etcd gRPC watch \
+             ({SHARED_CONNECTIONS} connections) |\n|---|---|---|---|---|\n"
         );
-        self.table.write_rows(&mut md, 3);
+        self.table.write_rows(&mut md, 4);
         md
     }
 }
@@ -173,6 +190,7 @@ pub(super) async fn measure(
     ));
     for (follow, watchers) in [
         (Follow::Changes, sizes.changes_watchers),
+        (Follow::ChangesShared, sizes.changes_watchers),
         (Follow::Lists, sizes.list_watchers),
     ] {
         let service = name(&format!("fleet-{}", follow as u8))?;
@@ -201,13 +219,23 @@ async fn once(
     failed: &mut Vec<String>,
 ) -> Result<(), String> {
     let http = http_client(Duration::from_secs(10));
+    // Each HTTP/2 client holds one connection to the registry.
+    let shared: Vec<HttpClient> = (0..SHARED_CONNECTIONS)
+        .map(|_| http2_client(Duration::from_secs(10), default_config()))
+        .collect();
     let base = subjects.registry.url.clone();
     let (stop_tx, stop) = watch::channel(false);
     let tasks: Vec<_> = (0..watchers)
-        .map(|_| {
-            let (http, stop) = (http.clone(), stop.clone());
+        .map(|w| {
+            let http = match follow {
+                Follow::ChangesShared => shared[w % SHARED_CONNECTIONS].clone(),
+                Follow::Changes | Follow::Lists => http.clone(),
+            };
+            let stop = stop.clone();
             let url = match follow {
-                Follow::Changes => format!("{base}/v1/services/{service}/changes"),
+                Follow::Changes | Follow::ChangesShared => {
+                    format!("{base}/v1/services/{service}/changes")
+                }
                 Follow::Lists => format!("{base}/v1/services/{service}"),
             };
             tokio::spawn(follow_service(http, url, follow, stop))
@@ -274,7 +302,7 @@ async fn once(
             break;
         }
         let complete = match follow {
-            Follow::Changes => s.puts == expected,
+            Follow::Changes | Follow::ChangesShared => s.puts == expected,
             Follow::Lists => s.instances_at_end == sizes.instances + sizes.changes,
         };
         if !complete || s.answers.last().map_or(0, |a| a.1) < last {
@@ -327,19 +355,21 @@ async fn follow_service(
             seen.bytes_after_sync += body.len();
         }
         let new_index = match follow {
-            Follow::Changes => match serde_json::from_slice::<ServiceChanges>(&body) {
-                Ok(changes) => {
-                    if index.is_some() {
-                        seen.puts
-                            .extend(changes.changes.iter().map(|c| c.id.to_string()));
+            Follow::Changes | Follow::ChangesShared => {
+                match serde_json::from_slice::<ServiceChanges>(&body) {
+                    Ok(changes) => {
+                        if index.is_some() {
+                            seen.puts
+                                .extend(changes.changes.iter().map(|c| c.id.to_string()));
+                        }
+                        changes.index
                     }
-                    changes.index
+                    Err(e) => {
+                        seen.error = Some(e.to_string());
+                        break;
+                    }
                 }
-                Err(e) => {
-                    seen.error = Some(e.to_string());
-                    break;
-                }
-            },
+            }
             Follow::Lists => {
                 // Only the index, from the body's head: parsing 10,000
                 // instances per answer would measure this process.

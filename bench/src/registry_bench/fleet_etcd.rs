@@ -14,8 +14,9 @@ use etcd_client::{Client as GrpcClient, EventType, PutOptions, Txn, TxnOp, Watch
 use std::time::Duration;
 use tokio::{sync::watch, time::Instant};
 
-/// Connections the watchers share (each carries its share of streams).
-const CONNECTIONS: usize = 10;
+// Connections the watchers share (each carries its share of streams): as
+// many as the registry's feed over HTTP/2 has.
+use super::fleet::SHARED_CONNECTIONS as CONNECTIONS;
 
 /// What one etcd watcher saw: when each change's key arrived, and bytes.
 #[derive(Debug, Default)]
