@@ -49,6 +49,11 @@ struct Cli {
     #[arg(long)]
     only_subsets: bool,
 
+    /// Only the changes-feed fleet part of it, one run (prints it; writes
+    /// nothing).
+    #[arg(long)]
+    only_fleet: bool,
+
     /// The scenarios to run, comma-separated (steady, h2c, tls, hang, repeated-hang,
     /// crash, gray, flaky, chain, zones); all by default. Without steady,
     /// "slow" is 10 ms.
@@ -117,6 +122,15 @@ async fn run(cli: &Cli) -> Result<(), String> {
     } else {
         Sizes::full()
     };
+    if cli.only_fleet {
+        let (results, failed) =
+            registry_bench::fleet::run(&binary("beacon-registry"), sizes.fleet).await?;
+        println!("{}", results.markdown());
+        return match failed.as_slice() {
+            [] => Ok(()),
+            failures => Err(format!("failed operations: {}", failures.join("; "))),
+        };
+    }
     if cli.only_leases || cli.only_subsets {
         let mut leases = registry_bench::leases::LeaseResults::default();
         let mut subsets = registry_bench::subsets::SubsetResults::default();
