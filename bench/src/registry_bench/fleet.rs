@@ -219,10 +219,14 @@ async fn once(
     failed: &mut Vec<String>,
 ) -> Result<(), String> {
     let http = http_client(Duration::from_secs(10));
-    // Each HTTP/2 client holds one connection to the registry.
-    let shared: Vec<HttpClient> = (0..SHARED_CONNECTIONS)
-        .map(|_| http2_client(Duration::from_secs(10), default_config()))
-        .collect();
+    // Each HTTP/2 client holds one connection to the registry; none are
+    // made for the ways that don't share.
+    let shared: Vec<HttpClient> = match follow {
+        Follow::ChangesShared => (0..SHARED_CONNECTIONS)
+            .map(|_| http2_client(Duration::from_secs(10), default_config()))
+            .collect(),
+        Follow::Changes | Follow::Lists => Vec::new(),
+    };
     let base = subjects.registry.url.clone();
     let (stop_tx, stop) = watch::channel(false);
     let tasks: Vec<_> = (0..watchers)
