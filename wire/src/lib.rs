@@ -39,7 +39,10 @@ pub use changes::{Change, ChangeOp, ServiceChanges, SubsetSize};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, WireError};
 pub use lease::{GrantRequest, LeaseGrant, LeaseStatus};
 pub use names::{Address, InstanceId, LeaseId, ServiceName};
-pub use query::{format_wait, SubsetQuery, WatchQuery, DEFAULT_WAIT, MAX_SUBSET, MAX_WAIT};
+pub use query::{
+    format_wait, StreamQuery, SubsetQuery, WatchQuery, DEFAULT_WAIT, MAX_SUBSET, MAX_WAIT,
+    MIN_STREAM_WAIT,
+};
 
 /// Header carrying a service's index on resolve answers, so a client can
 /// long-poll without parsing the body first.

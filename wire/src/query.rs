@@ -55,6 +55,56 @@ impl WatchQuery {
     }
 }
 
+/// The shortest quiet between two lines of a stream of changes: a shorter
+/// `wait` counts as this, so a stream never spins.
+pub const MIN_STREAM_WAIT: Duration = Duration::from_secs(1);
+
+/// A parsed `stream=true[&index=N][&wait=D]`: the changes feed as one long
+/// answer, a line per change from `index` on (a snapshot first without
+/// it), and a line with no changes after `wait` of quiet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamQuery {
+    /// The index the caller already has; `None` for a snapshot first.
+    pub index: Option<u64>,
+    /// Longest quiet between two lines, at least [`MIN_STREAM_WAIT`].
+    pub wait: Duration,
+}
+
+impl StreamQuery {
+    /// Parses the raw `stream`, `index` and `wait` parameters: `Ok(None)`
+    /// when `stream` is absent or `false`.
+    pub fn parse(
+        stream: Option<&str>,
+        index: Option<&str>,
+        wait: Option<&str>,
+    ) -> Result<Option<Self>, WireError> {
+        let query = WatchQuery::parse(index, wait)?;
+        match stream {
+            None | Some("false") => Ok(None),
+            Some("true") => {
+                let wait = wait.map(parse_wait).transpose()?.unwrap_or(DEFAULT_WAIT);
+                Ok(Some(Self {
+                    index: query.map(|q| q.index),
+                    wait: wait.max(MIN_STREAM_WAIT),
+                }))
+            }
+            Some(other) => Err(WireError::new(
+                ErrorCode::InvalidQuery,
+                format!("stream {other:?} is neither true nor false"),
+            )),
+        }
+    }
+
+    /// The query string for this query, e.g. `stream=true&index=42&wait=30000ms`.
+    pub fn to_query_string(&self) -> String {
+        let wait = format_wait(self.wait);
+        match self.index {
+            Some(index) => format!("stream=true&index={index}&wait={wait}"),
+            None => format!("stream=true&wait={wait}"),
+        }
+    }
+}
+
 /// Largest subset a client may ask for.
 pub const MAX_SUBSET: usize = 1000;
 
@@ -138,6 +188,45 @@ mod tests {
 
     fn parse(index: Option<&str>, wait: Option<&str>) -> Result<Option<WatchQuery>, WireError> {
         WatchQuery::parse(index, wait)
+    }
+
+    #[test]
+    fn a_stream_query_reads_back_what_it_writes() {
+        for query in [
+            StreamQuery {
+                index: Some(42),
+                wait: Duration::from_secs(5),
+            },
+            StreamQuery {
+                index: None,
+                wait: DEFAULT_WAIT,
+            },
+        ] {
+            let raw: std::collections::HashMap<&str, &str> = query
+                .to_query_string()
+                .leak()
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .collect();
+            let parsed = StreamQuery::parse(
+                raw.get("stream").copied(),
+                raw.get("index").copied(),
+                raw.get("wait").copied(),
+            );
+            assert_eq!(parsed, Ok(Some(query)));
+        }
+    }
+
+    #[test]
+    fn a_stream_never_waits_less_than_its_floor_and_says_yes_or_no() {
+        let quick = StreamQuery::parse(Some("true"), Some("3"), Some("0ms"));
+        assert_eq!(quick.expect("valid").expect("some").wait, MIN_STREAM_WAIT);
+        assert_eq!(StreamQuery::parse(Some("false"), Some("3"), None), Ok(None));
+        assert_eq!(StreamQuery::parse(None, None, None), Ok(None));
+        let error = StreamQuery::parse(Some("yes"), None, None).expect_err("not a bool");
+        assert_eq!(error.code, ErrorCode::InvalidQuery);
+        let error = StreamQuery::parse(Some("true"), Some("x"), None).expect_err("bad index");
+        assert_eq!(error.code, ErrorCode::InvalidQuery);
     }
 
     #[test]

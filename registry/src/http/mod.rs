@@ -3,11 +3,13 @@
 //! * [`instances`]: writes (register, heartbeat, deregister);
 //! * [`leases`]: shared leases (grant, keepalive, end);
 //! * [`services`]: reads and blocking queries;
+//! * [`changes_stream`]: the changes feed as one long answer;
 //! * [`ops`]: health and metrics;
 //! * [`openapi`]: the API's description, `GET /openapi.json`;
 //! * [`auth`], [`extract`], [`error`]: the pieces every route shares.
 
 pub mod auth;
+pub mod changes_stream;
 pub mod error;
 pub mod extract;
 pub mod instances;

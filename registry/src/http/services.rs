@@ -1,6 +1,7 @@
 //! Reads: resolve a service (optionally blocking), list all services.
 
 use super::{
+    changes_stream,
     error::AppError,
     extract::{QueryParams, ServicePath},
     AppState,
@@ -13,7 +14,8 @@ use axum::{
     Json,
 };
 use beacon_wire::{
-    ErrorBody, ServiceChanges, ServiceInstances, ServiceList, SubsetQuery, WatchQuery, INDEX_HEADER,
+    ErrorBody, ServiceChanges, ServiceInstances, ServiceList, StreamQuery, SubsetQuery, WatchQuery,
+    INDEX_HEADER,
 };
 use serde::Deserialize;
 
@@ -50,6 +52,12 @@ pub struct ChangesParams {
     /// those asking for subsets.
     #[param(value_type = Option<beacon_wire::LeaseId>)]
     client: Option<String>,
+    /// `true`: one long answer of newline-delimited JSON
+    /// (`application/x-ndjson`), a line per changes read from `index` on
+    /// (a snapshot first without it), and a line with no changes after
+    /// `wait` (at least 1 s) of quiet.
+    #[param(value_type = Option<bool>)]
+    stream: Option<String>,
 }
 
 /// The path parameter of a service's route, for the API description.
@@ -89,11 +97,16 @@ pub async fn resolve<S: Store>(
                 .await
         }
     };
+    Ok(json_with_index(index, json))
+}
+
+/// A JSON answer made already, its index also in [`INDEX_HEADER`].
+fn json_with_index(index: u64, json: bytes::Bytes) -> Response {
     let headers = [
         (INDEX_HEADER, index.to_string()),
         (CONTENT_TYPE.as_str(), "application/json".to_owned()),
     ];
-    Ok((headers, json).into_response())
+    (headers, json).into_response()
 }
 
 /// `GET /v1/services/{service}/changes[?index=N&wait=D]`: what changed
@@ -105,8 +118,11 @@ pub async fn resolve<S: Store>(
     tag = "services",
     params(ServicePathDoc, ChangesParams),
     responses(
-        (status = 200, description = "The changes after the index (or a snapshot) and the new index; with a subset, the client's subset",
-            body = ServiceChanges,
+        (status = 200, description = "The changes after the index (or a snapshot) and the new index; with a subset, the client's subset. With `stream=true`, one long answer of such objects, a line each",
+            content(
+                (ServiceChanges = "application/json"),
+                (ServiceChanges = "application/x-ndjson"),
+            ),
             headers(("X-Beacon-Index" = u64, description = "The index, as in the body"))),
         (status = 400, description = "Bad name or query", body = ErrorBody),
         (status = 404, description = "The subset's client lease is not held", body = ErrorBody),
@@ -120,16 +136,39 @@ pub async fn changes<S: Store>(
     // No index: a first sync, at once.
     let after = WatchQuery::parse(params.index.as_deref(), params.wait.as_deref())?;
     let subset = SubsetQuery::parse(params.subset.as_deref(), params.client.as_deref())?;
+    let stream = StreamQuery::parse(
+        params.stream.as_deref(),
+        params.index.as_deref(),
+        params.wait.as_deref(),
+    )?;
     let catalog = app.store.catalog();
-    let answer = match subset {
-        None => catalog.read_changes(&service, after, &app.shutdown).await,
-        Some(subset) => {
-            catalog
-                .read_subset(&service, after, &subset, &app.shutdown)
-                .await?
+    if let Some(stream) = stream {
+        if let Some(subset) = &subset {
+            // Refused now, while there is still a status to say so with.
+            catalog.lease_status(&subset.client)?;
         }
-    };
-    Ok(with_index(answer.index, answer))
+        return Ok(changes_stream::answer(
+            app.clone(),
+            service,
+            stream.index,
+            stream.wait,
+            subset,
+        ));
+    }
+    match subset {
+        None => {
+            let (index, json) = catalog
+                .read_changes_json(&service, after, &app.shutdown)
+                .await;
+            Ok(json_with_index(index, json))
+        }
+        Some(subset) => {
+            let answer = catalog
+                .read_subset(&service, after, &subset, &app.shutdown)
+                .await?;
+            Ok(with_index(answer.index, answer))
+        }
+    }
 }
 
 /// `body` as JSON, its index also in [`INDEX_HEADER`].

@@ -12,7 +12,7 @@ pub mod etcd;
 mod expiry;
 mod memory;
 
-pub use catalog::{Catalog, Stamp};
+pub use catalog::{Catalog, Stamp, Subscription};
 pub use clock::Clock;
 pub use etcd::EtcdStore;
 pub use memory::MemoryStore;

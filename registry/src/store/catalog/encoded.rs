@@ -9,9 +9,14 @@
 //! heartbeat). So a made answer is kept at most [`KEPT_MS`], and never past
 //! the moment its first instance could run out: it shows each lease as
 //! of a moment no more than that old.
+//!
+//! A changes read after index N is made once too, for every watcher that
+//! wakes at N: its puts carry the lease time logged with each change, so
+//! the same two indexes always give the same bytes and it is kept until
+//! the next delta replaces it.
 
 use super::Catalog;
-use beacon_wire::{ServiceInstances, ServiceName};
+use beacon_wire::{ServiceName, WatchQuery};
 use bytes::Bytes;
 use std::{sync::Mutex, time::Duration};
 use tokio_util::sync::CancellationToken;
@@ -22,6 +27,17 @@ const KEPT_MS: u64 = 1000;
 /// One service's last made answer.
 #[derive(Debug, Default)]
 pub(super) struct MadeAnswer(Mutex<Option<Made>>);
+
+/// One service's last delta: the changes after `after`, up to `index`.
+#[derive(Debug, Default)]
+pub(super) struct MadeDelta(Mutex<Option<Delta>>);
+
+#[derive(Debug)]
+struct Delta {
+    after: u64,
+    index: u64,
+    json: Bytes,
+}
 
 #[derive(Debug)]
 struct Made {
@@ -80,10 +96,69 @@ impl Catalog {
     }
 }
 
-fn encode(answer: &ServiceInstances) -> Bytes {
+impl Catalog {
+    /// A changes read as JSON: with `query`, waits as
+    /// [`wait_for_change`](Self::wait_for_change) does, then answers like
+    /// [`changes`](Self::changes) after `query.index`; without, a snapshot
+    /// at once. Index 0 answers at once for a service that has an index;
+    /// for one never seen it waits for its first change, as the list read
+    /// does, so a watcher of a service not there yet does not spin.
+    pub async fn read_changes_json(
+        &self,
+        service: &ServiceName,
+        query: Option<WatchQuery>,
+        cancel: &CancellationToken,
+    ) -> (u64, Bytes) {
+        let Some(query) = query else {
+            return self.changes_json(service, 0);
+        };
+        self.wait_past(service, query.index, query.wait, cancel)
+            .await;
+        self.changes_json(service, query.index)
+    }
+
+    /// [`changes`](Self::changes) after `after` as JSON, with its index: a
+    /// delta already made for the same two indexes when there is one,
+    /// else made now and kept for the watchers still to come.
+    pub fn changes_json(&self, service: &ServiceName, after: u64) -> (u64, Bytes) {
+        if let Some(entry) = self.services.get(service) {
+            let index = *entry.index.borrow();
+            let made = super::lock(&entry.delta.0);
+            if let Some(made) = made
+                .as_ref()
+                .filter(|m| m.after == after && m.index == index)
+            {
+                self.metrics.change_deltas.inc();
+                self.metrics.answers_reused.inc();
+                return (made.index, made.json.clone());
+            }
+        }
+        let answer = self.changes(service, after);
+        let json = encode(&answer);
+        // A snapshot shows lease time as of now: never kept; nor is an
+        // empty delta, which would push out one still to be read.
+        if !answer.snapshot && answer.index != after {
+            if let Some(entry) = self.services.get(service) {
+                let mut made = super::lock(&entry.delta.0);
+                // Keep the newest: a slower reader must not put an older
+                // one back.
+                if made.as_ref().is_none_or(|m| m.index <= answer.index) {
+                    *made = Some(Delta {
+                        after,
+                        index: answer.index,
+                        json: json.clone(),
+                    });
+                }
+            }
+        }
+        (answer.index, json)
+    }
+}
+
+fn encode(answer: &impl serde::Serialize) -> Bytes {
     // Serializing plain data (strings, numbers, maps with string keys)
     // can't fail.
     serde_json::to_vec(answer)
         .map(Bytes::from)
-        .unwrap_or_else(|_| unreachable!("a ServiceInstances always serializes"))
+        .unwrap_or_else(|_| unreachable!("a registry answer always serializes"))
 }

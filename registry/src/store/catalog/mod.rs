@@ -7,7 +7,7 @@ use super::{
 use crate::metrics::{Metrics, ParkedWatcher};
 use beacon_wire::{
     Instance, InstanceId, LeaseId, Registration, ServiceChanges, ServiceInstances, ServiceList,
-    ServiceName, ServiceSummary, WatchQuery,
+    ServiceName, ServiceSummary,
 };
 use change_log::{ChangeLog, Logged, Since};
 use dashmap::DashMap;
@@ -28,7 +28,10 @@ mod encoded;
 mod lease_time;
 mod leases;
 mod member;
+mod subscription;
 mod subsets;
+
+pub use subscription::Subscription;
 
 use leases::SharedLease;
 
@@ -93,6 +96,8 @@ struct ServiceEntry {
     subsets: subsets::SubsetClients,
     /// The list read as last encoded.
     made: encoded::MadeAnswer,
+    /// The changes read as last encoded.
+    delta: encoded::MadeDelta,
 }
 
 impl Catalog {
@@ -447,27 +452,6 @@ impl Catalog {
         self.resolve(service)
     }
 
-    /// A changes read: with `query`, waits as
-    /// [`wait_for_change`](Self::wait_for_change) does, then answers like
-    /// [`changes`](Self::changes) after `query.index`; without, a snapshot
-    /// at once.
-    pub async fn read_changes(
-        &self,
-        service: &ServiceName,
-        query: Option<WatchQuery>,
-        cancel: &CancellationToken,
-    ) -> ServiceChanges {
-        let Some(query) = query else {
-            return self.changes(service, 0);
-        };
-        // Index 0 answers at once for a service that has an index; for one
-        // never seen it waits for its first change, as the list read does,
-        // so a watcher of a service not there yet does not spin.
-        self.wait_past(service, query.index, query.wait, cancel)
-            .await;
-        self.changes(service, query.index)
-    }
-
     /// What changed in `service` after `after`: the changes in order, or a
     /// snapshot when `after` is 0, older than the changes kept, or not an
     /// index this registry handed out.
@@ -642,6 +626,7 @@ impl ServiceEntry {
             log: Mutex::new(ChangeLog::starting_at(index)),
             subsets: subsets::SubsetClients::default(),
             made: encoded::MadeAnswer::default(),
+            delta: encoded::MadeDelta::default(),
         }
     }
 }
