@@ -7,6 +7,7 @@
 //! failed handshake is logged at debug and dropped, never an error of the
 //! server.
 
+use axum::serve::ListenerExt;
 use beacon_net::tls::{certificates, private_key, ClientTls, Identity, TlsError};
 use rustls::{crypto::ring, server::WebPkiClientVerifier, RootCertStore, ServerConfig};
 use std::{
@@ -284,6 +285,12 @@ pub async fn serve(
 ) -> io::Result<()> {
     match tls {
         None => {
+            // Small writes go out at once: many answers multiplexed on one
+            // HTTP/2 connection must not wait out Nagle and delayed ACKs
+            // (~40 ms a line).
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
