@@ -26,8 +26,9 @@
 //! * **Registering** — `lease`: the service side ([`Lease`]): register,
 //!   heartbeat, re-register, deregister; [`SharedLease`]: one registry
 //!   lease renewed once for every registration of a process.
-//! * **Resolving** — `resolver`: one long-polled [`ServiceView`] per
-//!   service, kept on last-known data while the registry is away;
+//! * **Resolving** — `resolver`: one [`ServiceView`] per service, fed by
+//!   the registry's stream of changes, kept on last-known data while the
+//!   registry is away;
 //!   `registry_client`: the typed registry client ([`RegistryClient`]),
 //!   with failover across URLs; `health`: active checks that bring an
 //!   open instance back as soon as it answers.
@@ -84,5 +85,5 @@ pub use client::{
 pub use events::{Event, EventKind, InstanceSnapshot, ServiceSnapshot};
 pub use health::HealthCheckConfig;
 pub use lease::{Lease, LeaseName, LeaseStatus, NotRegistered, SharedLease};
-pub use registry_client::{RegistryClient, RegistryClientConfig, RegistryError};
+pub use registry_client::{ChangesStream, RegistryClient, RegistryClientConfig, RegistryError};
 pub use resolver::{Resolver, ResolverConfig, ServiceView, Subset};

@@ -1,15 +1,24 @@
 //! The resolver over the registry's changes feed: after random churn its
-//! view equals the registry's list, and against a registry that predates
-//! the feed it long-polls the whole list instead.
+//! view equals the registry's list, all of it read on one stream; against
+//! a registry that predates streams it reads a blocking changes read at a
+//! time, and against one that predates the feed it long-polls the whole
+//! list instead.
 
 mod support;
 
-use axum::{routing::get, Json, Router};
+use axum::{extract::Query, routing::get, Json, Router};
 use beacon::{
     wire::{Address, InstanceId, Registration, ServiceInstances},
-    RegistryClient, Resolver, ResolverConfig,
+    RegistryClient, Resolver, ResolverConfig, ServiceView,
 };
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 use support::{cluster::ratings, eventually, TestRegistry};
 
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -85,6 +94,16 @@ async fn after_random_churn_the_view_equals_the_registry() {
     };
     assert_eq!(count("change_snapshots"), 2);
     assert!(count("change_deltas") >= 5, "{}", count("change_deltas"));
+    // On one stream: a request for all those answers, not one each.
+    let changes_requests: u64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("beacon_registry_http_request_duration_seconds_count{")
+                && l.contains(r#"route="/v1/services/{service}/changes""#)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(changes_requests, 1, "{metrics}");
 }
 
 #[tokio::test]
@@ -111,19 +130,73 @@ async fn a_registry_without_the_changes_feed_is_long_polled_for_its_list() {
                 ),
             )
         });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, old).await });
-    let resolver = Resolver::new(
-        RegistryClient::from_list(&url, None).expect("client"),
-        ResolverConfig::default(),
-    );
-    let view = resolver.service(&ratings());
+    let (_resolver, view) = resolve_from(old).await;
     eventually(PATIENCE, "the view to sync from the list read", || {
         let synced = view.snapshot().registry_reachable;
         async move { synced.then_some(()) }
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_registry_that_does_not_stream_is_read_one_answer_at_a_time() {
+    // A registry from before streams: a blocking changes read, one JSON
+    // answer each (it ignores `stream=true`).
+    let answers = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&answers);
+    let old = Router::new().route(
+        "/v1/services/{service}/changes",
+        get(move |Query(query): Query<HashMap<String, String>>| {
+            let counted = Arc::clone(&counted);
+            async move {
+                if query.contains_key("index") {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                counted.fetch_add(1, Ordering::Relaxed);
+                let instance = r#"{"service":"ratings","id":"ratings-1","address":"http://127.0.0.1:8001","metadata":{},"ttl_ms":60000,"registered_at":0,"expires_in_ms":60000}"#;
+                let body = format!(
+                    r#"{{"service":"ratings","index":7,"snapshot":true,"instances":[{instance}],"changes":[]}}"#
+                );
+                ([(axum::http::header::CONTENT_TYPE, "application/json")], body)
+            }
+        }),
+    );
+    let (_resolver, view) = resolve_from(old).await;
+    eventually(
+        PATIENCE,
+        "the view to hold the old registry's instance",
+        || {
+            let ids: Vec<String> = view
+                .snapshot()
+                .instances
+                .iter()
+                .map(|i| i.id.to_string())
+                .collect();
+            async move { (ids == ["ratings-1"]).then_some(()) }
+        },
+    )
+    .await;
+    // It goes on asking, a blocking read at a time.
+    eventually(PATIENCE, "more blocking reads", || {
+        let n = answers.load(Ordering::Relaxed);
+        async move { (n >= 4).then_some(()) }
+    })
+    .await;
+    assert!(view.snapshot().registry_reachable);
+}
+
+/// Serves `registry` on `127.0.0.1:0` and resolves the ratings service
+/// from it (the resolver is returned too: it must outlive the view).
+async fn resolve_from(registry: Router) -> (Resolver, Arc<ServiceView>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, registry).await });
+    let resolver = Resolver::new(
+        RegistryClient::from_list(&url, None).expect("client"),
+        ResolverConfig::default(),
+    );
+    let view = resolver.service(&ratings());
+    (resolver, view)
 }

@@ -17,6 +17,10 @@ use http_body_util::Full;
 use serde::de::DeserializeOwned;
 use std::{sync::Arc, time::Duration};
 
+mod stream;
+
+pub use stream::ChangesStream;
+
 /// Largest registry answer read (a resolve of 10k instances is ~1.4 MB).
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
@@ -310,31 +314,56 @@ impl RegistryClient {
         wait: Option<Duration>,
     ) -> Result<T, RegistryError> {
         let shared = &self.shared;
+        let limit = shared.config.request_timeout + wait.unwrap_or_default();
+        let answer = self
+            .try_registries(&method, path, body, |request| async move {
+                let (status, bytes) =
+                    exchange(&shared.http, request, limit, MAX_ANSWER_BYTES).await?;
+                Ok(Read::checked(status, bytes, |status, bytes| {
+                    (status, bytes)
+                }))
+            })
+            .await?;
+        parse_answer(answer)
+    }
+
+    /// Sends `method path` to each registry in turn, from the one that
+    /// answered last, reading each answer with `read`; a 5xx or no answer
+    /// moves on to the next.
+    async fn try_registries<A, F, Fut>(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<Bytes>,
+        read: F,
+    ) -> Result<A, RegistryError>
+    where
+        F: Fn(Request<Full<Bytes>>) -> Fut,
+        Fut: std::future::Future<Output = Result<Read<A>, String>>,
+    {
         // Whether some registry answered (with a 5xx), to tell "none
         // reachable" from "reachable, but can't serve this now".
         let answered = std::sync::atomic::AtomicBool::new(false);
-        let answer = shared
+        let answer = self
+            .shared
             .registries
             .call(|base| {
-                let request = self.request(&base, &method, path, body.clone());
-                let answered = &answered;
+                let request = self.request(&base, method, path, body.clone());
+                let (answered, read) = (&answered, &read);
                 async move {
                     let request = request.map_err(Step::Stop)?;
-                    let limit = shared.config.request_timeout + wait.unwrap_or_default();
-                    let (status, bytes) = exchange(&shared.http, request, limit, MAX_ANSWER_BYTES)
-                        .await
-                        .map_err(Step::TryNext)?;
-                    if status.is_server_error() {
-                        answered.store(true, std::sync::atomic::Ordering::Relaxed);
-                        let text = String::from_utf8_lossy(&bytes);
-                        return Err(Step::TryNext(format!("{base}: {status}: {text}")));
+                    match read(request).await.map_err(Step::TryNext)? {
+                        Read::Answer(answer) => Ok(answer),
+                        Read::ServerError(text) => {
+                            answered.store(true, std::sync::atomic::Ordering::Relaxed);
+                            Err(Step::TryNext(format!("{base}: {text}")))
+                        }
                     }
-                    Ok((status, bytes))
                 }
             })
             .await;
         match answer {
-            Ok(answer) => parse_answer(answer),
+            Ok(answer) => Ok(answer),
             Err(Failed::Stopped(error)) => Err(error),
             Err(Failed::Unreachable(failures))
                 if answered.load(std::sync::atomic::Ordering::Relaxed) =>
@@ -370,6 +399,28 @@ impl RegistryClient {
                 url: base.to_owned(),
                 reason: e.to_string(),
             })
+    }
+}
+
+/// One registry's answer as read: what the caller gets, or a 5xx (the
+/// registry is there, but can't serve this now: try the next).
+enum Read<A> {
+    Answer(A),
+    ServerError(String),
+}
+
+impl<A> Read<A> {
+    /// A whole answer: a 5xx with its text, else `answer` made of it.
+    fn checked(
+        status: StatusCode,
+        bytes: Bytes,
+        answer: impl FnOnce(StatusCode, Bytes) -> A,
+    ) -> Self {
+        if status.is_server_error() {
+            Self::ServerError(format!("{status}: {}", String::from_utf8_lossy(&bytes)))
+        } else {
+            Self::Answer(answer(status, bytes))
+        }
     }
 }
 

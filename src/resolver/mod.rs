@@ -1,8 +1,9 @@
 //! The client side of discovery: a live view of each service's instances.
 //!
 //! A [`Resolver`] keeps one [`ServiceView`] per service, shared by every
-//! caller, and one background task per view that long-polls the registry
-//! (`?index=N&wait=30s`) and reconciles each answer into the view.
+//! caller, and one background task per view that follows the registry's
+//! stream of changes (`/changes?stream=true`) and reconciles each line
+//! into the view.
 //! Instances keep their breaker across answers, because endpoints are keyed
 //! by address; each endpoint has one recovery task that brings its breaker
 //! back.
@@ -11,7 +12,8 @@
 //!
 //! * this module: [`Resolver`] and its configuration.
 //! * `view`: [`ServiceView`], what callers read.
-//! * `poll`: the long poll, and the one map of tracked endpoints.
+//! * `poll`: the watch (a stream of changes, or a long poll of the list
+//!   on a registry without the feed), and the one map of tracked endpoints.
 //! * `reconcile`: a pure function from (tracked, listed) to changes.
 //! * `recovery`: each endpoint's task that half-opens and probes its breaker.
 
@@ -44,7 +46,9 @@ pub struct ResolverConfig {
     /// as soon as they answer; `None` leaves recovery to the open time and
     /// to re-registration.
     pub health_check: Option<HealthCheckConfig>,
-    /// How long each blocking query waits for a change. Default 30 s.
+    /// Longest quiet on the stream of changes (the registry sends an empty
+    /// line after it; a stream silent longer is dead), and the wait of a
+    /// blocking query where there is no stream. Default 30 s.
     pub watch_wait: Duration,
     /// First retry delay after a failed registry call. Default 100 ms.
     pub retry_base: Duration,

@@ -1,12 +1,14 @@
-//! The long poll that keeps one view fresh: a blocking query to the
-//! registry at a time, each answer reconciled into one map of tracked
-//! endpoints, and the endpoints in use published to the view.
+//! The watch that keeps one view fresh: each answer of the registry
+//! reconciled into one map of tracked endpoints, and the endpoints in use
+//! published to the view.
 //!
-//! The query is the registry's changes feed: only what changed after the
-//! index the view is at comes over the wire (a snapshot at first, or when
-//! the view fell behind what the registry keeps), applied to the list the
-//! poller holds. A registry without the feed (an older one) is long-polled
-//! for its whole list instead.
+//! The answers are the registry's changes feed, read as one long answer (a
+//! line per change, on one request): only what changed after the index the
+//! view is at comes over the wire (a snapshot at first, or when the view
+//! fell behind what the registry keeps), applied to the list the poller
+//! holds. A stream that ends is opened again from the same index. A
+//! registry without the feed (an older one) is long-polled for its whole
+//! list instead.
 //!
 //! When no registry answers, the view keeps its last-known instances
 //! (stale-if-error), reports `registry_reachable = false` and retries with
@@ -26,9 +28,8 @@ use crate::endpoint::Endpoint;
 use crate::events::EventKind;
 use crate::health::HealthChecker;
 use crate::net::backoff::Backoff;
-use crate::registry_client::RegistryClient;
-use crate::registry_client::RegistryError;
-use crate::wire::{Address, Instance, ServiceName, SubsetQuery, WatchQuery, ZONE};
+use crate::registry_client::{ChangesStream, RegistryClient, RegistryError};
+use crate::wire::{Address, Instance, ServiceName, StreamQuery, SubsetQuery, WatchQuery, ZONE};
 use std::{
     collections::HashMap,
     sync::{Arc, Weak},
@@ -58,6 +59,8 @@ pub(super) struct Poller {
     /// The registry answered the changes feed with a 4xx: it predates it,
     /// so the whole list is long-polled instead.
     lists_only: bool,
+    /// The stream of changes being read, once open.
+    stream: Option<ChangesStream>,
 }
 
 impl Poller {
@@ -70,6 +73,7 @@ impl Poller {
             tracked: HashMap::new(),
             listed: Vec::new(),
             lists_only: false,
+            stream: None,
         }
     }
 
@@ -117,32 +121,74 @@ impl Poller {
         service: &ServiceName,
         index: Option<u64>,
     ) -> Result<u64, RegistryError> {
-        let query = index.map(|index| WatchQuery {
-            index,
-            wait: self.next_wait(),
-        });
+        let wait = self.next_wait();
         if !self.lists_only {
-            let answer = match self.subset_query().await? {
-                Some(subset) => self.registry.subset(service, query, &subset).await,
-                None => self.registry.changes(service, query).await,
-            };
-            match answer {
-                Ok(answer) => {
-                    answer.apply_to(&mut self.listed);
-                    return Ok(answer.index);
-                }
+            match self.next_changes(service, index, wait).await {
+                Ok(answer) => return Ok(answer),
                 // The subset's lease is being granted again: soon back.
                 Err(error) if error.is_unknown_lease() => return Err(error),
                 Err(RegistryError::Rejected(_)) => self.lists_only = true,
                 Err(error) => return Err(error),
             }
         }
+        let query = index.map(|index| WatchQuery { index, wait });
         let answer = match query {
             Some(query) => self.registry.watch(service, query).await?,
             None => self.registry.resolve(service).await?,
         };
         self.listed = answer.instances;
         Ok(answer.index)
+    }
+
+    /// The next answer of the stream of changes, opening one (from
+    /// `index`) when none is open; or, after `wait` with none, `index`
+    /// again (a stale endpoint is due to go).
+    async fn next_changes(
+        &mut self,
+        service: &ServiceName,
+        index: Option<u64>,
+        wait: Duration,
+    ) -> Result<u64, RegistryError> {
+        let stream = match (&mut self.stream, index) {
+            (Some(stream), Some(_)) => stream,
+            // No index: the first sync, or again after an outage.
+            (_, index) => {
+                let subset = self.subset_query().await?;
+                let query = StreamQuery {
+                    index,
+                    wait: self.config.watch_wait,
+                };
+                let opened = self
+                    .registry
+                    .changes_stream(service, query, subset.as_ref())
+                    .await?;
+                self.stream.insert(opened)
+            }
+        };
+        let next = tokio::select! {
+            next = stream.next() => next,
+            () = tokio::time::sleep(wait) => return index.ok_or_else(|| {
+                RegistryError::Unreachable("no first answer on the stream of changes".into())
+            }),
+        };
+        match next {
+            Ok(Some(answer)) => {
+                answer.apply_to(&mut self.listed);
+                Ok(answer.index)
+            }
+            // The registry ended it (shutdown, or the subset's lease
+            // ended): the next call opens another from the same index.
+            Ok(None) => {
+                self.stream = None;
+                index.ok_or_else(|| {
+                    RegistryError::Unreachable("the stream of changes ended at once".into())
+                })
+            }
+            Err(error) => {
+                self.stream = None;
+                Err(error)
+            }
+        }
     }
 
     /// The subset to ask for, if configured: waits (a while) for its lease
