@@ -6,41 +6,36 @@
 //! side, and every watcher is checked to have seen every change. The same
 //! fleet on etcd's gRPC watch stands beside them (`fleet_etcd`).
 
+use super::fleet_watch::{follow_service, get, Follow};
 use super::table::{quantile, Table};
 use super::{id, name};
 use beacon::{
-    net::http::{http2_client, http_client, read_body, HttpClient},
+    net::http::{http2_client, http_client, HttpClient},
     net::tls::default_config,
     wire::ServiceChanges,
 };
 use beacon::{wire::Registration, RegistryClient};
 use beacon_kit::process::Service;
-use bytes::Bytes;
-use http_body_util::Full;
 use serde::Serialize;
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 use tokio::{sync::watch, time::Instant};
-
-/// How a watcher of the registry follows the service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Follow {
-    /// `GET /v1/services/{service}/changes?index=N&wait=D`, over HTTP/1.1:
-    /// a connection per watcher, as separate processes have.
-    Changes,
-    /// The same over HTTP/2, the watchers sharing [`SHARED_CONNECTIONS`]
-    /// connections, as etcd's watch streams share theirs here.
-    ChangesShared,
-    /// `GET /v1/services/{service}?index=N&wait=D`: the whole list.
-    Lists,
-}
 
 /// A column of the fleet table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Column {
-    /// The registry's changes feed, a connection per watcher.
+    /// The registry's changes feed as one long answer, a connection per
+    /// watcher.
+    Stream,
+    /// The same over shared HTTP/2 connections.
+    StreamShared,
+    /// The registry's changes feed long-polled, a connection per watcher.
     Changes,
-    /// The registry's changes feed, over shared HTTP/2 connections.
-    ChangesShared,
     /// The registry's whole list.
     Lists,
     /// etcd: a gRPC watch stream on the keys' prefix.
@@ -50,15 +45,16 @@ pub(super) enum Column {
 impl From<Follow> for Column {
     fn from(follow: Follow) -> Self {
         match follow {
+            Follow::Stream => Self::Stream,
+            Follow::StreamShared => Self::StreamShared,
             Follow::Changes => Self::Changes,
-            Follow::ChangesShared => Self::ChangesShared,
             Follow::Lists => Self::Lists,
         }
     }
 }
 
 /// How many connections the watchers share where they share them (etcd's
-/// watch streams, the registry's feed over HTTP/2).
+/// watch streams, the registry's stream over HTTP/2).
 pub(super) const SHARED_CONNECTIONS: usize = 10;
 
 /// The rows, named once for every column.
@@ -70,8 +66,8 @@ pub(super) const MAX_ROW: &str = "change → last watcher, max";
 /// The fleet section's figures.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct FleetResults {
-    /// Each figure: the feed a connection each, the feed over shared
-    /// HTTP/2 connections, the whole list, etcd.
+    /// Each figure: the feed streamed a connection each, streamed over
+    /// shared HTTP/2 connections, long-polled, the whole list, etcd.
     pub table: Table,
     /// Instances, watchers per way, changes per run: for the heading.
     pub shape: Option<(usize, usize, usize, usize)>,
@@ -97,17 +93,20 @@ impl FleetResults {
              changes, as a share of one core; bytes are the answers' bodies after each \
              watcher's first sync; propagation is from a change's write answered to the last \
              watcher that got it. Every watcher is checked to have seen every change. The \
-             feed is followed twice: over HTTP/1.1, a connection per watcher, as separate \
-             processes would; and over HTTP/2, the watchers sharing {SHARED_CONNECTIONS} \
-             connections, as the anchor's do. The anchor: etcd with as many keys under one \
-             prefix, {changes_watchers} gRPC watch streams on it over {SHARED_CONNECTIONS} \
+             feed is followed three ways: as one long answer (`stream=true`, a line per \
+             change) over HTTP/1.1, a connection per watcher, as separate processes would; \
+             the same over HTTP/2, the watchers sharing {SHARED_CONNECTIONS} connections, as \
+             the anchor's do; and long-polled (`index=N&wait=60s`, a request per change), a \
+             connection each. The anchor: etcd with as many keys under one prefix, \
+             {changes_watchers} gRPC watch streams on it over {SHARED_CONNECTIONS} \
              connections, the same changes (a key put); its bytes are each event's key and \
              value (framing not counted). Medians of the runs, range in brackets.\n\n\
-             | figure | changes feed (a connection each) | changes feed (HTTP/2, \
-             {SHARED_CONNECTIONS} connections) | whole list | etcd gRPC watch \
-             ({SHARED_CONNECTIONS} connections) |\n|---|---|---|---|---|\n"
+             | figure | changes stream (a connection each) | changes stream (HTTP/2, \
+             {SHARED_CONNECTIONS} connections) | changes long-poll (a connection each) | whole \
+             list | etcd gRPC watch ({SHARED_CONNECTIONS} connections) |\n\
+             |---|---|---|---|---|---|\n"
         );
-        self.table.write_rows(&mut md, 4);
+        self.table.write_rows(&mut md, 5);
         md
     }
 }
@@ -123,17 +122,6 @@ pub struct FleetSizes {
     pub list_watchers: usize,
     /// Changes made, a second apart.
     pub changes: usize,
-}
-
-/// What one watcher saw: when each answer came, at what index, how many
-/// body bytes, and (on the feed) the ids each change put.
-#[derive(Debug, Default)]
-struct Seen {
-    answers: Vec<(Instant, u64)>,
-    bytes_after_sync: usize,
-    puts: Vec<String>,
-    instances_at_end: usize,
-    error: Option<String>,
 }
 
 /// What the fleet measurement works on: the registry process, a client of
@@ -189,8 +177,9 @@ pub(super) async fn measure(
         sizes.changes,
     ));
     for (follow, watchers) in [
+        (Follow::Stream, sizes.changes_watchers),
+        (Follow::StreamShared, sizes.changes_watchers),
         (Follow::Changes, sizes.changes_watchers),
-        (Follow::ChangesShared, sizes.changes_watchers),
         (Follow::Lists, sizes.list_watchers),
     ] {
         let service = name(&format!("fleet-{}", follow as u8))?;
@@ -222,33 +211,37 @@ async fn once(
     // Each HTTP/2 client holds one connection to the registry; none are
     // made for the ways that don't share.
     let shared: Vec<HttpClient> = match follow {
-        Follow::ChangesShared => (0..SHARED_CONNECTIONS)
+        Follow::StreamShared => (0..SHARED_CONNECTIONS)
             .map(|_| http2_client(Duration::from_secs(10), default_config()))
             .collect(),
-        Follow::Changes | Follow::Lists => Vec::new(),
+        Follow::Stream | Follow::Changes | Follow::Lists => Vec::new(),
     };
     let base = subjects.registry.url.clone();
     let (stop_tx, stop) = watch::channel(false);
+    // Each watcher's latest index (0 before its first answer): a stream's
+    // line may still be on its way when the registry parks again.
+    let latest: Vec<Arc<AtomicU64>> = (0..watchers).map(|_| Arc::default()).collect();
     let tasks: Vec<_> = (0..watchers)
         .map(|w| {
             let http = match follow {
-                Follow::ChangesShared => shared[w % SHARED_CONNECTIONS].clone(),
-                Follow::Changes | Follow::Lists => http.clone(),
+                Follow::StreamShared => shared[w % SHARED_CONNECTIONS].clone(),
+                Follow::Stream | Follow::Changes | Follow::Lists => http.clone(),
             };
             let stop = stop.clone();
             let url = match follow {
-                Follow::Changes | Follow::ChangesShared => {
+                Follow::Stream | Follow::StreamShared | Follow::Changes => {
                     format!("{base}/v1/services/{service}/changes")
                 }
                 Follow::Lists => format!("{base}/v1/services/{service}"),
             };
-            tokio::spawn(follow_service(http, url, follow, stop))
+            let latest = Arc::clone(&latest[w]);
+            tokio::spawn(follow_service(http, url, follow, latest, stop))
         })
         .collect();
     // Every watcher synced and parked before the first change.
     let parked_url = format!("{base}/_metrics");
     let waiting = Instant::now();
-    while parked(&parked_url).await < watchers {
+    while parked(&parked_url).await < watchers || !all_past(&latest, 0) {
         if waiting.elapsed() > Duration::from_secs(120) {
             return Err(format!("fleet: not all {watchers} watchers parked"));
         }
@@ -274,7 +267,9 @@ async fn once(
     // Let the last change reach everyone (bounded), then stop.
     let last = written.last().map_or(0, |w| w.1);
     let settle = Instant::now();
-    while settle.elapsed() < Duration::from_secs(30) && parked(&parked_url).await < watchers {
+    while settle.elapsed() < Duration::from_secs(30)
+        && (parked(&parked_url).await < watchers || !all_past(&latest, last.saturating_sub(1)))
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (cpu, seen) = stop_watchers(pid, cpu_before, started, &stop_tx, tasks).await?;
@@ -306,7 +301,7 @@ async fn once(
             break;
         }
         let complete = match follow {
-            Follow::Changes | Follow::ChangesShared => s.puts == expected,
+            Follow::Stream | Follow::StreamShared | Follow::Changes => s.puts == expected,
             Follow::Lists => s.instances_at_end == sizes.instances + sizes.changes,
         };
         if !complete || s.answers.last().map_or(0, |a| a.1) < last {
@@ -330,83 +325,6 @@ async fn once(
     Ok(())
 }
 
-/// One watcher: syncs, then follows until `stop`, keeping what it saw.
-async fn follow_service(
-    http: HttpClient,
-    url: String,
-    follow: Follow,
-    mut stop: watch::Receiver<bool>,
-) -> Seen {
-    let mut seen = Seen::default();
-    let mut index: Option<u64> = None;
-    loop {
-        let target = match index {
-            None => url.clone(),
-            Some(index) => format!("{url}?index={index}&wait=60s"),
-        };
-        let answer = tokio::select! {
-            answer = get(&http, &target) => answer,
-            _ = stop.changed() => break,
-        };
-        let (at, body) = match answer {
-            Ok(answer) => answer,
-            Err(error) => {
-                seen.error = Some(error);
-                break;
-            }
-        };
-        if index.is_some() {
-            seen.bytes_after_sync += body.len();
-        }
-        let new_index = match follow {
-            Follow::Changes | Follow::ChangesShared => {
-                match serde_json::from_slice::<ServiceChanges>(&body) {
-                    Ok(changes) => {
-                        if index.is_some() {
-                            seen.puts
-                                .extend(changes.changes.iter().map(|c| c.id.to_string()));
-                        }
-                        changes.index
-                    }
-                    Err(e) => {
-                        seen.error = Some(e.to_string());
-                        break;
-                    }
-                }
-            }
-            Follow::Lists => {
-                // Only the index, from the body's head: parsing 10,000
-                // instances per answer would measure this process.
-                match list_index(&body) {
-                    Some(i) => {
-                        seen.instances_at_end = count_instances(&body);
-                        i
-                    }
-                    None => {
-                        seen.error = Some("a list answer without an index".into());
-                        break;
-                    }
-                }
-            }
-        };
-        seen.answers.push((at, new_index));
-        index = Some(new_index);
-    }
-    seen
-}
-
-/// A GET's body, and when it was all in.
-pub(super) async fn get(http: &HttpClient, url: &str) -> Result<(Instant, Bytes), String> {
-    let request = http::Request::get(url)
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| e.to_string())?;
-    let response = http.request(request).await.map_err(|e| e.to_string())?;
-    let body = read_body(response.into_body(), 1 << 26)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((Instant::now(), body))
-}
-
 /// The service's index once past `after` (at once after a change), read
 /// through the changes feed: a small answer but for the first (`None`).
 async fn index_after(
@@ -425,19 +343,9 @@ async fn index_after(
         .map_err(|e| e.to_string())
 }
 
-/// `"index":N` from the start of a list answer.
-fn list_index(body: &[u8]) -> Option<u64> {
-    let head = std::str::from_utf8(&body[..body.len().min(200)]).ok()?;
-    let rest = head.split("\"index\":").nth(1)?;
-    rest.split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// How many instances a list answer holds.
-fn count_instances(body: &[u8]) -> usize {
-    body.windows(5).filter(|w| w == b"\"id\":").count()
+/// Whether every watcher's latest index is past `index`.
+fn all_past(latest: &[Arc<AtomicU64>], index: u64) -> bool {
+    latest.iter().all(|l| l.load(Ordering::Relaxed) > index)
 }
 
 /// Parked blocking queries on the registry.
@@ -495,13 +403,6 @@ pub(super) fn ticks_per_second() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_list_answer_gives_its_index_and_instance_count() {
-        let body = br#"{"service":"f","index":1234,"instances":[{"service":"f","id":"a"},{"service":"f","id":"b"}]}"#;
-        assert_eq!(list_index(body), Some(1234));
-        assert_eq!(count_instances(body), 2);
-    }
 
     #[test]
     fn cpu_ticks_of_this_process_rise_with_work() {

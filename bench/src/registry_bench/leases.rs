@@ -6,7 +6,7 @@
 
 use super::{
     etcd::{watch_prefix, Etcd, KeepAlive},
-    fleet::get,
+    fleet_watch::get,
     id, name,
     ops::{percentile, spread},
     table::Table,

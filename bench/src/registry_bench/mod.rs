@@ -23,6 +23,7 @@
 pub mod etcd;
 pub mod fleet;
 mod fleet_etcd;
+mod fleet_watch;
 pub mod leases;
 pub mod ops;
 mod results;
