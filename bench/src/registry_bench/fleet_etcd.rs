@@ -1,8 +1,9 @@
 //! The fleet on etcd, the anchor: the same keys under one prefix, the same
-//! number of watchers each holding a gRPC watch stream on it (spread over a
-//! few connections, as many client processes would be), the same changes a
-//! second apart — etcd's CPU, what each watcher receives per change and
-//! the time from a change's write answered to its last watcher.
+//! number of watchers each holding a gRPC watch stream on it (a connection
+//! each, as separate processes have; and spread over a few connections, as
+//! the registry's stream over HTTP/2 is), the same changes a second apart —
+//! etcd's CPU, what each watcher receives per change and the time from a
+//! change's write answered to its last watcher.
 
 use super::{
     etcd::{watch_prefix, Etcd},
@@ -14,9 +15,7 @@ use etcd_client::{Client as GrpcClient, EventType, PutOptions, Txn, TxnOp, Watch
 use std::time::Duration;
 use tokio::{sync::watch, time::Instant};
 
-// Connections the watchers share (each carries its share of streams): as
-// many as the registry's feed over HTTP/2 has.
-use super::fleet::SHARED_CONNECTIONS as CONNECTIONS;
+use super::fleet::SHARED_CONNECTIONS;
 
 /// What one etcd watcher saw: when each change's key arrived, and bytes.
 #[derive(Debug, Default)]
@@ -55,9 +54,38 @@ pub(super) async fn measure(
             loaded.failed
         ));
     }
+    // A connection each, then the watchers sharing as many connections
+    // as the registry's stream over HTTP/2 does; each run puts keys of its
+    // own.
+    for (run, (connections, column)) in [
+        (sizes.changes_watchers, Column::EtcdEach),
+        (SHARED_CONNECTIONS, Column::Etcd),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let first_key = sizes.instances + run * sizes.changes;
+        watch_once(etcd, sizes, first_key, connections, column, results, failed).await?;
+    }
+    Ok(())
+}
+
+/// One run of `sizes.changes` puts (keys from `first_key` on) watched by
+/// `sizes.changes_watchers` streams over `connections` connections,
+/// recorded in `column`.
+async fn watch_once(
+    etcd: &Etcd,
+    sizes: FleetSizes,
+    first_key: usize,
+    connections: usize,
+    column: Column,
+    results: &mut FleetResults,
+    failed: &mut Vec<String>,
+) -> Result<(), String> {
+    let prefix = "/fleet/";
     let watchers = sizes.changes_watchers;
-    let mut clients = Vec::with_capacity(CONNECTIONS);
-    for _ in 0..CONNECTIONS {
+    let mut clients = Vec::with_capacity(connections);
+    for _ in 0..connections {
         clients.push(
             GrpcClient::connect([etcd.url.clone()], None)
                 .await
@@ -67,7 +95,7 @@ pub(super) async fn measure(
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = Vec::with_capacity(watchers);
     for w in 0..watchers {
-        let stream = watch_prefix(&clients[w % CONNECTIONS], prefix).await?;
+        let stream = watch_prefix(&clients[w % connections], prefix).await?;
         tasks.push(tokio::spawn(follow(stream, stop.clone())));
     }
     let pid = etcd.pid();
@@ -77,7 +105,7 @@ pub(super) async fn measure(
     let mut grpc = etcd.grpc.clone();
     for k in 0..sizes.changes {
         tokio::time::sleep_until(started + Duration::from_secs(k as u64)).await;
-        let key = format!("{prefix}i{}", sizes.instances + k);
+        let key = format!("{prefix}i{}", first_key + k);
         grpc.put(key.clone(), value(), None)
             .await
             .map_err(|e| e.to_string())?;
@@ -98,7 +126,7 @@ pub(super) async fn measure(
             .collect();
         if arrivals.len() < watchers {
             failed.push(format!(
-                "fleet (etcd): {key} reached {} of {watchers} watchers",
+                "fleet (etcd, {connections} connections): {key} reached {} of {watchers} watchers",
                 arrivals.len()
             ));
         }
@@ -107,18 +135,20 @@ pub(super) async fn measure(
         }
     }
     if let Some(error) = seen.iter().find_map(|s| s.error.clone()) {
-        failed.push(format!("fleet (etcd): a watcher failed: {error}"));
+        failed.push(format!(
+            "fleet (etcd, {connections} connections): a watcher failed: {error}"
+        ));
     }
     let bytes: usize = seen.iter().map(|s| s.bytes).sum();
     let per = bytes as f64 / (sizes.changes * watchers).max(1) as f64 / 1024.0;
-    results.record(super::fleet::CPU_ROW, "%", Column::Etcd, cpu);
-    results.record(super::fleet::BYTES_ROW, "KiB", Column::Etcd, per);
+    results.record(super::fleet::CPU_ROW, "%", column, cpu);
+    results.record(super::fleet::BYTES_ROW, "KiB", column, per);
     let p50 = quantile(propagation.clone(), 0.5);
-    results.record(super::fleet::P50_ROW, "ms", Column::Etcd, p50);
+    results.record(super::fleet::P50_ROW, "ms", column, p50);
     results.record(
         super::fleet::MAX_ROW,
         "ms",
-        Column::Etcd,
+        column,
         quantile(propagation, 1.0),
     );
     Ok(())
