@@ -23,9 +23,8 @@ async fn registry(
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let options = Options {
-        token: None,
         backend,
-        tls: None,
+        ..Options::default()
     };
     tokio::spawn(server::run(listener, options, stop.clone()));
     let client = RegistryClient::from_list(&url, None)?;

@@ -12,6 +12,7 @@
 //!   expiry; and the etcd store, where replicas share state through etcd
 //!   (a client for its v3 JSON gateway, a watch-fed catalog, leases).
 //! * [`http`]: the axum router: routes, auth, extractors, [`AppError`](http::error::AppError).
+//! * [`acl`]: who may write what (`--acl`): tokens scoped to services.
 //! * [`metrics`]: Prometheus metrics.
 //! * [`subset`]: deterministic subsets of a service's instances per
 //!   watching client.
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod acl;
 pub mod http;
 pub mod metrics;
 pub mod server;

@@ -3,7 +3,10 @@
 #![forbid(unsafe_code)]
 
 use beacon_kit::{cli, logging, net, signal::cancel_on_signal, tls};
-use beacon_registry::server::{self, Backend, Options};
+use beacon_registry::{
+    acl::LiveAcl,
+    server::{self, Backend, Options},
+};
 use clap::{Parser, ValueEnum};
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
@@ -18,6 +21,11 @@ struct Cli {
     /// Bearer token that every write (PUT/DELETE) must carry. Reads stay open.
     #[arg(long, env = "BEACON_TOKEN", hide_env_values = true, value_parser = non_empty)]
     token: Option<String>,
+
+    /// ACL file (TOML): tokens each scoped to some services, or admin;
+    /// reloaded on SIGHUP. Replaces --token.
+    #[arg(long, env = "BEACON_ACL", conflicts_with = "token")]
+    acl: Option<PathBuf>,
 
     /// Where registrations are kept.
     #[arg(long, env = "BEACON_STORE", value_enum, default_value_t = StoreKind::Memory)]
@@ -85,8 +93,21 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(err) => return cli::fail("beacon-registry", &err.to_string()),
     };
+    let acl = match cli.acl.as_deref().map(LiveAcl::load).transpose() {
+        Ok(acl) => acl,
+        Err(err) => return cli::fail("beacon-registry", &err.to_string()),
+    };
+    if let Some(acl) = &acl {
+        if let Err(err) = acl.reload_on_hangup(shutdown.clone()) {
+            return cli::fail(
+                "beacon-registry",
+                &format!("cannot watch for SIGHUP: {err}"),
+            );
+        }
+    }
     let options = Options {
         token: cli.token,
+        acl,
         backend,
         tls,
     };

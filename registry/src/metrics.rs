@@ -37,6 +37,9 @@ pub struct Metrics {
     pub change_deltas: Counter,
     /// List reads answered with an answer already made for their index.
     pub answers_reused: Counter,
+    /// Writes refused for their token (none, unknown, or not allowed the
+    /// service); each is also an `audit` log line.
+    pub writes_refused: Counter,
     instances: Family<ServiceLabels, Gauge>,
     parked_watchers: Gauge,
     /// Request latency by route, fed by `beacon_kit::metrics::record_latency`.
@@ -55,6 +58,7 @@ impl Metrics {
         let change_snapshots = Counter::default();
         let change_deltas = Counter::default();
         let answers_reused = Counter::default();
+        let writes_refused = Counter::default();
         let instances = Family::<ServiceLabels, Gauge>::default();
         let parked_watchers = Gauge::default();
         registry.register(
@@ -93,6 +97,11 @@ impl Metrics {
             "List reads answered with the JSON already made for their index",
             answers_reused.clone(),
         );
+        registry.register(
+            "writes_refused",
+            "Writes refused for their token (each also an audit log line)",
+            writes_refused.clone(),
+        );
         registry.register("instances", "Live instances per service", instances.clone());
         registry.register(
             "parked_watchers",
@@ -110,6 +119,7 @@ impl Metrics {
             change_snapshots,
             change_deltas,
             answers_reused,
+            writes_refused,
             instances,
             parked_watchers,
             requests,

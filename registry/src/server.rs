@@ -1,7 +1,8 @@
 //! Serving the API: what `main` runs and what tests start in-process.
 
 use crate::{
-    http::{router, AppState},
+    acl::LiveAcl,
+    http::{auth::WriteAuth, router, AppState},
     metrics::Metrics,
     store::{EtcdStore, MemoryStore, Store},
 };
@@ -13,8 +14,12 @@ use tokio_util::sync::CancellationToken;
 /// How to run a registry.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Bearer token that writes must carry; `None` leaves writes open.
+    /// Bearer token that writes must carry; `None` leaves writes open
+    /// (unless there is an ACL).
     pub token: Option<String>,
+    /// Tokens scoped to services (`--acl`); when given, `token` is not
+    /// used.
+    pub acl: Option<LiveAcl>,
     /// Where registrations are kept.
     pub backend: Backend,
     /// Serve HTTPS with this configuration (`--tls-cert`/`--tls-key`); if
@@ -76,7 +81,12 @@ pub async fn serve<S: Store>(
         metrics,
         shutdown: shutdown.clone(),
     };
-    let app = router(state, options.token.map(Arc::from));
+    let auth = match (options.acl, options.token) {
+        (Some(acl), _) => WriteAuth::Acl(acl),
+        (None, Some(token)) => WriteAuth::Token(Arc::from(token)),
+        (None, None) => WriteAuth::Open,
+    };
+    let app = router(state, auth);
     let address = listener.local_addr()?;
     let scheme = tls::scheme(options.tls.as_ref());
     tracing::info!(store = kind, "listening on {scheme}://{address}");

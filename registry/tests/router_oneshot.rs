@@ -5,7 +5,7 @@
 
 use axum::{body::Body, Router};
 use beacon_registry::{
-    http::{router, AppState},
+    http::{auth::WriteAuth, router, AppState},
     metrics::Metrics,
     store::MemoryStore,
 };
@@ -24,7 +24,10 @@ fn app(token: Option<&str>) -> Router {
         metrics,
         shutdown: CancellationToken::new(),
     };
-    router(state, token.map(Arc::from))
+    router(
+        state,
+        token.map_or(WriteAuth::Open, |t| WriteAuth::Token(Arc::from(t))),
+    )
 }
 
 async fn call(app: &Router, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {

@@ -42,7 +42,7 @@ impl TestRegistry {
         let options = Options {
             token: token.map(str::to_owned),
             backend,
-            tls: None,
+            ..Options::default()
         };
         let task = tokio::spawn(server::run(listener, options, shutdown.clone()));
         // Serving starts once the store is ready (the etcd store loads first).

@@ -21,6 +21,9 @@ pub enum ErrorCode {
     InvalidQuery,
     /// A write came without the right bearer token.
     Unauthorized,
+    /// The token may not make this write: a service outside its ACL
+    /// entry.
+    Forbidden,
     /// Heartbeat or deregistration of an instance the registry does not hold
     /// (never registered, or its lease expired): the caller re-registers.
     UnknownInstance,
@@ -67,6 +70,7 @@ impl ErrorCode {
             | Self::InvalidDeadline => S::BAD_REQUEST,
             Self::DeadlineExpired => S::REQUEST_TIMEOUT,
             Self::Unauthorized => S::UNAUTHORIZED,
+            Self::Forbidden => S::FORBIDDEN,
             Self::UnknownInstance | Self::UnknownLease | Self::NotFound => S::NOT_FOUND,
             Self::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => S::PAYLOAD_TOO_LARGE,
@@ -85,6 +89,7 @@ impl ErrorCode {
             Self::InvalidTtl => "invalid_ttl",
             Self::InvalidQuery => "invalid_query",
             Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
             Self::UnknownInstance => "unknown_instance",
             Self::UnknownLease => "unknown_lease",
             Self::InvalidRegistration => "invalid_registration",
@@ -188,6 +193,7 @@ mod tests {
             ErrorCode::UnknownInstance,
             ErrorCode::UnknownLease,
             ErrorCode::InvalidRegistration,
+            ErrorCode::Forbidden,
         ] {
             let json = serde_json::to_string(&code).expect("serializes");
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -1,44 +1,163 @@
-//! Bearer-token auth on writes.
+//! Who may write: open, one bearer token for every write (`--token`), or
+//! the ACL's tokens, each scoped to some services (`--acl`). Every refused
+//! write is logged (who, what, why) on the `audit` target and counted.
 
 use super::error::AppError;
+use crate::{
+    acl::{Grant, LiveAcl},
+    metrics::Metrics,
+    store::{Catalog, Owner},
+};
 use axum::{
     extract::{Request, State},
-    http::Method,
+    http::{header, Method},
     middleware::Next,
     response::Response,
 };
 use beacon_kit::auth::{check_bearer, BearerError};
-use beacon_wire::ErrorCode;
+use beacon_wire::{ErrorCode, InstanceId, ServiceName};
 use std::sync::Arc;
 
-/// The token writes must carry, if any. Reads are always open: watchers
-/// and dashboards should not need a secret.
+/// How writes are authorized. Reads are always open: watchers and
+/// dashboards should not need a secret.
 #[derive(Debug, Clone, Default)]
-pub struct WriteToken(pub Option<Arc<str>>);
+pub enum WriteAuth {
+    /// Anyone may write.
+    #[default]
+    Open,
+    /// Every write carries this bearer token.
+    Token(Arc<str>),
+    /// Every write carries one of the ACL's tokens, and writes only the
+    /// services it names.
+    Acl(LiveAcl),
+}
+
+/// What the request's token may write, for the handlers that check it
+/// against the service they write (a request extension under an ACL).
+#[derive(Debug, Clone)]
+pub struct Writer {
+    /// The token's grant.
+    pub grant: Grant,
+    /// Who it is in the audit log: a digest of the token, never the token.
+    pub who: String,
+}
+
+/// The state of [`require_token`].
+#[derive(Debug, Clone)]
+pub struct WriteGuard {
+    /// How writes are authorized.
+    pub auth: WriteAuth,
+    /// Where refusals are counted.
+    pub metrics: Arc<Metrics>,
+}
 
 /// Middleware: every request other than GET/HEAD/OPTIONS must carry
-/// `Authorization: Bearer <token>` when a token is set. Runs before the body
-/// is read, so an unauthenticated caller learns nothing about its input.
+/// `Authorization: Bearer <token>` with the registry's token or one of the
+/// ACL's. Runs before the body is read, so an unauthenticated caller learns
+/// nothing about its input. Under an ACL, the token's grant goes on to the
+/// handler as a [`Writer`].
 pub async fn require_token(
-    State(token): State<WriteToken>,
-    request: Request,
+    State(guard): State<WriteGuard>,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    let Some(expected) = token.0.as_deref() else {
-        return Ok(next.run(request).await);
-    };
     if matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     ) {
         return Ok(next.run(request).await);
     }
-    check_bearer(request.headers(), expected).map_err(|refused| {
-        let message = match refused {
-            BearerError::Missing => "writes need an `Authorization: Bearer <token>` header",
-            BearerError::Wrong => "the bearer token is not the registry's token",
-        };
-        AppError::new(ErrorCode::Unauthorized, message)
-    })?;
+    match &guard.auth {
+        WriteAuth::Open => {}
+        WriteAuth::Token(expected) => {
+            check_bearer(request.headers(), expected).map_err(|refused| {
+                let why = match refused {
+                    BearerError::Missing => "writes need an `Authorization: Bearer <token>` header",
+                    BearerError::Wrong => "the bearer token is not the registry's token",
+                };
+                refuse(&guard.metrics, &request, "?", ErrorCode::Unauthorized, why)
+            })?;
+        }
+        WriteAuth::Acl(acl) => {
+            let presented = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            let Some(presented) = presented else {
+                let why = "writes need an `Authorization: Bearer <token>` header";
+                return Err(refuse(
+                    &guard.metrics,
+                    &request,
+                    "?",
+                    ErrorCode::Unauthorized,
+                    why,
+                ));
+            };
+            let who = digest(presented);
+            let Some(grant) = acl.current().grant(presented).cloned() else {
+                let why = "the bearer token is not one of the registry's ACL";
+                return Err(refuse(
+                    &guard.metrics,
+                    &request,
+                    &who,
+                    ErrorCode::Unauthorized,
+                    why,
+                ));
+            };
+            request.extensions_mut().insert(Writer { grant, who });
+        }
+    }
     Ok(next.run(request).await)
+}
+
+impl Writer {
+    /// Whether `writer` may write `id` in `service`: its token must name
+    /// the service, and the instance (if live) must be its own, unless it
+    /// is an admin's. A refusal is 403 `forbidden`, logged and counted.
+    /// Returns the owner to record with a registration.
+    pub fn authorize(
+        writer: Option<&Self>,
+        service: &ServiceName,
+        id: &InstanceId,
+        catalog: &Catalog,
+        metrics: &Metrics,
+        what: &str,
+    ) -> Result<Option<Owner>, AppError> {
+        let Some(writer) = writer else {
+            return Ok(None);
+        };
+        let why = if !writer.grant.may_write(service) {
+            format!("this token may not write the service {service}")
+        } else if writer.grant != Grant::Admin
+            && catalog
+                .owner_of(service, id)
+                .is_some_and(|owner| *owner != *writer.who)
+        {
+            format!("{service}/{id} was registered with another token")
+        } else {
+            return Ok(Some(Owner::from(writer.who.as_str())));
+        };
+        tracing::warn!(target: "audit", who = %writer.who, what, %service, %id, %why, "write refused");
+        metrics.writes_refused.inc();
+        Err(AppError::new(ErrorCode::Forbidden, why))
+    }
+}
+
+/// Logs and counts a refused write, and the error it is answered with.
+fn refuse(metrics: &Metrics, request: &Request, who: &str, code: ErrorCode, why: &str) -> AppError {
+    let what = format!("{} {}", request.method(), request.uri().path());
+    tracing::warn!(target: "audit", who, %what, why, "write refused");
+    metrics.writes_refused.inc();
+    AppError::new(code, why)
+}
+
+/// A token's name in the audit log: the first 8 bytes of its SHA-256, in
+/// hex. Enough to tell tokens apart, and no help in guessing one.
+fn digest(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -1,12 +1,13 @@
 //! Writes: register, heartbeat, deregister.
 
 use super::{
+    auth::Writer,
     error::AppError,
     extract::{InstancePath, JsonBody},
     AppState,
 };
 use crate::store::{Registered, Store};
-use axum::{extract::State, http::StatusCode, Json};
+use axum::{extract::State, http::StatusCode, Extension, Json};
 use beacon_wire::{ErrorBody, Instance, InstanceId, RegisterRequest, ServiceName};
 
 /// What every write may answer besides its own outcomes, for the API
@@ -17,6 +18,9 @@ pub(super) enum WriteRefusals {
     /// Writes need the bearer token.
     #[response(status = 401, description = "Writes need the bearer token")]
     Unauthorized(ErrorBody),
+    /// The token may not write this service (under `--acl`).
+    #[response(status = 403, description = "The token may not write this service")]
+    Forbidden(ErrorBody),
     /// The store can't take writes.
     #[response(status = 503, description = "The store can't take writes")]
     StoreUnavailable(ErrorBody),
@@ -53,11 +57,24 @@ pub struct InstancePathDoc {
 )]
 pub async fn register<S: Store>(
     State(app): State<AppState<S>>,
+    writer: Option<Extension<Writer>>,
     InstancePath { service, id }: InstancePath,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Instance>), AppError> {
+    let catalog = app.store.catalog();
+    let owner = Writer::authorize(
+        writer.as_deref(),
+        &service,
+        &id,
+        catalog,
+        &app.metrics,
+        "register",
+    )?;
     let registration = request.validate()?;
-    let outcome = app.store.register(service, id, registration).await?;
+    let outcome = app
+        .store
+        .register_as(service, id, registration, owner)
+        .await?;
     app.metrics.registrations.inc();
     Ok(match outcome {
         Registered::Created(instance) => {
@@ -88,8 +105,18 @@ pub async fn register<S: Store>(
 )]
 pub async fn heartbeat<S: Store>(
     State(app): State<AppState<S>>,
+    writer: Option<Extension<Writer>>,
     InstancePath { service, id }: InstancePath,
 ) -> Result<Json<Instance>, AppError> {
+    let catalog = app.store.catalog();
+    Writer::authorize(
+        writer.as_deref(),
+        &service,
+        &id,
+        catalog,
+        &app.metrics,
+        "heartbeat",
+    )?;
     let instance = app.store.heartbeat(&service, &id).await?;
     app.metrics.heartbeats.inc();
     Ok(Json(instance))
@@ -111,8 +138,18 @@ pub async fn heartbeat<S: Store>(
 )]
 pub async fn deregister<S: Store>(
     State(app): State<AppState<S>>,
+    writer: Option<Extension<Writer>>,
     InstancePath { service, id }: InstancePath,
 ) -> Result<StatusCode, AppError> {
+    let catalog = app.store.catalog();
+    Writer::authorize(
+        writer.as_deref(),
+        &service,
+        &id,
+        catalog,
+        &app.metrics,
+        "deregister",
+    )?;
     app.store.deregister(&service, &id).await?;
     app.metrics.deregistrations.inc();
     tracing::info!(%service, %id, "deregistered");

@@ -19,7 +19,7 @@ pub mod ops;
 pub mod services;
 
 use crate::{metrics::Metrics, store::Store};
-use auth::WriteToken;
+use auth::{WriteAuth, WriteGuard};
 use axum::{
     extract::DefaultBodyLimit,
     middleware,
@@ -58,9 +58,13 @@ impl<S> Clone for AppState<S> {
     }
 }
 
-/// The whole API over `store`. Writes need `token` when one is given.
-pub fn router<S: Store>(state: AppState<S>, token: Option<Arc<str>>) -> Router {
+/// The whole API over `store`, writes authorized by `auth`.
+pub fn router<S: Store>(state: AppState<S>, auth: WriteAuth) -> Router {
     let request_metrics = Arc::clone(&state.metrics.requests);
+    let guard = WriteGuard {
+        auth,
+        metrics: Arc::clone(&state.metrics),
+    };
     Router::new()
         .route("/v1/services", get(services::list::<S>))
         .route("/v1/services/{service}", get(services::resolve::<S>))
@@ -93,10 +97,7 @@ pub fn router<S: Store>(state: AppState<S>, token: Option<Arc<str>>) -> Router {
                     request_metrics,
                     record_latency,
                 ))
-                .layer(middleware::from_fn_with_state(
-                    WriteToken(token),
-                    auth::require_token,
-                ))
+                .layer(middleware::from_fn_with_state(guard, auth::require_token))
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
 }

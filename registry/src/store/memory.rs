@@ -2,7 +2,7 @@
 
 use super::{
     catalog::Stamp, clock::wall_clock_ms, expiry::ExpiryQueue, new_lease_id, Catalog, Clock,
-    Registered, Store, StoreError,
+    Origin, Owner, Registered, Store, StoreError,
 };
 use crate::metrics::Metrics;
 use beacon_wire::{
@@ -70,17 +70,21 @@ impl Inner {
 }
 
 impl Store for MemoryStore {
-    async fn register(
+    async fn register_as(
         &self,
         service: ServiceName,
         id: InstanceId,
         registration: Registration,
+        owner: Option<Owner>,
     ) -> Result<Registered, StoreError> {
         let (outcome, deadline) = self.inner.catalog.upsert(
             service.clone(),
             id.clone(),
             registration,
-            wall_clock_ms(),
+            Origin {
+                registered_at: wall_clock_ms(),
+                owner,
+            },
             Stamp::Next,
         )?;
         if let Some(deadline) = deadline {

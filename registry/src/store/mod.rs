@@ -12,7 +12,7 @@ pub mod etcd;
 mod expiry;
 mod memory;
 
-pub use catalog::{Catalog, Stamp, Subscription};
+pub use catalog::{Catalog, Origin, Stamp, Subscription};
 pub use clock::Clock;
 pub use etcd::EtcdStore;
 pub use memory::MemoryStore;
@@ -60,17 +60,33 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// Who registered an instance, under an ACL: a digest of the token (see
+/// [`crate::acl`]), never the token. Kept with the registration (in etcd
+/// too), so that every replica can refuse another token's renewals.
+pub type Owner = std::sync::Arc<str>;
+
 /// A place to keep registrations. Implementations must make every operation
 /// all-or-nothing: a failed call changes no state.
 pub trait Store: Send + Sync + 'static {
     /// Registers `id` in `service`, or replaces its registration, and starts
-    /// (or restarts) its lease.
+    /// (or restarts) its lease; `owner` is kept with it.
+    fn register_as(
+        &self,
+        service: ServiceName,
+        id: InstanceId,
+        registration: Registration,
+        owner: Option<Owner>,
+    ) -> impl Future<Output = Result<Registered, StoreError>> + Send;
+
+    /// [`register_as`](Self::register_as) with no owner (no ACL).
     fn register(
         &self,
         service: ServiceName,
         id: InstanceId,
         registration: Registration,
-    ) -> impl Future<Output = Result<Registered, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Registered, StoreError>> + Send {
+        self.register_as(service, id, registration, None)
+    }
 
     /// Renews the lease of a registered instance.
     fn heartbeat(

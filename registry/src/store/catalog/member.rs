@@ -32,6 +32,8 @@ pub(super) struct Stored {
     pub(super) registered_at: u64,
     /// The shared lease it lives on, if any.
     pub(super) lease: Option<LeaseId>,
+    /// The token that registered it, under an ACL.
+    pub(super) owner: Option<crate::store::Owner>,
 }
 
 /// Where a member's lease end is kept.

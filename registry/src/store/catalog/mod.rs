@@ -2,7 +2,7 @@
 
 use super::{
     clock::{millis, wall_clock_ms},
-    Clock, Registered, StoreError,
+    Clock, Owner, Registered, StoreError,
 };
 use crate::metrics::{Metrics, ParkedWatcher};
 use beacon_wire::{
@@ -68,6 +68,16 @@ pub struct Catalog {
     /// (each service's log says how far back it goes).
     logged_from: AtomicU64,
     metrics: Arc<Metrics>,
+}
+
+/// Where a registration comes from: when it was made and by whom.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// Wall-clock milliseconds of the registration (set by the replica
+    /// that took it, so every replica reports the same).
+    pub registered_at: u64,
+    /// The token that made it, under an ACL.
+    pub owner: Option<Owner>,
 }
 
 /// Where a change's index comes from.
@@ -164,7 +174,7 @@ impl Catalog {
         service: ServiceName,
         id: InstanceId,
         registration: Registration,
-        registered_at: u64,
+        origin: Origin,
         stamp: Stamp,
     ) -> Result<(Registered, Option<u64>), StoreError> {
         let now = self.now();
@@ -197,8 +207,9 @@ impl Catalog {
                 address: registration.address,
                 metadata: registration.metadata,
                 ttl_ms,
-                registered_at,
+                registered_at: origin.registered_at,
                 lease,
+                owner: origin.owner,
             },
             deadline,
         );
@@ -370,6 +381,16 @@ impl Catalog {
             }
         }
         (expired, alive)
+    }
+
+    /// Who registered `id` in `service`, if it is live and was registered
+    /// under an ACL.
+    pub fn owner_of(&self, service: &ServiceName, id: &InstanceId) -> Option<Owner> {
+        let now = self.now();
+        let entry = self.services.get(service)?;
+        let members = read(&entry.members);
+        let member = members.get(id).filter(|m| m.deadline() > now)?;
+        member.owner.clone()
     }
 
     /// Whether `id` is registered with a live lease.

@@ -255,7 +255,7 @@ impl Inner {
             service.clone(),
             id.clone(),
             registration,
-            record.registered_at,
+            record.origin(),
             stamp,
         );
         let deadline = match upserted {

@@ -53,8 +53,8 @@ pub use client::{EtcdClient, EtcdError, Kv};
 pub use watch::{Change, Watch, WatchMessage};
 
 use super::{
-    catalog::Stamp, clock::wall_clock_ms, expiry::ExpiryQueue, Catalog, Clock, Registered, Store,
-    StoreError,
+    catalog::Stamp, clock::wall_clock_ms, expiry::ExpiryQueue, Catalog, Clock, Origin, Owner,
+    Registered, Store, StoreError,
 };
 use crate::metrics::Metrics;
 use beacon_wire::{
@@ -179,11 +179,12 @@ impl EtcdStore {
 }
 
 impl Store for EtcdStore {
-    async fn register(
+    async fn register_as(
         &self,
         service: ServiceName,
         id: InstanceId,
         registration: Registration,
+        owner: Option<Owner>,
     ) -> Result<Registered, StoreError> {
         let inner = &self.inner;
         inner.writable()?;
@@ -191,7 +192,11 @@ impl Store for EtcdStore {
         // Decided before writing: the watch may bring our own write back
         // before this call has applied it.
         let existed = inner.catalog.is_live(&service, &id);
-        let record = Record::new(&registration, wall_clock_ms());
+        let origin = Origin {
+            registered_at: wall_clock_ms(),
+            owner,
+        };
+        let record = Record::new(&registration, &origin);
         let value =
             serde_json::to_vec(&record).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let shared = registration.lease.clone();
@@ -218,7 +223,7 @@ impl Store for EtcdStore {
             service.clone(),
             id.clone(),
             registration,
-            record.registered_at,
+            origin,
             Stamp::At(revision),
         )?;
         let seen = Seen {

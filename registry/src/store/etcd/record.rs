@@ -1,5 +1,6 @@
 //! How an instance is kept in etcd: its key and its value.
 
+use crate::store::Origin;
 use beacon_wire::{Address, InstanceId, LeaseId, Metadata, Registration, ServiceName};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -21,17 +22,30 @@ pub(super) struct Record {
     /// Wall-clock milliseconds of the registration, set by the replica that
     /// took it, so every replica reports the same value.
     pub registered_at: u64,
+    /// The token that registered it, under an ACL (a digest, never the
+    /// token), so every replica refuses another token's renewals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl Record {
     /// The record of a registration made now.
-    pub(super) fn new(registration: &Registration, registered_at: u64) -> Self {
+    pub(super) fn new(registration: &Registration, origin: &Origin) -> Self {
         Self {
             address: registration.address.to_string(),
             ttl_ms: u64::try_from(registration.ttl.as_millis()).unwrap_or(u64::MAX),
             metadata: registration.metadata.clone(),
             lease: registration.lease.clone(),
-            registered_at,
+            registered_at: origin.registered_at,
+            owner: origin.owner.as_deref().map(str::to_owned),
+        }
+    }
+
+    /// When and by whom it was registered.
+    pub(super) fn origin(&self) -> Origin {
+        Origin {
+            registered_at: self.registered_at,
+            owner: self.owner.as_deref().map(Into::into),
         }
     }
 
