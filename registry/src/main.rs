@@ -39,6 +39,15 @@ struct Cli {
     #[arg(long, env = "BEACON_ETCD_PREFIX", default_value = "/beacon/services/")]
     etcd_prefix: String,
 
+    /// Most instances the registry takes; a new one past it is 429
+    /// `too_many_instances` (a replacement always passes).
+    #[arg(long, env = "BEACON_MAX_INSTANCES", default_value_t = 1_000_000)]
+    max_instances: usize,
+
+    /// Most instances in any one service.
+    #[arg(long, env = "BEACON_MAX_PER_SERVICE", default_value_t = 100_000)]
+    max_per_service: usize,
+
     #[command(flatten)]
     tls: tls::ServeTlsArgs,
 
@@ -108,6 +117,7 @@ async fn main() -> ExitCode {
     let options = Options {
         token: cli.token,
         acl,
+        limits: Some((cli.max_instances, cli.max_per_service)),
         backend,
         tls,
     };

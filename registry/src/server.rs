@@ -20,6 +20,9 @@ pub struct Options {
     /// Tokens scoped to services (`--acl`); when given, `token` is not
     /// used.
     pub acl: Option<LiveAcl>,
+    /// At most this many instances in the registry, and in any one service
+    /// (`--max-instances`, `--max-per-service`); `None`: no limit.
+    pub limits: Option<(usize, usize)>,
     /// Where registrations are kept.
     pub backend: Backend,
     /// Serve HTTPS with this configuration (`--tls-cert`/`--tls-key`); if
@@ -76,6 +79,9 @@ pub async fn serve<S: Store>(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let kind = store.kind();
+    if let Some((instances, per_service)) = options.limits {
+        store.catalog().set_limits(instances, per_service);
+    }
     let state = AppState {
         store,
         metrics,

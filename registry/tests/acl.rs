@@ -37,6 +37,11 @@ struct Registry {
 
 impl Registry {
     fn start(acl: &str) -> Self {
+        Self::start_with(acl, &[])
+    }
+
+    /// A registry with `acl`, and `args` besides.
+    fn start_with(acl: &str, args: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "beacon-acl-test-{}-{}",
             std::process::id(),
@@ -45,16 +50,14 @@ impl Registry {
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("acl.toml");
         std::fs::write(&path, acl).expect("write");
-        let process = Service::start(
-            Path::new(BIN),
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--acl",
-                path.to_str().expect("utf-8"),
-            ],
-        )
-        .expect("beacon-registry starts");
+        let mut all = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--acl",
+            path.to_str().expect("utf-8"),
+        ];
+        all.extend_from_slice(args);
+        let process = Service::start(Path::new(BIN), &all).expect("beacon-registry starts");
         Self {
             process,
             http: reqwest::Client::new(),
@@ -225,6 +228,54 @@ async fn an_instance_is_renewed_replaced_and_removed_only_by_its_own_token() {
 }
 
 #[tokio::test]
+async fn a_shared_lease_is_kept_ended_and_joined_only_by_its_own_token() {
+    let registry = Registry::start(ACL);
+    let url = &registry.process.url;
+    let http = &registry.http;
+    let granted: Value = http
+        .post(format!("{url}/v1/leases"))
+        .bearer_auth(TEAM)
+        .json(&json!({"ttl_ms": 60_000}))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    let lease = granted["lease"].as_str().expect("a lease id").to_owned();
+    let keepalive = |token: &'static str| {
+        let request = http
+            .put(format!("{url}/v1/leases/{lease}/keepalive"))
+            .bearer_auth(token);
+        async move { request.send().await.expect("answered").status().as_u16() }
+    };
+    assert_eq!(keepalive(ROGUE).await, 403);
+    let end = |token: &'static str| {
+        let request = http
+            .delete(format!("{url}/v1/leases/{lease}"))
+            .bearer_auth(token);
+        async move { request.send().await.expect("answered").status().as_u16() }
+    };
+    assert_eq!(end(ROGUE).await, 403);
+    let join = |token: &'static str, id: &'static str| {
+        let request = http
+            .put(format!("{url}/v1/services/ratings/instances/{id}"))
+            .bearer_auth(token)
+            .json(&json!({"address": "http://127.0.0.1:8001", "lease": lease}));
+        async move { request.send().await.expect("answered").status().as_u16() }
+    };
+    assert_eq!(
+        join(ROGUE, "rogue-1").await,
+        403,
+        "no joining another's lease"
+    );
+    assert_eq!(join(TEAM, "ratings-1").await, 201);
+    assert_eq!(keepalive(TEAM).await, 200);
+    assert_eq!(end(ADMIN).await, 204);
+    assert_eq!(registry.refused_count().await, 3);
+}
+
+#[tokio::test]
 async fn sighup_loads_the_file_again_and_a_broken_file_changes_nothing() {
     let registry = Registry::start(ACL);
     let path = registry.dir.join("acl.toml");
@@ -250,6 +301,39 @@ async fn sighup_loads_the_file_again_and_a_broken_file_changes_nothing() {
         201,
         "the ACL in force stays"
     );
+}
+
+/// Two replicas on one etcd: what one token registered on one replica,
+/// another token can't renew or remove on the other.
+#[cfg(feature = "etcd-tests")]
+#[tokio::test]
+async fn every_replica_refuses_another_token_s_renewal() {
+    let urls = beacon_testkit::etcd::shared_urls().join(",");
+    let prefix = beacon_testkit::etcd::fresh_prefix();
+    let args = ["--store", "etcd", "--etcd", &urls, "--etcd-prefix", &prefix];
+    let (one, two) = (
+        Registry::start_with(ACL, &args),
+        Registry::start_with(ACL, &args),
+    );
+    assert_eq!(
+        one.register(Some(TEAM), "ratings", "ratings-1").await.0,
+        201
+    );
+    beacon_testkit::eventually(
+        Duration::from_secs(10),
+        "the other replica to see it",
+        || {
+            let url = format!("{}/v1/services/ratings", two.process.url);
+            async move {
+                let listed: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+                (listed["instances"].as_array()?.len() == 1).then_some(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(two.heartbeat(ROGUE, "ratings", "ratings-1").await, 403);
+    assert_eq!(two.delete(ROGUE, "ratings", "ratings-1").await, 403);
+    assert_eq!(two.heartbeat(TEAM, "ratings", "ratings-1").await, 200);
 }
 
 fn hang_up(process: &Service) {

@@ -56,14 +56,34 @@ pub struct RegisterRequest {
     pub metadata: Option<Metadata>,
 }
 
+/// Most metadata an instance may carry: its keys and values together, in
+/// bytes. Labels for routing (zone, version, weight), not a document
+/// store: a registry holds every instance's metadata in memory and sends
+/// it to every watcher.
+pub const MAX_METADATA_BYTES: usize = 4096;
+
 impl RegisterRequest {
-    /// Checks the address and TTL, naming the first bad field.
+    /// Checks the address, TTL and metadata, naming the first bad field.
     pub fn validate(self) -> Result<Registration, WireError> {
         let address = Address::new(&self.address)?;
         if self.ttl_ms.is_some() && self.lease.is_some() {
             return Err(WireError::new(
                 ErrorCode::InvalidRegistration,
                 "give ttl_ms or lease, not both: an instance on a shared lease lives as long as the lease",
+            ));
+        }
+        let metadata_bytes: usize = self
+            .metadata
+            .iter()
+            .flatten()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        if metadata_bytes > MAX_METADATA_BYTES {
+            return Err(WireError::new(
+                ErrorCode::InvalidRegistration,
+                format!(
+                    "metadata of {metadata_bytes} bytes (keys and values): at most {MAX_METADATA_BYTES}"
+                ),
             ));
         }
         Ok(Registration {

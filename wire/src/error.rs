@@ -31,9 +31,13 @@ pub enum ErrorCode {
     /// registry does not hold (never granted, deleted, or run out): the
     /// caller grants a new one and registers on it again.
     UnknownLease,
-    /// A registration gave both `ttl_ms` and `lease`: an instance lives by
-    /// one or the other.
+    /// A registration gave both `ttl_ms` and `lease` (an instance lives by
+    /// one or the other), or more metadata than
+    /// [`MAX_METADATA_BYTES`](super::MAX_METADATA_BYTES).
     InvalidRegistration,
+    /// A new instance past the registry's limits (`--max-instances`,
+    /// `--max-per-service`): try later, or elsewhere.
+    TooManyInstances,
     /// No such route.
     NotFound,
     /// The route exists but not with this method.
@@ -73,6 +77,7 @@ impl ErrorCode {
             Self::Forbidden => S::FORBIDDEN,
             Self::UnknownInstance | Self::UnknownLease | Self::NotFound => S::NOT_FOUND,
             Self::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
+            Self::TooManyInstances => S::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge => S::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
             Self::StoreUnavailable => S::SERVICE_UNAVAILABLE,
@@ -93,6 +98,7 @@ impl ErrorCode {
             Self::UnknownInstance => "unknown_instance",
             Self::UnknownLease => "unknown_lease",
             Self::InvalidRegistration => "invalid_registration",
+            Self::TooManyInstances => "too_many_instances",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
@@ -194,6 +200,7 @@ mod tests {
             ErrorCode::UnknownLease,
             ErrorCode::InvalidRegistration,
             ErrorCode::Forbidden,
+            ErrorCode::TooManyInstances,
         ] {
             let json = serde_json::to_string(&code).expect("serializes");
             assert_eq!(json, format!("\"{}\"", code.as_str()));

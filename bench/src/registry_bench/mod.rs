@@ -426,7 +426,8 @@ pub(super) fn start_registry(
 ) -> Result<(Service, RegistryClient), String> {
     let registry = Service::start_with_log(
         binary,
-        &["--listen", "127.0.0.1:0"],
+        // Capacity is measured here, not the limits that guard it.
+        &["--listen", "127.0.0.1:0", "--max-instances", "10000000"],
         "warn,beacon_registry::server=info",
     )?;
     let config = RegistryClientConfig {

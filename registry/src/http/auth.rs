@@ -15,7 +15,7 @@ use axum::{
     response::Response,
 };
 use beacon_kit::auth::{check_bearer, BearerError};
-use beacon_wire::{ErrorCode, InstanceId, ServiceName};
+use beacon_wire::{ErrorCode, InstanceId, LeaseId, ServiceName};
 use std::sync::Arc;
 
 /// How writes are authorized. Reads are always open: watchers and
@@ -111,15 +111,23 @@ pub async fn require_token(
     Ok(next.run(request).await)
 }
 
+/// What a write acts on, for [`Writer::authorize`].
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// An instance of a service.
+    Instance(&'a ServiceName, &'a InstanceId),
+    /// A shared lease.
+    Lease(&'a LeaseId),
+}
+
 impl Writer {
-    /// Whether `writer` may write `id` in `service`: its token must name
-    /// the service, and the instance (if live) must be its own, unless it
-    /// is an admin's. A refusal is 403 `forbidden`, logged and counted.
-    /// Returns the owner to record with a registration.
+    /// Whether `writer` may write `target`: an instance's service must be
+    /// one its token names, and the instance or lease (if held) must be
+    /// its own, unless the token is an admin's. A refusal is 403
+    /// `forbidden`, logged and counted. Returns the owner to record.
     pub fn authorize(
         writer: Option<&Self>,
-        service: &ServiceName,
-        id: &InstanceId,
+        target: Target<'_>,
         catalog: &Catalog,
         metrics: &Metrics,
         what: &str,
@@ -127,20 +135,28 @@ impl Writer {
         let Some(writer) = writer else {
             return Ok(None);
         };
-        let why = if !writer.grant.may_write(service) {
-            format!("this token may not write the service {service}")
-        } else if writer.grant != Grant::Admin
-            && catalog
-                .owner_of(service, id)
-                .is_some_and(|owner| *owner != *writer.who)
-        {
-            format!("{service}/{id} was registered with another token")
-        } else {
-            return Ok(Some(Owner::from(writer.who.as_str())));
+        let (owner, name) = match target {
+            Target::Instance(service, id) => {
+                if !writer.grant.may_write(service) {
+                    let why = format!("this token may not write the service {service}");
+                    return Err(writer.refuse(metrics, what, why));
+                }
+                (catalog.owner_of(service, id), format!("{service}/{id}"))
+            }
+            Target::Lease(lease) => (catalog.lease_owner(lease), format!("lease {lease}")),
         };
-        tracing::warn!(target: "audit", who = %writer.who, what, %service, %id, %why, "write refused");
+        if writer.grant != Grant::Admin && owner.is_some_and(|owner| *owner != *writer.who) {
+            let why = format!("{name} was made with another token");
+            return Err(writer.refuse(metrics, what, why));
+        }
+        Ok(Some(Owner::from(writer.who.as_str())))
+    }
+
+    /// Logs and counts a refusal of this token: 403 `forbidden`.
+    fn refuse(&self, metrics: &Metrics, what: &str, why: String) -> AppError {
+        tracing::warn!(target: "audit", who = %self.who, what, %why, "write refused");
         metrics.writes_refused.inc();
-        Err(AppError::new(ErrorCode::Forbidden, why))
+        AppError::new(ErrorCode::Forbidden, why)
     }
 }
 

@@ -1,14 +1,14 @@
 //! Writes: register, heartbeat, deregister.
 
 use super::{
-    auth::Writer,
+    auth::{Target, Writer},
     error::AppError,
     extract::{InstancePath, JsonBody},
     AppState,
 };
 use crate::store::{Registered, Store};
 use axum::{extract::State, http::StatusCode, Extension, Json};
-use beacon_wire::{ErrorBody, Instance, InstanceId, RegisterRequest, ServiceName};
+use beacon_wire::{ErrorBody, ErrorCode, Instance, InstanceId, RegisterRequest, ServiceName};
 
 /// What every write may answer besides its own outcomes, for the API
 /// description.
@@ -51,6 +51,7 @@ pub struct InstancePathDoc {
         (status = 404, description = "The lease named is not held: grant a new one", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body without Content-Type: application/json", body = ErrorBody),
+        (status = 429, description = "A new instance past the registry's limits", body = ErrorBody),
         WriteRefusals,
     ),
     security((), ("bearer" = []))
@@ -61,16 +62,19 @@ pub async fn register<S: Store>(
     InstancePath { service, id }: InstancePath,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Instance>), AppError> {
-    let catalog = app.store.catalog();
-    let owner = Writer::authorize(
+    let owner = app.authorize(
         writer.as_deref(),
-        &service,
-        &id,
-        catalog,
-        &app.metrics,
+        Target::Instance(&service, &id),
         "register",
     )?;
     let registration = request.validate()?;
+    if let Some(lease) = &registration.lease {
+        app.authorize(writer.as_deref(), Target::Lease(lease), "register on lease")?;
+    }
+    app.store
+        .catalog()
+        .admits(&service, &id)
+        .map_err(|full| AppError::new(ErrorCode::TooManyInstances, full.to_string()))?;
     let outcome = app
         .store
         .register_as(service, id, registration, owner)
@@ -108,13 +112,9 @@ pub async fn heartbeat<S: Store>(
     writer: Option<Extension<Writer>>,
     InstancePath { service, id }: InstancePath,
 ) -> Result<Json<Instance>, AppError> {
-    let catalog = app.store.catalog();
-    Writer::authorize(
+    app.authorize(
         writer.as_deref(),
-        &service,
-        &id,
-        catalog,
-        &app.metrics,
+        Target::Instance(&service, &id),
         "heartbeat",
     )?;
     let instance = app.store.heartbeat(&service, &id).await?;
@@ -141,13 +141,9 @@ pub async fn deregister<S: Store>(
     writer: Option<Extension<Writer>>,
     InstancePath { service, id }: InstancePath,
 ) -> Result<StatusCode, AppError> {
-    let catalog = app.store.catalog();
-    Writer::authorize(
+    app.authorize(
         writer.as_deref(),
-        &service,
-        &id,
-        catalog,
-        &app.metrics,
+        Target::Instance(&service, &id),
         "deregister",
     )?;
     app.store.deregister(&service, &id).await?;

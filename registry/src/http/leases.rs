@@ -1,13 +1,14 @@
 //! Shared leases: grant, keep alive, end.
 
 use super::{
+    auth::{Target, Writer},
     error::AppError,
     extract::{JsonBody, LeasePath},
     instances::WriteRefusals,
     AppState,
 };
-use crate::store::Store;
-use axum::{extract::State, http::StatusCode, Json};
+use crate::store::{Owner, Store};
+use axum::{extract::State, http::StatusCode, Extension, Json};
 use beacon_wire::{ErrorBody, GrantRequest, LeaseGrant, LeaseId, LeaseStatus};
 
 /// The path parameter of a lease's routes, for the API description.
@@ -36,10 +37,12 @@ pub struct LeasePathDoc {
 )]
 pub async fn grant<S: Store>(
     State(app): State<AppState<S>>,
+    writer: Option<Extension<Writer>>,
     JsonBody(request): JsonBody<GrantRequest>,
 ) -> Result<(StatusCode, Json<LeaseGrant>), AppError> {
     let ttl = request.validate()?;
-    let grant = app.store.grant(ttl).await?;
+    let owner = writer.map(|w| Owner::from(w.who.as_str()));
+    let grant = app.store.grant_as(ttl, owner).await?;
     tracing::info!(lease = %grant.lease, ttl_ms = grant.ttl_ms, "lease granted");
     Ok((StatusCode::CREATED, Json(grant)))
 }
@@ -61,8 +64,10 @@ pub async fn grant<S: Store>(
 )]
 pub async fn keep_alive<S: Store>(
     State(app): State<AppState<S>>,
+    writer: Option<Extension<Writer>>,
     LeasePath(lease): LeasePath,
 ) -> Result<Json<LeaseStatus>, AppError> {
+    app.authorize(writer.as_deref(), Target::Lease(&lease), "keepalive")?;
     let status = app.store.keep_alive(&lease).await?;
     app.metrics.keepalives.inc();
     Ok(Json(status))
@@ -84,8 +89,10 @@ pub async fn keep_alive<S: Store>(
 )]
 pub async fn revoke<S: Store>(
     State(app): State<AppState<S>>,
+    writer: Option<Extension<Writer>>,
     LeasePath(lease): LeasePath,
 ) -> Result<StatusCode, AppError> {
+    app.authorize(writer.as_deref(), Target::Lease(&lease), "end lease")?;
     app.store.revoke(&lease).await?;
     Ok(StatusCode::NO_CONTENT)
 }

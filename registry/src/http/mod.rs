@@ -18,8 +18,11 @@ pub mod openapi;
 pub mod ops;
 pub mod services;
 
-use crate::{metrics::Metrics, store::Store};
-use auth::{WriteAuth, WriteGuard};
+use crate::{
+    metrics::Metrics,
+    store::{self, Store},
+};
+use auth::{Target, WriteAuth, WriteGuard, Writer};
 use axum::{
     extract::DefaultBodyLimit,
     middleware,
@@ -55,6 +58,18 @@ impl<S> Clone for AppState<S> {
             metrics: Arc::clone(&self.metrics),
             shutdown: self.shutdown.clone(),
         }
+    }
+}
+
+impl<S: Store> AppState<S> {
+    /// [`Writer::authorize`] against this registry's catalog and metrics.
+    pub fn authorize(
+        &self,
+        writer: Option<&Writer>,
+        target: Target<'_>,
+        what: &str,
+    ) -> Result<Option<store::Owner>, AppError> {
+        Writer::authorize(writer, target, self.store.catalog(), &self.metrics, what)
     }
 }
 

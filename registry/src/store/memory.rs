@@ -112,10 +112,14 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn grant(&self, ttl: Duration) -> Result<LeaseGrant, StoreError> {
+    async fn grant_as(
+        &self,
+        ttl: Duration,
+        owner: Option<Owner>,
+    ) -> Result<LeaseGrant, StoreError> {
         let lease = new_lease_id();
         let ttl_ms = super::clock::millis(ttl);
-        let deadline = self.inner.catalog.hold_lease(lease.clone(), ttl_ms);
+        let deadline = self.inner.catalog.hold_lease(lease.clone(), ttl_ms, owner);
         self.inner.expiry.schedule_lease(deadline, lease.clone());
         Ok(LeaseGrant { lease, ttl_ms })
     }

@@ -12,7 +12,7 @@ pub mod etcd;
 mod expiry;
 mod memory;
 
-pub use catalog::{Catalog, Origin, Stamp, Subscription};
+pub use catalog::{Catalog, Full, Origin, Stamp, Subscription};
 pub use clock::Clock;
 pub use etcd::EtcdStore;
 pub use memory::MemoryStore;
@@ -102,8 +102,18 @@ pub trait Store: Send + Sync + 'static {
         id: &InstanceId,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Grants a shared lease of `ttl` that instances can register on.
-    fn grant(&self, ttl: Duration) -> impl Future<Output = Result<LeaseGrant, StoreError>> + Send;
+    /// Grants a shared lease of `ttl` that instances can register on;
+    /// `owner` is kept with it.
+    fn grant_as(
+        &self,
+        ttl: Duration,
+        owner: Option<Owner>,
+    ) -> impl Future<Output = Result<LeaseGrant, StoreError>> + Send;
+
+    /// [`grant_as`](Self::grant_as) with no owner (no ACL).
+    fn grant(&self, ttl: Duration) -> impl Future<Output = Result<LeaseGrant, StoreError>> + Send {
+        self.grant_as(ttl, None)
+    }
 
     /// Renews a shared lease, and so every instance on it.
     fn keep_alive(

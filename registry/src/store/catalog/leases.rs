@@ -8,7 +8,7 @@
 //! then removes the members, one change batch (one wake) per service.
 
 use super::change_log::Logged;
-use super::{lock, write, Catalog, ServiceEntry, Stamp, StoreError};
+use super::{lock, write, Catalog, Owner, ServiceEntry, Stamp, StoreError};
 use beacon_wire::{InstanceId, LeaseId, LeaseStatus, ServiceName};
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -31,6 +31,8 @@ pub(super) struct SharedLease {
     /// pointers). May name an instance that has since moved to a lease of
     /// its own (ending checks each member's lease), never misses one on it.
     members: Mutex<Joined>,
+    /// The token that granted it, under an ACL.
+    owner: Option<Owner>,
 }
 
 /// A lease's members, by service.
@@ -74,15 +76,21 @@ impl Catalog {
     /// of `ttl_ms`; returns its deadline ([`Clock`](crate::store::Clock) ms)
     /// for the expiry queue. A backing store's replicas call this for every
     /// write of the lease they see, so a keepalive anywhere renews it here.
-    pub fn hold_lease(&self, lease: LeaseId, ttl_ms: u64) -> u64 {
+    pub fn hold_lease(&self, lease: LeaseId, ttl_ms: u64, owner: Option<Owner>) -> u64 {
         let deadline = self.now().saturating_add(ttl_ms);
         let entry = self.leases.entry(lease).or_insert_with(|| SharedLease {
             ttl_ms,
             deadline: Arc::new(AtomicU64::new(deadline)),
             members: Mutex::new(Joined::default()),
+            owner,
         });
         entry.deadline.store(deadline, Ordering::Relaxed);
         deadline
+    }
+
+    /// Who granted `lease`, if it is held and was granted under an ACL.
+    pub fn lease_owner(&self, lease: &LeaseId) -> Option<Owner> {
+        self.leases.get(lease)?.owner.clone()
     }
 
     /// Renews `lease` by its length, if it has not run out.

@@ -15,7 +15,7 @@ use member::{live_instances, Deadline, Member, Stored};
 use std::{
     collections::BTreeMap,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
     },
     time::Duration,
@@ -27,10 +27,12 @@ mod change_log;
 mod encoded;
 mod lease_time;
 mod leases;
+mod limits;
 mod member;
 mod subscription;
 mod subsets;
 
+pub use limits::Full;
 pub use subscription::Subscription;
 
 use leases::SharedLease;
@@ -68,6 +70,8 @@ pub struct Catalog {
     /// (each service's log says how far back it goes).
     logged_from: AtomicU64,
     metrics: Arc<Metrics>,
+    /// How many instances it takes.
+    limits: limits::Limits,
 }
 
 /// Where a registration comes from: when it was made and by whom.
@@ -108,6 +112,8 @@ struct ServiceEntry {
     made: encoded::MadeAnswer,
     /// The changes read as last encoded.
     delta: encoded::MadeDelta,
+    /// Its members as last counted into the registry's total.
+    counted: AtomicUsize,
 }
 
 impl Catalog {
@@ -134,6 +140,7 @@ impl Catalog {
             frozen_at: AtomicU64::new(u64::MAX),
             logged_from: AtomicU64::new(logged_from),
             metrics,
+            limits: limits::Limits::default(),
         }
     }
 
@@ -621,6 +628,8 @@ impl Catalog {
         }
         drop(log);
         entry.index.send_replace(index);
+        let before = entry.counted.swap(members, Ordering::Relaxed);
+        self.limits.recount(before, members);
         self.metrics.set_instances(service, members);
     }
 
@@ -648,6 +657,7 @@ impl ServiceEntry {
             subsets: subsets::SubsetClients::default(),
             made: encoded::MadeAnswer::default(),
             delta: encoded::MadeDelta::default(),
+            counted: AtomicUsize::new(0),
         }
     }
 }

@@ -302,7 +302,7 @@ impl Inner {
             mod_revision: kv.mod_revision,
             value: kv.value,
         };
-        self.saw_lease(lease, record.ttl_ms, seen);
+        self.saw_lease(lease, &record, seen);
     }
 
     /// `service`/`id`'s key was deleted: deregistered, expired, or its etcd

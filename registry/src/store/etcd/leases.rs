@@ -13,7 +13,7 @@ use super::{
     record::{lease_seconds, LeaseRecord},
     EtcdError, Inner,
 };
-use crate::store::{catalog::Stamp, clock::millis, new_lease_id, StoreError};
+use crate::store::{catalog::Stamp, clock::millis, new_lease_id, Owner, StoreError};
 use beacon_wire::{LeaseGrant, LeaseId, LeaseStatus};
 use std::{sync::Arc, time::Duration};
 
@@ -28,12 +28,20 @@ pub(super) struct SeenLease {
 }
 
 impl Inner {
-    pub(super) async fn grant_lease(&self, ttl: Duration) -> Result<LeaseGrant, StoreError> {
+    pub(super) async fn grant_lease(
+        &self,
+        ttl: Duration,
+        owner: Option<Owner>,
+    ) -> Result<LeaseGrant, StoreError> {
         self.writable()?;
         let lease = new_lease_id();
         let ttl_ms = millis(ttl);
-        let value = serde_json::to_vec(&LeaseRecord { ttl_ms })
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let record = LeaseRecord {
+            ttl_ms,
+            owner: owner.as_deref().map(str::to_owned),
+        };
+        let value =
+            serde_json::to_vec(&record).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let etcd_lease = self
             .client
             .grant(lease_seconds(ttl))
@@ -47,7 +55,7 @@ impl Inner {
             .map_err(|e| self.unavailable(e))?;
         self.saw_lease(
             lease.clone(),
-            ttl_ms,
+            &record,
             SeenLease {
                 etcd_lease,
                 create_revision: 0, // learnt from the watch
@@ -122,7 +130,7 @@ impl Inner {
 
     /// `lease`'s key was written (granted or kept alive, here or on
     /// another replica): hold it with a fresh deadline.
-    pub(super) fn saw_lease(&self, lease: LeaseId, ttl_ms: u64, seen: SeenLease) {
+    pub(super) fn saw_lease(&self, lease: LeaseId, record: &LeaseRecord, seen: SeenLease) {
         let newer = self
             .leases_seen
             .get(&lease)
@@ -131,7 +139,8 @@ impl Inner {
             return;
         }
         let first = self.leases_seen.insert(lease.clone(), seen).is_none();
-        let deadline = self.catalog.hold_lease(lease.clone(), ttl_ms);
+        let owner = record.owner.as_deref().map(Owner::from);
+        let deadline = self.catalog.hold_lease(lease.clone(), record.ttl_ms, owner);
         if first {
             self.expiry.schedule_lease(deadline, lease);
         }

@@ -338,8 +338,12 @@ impl Store for EtcdStore {
         Ok(())
     }
 
-    async fn grant(&self, ttl: Duration) -> Result<LeaseGrant, StoreError> {
-        self.inner.grant_lease(ttl).await
+    async fn grant_as(
+        &self,
+        ttl: Duration,
+        owner: Option<Owner>,
+    ) -> Result<LeaseGrant, StoreError> {
+        self.inner.grant_lease(ttl, owner).await
     }
 
     async fn keep_alive(&self, lease: &LeaseId) -> Result<LeaseStatus, StoreError> {

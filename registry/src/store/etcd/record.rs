@@ -66,6 +66,9 @@ pub(super) struct LeaseRecord {
     /// Its length in milliseconds (etcd's own lease counts whole seconds,
     /// with slack; the replicas keep the exact length).
     pub ttl_ms: u64,
+    /// The token that granted it, under an ACL (a digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// Where shared leases' keys live under the prefix: `_` can't start a
