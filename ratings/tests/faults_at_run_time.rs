@@ -124,9 +124,10 @@ async fn faults_change_at_run_time_with_the_token_only() {
     assert_eq!(put(&http, &url, Some(TOKEN), heal).await.0, StatusCode::OK);
     let answer = rating(&http, &url).await;
     assert_eq!(answer.status(), StatusCode::OK);
-    assert!(ratings
-        .output()
-        .contains("faults now: delay 0 ms, failing 0%"));
+    // The log is read from the process's output as it comes: wait for it.
+    ratings
+        .until_logged("faults now: delay 0 ms, failing 0%", Duration::from_secs(5))
+        .await;
     ratings.stop().expect("stops");
     registry.stop().await;
 }
