@@ -123,7 +123,7 @@ registry: build-release
 ## startRatings COUNT=3 | INSTANCE=2 [FOREGROUND=1]: start ratings instances
 startRatings: $(RATINGS_BIN)
 ifdef FOREGROUND
-	$(RATINGS_BIN) --instance $(or $(INSTANCE),1) $(RATINGS_ARGS)
+	$(RATINGS_BIN) --instance $(or $(INSTANCE),1) --allow-faults $(RATINGS_ARGS)
 else ifdef INSTANCE
 	@$(RATINGS) start $(INSTANCE)
 else

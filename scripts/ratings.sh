@@ -60,8 +60,10 @@ start() {
       zone_args=(--zone "${zones[$(( (n - 1) % ${#zones[@]} ))]}")
     fi
   fi
+  # The demo's instances take faults from anyone on this machine
+  # (slowRatings, flakyRatings); a real one takes them only with its token.
   # shellcheck disable=SC2086 # RATINGS_ARGS is a list of flags
-  nohup "$RATINGS_BIN" --instance "$n" "${zone_args[@]}" $RATINGS_ARGS >"$log" 2>&1 &
+  nohup "$RATINGS_BIN" --instance "$n" --allow-faults "${zone_args[@]}" $RATINGS_ARGS >"$log" 2>&1 &
   pid=$!
   echo "$pid" >"$(pidfile "$n")"
   if url=$(wait_listening "$pid" "$log" "ratings-$n"); then

@@ -142,6 +142,8 @@ impl Backends {
         if let Some(zone) = zone {
             args.extend(["--zone".to_owned(), zone]);
         }
+        // The benches switch faults on their own instances.
+        args.push("--allow-faults".to_owned());
         if let Some(tls) = tls {
             args.extend(["--tls-cert".to_owned(), tls.cert.display().to_string()]);
             args.extend(["--tls-key".to_owned(), tls.key.display().to_string()]);

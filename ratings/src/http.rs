@@ -34,9 +34,8 @@ pub struct Ratings {
     pub instance: InstanceId,
     /// Injected faults, changeable at run time.
     pub faults: FaultSwitch,
-    /// The token `PUT /_faults` must carry, if the instance has one (the
-    /// registry token it was started with).
-    admin_token: Option<String>,
+    /// Who may change the faults.
+    faults_access: FaultsAccess,
     registry: Registry,
     requests: Arc<RequestMetrics>,
     /// Refuses requests whose caller's budget is spent, and gives the rest
@@ -49,10 +48,34 @@ pub struct Ratings {
     fault_fail_ratio: Gauge<f64, AtomicU64>,
 }
 
+/// Who may change an instance's faults (`PUT /_faults`): a fault switch
+/// left open lets anyone who reaches the instance make it fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultsAccess {
+    /// Callers bearing this token (the registry token the instance was
+    /// started with).
+    Token(String),
+    /// Anyone (`--allow-faults`, for demos and tests).
+    Anyone,
+    /// Nobody: 403 `faults_disabled` (no token, no `--allow-faults`).
+    Nobody,
+}
+
+impl FaultsAccess {
+    /// From the instance's token and `--allow-faults`: the token wins.
+    pub fn new(token: Option<String>, allow_faults: bool) -> Self {
+        match (token, allow_faults) {
+            (Some(token), _) => Self::Token(token),
+            (None, true) => Self::Anyone,
+            (None, false) => Self::Nobody,
+        }
+    }
+}
+
 impl Ratings {
-    /// State for instance `instance`, starting with `faults`; changing them
-    /// needs `admin_token` when there is one.
-    pub fn new(instance: InstanceId, faults: Faults, admin_token: Option<String>) -> Self {
+    /// State for instance `instance`, starting with `faults`, changeable
+    /// as `faults_access` says.
+    pub fn new(instance: InstanceId, faults: Faults, faults_access: FaultsAccess) -> Self {
         let mut registry = Registry::with_prefix("beacon_ratings");
         let requests = Arc::new(RequestMetrics::register(&mut registry));
         let deadlines = DeadlineLayer::new();
@@ -82,7 +105,7 @@ impl Ratings {
         let ratings = Self {
             instance,
             faults: FaultSwitch::new(faults),
-            admin_token,
+            faults_access,
             registry,
             requests,
             deadlines,
@@ -168,9 +191,17 @@ async fn set_faults(
     headers: HeaderMap,
     body: Result<Json<FaultSettings>, JsonRejection>,
 ) -> Result<Json<FaultSettings>, JsonError> {
-    if let Some(token) = &state.admin_token {
-        check_bearer(&headers, token)
-            .map_err(|e| JsonError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))?;
+    match &state.faults_access {
+        FaultsAccess::Token(token) => check_bearer(&headers, token)
+            .map_err(|e| JsonError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))?,
+        FaultsAccess::Anyone => {}
+        FaultsAccess::Nobody => {
+            return Err(JsonError::new(
+                StatusCode::FORBIDDEN,
+                "faults_disabled",
+                "this instance's faults can't be changed: start it with --token or --allow-faults",
+            ))
+        }
     }
     let Json(settings) = body.map_err(|e| {
         JsonError::new(

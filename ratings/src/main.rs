@@ -9,7 +9,7 @@ use beacon::{
 use beacon_kit::{cli, logging, net, signal::cancel_on_signal, tls};
 use beacon_ratings::{
     faults::Faults,
-    http::Ratings,
+    http::{FaultsAccess, Ratings},
     server::{self, Options},
 };
 use clap::Parser;
@@ -43,6 +43,11 @@ struct Cli {
     /// Bearer token for registry writes; `PUT /_faults` needs it too.
     #[arg(long, env = "BEACON_TOKEN", hide_env_values = true)]
     token: Option<String>,
+
+    /// Let anyone change this instance's faults (`PUT /_faults`) when it
+    /// has no --token; without either, the fault switch is closed (403).
+    #[arg(long, env = "BEACON_ALLOW_FAULTS")]
+    allow_faults: bool,
 
     /// Lease length in milliseconds (the process's lease is kept alive every third of it).
     #[arg(long, default_value_t = 15_000, value_parser = ttl_ms)]
@@ -119,7 +124,11 @@ async fn main() -> ExitCode {
     let shutdown = cancel_on_signal();
     match server::run(
         listener,
-        Ratings::new(instance, faults, cli.token.clone()),
+        Ratings::new(
+            instance,
+            faults,
+            FaultsAccess::new(cli.token.clone(), cli.allow_faults),
+        ),
         options,
         shutdown,
     )

@@ -1,5 +1,6 @@
 //! `GET`/`PUT /_faults` on the real binary: faults change while it runs,
-//! only with the instance's token, and bad input is refused with a code.
+//! only with the instance's token, and bad input is refused with a code;
+//! an instance with neither a token nor `--allow-faults` takes no faults.
 
 mod support;
 
@@ -128,6 +129,40 @@ async fn faults_change_at_run_time_with_the_token_only() {
     ratings
         .until_logged("faults now: delay 0 ms, failing 0%", Duration::from_secs(5))
         .await;
+    ratings.stop().expect("stops");
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_or_allow_faults_the_fault_switch_is_closed() {
+    let registry = TestRegistry::start(None).await;
+    let ratings = beacon_kit::process::Service::start(
+        &support::binary("beacon-ratings"),
+        &[
+            "--instance",
+            "1",
+            "--port",
+            "0",
+            "--registry",
+            &registry.url,
+        ],
+    )
+    .expect("beacon-ratings starts");
+    let http = reqwest::Client::new();
+    let slow = json!({"delay_ms": 150, "fail_percent": 0});
+    let (status, body) = put(&http, &ratings.url, None, slow).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "faults_disabled")
+    );
+    let answer = http
+        .get(format!("{}/_faults", ratings.url))
+        .send()
+        .await
+        .expect("GET");
+    let current: FaultSettings = answer.json().await.expect("settings");
+    assert_eq!(current.delay_ms, 0, "nothing changed");
+    assert_eq!(rating(&http, &ratings.url).await.status(), StatusCode::OK);
     ratings.stop().expect("stops");
     registry.stop().await;
 }

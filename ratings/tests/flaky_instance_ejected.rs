@@ -21,6 +21,7 @@ fn ratings(n: u16, registry: &str) -> Service {
         "0",
         "--registry",
         registry,
+        "--allow-faults",
     ];
     Service::start(&support::binary("beacon-ratings"), &args).expect("beacon-ratings starts")
 }

@@ -205,6 +205,7 @@ impl Topology {
             &registry,
             "--ttl-ms",
             &ttl,
+            "--allow-faults",
         ];
         let service = self.run(&host, "beacon-ratings", &args)?;
         if let Some(slot) = self.ratings.iter_mut().find(|(m, _)| *m == n) {

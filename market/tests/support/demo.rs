@@ -64,6 +64,7 @@ impl Demo {
             ttl_ms,
             "--registry",
             &self.registry.url,
+            "--allow-faults",
         ];
         let service = Service::start(&binary("beacon-ratings"), &args).expect("ratings starts");
         self.ratings.insert(n, service);

@@ -15,6 +15,8 @@ pub fn start_ratings(registry_url: &str, n: u16, extra: &[&str]) -> beacon_kit::
         "0",
         "--registry",
         registry_url,
+        // Tests switch faults; a token, when given, still guards them.
+        "--allow-faults",
     ];
     args.extend_from_slice(extra);
     beacon_kit::process::Service::start(&binary("beacon-ratings"), &args)
