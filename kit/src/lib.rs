@@ -16,6 +16,8 @@
 //!   partitions (tests, `make faults`).
 //! * [`wait`]: polling a condition with a deadline (tests, tools).
 //! * [`tls`]: serving HTTPS (and requiring client certificates) with rustls.
+//! * [`serve`]: the serve loop every server uses, with a header timeout and
+//!   a connection cap against floods.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
@@ -29,6 +31,7 @@ pub mod metrics;
 pub mod net;
 pub mod netns;
 pub mod process;
+pub mod serve;
 pub mod signal;
 pub mod tls;
 pub mod wait;

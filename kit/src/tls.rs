@@ -291,14 +291,11 @@ pub async fn serve(
             let listener = listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
+            crate::serve::serve(listener, app, crate::serve::max_connections(), shutdown).await
         }
         Some(tls) => {
-            axum::serve(TlsListener::new(listener, tls)?, app)
-                .with_graceful_shutdown(shutdown)
-                .await
+            let listener = TlsListener::new(listener, tls)?;
+            crate::serve::serve(listener, app, crate::serve::max_connections(), shutdown).await
         }
     }
 }

@@ -1,11 +1,20 @@
 //! Limits against floods, on the real binary: a new instance past
 //! `--max-per-service` or `--max-instances` is 429 `too_many_instances`
 //! (a replacement always passes, and room comes back as instances go);
-//! metadata over 4 KiB is 400 `invalid_registration`.
+//! metadata over 4 KiB is 400 `invalid_registration`; connections that
+//! never finish their headers (a slowloris) neither stop `/_health` nor
+//! stay open past the header timeout.
 
 use beacon_kit::process::Service;
 use serde_json::{json, Value};
-use std::path::Path;
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_beacon-registry");
 
@@ -86,4 +95,41 @@ async fn metadata_over_4_kib_is_refused() {
             .is_some_and(|m| m.contains("4096")),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn a_slowloris_neither_stops_health_nor_stays_past_the_header_timeout() {
+    let registry = Service::start(Path::new(BIN), &["--listen", "127.0.0.1:0"])
+        .expect("beacon-registry starts");
+    let addr = registry.url.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut tcp = TcpStream::connect(&addr).await.expect("connects");
+        // Headers begun, never finished.
+        tcp.write_all(b"GET /_health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("writes");
+        slow.push(tcp);
+    }
+    let asked = Instant::now();
+    let health = reqwest::Client::new()
+        .get(format!("{}/_health", registry.url))
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await
+        .expect("/_health answers within 1 s beside 300 slow connections");
+    assert!(health.status().is_success());
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    // Each slow connection is closed once the header timeout passes.
+    let limit = beacon_kit::serve::HEADER_READ_TIMEOUT + Duration::from_secs(5);
+    for tcp in &mut slow {
+        let mut buf = [0u8; 512];
+        let read = tokio::time::timeout(limit, tcp.read(&mut buf))
+            .await
+            .expect("closed by the server within the header timeout");
+        // The end of the stream, or a 408 and then the end.
+        if let Ok(n) = read {
+            assert!(n == 0 || buf.starts_with(b"HTTP/1.1 408"), "{n} bytes");
+        }
+    }
 }
