@@ -221,16 +221,32 @@ async fn a_registry_requiring_client_certificates_refuses_a_write_without_one() 
         refused.contains(&registry.url),
         "names the registry: {refused}"
     );
-    let with_identity = ClientTls {
-        identity: Some(Identity {
-            cert: pki.files.client_cert.clone(),
-            key: pki.files.client_key.clone(),
-        }),
+    let as_who = |identity: Identity| ClientTls {
+        identity: Some(identity),
         ..trusting(&pki.files.ca)
     };
-    register(&registry_client(&registry.url, with_identity))
+    // A certificate the CA signed, but for no service, or for another.
+    let nobody = as_who(Identity {
+        cert: pki.files.client_cert.clone(),
+        key: pki.files.client_key.clone(),
+    });
+    let refused = register(&registry_client(&registry.url, nobody))
         .await
-        .expect("a certificate the CA signed, and the token");
+        .expect_err("a certificate that names no service");
+    assert!(refused.contains("forbidden"), "{refused}");
+    let market = as_who(pki.files.service_identity("market"));
+    let refused = register(&registry_client(&registry.url, market))
+        .await
+        .expect_err("market's certificate registering ratings");
+    assert!(
+        refused.contains("spiffe://beacon/service/market"),
+        "names what it saw: {refused}"
+    );
+    // The service's own certificate (spiffe://beacon/service/ratings).
+    let ratings = as_who(pki.files.service_identity("ratings"));
+    register(&registry_client(&registry.url, ratings))
+        .await
+        .expect("ratings' certificate, and the token");
     registry.stop().expect("stops");
 }
 

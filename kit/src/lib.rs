@@ -16,6 +16,8 @@
 //!   partitions (tests, `make faults`).
 //! * [`wait`]: polling a condition with a deadline (tests, tools).
 //! * [`tls`]: serving HTTPS (and requiring client certificates) with rustls.
+//! * [`identity`]: a peer's certificate names, and whether they name a
+//!   service.
 //! * [`serve`]: the serve loop every server uses, with a header timeout and
 //!   a connection cap against floods.
 
@@ -26,6 +28,7 @@ pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod etcd;
+pub mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod net;

@@ -10,6 +10,7 @@
 //! loop (hyper-util's automatic HTTP/1 and HTTP/2 builder, graceful
 //! shutdown) with both.
 
+use crate::identity::PeerNames;
 use axum::{body::Body, extract::Request, Router};
 use hyper::body::Incoming;
 use hyper_util::{
@@ -42,13 +43,16 @@ fn fd_limit() -> Option<usize> {
 }
 
 /// Serves `app` on `listener` (plain TCP, or [`TlsListener`]) until
-/// `shutdown` completes, then drains.
+/// `shutdown` completes, then drains. `identify` names each connection's
+/// peer (its client certificate's names, over mutual TLS); every request
+/// on the connection carries them as an extension.
 ///
 /// [`TlsListener`]: crate::tls::TlsListener
 pub async fn serve<L>(
     mut listener: L,
     app: Router,
     max_connections: usize,
+    identify: fn(&L::Io) -> Option<PeerNames>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()>
 where
@@ -79,9 +83,14 @@ where
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let service = app
-            .clone()
-            .map_request(|request: Request<Incoming>| request.map(Body::new));
+        let peer = identify(&io);
+        let service = app.clone().map_request(move |request: Request<Incoming>| {
+            let mut request = request.map(Body::new);
+            if let Some(peer) = &peer {
+                request.extensions_mut().insert(peer.clone());
+            }
+            request
+        });
         let builder = Arc::clone(&builder);
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))

@@ -7,6 +7,7 @@
 //! failed handshake is logged at debug and dropped, never an error of the
 //! server.
 
+use crate::identity::{spiffe_id, PeerNames};
 use axum::serve::ListenerExt;
 use beacon_net::tls::{certificates, private_key, ClientTls, Identity, TlsError};
 use rustls::{crypto::ring, server::WebPkiClientVerifier, RootCertStore, ServerConfig};
@@ -154,7 +155,14 @@ pub struct ThrowawayPki {
     pub client_key: PathBuf,
     /// Another CA's certificate, which signed none of the above.
     pub other_ca: PathBuf,
+    /// Where the files are: also each service's certificate
+    /// ([`service_identity`](Self::service_identity)).
+    pub dir: PathBuf,
 }
+
+/// The services [`ThrowawayPki::generate`] issues certificates for: the
+/// demo's.
+pub const DEMO_SERVICES: [&str; 2] = ["ratings", "market"];
 
 impl ThrowawayPki {
     /// Generates the CA and certificates into `dir` (created if missing).
@@ -179,6 +187,28 @@ impl ThrowawayPki {
         .map_err(|e| failed(&e))?;
         let (client_cert, client_key) =
             leaf(vec!["client.beacon.test".into()], "beacon client").map_err(|e| failed(&e))?;
+        // Each service's identity: its SPIFFE id as a URI SAN (the
+        // registry and the callers check it), and localhost to serve on.
+        for service in DEMO_SERVICES {
+            let key = rcgen::KeyPair::generate().map_err(|e| failed(&e))?;
+            let mut params =
+                rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                    .map_err(|e| failed(&e))?;
+            let uri =
+                rcgen::string::Ia5String::try_from(spiffe_id(service)).map_err(|e| failed(&e))?;
+            params.subject_alt_names.push(rcgen::SanType::URI(uri));
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, service);
+            let cert = params.signed_by(&key, &ca).map_err(|e| failed(&e))?;
+            for (path, pem) in [
+                (dir.join(format!("{service}.pem")), cert.pem()),
+                (dir.join(format!("{service}.key")), key.serialize_pem()),
+            ] {
+                std::fs::write(&path, pem)
+                    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            }
+        }
         let pki = Self {
             ca: dir.join("ca.pem"),
             server_cert: dir.join("server.pem"),
@@ -186,6 +216,7 @@ impl ThrowawayPki {
             client_cert: dir.join("client.pem"),
             client_key: dir.join("client.key"),
             other_ca: dir.join("other-ca.pem"),
+            dir: dir.to_owned(),
         };
         for (path, pem) in [
             (&pki.ca, ca.pem()),
@@ -198,6 +229,16 @@ impl ThrowawayPki {
             std::fs::write(path, pem).map_err(|e| format!("writing {}: {e}", path.display()))?;
         }
         Ok(pki)
+    }
+
+    /// The certificate and key naming `service` (one of [`DEMO_SERVICES`]):
+    /// a client certificate the registry takes its registrations with,
+    /// and a server certificate callers can check the service by.
+    pub fn service_identity(&self, service: &str) -> Identity {
+        Identity {
+            cert: self.dir.join(format!("{service}.pem")),
+            key: self.dir.join(format!("{service}.key")),
+        }
     }
 }
 
@@ -291,13 +332,22 @@ pub async fn serve(
             let listener = listener.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
-            crate::serve::serve(listener, app, crate::serve::max_connections(), shutdown).await
+            let most = crate::serve::max_connections();
+            crate::serve::serve(listener, app, most, |_| None, shutdown).await
         }
         Some(tls) => {
             let listener = TlsListener::new(listener, tls)?;
-            crate::serve::serve(listener, app, crate::serve::max_connections(), shutdown).await
+            let most = crate::serve::max_connections();
+            crate::serve::serve(listener, app, most, peer_names, shutdown).await
         }
     }
+}
+
+/// The names of the certificate the client presented on `tls`, if any
+/// (only when the server asks for one: `--client-ca`).
+fn peer_names(tls: &TlsStream<tokio::net::TcpStream>) -> Option<PeerNames> {
+    let (_, session) = tls.get_ref();
+    session.peer_certificates()?.first().map(PeerNames::of)
 }
 
 /// The scheme of a server's URL: `https` with `tls`, else `http`.

@@ -1,5 +1,7 @@
 //! `beacon-certs DIR`: a throwaway CA, a server certificate for `localhost`
-//! and `127.0.0.1`, and a client certificate, as PEM files in DIR — what
+//! and `127.0.0.1`, a client certificate, and a certificate for each of the
+//! demo's services naming it (`spiffe://beacon/service/<name>`), as PEM
+//! files in DIR — what
 //! `make demo TLS=1` runs everything with. Not for production: the CA's key
 //! is thrown away, so nothing else can ever be signed by it.
 
@@ -27,6 +29,14 @@ fn main() -> ExitCode {
                 pki.client_cert.display(),
                 pki.client_key.display()
             );
+            for service in beacon_kit::tls::DEMO_SERVICES {
+                let identity = pki.service_identity(service);
+                println!(
+                    "{service}: {} {} (spiffe://beacon/service/{service})",
+                    identity.cert.display(),
+                    identity.key.display()
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -14,7 +14,10 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use beacon_kit::auth::{check_bearer, BearerError};
+use beacon_kit::{
+    auth::{check_bearer, BearerError},
+    identity::{spiffe_id, PeerNames},
+};
 use beacon_wire::{ErrorCode, InstanceId, LeaseId, ServiceName};
 use std::sync::Arc;
 
@@ -158,6 +161,32 @@ impl Writer {
         metrics.writes_refused.inc();
         AppError::new(ErrorCode::Forbidden, why)
     }
+}
+
+/// With mutual TLS (`--client-ca`), a write to `service` must come from a
+/// certificate that names it (`spiffe://beacon/service/<service>`, or a
+/// DNS name `<service>`): else 403 `forbidden`, logged and counted. No
+/// certificate (no mutual TLS): nothing to check.
+pub fn check_peer(
+    peer: Option<&PeerNames>,
+    service: &ServiceName,
+    metrics: &Metrics,
+    what: &str,
+) -> Result<(), AppError> {
+    let Some(peer) = peer else {
+        return Ok(());
+    };
+    if peer.name_service(service.as_str()) {
+        return Ok(());
+    }
+    let why = format!(
+        "the client certificate does not name the service {service} (it names {}; expected {})",
+        peer.describe(),
+        spiffe_id(service.as_str())
+    );
+    tracing::warn!(target: "audit", who = %peer.describe(), what, %why, "write refused");
+    metrics.writes_refused.inc();
+    Err(AppError::new(ErrorCode::Forbidden, why))
 }
 
 /// Logs and counts a refused write, and the error it is answered with.

@@ -1,13 +1,14 @@
 //! Writes: register, heartbeat, deregister.
 
 use super::{
-    auth::{Target, Writer},
+    auth::{check_peer, Target, Writer},
     error::AppError,
     extract::{InstancePath, JsonBody},
     AppState,
 };
 use crate::store::{Registered, Store};
 use axum::{extract::State, http::StatusCode, Extension, Json};
+use beacon_kit::identity::PeerNames;
 use beacon_wire::{ErrorBody, ErrorCode, Instance, InstanceId, RegisterRequest, ServiceName};
 
 /// What every write may answer besides its own outcomes, for the API
@@ -59,9 +60,11 @@ pub struct InstancePathDoc {
 pub async fn register<S: Store>(
     State(app): State<AppState<S>>,
     writer: Option<Extension<Writer>>,
+    peer: Option<Extension<PeerNames>>,
     InstancePath { service, id }: InstancePath,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Instance>), AppError> {
+    check_peer(peer.as_deref(), &service, &app.metrics, "register")?;
     let owner = app.authorize(
         writer.as_deref(),
         Target::Instance(&service, &id),
@@ -110,8 +113,10 @@ pub async fn register<S: Store>(
 pub async fn heartbeat<S: Store>(
     State(app): State<AppState<S>>,
     writer: Option<Extension<Writer>>,
+    peer: Option<Extension<PeerNames>>,
     InstancePath { service, id }: InstancePath,
 ) -> Result<Json<Instance>, AppError> {
+    check_peer(peer.as_deref(), &service, &app.metrics, "heartbeat")?;
     app.authorize(
         writer.as_deref(),
         Target::Instance(&service, &id),
@@ -139,8 +144,10 @@ pub async fn heartbeat<S: Store>(
 pub async fn deregister<S: Store>(
     State(app): State<AppState<S>>,
     writer: Option<Extension<Writer>>,
+    peer: Option<Extension<PeerNames>>,
     InstancePath { service, id }: InstancePath,
 ) -> Result<StatusCode, AppError> {
+    check_peer(peer.as_deref(), &service, &app.metrics, "deregister")?;
     app.authorize(
         writer.as_deref(),
         Target::Instance(&service, &id),
