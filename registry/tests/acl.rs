@@ -80,6 +80,11 @@ impl Registry {
         (status, answer.json().await.unwrap_or(Value::Null))
     }
 
+    /// The status of registering `service/id` with `token`.
+    async fn registered(&self, token: &str, service: &str, id: &str) -> u16 {
+        self.register(Some(token), service, id).await.0
+    }
+
     async fn delete(&self, token: &str, service: &str, id: &str) -> u16 {
         let url = format!("{}/v1/services/{service}/instances/{id}", self.process.url);
         let answer = self.http.delete(url).bearer_auth(token).send().await;
@@ -120,21 +125,9 @@ fn rand_suffix() -> u64 {
 #[tokio::test]
 async fn a_token_writes_only_its_services_and_every_refusal_is_audited() {
     let registry = Registry::start(ACL);
-    assert_eq!(
-        registry
-            .register(Some(TEAM), "ratings", "ratings-1")
-            .await
-            .0,
-        201
-    );
-    assert_eq!(
-        registry.register(Some(TEAM), "batch-7", "job-1").await.0,
-        201
-    );
-    assert_eq!(
-        registry.register(Some(ADMIN), "market", "market-1").await.0,
-        201
-    );
+    assert_eq!(registry.registered(TEAM, "ratings", "ratings-1").await, 201);
+    assert_eq!(registry.registered(TEAM, "batch-7", "job-1").await, 201);
+    assert_eq!(registry.registered(ADMIN, "market", "market-1").await, 201);
 
     let (status, body) = registry.register(Some(TEAM), "market", "rogue-1").await;
     assert_eq!(status, 403);
@@ -188,13 +181,7 @@ async fn a_token_writes_only_its_services_and_every_refusal_is_audited() {
 #[tokio::test]
 async fn an_instance_is_renewed_replaced_and_removed_only_by_its_own_token() {
     let registry = Registry::start(ACL);
-    assert_eq!(
-        registry
-            .register(Some(TEAM), "ratings", "ratings-1")
-            .await
-            .0,
-        201
-    );
+    assert_eq!(registry.registered(TEAM, "ratings", "ratings-1").await, 201);
     // Another token that may write the service still can't take this one
     // over, renew it or remove it.
     let (status, body) = registry.register(Some(ROGUE), "ratings", "ratings-1").await;
@@ -209,22 +196,13 @@ async fn an_instance_is_renewed_replaced_and_removed_only_by_its_own_token() {
     assert_eq!(registry.delete(ROGUE, "ratings", "ratings-1").await, 403);
     // Its own instances are its own.
     assert_eq!(
-        registry
-            .register(Some(ROGUE), "ratings", "ratings-9")
-            .await
-            .0,
+        registry.registered(ROGUE, "ratings", "ratings-9").await,
         201
     );
     assert_eq!(registry.heartbeat(ROGUE, "ratings", "ratings-9").await, 200);
     // The owner goes on; an admin may act on anyone's.
     assert_eq!(registry.heartbeat(TEAM, "ratings", "ratings-1").await, 200);
-    assert_eq!(
-        registry
-            .register(Some(TEAM), "ratings", "ratings-1")
-            .await
-            .0,
-        200
-    );
+    assert_eq!(registry.registered(TEAM, "ratings", "ratings-1").await, 200);
     assert_eq!(registry.delete(ADMIN, "ratings", "ratings-9").await, 204);
     assert_eq!(registry.refused_count().await, 3);
 }
@@ -281,7 +259,7 @@ async fn a_shared_lease_is_kept_ended_and_joined_only_by_its_own_token() {
 async fn sighup_loads_the_file_again_and_a_broken_file_changes_nothing() {
     let registry = Registry::start(ACL);
     let path = registry.dir.join("acl.toml");
-    assert_eq!(registry.register(Some(LATER), "market", "m-1").await.0, 401);
+    assert_eq!(registry.registered(LATER, "market", "m-1").await, 401);
 
     let grown = format!("{ACL}\n[[tokens]]\ntoken = \"{LATER}\"\nservices = [\"market\"]\n");
     std::fs::write(&path, grown).expect("write");
@@ -290,7 +268,7 @@ async fn sighup_loads_the_file_again_and_a_broken_file_changes_nothing() {
         .process
         .until_logged("ACL reloaded", Duration::from_secs(10))
         .await;
-    assert_eq!(registry.register(Some(LATER), "market", "m-1").await.0, 201);
+    assert_eq!(registry.registered(LATER, "market", "m-1").await, 201);
 
     std::fs::write(&path, "[[tokens]]\ntoken = \"short\"\nadmin = true\n").expect("write");
     hang_up(&registry.process);
@@ -317,10 +295,7 @@ async fn every_replica_refuses_another_token_s_renewal() {
         Registry::start_with(ACL, &args),
         Registry::start_with(ACL, &args),
     );
-    assert_eq!(
-        one.register(Some(TEAM), "ratings", "ratings-1").await.0,
-        201
-    );
+    assert_eq!(one.registered(TEAM, "ratings", "ratings-1").await, 201);
     beacon_testkit::eventually(
         Duration::from_secs(10),
         "the other replica to see it",
