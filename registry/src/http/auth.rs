@@ -157,9 +157,7 @@ impl Writer {
 
     /// Logs and counts a refusal of this token: 403 `forbidden`.
     fn refuse(&self, metrics: &Metrics, what: &str, why: String) -> AppError {
-        tracing::warn!(target: "audit", who = %self.who, what, %why, "write refused");
-        metrics.writes_refused.inc();
-        AppError::new(ErrorCode::Forbidden, why)
+        audited(metrics, &self.who, what, ErrorCode::Forbidden, &why)
     }
 }
 
@@ -184,15 +182,25 @@ pub fn check_peer(
         peer.describe(),
         spiffe_id(service.as_str())
     );
-    tracing::warn!(target: "audit", who = %peer.describe(), what, %why, "write refused");
-    metrics.writes_refused.inc();
-    Err(AppError::new(ErrorCode::Forbidden, why))
+    Err(audited(
+        metrics,
+        &peer.describe(),
+        what,
+        ErrorCode::Forbidden,
+        &why,
+    ))
 }
 
-/// Logs and counts a refused write, and the error it is answered with.
+/// A refused request's error, logged and counted as a refused write.
 fn refuse(metrics: &Metrics, request: &Request, who: &str, code: ErrorCode, why: &str) -> AppError {
     let what = format!("{} {}", request.method(), request.uri().path());
-    tracing::warn!(target: "audit", who, %what, why, "write refused");
+    audited(metrics, who, &what, code, why)
+}
+
+/// Every refused write: an `audit` log line (who, what, why), the
+/// refusals counter, and the error it is answered with.
+fn audited(metrics: &Metrics, who: &str, what: &str, code: ErrorCode, why: &str) -> AppError {
+    tracing::warn!(target: "audit", who, what, why, "write refused");
     metrics.writes_refused.inc();
     AppError::new(code, why)
 }

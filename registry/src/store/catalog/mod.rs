@@ -541,6 +541,20 @@ impl Catalog {
                 .or_insert_with(|| self.new_entry());
             entry.index.subscribe()
         };
+        self.park(&mut index, after, wait, cancel).await;
+        drop(index);
+        self.forget_if_idle(service);
+    }
+
+    /// Parks on `index` (counted as a parked watcher) while it is still
+    /// `after`, until `wait` passes or `cancel` fires.
+    async fn park(
+        &self,
+        index: &mut watch::Receiver<u64>,
+        after: u64,
+        wait: Duration,
+        cancel: &CancellationToken,
+    ) {
         if *index.borrow_and_update() == after {
             let _parked = ParkedWatcher::new(&self.metrics);
             tokio::select! {
@@ -549,8 +563,6 @@ impl Catalog {
                 _ = cancel.cancelled() => {}
             }
         }
-        drop(index);
-        self.forget_if_idle(service);
     }
 
     /// The index of `service` (0 if never seen).

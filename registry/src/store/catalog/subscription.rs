@@ -4,7 +4,6 @@
 //! read does.
 
 use super::Catalog;
-use crate::metrics::ParkedWatcher;
 use beacon_wire::ServiceName;
 use bytes::Bytes;
 use std::time::Duration;
@@ -49,14 +48,8 @@ impl Catalog {
         let Some(after) = after else {
             return self.changes_json(&subscription.service, 0);
         };
-        if *subscription.index.borrow_and_update() == after {
-            let _parked = ParkedWatcher::new(&self.metrics);
-            tokio::select! {
-                _ = subscription.index.wait_for(|current| *current != after) => {}
-                _ = tokio::time::sleep(wait) => {}
-                _ = cancel.cancelled() => {}
-            }
-        }
+        self.park(&mut subscription.index, after, wait, cancel)
+            .await;
         self.changes_json(&subscription.service, after)
     }
 
