@@ -6,8 +6,12 @@
 # STORE=etcd (make demo-etcd): a 3-member etcd cluster on loopback, two
 # registry replicas sharing it, and everyone given both registry URLs.
 #
-# TLS=1: a throwaway CA and certificates in $RUN_DIR/tls (beacon-certs), and
-# the registry, ratings and market serving HTTPS and trusting that CA.
+# TLS=1: a throwaway CA and certificates in $RUN_DIR/tls (beacon-certs).
+# Everything serves HTTPS; each service proves who it is with its own
+# certificate (URI SAN spiffe://beacon/service/<name>): the registry
+# requires client certificates (--client-ca) and takes a registration only
+# from a certificate naming its service, and the market calls only ratings
+# instances whose certificate names ratings (--verify-identity).
 #
 # Two market replicas (:5000 and :5001) share one store: DB=sqlite (default,
 # $RUN_DIR/market.db) or DB=postgres (a throwaway PostgreSQL server in
@@ -28,12 +32,28 @@ export RATINGS_BIN=$BIN/beacon-ratings
 mkdir -p "$RUN_DIR"
 pids=()
 scheme=http
+registry_tls=() market_tls=()
+# What `make startRatings` needs to start an instance as the demo did, from
+# any terminal: scripts/ratings.sh reads it.
+ratings_env=$RUN_DIR/ratings.env
+: >"$ratings_env"
 if [[ -n $TLS && $TLS != 0 ]]; then
   "$BIN/beacon-certs" "$RUN_DIR/tls" >/dev/null
-  export BEACON_TLS_CERT=$RUN_DIR/tls/server.pem BEACON_TLS_KEY=$RUN_DIR/tls/server.key
-  export BEACON_CA=$RUN_DIR/tls/ca.pem
+  tls=$RUN_DIR/tls
+  export BEACON_CA=$tls/ca.pem
+  registry_tls=(--tls-cert "$tls/server.pem" --tls-key "$tls/server.key" --client-ca "$tls/ca.pem")
+  market_tls=(--tls-cert "$tls/market.pem" --tls-key "$tls/market.key"
+    --client-cert "$tls/market.pem" --client-key "$tls/market.key" --verify-identity)
+  # Ratings serve with their certificate and present it to the registry.
+  for var in BEACON_TLS_CERT BEACON_CLIENT_CERT; do
+    echo "export $var=\${$var:-$tls/ratings.pem}" >>"$ratings_env"
+  done
+  for var in BEACON_TLS_KEY BEACON_CLIENT_KEY; do
+    echo "export $var=\${$var:-$tls/ratings.key}" >>"$ratings_env"
+  done
+  echo "export BEACON_CA=\${BEACON_CA:-$BEACON_CA}" >>"$ratings_env"
   scheme=https
-  echo "TLS: a throwaway CA in $BEACON_CA; everything serves HTTPS"
+  echo "TLS: a throwaway CA in $BEACON_CA; everything serves HTTPS, and each service shows its own certificate"
 fi
 
 cleanup() {
@@ -75,7 +95,7 @@ start_etcd() { # N CLIENT_PORT PEER_PORT CLUSTER
 
 case $STORE in
   memory)
-    start_bg beacon-registry "$RUN_DIR/registry.log" "$BIN/beacon-registry"
+    start_bg beacon-registry "$RUN_DIR/registry.log" "$BIN/beacon-registry" "${registry_tls[@]}"
     export BEACON_REGISTRY=$scheme://127.0.0.1:8400
     ;;
   etcd)
@@ -90,8 +110,8 @@ case $STORE in
     done
     echo "started a 3-member etcd cluster on :2379, :22379, :32379; logs: $RUN_DIR/etcd-N.log"
     export BEACON_STORE=etcd BEACON_ETCD=http://127.0.0.1:2379,http://127.0.0.1:22379,http://127.0.0.1:32379
-    start_bg "beacon-registry (replica 1)" "$RUN_DIR/registry-1.log" "$BIN/beacon-registry" --listen 127.0.0.1:8400
-    start_bg "beacon-registry (replica 2)" "$RUN_DIR/registry-2.log" "$BIN/beacon-registry" --listen 127.0.0.1:8401
+    start_bg "beacon-registry (replica 1)" "$RUN_DIR/registry-1.log" "$BIN/beacon-registry" --listen 127.0.0.1:8400 "${registry_tls[@]}"
+    start_bg "beacon-registry (replica 2)" "$RUN_DIR/registry-2.log" "$BIN/beacon-registry" --listen 127.0.0.1:8401 "${registry_tls[@]}"
     export BEACON_REGISTRY=$scheme://127.0.0.1:8400,$scheme://127.0.0.1:8401
     ;;
   *) echo "STORE must be memory or etcd, not '$STORE'" >&2; exit 2 ;;
@@ -106,6 +126,7 @@ if [[ -n $ZONES && $ZONES != 0 ]]; then
 else
   rm -f "$RUN_DIR/ratings.zones"
 fi
+echo "export BEACON_REGISTRY=\${BEACON_REGISTRY:-$BEACON_REGISTRY}" >>"$ratings_env"
 scripts/ratings.sh start 1 2 3
 
 secret_file=$RUN_DIR/market.secret
@@ -123,14 +144,16 @@ case $DB in
     ;;
   *) echo "DB must be sqlite or postgres, not '$DB'" >&2; exit 2 ;;
 esac
-start_bg "beacon-market (replica 1)" "$RUN_DIR/market.log" "$BIN/beacon-market" --listen 127.0.0.1:5000 "${market_zone_1[@]}"
-start_bg "beacon-market (replica 2)" "$RUN_DIR/market-2.log" "$BIN/beacon-market" --listen 127.0.0.1:5001 "${market_zone_2[@]}"
+start_bg "beacon-market (replica 1)" "$RUN_DIR/market.log" "$BIN/beacon-market" --listen 127.0.0.1:5000 "${market_zone_1[@]}" "${market_tls[@]}"
+start_bg "beacon-market (replica 2)" "$RUN_DIR/market-2.log" "$BIN/beacon-market" --listen 127.0.0.1:5001 "${market_zone_2[@]}" "${market_tls[@]}"
 
 open_hint=""
 curl_ca=""
 if [[ $scheme == https ]]; then
   open_hint="  (trust $BEACON_CA, or accept the browser warning)"
-  curl_ca="--cacert $BEACON_CA "
+  # The registry wants a client certificate from every caller: curl shows
+  # the demo's reader one.
+  curl_ca="--cacert $BEACON_CA --cert $RUN_DIR/tls/client.pem --key $RUN_DIR/tls/client.key "
 fi
 cat <<TEXT
 

@@ -13,6 +13,10 @@
 # target/release/beacon-ratings), RATINGS_ARGS (extra flags), and the
 # binary's own BEACON_REGISTRY / BEACON_TOKEN.
 #
+# The demo's settings: if $RUN_DIR/ratings.env exists (`make demo` writes
+# it: the registry's URLs and, with TLS=1, the ratings certificate), an
+# instance starts with them, unless the environment sets them already.
+#
 # Zones: if $RUN_DIR/ratings.zones exists (`make demo ZONES=1` writes it),
 # it lists zones, e.g. "a a b", and instance N registers in the Nth
 # (counting round again past the last): a restarted instance keeps its zone.
@@ -52,6 +56,8 @@ start() {
     return 1
   fi
   log=$(logfile "$n")
+  # shellcheck disable=SC1091 # written by scripts/demo.sh
+  [[ -s $RUN_DIR/ratings.env ]] && source "$RUN_DIR/ratings.env"
   local zone_args=()
   if [[ -s $RUN_DIR/ratings.zones ]]; then
     local zones

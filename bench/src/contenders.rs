@@ -78,6 +78,9 @@ pub struct Wire {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// HTTP/2 without TLS, by prior knowledge.
     pub h2c: bool,
+    /// Beacon checks that each instance's certificate names `ratings`
+    /// (`verify_identity`): what a TLS deployment should run, measured so.
+    pub verify_identity: bool,
 }
 
 impl Wire {
@@ -88,6 +91,7 @@ impl Wire {
             front: Front::Http1,
             tls: None,
             h2c: false,
+            verify_identity: false,
         }
     }
 
@@ -201,6 +205,7 @@ async fn beacon(
         deadline: CALLER_PATIENCE,
         tls: wire.tls.clone(),
         http2_prior_knowledge: wire.h2c,
+        verify_identity: wire.verify_identity,
         send_deadline,
         ..ClientConfig::default()
     };

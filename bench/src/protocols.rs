@@ -80,14 +80,18 @@ async fn run_in(
                     front: Front::H2c,
                     tls: None,
                     h2c: true,
+                    verify_identity: false,
                 };
                 (wire, None)
             }
             Protocol::Tls => {
                 let pki = ThrowawayPki::generate(dir)?;
+                // The instances show the certificate naming `ratings`, and
+                // Beacon checks it, as a TLS deployment should.
+                let ratings = pki.service_identity("ratings");
                 let cert = ServerCert {
-                    cert: pki.server_cert.clone(),
-                    key: pki.server_key.clone(),
+                    cert: ratings.cert,
+                    key: ratings.key,
                 };
                 let tls = ClientTls {
                     ca: Some(pki.ca.clone()),
@@ -100,6 +104,7 @@ async fn run_in(
                     front: Front::Tls(cert.clone()),
                     tls: Some(tls),
                     h2c: false,
+                    verify_identity: true,
                 };
                 (wire, Some(Backends::serving(Some(cert))?))
             }

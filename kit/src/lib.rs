@@ -17,7 +17,8 @@
 //! * [`wait`]: polling a condition with a deadline (tests, tools).
 //! * [`tls`]: serving HTTPS (and requiring client certificates) with rustls.
 //! * [`identity`]: a peer's certificate names, and whether they name a
-//!   service.
+//!   service (`beacon-net`'s, re-exported: clients check servers by the
+//!   same rule).
 //! * [`serve`]: the serve loop every server uses, with a header timeout and
 //!   a connection cap against floods.
 
@@ -28,7 +29,7 @@ pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod etcd;
-pub mod identity;
+pub use beacon_net::identity;
 pub mod logging;
 pub mod metrics;
 pub mod net;

@@ -65,6 +65,13 @@ struct Cli {
     #[arg(long, env = "BEACON_MARKET_ZONE", value_parser = cli::zone)]
     zone: Option<String>,
 
+    /// Call only ratings instances whose server certificate names the
+    /// `ratings` service (`spiffe://beacon/service/ratings`, as
+    /// `beacon-certs` issues): an instance with another service's
+    /// certificate, or on plain http, never gets a call.
+    #[arg(long, env = "BEACON_VERIFY_IDENTITY")]
+    verify_identity: bool,
+
     #[command(flatten)]
     serve_tls: tls::ServeTlsArgs,
 
@@ -105,6 +112,7 @@ async fn main() -> ExitCode {
         breaker_open: Duration::from_millis(cli.breaker_open_ms),
         rating_max_age: Duration::from_millis(cli.rating_max_age_ms),
         client_tls: Some(client_tls),
+        verify_identity: cli.verify_identity,
         serve_tls,
         zone: cli.zone.clone(),
     };

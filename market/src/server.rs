@@ -34,6 +34,9 @@ pub struct Options {
     /// TLS for calls to `https://` ratings instances (and their health
     /// checks); `None`: Mozilla's roots.
     pub client_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Call only ratings instances whose certificate names `ratings`
+    /// (see [`ClientConfig::verify_identity`]).
+    pub verify_identity: bool,
     /// Serve HTTPS with this configuration; `None`: plain HTTP.
     pub serve_tls: Option<Arc<rustls::ServerConfig>>,
     /// The market's zone: ratings instances in it are preferred.
@@ -68,6 +71,7 @@ pub async fn run(
         deadline: options.deadline.saturating_sub(RENDER_MARGIN),
         tls: options.client_tls.clone(),
         zone: options.zone.clone(),
+        verify_identity: options.verify_identity,
         ..ClientConfig::default()
     };
     let service = "ratings"

@@ -109,8 +109,26 @@ async fn make_demo_tls_serves_everything_over_https_and_stops_on_ctrl_c() {
     .await;
     assert!(things.as_array().is_some_and(|t| t.len() >= 4), "{things}");
 
-    // The registry, over HTTPS too, lists three instances at https:// addresses.
-    let out = curl(Some(&ca), &["https://127.0.0.1:8400/v1/services/ratings"]);
+    // The registry, over HTTPS too, wants a client certificate from every
+    // caller, and lists three instances at https:// addresses.
+    let tls = run_dir.join("tls");
+    let (reader_cert, reader_key) = (tls.join("client.pem"), tls.join("client.key"));
+    let as_reader = |args: &[&str]| {
+        let mut all = vec![
+            "--cert",
+            reader_cert.to_str().expect("utf-8 path"),
+            "--key",
+            reader_key.to_str().expect("utf-8 path"),
+        ];
+        all.extend_from_slice(args);
+        curl(Some(&ca), &all)
+    };
+    let anonymous = curl(Some(&ca), &["https://127.0.0.1:8400/v1/services/ratings"]);
+    assert!(
+        !anonymous.status.success() || anonymous.stdout.is_empty(),
+        "no client certificate, no answer: {anonymous:?}"
+    );
+    let out = as_reader(&["https://127.0.0.1:8400/v1/services/ratings"]);
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("registry JSON");
     let addresses: Vec<&str> = listed["instances"]
         .as_array()
@@ -124,6 +142,25 @@ async fn make_demo_tls_serves_everything_over_https_and_stops_on_ctrl_c() {
             .iter()
             .all(|a| a.starts_with("https://127.0.0.1:")),
         "{addresses:?}"
+    );
+
+    // A certificate that names no service registers nothing (each ratings
+    // instance registered with its own, naming ratings).
+    let forged = as_reader(&[
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        r#"{"address":"https://127.0.0.1:9","ttl_ms":30000}"#,
+        "https://127.0.0.1:8400/v1/services/ratings/instances/ratings-evil",
+    ]);
+    let answer = String::from_utf8_lossy(&forged.stdout);
+    assert!(
+        answer.ends_with("403") && answer.contains("forbidden"),
+        "{answer}"
     );
 
     // Without the CA, a client refuses the server's certificate (curl exit 60).

@@ -76,6 +76,10 @@ pub const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
 /// per-instance pools of Beacon's service client.
 pub type Connector = HttpsConnector<HttpConnector>;
 
+/// What a [`Connector`] connects: plain TCP, or TLS over it (whose session
+/// says what the server's certificate is).
+pub use hyper_rustls::MaybeHttpsStream;
+
 /// A [`Connector`] bounded by `connect_timeout`, with `tls` for `https://`.
 pub fn connector(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> Connector {
     let mut tcp = HttpConnector::new();

@@ -9,6 +9,8 @@
 //!   bounded body read, error chains for people to read;
 //! * [`tls`]: what a client trusts (Mozilla's roots plus your CA) and
 //!   presents (mutual TLS), with rustls;
+//! * [`identity`]: the names a peer's certificate carries, and whether
+//!   they name a service (`spiffe://beacon/service/<name>` or a DNS SAN);
 //! * [`failover`]: one call tried across equivalent servers (registry
 //!   replicas, etcd members), from the one that answered last;
 //! * [`backoff`]: capped exponential backoff with jitter;
@@ -21,4 +23,5 @@ pub mod backoff;
 pub mod clock;
 pub mod failover;
 pub mod http;
+pub mod identity;
 pub mod tls;

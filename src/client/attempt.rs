@@ -365,6 +365,10 @@ impl Verdict {
                 address: address.clone(),
                 cause,
             },
+            Some(Err(ExchangeError::Identity(mismatch))) => ClientError::IdentityMismatch {
+                address: address.clone(),
+                mismatch,
+            },
             Some(Err(ExchangeError::Broken(cause))) => ClientError::Transport {
                 address: address.clone(),
                 cause,

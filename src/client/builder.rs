@@ -20,6 +20,10 @@ pub(crate) struct Settings {
     pub(crate) limits: Limits,
     pub(crate) balancing: Balancing,
     pub(crate) zone: Option<String>,
+    /// Whether instances must prove they are the service (see
+    /// [`ServiceClientBuilder::verify_identity`]): the transport's
+    /// business, kept here so the builder can hand it the service's name.
+    pub(crate) verify_identity: bool,
 }
 
 impl Default for Settings {
@@ -32,6 +36,7 @@ impl Default for Settings {
             limits: Limits::default(),
             balancing: Balancing::default(),
             zone: None,
+            verify_identity: false,
         }
     }
 }
@@ -60,6 +65,7 @@ impl From<&ClientConfig> for Settings {
             },
             balancing: config.balancing,
             zone: config.zone.clone(),
+            verify_identity: config.verify_identity,
         }
     }
 }
@@ -162,6 +168,18 @@ impl ServiceClientBuilder {
         self
     }
 
+    /// Call only instances whose server certificate names this service
+    /// (a URI SAN `spiffe://beacon/service/<service>` or a DNS SAN
+    /// `<service>`, as `beacon-certs` issues): one showing another
+    /// service's certificate, however valid, or speaking plain HTTP, fails
+    /// the attempt with [`ClientError::IdentityMismatch`] before any
+    /// request is sent; its breaker counts it and the call is retried
+    /// elsewhere. Checked once per connection. Default is `false`.
+    pub fn verify_identity(mut self, on: bool) -> Self {
+        self.settings.verify_identity = on;
+        self
+    }
+
     /// How instances are reached over HTTP(S): TLS, connect timeout,
     /// HTTP/2. Default is [`HttpTransport::builder`] with the resolver's TLS.
     pub fn http(mut self, http: HttpTransportBuilder) -> Self {
@@ -177,7 +195,12 @@ impl ServiceClientBuilder {
             settings,
             http,
         } = self;
-        Ok(ServiceClient::compose(view?, settings, http.build()))
+        let view = view?;
+        let http = match settings.verify_identity {
+            true => http.expect_identity(Some(view.service().as_str())),
+            false => http,
+        };
+        Ok(ServiceClient::compose(view, settings, http.build()))
     }
 
     /// The client, reaching instances over `transport` instead (e.g. an

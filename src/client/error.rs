@@ -71,6 +71,18 @@ pub enum ClientError {
         #[source]
         cause: Cause,
     },
+    /// The instance could not show it is the service called: its
+    /// certificate names another (see
+    /// [`ClientConfig::verify_identity`](super::ClientConfig::verify_identity)).
+    /// No request was sent to it.
+    #[error("{address} is not the service called")]
+    IdentityMismatch {
+        /// Where the attempt went.
+        address: Address,
+        /// What it showed instead.
+        #[source]
+        mismatch: super::IdentityMismatch,
+    },
     /// The instance answered with a 5xx.
     #[error("{address} answered {status}")]
     ServerError {
@@ -126,6 +138,7 @@ impl ClientError {
             Self::Timeout { address, .. }
             | Self::Connect { address, .. }
             | Self::Transport { address, .. }
+            | Self::IdentityMismatch { address, .. }
             | Self::ServerError { address, .. }
             | Self::GrpcUnavailable { address } => Some(address),
             Self::NotRetried { error, .. } => error.address(),

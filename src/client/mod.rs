@@ -45,6 +45,7 @@ mod fail_fast;
 mod gate;
 pub mod hedge;
 mod histogram;
+mod identity;
 mod pool;
 mod retry;
 mod service;
@@ -64,6 +65,7 @@ pub use fail_fast::{FailFast, Unavailable};
 pub use gate::BreakerGate;
 pub use hedge::{Hedge, HedgeCounts, ReplayElsewhere};
 pub use histogram::{CumulativeLatencies, LatencyHistogram};
+pub use identity::IdentityMismatch;
 pub use retry::{RetryCounts, RetryPolicy};
 pub use settings::{Attempts, Hedging, Limits, Retries};
 pub use transport::{ExchangeError, HttpTransport, HttpTransportBuilder, Transport};
@@ -151,6 +153,14 @@ pub struct ClientConfig {
     /// ("prior knowledge", h2c): only for instances that serve it. Over TLS
     /// HTTP/2 is negotiated anyway. Default `false`.
     pub http2_prior_knowledge: bool,
+    /// Call only instances whose server certificate names the service
+    /// resolved (a URI SAN `spiffe://beacon/service/<service>` or a DNS SAN
+    /// `<service>`): a valid certificate of another service fails the
+    /// attempt with [`ClientError::IdentityMismatch`], which that
+    /// instance's breaker counts and which is retried elsewhere; a plain
+    /// `http://` instance fails it too. Checked once per connection, so a
+    /// call costs nothing more. Default `false`.
+    pub verify_identity: bool,
 }
 
 impl Default for ClientConfig {
@@ -174,6 +184,7 @@ impl Default for ClientConfig {
             tls: None,
             send_deadline: true,
             http2_prior_knowledge: false,
+            verify_identity: false,
         }
     }
 }
@@ -251,6 +262,7 @@ impl ServiceClient {
             .connect_timeout(config.connect_timeout)
             .tls(config.tls.clone())
             .http2_prior_knowledge(config.http2_prior_knowledge)
+            .expect_identity(config.verify_identity.then(|| view.service().as_str()))
             .build();
         Self::with_transport(view, config, transport)
     }
@@ -259,7 +271,7 @@ impl ServiceClient {
 impl<T: Transport> ServiceClient<T> {
     /// A client for `view`'s service that reaches instances over
     /// `transport` (e.g. an in-memory service, in tests). `config`'s
-    /// `connect_timeout`, `tls` and `http2_prior_knowledge` belong to the
+    /// `connect_timeout`, `tls`, `http2_prior_knowledge` and `verify_identity` belong to the
     /// transport and are not used here: give them to
     /// [`HttpTransport::builder`], or use [`ServiceClient::builder`].
     pub fn with_transport(view: Arc<ServiceView>, config: ClientConfig, transport: T) -> Self {

@@ -54,6 +54,9 @@ pub(crate) struct Pools {
     connector: Connector,
     /// HTTP/2 on every connection, plain ones too ("prior knowledge").
     http2_only: bool,
+    /// The service each instance must prove it is, once per connection
+    /// (see [`super::identity`]).
+    identity: Option<Arc<str>>,
     /// `http://` instances, by authority.
     plain: RwLock<ByAuthority>,
     /// `https://` instances, by authority.
@@ -120,10 +123,11 @@ struct NoAuthority(Uri);
 
 impl Pools {
     /// Pools whose connections `connector` opens.
-    pub(crate) fn new(connector: Connector, http2_only: bool) -> Self {
+    pub(crate) fn new(connector: Connector, http2_only: bool, identity: Option<Arc<str>>) -> Self {
         Self {
             connector,
             http2_only,
+            identity,
             plain: RwLock::default(),
             tls: RwLock::default(),
         }
@@ -250,6 +254,9 @@ impl Pools {
             .oneshot(uri.clone())
             .await
             .map_err(connect)?;
+        if let Some(service) = &self.identity {
+            super::identity::check(&io, service).map_err(ExchangeError::Identity)?;
+        }
         if self.http2_only || io.connected().is_negotiated_h2() {
             let (send, connection) = http2::Builder::new(BoxedSpawn)
                 .timer(TokioTimer::new())

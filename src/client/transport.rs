@@ -8,6 +8,7 @@
 
 use super::body::{RequestBody, RequestBodyError, ResponseBody};
 use super::error::Cause;
+use super::identity::IdentityMismatch;
 use super::pool::Pools;
 use crate::net::http::{connector, Connector};
 use crate::net::tls::rustls;
@@ -29,6 +30,10 @@ pub enum ExchangeError {
     /// The connection failed mid-exchange, or the answer was unreadable.
     #[error("exchange failed")]
     Broken(#[source] Cause),
+    /// The instance's certificate does not name the service it was
+    /// resolved for (see [`HttpTransportBuilder::expect_identity`]).
+    #[error(transparent)]
+    Identity(IdentityMismatch),
     /// The request's own body failed (see [`RequestBodyError`](super::RequestBodyError)): the
     /// caller's fault, not the instance's.
     #[error("the request body failed")]
@@ -103,13 +108,13 @@ impl HttpTransport {
     /// client certificate): see [`ClientTls`](crate::net::tls::ClientTls).
     /// HTTP/2 where an instance agrees to it by ALPN, else HTTP/1.1.
     pub fn with_tls(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> Self {
-        Self::over(connector(connect_timeout, tls), false)
+        Self::over(connector(connect_timeout, tls), false, None)
     }
 
     /// HTTP/2 on every connection, plain `http://` ones too ("prior
     /// knowledge", h2c): only for instances that speak it.
     pub fn http2(connect_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> Self {
-        Self::over(connector(connect_timeout, tls), true)
+        Self::over(connector(connect_timeout, tls), true, None)
     }
 
     /// Settings for a transport: TLS, connect timeout, HTTP/2.
@@ -117,9 +122,9 @@ impl HttpTransport {
         HttpTransportBuilder::default()
     }
 
-    fn over(connector: Connector, http2_only: bool) -> Self {
+    fn over(connector: Connector, http2_only: bool, identity: Option<Arc<str>>) -> Self {
         Self {
-            pools: Arc::new(Pools::new(connector, http2_only)),
+            pools: Arc::new(Pools::new(connector, http2_only, identity)),
         }
     }
 }
@@ -132,6 +137,8 @@ pub struct HttpTransportBuilder {
     connect_timeout: Duration,
     tls: Option<Arc<rustls::ClientConfig>>,
     http2_prior_knowledge: bool,
+    /// The service every instance's certificate must name.
+    identity: Option<Arc<str>>,
 }
 
 impl Default for HttpTransportBuilder {
@@ -140,6 +147,7 @@ impl Default for HttpTransportBuilder {
             connect_timeout: Duration::from_millis(300),
             tls: None,
             http2_prior_knowledge: false,
+            identity: None,
         }
     }
 }
@@ -168,12 +176,26 @@ impl HttpTransportBuilder {
         self
     }
 
+    /// Reach only instances that prove they are `service`: each new
+    /// connection must be TLS, with a server certificate naming it (a URI
+    /// SAN `spiffe://beacon/service/<service>` or a DNS SAN `<service>`),
+    /// else the exchange fails with [`ExchangeError::Identity`] and no
+    /// request is sent on it. Checked once per connection. Default is
+    /// `None`: any certificate the roots trust. A
+    /// [`ServiceClient`](super::ServiceClient) sets it from
+    /// [`verify_identity`](super::ServiceClientBuilder::verify_identity).
+    pub fn expect_identity(mut self, service: Option<&str>) -> Self {
+        self.identity = service.map(Arc::from);
+        self
+    }
+
     /// The transport.
     pub fn build(self) -> HttpTransport {
         let tls = self.tls.unwrap_or_else(crate::net::tls::default_config);
         HttpTransport::over(
             connector(self.connect_timeout, tls),
             self.http2_prior_knowledge,
+            self.identity,
         )
     }
 }

@@ -3,9 +3,10 @@
 //! name a service — a URI SAN `spiffe://beacon/service/<service>`, as
 //! SPIFFE, linkerd and Istio name workloads, or a DNS SAN `<service>`.
 //!
-//! The serve loop ([`crate::serve`]) puts a connection's [`PeerNames`] on
-//! each of its requests as an extension, so a handler can check that a
-//! write comes from the service it writes.
+//! Both sides use it: the registry's serve loop puts a client's
+//! [`PeerNames`] on each of its requests, so a write is checked against the
+//! service it writes; the library's transport checks an instance's server
+//! certificate against the service it resolved.
 
 use rustls::pki_types::CertificateDer;
 use x509_parser::{extensions::GeneralName, prelude::FromDer};
