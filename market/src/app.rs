@@ -5,7 +5,7 @@ use crate::{
     customers::Customers,
     panel::{event_log::EventLog, status::Status, traffic::TrafficShares},
     ratings::RatingsBoard,
-    store::Store,
+    store::{signing::Signer, Store},
 };
 use beacon::deadline::DeadlineLayer;
 use beacon::{Resolver, ServiceClient};
@@ -35,6 +35,11 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// How long a page may take: shown on the page.
     pub deadline_ms: u64,
+    /// Support's bearer token: reads any customer record.
+    pub admin_token: Option<String>,
+    /// Keyed with the market's secret: finds a session's cart, customer
+    /// and CSRF token from its cookie, the same on every replica.
+    pub session_keys: Signer,
     /// Each instance's share of recent calls, for the panel.
     traffic: TrafficShares,
     /// The market's metrics, the library's included (`GET /_metrics`).
@@ -44,6 +49,15 @@ pub struct AppState {
     /// Gives each request its caller's deadline (`beacon-deadline-ms`), so
     /// that its ratings calls keep within it; refuses spent ones.
     pub(crate) deadlines: DeadlineLayer,
+}
+
+/// Who gets in: what sessions are keyed with, and support's token.
+#[derive(Debug, Clone)]
+pub struct Guards {
+    /// Keyed with the market's secret (see [`AppState::session_keys`]).
+    pub session_keys: Signer,
+    /// Support's bearer token, if there is one.
+    pub admin_token: Option<String>,
 }
 
 /// Shared handle on [`AppState`].
@@ -59,6 +73,7 @@ impl AppState {
         board: RatingsBoard,
         deadline_ms: u64,
         shutdown: CancellationToken,
+        guards: Guards,
     ) -> Self {
         let mut metrics = Registry::with_prefix("beacon_market");
         let requests = Arc::new(RequestMetrics::register(&mut metrics));
@@ -83,6 +98,8 @@ impl AppState {
             ratings,
             shutdown,
             deadline_ms,
+            admin_token: guards.admin_token,
+            session_keys: guards.session_keys,
             traffic: TrafficShares::default(),
             metrics,
             requests,

@@ -9,6 +9,7 @@
 //! from. Either way the write is a compare-and-set retried on a lost race
 //! ([`crate::versioned`]), so two replicas saving at once both land, merged.
 
+use crate::access::{self, Access};
 use crate::merge::{merge_documents, ConflictBody};
 use crate::store::{Kind, Store, StoreError, Stored};
 use crate::versioned::{self, Change, UpdateError};
@@ -237,33 +238,55 @@ impl Customers {
         Self { store }
     }
 
-    /// Customer `id` as stored now.
-    pub async fn get(&self, id: &str) -> Result<Stored, CustomerError> {
+    /// Customer `id` as stored now, if `access` may see it (else, as for
+    /// no such customer, [`CustomerError::Unknown`]).
+    pub async fn get(&self, id: &str, access: &Access) -> Result<Stored, CustomerError> {
         check_id(id)?;
         self.store
             .get(Kind::Customer, id)
             .await?
+            .filter(|stored| access.may_see(stored))
+            .map(access::unmarked)
             .ok_or_else(|| CustomerError::Unknown(id.to_owned()))
     }
 
-    /// Saves `edit` as customer `id`: creates it, writes it, or merges it
-    /// with what changed since the version it was based on.
-    pub async fn save(&self, id: &str, edit: Edit) -> Result<Saved, CustomerError> {
+    /// Saves `edit` as customer `id` for `access`: creates it (owned by
+    /// the caller's session), writes it, or merges it with what changed
+    /// since the version it was based on. Someone else's customer is
+    /// [`CustomerError::Unknown`]; nothing is written.
+    pub async fn save(
+        &self,
+        id: &str,
+        edit: Edit,
+        access: &Access,
+    ) -> Result<Saved, CustomerError> {
         check_id(id)?;
         let Some(based_on) = edit.based_on else {
             let (stored, _) =
                 versioned::update(&self.store, Kind::Customer, id, |current| match current {
                     Some(_) => Err(CustomerError::Exists(id.to_owned())),
-                    None => Ok(Change::Write(edit.fields.clone())),
+                    None => Ok(Change::Write(access::marked(
+                        edit.fields.clone(),
+                        access.mark(),
+                    ))),
                 })
                 .await?;
-            return Ok(Saved::Created(stored));
+            return Ok(Saved::Created(access::unmarked(stored)));
         };
         // The base does not move while the write is retried: fetched once.
-        let base = self.store.at_version(Kind::Customer, id, based_on).await?;
+        let base = self
+            .store
+            .at_version(Kind::Customer, id, based_on)
+            .await?
+            .map(access::unmarked);
         let mut merged = false;
         let (stored, written) = versioned::update(&self.store, Kind::Customer, id, |current| {
-            let current = current.ok_or_else(|| CustomerError::Unknown(id.to_owned()))?;
+            let current = current
+                .filter(|current| access.may_see(current))
+                .ok_or_else(|| CustomerError::Unknown(id.to_owned()))?;
+            // Kept as it is, whoever writes.
+            let owner = access::owner(current).map(str::to_owned);
+            let current = access::unmarked(current.clone());
             merged = false;
             if based_on > current.version {
                 return Err(CustomerError::NoSuchVersion {
@@ -297,7 +320,7 @@ impl Customers {
             Ok(if fields == current.body {
                 Change::Keep
             } else {
-                Change::Write(fields)
+                Change::Write(access::marked(fields, owner.as_deref()))
             })
         })
         .await
@@ -309,6 +332,6 @@ impl Customers {
         if merged && written {
             self.store.metrics.merges.inc();
         }
-        Ok(Saved::Updated(stored))
+        Ok(Saved::Updated(access::unmarked(stored)))
     }
 }

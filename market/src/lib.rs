@@ -16,7 +16,11 @@
 //! * [`merge`]: three-way merges of versioned documents.
 //! * [`cart`]: one cart per browser session, in the store.
 //! * [`customers`]: customer records, merged three-way on stale writes.
-//! * [`session`]: the cookie that names a session's cart.
+//! * [`session`]: the session cookie, and what is found from it (its cart,
+//!   its customer record, its CSRF token).
+//! * [`access`]: who may read and change a customer record.
+//! * [`csrf`]: writes only from the market's own pages (origin, JSON, a
+//!   per-session token).
 //! * [`ratings`]: live ratings through Beacon, with the last-good cache.
 //! * [`panel`]: the live panel — its data, each instance's share of
 //!   traffic, the library's events, and Server-Sent Events.
@@ -29,10 +33,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod cart;
 pub mod catalog;
+pub mod csrf;
 pub mod customers;
 pub mod merge;
 pub mod page;

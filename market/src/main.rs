@@ -5,8 +5,9 @@
 use beacon::{RegistryClient, RegistryClientConfig};
 use beacon_kit::{cli, logging, net, signal::cancel_on_signal, tls};
 use beacon_market::{
+    app::Guards,
     server::{self, Options},
-    store::Store,
+    store::{signing::Signer, Store},
 };
 use clap::Parser;
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
@@ -54,6 +55,12 @@ struct Cli {
     /// outside the market is refused. Every replica needs the same one.
     #[arg(long, env = "BEACON_MARKET_SECRET", hide_env_values = true, value_parser = secret)]
     secret: String,
+
+    /// Support's bearer token: with `Authorization: Bearer <token>` a
+    /// caller may read any customer record, and find one by email. At
+    /// least 16 characters.
+    #[arg(long, env = "BEACON_MARKET_ADMIN_TOKEN", hide_env_values = true, value_parser = admin_token)]
+    admin_token: Option<String>,
 
     /// Versions of each cart and customer kept in the history (the bases
     /// of three-way merges); older ones are deleted as new ones are written.
@@ -115,6 +122,10 @@ async fn main() -> ExitCode {
         verify_identity: cli.verify_identity,
         serve_tls,
         zone: cli.zone.clone(),
+        guards: Guards {
+            session_keys: Signer::new(cli.secret.as_bytes()),
+            admin_token: cli.admin_token.clone(),
+        },
     };
     match server::run(listener, options, cancel_on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,6 +137,14 @@ async fn main() -> ExitCode {
 fn secret(raw: &str) -> Result<String, String> {
     if raw.len() < 16 {
         return Err("must be at least 16 characters: it signs the stored documents".into());
+    }
+    Ok(raw.to_owned())
+}
+
+/// An admin token: long enough not to be guessed.
+fn admin_token(raw: &str) -> Result<String, String> {
+    if raw.len() < 16 {
+        return Err("must be at least 16 characters: it reads every customer's details".into());
     }
     Ok(raw.to_owned())
 }

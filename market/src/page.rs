@@ -5,9 +5,10 @@ use crate::{
     app::App,
     cart::{CartError, CartView},
     catalog::{format_price, position, THINGS},
+    csrf,
     panel::status::Status,
     ratings::{ShownRating, Source},
-    session::CartId,
+    session::Session,
 };
 use askama::Template;
 use axum::{
@@ -28,8 +29,11 @@ struct IndexPage {
     total: String,
     /// The cart version shown: the checkout buys that one or nothing.
     cart_version: i64,
-    /// Whose details the page edits: this browser's (its session id).
+    /// Whose details the page edits: this session's record (an id, not a
+    /// credential: the record is found and checked by the session).
     customer_id: String,
+    /// The session's CSRF token, in every form and for the page's scripts.
+    csrf: String,
     notice: Option<String>,
     status: Status,
     deadline_ms: u64,
@@ -77,7 +81,7 @@ pub struct Notice {
 /// `GET /`.
 pub async fn index(
     State(app): State<App>,
-    Extension(CartId(id)): Extension<CartId>,
+    Extension(session): Extension<Session>,
     Query(notice): Query<Notice>,
 ) -> Response {
     // Both at once, each within the page's deadline: a store that is slow
@@ -85,7 +89,7 @@ pub async fn index(
     let deadline = std::time::Duration::from_millis(app.deadline_ms);
     let (ratings, cart) = tokio::join!(
         app.board.all(),
-        tokio::time::timeout(deadline, app.carts.view(&id))
+        tokio::time::timeout(deadline, app.carts.view(&session.cart_id))
     );
     let (cart, cart_problem) = match cart {
         Ok(Ok(cart)) => (cart, None),
@@ -127,7 +131,8 @@ pub async fn index(
         cart: cart_rows(&cart),
         total: format_price(cart.total_cents),
         cart_version: cart.version,
-        customer_id: id.clone(),
+        customer_id: session.customer_id.clone(),
+        csrf: session.csrf.clone(),
         notice: notice_text(&notice).or(cart_problem),
         status: app.status(),
         deadline_ms: app.deadline_ms,
@@ -145,64 +150,70 @@ pub async fn index(
     }
 }
 
-/// The form field naming a thing.
+/// The form naming a thing, with the session's CSRF token.
 #[derive(Debug, Deserialize)]
 pub struct ThingForm {
     thing: String,
+    csrf: Option<String>,
 }
 
-/// `POST /cart/add`.
+/// `POST /cart/add`; 403 `csrf` without the session's token.
 pub async fn add(
     State(app): State<App>,
-    Extension(CartId(id)): Extension<CartId>,
+    Extension(session): Extension<Session>,
     Form(form): Form<ThingForm>,
-) -> Redirect {
-    back(
-        app.carts.add(&id, &form.thing, None).await.map(drop),
-        "added",
-        &form.thing,
-    )
+) -> Response {
+    if !csrf::is_sessions_token(&session, form.csrf.as_deref()) {
+        return csrf::refused("the form did not carry this session's token");
+    }
+    let added = app.carts.add(&session.cart_id, &form.thing, None).await;
+    back(added.map(drop), "added", &form.thing)
 }
 
-/// `POST /cart/remove`.
+/// `POST /cart/remove`; 403 `csrf` without the session's token.
 pub async fn remove(
     State(app): State<App>,
-    Extension(CartId(id)): Extension<CartId>,
+    Extension(session): Extension<Session>,
     Form(form): Form<ThingForm>,
-) -> Redirect {
-    back(
-        app.carts.remove(&id, &form.thing, None).await.map(drop),
-        "removed",
-        &form.thing,
-    )
+) -> Response {
+    if !csrf::is_sessions_token(&session, form.csrf.as_deref()) {
+        return csrf::refused("the form did not carry this session's token");
+    }
+    let removed = app.carts.remove(&session.cart_id, &form.thing, None).await;
+    back(removed.map(drop), "removed", &form.thing)
 }
 
-/// The checkout form: the cart version the page showed.
+/// The checkout form: the cart version the page showed, and the token.
 #[derive(Debug, Deserialize)]
 pub struct CheckoutForm {
     #[serde(rename = "_version")]
     version: Option<i64>,
+    csrf: Option<String>,
 }
 
-/// `POST /checkout`: buys the cart as the page showed it.
+/// `POST /checkout`: buys the cart as the page showed it; 403 `csrf`
+/// without the session's token.
 pub async fn checkout(
     State(app): State<App>,
-    Extension(CartId(id)): Extension<CartId>,
+    Extension(session): Extension<Session>,
     Form(form): Form<CheckoutForm>,
-) -> Redirect {
-    let outcome = app.carts.checkout(&id, form.version).await.map(drop);
-    back(outcome, "checked_out", "")
+) -> Response {
+    if !csrf::is_sessions_token(&session, form.csrf.as_deref()) {
+        return csrf::refused("the form did not carry this session's token");
+    }
+    let outcome = app.carts.checkout(&session.cart_id, form.version).await;
+    back(outcome.map(drop), "checked_out", "")
 }
 
 /// Post/redirect/get: back to the page with a notice saying what happened.
-fn back(outcome: Result<(), CartError>, done: &str, thing: &str) -> Redirect {
+fn back(outcome: Result<(), CartError>, done: &str, thing: &str) -> Response {
     let code = match &outcome {
         Ok(()) => done,
         Err(e) => e.code(),
     };
     // Only a known thing id goes back into the URL.
     let thing = position(thing).map(|i| THINGS[i].id).unwrap_or_default();
-    Redirect::to(&format!("/?notice={code}&thing={thing}"))
+    Redirect::to(&format!("/?notice={code}&thing={thing}")).into_response()
 }
 
 /// The sentence for a notice; unknown codes show nothing.

@@ -2,21 +2,27 @@
 //! panel's events, the static files and operations (`/_health`,
 //! `/_metrics`), with the middleware every request goes through.
 
-use crate::{api, app::App, page, panel::live, session};
+use crate::{api, app::App, csrf, page, panel::live, session};
+use axum::http::HeaderValue;
 use axum::{
     http::header,
     middleware,
     routing::{get, post},
     Router,
 };
-use beacon_kit::{error::JsonError, metrics::record_latency};
+use beacon_kit::{
+    error::{json_errors, JsonError},
+    metrics::record_latency,
+};
 use prometheus_client::encoding::text::encode;
 use std::sync::Arc;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The whole market: page, forms, JSON API, live events, operations.
 pub fn router(app: App) -> Router {
     let requests = Arc::clone(&app.requests);
     let deadlines = app.deadlines.clone();
+    let session_keys = app.session_keys.clone();
     Router::new()
         .route("/", get(page::index))
         .route("/cart/add", post(page::add))
@@ -49,9 +55,34 @@ pub fn router(app: App) -> Router {
             )
         })
         .layer(deadlines)
-        .layer(middleware::from_fn(session::ensure_cart_cookie))
+        .layer(middleware::from_fn(csrf::guard))
+        .layer(middleware::from_fn_with_state(
+            session_keys,
+            session::ensure_session,
+        ))
+        .layer(middleware::from_fn(json_errors))
+        // Against script injection, MIME sniffing, framing, referrer leaks.
+        .layer(always(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
+        .layer(always(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(always(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(always(header::REFERRER_POLICY, "same-origin"))
         .layer(middleware::from_fn_with_state(requests, record_latency))
         .with_state(app)
+}
+
+/// The content security policy of every answer: scripts, styles and
+/// connections from the market itself only (no inline script anywhere),
+/// never framed, forms posting back here only.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// A header set on every answer that has none of its own.
+fn always(name: header::HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
 
 /// Query of `/_health`.

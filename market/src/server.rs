@@ -1,6 +1,11 @@
 //! Wiring the market to the registry and serving it.
 
-use crate::{app::AppState, ratings::RatingsBoard, router::router, store::Store};
+use crate::{
+    app::{AppState, Guards},
+    ratings::RatingsBoard,
+    router::router,
+    store::Store,
+};
 use beacon::net::tls::rustls;
 use beacon::{
     wire::{Address, InstanceId, Registration, ServiceName, ZONE},
@@ -41,6 +46,8 @@ pub struct Options {
     pub serve_tls: Option<Arc<rustls::ServerConfig>>,
     /// The market's zone: ratings instances in it are preferred.
     pub zone: Option<String>,
+    /// Sessions' keys and support's token.
+    pub guards: Guards,
 }
 
 /// Leaves this much of the page deadline for rendering and the network.
@@ -92,6 +99,7 @@ pub async fn run(
         board,
         deadline_ms,
         shutdown.clone(),
+        options.guards,
     ));
     let scheme = tls::scheme(options.serve_tls.as_ref());
     let local = listener.local_addr()?;

@@ -9,6 +9,8 @@
   if (!section) return;
   const $ = (id) => document.getElementById(id);
   const url = `/api/customers/${encodeURIComponent(section.dataset.customer)}`;
+  // The session's CSRF token (not its cookie, which scripts can't read).
+  const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? '';
   const fields = ['name', 'email', 'address'];
   const labels = { name: 'Name', email: 'Email', address: 'Shipping address' };
   const input = (field) => $(`details-${field}`);
@@ -40,7 +42,7 @@
   async function save(doc) {
     const response = await fetch(url, {
       method: 'PUT',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
       body: JSON.stringify(doc),
     });
     const answer = await response.json().catch(() => null);

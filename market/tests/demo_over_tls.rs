@@ -169,7 +169,7 @@ async fn make_demo_tls_serves_everything_over_https_and_stops_on_ctrl_c() {
 
     // The two market replicas share one store: a cart filled through one
     // is the cart the other shows.
-    let cookie = "beacon_cart=00112233445566778899aabbccddeeff";
+    let cookie = "beacon_session=00112233445566778899aabbccddeeff";
     let added = curl(
         Some(&ca),
         &[

@@ -15,6 +15,9 @@ use support::{
 
 const PATIENCE: Duration = Duration::from_secs(15);
 
+/// Support's token, to read what the browser saved.
+const ADMIN: &str = "support-token-0123456789";
+
 async fn find(browser: &Client, css: &str) -> Element {
     browser
         .find(Locator::Css(css))
@@ -51,7 +54,7 @@ async fn save(browser: &Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_tabs_editing_one_field_get_the_conflict_screen_and_the_pick_is_saved() {
-    let demo = Demo::start(&[1], &[]);
+    let demo = Demo::start(&[1], &["--admin-token", ADMIN]);
     let driver = ChromeDriver::start().await;
     let browser = driver.browser().await;
     let page = demo.market.url.clone();
@@ -142,7 +145,15 @@ async fn two_tabs_editing_one_field_get_the_conflict_screen_and_the_pick_is_save
         .await
         .expect("attr")
         .expect("a customer id");
-    let stored: serde_json::Value = reqwest::get(format!("{page}/api/customers/{customer}"))
+    // The id in the page is not a credential: without the browser's
+    // session the record is not there; support reads it with its token.
+    let url = format!("{page}/api/customers/{customer}");
+    let stranger = reqwest::get(&url).await.expect("the API answers");
+    assert_eq!(stranger.status(), 404);
+    let stored: serde_json::Value = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(ADMIN)
+        .send()
         .await
         .expect("the API answers")
         .json()

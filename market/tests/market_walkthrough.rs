@@ -320,11 +320,19 @@ async fn the_cart_adds_once_removes_totals_and_checks_out() {
     let empty = call(Method::POST, "/api/checkout").await.expect("checkout");
     assert_eq!(empty.status(), 409);
 
-    // The page's forms do the same, and say so.
+    // The page's forms do the same, and say so: each carries the
+    // session's CSRF token, which the page gives.
+    let page = call(Method::GET, "/")
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("page");
+    let token = support::csrf_token(&page);
     let add_football = || async {
         http.post(demo.market_url("/cart/add"))
             .header("cookie", cookie.clone())
-            .form(&[("thing", "football")])
+            .form(&[("thing", "football"), ("csrf", token.as_str())])
             .send()
             .await
             .expect("form")

@@ -89,7 +89,7 @@ async fn with_postgres_stopped_the_page_keeps_its_deadline_and_writes_fail_fast_
         .redirect(Policy::none())
         .build()
         .expect("client");
-    let cookie = format!("beacon_cart={CART}");
+    let cookie = format!("beacon_session={CART}");
     let add = || {
         http.post(format!("{}/api/cart/items/camera", market.url))
             .header(header::COOKIE, &cookie)
@@ -115,6 +115,7 @@ async fn with_postgres_stopped_the_page_keeps_its_deadline_and_writes_fail_fast_
     assert!(took < Duration::from_millis(2500), "the page took {took:?}");
     assert!(html.contains("unavailable right now"), "{html}");
     assert!(html.contains("Camera"), "the catalogue is shown: {html}");
+    let token = support::csrf_token(&html);
 
     // A JSON write: a clear 503 with its code, within the 2 s write bound.
     let started = Instant::now();
@@ -132,7 +133,7 @@ async fn with_postgres_stopped_the_page_keeps_its_deadline_and_writes_fail_fast_
     let form = http
         .post(format!("{}/cart/add", market.url))
         .header(header::COOKIE, &cookie)
-        .form(&[("thing", "football")])
+        .form(&[("thing", "football"), ("csrf", token.as_str())])
         .send()
         .await
         .expect("form post");

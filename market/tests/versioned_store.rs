@@ -73,7 +73,7 @@ impl Markets {
         let mut request = self
             .http
             .request(method, url)
-            .header(header::COOKIE, format!("beacon_cart={CART}"));
+            .header(header::COOKIE, format!("beacon_session={CART}"));
         if let Some(body) = body {
             request = request.json(body);
         }

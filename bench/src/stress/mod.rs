@@ -310,6 +310,14 @@ async fn create_customers(
         let request =
             http::Request::put(format!("{market}/api/customers/{}", customer_id(customer)))
                 .header(http::header::CONTENT_TYPE, "application/json")
+                .header(
+                    http::header::COOKIE,
+                    format!(
+                        "{}={}",
+                        beacon_market::session::COOKIE,
+                        workload::CUSTOMERS_COOKIE
+                    ),
+                )
                 .body(http_body_util::Full::new(bytes::Bytes::from(
                     body.to_string(),
                 )))

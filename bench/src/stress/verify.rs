@@ -12,6 +12,7 @@
 //! with the very document that was answered, holding the writer's value.
 
 use super::workload::{customer_id, CartAck, CartChange, CustomerAck};
+use beacon_market::access::unmarked;
 use beacon_market::store::{Kind, Store, Stored};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,7 +38,7 @@ pub async fn verify(
 ) -> Result<Verdict, String> {
     let mut verdict = Verdict::default();
     for cart in 0..carts {
-        let id = super::workload::cart_cookie(cart);
+        let id = super::workload::cart_id(cart, super::SECRET);
         let history = store
             .history(Kind::Cart, &id)
             .await
@@ -122,7 +123,9 @@ fn check_cart(id: &str, history: &[Stored], acks: &[&CartAck], verdict: &mut Ver
 
 fn check_customer(id: &str, history: &[Stored], acks: &[&CustomerAck], verdict: &mut Verdict) {
     contiguous(id, history, verdict);
-    let by_version: BTreeMap<i64, &Stored> = history.iter().map(|s| (s.version, s)).collect();
+    // As answered: without the owner's mark the store keeps.
+    let answered: Vec<Stored> = history.iter().cloned().map(unmarked).collect();
+    let by_version: BTreeMap<i64, &Stored> = answered.iter().map(|s| (s.version, s)).collect();
     let mut acked = BTreeSet::new();
     for ack in acks {
         let version = ack.stored["_version"].as_i64().unwrap_or(0);

@@ -23,6 +23,16 @@ pub fn customer_id(customer: usize) -> String {
     format!("stress-{customer}")
 }
 
+/// The session every stress customer belongs to: only it may read and
+/// change them.
+pub const CUSTOMERS_COOKIE: &str = "c0570e4c0570e4c0570e4c0570e4c057";
+
+/// The id the market gives cart `cart`'s session cookie, with `secret`.
+pub fn cart_id(cart: usize, secret: &str) -> String {
+    let keys = beacon_market::store::signing::Signer::new(secret.as_bytes());
+    beacon_market::session::Session::of(&keys, &cart_cookie(cart)).cart_id
+}
+
 /// What a request was, for the tallies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Op {
@@ -241,7 +251,15 @@ impl Worker {
     ) {
         let path = format!("/api/customers/{}", customer_id(customer));
         let Some(mut doc) = self
-            .send(seen, Op::CustomerGet, market, Method::GET, &path, "", None)
+            .send(
+                seen,
+                Op::CustomerGet,
+                market,
+                Method::GET,
+                &path,
+                CUSTOMERS_COOKIE,
+                None,
+            )
             .await
         else {
             return;
@@ -254,7 +272,7 @@ impl Worker {
                 market,
                 Method::PUT,
                 &path,
-                "",
+                CUSTOMERS_COOKIE,
                 Some(doc),
             )
             .await

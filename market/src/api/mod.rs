@@ -11,7 +11,7 @@ use crate::{
     cart::{CartView, Receipt},
     panel::status::Status,
     ratings::ShownRating,
-    session::CartId,
+    session::Session,
 };
 use axum::{
     body::Bytes,
@@ -55,9 +55,9 @@ pub async fn status(State(app): State<App>) -> Json<Status> {
 /// `GET /api/cart`: the cart with its `_version`.
 pub async fn cart(
     State(app): State<App>,
-    Extension(CartId(id)): Extension<CartId>,
+    Extension(session): Extension<Session>,
 ) -> Result<Json<CartView>, AppError> {
-    Ok(Json(app.carts.view(&id).await?))
+    Ok(Json(app.carts.view(&session.cart_id).await?))
 }
 
 /// `POST /api/cart/items/{thing}`: 201 with the cart at its new version;
@@ -66,13 +66,13 @@ pub async fn cart(
 /// as sets — but not newer: 400 `unknown_version`.
 pub async fn add(
     State(app): State<App>,
-    Extension(CartId(id)): Extension<CartId>,
+    Extension(session): Extension<Session>,
     Path(thing): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CartView>), AppError> {
     let based_on = seen_version(&headers, &body)?;
-    let view = app.carts.add(&id, &thing, based_on).await?;
+    let view = app.carts.add(&session.cart_id, &thing, based_on).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -80,13 +80,15 @@ pub async fn add(
 /// 404 `not_in_cart`; a version as for adding.
 pub async fn remove(
     State(app): State<App>,
-    Extension(CartId(id)): Extension<CartId>,
+    Extension(session): Extension<Session>,
     Path(thing): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<CartView>, AppError> {
     let based_on = seen_version(&headers, &body)?;
-    Ok(Json(app.carts.remove(&id, &thing, based_on).await?))
+    Ok(Json(
+        app.carts.remove(&session.cart_id, &thing, based_on).await?,
+    ))
 }
 
 /// `POST /api/checkout`, based on the cart version in `If-Match` or the
@@ -94,12 +96,12 @@ pub async fn remove(
 /// 409 `stale_cart` with the current cart, `cart_empty`.
 pub async fn checkout(
     State(app): State<App>,
-    Extension(CartId(id)): Extension<CartId>,
+    Extension(session): Extension<Session>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Receipt>, AppError> {
     let seen = seen_version(&headers, &body)?;
-    Ok(Json(app.carts.checkout(&id, seen).await?))
+    Ok(Json(app.carts.checkout(&session.cart_id, seen).await?))
 }
 
 /// The version a change was based on, from `If-Match` or the body's

@@ -8,3 +8,11 @@ pub use beacon_testkit::*;
 pub mod browser;
 pub mod demo;
 pub mod stores;
+
+/// The session's CSRF token, as the page gives it to its scripts.
+pub fn csrf_token(page: &str) -> String {
+    let marker = r#"<meta name="csrf-token" content=""#;
+    let start = page.find(marker).expect("the page has a CSRF token") + marker.len();
+    let end = page[start..].find('"').expect("closing quote") + start;
+    page[start..end].to_owned()
+}
