@@ -16,7 +16,7 @@
 # Two market replicas (:5000 and :5001) share one store: DB=sqlite (default,
 # $RUN_DIR/market.db) or DB=postgres (a throwaway PostgreSQL server in
 # $RUN_DIR/postgres, stopped with the demo). The signing secret is made once
-# into $RUN_DIR/market.secret.
+# into $RUN_DIR/market.secret, the data key into $RUN_DIR/market.data-key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -135,6 +135,14 @@ if [[ ! -s $secret_file ]]; then
 fi
 BEACON_MARKET_SECRET=$(cat "$secret_file")
 export BEACON_MARKET_SECRET
+# Customers' name, email and address are encrypted at rest with this key
+# (AES-256-GCM), made once like the secret.
+data_key_file=$RUN_DIR/market.data-key
+if [[ ! -s $data_key_file ]]; then
+  (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$data_key_file")
+fi
+BEACON_MARKET_DATA_KEY=$(cat "$data_key_file")
+export BEACON_MARKET_DATA_KEY
 case $DB in
   sqlite) export BEACON_MARKET_DB=sqlite:$RUN_DIR/market.db ;;
   postgres)

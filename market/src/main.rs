@@ -7,7 +7,7 @@ use beacon_kit::{cli, logging, net, signal::cancel_on_signal, tls};
 use beacon_market::{
     app::Guards,
     server::{self, Options},
-    store::{signing::Signer, Store},
+    store::{sealing::DataKey, signing::Signer, Kind, Store},
 };
 use clap::Parser;
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
@@ -79,6 +79,20 @@ struct Cli {
     #[arg(long, env = "BEACON_VERIFY_IDENTITY")]
     verify_identity: bool,
 
+    /// Encrypt customers' name, email and address at rest with this key:
+    /// 64 hex digits (32 bytes, AES-256-GCM). Without it they are kept in
+    /// clear.
+    #[arg(long, env = "BEACON_MARKET_DATA_KEY", hide_env_values = true, value_parser = data_key)]
+    data_key: Option<DataKey>,
+
+    /// Keys that sealed data before --data-key, comma-separated: still
+    /// opened, never used to seal (see `rotate-key`).
+    #[arg(long, env = "BEACON_MARKET_OLD_DATA_KEYS", hide_env_values = true, value_parser = data_key, value_delimiter = ',')]
+    old_data_keys: Vec<DataKey>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+
     #[command(flatten)]
     serve_tls: tls::ServeTlsArgs,
 
@@ -86,10 +100,29 @@ struct Cli {
     client_tls: tls::ClientTlsArgs,
 }
 
+/// What to do instead of serving.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Reseal every stored customer value (current versions and history)
+    /// with --data-key, opening what --old-data-keys sealed (values kept in
+    /// clear are sealed too), then exit. Safe beside running markets given
+    /// the same keys.
+    RotateKey,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
+    let keys: Vec<DataKey> = cli
+        .data_key
+        .iter()
+        .chain(&cli.old_data_keys)
+        .cloned()
+        .collect();
+    if let Some(Command::RotateKey) = cli.command {
+        return rotate_key(&cli, keys).await;
+    }
     let (serve_tls, client_tls) = match (cli.serve_tls.config(None), cli.client_tls.config()) {
         (Ok(serve), Ok(client)) => (serve, client),
         (Err(e), _) | (_, Err(e)) => return fail(&e.to_string()),
@@ -102,8 +135,11 @@ async fn main() -> ExitCode {
         Ok(registry) => registry,
         Err(e) => return fail(&e.to_string()),
     };
+    if cli.data_key.is_none() && !keys.is_empty() {
+        return fail("--old-data-keys needs --data-key (the key that seals)");
+    }
     let store = match Store::open(&cli.db, cli.secret.as_bytes()).await {
-        Ok(store) => store.keeping(cli.history_versions),
+        Ok(store) => store.keeping(cli.history_versions).sealed_with(keys),
         Err(e) => return fail(&e.to_string()),
     };
     let listener = match net::bind(cli.listen).await {
@@ -131,6 +167,36 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }
+}
+
+/// `rotate-key`: reseals every customer with the data key.
+async fn rotate_key(cli: &Cli, keys: Vec<DataKey>) -> ExitCode {
+    let Some(key) = &cli.data_key else {
+        return fail("rotate-key needs --data-key: the key to reseal with");
+    };
+    let store = match Store::open(&cli.db, cli.secret.as_bytes()).await {
+        Ok(store) => store.sealed_with(keys),
+        Err(e) => return fail(&e.to_string()),
+    };
+    let outcome = store.reseal(Kind::Customer).await;
+    store.close().await;
+    match outcome {
+        Ok(rotated) => {
+            println!(
+                "resealed {} customer rows with data key {}; {} were already sealed with it",
+                rotated.resealed,
+                key.id(),
+                rotated.current
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("rotating the data key: {e}")),
+    }
+}
+
+/// A data key: 64 hex digits.
+fn data_key(raw: &str) -> Result<DataKey, String> {
+    DataKey::from_hex(raw)
 }
 
 /// A signing secret: long enough not to be guessed.

@@ -40,6 +40,7 @@ pub fn router(app: App) -> Router {
             post(api::add).delete(api::remove),
         )
         .route("/api/checkout", post(api::checkout))
+        .route("/api/customers", get(api::find_customers))
         .route(
             "/api/customers/{id}",
             get(api::get_customer).put(api::put_customer),

@@ -11,7 +11,7 @@ use crate::{
 };
 use axum::{
     body::Bytes,
-    extract::{FromRequestParts, Path, State},
+    extract::{rejection::QueryRejection, FromRequestParts, Path, Query, State},
     http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -84,6 +84,27 @@ pub async fn put_customer(
         Saved::Created(stored) => answer(StatusCode::CREATED, &stored),
         Saved::Updated(stored) => answer(StatusCode::OK, &stored),
     })
+}
+
+/// `?email=E` of `GET /api/customers`.
+#[derive(Debug, serde::Deserialize)]
+pub struct EmailQuery {
+    email: String,
+}
+
+/// `GET /api/customers?email=E`: `{"customers": [...]}`, those with that
+/// email the caller may see (all, with the admin token; else its own).
+/// 400 `invalid_query` without an email.
+pub async fn find_customers(
+    State(app): State<App>,
+    access: Access,
+    query: Result<Query<EmailQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let Query(query) = query
+        .map_err(|e| AppError::bad_request("invalid_query", format!("give ?email=ADDRESS: {e}")))?;
+    let found = app.customers.find_by_email(&query.email, &access).await?;
+    let customers: Vec<_> = found.iter().map(Stored::to_json).collect();
+    Ok(Json(serde_json::json!({ "customers": customers })))
 }
 
 /// The document with its version as the ETag.

@@ -3,7 +3,7 @@
 mod customers;
 mod error;
 
-pub use customers::{get_customer, put_customer};
+pub use customers::{find_customers, get_customer, put_customer};
 pub use error::AppError;
 
 use crate::{

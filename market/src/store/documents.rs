@@ -227,20 +227,22 @@ impl Store {
         body: &Map<String, Value>,
     ) -> Result<Result<(), Raced>, StoreError> {
         let version = read.map_or(1, |v| v + 1);
-        let text = Value::Object(body.clone()).to_string();
+        let (stored, lookup) = self.sealed(kind, id, body);
+        let text = Value::Object(stored).to_string();
         let signature = self.sign(kind, id, version, &text);
         let changed = match read {
             None => sqlx::query(
-                "INSERT INTO documents (kind, id, version, body, signature) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                "INSERT INTO documents (kind, id, version, body, signature, lookup) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
             .bind(kind.as_str())
             .bind(id)
             .bind(version)
             .bind(&text)
-            .bind(&signature),
+            .bind(&signature)
+            .bind(lookup),
             Some(read) => sqlx::query(
-                "UPDATE documents SET version = $3, body = $4, signature = $5 \
+                "UPDATE documents SET version = $3, body = $4, signature = $5, lookup = $7 \
                  WHERE kind = $1 AND id = $2 AND version = $6",
             )
             .bind(kind.as_str())
@@ -248,7 +250,8 @@ impl Store {
             .bind(version)
             .bind(&text)
             .bind(&signature)
-            .bind(read),
+            .bind(read)
+            .bind(lookup),
         }
         .execute(&mut *tx)
         .await?
@@ -289,13 +292,19 @@ impl Store {
         }
     }
 
-    fn sign(&self, kind: Kind, id: &str, version: i64, body: &str) -> String {
+    pub(super) fn sign(&self, kind: Kind, id: &str, version: i64, body: &str) -> String {
         self.signer
             .sign(&[kind.as_str(), id, &version.to_string(), body])
     }
 
-    /// A row's document, if its signature verifies.
-    fn verified(&self, kind: Kind, id: &str, row: &AnyRow) -> Result<Stored, StoreError> {
+    /// A row's document, if its signature verifies; a customer's fields
+    /// opened.
+    pub(super) fn verified(
+        &self,
+        kind: Kind,
+        id: &str,
+        row: &AnyRow,
+    ) -> Result<Stored, StoreError> {
         let version: i64 = row.try_get("version")?;
         let body: String = row.try_get("body")?;
         let signature: String = row.try_get("signature")?;
@@ -303,11 +312,55 @@ impl Store {
         if !self.signer.verifies(&fields, &signature) {
             return Err(self.tampered(kind.as_str(), id));
         }
+        let body = parse(kind.as_str(), id, &body)?;
+        let body = match kind {
+            Kind::Customer => self
+                .sealing
+                .open(kind.as_str(), id, body)
+                .map_err(|source| StoreError::Sealed {
+                    kind: kind.as_str(),
+                    id: id.to_owned(),
+                    source,
+                })?,
+            Kind::Cart => body,
+        };
         Ok(Stored {
             id: id.to_owned(),
             version,
-            body: parse(kind.as_str(), id, &body)?,
+            body,
         })
+    }
+
+    /// `body` as stored, and its lookup column: a customer's fields sealed
+    /// and its email's blind index (see [`super::sealing`]); a cart as it is.
+    pub(super) fn sealed(
+        &self,
+        kind: Kind,
+        id: &str,
+        body: &Map<String, Value>,
+    ) -> (Map<String, Value>, Option<String>) {
+        match kind {
+            Kind::Customer => self.sealing.seal(kind.as_str(), id, body),
+            Kind::Cart => (body.clone(), None),
+        }
+    }
+
+    /// The current documents of `kind` whose email is `email`, found by
+    /// its blind index (each verified and opened like any read).
+    pub async fn find_by_email(&self, kind: Kind, email: &str) -> Result<Vec<Stored>, StoreError> {
+        let query = sqlx::query(
+            "SELECT id, version, body, signature FROM documents \
+             WHERE kind = $1 AND lookup = $2 ORDER BY id",
+        )
+        .bind(kind.as_str())
+        .bind(self.sealing.email_index(email));
+        let rows = self.reading(query.fetch_all(&self.pool)).await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                self.verified(kind, &id, row)
+            })
+            .collect()
     }
 }
 
@@ -318,7 +371,11 @@ pub fn empty_cart() -> Map<String, Value> {
     body
 }
 
-fn parse(kind: &'static str, id: &str, body: &str) -> Result<Map<String, Value>, StoreError> {
+pub(super) fn parse(
+    kind: &'static str,
+    id: &str,
+    body: &str,
+) -> Result<Map<String, Value>, StoreError> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt {
         kind,
         id: id.to_owned(),

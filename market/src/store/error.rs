@@ -10,6 +10,9 @@ pub enum StoreError {
     /// The `--db` value is not a database URL we take.
     #[error("--db {0:?}: expected sqlite:PATH or postgres://USER@HOST:PORT/DB")]
     BadUrl(String),
+    /// The database file's permissions could not be set to its owner only.
+    #[error("the database file can't be made private: {0}")]
+    Permissions(String),
     /// The disk under the database is full (SQLite's `SQLITE_FULL`,
     /// PostgreSQL's `disk_full`): nothing was written, and trying again
     /// helps only once space is freed — so it is told apart from an
@@ -39,6 +42,18 @@ pub enum StoreError {
         kind: &'static str,
         /// Which one.
         id: String,
+    },
+    /// A customer's encrypted fields can't be opened: a data key is
+    /// missing (or the value was damaged).
+    #[error("the stored {kind} {id:?} can't be decrypted: {source}")]
+    Sealed {
+        /// Which kind of document.
+        kind: &'static str,
+        /// Which one.
+        id: String,
+        /// Why.
+        #[source]
+        source: super::sealing::SealError,
     },
     /// A stored body is not the JSON the market writes (and yet signed:
     /// a bug, not tampering).
@@ -78,6 +93,7 @@ impl StoreError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Tampered { .. } => "tampered",
+            Self::Sealed { .. } => "data_key_missing",
             Self::Full(_) | Self::LastWriteFull(_) => "insufficient_storage",
             _ => "store_unavailable",
         }

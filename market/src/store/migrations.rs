@@ -13,7 +13,7 @@ use sqlx::{
     migrate::{Migration, MigrationSource, MigrationType, Migrator},
     AnyPool,
 };
-use std::{borrow::Cow, fs::File, path::Path};
+use std::{borrow::Cow, fs::File, os::unix::fs::OpenOptionsExt, path::Path};
 
 /// Every migration: version, description, SQL. Append; never edit one that
 /// has shipped (sqlx checks their checksums).
@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "store probe",
         include_str!("../../migrations/0002_store_probe.sql"),
+    ),
+    (
+        3,
+        "lookup by blind index",
+        include_str!("../../migrations/0003_lookup.sql"),
     ),
 ];
 
@@ -87,6 +92,7 @@ async fn lock_beside(database: &Path) -> Result<File, sqlx::migrate::MigrateErro
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&name)
         .map_err(failed)?;
     // A blocking wait, off the runtime's threads.

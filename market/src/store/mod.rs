@@ -25,6 +25,8 @@ mod documents;
 mod error;
 mod metrics;
 mod migrations;
+mod rotation;
+pub mod sealing;
 pub mod signing;
 mod transaction;
 
@@ -32,7 +34,9 @@ pub use documents::{empty_cart, Kind, Order, Raced, Stored, HISTORY_KEPT};
 use error::Space;
 pub use error::StoreError;
 pub use metrics::StoreMetrics;
+pub use rotation::Rotated;
 
+use sealing::{DataKey, Sealing};
 use signing::Signer;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
@@ -54,6 +58,8 @@ pub struct Store {
     pool: AnyPool,
     engine: Engine,
     signer: Signer,
+    /// Customers' fields encrypted at rest, and the email's blind index.
+    sealing: Sealing,
     /// Versions of each document kept in the history.
     history_kept: i64,
     /// How long a read, and a whole change, may take.
@@ -108,6 +114,9 @@ impl Store {
             // Created if missing; the query string is ours to set.
             let path = path.split('?').next().unwrap_or(path);
             let url = format!("sqlite://{path}?mode=rwc");
+            if !Path::new(path).exists() {
+                create_owner_only(Path::new(path))?;
+            }
             (Engine::Sqlite, url, Some(Path::new(path)))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Engine::Postgres, url.to_owned(), None)
@@ -141,15 +150,27 @@ impl Store {
             .connect_with(options)
             .await?;
         migrations::run(&pool, file).await?;
+        if let Some(file) = file {
+            owner_only(file)?;
+        }
         Ok(Self {
             pool,
             engine,
             signer: Signer::new(secret),
+            sealing: Sealing::new(Vec::new(), secret),
             history_kept: HISTORY_KEPT,
             deadlines: Deadlines::default(),
             space: Space::default(),
             metrics: StoreMetrics::default(),
         })
+    }
+
+    /// Encrypts customers' fields with the first of `keys` and opens what
+    /// any of them sealed (see [`sealing`]); none: fields are kept in clear
+    /// (and still found by email).
+    pub fn sealed_with(mut self, keys: Vec<DataKey>) -> Self {
+        self.sealing = self.sealing.with_keys(keys);
+        self
     }
 
     /// Gives up on reads and changes past `deadlines` ([`Deadlines::default`]
@@ -226,6 +247,42 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Creates the database file readable and writable by its owner only
+/// (SQLite gives its `-wal` and `-shm` files the same mode).
+fn create_owner_only(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(StoreError::Permissions(format!("{}: {e}", path.display()))),
+        })
+}
+
+/// Narrows the database's files to their owner, should an older market
+/// (or someone) have left them readable by others.
+fn owner_only(database: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = database.as_os_str().to_owned();
+        name.push(suffix);
+        let path = Path::new(&name);
+        let Ok(meta) = std::fs::metadata(path) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| StoreError::Permissions(format!("{}: {e}", path.display())))?;
+            tracing::warn!("{} was readable by others: now 0600", path.display());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

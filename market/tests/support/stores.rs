@@ -73,6 +73,29 @@ impl TestDb {
 }
 
 impl TestDb {
+    /// Everything the database holds, as an attacker with a copy would
+    /// read it: a `pg_dump`, or the SQLite file with its `-wal` and `-shm`.
+    pub fn dump(&self) -> Vec<u8> {
+        if self.postgres {
+            let out = Command::new("pg_dump")
+                .arg(&self.url)
+                .output()
+                .expect("run pg_dump");
+            assert!(
+                out.status.success(),
+                "pg_dump: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return out.stdout;
+        }
+        let mut bytes = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            let path = format!("{}{suffix}", self.url.trim_start_matches("sqlite:"));
+            bytes.extend(std::fs::read(path).unwrap_or_default());
+        }
+        bytes
+    }
+
     /// Stops the PostgreSQL server (a no-op for SQLite, or when stopped).
     pub fn stop_server(&self) {
         if self.postgres {
