@@ -3,7 +3,7 @@
 use super::{shared::Round, LeaseStatus};
 use crate::net::backoff::Backoff;
 use crate::registry_client::RegistryClient;
-use crate::wire::{InstanceId, Registration, ServiceName};
+use crate::wire::{HeartbeatQuery, InstanceId, Registration, ServiceName};
 use std::{
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -68,31 +68,36 @@ impl Keeper {
         // Retries start fast and never wait longer than a heartbeat interval,
         // so a lease survives a short registry outage.
         let mut backoff = Backoff::new(Duration::from_millis(100), interval);
-        let mut registered = false;
+        // The registration this instance made (its `registered_at`): a
+        // heartbeat renews that one only, so a registration someone else
+        // put under this id is replaced, not kept alive.
+        let mut registered: Option<u64> = None;
         loop {
-            let result = if registered {
-                self.registry
-                    .heartbeat(&self.service, &self.id)
-                    .await
-                    .map(drop)
-            } else {
-                self.registry
-                    .register(&self.service, &self.id, &self.registration)
-                    .await
-                    .map(drop)
+            let result = match registered {
+                Some(at) => {
+                    let which = HeartbeatQuery {
+                        registered_at: Some(at),
+                    };
+                    self.registry.renew(&self.service, &self.id, which).await
+                }
+                None => {
+                    self.registry
+                        .register(&self.service, &self.id, &self.registration)
+                        .await
+                }
             };
             let pause = match result {
-                Ok(()) => {
-                    if !registered {
+                Ok(instance) => {
+                    if registered.is_none() {
                         self.registered_now();
                     }
-                    registered = true;
+                    registered = Some(instance.registered_at);
                     backoff.reset();
                     interval
                 }
                 Err(e) if e.is_unknown_instance() => {
                     tracing::warn!(service = %self.service, id = %self.id, "lease lost; registering again");
-                    registered = false;
+                    registered = None;
                     self.status.send_replace(LeaseStatus::Registering);
                     Duration::ZERO
                 }

@@ -7,9 +7,9 @@
 use crate::net::failover::{check_base_url, exchange, Failed, Failover, Step};
 use crate::net::http::{http_client_with, HttpClient};
 use crate::wire::{
-    ErrorBody, ErrorCode, GrantRequest, Instance, InstanceId, LeaseGrant, LeaseId, LeaseStatus,
-    Registration, ServiceChanges, ServiceInstances, ServiceList, ServiceName, SubsetQuery,
-    WatchQuery, WireError,
+    ErrorBody, ErrorCode, GrantRequest, HeartbeatQuery, Instance, InstanceId, LeaseGrant, LeaseId,
+    LeaseStatus, Registration, ServiceChanges, ServiceInstances, ServiceList, ServiceName,
+    SubsetQuery, WatchQuery, WireError,
 };
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
@@ -200,7 +200,25 @@ impl RegistryClient {
         service: &ServiceName,
         id: &InstanceId,
     ) -> Result<Instance, RegistryError> {
-        let path = format!("/v1/services/{service}/instances/{id}/heartbeat");
+        self.renew(service, id, HeartbeatQuery::default()).await
+    }
+
+    /// Renews the registration answered with `registered_at` (see
+    /// [`HeartbeatQuery`]): if the instance was registered again since —
+    /// someone else's address under this id — the registry says
+    /// [`RegistryError::is_unknown_instance`] and the caller registers its
+    /// own again, instead of keeping the other alive.
+    pub async fn renew(
+        &self,
+        service: &ServiceName,
+        id: &InstanceId,
+        which: HeartbeatQuery,
+    ) -> Result<Instance, RegistryError> {
+        let query = which.to_query_string();
+        let path = match query.is_empty() {
+            true => format!("/v1/services/{service}/instances/{id}/heartbeat"),
+            false => format!("/v1/services/{service}/instances/{id}/heartbeat?{query}"),
+        };
         self.call(Method::PUT, &path, None, None).await
     }
 

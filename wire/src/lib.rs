@@ -40,8 +40,8 @@ pub use error::{ErrorBody, ErrorCode, ErrorDetail, WireError};
 pub use lease::{GrantRequest, LeaseGrant, LeaseStatus};
 pub use names::{Address, InstanceId, LeaseId, ServiceName};
 pub use query::{
-    format_wait, StreamQuery, SubsetQuery, WatchQuery, DEFAULT_WAIT, MAX_SUBSET, MAX_WAIT,
-    MIN_STREAM_WAIT,
+    format_wait, HeartbeatQuery, StreamQuery, SubsetQuery, WatchQuery, DEFAULT_WAIT, MAX_SUBSET,
+    MAX_WAIT, MIN_STREAM_WAIT,
 };
 
 /// Header carrying a service's index on resolve answers, so a client can

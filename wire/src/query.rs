@@ -105,6 +105,42 @@ impl StreamQuery {
     }
 }
 
+/// A heartbeat's `?registered_at=MS`: which registration it renews (the
+/// `registered_at` its registration was answered with). When the instance
+/// was registered again since — by someone else, at another address — the
+/// heartbeat is answered 404 `unknown_instance`, so its sender registers
+/// its own again instead of keeping the other alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HeartbeatQuery {
+    /// The registration renewed; `None`: whichever is there (old clients).
+    pub registered_at: Option<u64>,
+}
+
+impl HeartbeatQuery {
+    /// Parses the raw `registered_at` parameter.
+    pub fn parse(registered_at: Option<&str>) -> Result<Self, WireError> {
+        let registered_at = registered_at
+            .map(|raw| {
+                raw.parse::<u64>().map_err(|_| {
+                    WireError::new(
+                        ErrorCode::InvalidQuery,
+                        format!("registered_at {raw:?} is not a whole number of milliseconds"),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(Self { registered_at })
+    }
+
+    /// The query string, e.g. `registered_at=1700000000000` (empty for
+    /// none).
+    pub fn to_query_string(&self) -> String {
+        self.registered_at
+            .map(|at| format!("registered_at={at}"))
+            .unwrap_or_default()
+    }
+}
+
 /// Largest subset a client may ask for.
 pub const MAX_SUBSET: usize = 1000;
 

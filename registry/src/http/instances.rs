@@ -3,13 +3,27 @@
 use super::{
     auth::{check_peer, Target, Writer},
     error::AppError,
-    extract::{InstancePath, JsonBody},
+    extract::{InstancePath, JsonBody, QueryParams},
     AppState,
 };
 use crate::store::{Registered, Store};
 use axum::{extract::State, http::StatusCode, Extension, Json};
 use beacon_kit::identity::PeerNames;
-use beacon_wire::{ErrorBody, ErrorCode, Instance, InstanceId, RegisterRequest, ServiceName};
+use beacon_wire::{
+    ErrorBody, ErrorCode, HeartbeatQuery, Instance, InstanceId, RegisterRequest, ServiceName,
+};
+use serde::Deserialize;
+
+/// The raw query of a heartbeat; [`HeartbeatQuery::parse`] checks it.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HeartbeatParams {
+    /// The `registered_at` of the registration this heartbeat renews: if
+    /// the instance was registered again since (by anyone), 404
+    /// `unknown_instance`, and the sender registers its own again.
+    #[param(value_type = Option<i64>, minimum = 0)]
+    registered_at: Option<String>,
+}
 
 /// What every write may answer besides its own outcomes, for the API
 /// description.
@@ -101,11 +115,11 @@ pub async fn register<S: Store>(
     put,
     path = "/v1/services/{service}/instances/{id}/heartbeat",
     tag = "instances",
-    params(InstancePathDoc),
+    params(InstancePathDoc, HeartbeatParams),
     responses(
         (status = 200, description = "Lease renewed", body = Instance),
-        (status = 400, description = "Bad name", body = ErrorBody),
-        (status = 404, description = "Unknown instance: register again", body = ErrorBody),
+        (status = 400, description = "Bad name or query", body = ErrorBody),
+        (status = 404, description = "Unknown instance, or registered again since: register again", body = ErrorBody),
         WriteRefusals,
     ),
     security((), ("bearer" = []))
@@ -115,7 +129,9 @@ pub async fn heartbeat<S: Store>(
     writer: Option<Extension<Writer>>,
     peer: Option<Extension<PeerNames>>,
     InstancePath { service, id }: InstancePath,
+    QueryParams(params): QueryParams<HeartbeatParams>,
 ) -> Result<Json<Instance>, AppError> {
+    let query = HeartbeatQuery::parse(params.registered_at.as_deref()).map_err(AppError::from)?;
     check_peer(peer.as_deref(), &service, &app.metrics, "heartbeat")?;
     app.authorize(
         writer.as_deref(),
@@ -124,6 +140,20 @@ pub async fn heartbeat<S: Store>(
     )?;
     let instance = app.store.heartbeat(&service, &id).await?;
     app.metrics.heartbeats.inc();
+    // Renewed, but someone else's registration: the sender's own was
+    // replaced. It is told so, and registers its own again within this
+    // heartbeat's round trip rather than keeping the other alive.
+    if let Some(expected) = query.registered_at {
+        if instance.registered_at != expected {
+            return Err(AppError::new(
+                ErrorCode::UnknownInstance,
+                format!(
+                    "{service}/{id} was registered again since (registered_at {} is not {expected}): register yours again",
+                    instance.registered_at
+                ),
+            ));
+        }
+    }
     Ok(Json(instance))
 }
 

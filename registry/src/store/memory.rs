@@ -77,12 +77,16 @@ impl Store for MemoryStore {
         registration: Registration,
         owner: Option<Owner>,
     ) -> Result<Registered, StoreError> {
+        let registered_at = self
+            .inner
+            .catalog
+            .next_registered_at(&service, &id, wall_clock_ms());
         let (outcome, deadline) = self.inner.catalog.upsert(
             service.clone(),
             id.clone(),
             registration,
             Origin {
-                registered_at: wall_clock_ms(),
+                registered_at,
                 owner,
             },
             Stamp::Next,

@@ -400,6 +400,18 @@ impl Catalog {
         member.owner.clone()
     }
 
+    /// When a registration of `id` made now is said to be made: the wall
+    /// clock, but always after the registration it replaces, so that two
+    /// registrations of one id never share a `registered_at` (a heartbeat
+    /// names the registration it renews by it).
+    pub fn next_registered_at(&self, service: &ServiceName, id: &InstanceId, wall_ms: u64) -> u64 {
+        let previous = self
+            .services
+            .get(service)
+            .and_then(|entry| read(&entry.members).get(id).map(|m| m.registered_at));
+        previous.map_or(wall_ms, |previous| wall_ms.max(previous.saturating_add(1)))
+    }
+
     /// Whether `id` is registered with a live lease.
     pub fn is_live(&self, service: &ServiceName, id: &InstanceId) -> bool {
         let now = self.now();

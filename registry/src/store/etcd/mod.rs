@@ -193,7 +193,9 @@ impl Store for EtcdStore {
         // before this call has applied it.
         let existed = inner.catalog.is_live(&service, &id);
         let origin = Origin {
-            registered_at: wall_clock_ms(),
+            registered_at: inner
+                .catalog
+                .next_registered_at(&service, &id, wall_clock_ms()),
             owner,
         };
         let record = Record::new(&registration, &origin);
