@@ -95,7 +95,7 @@ faults: deps build-release
 
 ## fuzz: each parser fuzz target (fuzz/) for FUZZ_SECONDS (default 60) with libFuzzer; needs nightly, installs cargo-fuzz when missing
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := names address watch_query register_body
+FUZZ_TARGETS := names address watch_query register_body acl_file
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	@cd fuzz && for t in $(FUZZ_TARGETS); do \
