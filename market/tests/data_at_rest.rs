@@ -11,7 +11,7 @@ use beacon_kit::process::Service;
 use reqwest::{header, Client, StatusCode};
 use serde_json::{json, Value};
 use std::{os::unix::fs::PermissionsExt, process::Command};
-use support::{binary, stores::TestDb, stores::SECRET};
+use support::{binary, json_of, stores::TestDb, stores::SECRET};
 
 const ADMIN: &str = "support-token-0123456789";
 const OWNER: &str = "beacon_session=0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a";
@@ -126,33 +126,25 @@ async fn encrypted_found_by_email_and_rotated(db: TestDb) {
     }
 
     // Support finds her by email (any case) through the blind index.
-    let found: Value = http
-        .get(format!("{}/api/customers", first.url))
-        .query(&[("email", "ZELDA@Hyrule.example")])
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("find")
-        .json()
-        .await
-        .expect("json");
+    let found = json_of(
+        http.get(format!("{}/api/customers", first.url))
+            .query(&[("email", "ZELDA@Hyrule.example")])
+            .bearer_auth(ADMIN),
+    )
+    .await;
     assert_eq!(found["customers"][0]["_id"], "zelda", "{found}");
     assert_eq!(
         found["customers"][0]["address"], "9 Hidden Village",
         "{found}"
     );
-    let nobody: Value = http
-        .get(format!(
+    let nobody = json_of(
+        http.get(format!(
             "{}/api/customers?email=nobody@example.org",
             first.url
         ))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("find")
-        .json()
-        .await
-        .expect("json");
+        .bearer_auth(ADMIN),
+    )
+    .await;
     assert_eq!(nobody["customers"], json!([]));
     assert!(first.stop().expect("stops").success());
 

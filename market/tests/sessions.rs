@@ -9,7 +9,7 @@ mod support;
 
 use reqwest::{header, redirect::Policy, Client, Method, StatusCode};
 use serde_json::{json, Value};
-use support::{csrf_token, demo::Demo};
+use support::{csrf_token, demo::Demo, json_of};
 
 const ADMIN: &str = "support-token-0123456789";
 const ALICE: &str = "beacon_session=a11ce000a11ce000a11ce000a11ce000";
@@ -49,13 +49,7 @@ async fn a_customer_is_its_sessions_and_support_reads_any_with_the_admin_token()
         .await
         .expect("create");
     assert_eq!(created.status(), StatusCode::CREATED);
-    let mine: Value = as_session(&http, Method::GET, url.clone(), ALICE)
-        .send()
-        .await
-        .expect("read")
-        .json()
-        .await
-        .expect("json");
+    let mine = json_of(as_session(&http, Method::GET, url.clone(), ALICE)).await;
     assert_eq!(mine["name"], "Ada");
     assert!(
         mine.get("_owner").is_none(),
@@ -87,15 +81,7 @@ async fn a_customer_is_its_sessions_and_support_reads_any_with_the_admin_token()
     }
 
     // Support reads any customer with the admin token; a wrong token is 401.
-    let support: Value = http
-        .get(url.clone())
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("read")
-        .json()
-        .await
-        .expect("json");
+    let support = json_of(http.get(url.clone()).bearer_auth(ADMIN)).await;
     assert_eq!(support["name"], "Ada", "{support}");
     assert_eq!(support["_version"], 1, "Mallory's writes changed nothing");
     let wrong = http
@@ -146,13 +132,13 @@ async fn form_posts_need_the_sessions_token_and_writes_from_another_origin_are_r
     assert_ne!(token, mallory_token);
 
     let cart_len = || async {
-        let cart: Value = as_session(&http, Method::GET, demo.market_url("/api/cart"), ALICE)
-            .send()
-            .await
-            .expect("cart")
-            .json()
-            .await
-            .expect("json");
+        let cart = json_of(as_session(
+            &http,
+            Method::GET,
+            demo.market_url("/api/cart"),
+            ALICE,
+        ))
+        .await;
         cart["items"].as_array().map_or(0, Vec::len)
     };
     let post_form = |token: Option<String>| {

@@ -68,31 +68,29 @@ impl Store {
             let (sealed, lookup) = self.sealed(kind, &id, &stored.body);
             let text = Value::Object(sealed).to_string();
             let signature = self.sign(kind, &id, stored.version, &text);
-            // The row is rewritten only if it is still what was read.
-            let update = if table == "documents" {
-                sqlx::query(
+            // The row is rewritten only if it is still what was read. Only
+            // the current version has the lookup column.
+            let sql = match table {
+                "documents" => {
                     "UPDATE documents SET body = $1, signature = $2, lookup = $6 \
-                     WHERE kind = $3 AND id = $4 AND version = $5 AND signature = $7",
-                )
-                .bind(&text)
-                .bind(&signature)
-                .bind(kind.as_str())
-                .bind(&id)
-                .bind(stored.version)
-                .bind(lookup)
-                .bind(&old_signature)
-            } else {
-                sqlx::query(
+                     WHERE kind = $3 AND id = $4 AND version = $5 AND signature = $7"
+                }
+                _ => {
                     "UPDATE history SET body = $1, signature = $2 \
-                     WHERE kind = $3 AND id = $4 AND version = $5 AND signature = $6",
-                )
+                     WHERE kind = $3 AND id = $4 AND version = $5 AND signature = $6"
+                }
+            };
+            let update = sqlx::query(sql)
                 .bind(&text)
                 .bind(&signature)
                 .bind(kind.as_str())
                 .bind(&id)
-                .bind(stored.version)
-                .bind(&old_signature)
+                .bind(stored.version);
+            let update = match table {
+                "documents" => update.bind(lookup),
+                _ => update,
             };
+            let update = update.bind(&old_signature);
             match update.execute(&self.pool).await?.rows_affected() {
                 1 => done.resealed += 1,
                 _ => raced += 1,

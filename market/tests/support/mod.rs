@@ -16,3 +16,14 @@ pub fn csrf_token(page: &str) -> String {
     let end = page[start..].find('"').expect("closing quote") + start;
     page[start..end].to_owned()
 }
+
+/// Sends `request` and reads its answer's JSON (any status).
+pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
