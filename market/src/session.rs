@@ -9,6 +9,7 @@
 use crate::store::signing::Signer;
 use axum::{
     extract::{Request, State},
+    http::Method,
     middleware::Next,
     response::Response,
 };
@@ -61,7 +62,12 @@ fn is_session_secret(value: &str) -> bool {
 }
 
 /// Middleware: gives every caller a session, reusing the cookie's when it
-/// is one the market could have issued and setting a new one otherwise.
+/// is one the market could have issued and starting a new one otherwise.
+/// A new session's cookie is set only on a read (`GET`, `HEAD`): a write
+/// that came without the cookie — a cross-site form post, which a
+/// `SameSite=Lax` cookie does not ride on — must not replace the visitor's
+/// session with a new one and cut them off from their cart. (Such a write
+/// acts on a session of its own, which ends with it.)
 pub async fn ensure_session(
     State(keys): State<Signer>,
     jar: CookieJar,
@@ -73,6 +79,7 @@ pub async fn ensure_session(
         .map(Cookie::value)
         .filter(|v| is_session_secret(v))
         .map(str::to_owned);
+    let reading = matches!(*request.method(), Method::GET | Method::HEAD);
     let (secret, jar) = match existing {
         Some(secret) => (secret, jar),
         None => {
@@ -81,7 +88,8 @@ pub async fn ensure_session(
                 .path("/")
                 .http_only(true)
                 .same_site(SameSite::Lax);
-            (secret, jar.add(cookie))
+            let jar = if reading { jar.add(cookie) } else { jar };
+            (secret, jar)
         }
     };
     request.extensions_mut().insert(Session::of(&keys, &secret));

@@ -164,6 +164,28 @@ async fn form_posts_need_the_sessions_token_and_writes_from_another_origin_are_r
     assert_eq!(added.status(), StatusCode::SEE_OTHER);
     assert_eq!(cart_len().await, 1);
 
+    // A cross-site form post comes without the (SameSite=Lax) cookie: it
+    // is refused, and gets no new session cookie that would replace the
+    // visitor's and cut them off from their cart.
+    let cross_site = http
+        .post(demo.market_url("/cart/add"))
+        .header(header::ORIGIN, "http://evil.example")
+        .form(&[("thing", "football")])
+        .send()
+        .await
+        .expect("post");
+    assert!(cross_site.headers().get(header::SET_COOKIE).is_none());
+    assert_eq!(
+        code_of(cross_site).await,
+        (StatusCode::FORBIDDEN, "csrf".into())
+    );
+    let cookieless = http
+        .post(demo.market_url("/api/cart/items/football"))
+        .send()
+        .await
+        .expect("post");
+    assert!(cookieless.headers().get(header::SET_COOKIE).is_none());
+
     // The JSON API: another origin (another port of this host) is refused,
     // the page's own origin and no Origin at all (curl) are let through.
     let own = demo.market_url("");
