@@ -14,7 +14,7 @@ RATINGS := RUN_DIR=$(RUN_DIR) RATINGS_BIN=$(RATINGS_BIN) scripts/ratings.sh
 # Release binaries are rebuilt only when a source file changed.
 SOURCES := $(shell find src kit registry ratings market bench -name '*.rs' -o -name '*.html' -o -name '*.css' -o -name '*.js' 2>/dev/null | grep -v '^target') Cargo.toml Cargo.lock
 
-.PHONY: demo demo-etcd deps test contract fuzz lint bench bench-quick bench-deps stress faults chaos registry market startRatings stopRatings pauseRatings resumeRatings slowRatings flakyRatings healRatings build-release
+.PHONY: demo demo-etcd deps test contract fuzz lint bench bench-quick bench-deps stress faults chaos registry market startRatings stopRatings pauseRatings resumeRatings slowRatings flakyRatings overloadRatings healRatings build-release
 
 ## demo: registry + 3 ratings instances + market (http://127.0.0.1:5000); ^C stops all.
 ## STORE=etcd: a 3-member etcd cluster and two registry replicas instead.
@@ -146,9 +146,13 @@ slowRatings:
 flakyRatings:
 	@$(RATINGS) faults "$(INSTANCE)" 0 "$(PERCENT)"
 
-## healRatings INSTANCE=2: no delay, no failures
+## overloadRatings INSTANCE=2 CAPACITY=4 [MS=5]: it serves CAPACITY ratings at once, MS ms each; more queue (full, not broken)
+overloadRatings:
+	@$(RATINGS) faults "$(INSTANCE)" "$(or $(MS),5)" 0 "$(CAPACITY)"
+
+## healRatings INSTANCE=2: no delay, no failures, no capacity limit
 healRatings:
-	@$(RATINGS) faults "$(INSTANCE)" 0 0
+	@$(RATINGS) faults "$(INSTANCE)" 0 0 0 0
 
 ## stopRatings [INSTANCE=2]: SIGTERM (deregisters, drains) and wait for exit
 stopRatings:

@@ -5,9 +5,11 @@
 #   scripts/ratings.sh pause N       SIGSTOP: running but unresponsive
 #   scripts/ratings.sh resume N      SIGCONT
 #   scripts/ratings.sh stop [N...]   SIGTERM and wait for exit (all when none named)
-#   scripts/ratings.sh faults N MS PERCENT
+#   scripts/ratings.sh faults N MS PERCENT [CAPACITY [WARMUP_MS]]
 #                                    while it runs: answer MS ms late, fail
-#                                    PERCENT% of rating requests (PUT /_faults)
+#                                    PERCENT% of rating requests, serve
+#                                    CAPACITY at once (0: no limit), be 5x
+#                                    slower for WARMUP_MS (PUT /_faults)
 #
 # Environment: RUN_DIR (default run), RATINGS_BIN (default
 # target/release/beacon-ratings), RATINGS_ARGS (extra flags), and the
@@ -105,10 +107,12 @@ stop() {
 
 # PUT /_faults on running instance N, at the address its log announced.
 faults() {
-  local n=$1 delay=$2 percent=$3 log url answer code body auth=()
+  local n=$1 delay=$2 percent=$3 capacity=${4:-0} warmup=${5:-0} log url answer code body auth=()
   check_instance "$n"
   [[ $delay =~ ^[0-9]+$ ]] || { echo "MS must be a whole number of milliseconds, not '$delay'" >&2; exit 2; }
   [[ $percent =~ ^[0-9]+$ ]] || { echo "PERCENT must be a whole number in 0..100, not '$percent'" >&2; exit 2; }
+  [[ $capacity =~ ^[0-9]+$ ]] || { echo "CAPACITY must be a whole number of requests (0: no limit), not '$capacity'" >&2; exit 2; }
+  [[ $warmup =~ ^[0-9]+$ ]] || { echo "WARMUP_MS must be a whole number of milliseconds, not '$warmup'" >&2; exit 2; }
   running "$n" >/dev/null || { echo "ratings-$n is not running" >&2; return 1; }
   log=$(logfile "$n")
   url=$(grep -Eo 'listening on https?://[^ ]*' "$log" | tail -n 1) ||
@@ -118,11 +122,12 @@ faults() {
   # Over TLS (make demo TLS=1), trust the demo's CA.
   [[ $url == *https://* ]] && auth+=(--cacert "${BEACON_CA:-$RUN_DIR/tls/ca.pem}")
   answer=$(curl -sS --max-time 5 -X PUT "${auth[@]}" -H 'Content-Type: application/json' \
-    --data "{\"delay_ms\": $delay, \"fail_percent\": $percent}" -w '\n%{http_code}' "$url/_faults") ||
+    --data "{\"delay_ms\": $delay, \"fail_percent\": $percent, \"capacity\": $capacity, \"warmup_ms\": $warmup}" -w '\n%{http_code}' "$url/_faults") ||
     { echo "ratings-$n did not answer at $url" >&2; return 1; }
   code=${answer##*$'\n'}; body=${answer%$'\n'*}
   if [[ $code == 200 ]]; then
-    echo "ratings-$n now answers $delay ms late and fails $percent% of rating requests"
+    echo "ratings-$n now answers $delay ms late and fails $percent% of rating requests" \
+      "$( ((capacity)) && echo ", $capacity at once")$( ((warmup)) && echo ", 5x slower for $warmup ms")"
   else
     echo "ratings-$n refused the change ($code): $body" >&2
     return 1
@@ -140,6 +145,6 @@ case $command in
             shopt -s nullglob
             for file in "$RUN_DIR"/ratings-*.pid; do n=${file##*/ratings-}; stop "${n%.pid}"; done
           fi ;;
-  faults) faults "${1:?faults needs INSTANCE}" "${2:?faults needs MS}" "${3:?faults needs PERCENT}" ;;
-  *) echo "usage: $0 start N... | pause N | resume N | stop [N...] | faults N MS PERCENT" >&2; exit 2 ;;
+  faults) faults "${1:?faults needs INSTANCE}" "${2:?faults needs MS}" "${3:?faults needs PERCENT}" "${4:-0}" "${5:-0}" ;;
+  *) echo "usage: $0 start N... | pause N | resume N | stop [N...] | faults N MS PERCENT [CAPACITY [WARMUP_MS]]" >&2; exit 2 ;;
 esac

@@ -20,8 +20,8 @@
 //! # Layout
 //!
 //! What a service needs is re-exported here; the modules are private but
-//! for the three that are a tool of their own ([`client`], [`deadline`],
-//! [`metrics`]). Top to bottom, as a call goes:
+//! for the four that are a tool of their own ([`client`], [`deadline`],
+//! [`overload`], [`metrics`]). Top to bottom, as a call goes:
 //!
 //! * **Registering** — `lease`: the service side ([`Lease`]): register,
 //!   heartbeat, re-register, deregister; [`SharedLease`]: one registry
@@ -47,7 +47,9 @@
 //!   peak-sensitive moving average the balancer ranks instances by.
 //! * **Serving** — [`deadline`]: a call's budget carried to the instance
 //!   (`beacon-deadline-ms`), and the server-side layer that refuses spent
-//!   budgets and gives a handler's own calls what is left.
+//!   budgets and gives a handler's own calls what is left; [`overload`]:
+//!   the layer that sheds past a concurrency limit (503 `overloaded`) and
+//!   reports load on every answer (ORCA's `endpoint-load-metrics`).
 //! * **Watching** — `events`: [`Event`]s (they display as the log lines)
 //!   and snapshots for dashboards; [`metrics`]: Prometheus, read at scrape
 //!   time.
@@ -67,6 +69,7 @@ mod health;
 mod latency;
 mod lease;
 pub mod metrics;
+pub mod overload;
 mod registry_client;
 mod resolver;
 

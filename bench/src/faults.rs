@@ -230,6 +230,7 @@ pub async fn put_faults(url: &str, delay_ms: u64, fail_percent: u8) -> Result<()
     let body = serde_json::to_vec(&FaultSettings {
         delay_ms,
         fail_percent,
+        ..FaultSettings::default()
     })
     .map_err(|e| e.to_string())?;
     let request = http::Request::put(format!("{url}/_faults"))

@@ -8,6 +8,7 @@ use crate::{
     store::{signing::Signer, Store},
 };
 use beacon::deadline::DeadlineLayer;
+use beacon::overload::OverloadLayer;
 use beacon::{Resolver, ServiceClient};
 use beacon_kit::metrics::RequestMetrics;
 use prometheus_client::registry::Registry;
@@ -49,7 +50,15 @@ pub struct AppState {
     /// Gives each request its caller's deadline (`beacon-deadline-ms`), so
     /// that its ratings calls keep within it; refuses spent ones.
     pub(crate) deadlines: DeadlineLayer,
+    /// Sheds pages and API calls past [`MAX_IN_FLIGHT`] at once (503
+    /// `overloaded`), and reports the market's load on every answer.
+    pub(crate) overload: OverloadLayer,
 }
+
+/// Most page and API requests the market serves at once; the next is shed
+/// at once with 503 `overloaded` and `Retry-After`, rather than queued
+/// behind the others until every one of them misses its deadline.
+pub const MAX_IN_FLIGHT: u32 = 1024;
 
 /// Who gets in: what sessions are keyed with, and support's token.
 #[derive(Debug, Clone)]
@@ -86,6 +95,18 @@ impl AppState {
             "Requests refused unserved: the caller's budget (beacon-deadline-ms) was spent when they arrived",
             deadlines.refused(),
         );
+        let overload = OverloadLayer::new(MAX_IN_FLIGHT);
+        let overload_metrics = overload.metrics();
+        metrics.register(
+            "shed",
+            "Requests shed unserved (503 overloaded): the most the market serves at once were being served",
+            overload_metrics.shed,
+        );
+        metrics.register(
+            "in_flight",
+            "Page and API requests being served now",
+            overload_metrics.in_flight,
+        );
         let events = Arc::new(EventLog::new());
         tokio::spawn(Arc::clone(&events).follow(resolver.clone()));
         Self {
@@ -104,6 +125,7 @@ impl AppState {
             metrics,
             requests,
             deadlines,
+            overload,
         }
     }
 

@@ -23,6 +23,7 @@ pub fn router(app: App) -> Router {
     let requests = Arc::clone(&app.requests);
     let deadlines = app.deadlines.clone();
     let session_keys = app.session_keys.clone();
+    let overload = app.overload.clone();
     Router::new()
         .route("/", get(page::index))
         .route("/cart/add", post(page::add))
@@ -45,6 +46,8 @@ pub fn router(app: App) -> Router {
             "/api/customers/{id}",
             get(api::get_customer).put(api::put_customer),
         )
+        // Operations stay answerable however busy the pages are.
+        .route_layer(overload)
         .route("/_health", get(health))
         .route("/_metrics", get(metrics))
         .fallback(|| async { JsonError::not_found() })

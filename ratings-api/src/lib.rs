@@ -23,14 +23,26 @@ pub struct Rating {
     pub budget_ms: Option<u64>,
 }
 
-/// Body of `GET /_faults`, and of `PUT /_faults` (which replaces both).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Body of `GET /_faults`, and of `PUT /_faults` (which replaces them
+/// all; `capacity` and `warmup_ms` left out are 0, the first two are
+/// required). `..FaultSettings::default()` for no fault.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSettings {
-    /// Delay before every rating answer, in milliseconds (at most 600000).
+    /// Delay before every rating answer, in milliseconds (at most 600000):
+    /// the answer's work.
     pub delay_ms: u64,
     /// Percentage of rating requests answered with a 500 (0..=100).
     pub fail_percent: u8,
+    /// Rating requests served at once; more wait in a queue, in order
+    /// (0: no limit). A full instance, not a broken one.
+    #[serde(default)]
+    pub capacity: u32,
+    /// For this long after the instance starts, or after this is set,
+    /// answers are 5× slower: their work is 5 × `delay_ms` (at least 5 ms).
+    /// A cold instance (0: none).
+    #[serde(default)]
+    pub warmup_ms: u64,
 }
 
 /// The rating requests an instance has taken, every answer counted, read

@@ -13,6 +13,7 @@ use axum::{
     Json, Router,
 };
 use beacon::deadline::{self, DeadlineLayer};
+use beacon::overload::OverloadLayer;
 use beacon::wire::InstanceId;
 use beacon_kit::{
     auth::check_bearer,
@@ -41,6 +42,9 @@ pub struct Ratings {
     /// Refuses requests whose caller's budget is spent, and gives the rest
     /// their deadline.
     deadlines: DeadlineLayer,
+    /// Sheds rating requests past `--max-in-flight` (503 `overloaded`) and
+    /// reports load on every answer.
+    overload: OverloadLayer,
     injected_failures: Counter,
     /// The faults in force, as metrics: a dashboard that shows an instance
     /// slow or failing can tell an injected fault from a real one.
@@ -74,11 +78,29 @@ impl FaultsAccess {
 
 impl Ratings {
     /// State for instance `instance`, starting with `faults`, changeable
-    /// as `faults_access` says.
-    pub fn new(instance: InstanceId, faults: Faults, faults_access: FaultsAccess) -> Self {
+    /// as `faults_access` says, serving at most `max_in_flight` rating
+    /// requests at once (the next is shed).
+    pub fn new(
+        instance: InstanceId,
+        faults: Faults,
+        faults_access: FaultsAccess,
+        max_in_flight: u32,
+    ) -> Self {
         let mut registry = Registry::with_prefix("beacon_ratings");
         let requests = Arc::new(RequestMetrics::register(&mut registry));
         let deadlines = DeadlineLayer::new();
+        let overload = OverloadLayer::new(max_in_flight);
+        let overload_metrics = overload.metrics();
+        registry.register(
+            "shed",
+            "Rating requests shed unserved (503 overloaded): --max-in-flight were being served",
+            overload_metrics.shed,
+        );
+        registry.register(
+            "in_flight",
+            "Rating requests being served now",
+            overload_metrics.in_flight,
+        );
         let injected_failures = Counter::default();
         registry.register(
             "deadline_refused",
@@ -109,6 +131,7 @@ impl Ratings {
             registry,
             requests,
             deadlines,
+            overload,
             injected_failures,
             fault_delay,
             fault_fail_ratio,
@@ -130,8 +153,11 @@ impl Ratings {
 pub fn router(state: Arc<Ratings>) -> Router {
     let requests = Arc::clone(&state.requests);
     let deadlines = state.deadlines.clone();
-    Router::new()
+    let ratings = Router::new()
         .route("/ratings/{thing}", get(rating))
+        .route_layer(state.overload.clone());
+    Router::new()
+        .merge(ratings)
         .route("/_health", get(health))
         .route("/_faults", get(faults).put(set_faults))
         .route("/_metrics", get(metrics))
@@ -151,7 +177,7 @@ async fn rating(
 ) -> Result<Json<Rating>, JsonError> {
     let budget_ms =
         deadline::remaining().map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
-    let fail = state.faults.get().apply().await;
+    let fail = state.faults.apply().await;
     if fail {
         state.injected_failures.inc();
         return Err(JsonError::new(
@@ -208,7 +234,7 @@ async fn set_faults(
             StatusCode::BAD_REQUEST,
             "invalid_body",
             format!(
-                "expected {{\"delay_ms\": int, \"fail_percent\": 0..=100}}: {}",
+                "expected {{\"delay_ms\": int, \"fail_percent\": 0..=100, \"capacity\": int?, \"warmup_ms\": int?}}: {}",
                 e.body_text()
             ),
         )
@@ -217,9 +243,11 @@ async fn set_faults(
         .map_err(|e| JsonError::new(StatusCode::BAD_REQUEST, "invalid_faults", e))?;
     state.put_in_force(faults);
     tracing::info!(
-        "faults now: delay {} ms, failing {}% of rating requests",
+        "faults now: delay {} ms, failing {}% of rating requests, capacity {}, warm-up {} ms",
         settings.delay_ms,
-        settings.fail_percent
+        settings.fail_percent,
+        settings.capacity,
+        settings.warmup_ms
     );
     Ok(Json(settings))
 }

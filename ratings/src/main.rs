@@ -66,6 +66,20 @@ struct Cli {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     fail_percent: u8,
 
+    /// Rating requests worked on at once; more wait in a queue (0: no
+    /// limit). A fault: it makes the instance full, as `PUT /_faults` can.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    capacity: u32,
+
+    /// For this long after start, answers are 5× slower (a cold instance).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    warmup_ms: u64,
+
+    /// Most rating requests served (or queued) at once; the next is shed
+    /// at once with 503 `overloaded` and `Retry-After`.
+    #[arg(long, env = "BEACON_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    max_in_flight: u32,
+
     #[command(flatten)]
     serve_tls: tls::ServeTlsArgs,
 
@@ -114,6 +128,8 @@ async fn main() -> ExitCode {
     let faults = Faults {
         delay: Duration::from_millis(cli.delay_ms),
         fail_percent: cli.fail_percent,
+        capacity: cli.capacity,
+        warmup: Duration::from_millis(cli.warmup_ms),
     };
     let options = Options {
         registry,
@@ -128,6 +144,7 @@ async fn main() -> ExitCode {
             instance,
             faults,
             FaultsAccess::new(cli.token.clone(), cli.allow_faults),
+            cli.max_in_flight,
         ),
         options,
         shutdown,

@@ -49,10 +49,7 @@ async fn faults_change_at_run_time_with_the_token_only() {
             .expect("GET");
         answer.json::<FaultSettings>().await.expect("settings")
     };
-    let none = FaultSettings {
-        delay_ms: 0,
-        fail_percent: 0,
-    };
+    let none = FaultSettings::default();
     assert_eq!(current().await, none);
 
     let slow = json!({"delay_ms": 150, "fail_percent": 0});

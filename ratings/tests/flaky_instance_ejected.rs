@@ -48,8 +48,8 @@ async fn an_instance_failing_half_its_calls_is_ejected_without_a_caller_error() 
     let http = reqwest::Client::new();
     let flaky = instances[1].url.clone();
     let half = FaultSettings {
-        delay_ms: 0,
         fail_percent: 50,
+        ..FaultSettings::default()
     };
     let answer = http
         .put(format!("{flaky}/_faults"))

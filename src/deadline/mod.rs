@@ -29,6 +29,7 @@
 
 mod server;
 
+pub(crate) use server::refusal;
 pub use server::{DeadlineLayer, Deadlines};
 
 use crate::wire::{ErrorCode, WireError};

@@ -89,8 +89,9 @@ where
     }
 }
 
-/// The answer to a request refused for its deadline header.
-fn refusal<R: From<Bytes>>(error: &WireError) -> Response<R> {
+/// The answer to a request refused unserved: `error`'s status and JSON
+/// body (the overload layer's sheds too).
+pub(crate) fn refusal<R: From<Bytes>>(error: &WireError) -> Response<R> {
     // A body of two strings: serializing it cannot fail.
     let body = serde_json::to_vec(&error.to_body()).unwrap_or_default();
     let mut response = Response::new(R::from(Bytes::from(body)));

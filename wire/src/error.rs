@@ -53,6 +53,10 @@ pub enum ErrorCode {
     /// The caller's budget (`beacon-deadline-ms`) was spent when the request
     /// arrived: it was not served.
     DeadlineExpired,
+    /// The server is serving as much as it can at once and shed this
+    /// request unserved (503 with `Retry-After`): the instance is full, not
+    /// broken — try another.
+    Overloaded,
     /// A bug on the registry's side.
     Internal,
     /// A code this version of the library does not know (sent by a newer registry).
@@ -80,7 +84,7 @@ impl ErrorCode {
             Self::TooManyInstances => S::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge => S::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
-            Self::StoreUnavailable => S::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable | Self::Overloaded => S::SERVICE_UNAVAILABLE,
             Self::Internal | Self::Unknown => S::INTERNAL_SERVER_ERROR,
         }
     }
@@ -106,6 +110,7 @@ impl ErrorCode {
             Self::StoreUnavailable => "store_unavailable",
             Self::InvalidDeadline => "invalid_deadline",
             Self::DeadlineExpired => "deadline_expired",
+            Self::Overloaded => "overloaded",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }
@@ -201,6 +206,7 @@ mod tests {
             ErrorCode::InvalidRegistration,
             ErrorCode::Forbidden,
             ErrorCode::TooManyInstances,
+            ErrorCode::Overloaded,
         ] {
             let json = serde_json::to_string(&code).expect("serializes");
             assert_eq!(json, format!("\"{}\"", code.as_str()));
