@@ -10,11 +10,12 @@
 use crate::breaker::{Admission, Breaker, BreakerConfig, BreakerState, Transition};
 use crate::events::{EventKind, EventSink, InstanceSnapshot};
 use crate::latency::PeakEwma;
+use crate::limit::VegasLimit;
 use crate::wire::{Address, InstanceId};
 use http::Uri;
 use std::{
     sync::{
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
         Arc, Mutex, MutexGuard, PoisonError,
     },
     time::Duration,
@@ -45,6 +46,14 @@ pub struct Endpoint {
     /// Attempts sent here and not yet ended: the balancer weighs latency by
     /// it. An atomic, so counting costs no lock.
     in_flight: AtomicU32,
+    /// The calls it can take at once, as learned from its answers (see
+    /// [`limit`](crate::limit)): a copy of the state's, readable without
+    /// the lock by every pick of a client that keeps to it.
+    learned_limit: AtomicU32,
+    /// Whether a client keeps to the learned limit: until one does, its
+    /// answers are not spent on learning it (a few hundred instructions a
+    /// call that nobody would read).
+    learning: AtomicBool,
     /// Decay time of the latency estimate.
     latency_decay: Duration,
 }
@@ -113,6 +122,8 @@ struct EndpointState {
     /// Whether the service's ejection count includes this endpoint (its
     /// breaker is not closed).
     counted_out: bool,
+    /// How many calls it can take at once, learned from its answers.
+    limit: VegasLimit,
 }
 
 impl Endpoint {
@@ -142,10 +153,13 @@ impl Endpoint {
                 last_error: None,
                 latency: PeakEwma::default(),
                 counted_out: false,
+                limit: VegasLimit::default(),
             }),
             sink,
             wake: Arc::new(Notify::new()),
             in_flight: AtomicU32::new(0),
+            learned_limit: AtomicU32::new(VegasLimit::default().get()),
+            learning: AtomicBool::new(false),
             latency_decay,
         }
     }
@@ -228,6 +242,20 @@ impl Endpoint {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    /// The calls it can take at once, as learned from its answers; from
+    /// this first read on, its answers teach it.
+    pub(crate) fn learned_limit(&self) -> u32 {
+        if !self.learning.load(Ordering::Relaxed) {
+            self.learning.store(true, Ordering::Relaxed);
+        }
+        self.learned_limit.load(Ordering::Relaxed)
+    }
+
+    /// Whether its answers teach its limit (some client keeps to it).
+    fn learning(&self) -> bool {
+        self.learning.load(Ordering::Relaxed)
+    }
+
     /// Whether the breaker would admit a request now (a look: nothing is
     /// reserved, nothing changes).
     pub(crate) fn admissible(&self, now: Instant) -> bool {
@@ -246,11 +274,18 @@ impl Endpoint {
     }
 
     /// Records a success of a request admitted as `admission`, answered in
-    /// `latency` (as of `now`).
+    /// `latency` (as of `now`), sent with `sent_with` in flight (itself
+    /// included; 0 for a health check, which says nothing of the limit).
     /// A breaker that closes forgets the latency it knew: the instance
     /// starts again from a neutral score (see `client::balance`), neither
     /// flooded as if free nor starved for its old slowness.
-    pub(crate) fn succeeded(&self, admission: Admission, latency: Duration, now: Instant) {
+    pub(crate) fn succeeded(
+        &self,
+        admission: Admission,
+        latency: Duration,
+        now: Instant,
+        sent_with: u32,
+    ) {
         let decay = self.latency_decay;
         self.change(|state| {
             state.successes += 1;
@@ -259,6 +294,10 @@ impl Endpoint {
                 state.latency.reset();
             }
             state.latency.observe(latency, now, decay);
+            if self.learning() {
+                let limit = state.limit.answered(latency, sent_with);
+                self.learned_limit.store(limit, Ordering::Relaxed);
+            }
             ((), transition)
         });
     }
@@ -285,10 +324,26 @@ impl Endpoint {
             state.last_error = Some(error);
             if let Some(took) = took {
                 state.latency.observe_failure(took, now, decay);
+                // Timed out: as full as one that sheds.
+                if self.learning() {
+                    self.learned_limit
+                        .store(state.limit.dropped(), Ordering::Relaxed);
+                }
             }
             let may_eject = ejections.may_eject(state.breaker.config().max_ejected);
             ((), state.breaker.record_failure(admission, now, may_eject))
         });
+    }
+
+    /// The instance shed an attempt admitted as `admission` (503 with
+    /// `Retry-After`): it is full, not broken. No verdict on the breaker;
+    /// the learned limit backs off.
+    pub(crate) fn busy(&self, admission: Admission) {
+        if self.learning() {
+            let limit = self.lock().limit.dropped();
+            self.learned_limit.store(limit, Ordering::Relaxed);
+        }
+        self.release(admission);
     }
 
     /// An attempt ended without a verdict: free the probe slot if it held
@@ -316,6 +371,7 @@ impl Endpoint {
                 .estimate(now, self.latency_decay)
                 .map(|ns| ns / 1e6),
             in_flight: self.in_flight.load(Ordering::Relaxed),
+            learned_limit: state.limit.get(),
             zone: self.zone.as_deref().map(str::to_owned),
         }
     }

@@ -206,6 +206,10 @@ pub struct InstanceSnapshot {
     pub latency_ms: Option<f64>,
     /// Attempts in flight to it.
     pub in_flight: u32,
+    /// The calls it can take at once, as learned from its answers (see
+    /// [`Limits::adaptive`](crate::client::Limits::adaptive)); kept to
+    /// only by clients that ask for adaptive limits.
+    pub learned_limit: u32,
     /// The zone it registered in (its `zone` metadata), if any.
     pub zone: Option<String>,
 }

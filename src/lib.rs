@@ -44,7 +44,9 @@
 //! * **Judging instances** — `endpoint`: one instance as a caller sees it
 //!   (breaker, latency estimate, calls in flight); `breaker`: the circuit
 //!   breaker, a pure state machine ([`BreakerConfig`]); `latency`: the
-//!   peak-sensitive moving average the balancer ranks instances by.
+//!   peak-sensitive moving average the balancer ranks instances by;
+//!   `limit`: the calls an instance can take at once, learned from its
+//!   answers (Vegas), for clients with adaptive limits.
 //! * **Serving** — [`deadline`]: a call's budget carried to the instance
 //!   (`beacon-deadline-ms`), and the server-side layer that refuses spent
 //!   budgets and gives a handler's own calls what is left; [`overload`]:
@@ -68,6 +70,7 @@ mod events;
 mod health;
 mod latency;
 mod lease;
+mod limit;
 pub mod metrics;
 pub mod overload;
 mod registry_client;

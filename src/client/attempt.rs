@@ -3,7 +3,9 @@
 //! breaker exactly once.
 //!
 //! A 5xx is a failure; so is a gRPC call's UNAVAILABLE, which comes with
-//! HTTP 200. A call that wants bytes gets its answer read whole inside the attempt
+//! HTTP 200. A 503 with `Retry-After` is neither: the instance is full and
+//! shed the request unserved (see [`overload`](crate::overload)), which
+//! lowers its learned limit but not its breaker's opinion of it. A call that wants bytes gets its answer read whole inside the attempt
 //! timeout, so a body that breaks off or crawls fails the attempt (and may
 //! be retried). A streaming call's attempt ends with the headers: the body
 //! goes to the caller as it comes, bounded by the optional body timeout.
@@ -150,6 +152,8 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
         // Made first, so that dropping the attempt, even unpolled, still
         // frees a probe.
         let mut verdict = Verdict::pending(in_flight, admission);
+        // Counted as it is sent, itself included (see `crate::limit`).
+        verdict.sent_with = self.endpoint.in_flight();
         if call.attempt == 1 && !call.streams_response() {
             verdict.latencies.clone_from(&self.latencies);
         }
@@ -273,6 +277,14 @@ fn answered_well<B>(grpc: bool, response: &Response<B>) -> bool {
     !(grpc && grpc_unavailable(response))
 }
 
+/// Whether `response` says the instance shed the request unserved: 503
+/// with `Retry-After`, as [`OverloadLayer`](crate::overload::OverloadLayer)
+/// and most proxies answer when full.
+fn shed<B>(response: &Response<B>) -> bool {
+    response.status() == http::StatusCode::SERVICE_UNAVAILABLE
+        && response.headers().contains_key(http::header::RETRY_AFTER)
+}
+
 /// Whether a gRPC answer says UNAVAILABLE (status 14) in its headers — a
 /// "trailers-only" answer, HTTP 200: the instance is shutting down or
 /// shedding load, which is what a 503 says in plain HTTP.
@@ -310,6 +322,11 @@ struct Verdict {
     in_flight: InFlight,
     admission: Admission,
     reported: bool,
+    /// Attempts in flight to the endpoint as this one was sent, itself
+    /// included: what its answer says of the instance's limit depends on
+    /// it. Here, beside the flags, not in [`InFlight`]: the attempt's
+    /// boxed future stays in its allocator size class.
+    sent_with: u32,
     /// Where a good answer's latency goes, if anywhere.
     latencies: Option<Arc<LatencyHistogram>>,
 }
@@ -320,6 +337,7 @@ impl Verdict {
             in_flight,
             admission,
             reported: false,
+            sent_with: 0,
             latencies: None,
         }
     }
@@ -353,6 +371,13 @@ impl Verdict {
                 });
                 self.success(latency, now);
                 return Ok(response);
+            }
+            Some(Ok(response)) if shed(&response) => {
+                self.reported = true;
+                self.endpoint().busy(self.admission);
+                return Err(ClientError::Overloaded {
+                    address: address.clone(),
+                });
             }
             Some(Ok(response)) if response.status().is_server_error() => ClientError::ServerError {
                 address: address.clone(),
@@ -400,7 +425,8 @@ impl Verdict {
         if let Some(latencies) = &self.latencies {
             latencies.record(latency, now);
         }
-        self.endpoint().succeeded(self.admission, latency, now);
+        self.endpoint()
+            .succeeded(self.admission, latency, now, self.sent_with);
     }
 
     fn failure(&mut self, error: &ClientError, took: Option<Duration>) {

@@ -60,9 +60,7 @@ impl From<&ClientConfig> for Settings {
                 replay_limit: config.replay_limit,
             },
             hedging: config.hedging,
-            limits: Limits {
-                max_in_flight: config.max_in_flight,
-            },
+            limits: Limits::default().max_in_flight(config.max_in_flight),
             balancing: config.balancing,
             zone: config.zone.clone(),
             verify_identity: config.verify_identity,

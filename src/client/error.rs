@@ -91,6 +91,14 @@ pub enum ClientError {
         /// The status.
         status: StatusCode,
     },
+    /// The instance was full: it shed the request unserved (503 with
+    /// `Retry-After`, as an [`OverloadLayer`](crate::overload::OverloadLayer)
+    /// answers). Not held against its breaker; tried on another instance.
+    #[error("{address} is overloaded: it shed the request unserved")]
+    Overloaded {
+        /// Where the attempt went.
+        address: Address,
+    },
     /// A gRPC instance answered UNAVAILABLE (shutting down, shedding
     /// load): its 503.
     #[error("{address} answered gRPC status UNAVAILABLE")]
@@ -140,6 +148,7 @@ impl ClientError {
             | Self::Transport { address, .. }
             | Self::IdentityMismatch { address, .. }
             | Self::ServerError { address, .. }
+            | Self::Overloaded { address }
             | Self::GrpcUnavailable { address } => Some(address),
             Self::NotRetried { error, .. } => error.address(),
             _ => None,

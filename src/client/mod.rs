@@ -54,6 +54,7 @@ mod transport;
 pub mod zone;
 
 pub use crate::endpoint::Endpoint;
+pub use crate::limit::AdaptiveLimit;
 pub use attempt::{Admitted, Attempt, NewAttempt};
 pub use balance::{Balance, Balancing, NewEndpointService, Routed};
 pub use body::{BodyTimeout, BoxError, RequestBody, RequestBodyError, ResponseBody};
@@ -285,7 +286,7 @@ impl<T: Transport> ServiceClient<T> {
             NewAttempt::new(transport, settings.attempts).recording(Arc::clone(&latencies));
         let balance = Balance::new(Arc::clone(&view), attempts)
             .balancing(settings.balancing)
-            .max_in_flight(settings.limits.max_in_flight)
+            .limits(settings.limits)
             .zone(settings.zone.as_deref());
         let timeout = settings.attempts.timeout;
         let hedging = settings.hedging.map(|hedging| hedging.within(timeout));

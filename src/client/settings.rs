@@ -10,6 +10,8 @@
 //! # let _ = (attempts, retries);
 //! ```
 
+use crate::endpoint::Endpoint;
+use crate::limit::AdaptiveLimit;
 use std::time::Duration;
 
 /// The bounds on one attempt (one try on one instance).
@@ -156,6 +158,8 @@ impl Retries {
 pub struct Limits {
     /// Most attempts in flight to one instance.
     pub max_in_flight: Option<u32>,
+    /// Keep to each instance's learned limit, within these bounds.
+    pub adaptive: Option<AdaptiveLimit>,
 }
 
 impl Limits {
@@ -167,6 +171,27 @@ impl Limits {
     pub fn max_in_flight(mut self, cap: Option<u32>) -> Self {
         self.max_in_flight = cap;
         self
+    }
+
+    /// Caps each instance at the calls it can take at once, as learned
+    /// from its answers (TCP Vegas's rule: the limit grows while answers
+    /// don't slow, and shrinks as they queue, or at once when the instance
+    /// sheds a call or lets one time out; see [`AdaptiveLimit`]). Past it
+    /// the balancer prefers other instances; with every one at its limit a
+    /// call fails at once with `AllAtCapacity` instead of queueing. With
+    /// `max_in_flight` too, the lower of the two holds. Default is `None`.
+    pub fn adaptive(mut self, limit: Option<AdaptiveLimit>) -> Self {
+        self.adaptive = limit;
+        self
+    }
+
+    /// The cap on `endpoint` now, if any.
+    pub(crate) fn cap(&self, endpoint: &Endpoint) -> Option<u32> {
+        let learned = self.adaptive.map(|a| a.apply(endpoint.learned_limit()));
+        match (self.max_in_flight, learned) {
+            (Some(fixed), Some(learned)) => Some(fixed.min(learned)),
+            (fixed, learned) => fixed.or(learned),
+        }
     }
 }
 

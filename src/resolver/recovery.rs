@@ -111,7 +111,7 @@ async fn run(endpoint: Weak<Endpoint>, wake: Arc<Notify>, checker: Option<Arc<He
                 let started = Instant::now();
                 match health.check(current.address()).await {
                     Ok(()) => {
-                        current.succeeded(Admission::Probe, started.elapsed(), Instant::now())
+                        current.succeeded(Admission::Probe, started.elapsed(), Instant::now(), 0)
                     }
                     Err(error) => current.failed(Admission::Probe, error, None, Instant::now()),
                 }

@@ -32,7 +32,8 @@
 //! retries want.
 
 use super::{
-    fail_fast::Unavailable, gate, hedge::Placed, zone, Admitted, Call, ClientError, ResponseBody,
+    fail_fast::Unavailable, gate, hedge::Placed, zone, Admitted, Call, ClientError, Limits,
+    ResponseBody,
 };
 use p2c::{claim, least_loaded_of_two};
 mod p2c;
@@ -123,8 +124,8 @@ struct Setup<N> {
     view: Arc<ServiceView>,
     new_service: N,
     balancing: Balancing,
-    /// Most attempts in flight to one endpoint; `None`: no cap.
-    max_in_flight: Option<u32>,
+    /// How many attempts may be in flight to one endpoint.
+    limits: Limits,
     /// The caller's zone, whose instances it prefers (see
     /// [`zone`](super::zone)); `None`: every zone alike.
     zone: Option<Arc<str>>,
@@ -136,7 +137,7 @@ impl<N> Setup<N> {
             view,
             new_service,
             balancing: Balancing::default(),
-            max_in_flight: None,
+            limits: Limits::default(),
             zone: None,
         }
     }
@@ -176,7 +177,13 @@ impl<N: Clone> Balance<N> {
     /// at once with [`ClientError::AllAtCapacity`] — a bulkhead, not a
     /// queue.
     pub fn max_in_flight(self, limit: Option<u32>) -> Self {
-        self.with(|setup| setup.max_in_flight = limit)
+        self.with(|setup| setup.limits.max_in_flight = limit)
+    }
+
+    /// The same, capping endpoints as `limits` say: a fixed cap, each
+    /// endpoint's learned limit, or both (see [`Limits`]).
+    pub fn limits(self, limits: Limits) -> Self {
+        self.with(|setup| setup.limits = limits)
     }
 
     /// The same with `change` made to the settings (copied first if a clone
@@ -222,7 +229,7 @@ impl<N> Balance<N> {
         }
         let drawn = match self.setup.balancing {
             Balancing::LeastLoaded => {
-                least_loaded_of_two(endpoints, tried, now, self.setup.max_in_flight)
+                least_loaded_of_two(endpoints, tried, now, &self.setup.limits)
             }
             Balancing::RoundRobin => None,
         };
@@ -241,7 +248,7 @@ impl<N> Balance<N> {
         (0..count)
             .map(|step| &endpoints[(start + step) % count])
             .filter(|endpoint| !tried.contains(endpoint.address()))
-            .find_map(|endpoint| claim(endpoint, now, self.setup.max_in_flight))
+            .find_map(|endpoint| claim(endpoint, now, &self.setup.limits))
     }
 }
 
@@ -360,12 +367,13 @@ where
     fn unavailable(&self, call: &Call) -> ClientError {
         let service = self.setup.view.service().clone();
         let endpoints = self.setup.view.endpoints();
-        if let Some(limit) = self.setup.max_in_flight {
-            let now = Instant::now();
-            let full = |e: &Arc<Endpoint>| e.in_flight() >= limit && e.admissible(now);
-            if endpoints.iter().any(full) {
-                return ClientError::AllAtCapacity { service, limit };
-            }
+        let now = Instant::now();
+        let full = endpoints.iter().find_map(|e| {
+            let limit = self.setup.limits.cap(e)?;
+            (e.in_flight() >= limit && e.admissible(now)).then_some(limit)
+        });
+        if let Some(limit) = full {
+            return ClientError::AllAtCapacity { service, limit };
         }
         if call.attempt == 1 {
             tracing::warn!("all {service} instances are down");

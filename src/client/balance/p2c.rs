@@ -3,21 +3,21 @@
 //! (calls in flight + 1), equal within [`TIE_FACTOR`].
 
 use crate::breaker::Admission;
-use crate::client::gate;
+use crate::client::{gate, Limits};
 use crate::endpoint::{Endpoint, InFlight, Load};
 use crate::wire::Address;
 use rand::Rng;
 use std::sync::Arc;
 use tokio::time::Instant;
 
-/// A place in flight on `endpoint` (within `limit`) and its breaker's
-/// admission, or neither.
+/// A place in flight on `endpoint` (within its cap as `limits` say) and
+/// its breaker's admission, or neither.
 pub(super) fn claim(
     endpoint: &Arc<Endpoint>,
     now: Instant,
-    limit: Option<u32>,
+    limits: &Limits,
 ) -> Option<(Admission, InFlight)> {
-    let in_flight = InFlight::claim(endpoint, limit)?;
+    let in_flight = InFlight::claim(endpoint, limits.cap(endpoint))?;
     // Refused: the place is given back as `in_flight` drops.
     let admission = gate::admit(endpoint, now)?;
     Some((admission, in_flight))
@@ -25,12 +25,12 @@ pub(super) fn claim(
 
 /// Power of two choices: of two distinct endpoints drawn at random, the
 /// less loaded of those not in `tried` that would admit a call (and are
-/// under `limit`); `None` if neither would.
+/// under their cap); `None` if neither would.
 pub(super) fn least_loaded_of_two(
     endpoints: &[Arc<Endpoint>],
     tried: &[Address],
     now: Instant,
-    limit: Option<u32>,
+    limits: &Limits,
 ) -> Option<(Admission, InFlight)> {
     let count = endpoints.len();
     let mut rng = rand::rng();
@@ -42,7 +42,8 @@ pub(super) fn least_loaded_of_two(
             None
         } else {
             let load = endpoint.load(now)?;
-            limit
+            limits
+                .cap(endpoint)
                 .is_none_or(|limit| load.in_flight < limit)
                 .then_some(load)
         }
@@ -55,7 +56,7 @@ pub(super) fn least_loaded_of_two(
         (None, Some(_)) => second,
         (None, None) => return None,
     };
-    claim(&endpoints[chosen], now, limit)
+    claim(&endpoints[chosen], now, limits)
 }
 
 /// How much cheaper the second drawn endpoint must be to win the draw:
