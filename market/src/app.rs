@@ -96,17 +96,7 @@ impl AppState {
             deadlines.refused(),
         );
         let overload = OverloadLayer::new(MAX_IN_FLIGHT);
-        let overload_metrics = overload.metrics();
-        metrics.register(
-            "shed",
-            "Requests shed unserved (503 overloaded): the most the market serves at once were being served",
-            overload_metrics.shed,
-        );
-        metrics.register(
-            "in_flight",
-            "Page and API requests being served now",
-            overload_metrics.in_flight,
-        );
+        overload.register_metrics(&mut metrics);
         let events = Arc::new(EventLog::new());
         tokio::spawn(Arc::clone(&events).follow(resolver.clone()));
         Self {

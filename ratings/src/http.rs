@@ -90,17 +90,7 @@ impl Ratings {
         let requests = Arc::new(RequestMetrics::register(&mut registry));
         let deadlines = DeadlineLayer::new();
         let overload = OverloadLayer::new(max_in_flight);
-        let overload_metrics = overload.metrics();
-        registry.register(
-            "shed",
-            "Rating requests shed unserved (503 overloaded): --max-in-flight were being served",
-            overload_metrics.shed,
-        );
-        registry.register(
-            "in_flight",
-            "Rating requests being served now",
-            overload_metrics.in_flight,
-        );
+        overload.register_metrics(&mut registry);
         let injected_failures = Counter::default();
         registry.register(
             "deadline_refused",

@@ -12,20 +12,6 @@ use std::time::Duration;
 use support::TestRegistry;
 use tokio::time::Instant;
 
-fn ratings(n: u16, registry: &str) -> Service {
-    let instance = n.to_string();
-    let args = [
-        "--instance",
-        &instance,
-        "--port",
-        "0",
-        "--registry",
-        registry,
-        "--allow-faults",
-    ];
-    Service::start(&support::binary("beacon-ratings"), &args).expect("beacon-ratings starts")
-}
-
 /// Rating requests instance `url` has taken, from its `/_metrics`.
 async fn taken(http: &reqwest::Client, url: &str) -> u64 {
     let text = support::metrics_text(http, url).await;
@@ -35,7 +21,9 @@ async fn taken(http: &reqwest::Client, url: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_failing_half_its_calls_is_ejected_without_a_caller_error() {
     let registry = TestRegistry::start(None).await;
-    let instances: Vec<Service> = (1..=3).map(|n| ratings(n, &registry.url)).collect();
+    let instances: Vec<Service> = (1..=3)
+        .map(|n| support::start_ratings(&registry.url, n, &[]))
+        .collect();
     let client = beacon::RegistryClient::from_list(&registry.url, None).expect("registry client");
     let resolver = Resolver::new(client, ResolverConfig::default());
     let service = "ratings".parse().expect("name");

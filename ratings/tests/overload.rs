@@ -7,25 +7,9 @@ mod support;
 use beacon::client::{AdaptiveLimit, ClientError, Limits, Retries};
 use beacon::overload::{LoadReport, LOAD_METRICS_HEADER};
 use beacon::{BreakerState, Resolver, ResolverConfig, ServiceClient};
-use beacon_kit::process::Service;
 use std::time::Duration;
 use support::TestRegistry;
 use tokio::time::Instant;
-
-fn ratings(n: u16, registry: &str, extra: &[&str]) -> Service {
-    let instance = n.to_string();
-    let mut args = vec![
-        "--instance",
-        &instance,
-        "--port",
-        "0",
-        "--registry",
-        registry,
-        "--allow-faults",
-    ];
-    args.extend_from_slice(extra);
-    Service::start(&support::binary("beacon-ratings"), &args).expect("beacon-ratings starts")
-}
 
 /// Waits until `client` lists `count` instances.
 async fn listed(client: &ServiceClient, count: usize) {
@@ -47,12 +31,12 @@ fn counter(metrics: &str, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_instance_sheds_and_its_calls_go_elsewhere_without_opening_its_breaker() {
     let registry = TestRegistry::start(None).await;
-    let full = ratings(
-        1,
+    let full = support::start_ratings(
         &registry.url,
+        1,
         &["--max-in-flight", "2", "--delay-ms", "40"],
     );
-    let _roomy = ratings(2, &registry.url, &["--delay-ms", "5"]);
+    let _roomy = support::start_ratings(&registry.url, 2, &["--delay-ms", "5"]);
     let http = reqwest::Client::new();
 
     // Each answer it lets through says how loaded it is.
@@ -105,7 +89,7 @@ async fn a_full_instance_sheds_and_its_calls_go_elsewhere_without_opening_its_br
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_adaptive_limit_learns_what_a_full_instance_takes_and_fails_fast_past_it() {
     let registry = TestRegistry::start(None).await;
-    let _full = ratings(1, &registry.url, &["--capacity", "2", "--delay-ms", "20"]);
+    let _full = support::start_ratings(&registry.url, 1, &["--capacity", "2", "--delay-ms", "20"]);
     let resolver = Resolver::new(
         beacon::RegistryClient::from_list(&registry.url, None).expect("registry client"),
         ResolverConfig::default(),

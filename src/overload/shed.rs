@@ -7,7 +7,10 @@ use crate::wire::{ErrorCode, WireError};
 use bytes::Bytes;
 use futures_util::future::{self, Either, Ready};
 use http::{header::RETRY_AFTER, HeaderValue, Request, Response};
-use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
+use prometheus_client::{
+    metrics::{counter::Counter, gauge::Gauge},
+    registry::Registry,
+};
 use std::{
     future::Future,
     pin::Pin,
@@ -73,9 +76,26 @@ impl OverloadLayer {
         }
     }
 
-    /// Its counters: register them with your metrics.
+    /// Its counters, to read or to register by names of your own.
     pub fn metrics(&self) -> OverloadMetrics {
         self.shared.metrics.clone()
+    }
+
+    /// Registers its counters in `registry` as `shed` (requests shed) and
+    /// `in_flight` (requests being served), under the registry's prefix.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let metrics = self.metrics();
+        let limit = self.shared.max_in_flight;
+        registry.register(
+            "shed",
+            format!("Requests shed unserved (503 overloaded): {limit} were being served, the most"),
+            metrics.shed,
+        );
+        registry.register(
+            "in_flight",
+            "Requests being served now (behind the overload layer)",
+            metrics.in_flight,
+        );
     }
 
     /// The limit it sheds past.
