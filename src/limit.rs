@@ -1,26 +1,34 @@
 //! How many calls one instance can take at once, learned from how long it
-//! takes to answer them: TCP Vegas's rule, as Netflix's concurrency-limits
-//! `VegasLimit` applies it to requests.
+//! takes to answer them: TCP Vegas's estimate of the queue, as Netflix's
+//! concurrency-limits `VegasLimit` makes it, held to Gradient2's tolerance.
 //!
 //! An instance that is not full answers in about its no-load time, however
 //! many calls are in flight; one that is full queues them, and each answer
 //! takes longer by the queue. So with `limit` calls allowed and answers
 //! taking `rtt` against a no-load `floor`, about `limit × (1 − floor/rtt)`
-//! of them are waiting in the instance's queue. Vegas keeps that queue
-//! between `alpha = 3·log10(limit)` and `beta = 6·log10(limit)`: below, the
-//! limit grows by `log10(limit)`; above, it shrinks by as much. A shed
+//! of them are waiting in the instance's queue. The limit keeps that queue
+//! between a sixth and a third of itself — answers between 1.2× and 1.5×
+//! the no-load time, Gradient2's tolerance of 1.5: below, it grows by
+//! `log10(limit)` (with no queue at all, twice that or a tenth, whichever
+//! is more); above, it shrinks by
+//! as much. Netflix's Vegas allows `3·log10(limit)` to `6·log10(limit)`
+//! queued, which on an instance that serves 4 at once is a queue as long
+//! as its capacity: twice the answer time, on every call. A shed
 //! answer or a timeout — the instance saying plainly it is full — cuts the
 //! limit to 0.9× at once (AIMD's backoff). While the caller sends fewer
 //! than half the limit, answers say nothing about the limit and it stays.
 //!
-//! The no-load time is the fastest answer seen. It can only fall while
-//! calls flow: under a load that never lets up, an answer's time always
-//! holds a queue, and a floor that rose to meet it would let the queue
-//! grow without end. So, as Envoy's gradient controller does, it is
-//! measured afresh now and then: every `100 × limit` answers (at least
-//! 1,000), the limit drops to [`PROBE_LIMIT`] until [`PROBE_ANSWERS`]
-//! answers sent that way have come, and the fastest of them is the new
-//! no-load time; then the limit is back where it was. That is how it
+//! The no-load time can't be read off calls that flow: under a load that
+//! never lets up, an answer's time always holds a queue, and a floor that
+//! rose to meet it would let the queue grow without end. So, as Envoy's
+//! gradient controller does, it is measured: first, and then every
+//! `100 × limit` answers (at least 1,000), the limit drops to
+//! [`PROBE_LIMIT`] until [`PROBE_ANSWERS`] answers sent that way have
+//! come, and their median is the no-load time; then the limit is back
+//! where it was. Between measurements, the queue is judged once per
+//! window of `2 × limit` answers (10 to 100), on their median: a queue
+//! slows every answer, while noise — a millisecond timer, a busy caller's
+//! scheduler — slows some. That is how it
 //! follows an instance that became slower for good (a bigger answer, a
 //! slower disk) instead of taking it for a queue forever.
 //!
@@ -89,6 +97,15 @@ pub(crate) const PROBE_LIMIT: u32 = 3;
 /// measurement of the no-load time takes.
 pub(crate) const PROBE_ANSWERS: u32 = 20;
 
+/// Answers per window, per unit of the limit.
+const WINDOW_PER_LIMIT: f64 = 2.0;
+
+/// Answers per window, at the least.
+const MIN_WINDOW: u32 = 10;
+
+/// Answers per window, at the most.
+const MAX_WINDOW: u32 = 100;
+
 /// How much a shed answer or a timeout keeps of the limit.
 const BACKOFF: f64 = 0.9;
 
@@ -98,22 +115,22 @@ pub(crate) struct VegasLimit {
     limit: f64,
     min: f64,
     max: f64,
-    /// The no-load time; `None` until the first answer.
+    /// The no-load time; `None` until first measured.
     floor: Option<Duration>,
+    /// The answer times of this window.
+    window: Vec<Duration>,
     phase: Phase,
 }
 
 /// Whether the no-load time is being measured.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Phase {
     /// Learning the limit; `seen` answers since the last measurement.
     Learning { seen: u64 },
-    /// Measuring the no-load time: the fastest of `seen` answers sent with
-    /// at most [`PROBE_LIMIT`] in flight.
-    Probing {
-        seen: u32,
-        fastest: Option<Duration>,
-    },
+    /// Measuring the no-load time: the answers so far sent with at most
+    /// [`PROBE_LIMIT`] in flight; their median is the no-load time (the
+    /// fastest would be an outlier: a timer that fired early).
+    Probing { times: Vec<Duration> },
 }
 
 impl Default for VegasLimit {
@@ -131,7 +148,9 @@ impl VegasLimit {
             min: f64::from(min),
             max: f64::from(max),
             floor: None,
-            phase: Phase::Learning { seen: 0 },
+            window: Vec::new(),
+            // Measured first: nothing is known of the instance yet.
+            phase: Phase::Probing { times: Vec::new() },
         }
     }
 
@@ -152,14 +171,15 @@ impl VegasLimit {
     pub(crate) fn answered(&mut self, rtt: Duration, in_flight: u32) -> u32 {
         let epoch = (EPOCH_PER_LIMIT * u64::from(self.get())).max(MIN_EPOCH);
         match &mut self.phase {
-            Phase::Probing { seen, fastest } => {
+            Phase::Probing { times } => {
                 // Sent before the limit dropped: it may have queued.
                 if in_flight <= PROBE_LIMIT {
-                    *seen += 1;
-                    *fastest = Some(fastest.map_or(rtt, |f| f.min(rtt)));
+                    times.push(rtt);
                 }
-                if *seen >= PROBE_ANSWERS {
-                    self.floor = *fastest;
+                if times.len() >= PROBE_ANSWERS as usize {
+                    times.sort_unstable();
+                    self.floor = Some(times[times.len() / 2]);
+                    self.window.clear();
                     self.phase = Phase::Learning { seen: 0 };
                 }
                 return self.get();
@@ -167,28 +187,36 @@ impl VegasLimit {
             Phase::Learning { seen } => {
                 *seen += 1;
                 if *seen >= epoch {
-                    self.phase = Phase::Probing {
-                        seen: 0,
-                        fastest: None,
-                    };
+                    self.phase = Phase::Probing { times: Vec::new() };
                     return self.get();
                 }
             }
         }
-        let floor = *self.floor.insert(self.floor.map_or(rtt, |f| f.min(rtt)));
+        let Some(floor) = self.floor else {
+            return self.get();
+        };
         if f64::from(in_flight) * 2.0 < self.limit || rtt.is_zero() {
             return self.get();
         }
-        let queue = (self.limit * (1.0 - floor.as_secs_f64() / rtt.as_secs_f64())).ceil();
-        let log = self.limit.log10().max(0.5);
-        let (alpha, beta) = (3.0 * log, 6.0 * log);
-        if queue <= log {
-            // Nothing waits: grow fast.
-            self.set(self.limit + beta);
-        } else if queue < alpha {
-            self.set(self.limit + log);
-        } else if queue > beta {
-            self.set(self.limit - log);
+        self.window.push(rtt);
+        let length =
+            (self.limit * WINDOW_PER_LIMIT).clamp(f64::from(MIN_WINDOW), f64::from(MAX_WINDOW));
+        if (self.window.len() as f64) < length {
+            return self.get();
+        }
+        self.window.sort_unstable();
+        let median = self.window[self.window.len() / 2];
+        self.window.clear();
+        let queue = self.limit * (1.0 - floor.as_secs_f64() / median.as_secs_f64());
+        let step = self.limit.log10().max(0.5);
+        let (low, high) = (self.limit / 6.0, self.limit / 3.0);
+        if queue < low / 2.0 {
+            // Hardly anything waits: grow fast (a tenth at least).
+            self.set(self.limit + (2.0 * step).max(self.limit / 10.0));
+        } else if queue < low {
+            self.set(self.limit + step);
+        } else if queue > high {
+            self.set(self.limit - step);
         }
         self.get()
     }
@@ -217,6 +245,17 @@ mod tests {
         work.mul_f64(turns)
     }
 
+    /// `limit` once its first measurement of the no-load time is done,
+    /// with answers of `rtt`.
+    fn measured(mut limit: VegasLimit, rtt: Duration) -> VegasLimit {
+        assert_eq!(limit.get(), PROBE_LIMIT, "it measures first");
+        for _ in 0..PROBE_ANSWERS {
+            limit.answered(rtt, 1);
+        }
+        assert_eq!(limit.floor, Some(rtt));
+        limit
+    }
+
     /// Runs a caller that keeps `limit` calls in flight on such an
     /// instance for `answers` answers; returns the limits it went through.
     fn drive(limit: &mut VegasLimit, capacity: u32, answers: usize) -> Vec<u32> {
@@ -232,14 +271,18 @@ mod tests {
     #[test]
     fn it_shrinks_to_what_a_full_instance_can_take_and_stays_near() {
         let mut limit = VegasLimit::default();
-        // The first answers came before the queue built up.
-        limit.answered(Duration::from_millis(5), 20);
-        let path = drive(&mut limit, 4, 400);
-        let settled = &path[200..];
+        let path = drive(&mut limit, 4, 3_000);
+        // Past the first thousand answers, leaving out the measurements.
+        let settled: Vec<u32> = path[1_000..]
+            .iter()
+            .copied()
+            .filter(|&l| l != PROBE_LIMIT)
+            .collect();
         let (low, high) = (settled.iter().min(), settled.iter().max());
-        // Capacity 4 and a queue of about alpha..beta: 4 + 2..=5.
+        // Capacity 4 and a queue of a sixth to a third of the limit: 5..=6,
+        // give or take a step.
         assert!(
-            low >= Some(&5) && high <= Some(&10),
+            low >= Some(&4) && high <= Some(&7),
             "settled between {low:?} and {high:?}: {path:?}"
         );
     }
@@ -247,15 +290,17 @@ mod tests {
     #[test]
     fn it_grows_while_answers_do_not_slow_and_stops_at_its_ceiling() {
         let mut limit = VegasLimit::new(10, 1, 200);
-        let path = drive(&mut limit, 1_000, 400);
-        assert!(path.windows(2).all(|w| w[1] >= w[0]), "{path:?}");
+        let path = drive(&mut limit, 1_000, 5_000);
+        let learning: Vec<u32> = path.into_iter().filter(|&l| l != PROBE_LIMIT).collect();
+        assert!(learning.windows(2).all(|w| w[1] >= w[0]), "{learning:?}");
         assert_eq!(limit.get(), 200);
     }
 
     #[test]
     fn answers_to_a_caller_using_under_half_say_nothing() {
-        let mut limit = VegasLimit::default();
-        let learned = limit.answered(Duration::from_millis(1), 20);
+        let mut limit = measured(VegasLimit::default(), Duration::from_millis(1));
+        let learned = limit.get();
+        assert_eq!(learned, 20);
         for _ in 0..100 {
             // Very slow, but only 5 in flight.
             assert_eq!(limit.answered(Duration::from_millis(50), 5), learned);
@@ -264,7 +309,7 @@ mod tests {
 
     #[test]
     fn a_shed_answer_backs_off_and_the_floor_holds() {
-        let mut limit = VegasLimit::new(20, 3, 100);
+        let mut limit = measured(VegasLimit::new(20, 3, 100), Duration::from_millis(1));
         assert_eq!(limit.dropped(), 18);
         for _ in 0..100 {
             limit.dropped();
@@ -283,7 +328,7 @@ mod tests {
             .windows(2)
             .filter(|w| w[1] == PROBE_LIMIT && w[0] > w[1]);
         assert!(probes.count() >= 2, "{path:?}");
-        assert!((5..=10).contains(&limit.get()), "{path:?}");
+        assert!((4..=7).contains(&limit.get()), "{path:?}");
         // Now every answer takes 4× as long, queue or not: at first that
         // reads as a queue; once measured, as the new no-load time.
         let work = Duration::from_millis(20);
@@ -296,6 +341,6 @@ mod tests {
             Some(work),
             "the floor moved to the new no-load time"
         );
-        assert!((5..=10).contains(&limit.get()), "{}", limit.get());
+        assert!((4..=7).contains(&limit.get()), "{}", limit.get());
     }
 }
