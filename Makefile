@@ -34,8 +34,8 @@ demo-etcd: build-release
 # etcd for the replicated registry, protoc for the gRPC example
 # (examples/grpc) and the benchmark's etcd gRPC client, PostgreSQL and the
 # sqlite3 shell for the market's stores (python3: scripts/postgres.sh picks
-# a free port with it).
-TEST_DEBS := chromium chromium-driver etcd-server protobuf-compiler curl postgresql sqlite3 python3 python3-venv iproute2 nftables
+# a free port with it); HAProxy and nginx for the overload scenario's test.
+TEST_DEBS := chromium chromium-driver etcd-server protobuf-compiler curl postgresql sqlite3 python3 python3-venv iproute2 nftables haproxy nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ## deps: install the Debian packages the tests need, when missing

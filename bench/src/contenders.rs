@@ -159,12 +159,12 @@ pub async fn ready(
         }
         Contender::BareClient => (Route::fixed_over(wire.client(), urls.clone()), None, None),
         Contender::Haproxy => {
-            let proxy = Proxy::haproxy(&urls, &wire.front)?;
+            let proxy = Proxy::haproxy(&urls, &wire.front, None)?;
             let route = Route::proxy_over(wire.client(), proxy.url.clone());
             (route, Some(proxy), None)
         }
         Contender::Nginx => {
-            let proxy = Proxy::nginx(&urls, &wire.front)?;
+            let proxy = Proxy::nginx(&urls, &wire.front, None)?;
             let route = Route::proxy_over(wire.client(), proxy.url.clone());
             (route, Some(proxy), None)
         }

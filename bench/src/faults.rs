@@ -225,14 +225,19 @@ async fn set_faults(
     put_faults(&url, delay_ms, fail_percent).await
 }
 
-/// `PUT /_faults` on the instance at `url`.
+/// `PUT /_faults` on the instance at `url`: a delay and a failure share.
 pub async fn put_faults(url: &str, delay_ms: u64, fail_percent: u8) -> Result<(), String> {
-    let body = serde_json::to_vec(&FaultSettings {
+    let settings = FaultSettings {
         delay_ms,
         fail_percent,
         ..FaultSettings::default()
-    })
-    .map_err(|e| e.to_string())?;
+    };
+    put_settings(url, &settings).await
+}
+
+/// `PUT /_faults` on the instance at `url`, with every setting.
+pub async fn put_settings(url: &str, settings: &FaultSettings) -> Result<(), String> {
+    let body = serde_json::to_vec(settings).map_err(|e| e.to_string())?;
     let request = http::Request::put(format!("{url}/_faults"))
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)))

@@ -17,6 +17,8 @@
 //! * [`deep_chain`]: what deadline propagation saves the end of a chain
 //!   when callers give up.
 //! * [`cross_zone`]: the share of calls that leave the caller's zone.
+//! * [`overload`]: full instances — adaptive limits against fixed caps,
+//!   no cap, HAProxy's queue and nginx's `max_conns`.
 //! * [`registry_bench`]: the registry against etcd (gateway and gRPC).
 //! * [`store_costs`]: the registry's etcd store against its memory store.
 //! * [`report`]: BENCHMARKS.md and the JSON results.
@@ -37,6 +39,7 @@ pub mod deep_chain;
 pub mod detection;
 pub mod faults;
 pub mod load;
+pub mod overload;
 pub mod partitions;
 pub mod plots;
 pub mod protocols;

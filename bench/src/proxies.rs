@@ -23,6 +23,12 @@ pub enum Front {
     Tls(ServerCert),
 }
 
+/// How long a request may wait in HAProxy's queue for a server with room
+/// (`timeout queue`), when servers have a `maxconn`: two requests' work on
+/// the overload bench's instances, so that what it answers stays within
+/// the bench's latency target.
+pub const QUEUE_TIMEOUT_MS: u32 = 10;
+
 /// A proxy process (HAProxy or nginx) with its generated config.
 #[derive(Debug)]
 pub struct Proxy {
@@ -55,7 +61,16 @@ impl Proxy {
     /// `observe layer7` marks it down on the first error seen in traffic;
     /// retries with redispatch to another server; per-try timeouts like
     /// Beacon's attempt timeout. The stats socket shows each server's state.
-    pub fn haproxy(targets: &[String], front: &Front) -> Result<Self, String> {
+    ///
+    /// With `per_server`, each server takes at most that many requests at
+    /// once (`maxconn`) and the rest wait in HAProxy's queue for at most
+    /// [`QUEUE_TIMEOUT_MS`] (`timeout queue`), then get a 503: its answer
+    /// to instances that are full.
+    pub fn haproxy(
+        targets: &[String],
+        front: &Front,
+        per_server: Option<u32>,
+    ) -> Result<Self, String> {
         let port = free_port();
         let dir = TempDir::new("haproxy")?;
         let socket = dir.path.join("admin.sock");
@@ -75,12 +90,14 @@ impl Proxy {
             }
         };
         let mut config = format!(
-            "global\n  maxconn 4096\n  stats socket {} mode 600 level admin\n\ndefaults\n  mode http\n  option http-keep-alive\n  timeout connect 100ms\n  timeout client 10s\n  timeout server 100ms\n  timeout check 100ms\n  retries 2\n  option redispatch 1\n  retry-on all-retryable-errors\n\nfrontend ratings_in\n  bind 127.0.0.1:{port}{bind}\n  default_backend ratings\n\nbackend ratings\n  balance leastconn\n  option httpchk GET /_health\n  default-server inter 500ms fastinter 100ms downinter 100ms fall 1 rise 1 observe layer7 error-limit 1 on-error mark-down\n",
-            socket.display()
+            "global\n  maxconn 4096\n  stats socket {} mode 600 level admin\n\ndefaults\n  mode http\n  option http-keep-alive\n  timeout connect 100ms\n  timeout client 10s\n  timeout server 100ms\n  timeout check 100ms\n  retries 2\n  option redispatch 1\n  retry-on all-retryable-errors\n{queue}\nfrontend ratings_in\n  bind 127.0.0.1:{port}{bind}\n  default_backend ratings\n\nbackend ratings\n  balance leastconn\n  option httpchk GET /_health\n  default-server inter 500ms fastinter 100ms downinter 100ms fall 1 rise 1 observe layer7 error-limit 1 on-error mark-down\n",
+            socket.display(),
+            queue = per_server.map_or(String::new(), |_| format!("  timeout queue {QUEUE_TIMEOUT_MS}ms\n")),
         );
+        let maxconn = per_server.map_or(String::new(), |n| format!(" maxconn {n}"));
         for (i, target) in targets.iter().enumerate() {
             let address = target.trim_start_matches("http://");
-            let _ = writeln!(config, "  server r{} {address} check", i + 1);
+            let _ = writeln!(config, "  server r{} {address} check{maxconn}", i + 1);
         }
         let path = dir.path.join("haproxy.cfg");
         std::fs::write(&path, &config).map_err(|e| e.to_string())?;
@@ -109,7 +126,15 @@ impl Proxy {
     /// as many requests as they carry (its default closes one after 1000
     /// requests, which over HTTP/2 fails the streams in flight). (Active
     /// health checks are in the commercial edition only.)
-    pub fn nginx(targets: &[String], front: &Front) -> Result<Self, String> {
+    ///
+    /// With `per_server`, each server takes at most that many connections
+    /// at once (`max_conns`); with every one at it, nginx answers 502 at
+    /// once (the open-source edition has no queue).
+    pub fn nginx(
+        targets: &[String],
+        front: &Front,
+        per_server: Option<u32>,
+    ) -> Result<Self, String> {
         let port = free_port();
         let dir = TempDir::new("nginx")?;
         let d = dir.path.display();
@@ -123,11 +148,12 @@ impl Proxy {
             ),
         };
         let mut upstream = String::new();
+        let max_conns = per_server.map_or(String::new(), |n| format!(" max_conns={n}"));
         for target in targets {
             let address = target.trim_start_matches("http://");
             let _ = writeln!(
                 upstream,
-                "    server {address} max_fails=1 fail_timeout=2s;"
+                "    server {address} max_fails=1 fail_timeout=2s{max_conns};"
             );
         }
         let config = format!(

@@ -11,10 +11,17 @@ use std::{
 /// registry this long unless its breaker routes around it first.
 pub const RATINGS_TTL_MS: &str = "3000";
 
-/// Where the workspace's binaries are: beside this one.
+/// Where the workspace's binaries are: beside this one (a test's
+/// executable is in `deps/`, one below them).
 pub fn binary(name: &str) -> PathBuf {
     let here = std::env::current_exe().unwrap_or_default();
-    here.parent().map(|dir| dir.join(name)).unwrap_or_default()
+    let Some(mut dir) = here.parent() else {
+        return PathBuf::new();
+    };
+    if dir.ends_with("deps") {
+        dir = dir.parent().unwrap_or(dir);
+    }
+    dir.join(name)
 }
 
 /// A server certificate and its key (PEM files).

@@ -6,6 +6,7 @@
 use beacon_bench::{
     cross_zone, deep_chain,
     faults::Fault,
+    overload,
     plots::{plot_gray, plot_hang},
     protocols::{self, Protocol},
     registry_bench::{self, Sizes},
@@ -55,7 +56,7 @@ struct Cli {
     only_fleet: bool,
 
     /// The scenarios to run, comma-separated (steady, h2c, tls, hang, repeated-hang,
-    /// crash, gray, flaky, chain, zones); all by default. Without steady,
+    /// crash, gray, flaky, chain, zones, overload); all by default. Without steady,
     /// "slow" is 10 ms.
     #[arg(long, value_delimiter = ',', value_parser = parse_scenario)]
     scenarios: Vec<Scenario>,
@@ -71,6 +72,8 @@ enum Scenario {
     Chain,
     /// Cross-zone calls.
     Zones,
+    /// Full instances: adaptive limits against caps, HAProxy and nginx.
+    Overload,
 }
 
 fn parse_scenario(name: &str) -> Result<Scenario, String> {
@@ -78,6 +81,7 @@ fn parse_scenario(name: &str) -> Result<Scenario, String> {
         "steady" => return Ok(Scenario::Steady),
         "chain" => return Ok(Scenario::Chain),
         "zones" => return Ok(Scenario::Zones),
+        "overload" => return Ok(Scenario::Overload),
         _ => {}
     }
     if let Some(protocol) = Protocol::ALL.into_iter().find(|p| p.name() == name) {
@@ -89,7 +93,7 @@ fn parse_scenario(name: &str) -> Result<Scenario, String> {
         .map(Scenario::Fault)
         .ok_or_else(|| {
             format!(
-                "unknown scenario {name:?}; expected steady, h2c, tls, hang, repeated-hang, crash, gray, flaky, chain or zones"
+                "unknown scenario {name:?}; expected steady, h2c, tls, hang, repeated-hang, crash, gray, flaky, chain, zones or overload"
             )
         })
 }
@@ -187,6 +191,11 @@ async fn run(cli: &Cli) -> Result<(), String> {
     if all || cli.scenarios.contains(&Scenario::Zones) {
         eprintln!("== cross-zone ==");
         calls_across.push(cross_zone::run(plan.steady_for).await?);
+    }
+    if all || cli.scenarios.contains(&Scenario::Overload) {
+        eprintln!("== overload ==");
+        let length = std::time::Duration::from_secs(if cli.quick { 4 } else { 10 });
+        calls_across.push(overload::run(length).await?);
     }
     let (registry, store_costs) = if cli.no_registry {
         (None, None)
