@@ -65,6 +65,9 @@ pub(crate) struct Load {
     pub(crate) latency_ns: Option<f64>,
     /// Attempts in flight.
     pub(crate) in_flight: u32,
+    /// How long it has been warming up (new, or back from an open
+    /// breaker); `None`: warm.
+    pub(crate) warming_for: Option<Duration>,
 }
 
 /// An attempt counted in flight on its endpoint until dropped. Claimed
@@ -124,6 +127,10 @@ struct EndpointState {
     counted_out: bool,
     /// How many calls it can take at once, learned from its answers.
     limit: VegasLimit,
+    /// Since when it warms up (it joined a view that was already in use,
+    /// or its breaker closed): callers with slow start send it less until
+    /// their window has passed. `None`: warm.
+    warming_since: Option<Instant>,
 }
 
 impl Endpoint {
@@ -154,6 +161,7 @@ impl Endpoint {
                 latency: PeakEwma::default(),
                 counted_out: false,
                 limit: VegasLimit::default(),
+                warming_since: None,
             }),
             sink,
             wake: Arc::new(Notify::new()),
@@ -234,7 +242,16 @@ impl Endpoint {
         state.breaker.admits(now).then(|| Load {
             latency_ns: state.latency.estimate(now, self.latency_decay),
             in_flight: self.in_flight.load(Ordering::Relaxed),
+            warming_for: state
+                .warming_since
+                .map(|since| now.saturating_duration_since(since)),
         })
+    }
+
+    /// It starts warming up now: a new instance of a view already in use
+    /// (see [`SlowStart`](crate::client::SlowStart)).
+    pub(crate) fn start_warming(&self, now: Instant) {
+        self.lock().warming_since = Some(now);
     }
 
     /// Attempts in flight to it now.
@@ -292,6 +309,8 @@ impl Endpoint {
             let transition = state.breaker.record_success(admission);
             if transition == Some(Transition::Closed) {
                 state.latency.reset();
+                // Back from an open breaker: cold again.
+                state.warming_since = Some(now);
             }
             state.latency.observe(latency, now, decay);
             if self.learning() {

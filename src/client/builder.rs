@@ -3,7 +3,7 @@
 
 use super::{
     Attempts, Balancing, ClientConfig, ClientError, Hedging, HttpTransport, HttpTransportBuilder,
-    Limits, Retries, ServiceClient, Transport,
+    Limits, Retries, ServiceClient, SlowStart, Transport,
 };
 use crate::resolver::{Resolver, ServiceView};
 use crate::wire::ServiceName;
@@ -18,6 +18,7 @@ pub(crate) struct Settings {
     pub(crate) retries: Retries,
     pub(crate) hedging: Option<Hedging>,
     pub(crate) limits: Limits,
+    pub(crate) slow_start: Option<SlowStart>,
     pub(crate) balancing: Balancing,
     pub(crate) zone: Option<String>,
     /// Whether instances must prove they are the service (see
@@ -34,6 +35,7 @@ impl Default for Settings {
             retries: Retries::default(),
             hedging: Some(Hedging::default()),
             limits: Limits::default(),
+            slow_start: None,
             balancing: Balancing::default(),
             zone: None,
             verify_identity: false,
@@ -61,6 +63,7 @@ impl From<&ClientConfig> for Settings {
             },
             hedging: config.hedging,
             limits: Limits::default().max_in_flight(config.max_in_flight),
+            slow_start: None,
             balancing: config.balancing,
             zone: config.zone.clone(),
             verify_identity: config.verify_identity,
@@ -148,6 +151,14 @@ impl ServiceClientBuilder {
     /// Limits per instance. Default is [`Limits::default`]: none.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.settings.limits = limits;
+        self
+    }
+
+    /// Slow start for instances that join once the client is in use, or
+    /// come back from an open breaker (see [`SlowStart`]). Default is
+    /// `None`: a new instance is weighed as a warm one.
+    pub fn slow_start(mut self, slow_start: Option<SlowStart>) -> Self {
+        self.settings.slow_start = slow_start;
         self
     }
 

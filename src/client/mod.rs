@@ -68,7 +68,7 @@ pub use hedge::{Hedge, HedgeCounts, ReplayElsewhere};
 pub use histogram::{CumulativeLatencies, LatencyHistogram};
 pub use identity::IdentityMismatch;
 pub use retry::{RetryCounts, RetryPolicy};
-pub use settings::{Attempts, Hedging, Limits, Retries};
+pub use settings::{Attempts, Hedging, Limits, Retries, SlowStart};
 pub use transport::{ExchangeError, HttpTransport, HttpTransportBuilder, Transport};
 
 use crate::deadline;
@@ -287,6 +287,7 @@ impl<T: Transport> ServiceClient<T> {
         let balance = Balance::new(Arc::clone(&view), attempts)
             .balancing(settings.balancing)
             .limits(settings.limits)
+            .slow_start(settings.slow_start)
             .zone(settings.zone.as_deref());
         let timeout = settings.attempts.timeout;
         let hedging = settings.hedging.map(|hedging| hedging.within(timeout));

@@ -195,6 +195,75 @@ impl Limits {
     }
 }
 
+/// Slow start, as Envoy's: an instance that joins a service already in
+/// use, or comes back from an open breaker, is often cold (caches, JIT,
+/// connection pools), and the least-loaded balancer would hand it every
+/// call its empty queue attracts. With slow start it weighs as
+/// `max(min_weight, (t / window)^(1 / aggression))` of a warm instance for
+/// `window` after it joined: its latency × calls-in-flight score is
+/// divided by that weight. The instances of the first registry answer
+/// start warm. Only the least-loaded balancer weighs it. `#[non_exhaustive]`:
+/// build it from `default()` with its setters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct SlowStart {
+    /// How long an instance warms up. Default 10 s.
+    pub window: Duration,
+    /// How the weight grows over the window: 1.0 linearly, more for a
+    /// faster start. Default 1.0 (Envoy's).
+    pub aggression: f64,
+    /// The least weight, at the start. Default 0.1 (Envoy's 10 %).
+    pub min_weight: f64,
+}
+
+impl Default for SlowStart {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(10),
+            aggression: 1.0,
+            min_weight: 0.1,
+        }
+    }
+}
+
+impl SlowStart {
+    /// Warming up for `window`.
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// The weight grows as `(t / window)^(1 / aggression)` (above 0).
+    pub fn aggression(mut self, aggression: f64) -> Self {
+        self.aggression = aggression;
+        self
+    }
+
+    /// The least weight (0 to 1).
+    pub fn min_weight(mut self, weight: f64) -> Self {
+        self.min_weight = weight;
+        self
+    }
+
+    /// The weight of an instance warming up for `warming_for`: 1 once the
+    /// window has passed.
+    pub(crate) fn weight(&self, warming_for: Duration) -> f64 {
+        if warming_for >= self.window || self.window.is_zero() {
+            return 1.0;
+        }
+        let time_factor = warming_for.as_secs_f64() / self.window.as_secs_f64();
+        let aggression = if self.aggression > 0.0 {
+            self.aggression
+        } else {
+            1.0
+        };
+        time_factor
+            .powf(1.0 / aggression)
+            .max(self.min_weight.clamp(0.0, 1.0))
+            .max(f64::MIN_POSITIVE)
+    }
+}
+
 /// When and how often to hedge. `#[non_exhaustive]`: build it from
 /// `default()` with its setters.
 #[derive(Debug, Clone, Copy, PartialEq)]

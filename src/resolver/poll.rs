@@ -299,6 +299,11 @@ impl Poller {
                 self.health.clone(),
             ),
         };
+        // The first answer's instances are the fleet the caller starts
+        // with: warm. One that joins later starts cold.
+        if view.is_synced() {
+            endpoint.start_warming(Instant::now());
+        }
         view.sink().emit(EventKind::InstanceAdded {
             id: instance.id.clone(),
             address: instance.address.clone(),

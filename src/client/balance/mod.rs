@@ -33,7 +33,7 @@
 
 use super::{
     fail_fast::Unavailable, gate, hedge::Placed, zone, Admitted, Call, ClientError, Limits,
-    ResponseBody,
+    ResponseBody, SlowStart,
 };
 use p2c::{claim, least_loaded_of_two};
 mod p2c;
@@ -126,6 +126,8 @@ struct Setup<N> {
     balancing: Balancing,
     /// How many attempts may be in flight to one endpoint.
     limits: Limits,
+    /// How an endpoint warming up is weighed; `None`: as a warm one.
+    slow_start: Option<SlowStart>,
     /// The caller's zone, whose instances it prefers (see
     /// [`zone`](super::zone)); `None`: every zone alike.
     zone: Option<Arc<str>>,
@@ -138,6 +140,7 @@ impl<N> Setup<N> {
             new_service,
             balancing: Balancing::default(),
             limits: Limits::default(),
+            slow_start: None,
             zone: None,
         }
     }
@@ -178,6 +181,12 @@ impl<N: Clone> Balance<N> {
     /// queue.
     pub fn max_in_flight(self, limit: Option<u32>) -> Self {
         self.with(|setup| setup.limits.max_in_flight = limit)
+    }
+
+    /// The same, weighing endpoints that warm up as `slow_start` says
+    /// (`None`: as warm ones).
+    pub fn slow_start(self, slow_start: Option<SlowStart>) -> Self {
+        self.with(|setup| setup.slow_start = slow_start)
     }
 
     /// The same, capping endpoints as `limits` say: a fixed cap, each
@@ -228,9 +237,7 @@ impl<N> Balance<N> {
             return None;
         }
         let drawn = match self.setup.balancing {
-            Balancing::LeastLoaded => {
-                least_loaded_of_two(endpoints, tried, now, &self.setup.limits)
-            }
+            Balancing::LeastLoaded => least_loaded_of_two(endpoints, tried, now, &self.setup),
             Balancing::RoundRobin => None,
         };
         drawn.or_else(|| self.next_in_turn(endpoints, tried, now))

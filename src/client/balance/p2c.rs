@@ -2,8 +2,9 @@
 //! instances drawn at random, the less loaded wins — latency estimate ×
 //! (calls in flight + 1), equal within [`TIE_FACTOR`].
 
+use super::Setup;
 use crate::breaker::Admission;
-use crate::client::{gate, Limits};
+use crate::client::{gate, Limits, SlowStart};
 use crate::endpoint::{Endpoint, InFlight, Load};
 use crate::wire::Address;
 use rand::Rng;
@@ -25,13 +26,15 @@ pub(super) fn claim(
 
 /// Power of two choices: of two distinct endpoints drawn at random, the
 /// less loaded of those not in `tried` that would admit a call (and are
-/// under their cap); `None` if neither would.
-pub(super) fn least_loaded_of_two(
+/// under their cap), weighed by `setup`'s slow start; `None` if neither
+/// would.
+pub(super) fn least_loaded_of_two<N>(
     endpoints: &[Arc<Endpoint>],
     tried: &[Address],
     now: Instant,
-    limits: &Limits,
+    setup: &Setup<N>,
 ) -> Option<(Admission, InFlight)> {
+    let limits = &setup.limits;
     let count = endpoints.len();
     let mut rng = rand::rng();
     let first = rng.random_range(0..count);
@@ -51,7 +54,7 @@ pub(super) fn least_loaded_of_two(
     let first_load = load(first);
     let second_load = if second == first { None } else { load(second) };
     let chosen = match (first_load, second_load) {
-        (Some(a), Some(b)) if prefers_second(a, b) => second,
+        (Some(a), Some(b)) if prefers_second(a, b, setup.slow_start.as_ref()) => second,
         (Some(_), _) => first,
         (None, Some(_)) => second,
         (None, None) => return None,
@@ -69,9 +72,14 @@ pub(super) fn least_loaded_of_two(
 pub(crate) const TIE_FACTOR: f64 = 1.5;
 
 /// Whether `b` is clearly less loaded than `a` (by more than
-/// [`TIE_FACTOR`]); otherwise `a` wins: it was drawn at random too.
-pub(crate) fn prefers_second(a: Load, b: Load) -> bool {
-    cost(b, a) * TIE_FACTOR < cost(a, b)
+/// [`TIE_FACTOR`]), each cost divided by its endpoint's slow-start weight
+/// (see [`SlowStart`]); otherwise `a` wins: it was drawn at random too.
+fn prefers_second(a: Load, b: Load, slow_start: Option<&SlowStart>) -> bool {
+    let weight = |load: Load| match (slow_start, load.warming_for) {
+        (Some(slow_start), Some(warming_for)) => slow_start.weight(warming_for),
+        _ => 1.0,
+    };
+    cost(b, a) / weight(b) * TIE_FACTOR < cost(a, b) / weight(a)
 }
 
 /// Latency estimate × (calls in flight + 1). Without an estimate of its
@@ -84,17 +92,21 @@ fn cost(own: Load, rival: Load) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn an_unmeasured_instance_scores_as_its_rival_and_calls_in_flight_weigh() {
         let measured = |ms: f64, in_flight| Load {
             latency_ns: Some(ms * 1e6),
             in_flight,
+            warming_for: None,
         };
         let new = Load {
             latency_ns: None,
             in_flight: 0,
+            warming_for: None,
         };
+        let prefers_second = |a, b| prefers_second(a, b, None);
         // Neutral: a tie with a measured idle rival (the first drawn wins ties)...
         assert!(!prefers_second(measured(5.0, 0), new));
         assert!(!prefers_second(new, measured(5.0, 0)));
@@ -108,5 +120,33 @@ mod tests {
         assert!(!prefers_second(measured(0.30, 0), measured(0.35, 0)));
         // ...a slow one is not.
         assert!(prefers_second(measured(40.0, 0), measured(0.5, 0)));
+    }
+
+    #[test]
+    fn a_warming_instance_weighs_less_until_its_window_has_passed() {
+        let slow_start = SlowStart::default();
+        let load = |warming_for: Option<u64>| Load {
+            latency_ns: Some(1e6),
+            in_flight: 0,
+            warming_for: warming_for.map(Duration::from_secs),
+        };
+        let warm = load(None);
+        // Equally loaded: a just-joined instance (weight 0.1) loses to a
+        // warm one, and wins nothing from it...
+        assert!(prefers_second(load(Some(0)), warm, Some(&slow_start)));
+        assert!(!prefers_second(warm, load(Some(0)), Some(&slow_start)));
+        // ...still at half its window (0.5: below the tie factor's 1/1.5)...
+        assert!(prefers_second(load(Some(5)), warm, Some(&slow_start)));
+        // ...and is a tie with it at 8 s, and from the window on.
+        assert!(!prefers_second(load(Some(8)), warm, Some(&slow_start)));
+        assert!(!prefers_second(load(Some(10)), warm, Some(&slow_start)));
+        // Without slow start it is weighed as a warm one from the first.
+        assert!(!prefers_second(load(Some(0)), warm, None));
+        // Envoy's curve: max(min_weight, (t / window)^(1 / aggression)).
+        assert_eq!(slow_start.weight(Duration::ZERO), 0.1);
+        assert_eq!(slow_start.weight(Duration::from_secs(5)), 0.5);
+        assert_eq!(slow_start.weight(Duration::from_secs(10)), 1.0);
+        let eager = slow_start.aggression(2.0);
+        assert!((eager.weight(Duration::from_millis(2_500)) - 0.5).abs() < 1e-9);
     }
 }
