@@ -4,7 +4,7 @@
 
 mod support;
 
-use beacon::client::{AdaptiveLimit, ClientError, Limits, Retries, ServedBy, SlowStart};
+use beacon::client::{AdaptiveLimit, ClientError, Limits, Retries};
 use beacon::overload::{LoadReport, LOAD_METRICS_HEADER};
 use beacon::{BreakerState, Resolver, ResolverConfig, ServiceClient};
 use std::time::Duration;
@@ -126,55 +126,4 @@ async fn an_adaptive_limit_learns_what_a_full_instance_takes_and_fails_fast_past
             }
         }
     }
-}
-
-/// The share of `calls` calls, `at_once` at a time, that `id` answered.
-async fn share_of(client: &ServiceClient, id: &str, calls: usize, at_once: usize) -> f64 {
-    let mut answered_by_it = 0;
-    for _ in 0..calls / at_once {
-        let wave = (0..at_once).map(|_| client.get("/ratings/camera"));
-        for answer in futures_util::future::join_all(wave).await {
-            let answer = answer.expect("answered");
-            let served = answer.extensions().get::<ServedBy>().expect("served by");
-            answered_by_it += usize::from(served.id.as_str() == id);
-        }
-    }
-    answered_by_it as f64 / calls as f64
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_that_joins_later_gets_a_small_share_until_it_has_warmed_up() {
-    let registry = TestRegistry::start(None).await;
-    let slow = ["--delay-ms", "3"];
-    let _first = support::start_ratings(&registry.url, 1, &slow);
-    let _second = support::start_ratings(&registry.url, 2, &slow);
-    let resolver = Resolver::new(
-        beacon::RegistryClient::from_list(&registry.url, None).expect("registry client"),
-        ResolverConfig::default(),
-    );
-    let window = Duration::from_secs(4);
-    let client = ServiceClient::builder(&resolver, "ratings")
-        .slow_start(Some(SlowStart::default().window(window)))
-        .hedging(None)
-        .build()
-        .expect("client");
-    listed(&client, 2).await;
-    // The first answer's instances are warm: both take calls.
-    assert!(share_of(&client, "ratings-1", 40, 4).await > 0.2);
-
-    let _third = support::start_ratings(&registry.url, 3, &slow);
-    listed(&client, 3).await;
-    let joined = Instant::now();
-    let early = share_of(&client, "ratings-3", 120, 4).await;
-    let early_took = joined.elapsed();
-    // Evenly it would take a third; warming (weight 0.1 and up), it loses
-    // most draws against a warm instance (those it wins, it wins on a
-    // latency estimate that is yet its rival's, or lower).
-    assert!(
-        early < 0.22,
-        "the new instance took {early:.2} of the calls in its first {early_took:?}"
-    );
-    tokio::time::sleep_until(joined + window).await;
-    let later = share_of(&client, "ratings-3", 120, 4).await;
-    assert!(later > 0.2, "warm, it took only {later:.2}");
 }
