@@ -198,9 +198,11 @@ async fn http1_calls_in_turn_share_one_connection_and_name_the_instance_as_host(
         );
     }
     // A call may find the connection still finishing its last answer (its
-    // task runs on the other thread) and open a second; never one per call.
+    // task runs on the other thread) and open another: on a loaded CI
+    // machine that happened twice in 20 calls (3 connections). Never one
+    // per call: at most one in five.
     let opened = connections.load(Ordering::SeqCst);
-    assert!(opened <= 2, "{opened} connections for 20 calls in turn");
+    assert!(opened <= 4, "{opened} connections for 20 calls in turn");
 
     // A caller's own `Host` is sent as it is.
     let request = http::Request::get("/host")
