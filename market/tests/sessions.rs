@@ -113,6 +113,18 @@ async fn form_posts_need_the_sessions_token_and_writes_from_another_origin_are_r
         "{csp}"
     );
     assert_eq!(page.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    // Pages go through the overload layer, which reports the market's load;
+    // operations stay outside it.
+    let load = page.headers()["endpoint-load-metrics"]
+        .to_str()
+        .expect("ascii");
+    assert!(load.starts_with("TEXT"), "{load}");
+    let health = http
+        .get(demo.market_url("/_health"))
+        .send()
+        .await
+        .expect("health");
+    assert!(!health.headers().contains_key("endpoint-load-metrics"));
     let html = page.text().await.expect("html");
     let secret = ALICE.trim_start_matches("beacon_session=");
     assert!(

@@ -75,6 +75,18 @@ async fn faults_change_at_run_time_with_the_token_only() {
             "invalid_faults",
         ),
         (json!({"delay_ms": -1, "fail_percent": 0}), "invalid_body"),
+        (
+            json!({"delay_ms": 0, "fail_percent": 0, "capacity": 100_001}),
+            "invalid_faults",
+        ),
+        (
+            json!({"delay_ms": 0, "fail_percent": 0, "warmup_ms": 3_600_001}),
+            "invalid_faults",
+        ),
+        (
+            json!({"delay_ms": 0, "fail_percent": 0, "capacity": -4}),
+            "invalid_body",
+        ),
         (json!({"delay_ms": 10}), "invalid_body"),
         (
             json!({"delay_ms": 10, "fail_percent": 0, "extra": 1}),

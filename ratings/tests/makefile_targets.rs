@@ -174,6 +174,25 @@ async fn slow_flaky_and_heal_change_a_running_instance() {
         (Some(0), Some(30))
     );
 
+    let said = make.run("overloadRatings", &["INSTANCE=1", "CAPACITY=4"]);
+    assert!(said.contains("4 at once"), "{said}");
+    let faults = faults_of(&run_dir, 1).await;
+    assert_eq!(
+        (faults["capacity"].as_u64(), faults["delay_ms"].as_u64()),
+        (Some(4), Some(5))
+    );
+    let refused = make.refused("overloadRatings", &["INSTANCE=1", "CAPACITY=lots"]);
+    assert!(
+        refused.contains("CAPACITY must be a whole number"),
+        "{refused}"
+    );
+    let refused = make.refused("overloadRatings", &["INSTANCE=1", "CAPACITY=100001"]);
+    assert!(
+        refused.contains("refused the change (400)") && refused.contains("capacity 100001"),
+        "{refused}"
+    );
+    make.run("flakyRatings", &["INSTANCE=1", "PERCENT=30"]);
+
     // Bad input is refused by name and changes nothing.
     let refused = make.refused("flakyRatings", &["INSTANCE=1", "PERCENT=101"]);
     assert!(
@@ -196,6 +215,11 @@ async fn slow_flaky_and_heal_change_a_running_instance() {
     assert_eq!(
         (faults["delay_ms"].as_u64(), faults["fail_percent"].as_u64()),
         (Some(0), Some(0))
+    );
+    assert_eq!(
+        faults["capacity"].as_u64(),
+        Some(0),
+        "heal clears the capacity"
     );
 
     make.run("stopRatings", &[]);
