@@ -81,13 +81,7 @@ pub struct Overload {
 /// Runs every contender for `length` at 3× the capacity; gives the
 /// report's section.
 pub async fn run(length: Duration) -> Result<String, String> {
-    let measured = measure(length).await?;
-    Ok(markdown(
-        measured.capacity,
-        &measured.unloaded,
-        &measured.runs,
-        &measured.configs,
-    ))
+    Ok(markdown(&measure(length).await?))
 }
 
 /// Runs every contender for `length` at 3× the capacity.
@@ -122,7 +116,7 @@ pub async fn measure(length: Duration) -> Result<Overload, String> {
     .await;
     let unloaded = Summary::of(&unloaded, length);
     let rate = (capacity * f64::from(OVERLOAD)) as u32;
-    let judge =
+    let run_of =
         |contender, samples: &[Sample]| judge(contender, samples, length, capacity, &unloaded);
     let mut runs = Vec::new();
     let mut configs = Vec::new();
@@ -140,7 +134,7 @@ pub async fn measure(length: Duration) -> Result<Overload, String> {
         eprintln!("  {contender}");
         let route = beacon(&registry, limits, hedging)?;
         let samples = open_loop(&route, &workload, rate, |_| async {}).await;
-        runs.push(judge(contender, &samples));
+        runs.push(run_of(contender, &samples));
     }
     for contender in ["haproxy, maxconn 4 + queue", "nginx, max_conns 4"] {
         eprintln!("  {contender}");
@@ -156,7 +150,7 @@ pub async fn measure(length: Duration) -> Result<Overload, String> {
             |_| async {},
         )
         .await;
-        runs.push(judge(contender, &samples));
+        runs.push(run_of(contender, &samples));
         configs.push((contender, proxy.config.clone()));
     }
     Ok(Overload {
@@ -234,12 +228,13 @@ pub fn judge(
 }
 
 /// The report's section.
-pub fn markdown(
-    capacity: f64,
-    unloaded: &Summary,
-    runs: &[OverloadRun],
-    configs: &[(&str, String)],
-) -> String {
+pub fn markdown(measured: &Overload) -> String {
+    let Overload {
+        capacity,
+        unloaded,
+        runs,
+        configs,
+    } = measured;
     let mut rows = String::new();
     for run in runs {
         let half = &run.second_half;

@@ -37,12 +37,7 @@ async fn every_caller_is_measured_against_full_instances() {
     for run in &measured.runs[1..] {
         assert!(run.goodput > 0.0, "{run:?}");
     }
-    let section = markdown(
-        measured.capacity,
-        &measured.unloaded,
-        &measured.runs,
-        &measured.configs,
-    );
+    let section = markdown(&measured);
     for name in names {
         assert!(section.contains(&format!("| {name} |")), "{section}");
     }

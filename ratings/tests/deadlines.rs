@@ -26,17 +26,10 @@ async fn ratings() -> (TestRegistry, Service) {
 
 /// The rating answers ratings gave (status 200), from its own metrics.
 async fn ratings_served(http: &reqwest::Client, url: &str) -> u64 {
-    counter(
+    support::counter(
         &metrics_text(http, url).await,
         r#"beacon_ratings_http_request_duration_seconds_count{method="GET",route="/ratings/{thing}",status="200"}"#,
     )
-}
-
-/// The value of the sample named `name` in a metrics text; 0 if absent.
-fn counter(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
 }
 
 /// A service in the middle of the chain, as a user would write one: it
@@ -142,6 +135,9 @@ async fn a_spent_budget_costs_ratings_no_work() {
     assert_eq!(body["error"]["code"], "invalid_deadline");
 
     let text = metrics_text(&http, &ratings.url).await;
-    assert_eq!(counter(&text, "beacon_ratings_deadline_refused_total"), 1);
+    assert_eq!(
+        support::counter(&text, "beacon_ratings_deadline_refused_total"),
+        1
+    );
     assert_eq!(ratings_served(&http, &ratings.url).await, served, "{text}");
 }

@@ -20,14 +20,6 @@ async fn listed(client: &ServiceClient, count: usize) {
     }
 }
 
-/// A counter's value in a `/_metrics` text (0 when absent).
-fn counter(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_instance_sheds_and_its_calls_go_elsewhere_without_opening_its_breaker() {
     let registry = TestRegistry::start(None).await;
@@ -73,8 +65,8 @@ async fn a_full_instance_sheds_and_its_calls_go_elsewhere_without_opening_its_br
         }
     }
     let metrics = support::metrics_text(&http, &full.url).await;
-    let shed = counter(&metrics, "beacon_ratings_shed_total");
-    assert!(shed > 0.0, "nothing was shed:\n{metrics}");
+    let shed = support::counter(&metrics, "beacon_ratings_shed_total");
+    assert!(shed > 0, "nothing was shed:\n{metrics}");
 
     let snapshot = client.snapshot();
     let seen = snapshot

@@ -151,9 +151,9 @@ impl<T: Transport> tower::Service<Admitted> for Attempt<T> {
     ) -> Self::Future {
         // Made first, so that dropping the attempt, even unpolled, still
         // frees a probe.
-        let mut verdict = Verdict::pending(in_flight, admission);
-        // Counted as it is sent, itself included (see `crate::limit`).
-        verdict.sent_with = self.endpoint.in_flight();
+        // In flight as it is sent, itself included (see `crate::limit`).
+        let sent_with = self.endpoint.in_flight();
+        let mut verdict = Verdict::pending(in_flight, admission, sent_with);
         if call.attempt == 1 && !call.streams_response() {
             verdict.latencies.clone_from(&self.latencies);
         }
@@ -332,12 +332,12 @@ struct Verdict {
 }
 
 impl Verdict {
-    fn pending(in_flight: InFlight, admission: Admission) -> Self {
+    fn pending(in_flight: InFlight, admission: Admission, sent_with: u32) -> Self {
         Self {
             in_flight,
             admission,
             reported: false,
-            sent_with: 0,
+            sent_with,
             latencies: None,
         }
     }

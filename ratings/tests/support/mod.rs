@@ -29,3 +29,10 @@ pub async fn metrics_text(http: &reqwest::Client, url: &str) -> String {
     let answer = answer.expect("GET /_metrics");
     answer.text().await.expect("metrics text")
 }
+
+/// The value of the sample named `name` in a metrics text; 0 if absent.
+pub fn counter(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
