@@ -11,8 +11,9 @@ use crate::breaker::{Admission, Breaker, BreakerConfig, BreakerState, Transition
 use crate::events::{EventKind, EventSink, InstanceSnapshot};
 use crate::latency::PeakEwma;
 use crate::limit::VegasLimit;
+use crate::reported_load::ReportedLoad;
 use crate::wire::{Address, InstanceId};
-use http::Uri;
+use http::{HeaderValue, Uri};
 use std::{
     sync::{
         atomic::{AtomicBool, AtomicU32, Ordering},
@@ -68,6 +69,9 @@ pub(crate) struct Load {
     /// How long it has been warming up (new, or back from an open
     /// breaker); `None`: warm.
     pub(crate) warming_for: Option<Duration>,
+    /// The utilization it reports of itself, once believed (see
+    /// [`reported_load`](crate::reported_load)); `None` otherwise.
+    pub(crate) utilization: Option<f64>,
 }
 
 /// An attempt counted in flight on its endpoint until dropped. Claimed
@@ -131,6 +135,8 @@ struct EndpointState {
     /// or its breaker closed): callers with slow start send it less until
     /// their window has passed. `None`: warm.
     warming_since: Option<Instant>,
+    /// The load it reports on its answers.
+    reported: ReportedLoad,
 }
 
 impl Endpoint {
@@ -162,6 +168,7 @@ impl Endpoint {
                 counted_out: false,
                 limit: VegasLimit::default(),
                 warming_since: None,
+                reported: ReportedLoad::default(),
             }),
             sink,
             wake: Arc::new(Notify::new()),
@@ -245,6 +252,7 @@ impl Endpoint {
             warming_for: state
                 .warming_since
                 .map(|since| now.saturating_duration_since(since)),
+            utilization: state.reported.utilization(now),
         })
     }
 
@@ -292,16 +300,19 @@ impl Endpoint {
 
     /// Records a success of a request admitted as `admission`, answered in
     /// `latency` (as of `now`), sent with `sent_with` in flight (itself
-    /// included; 0 for a health check, which says nothing of the limit).
-    /// A breaker that closes forgets the latency it knew: the instance
-    /// starts again from a neutral score (see `client::balance`), neither
-    /// flooded as if free nor starved for its old slowness.
+    /// included; 0 for a health check, which says nothing of the limit),
+    /// with `report` (its `endpoint-load-metrics` header, if any). A
+    /// breaker that closes forgets the latency and the reports it knew:
+    /// the instance starts again from a neutral score (see
+    /// `client::balance`), neither flooded as if free nor starved for its
+    /// old slowness.
     pub(crate) fn succeeded(
         &self,
         admission: Admission,
         latency: Duration,
         now: Instant,
         sent_with: u32,
+        report: Option<&HeaderValue>,
     ) {
         let decay = self.latency_decay;
         self.change(|state| {
@@ -309,10 +320,12 @@ impl Endpoint {
             let transition = state.breaker.record_success(admission);
             if transition == Some(Transition::Closed) {
                 state.latency.reset();
+                state.reported.reset();
                 // Back from an open breaker: cold again.
                 state.warming_since = Some(now);
             }
             state.latency.observe(latency, now, decay);
+            state.reported.observe(report, now);
             if self.learning() {
                 let limit = state.limit.answered(latency, sent_with);
                 self.learned_limit.store(limit, Ordering::Relaxed);
@@ -391,6 +404,7 @@ impl Endpoint {
                 .map(|ns| ns / 1e6),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             learned_limit: state.limit.get(),
+            reported_utilization: state.reported.latest(),
             zone: self.zone.as_deref().map(str::to_owned),
         }
     }

@@ -210,6 +210,10 @@ pub struct InstanceSnapshot {
     /// [`Limits::adaptive`](crate::client::Limits::adaptive)); kept to
     /// only by clients that ask for adaptive limits.
     pub learned_limit: u32,
+    /// The utilization it last reported on an answer (ORCA's
+    /// `endpoint-load-metrics`; 1.0 is full), believed by the balancer or
+    /// not yet (see [`OverloadLayer`](crate::overload::OverloadLayer)).
+    pub reported_utilization: Option<f64>,
     /// The zone it registered in (its `zone` metadata), if any.
     pub zone: Option<String>,
 }

@@ -46,7 +46,9 @@
 //!   breaker, a pure state machine ([`BreakerConfig`]); `latency`: the
 //!   peak-sensitive moving average the balancer ranks instances by;
 //!   `limit`: the calls an instance can take at once, learned from its
-//!   answers (Vegas), for clients with adaptive limits.
+//!   answers (Vegas), for clients with adaptive limits; `reported_load`:
+//!   the utilization an instance reports on its answers, believed after a
+//!   blackout and until it expires (gRFC A58).
 //! * **Serving** — [`deadline`]: a call's budget carried to the instance
 //!   (`beacon-deadline-ms`), and the server-side layer that refuses spent
 //!   budgets and gives a handler's own calls what is left; [`overload`]:
@@ -74,6 +76,7 @@ mod limit;
 pub mod metrics;
 pub mod overload;
 mod registry_client;
+mod reported_load;
 mod resolver;
 
 /// How Beacon reaches a server (the `beacon-net` crate): the HTTP(S) client,

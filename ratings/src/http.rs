@@ -133,6 +133,10 @@ impl Ratings {
     /// Puts `faults` in force, and in the metrics.
     fn put_in_force(&self, faults: Faults) {
         self.faults.set(faults);
+        // Seats are what it serves at once: its load reports say how full
+        // they are.
+        self.overload
+            .set_capacity((faults.capacity > 0).then_some(faults.capacity));
         self.fault_delay.set(faults.delay.as_secs_f64());
         self.fault_fail_ratio
             .set(f64::from(faults.fail_percent) / 100.0);

@@ -17,6 +17,7 @@ use super::{
 use crate::breaker::Admission;
 use crate::deadline;
 use crate::endpoint::{Endpoint, InFlight};
+use crate::overload::LOAD_METRICS_HEADER;
 use http::HeaderValue;
 use http::Response;
 use std::{
@@ -369,7 +370,8 @@ impl Verdict {
                     attempts: attempt,
                     latency,
                 });
-                self.success(latency, now);
+                let report = response.headers().get(LOAD_METRICS_HEADER);
+                self.success(latency, now, report);
                 return Ok(response);
             }
             Some(Ok(response)) if shed(&response) => {
@@ -420,13 +422,13 @@ impl Verdict {
         Err(error)
     }
 
-    fn success(&mut self, latency: Duration, now: Instant) {
+    fn success(&mut self, latency: Duration, now: Instant, report: Option<&HeaderValue>) {
         self.reported = true;
         if let Some(latencies) = &self.latencies {
             latencies.record(latency, now);
         }
         self.endpoint()
-            .succeeded(self.admission, latency, now, self.sent_with);
+            .succeeded(self.admission, latency, now, self.sent_with, report);
     }
 
     fn failure(&mut self, error: &ClientError, took: Option<Duration>) {

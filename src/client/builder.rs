@@ -19,6 +19,7 @@ pub(crate) struct Settings {
     pub(crate) hedging: Option<Hedging>,
     pub(crate) limits: Limits,
     pub(crate) slow_start: Option<SlowStart>,
+    pub(crate) load_reports: bool,
     pub(crate) balancing: Balancing,
     pub(crate) zone: Option<String>,
     /// Whether instances must prove they are the service (see
@@ -36,6 +37,7 @@ impl Default for Settings {
             hedging: Some(Hedging::default()),
             limits: Limits::default(),
             slow_start: None,
+            load_reports: true,
             balancing: Balancing::default(),
             zone: None,
             verify_identity: false,
@@ -64,6 +66,7 @@ impl From<&ClientConfig> for Settings {
             hedging: config.hedging,
             limits: Limits::default().max_in_flight(config.max_in_flight),
             slow_start: None,
+            load_reports: true,
             balancing: config.balancing,
             zone: config.zone.clone(),
             verify_identity: config.verify_identity,
@@ -159,6 +162,17 @@ impl ServiceClientBuilder {
     /// `None`: a new instance is weighed as a warm one.
     pub fn slow_start(mut self, slow_start: Option<SlowStart>) -> Self {
         self.settings.slow_start = slow_start;
+        self
+    }
+
+    /// Whether the latency-aware balancer weighs the load instances
+    /// report on their answers (ORCA's `endpoint-load-metrics`, as
+    /// [`OverloadLayer`](crate::overload::OverloadLayer) writes it): an
+    /// instance's report counts once it has reported for 10 s and until
+    /// it is 3 min old (gRFC A58's blackout and expiry). Default is
+    /// `true`; instances that send no reports are weighed as before.
+    pub fn load_reports(mut self, on: bool) -> Self {
+        self.settings.load_reports = on;
         self
     }
 

@@ -288,6 +288,7 @@ impl<T: Transport> ServiceClient<T> {
             .balancing(settings.balancing)
             .limits(settings.limits)
             .slow_start(settings.slow_start)
+            .load_reports(settings.load_reports)
             .zone(settings.zone.as_deref());
         let timeout = settings.attempts.timeout;
         let hedging = settings.hedging.map(|hedging| hedging.within(timeout));

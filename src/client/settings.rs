@@ -247,7 +247,7 @@ impl SlowStart {
 
     /// The weight of an instance warming up for `warming_for`: 1 once the
     /// window has passed.
-    pub(crate) fn weight(&self, warming_for: Duration) -> f64 {
+    pub fn weight(&self, warming_for: Duration) -> f64 {
         if warming_for >= self.window || self.window.is_zero() {
             return 1.0;
         }

@@ -47,6 +47,10 @@ pub struct OverloadMetrics {
 #[derive(Debug)]
 struct Shared {
     max_in_flight: u32,
+    /// What the application can serve at once, if it knows (0: it does
+    /// not): the utilization reported is the mean in flight over it, else
+    /// over `max_in_flight`.
+    capacity: AtomicU32,
     in_flight: AtomicU32,
     /// Requests answered, ever: the load sampler reads its rate.
     answered: AtomicU64,
@@ -66,6 +70,7 @@ impl OverloadLayer {
         Self {
             shared: Arc::new(Shared {
                 max_in_flight: max_in_flight.max(1),
+                capacity: AtomicU32::new(0),
                 in_flight: AtomicU32::new(0),
                 answered: AtomicU64::new(0),
                 busy_ns: AtomicU64::new(0),
@@ -101,6 +106,17 @@ impl OverloadLayer {
     /// The limit it sheds past.
     pub fn max_in_flight(&self) -> u32 {
         self.shared.max_in_flight
+    }
+
+    /// Tells it how many requests the application serves at once (`None`:
+    /// it does not know), for the utilization it reports: the mean number
+    /// in flight over this capacity — above 1.0 when requests queue past
+    /// it — else over the limit it sheds past. An application whose work
+    /// has a known width (a pool of workers, of connections) says so here,
+    /// at any time; its callers then see it fill before it sheds.
+    pub fn set_capacity(&self, capacity: Option<u32>) {
+        let capacity = capacity.unwrap_or(0);
+        self.shared.capacity.store(capacity, Ordering::Relaxed);
     }
 }
 
@@ -154,6 +170,17 @@ where
                 started: Instant::now(),
             }),
         })
+    }
+}
+
+impl Shared {
+    /// What utilization is measured against (see
+    /// [`OverloadLayer::set_capacity`]).
+    fn capacity(&self) -> u32 {
+        match self.capacity.load(Ordering::Relaxed) {
+            0 => self.max_in_flight,
+            capacity => capacity,
+        }
     }
 }
 
@@ -282,7 +309,7 @@ impl Sampler {
         };
         Some(LoadReport {
             cpu_utilization,
-            application_utilization: Some(mean_in_flight / f64::from(shared.max_in_flight)),
+            application_utilization: Some(mean_in_flight / f64::from(shared.capacity())),
             rps_fractional: Some(rps),
         })
     }
@@ -400,6 +427,20 @@ mod tests {
         assert!((utilization - 0.5).abs() < 0.05, "{report:?}");
         let rps = report.rps_fractional.expect("rps");
         assert!((rps - 200.0).abs() < 20.0, "{report:?}");
+        // Told it serves two at once, the same load fills it.
+        layer.set_capacity(Some(2));
+        for _ in 0..20 {
+            let (a, _) = tokio::join!(
+                service.clone().oneshot(Request::new(())),
+                service.clone().oneshot(Request::new(()))
+            );
+            last = LoadReport::parse(&a.expect("ok").headers()[LOAD_METRICS_HEADER]);
+        }
+        let utilization = last.and_then(|r| r.application_utilization);
+        assert!(
+            utilization.is_some_and(|u| (u - 1.0).abs() < 0.1),
+            "{utilization:?}"
+        );
     }
 
     #[test]

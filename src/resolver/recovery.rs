@@ -110,9 +110,13 @@ async fn run(endpoint: Weak<Endpoint>, wake: Arc<Notify>, checker: Option<Arc<He
             if current.admit(now) == Admission::Probe {
                 let started = Instant::now();
                 match health.check(current.address()).await {
-                    Ok(()) => {
-                        current.succeeded(Admission::Probe, started.elapsed(), Instant::now(), 0)
-                    }
+                    Ok(()) => current.succeeded(
+                        Admission::Probe,
+                        started.elapsed(),
+                        Instant::now(),
+                        0,
+                        None,
+                    ),
                     Err(error) => current.failed(Admission::Probe, error, None, Instant::now()),
                 }
                 continue;

@@ -128,6 +128,9 @@ struct Setup<N> {
     limits: Limits,
     /// How an endpoint warming up is weighed; `None`: as a warm one.
     slow_start: Option<SlowStart>,
+    /// Whether the load endpoints report weighs (see
+    /// [`reported_load`](crate::reported_load)).
+    load_reports: bool,
     /// The caller's zone, whose instances it prefers (see
     /// [`zone`](super::zone)); `None`: every zone alike.
     zone: Option<Arc<str>>,
@@ -141,6 +144,7 @@ impl<N> Setup<N> {
             balancing: Balancing::default(),
             limits: Limits::default(),
             slow_start: None,
+            load_reports: true,
             zone: None,
         }
     }
@@ -187,6 +191,12 @@ impl<N: Clone> Balance<N> {
     /// (`None`: as warm ones).
     pub fn slow_start(self, slow_start: Option<SlowStart>) -> Self {
         self.with(|setup| setup.slow_start = slow_start)
+    }
+
+    /// The same, weighing the load endpoints report (`true`, the default)
+    /// or not.
+    pub fn load_reports(self, on: bool) -> Self {
+        self.with(|setup| setup.load_reports = on)
     }
 
     /// The same, capping endpoints as `limits` say: a fixed cap, each

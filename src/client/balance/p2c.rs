@@ -1,6 +1,17 @@
 //! Power of two choices, as linkerd2 and tower's `p2c` do: two distinct
 //! instances drawn at random, the less loaded wins — latency estimate ×
-//! (calls in flight + 1), equal within [`TIE_FACTOR`].
+//! (calls in flight + 1) × (1 + reported utilization), equal within
+//! [`TIE_FACTOR`].
+//!
+//! The first two factors are what this client sees of an instance; the
+//! third is what the instance says of itself, every caller's load included
+//! (see [`reported_load`](crate::reported_load)). gRPC's weighted round
+//! robin weighs by reports alone and, as its authors say, is blind to
+//! calls in flight and to the network; peak-EWMA p2c is blind to other
+//! callers. Multiplying keeps each signal's say: an instance reporting
+//! itself full (1.0) costs twice an idle one that answers as fast with as
+//! many in flight — past the tie factor, so it loses the draw — while
+//! reports that differ by less than half are noise, a tie.
 
 use super::Setup;
 use crate::breaker::Admission;
@@ -44,7 +55,10 @@ pub(super) fn least_loaded_of_two<N>(
         if tried.contains(endpoint.address()) {
             None
         } else {
-            let load = endpoint.load(now)?;
+            let mut load = endpoint.load(now)?;
+            if !setup.load_reports {
+                load.utilization = None;
+            }
             limits
                 .cap(endpoint)
                 .is_none_or(|limit| load.in_flight < limit)
@@ -82,12 +96,23 @@ fn prefers_second(a: Load, b: Load, slow_start: Option<&SlowStart>) -> bool {
     cost(b, a) / weight(b) * TIE_FACTOR < cost(a, b) / weight(a)
 }
 
-/// Latency estimate × (calls in flight + 1). Without an estimate of its
-/// own an endpoint borrows its rival's: neutral.
+/// Latency estimate × (calls in flight + 1) × (1 + utilization), the
+/// utilization capped at [`MAX_UTILIZATION`]. Without an estimate or a
+/// believed report of its own an endpoint borrows its rival's: neutral.
 fn cost(own: Load, rival: Load) -> f64 {
     let latency = own.latency_ns.or(rival.latency_ns).unwrap_or(1.0);
-    latency * f64::from(own.in_flight.saturating_add(1))
+    let utilization = own
+        .utilization
+        .or(rival.utilization)
+        .unwrap_or(0.0)
+        .clamp(0.0, MAX_UTILIZATION);
+    latency * f64::from(own.in_flight.saturating_add(1)) * (1.0 + utilization)
 }
+
+/// The most reported utilization counts for: past full, an instance's
+/// queue shows in its latency already, and one wild report must not
+/// outweigh everything this client measured.
+const MAX_UTILIZATION: f64 = 2.0;
 
 #[cfg(test)]
 mod tests {
@@ -100,11 +125,13 @@ mod tests {
             latency_ns: Some(ms * 1e6),
             in_flight,
             warming_for: None,
+            utilization: None,
         };
         let new = Load {
             latency_ns: None,
             in_flight: 0,
             warming_for: None,
+            utilization: None,
         };
         let prefers_second = |a, b| prefers_second(a, b, None);
         // Neutral: a tie with a measured idle rival (the first drawn wins ties)...
@@ -129,6 +156,7 @@ mod tests {
             latency_ns: Some(1e6),
             in_flight: 0,
             warming_for: warming_for.map(Duration::from_secs),
+            utilization: None,
         };
         let warm = load(None);
         // Equally loaded: a just-joined instance (weight 0.1) loses to a
@@ -148,5 +176,47 @@ mod tests {
         assert_eq!(slow_start.weight(Duration::from_secs(10)), 1.0);
         let eager = slow_start.aggression(2.0);
         assert!((eager.weight(Duration::from_millis(2_500)) - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reported_utilization_weighs_with_latency_and_calls_in_flight() {
+        let load = |ms: f64, in_flight, utilization| Load {
+            latency_ns: Some(ms * 1e6),
+            in_flight,
+            warming_for: None,
+            utilization,
+        };
+        let prefers_second = |a, b| prefers_second(a, b, None);
+        // Full (1.0) against idle, otherwise alike: the idle one wins,
+        // whichever was drawn first.
+        assert!(prefers_second(
+            load(1.0, 0, Some(1.0)),
+            load(1.0, 0, Some(0.0))
+        ));
+        assert!(!prefers_second(
+            load(1.0, 0, Some(0.0)),
+            load(1.0, 0, Some(1.0))
+        ));
+        // Reports less than half apart are a tie.
+        assert!(!prefers_second(
+            load(1.0, 0, Some(0.6)),
+            load(1.0, 0, Some(0.2))
+        ));
+        // An instance without a believed report borrows its rival's.
+        assert!(!prefers_second(load(1.0, 0, Some(0.9)), load(1.0, 0, None)));
+        assert!(!prefers_second(load(1.0, 0, None), load(1.0, 0, Some(0.9))));
+        // What this client sees still counts: an idle-reporting instance
+        // with three calls of ours in flight loses to a busy-reporting one
+        // with none.
+        assert!(prefers_second(
+            load(1.0, 3, Some(0.0)),
+            load(1.0, 0, Some(0.9))
+        ));
+        // One wild report counts as 2.0 at most: a 4 ms instance reporting
+        // 50 still loses to... nothing that is 4× slower and idle.
+        assert!(!prefers_second(
+            load(1.0, 0, Some(50.0)),
+            load(4.0, 0, Some(0.0))
+        ));
     }
 }
