@@ -29,6 +29,10 @@ pub(crate) struct WindowBudget {
     deposits: Slots,
     /// Extra attempts made, likewise.
     withdrawals: Slots,
+    /// Attempts instances shed (answered busy), likewise: past half the
+    /// calls, a retry would only add to the load of instances that are
+    /// all full (see [`WindowBudget::mostly_shed`]).
+    sheds: Slots,
 }
 
 impl WindowBudget {
@@ -47,7 +51,18 @@ impl WindowBudget {
             floor: u64::from(floor_per_sec.min(1_000_000)) * WINDOW_SECS,
             deposits: Slots::default(),
             withdrawals: Slots::default(),
+            sheds: Slots::default(),
         }
+    }
+
+    /// Counts an attempt an instance shed at `now` (it was full); says
+    /// whether sheds now number half the calls of the window or more —
+    /// then most instances are full, and retrying elsewhere only moves the
+    /// load around: gRPC's retry throttling stops retries on a like signal.
+    pub(crate) fn mostly_shed(&self, now: Instant) -> bool {
+        let second = self.second(now);
+        self.sheds.add(second);
+        self.sheds.sum(second) * 2 >= self.deposits.sum(second).max(1)
     }
 
     /// Counts a call made at `at`.
@@ -182,6 +197,22 @@ mod tests {
         budget.deposit_at(now);
         budget.deposit_at(now);
         assert!(budget.withdraw_at(now), "refusals were given back");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sheds_past_half_the_calls_say_most_instances_are_full() {
+        let budget = WindowBudget::new(0.2, 10);
+        let now = Instant::now();
+        for _ in 0..10 {
+            budget.deposit_at(now);
+        }
+        let mostly: Vec<bool> = (0..5).map(|_| budget.mostly_shed(now)).collect();
+        assert_eq!(mostly, [false, false, false, false, true], "5 of 10 calls");
+        let later = now + WINDOW;
+        for _ in 0..10 {
+            budget.deposit_at(later);
+        }
+        assert!(!budget.mostly_shed(later), "the window moved on");
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,7 +5,10 @@
 //! backoff, while attempts, the deadline and the retry budget allow and an
 //! untried instance would admit it. The budget ([`WindowBudget`]) allows
 //! retries up to a fraction of recent calls plus a small floor, so retries
-//! can't multiply the load on a struggling service.
+//! can't multiply the load on a struggling service. A call an instance
+//! shed (busy: it is full) is retried the same way — unless sheds number
+//! half the recent calls: then most instances are full, and a retry only
+//! adds to their load.
 
 use super::{
     balance::has_candidate, budget::WindowBudget, Call, ClientError, ResponseBody, Retries,
@@ -45,6 +48,7 @@ struct Shared {
 struct Counts {
     retries: AtomicU64,
     budget_exhausted: AtomicU64,
+    held_back: AtomicU64,
 }
 
 /// Retries made, and retries the budget refused, so far.
@@ -54,6 +58,9 @@ pub struct RetryCounts {
     pub retries: u64,
     /// Retries that would have gone but for the budget.
     pub budget_exhausted: u64,
+    /// Busy calls not retried because most calls met a busy instance
+    /// (see [`overload`](crate::overload)).
+    pub held_back: u64,
 }
 
 impl RetryPolicy {
@@ -75,6 +82,7 @@ impl RetryPolicy {
         RetryCounts {
             retries: self.shared.counts.retries.load(Ordering::Relaxed),
             budget_exhausted: self.shared.counts.budget_exhausted.load(Ordering::Relaxed),
+            held_back: self.shared.counts.held_back.load(Ordering::Relaxed),
         }
     }
 }
@@ -121,6 +129,12 @@ impl tower::retry::Policy<Call, Response<ResponseBody>, ClientError> for RetryPo
             return None;
         }
         call.last_error = Some(error.clone());
+        // Busy, and so are most: a retry would add to the load of
+        // instances that are all full.
+        if matches!(error, ClientError::Overloaded { .. }) && self.shared.budget.mostly_shed(now) {
+            self.shared.counts.held_back.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
         if !self.shared.budget.withdraw_at(now) {
             self.shared
                 .counts
