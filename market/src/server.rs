@@ -8,9 +8,9 @@ use crate::{
 };
 use beacon::net::tls::rustls;
 use beacon::{
+    client::{AdaptiveLimit, Attempts, HttpTransport, Limits, SlowStart},
     wire::{Address, InstanceId, Registration, ServiceName, ZONE},
-    BreakerConfig, ClientConfig, Lease, RegistryClient, Resolver, ResolverConfig, ServiceClient,
-    SharedLease,
+    BreakerConfig, Lease, RegistryClient, Resolver, ResolverConfig, ServiceClient, SharedLease,
 };
 use beacon_kit::tls;
 use std::{io, sync::Arc, time::Duration};
@@ -73,18 +73,22 @@ pub async fn run(
             ..ResolverConfig::default()
         },
     );
-    let client_config = ClientConfig {
-        attempt_timeout: options.attempt_timeout,
-        deadline: options.deadline.saturating_sub(RENDER_MARGIN),
-        tls: options.client_tls.clone(),
-        zone: options.zone.clone(),
-        verify_identity: options.verify_identity,
-        ..ClientConfig::default()
-    };
-    let service = "ratings"
-        .parse()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let ratings = ServiceClient::new(&resolver, &service, client_config);
+    // Adaptive limits and slow start, which a client must ask for: the
+    // panel shows each instance's learned limit, and an instance that comes
+    // back warms up before it takes its full share.
+    let mut ratings = ServiceClient::builder(&resolver, "ratings")
+        .attempts(Attempts::new(options.attempt_timeout))
+        .deadline(options.deadline.saturating_sub(RENDER_MARGIN))
+        .limits(Limits::default().adaptive(Some(AdaptiveLimit::default())))
+        .slow_start(Some(SlowStart::default()))
+        .verify_identity(options.verify_identity)
+        .http(HttpTransport::builder().tls(options.client_tls.clone()));
+    if let Some(zone) = &options.zone {
+        ratings = ratings.zone(zone.clone());
+    }
+    let ratings = ratings
+        .build()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     let board = RatingsBoard::new(
         ratings.clone(),
         options.deadline.saturating_sub(RENDER_MARGIN),

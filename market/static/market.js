@@ -35,7 +35,9 @@
       state.append(breaker);
       const latency = i.latency_ms == null ? '–' : `${i.latency_ms.toFixed(1)} ms`;
       const share = i.share == null ? '–' : `${Math.round(i.share * 100)} %`;
-      row.append(name, state, el('td', latency, 'latency'), el('td', share, 'share'),
+      const load = i.reported_utilization == null ? '–' : `${Math.round(i.reported_utilization * 100)} %`;
+      row.append(name, state, el('td', latency, 'latency'), el('td', String(i.learned_limit), 'limit'),
+        el('td', load, 'load'), el('td', share, 'share'),
         el('td', String(i.successes)), el('td', String(i.failures)));
       return row;
     }));

@@ -184,6 +184,14 @@ async fn the_page_degrades_and_its_live_panel_follows_failures_and_recovery() {
         latency.ends_with(" ms"),
         "a latency score shown: {latency:?}"
     );
+    // Each instance's learned limit and the load it reports on its answers.
+    let limit = text_of(&browser, "tr[data-instance='ratings-1'] .limit").await;
+    assert!(
+        limit.parse::<u32>().is_ok_and(|l| l >= 1),
+        "a learned limit shown: {limit:?}"
+    );
+    let load = text_of(&browser, "tr[data-instance='ratings-1'] .load").await;
+    assert!(load.ends_with(" %"), "a reported load shown: {load:?}");
     show_panel(&browser).await;
     screenshot(&browser, "4b-slow-drained").await;
     demo.set_faults(2, 0, 0).await;

@@ -14,7 +14,8 @@ pub struct Status {
     /// The service the panel shows.
     pub service: String,
     /// Its instances: id, address, breaker, successes, failures, last error,
-    /// latency estimate, calls in flight, and share of recent calls.
+    /// latency estimate, calls in flight, learned limit, reported
+    /// utilization, and share of recent calls.
     pub instances: Vec<InstanceRow>,
     /// Which instance served the latest live rating.
     pub last_served: Option<LastServed>,
@@ -38,6 +39,14 @@ impl InstanceRow {
         self.instance
             .latency_ms
             .map_or_else(|| "–".to_owned(), |ms| format!("{ms:.1} ms"))
+    }
+
+    /// The utilization the instance last reported for people: `45 %` (past
+    /// 100 % when it queues past its capacity), or a dash before any.
+    pub fn load_label(&self) -> String {
+        self.instance
+            .reported_utilization
+            .map_or_else(|| "–".to_owned(), |u| format!("{:.0} %", u * 100.0))
     }
 
     /// The share for people: `42 %`, or a dash before any calls.
