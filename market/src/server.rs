@@ -40,7 +40,7 @@ pub struct Options {
     /// checks); `None`: Mozilla's roots.
     pub client_tls: Option<Arc<rustls::ClientConfig>>,
     /// Call only ratings instances whose certificate names `ratings`
-    /// (see [`ClientConfig::verify_identity`]).
+    /// (see [`ServiceClientBuilder::verify_identity`](beacon::client::ServiceClientBuilder::verify_identity)).
     pub verify_identity: bool,
     /// Serve HTTPS with this configuration; `None`: plain HTTP.
     pub serve_tls: Option<Arc<rustls::ServerConfig>>,
