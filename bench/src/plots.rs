@@ -167,3 +167,53 @@ where
         .draw()
         .map_err(|e| e.to_string())
 }
+
+/// One named line of [`plot_lines`]: its points (seconds, value).
+pub type Line = (String, Vec<(f64, f64)>);
+
+/// Draws `lines` over time on one chart titled `caption`, the y axis
+/// named `y_desc` and running from 0 to a little past the highest point.
+pub fn plot_lines(path: &Path, caption: &str, y_desc: &str, lines: &[Line]) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let points = || lines.iter().flat_map(|(_, points)| points.iter());
+    let end = points().map(|(x, _)| *x).fold(1.0, f64::max);
+    let top = points().map(|(_, y)| *y).fold(1.0, f64::max) * 1.15;
+    let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..end, 0.0..top)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .y_desc(y_desc)
+        .x_desc("seconds")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for ((name, points), color) in lines.iter().zip(COLORS.iter().cycle()) {
+        let color = *color;
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}

@@ -48,12 +48,27 @@ pub struct Backends {
     pub ratings: Vec<(u16, u16, Option<Service>)>,
     /// The zone instance `n` registers in, at `n - 1`; empty: none.
     zones: Vec<String>,
+    /// More arguments for instance `n` when it next starts (see
+    /// [`Backends::set_args`]).
+    extra_args: std::collections::HashMap<u16, Vec<String>>,
 }
 
 impl Backends {
     /// Starts the registry and three ratings instances.
     pub fn start() -> Result<Self, String> {
         Self::serving(None)
+    }
+
+    /// The same, every instance started with `args` too (e.g.
+    /// `--max-in-flight 4`).
+    pub fn start_with(args: &[&str]) -> Result<Self, String> {
+        let mut backends = Self::of(None, Vec::new(), 0)?;
+        for n in 1..=3 {
+            backends.set_args(n, args);
+            backends.ratings.push((n, free_port(), None));
+            backends.start_ratings(n)?;
+        }
+        Ok(backends)
     }
 
     /// The same, the instances serving HTTPS with `tls` (HTTP/2 by ALPN).
@@ -76,6 +91,7 @@ impl Backends {
             registry: None,
             ratings: Vec::new(),
             zones,
+            extra_args: std::collections::HashMap::new(),
         };
         backends.start_registry()?;
         for n in 1..=count {
@@ -134,6 +150,7 @@ impl Backends {
         let registry = self.registry_url();
         let tls = self.tls.clone();
         let zone = self.zones.get(usize::from(n) - 1).cloned();
+        let extra = self.extra_args.get(&n).cloned().unwrap_or_default();
         let slot = self.slot(n)?;
         let (instance, port) = (n.to_string(), slot.1.to_string());
         let mut args = vec![
@@ -151,6 +168,7 @@ impl Backends {
         }
         // The benches switch faults on their own instances.
         args.push("--allow-faults".to_owned());
+        args.extend(extra);
         if let Some(tls) = tls {
             args.extend(["--tls-cert".to_owned(), tls.cert.display().to_string()]);
             args.extend(["--tls-key".to_owned(), tls.key.display().to_string()]);
@@ -158,6 +176,13 @@ impl Backends {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         slot.2 = Some(Service::start(&binary("beacon-ratings"), &args)?);
         Ok(())
+    }
+
+    /// Instance `n` starts with `args` too from its next start on (e.g.
+    /// `--max-in-flight 4`, `--warmup-ms 10000`).
+    pub fn set_args(&mut self, n: u16, args: &[&str]) {
+        self.extra_args
+            .insert(n, args.iter().map(|a| (*a).to_owned()).collect());
     }
 
     /// Sends a signal to instance `n` (`STOP`, `CONT`, `KILL`, `TERM`);

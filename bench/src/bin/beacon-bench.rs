@@ -195,7 +195,7 @@ async fn run(cli: &Cli) -> Result<(), String> {
     if all || cli.scenarios.contains(&Scenario::Overload) {
         eprintln!("== overload ==");
         let length = std::time::Duration::from_secs(if cli.quick { 4 } else { 10 });
-        calls_across.push(overload::run(length).await?);
+        calls_across.push(overload::run(length, &cli.out.join("benchmarks")).await?);
     }
     let (registry, store_costs) = if cli.no_registry {
         (None, None)

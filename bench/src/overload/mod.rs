@@ -17,7 +17,16 @@
 //! about 6 on tokio's millisecond timer, so the instances give about 80 %
 //! of the 2,400 a second their settings promise; goodput is a share of
 //! what they can give.
+//!
+//! Three more scenarios of instances that are full live beside it:
+//! [`uneven`] (one instance twice as costly), [`slow_start`] (one joins
+//! cold) and [`retry_storm`] (every instance sheds half its calls).
 
+pub mod retry_storm;
+pub mod slow_start;
+pub mod uneven;
+
+use crate::plots::{plot_lines, Line};
 use crate::{
     faults::put_settings,
     load::{closed_loop, open_loop, Route, Sample, Workload},
@@ -25,10 +34,18 @@ use crate::{
     stats::{buckets, Summary},
     topology::Backends,
 };
-use beacon::client::{AdaptiveLimit, Attempts, Limits};
+use beacon::client::{AdaptiveLimit, Attempts, Limits, ServiceClientBuilder};
 use beacon::{RegistryClient, Resolver, ResolverConfig, ServiceClient};
 use beacon_ratings_api::FaultSettings;
-use std::{fmt::Write as _, time::Duration};
+use futures_util::future::BoxFuture;
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    path::Path,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+use tokio::time::Instant;
 
 /// Answers each instance works on at once.
 pub const CAPACITY: u32 = 4;
@@ -76,12 +93,100 @@ pub struct Overload {
     pub runs: Vec<OverloadRun>,
     /// The proxies' configurations, by contender.
     pub configs: Vec<(&'static str, String)>,
+    /// Each instance's learned limit over the adaptive run, sampled every
+    /// 100 ms: (seconds into the run, limit), by instance.
+    pub limits: Vec<Line>,
 }
 
-/// Runs every contender for `length` at 3× the capacity; gives the
-/// report's section.
-pub async fn run(length: Duration) -> Result<String, String> {
-    Ok(markdown(&measure(length).await?))
+/// Runs the four scenarios of full instances (this one, for `length` at
+/// 3× the capacity, and [`uneven`], [`slow_start`], [`retry_storm`]);
+/// draws the adaptive limits over time into `dir`; gives the report's
+/// sections.
+pub async fn run(length: Duration, dir: &Path) -> Result<String, String> {
+    let measured = measure(length).await?;
+    plot_lines(
+        &dir.join(LIMITS_PLOT),
+        "Beacon's adaptive limit per instance (each serves 4 at once), offered 3× the capacity",
+        "calls at once",
+        &measured.limits,
+    )?;
+    eprintln!("  uneven");
+    let uneven = uneven::markdown(&uneven::measure(length, uneven::WARM_FOR).await?);
+    eprintln!("  slow start");
+    let slow_start = slow_start::measure(slow_start::Timing::full()).await?;
+    slow_start::plot(&slow_start, &dir.join(slow_start::PLOT))?;
+    eprintln!("  retry storm");
+    let storm = retry_storm::markdown(&retry_storm::measure(length).await?);
+    Ok(format!(
+        "{}{uneven}{}{storm}",
+        markdown(&measured),
+        slow_start::markdown(&slow_start)
+    ))
+}
+
+/// Where the plot of the adaptive limits goes, in the report's folder.
+pub const LIMITS_PLOT: &str = "overload-limits.svg";
+
+/// Beacon's client for `ratings` through the registry at `registry`,
+/// attempts bounded like the proxies' tries (100 ms), as `configure`
+/// sets it further.
+pub fn client(
+    registry: &str,
+    configure: impl FnOnce(ServiceClientBuilder) -> ServiceClientBuilder,
+) -> Result<ServiceClient, String> {
+    client_of(&resolver(registry)?, configure)
+}
+
+/// A resolver through the registry at `registry`.
+pub fn resolver(registry: &str) -> Result<Resolver, String> {
+    Ok(Resolver::new(
+        RegistryClient::from_list(registry, None).map_err(|e| e.to_string())?,
+        ResolverConfig::default(),
+    ))
+}
+
+/// [`client`] through `resolver` (whose events the caller may watch).
+pub fn client_of(
+    resolver: &Resolver,
+    configure: impl FnOnce(ServiceClientBuilder) -> ServiceClientBuilder,
+) -> Result<ServiceClient, String> {
+    let builder = ServiceClient::builder(resolver, "ratings")
+        .attempts(Attempts::default().timeout(Duration::from_millis(100)));
+    configure(builder).build().map_err(|e| e.to_string())
+}
+
+/// What [`sample_instances`] saw: (seconds into the run, value), by
+/// instance id.
+pub type Seen = Arc<Mutex<BTreeMap<String, Vec<(f64, f64)>>>>;
+
+/// Samples `client`'s view of its instances every 100 ms for `length`
+/// from `start`, keeping what `read` takes of each (by instance id).
+pub fn sample_instances(
+    client: ServiceClient,
+    length: Duration,
+    read: fn(&beacon::InstanceSnapshot) -> Option<f64>,
+) -> (Seen, impl FnOnce(Instant) -> BoxFuture<'static, ()>) {
+    let seen = Seen::default();
+    let into = Arc::clone(&seen);
+    let during = move |start: Instant| -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            while start.elapsed() < length {
+                tick.tick().await;
+                let at = start.elapsed().as_secs_f64();
+                let snapshot = client.snapshot();
+                let mut seen = into.lock().unwrap_or_else(PoisonError::into_inner);
+                for instance in &snapshot.instances {
+                    if let Some(value) = read(instance) {
+                        seen.entry(instance.id.to_string())
+                            .or_default()
+                            .push((at, value));
+                    }
+                }
+            }
+        })
+    };
+    (seen, during)
 }
 
 /// Runs every contender for `length` at 3× the capacity.
@@ -108,7 +213,7 @@ pub async fn measure(length: Duration) -> Result<Overload, String> {
     let capacity = Summary::of(&full_loop, length).throughput;
     // Unloaded: a tenth of the capacity, through Beacon's defaults.
     let unloaded = open_loop(
-        &beacon(&registry, Limits::default(), true)?,
+        &Route::Beacon(beacon(&registry, Limits::default(), true)?),
         &workload,
         (capacity / 10.0) as u32,
         |_| async {},
@@ -121,6 +226,7 @@ pub async fn measure(length: Duration) -> Result<Overload, String> {
     let mut runs = Vec::new();
     let mut configs = Vec::new();
     let adaptive = Limits::default().adaptive(Some(AdaptiveLimit::default()));
+    let mut limits_seen = Vec::new();
     for (contender, limits, hedging) in [
         ("beacon, no cap", Limits::default(), true),
         (
@@ -132,8 +238,17 @@ pub async fn measure(length: Duration) -> Result<Overload, String> {
         ("beacon, adaptive, no hedging", adaptive, false),
     ] {
         eprintln!("  {contender}");
-        let route = beacon(&registry, limits, hedging)?;
-        let samples = open_loop(&route, &workload, rate, |_| async {}).await;
+        let client = beacon(&registry, limits, hedging)?;
+        let (seen, during) =
+            sample_instances(client.clone(), length, |i| Some(f64::from(i.learned_limit)));
+        let samples = open_loop(&Route::Beacon(client), &workload, rate, during).await;
+        if contender == "beacon, adaptive" {
+            let seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+            limits_seen = seen
+                .iter()
+                .map(|(id, points)| (id.clone(), points.clone()))
+                .collect();
+        }
         runs.push(run_of(contender, &samples));
     }
     for contender in ["haproxy, maxconn 4 + queue", "nginx, max_conns 4"] {
@@ -158,24 +273,20 @@ pub async fn measure(length: Duration) -> Result<Overload, String> {
         unloaded,
         runs,
         configs,
+        limits: limits_seen,
     })
 }
 
-/// Beacon's client with `limits`, attempts bounded like the proxies' tries
-/// (100 ms), hedging (its default) or not.
-fn beacon(registry: &str, limits: Limits, hedging: bool) -> Result<Route, String> {
-    let resolver = Resolver::new(
-        RegistryClient::from_list(registry, None).map_err(|e| e.to_string())?,
-        ResolverConfig::default(),
-    );
-    let mut builder = ServiceClient::builder(&resolver, "ratings")
-        .attempts(Attempts::default().timeout(Duration::from_millis(100)))
-        .limits(limits);
-    if !hedging {
-        builder = builder.hedging(None);
-    }
-    let client = builder.build().map_err(|e| e.to_string())?;
-    Ok(Route::Beacon(client))
+/// Beacon's client with `limits`, hedging (its default) or not.
+fn beacon(registry: &str, limits: Limits, hedging: bool) -> Result<ServiceClient, String> {
+    client(registry, |builder| {
+        let builder = builder.limits(limits);
+        if hedging {
+            builder
+        } else {
+            builder.hedging(None)
+        }
+    })
 }
 
 /// What `samples` of a run of `length` say, against the `capacity`
@@ -234,6 +345,7 @@ pub fn markdown(measured: &Overload) -> String {
         unloaded,
         runs,
         configs,
+        limits: _,
     } = measured;
     let mut rows = String::new();
     for run in runs {
@@ -280,7 +392,8 @@ pub fn markdown(measured: &Overload) -> String {
          Settled: the first second from which every second had ≥ 90 % goodput and a p99 \
          ≤ 2× the unloaded p99. HAProxy queues for at most {QUEUE_TIMEOUT_MS} ms.\n\n\
          | caller | goodput | p50 answered, ms | p99 answered, ms (× unloaded) | p99 answered, second half | refused or failed | p99 to a refusal, ms | settled after |\n\
-         |---|---|---|---|---|---|---|---|\n{rows}\n{proxies}",
+         |---|---|---|---|---|---|---|---|\n{rows}\n\
+         ![Beacon's adaptive limit per instance over the run](benchmarks/{LIMITS_PLOT})\n\n{proxies}",
         capacity * f64::from(OVERLOAD),
         unloaded.p50_ms,
         unloaded.p99_ms,
