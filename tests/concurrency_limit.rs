@@ -152,3 +152,63 @@ async fn past_its_cap_calls_go_to_the_other_instances() {
     assert_eq!(served[0], 2, "{served:?}");
     assert!(snapshot.instances.iter().all(|i| i.in_flight == 0));
 }
+
+/// Callers that loop on a client whose every instance is at its cap get
+/// `AllAtCapacity` at once, ready without touching anything of tokio's;
+/// on one thread, with the instance in the same runtime, they would never
+/// let the call in flight (nor the instance) run. The client counts such
+/// answers against the task's budget, so the loop yields now and then and
+/// the calls in flight are answered. Real time: a paused clock never
+/// advances while tasks keep running.
+#[tokio::test(flavor = "current_thread")]
+async fn callers_looping_on_refusals_let_the_call_in_flight_finish() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let app = axum::Router::new().route(
+        "/ratings/camera",
+        axum::routing::get(|| async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            "ok"
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let address = Address::new(&format!("http://127.0.0.1:{port}")).expect("address");
+    let view = ServiceView::fixed(
+        "ratings".parse().expect("name"),
+        &[("ratings-1".parse().expect("id"), address)],
+        &ResolverConfig::default(),
+    );
+    let client = ServiceClient::for_view(
+        view,
+        ClientConfig {
+            max_in_flight: Some(1),
+            hedging: None,
+            ..ClientConfig::default()
+        },
+    );
+    let until = Instant::now() + Duration::from_millis(500);
+    let callers = (0..3).map(|_| {
+        let client = client.clone();
+        async move {
+            let (mut answered, mut refused) = (0u32, 0u32);
+            while Instant::now() < until {
+                match client.get("/ratings/camera").await {
+                    Ok(_) => answered += 1,
+                    Err(ClientError::AllAtCapacity { .. }) => refused += 1,
+                    Err(other) => panic!("unexpected: {other}"),
+                }
+            }
+            (answered, refused)
+        }
+    });
+    let results = join_all(callers.map(tokio::spawn)).await;
+    let answered: u32 = results
+        .iter()
+        .map(|r| r.as_ref().expect("a caller").0)
+        .sum();
+    // One at a time, 5 ms each, for half a second: tens of answers. A
+    // loop that never yields lets about one through.
+    assert!(answered >= 10, "{results:?}");
+}

@@ -419,7 +419,19 @@ impl<T: Transport> Inner<T> {
         // Ready at once: a call no instance admits fails instead of
         // waiting. The attempts and backoffs inside keep to the call's
         // deadline.
-        std::future::poll_fn(|cx| stack.poll_ready(cx)).await?;
-        stack.call(call).await
+        let answer = match std::future::poll_fn(|cx| stack.poll_ready(cx)).await {
+            Ok(()) => stack.call(call).await,
+            Err(refused) => Err(refused),
+        };
+        if answer.as_ref().is_err_and(|e| e.address().is_none()) {
+            // Failed without trying an instance (every one at its limit,
+            // or none up): ready at once, touching nothing of tokio's. A
+            // caller that loops on such answers would never yield, and on
+            // a runtime of a few threads the calls in flight it waits for
+            // could not run. This counts it against the task's budget, as
+            // tokio's own resources do: it yields now and then.
+            tokio::task::consume_budget().await;
+        }
+        answer
     }
 }
