@@ -200,8 +200,10 @@ impl Limits {
 /// connection pools), and the least-loaded balancer would hand it every
 /// call its empty queue attracts. With slow start it weighs as
 /// `max(min_weight, (t / window)^(1 / aggression))` of a warm instance for
-/// `window` after it joined: its latency × calls-in-flight score is
-/// divided by that weight. The instances of the first registry answer
+/// `window` after it joined: it takes part in only that share of the
+/// balancer's draws, so its share of the calls follows the curve (about
+/// `weight / n` of n instances' calls when their loads are alike; less
+/// while it also answers slower). The instances of the first registry answer
 /// start warm. Only the least-loaded balancer weighs it. `#[non_exhaustive]`:
 /// build it from `default()` with its setters.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -37,8 +37,8 @@ pub(super) fn claim(
 
 /// Power of two choices: of two distinct endpoints drawn at random, the
 /// less loaded of those not in `tried` that would admit a call (and are
-/// under their cap), weighed by `setup`'s slow start; `None` if neither
-/// would.
+/// under their cap), a warming one taking part as `setup`'s slow start
+/// says; `None` if neither would.
 pub(super) fn least_loaded_of_two<N>(
     endpoints: &[Arc<Endpoint>],
     tried: &[Address],
@@ -50,25 +50,27 @@ pub(super) fn least_loaded_of_two<N>(
     let mut rng = rand::rng();
     let first = rng.random_range(0..count);
     let second = (first + rng.random_range(1..count.max(2))) % count;
-    let load = |i: usize| {
+    let mut load = |i: usize| {
         let endpoint = &endpoints[i];
         if tried.contains(endpoint.address()) {
-            None
-        } else {
-            let mut load = endpoint.load(now)?;
-            if !setup.load_reports {
-                load.utilization = None;
-            }
-            limits
-                .cap(endpoint)
-                .is_none_or(|limit| load.in_flight < limit)
-                .then_some(load)
+            return None;
         }
+        let mut load = endpoint.load(now)?;
+        if !setup.load_reports {
+            load.utilization = None;
+        }
+        let under_cap = limits
+            .cap(endpoint)
+            .is_none_or(|limit| load.in_flight < limit);
+        let weight = warming_weight(load, setup.slow_start.as_ref());
+        // A warming endpoint is in the draw only `weight` of the time.
+        let drawn = weight >= 1.0 || rng.random::<f64>() < weight;
+        (under_cap && drawn).then_some(load)
     };
     let first_load = load(first);
     let second_load = if second == first { None } else { load(second) };
     let chosen = match (first_load, second_load) {
-        (Some(a), Some(b)) if prefers_second(a, b, setup.slow_start.as_ref()) => second,
+        (Some(a), Some(b)) if prefers_second(a, b) => second,
         (Some(_), _) => first,
         (None, Some(_)) => second,
         (None, None) => return None,
@@ -86,14 +88,27 @@ pub(super) fn least_loaded_of_two<N>(
 pub(crate) const TIE_FACTOR: f64 = 1.5;
 
 /// Whether `b` is clearly less loaded than `a` (by more than
-/// [`TIE_FACTOR`]), each cost divided by its endpoint's slow-start weight
-/// (see [`SlowStart`]); otherwise `a` wins: it was drawn at random too.
-fn prefers_second(a: Load, b: Load, slow_start: Option<&SlowStart>) -> bool {
-    let weight = |load: Load| match (slow_start, load.warming_for) {
+/// [`TIE_FACTOR`]); otherwise `a` wins: it was drawn at random too.
+fn prefers_second(a: Load, b: Load) -> bool {
+    cost(b, a) * TIE_FACTOR < cost(a, b)
+}
+
+/// How much of a warm endpoint's traffic an endpoint warming up for
+/// `load.warming_for` may have, as `slow_start` says (see [`SlowStart`]);
+/// 1.0 when warm or without slow start.
+///
+/// It is the chance that the endpoint takes part in a draw at all: drawn
+/// but left out, it loses to its rival. Its share then follows Envoy's
+/// curve — with n − 1 warm peers and loads alike, about `weight / n` of
+/// the calls, against `weight / (weight + n − 1)` for a weighted random
+/// choice — whatever its latency says. Dividing its cost by the weight
+/// instead (as a first version did) made it lose every draw until the
+/// weight passed 1 / [`TIE_FACTOR`] and then win its full share at once.
+fn warming_weight(load: Load, slow_start: Option<&SlowStart>) -> f64 {
+    match (slow_start, load.warming_for) {
         (Some(slow_start), Some(warming_for)) => slow_start.weight(warming_for),
         _ => 1.0,
-    };
-    cost(b, a) / weight(b) * TIE_FACTOR < cost(a, b) / weight(a)
+    }
 }
 
 /// Latency estimate × (calls in flight + 1) × (1 + utilization), the
@@ -117,6 +132,8 @@ const MAX_UTILIZATION: f64 = 2.0;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resolver::ServiceView;
+    use crate::ResolverConfig;
     use std::time::Duration;
 
     #[test]
@@ -133,7 +150,6 @@ mod tests {
             warming_for: None,
             utilization: None,
         };
-        let prefers_second = |a, b| prefers_second(a, b, None);
         // Neutral: a tie with a measured idle rival (the first drawn wins ties)...
         assert!(!prefers_second(measured(5.0, 0), new));
         assert!(!prefers_second(new, measured(5.0, 0)));
@@ -150,32 +166,62 @@ mod tests {
     }
 
     #[test]
-    fn a_warming_instance_weighs_less_until_its_window_has_passed() {
+    fn envoy_s_slow_start_curve() {
         let slow_start = SlowStart::default();
-        let load = |warming_for: Option<u64>| Load {
-            latency_ns: Some(1e6),
-            in_flight: 0,
-            warming_for: warming_for.map(Duration::from_secs),
-            utilization: None,
-        };
-        let warm = load(None);
-        // Equally loaded: a just-joined instance (weight 0.1) loses to a
-        // warm one, and wins nothing from it...
-        assert!(prefers_second(load(Some(0)), warm, Some(&slow_start)));
-        assert!(!prefers_second(warm, load(Some(0)), Some(&slow_start)));
-        // ...still at half its window (0.5: below the tie factor's 1/1.5)...
-        assert!(prefers_second(load(Some(5)), warm, Some(&slow_start)));
-        // ...and is a tie with it at 8 s, and from the window on.
-        assert!(!prefers_second(load(Some(8)), warm, Some(&slow_start)));
-        assert!(!prefers_second(load(Some(10)), warm, Some(&slow_start)));
-        // Without slow start it is weighed as a warm one from the first.
-        assert!(!prefers_second(load(Some(0)), warm, None));
-        // Envoy's curve: max(min_weight, (t / window)^(1 / aggression)).
+        // max(min_weight, (t / window)^(1 / aggression)).
         assert_eq!(slow_start.weight(Duration::ZERO), 0.1);
         assert_eq!(slow_start.weight(Duration::from_secs(5)), 0.5);
         assert_eq!(slow_start.weight(Duration::from_secs(10)), 1.0);
         let eager = slow_start.aggression(2.0);
         assert!((eager.weight(Duration::from_millis(2_500)) - 0.5).abs() < 1e-9);
+        let warming = |secs| Load {
+            latency_ns: None,
+            in_flight: 0,
+            warming_for: Some(Duration::from_secs(secs)),
+            utilization: None,
+        };
+        assert_eq!(warming_weight(warming(5), Some(&slow_start)), 0.5);
+        assert_eq!(warming_weight(warming(5), None), 1.0, "no slow start");
+    }
+
+    /// Three endpoints, one warming since the start; picks at points of
+    /// its window, each given back at once (loads alike): its share
+    /// follows the curve.
+    #[tokio::test(start_paused = true)]
+    async fn a_warming_instance_s_share_follows_the_curve() {
+        let listed: Vec<_> = (1..=3)
+            .map(|n| {
+                let id = format!("ratings-{n}").parse().expect("id");
+                let address =
+                    Address::new(&format!("http://127.0.0.1:{}", 9000 + n)).expect("address");
+                (id, address)
+            })
+            .collect();
+        let view = ServiceView::fixed(
+            "ratings".parse().expect("name"),
+            &listed,
+            &ResolverConfig::default(),
+        );
+        let endpoints = view.endpoints();
+        let mut setup = Setup::new(Arc::clone(&view), ());
+        setup.slow_start = Some(SlowStart::default());
+        let start = Instant::now();
+        endpoints[2].start_warming(start);
+        for secs in [0, 2, 5, 8, 10, 12] {
+            let now = start + Duration::from_secs(secs);
+            let picks = 30_000;
+            let warming = (0..picks)
+                .filter_map(|_| least_loaded_of_two(&endpoints, &[], now, &setup))
+                .filter(|(_, in_flight)| Arc::ptr_eq(in_flight.endpoint(), &endpoints[2]))
+                .count();
+            let share = warming as f64 / f64::from(picks);
+            let weight = SlowStart::default().weight(Duration::from_secs(secs));
+            let expected = weight / 3.0;
+            assert!(
+                (share - expected).abs() < 0.03,
+                "at {secs} s: {share:.3}, the curve's {expected:.3}"
+            );
+        }
     }
 
     #[test]
@@ -186,7 +232,6 @@ mod tests {
             warming_for: None,
             utilization,
         };
-        let prefers_second = |a, b| prefers_second(a, b, None);
         // Full (1.0) against idle, otherwise alike: the idle one wins,
         // whichever was drawn first.
         assert!(prefers_second(
