@@ -406,6 +406,7 @@ impl Endpoint {
             learned_limit: state.limit.get(),
             reported_utilization: state.reported.latest(),
             zone: self.zone.as_deref().map(str::to_owned),
+            dc: None,
         }
     }
 

@@ -216,6 +216,9 @@ pub struct InstanceSnapshot {
     pub reported_utilization: Option<f64>,
     /// The zone it registered in (its `zone` metadata), if any.
     pub zone: Option<String>,
+    /// The site (data center) whose registry lists it, for a client that
+    /// knows its sites (see [`site`](crate::client::site)).
+    pub dc: Option<String>,
 }
 
 /// A service as the client sees it.

@@ -3,7 +3,7 @@
 
 use super::{
     Attempts, Balancing, ClientConfig, ClientError, Hedging, HttpTransport, HttpTransportBuilder,
-    Limits, Retries, ServiceClient, SlowStart, Transport,
+    Limits, RemoteSite, Retries, ServiceClient, SlowStart, Transport,
 };
 use crate::resolver::{Resolver, ServiceView};
 use crate::wire::ServiceName;
@@ -22,6 +22,10 @@ pub(crate) struct Settings {
     pub(crate) load_reports: bool,
     pub(crate) balancing: Balancing,
     pub(crate) zone: Option<String>,
+    /// The client's own site's name, for snapshots.
+    pub(crate) site: Option<String>,
+    /// Other sites to fail over to (see [`site`](super::site)).
+    pub(crate) remote_sites: Arc<[RemoteSite]>,
     /// Whether instances must prove they are the service (see
     /// [`ServiceClientBuilder::verify_identity`]): the transport's
     /// business, kept here so the builder can hand it the service's name.
@@ -40,6 +44,8 @@ impl Default for Settings {
             load_reports: true,
             balancing: Balancing::default(),
             zone: None,
+            site: None,
+            remote_sites: Arc::from(Vec::new()),
             verify_identity: false,
         }
     }
@@ -69,6 +75,8 @@ impl From<&ClientConfig> for Settings {
             load_reports: true,
             balancing: config.balancing,
             zone: config.zone.clone(),
+            site: None,
+            remote_sites: Arc::from(Vec::new()),
             verify_identity: config.verify_identity,
         }
     }
@@ -188,6 +196,36 @@ impl ServiceClientBuilder {
     /// zone alike.
     pub fn zone(mut self, zone: impl Into<String>) -> Self {
         self.settings.zone = Some(zone.into());
+        self
+    }
+
+    /// The name of the client's own site (data center): the site of the
+    /// resolver's registry. Only for snapshots (each instance says its
+    /// site). Default is `None`.
+    pub fn site(mut self, name: impl Into<String>) -> Self {
+        self.settings.site = Some(name.into());
+        self
+    }
+
+    /// Another site, `name`, whose registry `resolver` reads: the service
+    /// resolved there takes the calls the client's own site can't (none
+    /// of its instances admits one), and the spill-over when the own site
+    /// is degraded; nearest site first (see [`site`](super::site)).
+    /// Repeat for more sites.
+    pub fn remote_site(self, name: &str, resolver: &Resolver) -> Self {
+        let Ok(view) = &self.view else {
+            return self;
+        };
+        let there = resolver.service(view.service());
+        self.remote_site_view(RemoteSite::new(name, there))
+    }
+
+    /// The same for a view of one's own making (e.g. a
+    /// [`ServiceView::fixed`] list).
+    pub fn remote_site_view(mut self, site: RemoteSite) -> Self {
+        let mut sites = self.settings.remote_sites.to_vec();
+        sites.push(site);
+        self.settings.remote_sites = Arc::from(sites);
         self
     }
 

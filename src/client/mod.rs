@@ -50,6 +50,7 @@ mod pool;
 mod retry;
 mod service;
 mod settings;
+pub mod site;
 mod transport;
 pub mod zone;
 
@@ -69,10 +70,11 @@ pub use histogram::{CumulativeLatencies, LatencyHistogram};
 pub use identity::IdentityMismatch;
 pub use retry::{RetryCounts, RetryPolicy};
 pub use settings::{Attempts, Hedging, Limits, Retries, SlowStart};
+pub use site::RemoteSite;
 pub use transport::{ExchangeError, HttpTransport, HttpTransportBuilder, Transport};
 
 use crate::deadline;
-use crate::events::ServiceSnapshot;
+use crate::events::{InstanceSnapshot, ServiceSnapshot};
 use crate::resolver::{Resolver, ServiceView};
 use crate::wire::{Address, InstanceId, ServiceName};
 use bytes::Bytes;
@@ -289,6 +291,7 @@ impl<T: Transport> ServiceClient<T> {
             .limits(settings.limits)
             .slow_start(settings.slow_start)
             .load_reports(settings.load_reports)
+            .remote_sites(Arc::clone(&settings.remote_sites))
             .zone(settings.zone.as_deref());
         let timeout = settings.attempts.timeout;
         let hedging = settings.hedging.map(|hedging| hedging.within(timeout));
@@ -298,7 +301,8 @@ impl<T: Transport> ServiceClient<T> {
             hedging,
             Arc::clone(&latencies),
         );
-        let retry_policy = RetryPolicy::new(Arc::clone(&view), settings.retries);
+        let retry_policy = RetryPolicy::new(Arc::clone(&view), settings.retries)
+            .remote_sites(Arc::clone(&settings.remote_sites));
         let stack = Retry::new(retry_policy.clone(), hedge);
         Self {
             inner: Arc::new(Inner {
@@ -374,9 +378,27 @@ impl<T: Transport> ServiceClient<T> {
         self.inner.call(call).await
     }
 
-    /// The service's instances with their breakers and records.
+    /// The service's instances with their breakers and records: its own
+    /// site's, then each remote site's (see [`site`]), each instance with
+    /// its site's name when the client was given one.
     pub fn snapshot(&self) -> ServiceSnapshot {
-        self.inner.view.snapshot()
+        let settings = &self.inner.settings;
+        let mut snapshot = self.inner.view.snapshot();
+        if let Some(own) = &settings.site {
+            for instance in &mut snapshot.instances {
+                instance.dc = Some(own.clone());
+            }
+        }
+        for remote in settings.remote_sites.iter() {
+            let theirs = remote.view.snapshot().instances.into_iter();
+            snapshot
+                .instances
+                .extend(theirs.map(|instance| InstanceSnapshot {
+                    dc: Some(remote.name().to_owned()),
+                    ..instance
+                }));
+        }
+        snapshot
     }
 
     /// Hedges this client (and its clones) sent, and won.

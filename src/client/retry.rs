@@ -11,7 +11,8 @@
 //! adds to their load.
 
 use super::{
-    balance::has_candidate, budget::WindowBudget, Call, ClientError, ResponseBody, Retries,
+    balance::has_candidate, budget::WindowBudget, site, Call, ClientError, RemoteSite,
+    ResponseBody, Retries,
 };
 use crate::net::backoff::Backoff;
 use crate::resolver::ServiceView;
@@ -38,6 +39,8 @@ pub struct RetryPolicy {
 #[derive(Debug)]
 struct Shared {
     view: Arc<ServiceView>,
+    /// Other sites a retry may go to.
+    remote: Arc<[RemoteSite]>,
     budget: WindowBudget,
     max_attempts: u32,
     /// What the policy did.
@@ -69,12 +72,22 @@ impl RetryPolicy {
         Self {
             shared: Arc::new(Shared {
                 view,
+                remote: Arc::from(Vec::new()),
                 budget: WindowBudget::new(limits.ratio, limits.floor_per_sec),
                 max_attempts: limits.max_attempts.max(1),
                 counts: Counts::default(),
             }),
             backoff: Backoff::new(limits.backoff, limits.backoff_cap),
         }
+    }
+
+    /// The same, retrying on the `remote` sites' instances too (see
+    /// [`site`](super::site)).
+    pub fn remote_sites(mut self, remote: Arc<[RemoteSite]>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.remote = remote;
+        }
+        self
     }
 
     /// Retries made and refused so far, by this policy and its clones.
@@ -117,7 +130,8 @@ impl tower::retry::Policy<Call, Response<ResponseBody>, ClientError> for RetryPo
         let now = Instant::now();
         let eligible = call.attempt < self.shared.max_attempts
             && now < call.deadline
-            && has_candidate(&self.shared.view, &call.tried);
+            && (has_candidate(&self.shared.view, &call.tried)
+                || site::has_remote_candidate(&self.shared.remote, &call.tried));
         if !eligible {
             call.last_error = Some(error.clone());
             return None;

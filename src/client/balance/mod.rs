@@ -32,8 +32,8 @@
 //! retries want.
 
 use super::{
-    fail_fast::Unavailable, gate, hedge::Placed, zone, Admitted, Call, ClientError, Limits,
-    ResponseBody, SlowStart,
+    fail_fast::Unavailable, gate, hedge::Placed, site, zone, Admitted, Call, ClientError, Limits,
+    RemoteSite, ResponseBody, SlowStart,
 };
 use p2c::{claim, least_loaded_of_two};
 mod p2c;
@@ -134,6 +134,9 @@ struct Setup<N> {
     /// The caller's zone, whose instances it prefers (see
     /// [`zone`](super::zone)); `None`: every zone alike.
     zone: Option<Arc<str>>,
+    /// Other sites' views of the service, for what the own site can't
+    /// take (see [`site`](super::site)); empty: one site.
+    remote: Arc<[RemoteSite]>,
 }
 
 impl<N> Setup<N> {
@@ -146,6 +149,7 @@ impl<N> Setup<N> {
             slow_start: None,
             load_reports: true,
             zone: None,
+            remote: Arc::from(Vec::new()),
         }
     }
 }
@@ -193,6 +197,12 @@ impl<N: Clone> Balance<N> {
         self.with(|setup| setup.slow_start = slow_start)
     }
 
+    /// The same, failing over to `remote` sites when the view's own can't
+    /// take a call (see [`site`](super::site)).
+    pub fn remote_sites(self, remote: Arc<[RemoteSite]>) -> Self {
+        self.with(|setup| setup.remote = remote)
+    }
+
     /// The same, weighing the load endpoints report (`true`, the default)
     /// or not.
     pub fn load_reports(self, on: bool) -> Self {
@@ -218,6 +228,31 @@ impl<N> Balance<N> {
     /// attempt), as of `now`: its admission reserved and its place in
     /// flight claimed.
     fn pick(&self, tried: &[Address], now: Instant) -> Option<Picked> {
+        let remote = &self.setup.remote;
+        if remote.is_empty() {
+            return self.pick_in_own_site(tried, now);
+        }
+        let keeps_local = site::keeps_local(&self.setup.view.endpoints(), now);
+        if keeps_local {
+            if let Some(picked) = self.pick_in_own_site(tried, now) {
+                return Some(picked);
+            }
+        }
+        for site in site::nearest_first(remote, now) {
+            if let Some(claim) = self.pick_among(&site.view.endpoints(), tried, now) {
+                return Some(Picked { claim: Some(claim) });
+            }
+        }
+        // Spilled over, and no other site could take it: home after all.
+        if keeps_local {
+            None
+        } else {
+            self.pick_in_own_site(tried, now)
+        }
+    }
+
+    /// An endpoint of the view's own site, zone-aware.
+    fn pick_in_own_site(&self, tried: &[Address], now: Instant) -> Option<Picked> {
         let endpoints = self.setup.view.endpoints();
         if endpoints.is_empty() {
             return None;
