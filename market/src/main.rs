@@ -72,6 +72,17 @@ struct Cli {
     #[arg(long, env = "BEACON_MARKET_ZONE", value_parser = cli::zone)]
     zone: Option<String>,
 
+    /// The site (data center) this market runs in, registered as its `dc`
+    /// metadata; its --registry is that site's.
+    #[arg(long, env = "BEACON_DC", value_parser = cli::zone)]
+    dc: Option<String>,
+
+    /// Another site's registry, `NAME=URL[,URL…]` (repeatable): its
+    /// ratings instances take the calls this site's can't (see the
+    /// README, "Several sites").
+    #[arg(long = "remote-dc", value_parser = remote_dc)]
+    remote_dcs: Vec<(String, String)>,
+
     /// Call only ratings instances whose server certificate names the
     /// `ratings` service (`spiffe://beacon/service/ratings`, as
     /// `beacon-certs` issues): an instance with another service's
@@ -131,10 +142,18 @@ async fn main() -> ExitCode {
         tls: Some(Arc::clone(&client_tls)),
         ..RegistryClientConfig::default()
     };
-    let registry = match RegistryClient::from_list_with(&cli.registry, None, registry_config) {
-        Ok(registry) => registry,
-        Err(e) => return fail(&e.to_string()),
-    };
+    let registry =
+        match RegistryClient::from_list_with(&cli.registry, None, registry_config.clone()) {
+            Ok(registry) => registry,
+            Err(e) => return fail(&e.to_string()),
+        };
+    let mut remote_dcs = Vec::new();
+    for (name, urls) in &cli.remote_dcs {
+        match RegistryClient::from_list_with(urls, None, registry_config.clone()) {
+            Ok(registry) => remote_dcs.push((name.clone(), registry)),
+            Err(e) => return fail(&format!("--remote-dc {name}: {e}")),
+        }
+    }
     if cli.data_key.is_none() && !keys.is_empty() {
         return fail("--old-data-keys needs --data-key (the key that seals)");
     }
@@ -158,6 +177,8 @@ async fn main() -> ExitCode {
         verify_identity: cli.verify_identity,
         serve_tls,
         zone: cli.zone.clone(),
+        dc: cli.dc.clone(),
+        remote_dcs,
         guards: Guards {
             session_keys: Signer::new(cli.secret.as_bytes()),
             admin_token: cli.admin_token.clone(),
@@ -192,6 +213,15 @@ async fn rotate_key(cli: &Cli, keys: Vec<DataKey>) -> ExitCode {
         }
         Err(e) => fail(&format!("rotating the data key: {e}")),
     }
+}
+
+/// `--remote-dc NAME=URL[,URL…]`: a site's name and its registry's URLs.
+fn remote_dc(raw: &str) -> Result<(String, String), String> {
+    let (name, urls) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("{raw:?} is not NAME=URL[,URL…]"))?;
+    let name = cli::zone(name).map_err(|e| format!("site name {name:?}: {e}"))?;
+    Ok((name, cli::registry_urls(urls)?))
 }
 
 /// A data key: 64 hex digits.

@@ -9,7 +9,7 @@ use crate::{
 use beacon::net::tls::rustls;
 use beacon::{
     client::{AdaptiveLimit, Attempts, HttpTransport, Limits, SlowStart},
-    wire::{Address, InstanceId, Registration, ServiceName, ZONE},
+    wire::{Address, InstanceId, Registration, ServiceName, DC, ZONE},
     BreakerConfig, Lease, RegistryClient, Resolver, ResolverConfig, ServiceClient, SharedLease,
 };
 use beacon_kit::tls;
@@ -46,6 +46,11 @@ pub struct Options {
     pub serve_tls: Option<Arc<rustls::ServerConfig>>,
     /// The market's zone: ratings instances in it are preferred.
     pub zone: Option<String>,
+    /// The market's site (data center), registered as its `dc`.
+    pub dc: Option<String>,
+    /// Other sites' registries, by site name: their ratings instances take
+    /// the calls this site's can't.
+    pub remote_dcs: Vec<(String, RegistryClient)>,
     /// Sessions' keys and support's token.
     pub guards: Guards,
 }
@@ -86,6 +91,21 @@ pub async fn run(
     if let Some(zone) = &options.zone {
         ratings = ratings.zone(zone.clone());
     }
+    if let Some(dc) = &options.dc {
+        ratings = ratings.site(dc.clone());
+    }
+    // One resolver per remote site, kept as long as the client.
+    for (name, registry) in &options.remote_dcs {
+        let there = Resolver::new(
+            registry.clone(),
+            ResolverConfig {
+                breaker,
+                tls: options.client_tls.clone(),
+                ..ResolverConfig::default()
+            },
+        );
+        ratings = ratings.remote_site(name, &there);
+    }
     let ratings = ratings
         .build()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -114,7 +134,7 @@ pub async fn run(
         &options.registry,
         &format!("{scheme}://{local}"),
         local.port(),
-        options.zone.as_deref(),
+        [(ZONE, options.zone.as_deref()), (DC, options.dc.as_deref())],
     )?;
     let leave_then_drain = async move {
         shutdown.cancelled().await;
@@ -132,20 +152,23 @@ pub async fn run(
 /// How long the market's own registration lives without a keepalive.
 const SELF_TTL: Duration = Duration::from_secs(15);
 
-/// Registers this market as `market`/`market-PORT` at `address`, on a
-/// shared lease of the process.
+/// Registers this market as `market`/`market-PORT` at `address` with
+/// `labels` (metadata: its zone and site, those it has), on a shared
+/// lease of the process.
 fn register_self(
     registry: &RegistryClient,
     address: &str,
     port: u16,
-    zone: Option<&str>,
+    labels: [(&str, Option<&str>); 2],
 ) -> io::Result<(SharedLease, Lease)> {
     let invalid = |e: beacon::wire::WireError| io::Error::new(io::ErrorKind::InvalidInput, e);
     let mut registration = Registration::new(Address::new(address).map_err(invalid)?);
-    if let Some(zone) = zone {
-        registration
-            .metadata
-            .insert(ZONE.to_owned(), zone.to_owned());
+    for (key, value) in labels {
+        if let Some(value) = value {
+            registration
+                .metadata
+                .insert(key.to_owned(), value.to_owned());
+        }
     }
     let service: ServiceName = "market".parse().map_err(invalid)?;
     let id: InstanceId = format!("market-{port}").parse().map_err(invalid)?;

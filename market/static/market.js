@@ -27,6 +27,7 @@
       name.scope = 'row';
       const where = el('span', i.address, 'fineprint');
       if (i.zone) where.append(' · zone ', el('span', i.zone, 'zone'));
+      if (i.dc) where.append(' · site ', el('span', i.dc, 'site'));
       name.append(el('span', i.id, 'instance-name'), el('br'), where);
       if (i.last_error) name.append(el('div', i.last_error, 'error'));
       const breaker = el('span', labels[i.breaker] || i.breaker, `breaker breaker-${i.breaker}`);

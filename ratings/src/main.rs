@@ -62,6 +62,11 @@ struct Cli {
     #[arg(long, value_parser = cli::zone)]
     zone: Option<String>,
 
+    /// The site (data center) this instance runs in, registered as its
+    /// `dc` metadata (its registry is that site's).
+    #[arg(long, env = "BEACON_DC", value_parser = cli::zone)]
+    dc: Option<String>,
+
     /// Percentage of rating requests answered with a 500.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     fail_percent: u8,
@@ -136,6 +141,7 @@ async fn main() -> ExitCode {
         ttl: Duration::from_millis(cli.ttl_ms),
         tls: serve_tls,
         zone: cli.zone.clone(),
+        dc: cli.dc.clone(),
     };
     let shutdown = cancel_on_signal();
     match server::run(

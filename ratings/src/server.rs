@@ -2,7 +2,7 @@
 
 use crate::http::{router, Ratings};
 use beacon::{
-    wire::{Address, Registration, ServiceName, ZONE},
+    wire::{Address, Registration, ServiceName, DC, ZONE},
     RegistryClient, SharedLease,
 };
 use beacon_kit::tls;
@@ -25,6 +25,8 @@ pub struct Options {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The zone to register in (`zone` metadata), if any.
     pub zone: Option<String>,
+    /// The site it runs in (`dc` metadata), if named.
+    pub dc: Option<String>,
 }
 
 /// Serves `ratings` on `listener`, registered under its instance id, until
@@ -50,6 +52,9 @@ pub async fn run(
     };
     if let Some(zone) = options.zone {
         registration.metadata.insert(ZONE.to_owned(), zone);
+    }
+    if let Some(dc) = options.dc {
+        registration.metadata.insert(DC.to_owned(), dc);
     }
     // The process's one registry lease, which its instance lives on: one
     // keepalive per `ttl / 3`, however many instances a process serves.

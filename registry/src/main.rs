@@ -51,6 +51,11 @@ struct Cli {
     #[command(flatten)]
     tls: tls::ServeTlsArgs,
 
+    /// The site (data center) this registry serves, said in `/_health`
+    /// (e.g. `a`, `eu-west`): one registry cluster per site.
+    #[arg(long, env = "BEACON_DC", value_parser = cli::zone)]
+    dc: Option<String>,
+
     /// Require every client to present a certificate this CA (PEM) signed;
     /// needs --tls-cert. Writes still need --token when one is set.
     #[arg(long, env = "BEACON_CLIENT_CA", requires = "tls_cert")]
@@ -120,6 +125,7 @@ async fn main() -> ExitCode {
         limits: Some((cli.max_instances, cli.max_per_service)),
         backend,
         tls,
+        dc: cli.dc,
     };
     match server::run(listener, options, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,6 +30,9 @@ pub struct Options {
     /// must present one the CA signed — reads too — and writes still need
     /// the token when there is one.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The site (data center) this registry serves (`--dc`), said in
+    /// `/_health`; `None`: one site, unnamed.
+    pub dc: Option<String>,
 }
 
 /// Where registrations are kept.
@@ -86,6 +89,7 @@ pub async fn serve<S: Store>(
         store,
         metrics,
         shutdown: shutdown.clone(),
+        dc: options.dc.as_deref().map(Arc::from),
     };
     let auth = match (options.acl, options.token) {
         (Some(acl), _) => WriteAuth::Acl(acl),
@@ -95,7 +99,10 @@ pub async fn serve<S: Store>(
     let app = router(state, auth);
     let address = listener.local_addr()?;
     let scheme = tls::scheme(options.tls.as_ref());
-    tracing::info!(store = kind, "listening on {scheme}://{address}");
+    match &options.dc {
+        Some(dc) => tracing::info!(store = kind, dc, "listening on {scheme}://{address}"),
+        None => tracing::info!(store = kind, "listening on {scheme}://{address}"),
+    }
     tls::serve(listener, options.tls, app, shutdown.cancelled_owned()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -23,6 +23,7 @@ fn app(token: Option<&str>) -> Router {
         store: Arc::new(MemoryStore::new(Arc::clone(&metrics))),
         metrics,
         shutdown: CancellationToken::new(),
+        dc: None,
     };
     router(
         state,

@@ -13,6 +13,10 @@ pub type Metadata = BTreeMap<String, String>;
 /// callers configured with a zone of their own prefer instances in it.
 pub const ZONE: &str = "zone";
 
+/// The metadata key that names an instance's site, its data center (e.g.
+/// `"dc": "a"`): every binary's `--dc`.
+pub const DC: &str = "dc";
+
 /// Lease length when a registration names none.
 pub const DEFAULT_TTL: Duration = Duration::from_millis(15_000);
 /// Shortest lease the registry grants: shorter ones would turn heartbeats

@@ -33,7 +33,7 @@ pub mod query;
 
 pub use body::{
     Instance, Metadata, RegisterRequest, Registration, ServiceInstances, ServiceList,
-    ServiceSummary, DEFAULT_TTL, MAX_METADATA_BYTES, MAX_TTL, MIN_TTL, ZONE,
+    ServiceSummary, DC, DEFAULT_TTL, MAX_METADATA_BYTES, MAX_TTL, MIN_TTL, ZONE,
 };
 pub use changes::{Change, ChangeOp, ServiceChanges, SubsetSize};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, WireError};

@@ -48,6 +48,8 @@ pub struct AppState<S> {
     /// Fires on shutdown so that parked blocking queries answer at once
     /// instead of holding graceful shutdown up for up to a minute.
     pub shutdown: CancellationToken,
+    /// The site this registry serves (`--dc`), if named.
+    pub dc: Option<Arc<str>>,
 }
 
 // Not derived: that would require `S: Clone`, and the store is shared, not cloned.
@@ -57,6 +59,7 @@ impl<S> Clone for AppState<S> {
             store: Arc::clone(&self.store),
             metrics: Arc::clone(&self.metrics),
             shutdown: self.shutdown.clone(),
+            dc: self.dc.clone(),
         }
     }
 }

@@ -33,6 +33,9 @@ pub struct Health {
     instances: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// The site (data center) it serves (`--dc`), when named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dc: Option<String>,
 }
 
 /// `GET /_health[?deep=true]`: 200 when serving; with `deep`, 503 when the
@@ -79,6 +82,7 @@ pub async fn health<S: Store>(
         services,
         instances,
         error,
+        dc: app.dc.as_deref().map(str::to_owned),
     };
     Ok((status, Json(body)).into_response())
 }
