@@ -18,7 +18,10 @@
 //!   when callers give up.
 //! * [`cross_zone`]: the share of calls that leave the caller's zone.
 //! * [`overload`]: full instances — adaptive limits against fixed caps,
-//!   no cap, HAProxy's queue and nginx's `max_conns`.
+//!   no cap, HAProxy's queue and nginx's `max_conns`; an uneven fleet, a
+//!   cold instance joining, every instance shedding.
+//! * [`sites`]: a whole site's ratings stop and resume; the client of
+//!   that site fails over to the other and comes home.
 //! * [`registry_bench`]: the registry against etcd (gateway and gRPC).
 //! * [`store_costs`]: the registry's etcd store against its memory store.
 //! * [`report`]: BENCHMARKS.md and the JSON results.
@@ -47,6 +50,7 @@ pub mod proxies;
 pub mod registry_bench;
 pub mod report;
 pub mod scenarios;
+pub mod sites;
 pub mod stats;
 pub mod store_costs;
 pub mod stress;

@@ -51,6 +51,10 @@ pub struct Backends {
     /// More arguments for instance `n` when it next starts (see
     /// [`Backends::set_args`]).
     extra_args: std::collections::HashMap<u16, Vec<String>>,
+    /// The site all of it runs in (`--dc`), and what is added to each
+    /// instance's number to make its id (two sites' instances apart);
+    /// `None`: one unnamed site, ids 1..
+    site: Option<(String, u16)>,
 }
 
 impl Backends {
@@ -62,7 +66,7 @@ impl Backends {
     /// The same, every instance started with `args` too (e.g.
     /// `--max-in-flight 4`).
     pub fn start_with(args: &[&str]) -> Result<Self, String> {
-        let mut backends = Self::of(None, Vec::new(), 0)?;
+        let mut backends = Self::of(None, Vec::new(), 0, None)?;
         for n in 1..=3 {
             backends.set_args(n, args);
             backends.ratings.push((n, free_port(), None));
@@ -73,17 +77,33 @@ impl Backends {
 
     /// The same, the instances serving HTTPS with `tls` (HTTP/2 by ALPN).
     pub fn serving(tls: Option<ServerCert>) -> Result<Self, String> {
-        Self::of(tls, Vec::new(), 3)
+        Self::of(tls, Vec::new(), 3, None)
+    }
+
+    /// A site's registry and three ratings instances, all started with
+    /// `--dc dc`; the instances' ids are `ratings-{first}` and the next two.
+    pub fn site(dc: &str, first: u16) -> Result<Self, String> {
+        Self::of(None, Vec::new(), 3, Some((dc.to_owned(), first - 1)))
     }
 
     /// The registry and one plain-HTTP instance per entry of `zones`,
     /// registered in that zone.
     pub fn in_zones(zones: &[&str]) -> Result<Self, String> {
         let count = u16::try_from(zones.len()).map_err(|e| e.to_string())?;
-        Self::of(None, zones.iter().map(|z| (*z).to_owned()).collect(), count)
+        Self::of(
+            None,
+            zones.iter().map(|z| (*z).to_owned()).collect(),
+            count,
+            None,
+        )
     }
 
-    fn of(tls: Option<ServerCert>, zones: Vec<String>, count: u16) -> Result<Self, String> {
+    fn of(
+        tls: Option<ServerCert>,
+        zones: Vec<String>,
+        count: u16,
+        site: Option<(String, u16)>,
+    ) -> Result<Self, String> {
         let registry_port = free_port();
         let mut backends = Self {
             tls,
@@ -92,6 +112,7 @@ impl Backends {
             ratings: Vec::new(),
             zones,
             extra_args: std::collections::HashMap::new(),
+            site,
         };
         backends.start_registry()?;
         for n in 1..=count {
@@ -108,10 +129,11 @@ impl Backends {
 
     fn start_registry(&mut self) -> Result<(), String> {
         let listen = format!("127.0.0.1:{}", self.registry_port);
-        self.registry = Some(Service::start(
-            &binary("beacon-registry"),
-            &["--listen", &listen],
-        )?);
+        let mut args = vec!["--listen", listen.as_str()];
+        if let Some((dc, _)) = &self.site {
+            args.extend(["--dc", dc.as_str()]);
+        }
+        self.registry = Some(Service::start(&binary("beacon-registry"), &args)?);
         Ok(())
     }
 
@@ -150,9 +172,14 @@ impl Backends {
         let registry = self.registry_url();
         let tls = self.tls.clone();
         let zone = self.zones.get(usize::from(n) - 1).cloned();
-        let extra = self.extra_args.get(&n).cloned().unwrap_or_default();
+        let mut extra = self.extra_args.get(&n).cloned().unwrap_or_default();
+        let mut instance = n;
+        if let Some((dc, offset)) = &self.site {
+            extra.extend(["--dc".to_owned(), dc.clone()]);
+            instance += offset;
+        }
         let slot = self.slot(n)?;
-        let (instance, port) = (n.to_string(), slot.1.to_string());
+        let (instance, port) = (instance.to_string(), slot.1.to_string());
         let mut args = vec![
             "--instance".to_owned(),
             instance,

@@ -12,7 +12,7 @@ use beacon_bench::{
     registry_bench::{self, Sizes},
     report::{machine, Report},
     scenarios::{run_all, Plan},
-    store_costs,
+    sites, store_costs,
     topology::{binary, Backends},
 };
 use clap::Parser;
@@ -56,7 +56,7 @@ struct Cli {
     only_fleet: bool,
 
     /// The scenarios to run, comma-separated (steady, h2c, tls, hang, repeated-hang,
-    /// crash, gray, flaky, chain, zones, overload); all by default. Without steady,
+    /// crash, gray, flaky, chain, zones, overload, sites); all by default. Without steady,
     /// "slow" is 10 ms.
     #[arg(long, value_delimiter = ',', value_parser = parse_scenario)]
     scenarios: Vec<Scenario>,
@@ -74,6 +74,8 @@ enum Scenario {
     Zones,
     /// Full instances: adaptive limits against caps, HAProxy and nginx.
     Overload,
+    /// A whole site's ratings stop and resume.
+    Sites,
 }
 
 fn parse_scenario(name: &str) -> Result<Scenario, String> {
@@ -82,6 +84,7 @@ fn parse_scenario(name: &str) -> Result<Scenario, String> {
         "chain" => return Ok(Scenario::Chain),
         "zones" => return Ok(Scenario::Zones),
         "overload" => return Ok(Scenario::Overload),
+        "sites" => return Ok(Scenario::Sites),
         _ => {}
     }
     if let Some(protocol) = Protocol::ALL.into_iter().find(|p| p.name() == name) {
@@ -93,7 +96,7 @@ fn parse_scenario(name: &str) -> Result<Scenario, String> {
         .map(Scenario::Fault)
         .ok_or_else(|| {
             format!(
-                "unknown scenario {name:?}; expected steady, h2c, tls, hang, repeated-hang, crash, gray, flaky, chain, zones or overload"
+                "unknown scenario {name:?}; expected steady, h2c, tls, hang, repeated-hang, crash, gray, flaky, chain, zones, overload or sites"
             )
         })
 }
@@ -196,6 +199,11 @@ async fn run(cli: &Cli) -> Result<(), String> {
         eprintln!("== overload ==");
         let length = std::time::Duration::from_secs(if cli.quick { 4 } else { 10 });
         calls_across.push(overload::run(length, &cli.out.join("benchmarks")).await?);
+    }
+    if all || cli.scenarios.contains(&Scenario::Sites) {
+        eprintln!("== sites ==");
+        let run = sites::measure(sites::Timing::full()).await?;
+        calls_across.push(sites::markdown(&run));
     }
     let (registry, store_costs) = if cli.no_registry {
         (None, None)
