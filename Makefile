@@ -20,11 +20,13 @@ SOURCES := $(shell find src kit registry ratings market bench -name '*.rs' -o -n
 ## STORE=etcd: a 3-member etcd cluster and two registry replicas instead.
 ## TLS=1: everything over HTTPS, with a throwaway CA generated into run/tls.
 ## ZONES=1: ratings and market replicas in zones a and b (zone-aware routing).
+## DCS=2: two sites, a registry and a market (:5000, :5100) each, failing over to each other.
 STORE ?= memory
 TLS ?=
 ZONES ?=
+DCS ?=
 demo: build-release
-	@RUN_DIR=$(RUN_DIR) STORE=$(STORE) TLS=$(TLS) ZONES=$(ZONES) scripts/demo.sh
+	@RUN_DIR=$(RUN_DIR) STORE=$(STORE) TLS=$(TLS) ZONES=$(ZONES) DCS=$(DCS) scripts/demo.sh
 
 ## demo-etcd: the same on etcd (= make demo STORE=etcd)
 demo-etcd: build-release

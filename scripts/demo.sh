@@ -13,6 +13,13 @@
 # from a certificate naming its service, and the market calls only ratings
 # instances whose certificate names ratings (--verify-identity).
 #
+# DCS=2: two sites on one machine. Site a: the registry on :8400,
+# ratings-1 and -2, the market on :5000 (its store $RUN_DIR/market.db);
+# site b: a registry on :8500, ratings-3, a market on :5100 (its own store,
+# $RUN_DIR/market-b.db). Each market knows the other site's registry
+# (--remote-dc): its ratings come from its own site, from the other when
+# its own has none to answer. In-memory registries, plain HTTP.
+#
 # Two market replicas (:5000 and :5001) share one store: DB=sqlite (default,
 # $RUN_DIR/market.db) or DB=postgres (a throwaway PostgreSQL server in
 # $RUN_DIR/postgres, stopped with the demo). The signing secret is made once
@@ -27,7 +34,16 @@ BIN=${BIN:-target/release}
 STORE=${STORE:-memory}
 TLS=${TLS:-}
 ZONES=${ZONES:-}
+DCS=${DCS:-}
 DB=${DB:-sqlite}
+if [[ -n $DCS && $DCS != 0 && $DCS != 1 ]]; then
+  [[ $DCS == 2 ]] || { echo "DCS must be 2 (two sites), not '$DCS'" >&2; exit 2; }
+  [[ $STORE == memory && -z $TLS && -z $ZONES && $DB == sqlite ]] || {
+    echo "DCS=2 runs on its own: no STORE, TLS, ZONES or DB with it" >&2; exit 2; }
+  sites=1
+else
+  sites=
+fi
 export RATINGS_BIN=$BIN/beacon-ratings
 mkdir -p "$RUN_DIR"
 pids=()
@@ -95,7 +111,12 @@ start_etcd() { # N CLIENT_PORT PEER_PORT CLUSTER
 
 case $STORE in
   memory)
-    start_bg beacon-registry "$RUN_DIR/registry.log" "$BIN/beacon-registry" "${registry_tls[@]}"
+    if [[ -n $sites ]]; then
+      start_bg "beacon-registry (site a)" "$RUN_DIR/registry.log" "$BIN/beacon-registry" --dc a
+      start_bg "beacon-registry (site b)" "$RUN_DIR/registry-b.log" "$BIN/beacon-registry" --dc b --listen 127.0.0.1:8500
+    else
+      start_bg beacon-registry "$RUN_DIR/registry.log" "$BIN/beacon-registry" "${registry_tls[@]}"
+    fi
     export BEACON_REGISTRY=$scheme://127.0.0.1:8400
     ;;
   etcd)
@@ -126,6 +147,12 @@ if [[ -n $ZONES && $ZONES != 0 ]]; then
 else
   rm -f "$RUN_DIR/ratings.zones"
 fi
+if [[ -n $sites ]]; then
+  printf '%s\n' "a http://127.0.0.1:8400" "a http://127.0.0.1:8400" "b http://127.0.0.1:8500" >"$RUN_DIR/ratings.dcs"
+  echo "sites: ratings-1, -2 and market :5000 in a (registry :8400); ratings-3 and market :5100 in b (registry :8500)"
+else
+  rm -f "$RUN_DIR/ratings.dcs"
+fi
 echo "export BEACON_REGISTRY=\${BEACON_REGISTRY:-$BEACON_REGISTRY}" >>"$ratings_env"
 scripts/ratings.sh start 1 2 3
 
@@ -152,8 +179,17 @@ case $DB in
     ;;
   *) echo "DB must be sqlite or postgres, not '$DB'" >&2; exit 2 ;;
 esac
-start_bg "beacon-market (replica 1)" "$RUN_DIR/market.log" "$BIN/beacon-market" --listen 127.0.0.1:5000 "${market_zone_1[@]}" "${market_tls[@]}"
-start_bg "beacon-market (replica 2)" "$RUN_DIR/market-2.log" "$BIN/beacon-market" --listen 127.0.0.1:5001 "${market_zone_2[@]}" "${market_tls[@]}"
+if [[ -n $sites ]]; then
+  start_bg "beacon-market (site a)" "$RUN_DIR/market.log" "$BIN/beacon-market" --listen 127.0.0.1:5000 \
+    --dc a --remote-dc b=http://127.0.0.1:8500
+  start_bg "beacon-market (site b)" "$RUN_DIR/market-b.log" "$BIN/beacon-market" --listen 127.0.0.1:5100 \
+    --dc b --registry http://127.0.0.1:8500 --remote-dc a=http://127.0.0.1:8400 --db "sqlite:$RUN_DIR/market-b.db"
+  second="http://127.0.0.1:5100  (site b's market, its own store; both fail over to the other site)"
+else
+  start_bg "beacon-market (replica 1)" "$RUN_DIR/market.log" "$BIN/beacon-market" --listen 127.0.0.1:5000 "${market_zone_1[@]}" "${market_tls[@]}"
+  start_bg "beacon-market (replica 2)" "$RUN_DIR/market-2.log" "$BIN/beacon-market" --listen 127.0.0.1:5001 "${market_zone_2[@]}" "${market_tls[@]}"
+  second="$scheme://127.0.0.1:5001  (a second market replica on the same $DB store)"
+fi
 
 open_hint=""
 curl_ca=""
@@ -166,7 +202,7 @@ fi
 cat <<TEXT
 
   Beacon demo is up:  open  $scheme://127.0.0.1:5000$open_hint
-                      and     $scheme://127.0.0.1:5001  (a second market replica on the same $DB store)
+                      and     $second
 
   In another terminal, walk the original demo:
     make stopRatings                  kill every ratings instance (ratings go "cached")

@@ -22,6 +22,11 @@
 # Zones: if $RUN_DIR/ratings.zones exists (`make demo ZONES=1` writes it),
 # it lists zones, e.g. "a a b", and instance N registers in the Nth
 # (counting round again past the last): a restarted instance keeps its zone.
+#
+# Sites: if $RUN_DIR/ratings.dcs exists (`make demo DCS=2` writes it), each
+# line is a site and its registry's URL, e.g. "b http://127.0.0.1:8500",
+# and instance N runs in the Nth line's site (counting round again),
+# registered with that site's registry.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -66,6 +71,15 @@ start() {
     read -r -a zones <"$RUN_DIR/ratings.zones"
     if (( ${#zones[@]} > 0 )); then
       zone_args=(--zone "${zones[$(( (n - 1) % ${#zones[@]} ))]}")
+    fi
+  fi
+  if [[ -s $RUN_DIR/ratings.dcs ]]; then
+    local sites=()
+    mapfile -t sites <"$RUN_DIR/ratings.dcs"
+    if (( ${#sites[@]} > 0 )); then
+      local site url
+      read -r site url <<<"${sites[$(( (n - 1) % ${#sites[@]} ))]}"
+      zone_args+=(--dc "$site" --registry "$url")
     fi
   fi
   # The demo's instances take faults from anyone on this machine

@@ -2,79 +2,17 @@
 //! debug binaries, so `make test` needs no release build), checked over
 //! HTTPS with the throwaway CA it wrote, then stopped with ^C. The demo's
 //! ports are fixed (8400, 8001–8003, 5000–5001): this is the one test that uses
-//! them.
+//! them, with `make demo DCS=2`'s (demo_sites.rs).
 
 mod support;
 
-use support::eventually;
+use support::{eventually, script::DemoScript};
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
+    process::{Command, Output},
+    time::Duration,
 };
-
-/// The running demo script; ^C (SIGINT) on drop, as a person stops it, so
-/// a failing test leaves nothing behind.
-struct Demo {
-    child: Child,
-}
-
-impl Demo {
-    fn start(run_dir: &Path) -> Self {
-        let bin = support::binary("beacon-market");
-        // A shell ignores for good a signal ignored when it starts, and a
-        // test run started in the background (`make test &`) ignores
-        // SIGINT: reset it to default, as a terminal has it, so the demo's
-        // ^C trap can be set.
-        let child = Command::new("env")
-            .args(["--default-signal=INT", "scripts/demo.sh"])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .env("BIN", bin.parent().expect("binary directory"))
-            .env("RUN_DIR", run_dir)
-            .env("TLS", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("run scripts/demo.sh");
-        Self { child }
-    }
-
-    /// ^C, then waits (at most 20 s) for everything to stop.
-    fn interrupt(&mut self) -> bool {
-        self.signal("-INT")
-    }
-
-    /// Sends `signal` to the script, then waits (at most 20 s) for it to
-    /// end, which it does once everything it started has stopped.
-    fn signal(&mut self, signal: &str) -> bool {
-        let _ = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        // SIGTERM runs the same cleanup should ^C have gone unheard;
-        // SIGKILL last, though it leaves the script's children running.
-        if !matches!(self.child.try_wait(), Ok(Some(_)))
-            && !self.interrupt()
-            && !self.signal("-TERM")
-        {
-            let _ = self.child.kill();
-        }
-    }
-}
 
 /// `curl -s` with `args`, trusting `ca` if given.
 fn curl(ca: Option<&Path>, args: &[&str]) -> Output {
@@ -90,7 +28,7 @@ fn curl(ca: Option<&Path>, args: &[&str]) -> Output {
 async fn make_demo_tls_serves_everything_over_https_and_stops_on_ctrl_c() {
     let run_dir: PathBuf =
         std::env::temp_dir().join(format!("beacon-demo-tls-{}", std::process::id()));
-    let mut demo = Demo::start(&run_dir);
+    let mut demo = DemoScript::start(&run_dir, &[("TLS", "1")]);
     let ca = run_dir.join("tls/ca.pem");
 
     // The market answers over HTTPS with live ratings from the instances.

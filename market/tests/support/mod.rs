@@ -7,6 +7,7 @@ pub use beacon_testkit::*;
 
 pub mod browser;
 pub mod demo;
+pub mod script;
 pub mod stores;
 
 /// The session's CSRF token, as the page gives it to its scripts.
