@@ -4,10 +4,11 @@
 //! alone; a 503 without it is a failure; and once sheds number half the
 //! calls, busy calls are not retried at all.
 
+mod support;
+
 use beacon::{
     client::{ExchangeError, RequestBody, ResponseBody},
-    wire::{Address, InstanceId},
-    BreakerState, ClientConfig, ClientError, ResolverConfig, ServiceClient, ServiceView,
+    BreakerState, ClientConfig, ClientError, ServiceClient,
 };
 use bytes::Bytes;
 use http::{header::RETRY_AFTER, Request, Response, StatusCode};
@@ -58,11 +59,7 @@ fn authority(instance: usize) -> String {
 fn client(count: usize, instances: &Instances) -> ServiceClient<impl beacon::client::Transport> {
     let seen = instances.clone();
     let transport = tower::service_fn(move |request: Request<RequestBody>| {
-        let at = request
-            .uri()
-            .authority()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let at = support::authority_of(&request);
         seen.attempts.fetch_add(1, Ordering::SeqCst);
         let answer = seen
             .answers
@@ -85,18 +82,10 @@ fn client(count: usize, instances: &Instances) -> ServiceClient<impl beacon::cli
             Ok::<_, ExchangeError>(response)
         }
     });
-    let listed: Vec<(InstanceId, Address)> = (0..count)
-        .map(|i| {
-            let id = format!("ratings-{}", i + 1).parse().expect("id");
-            let address = Address::new(&format!("http://{}", authority(i))).expect("address");
-            (id, address)
-        })
+    let urls: Vec<String> = (0..count)
+        .map(|i| format!("http://{}", authority(i)))
         .collect();
-    let view = ServiceView::fixed(
-        "ratings".parse().expect("name"),
-        &listed,
-        &ResolverConfig::default(),
-    );
+    let view = support::instances(&urls.iter().map(String::as_str).collect::<Vec<_>>());
     let config = ClientConfig {
         hedging: None,
         ..ClientConfig::default()
@@ -104,10 +93,11 @@ fn client(count: usize, instances: &Instances) -> ServiceClient<impl beacon::cli
     ServiceClient::with_transport(view, config, transport)
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_busy_instance_is_passed_over_and_its_breaker_left_closed() {
+/// Sixty calls to three instances, the first answering `first`'s way;
+/// every call answered (by the others). The client, to look at.
+async fn sixty_calls_past(first: Answer) -> ServiceClient<impl beacon::client::Transport> {
     let instances = Instances::default();
-    instances.set(0, Answer::Busy);
+    instances.set(0, first);
     let client = client(3, &instances);
     for _ in 0..60 {
         client
@@ -115,6 +105,12 @@ async fn a_busy_instance_is_passed_over_and_its_breaker_left_closed() {
             .await
             .expect("answered elsewhere");
     }
+    client
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_instance_is_passed_over_and_its_breaker_left_closed() {
+    let client = sixty_calls_past(Answer::Busy).await;
     let busy = &client.snapshot().instances[0];
     assert_eq!(busy.breaker, BreakerState::Closed, "{busy:?}");
     assert_eq!(busy.failures, 0, "{busy:?}");
@@ -126,15 +122,7 @@ async fn a_busy_instance_is_passed_over_and_its_breaker_left_closed() {
 
 #[tokio::test(start_paused = true)]
 async fn a_503_without_retry_after_is_a_failure() {
-    let instances = Instances::default();
-    instances.set(0, Answer::Broken);
-    let client = client(3, &instances);
-    for _ in 0..60 {
-        client
-            .get("/ratings/camera")
-            .await
-            .expect("answered elsewhere");
-    }
+    let client = sixty_calls_past(Answer::Broken).await;
     let broken = &client.snapshot().instances[0];
     assert!(broken.failures > 0, "{broken:?}");
     assert_ne!(broken.breaker, BreakerState::Closed, "{broken:?}");

@@ -4,10 +4,11 @@
 //! proportion when its own is degraded, picks the nearest remote site,
 //! and comes home when its site heals.
 
+mod support;
+
 use beacon::{
     client::{ExchangeError, RemoteSite, RequestBody, ResponseBody},
-    wire::{Address, InstanceId},
-    BreakerState, ResolverConfig, ServiceClient, ServiceView,
+    BreakerState, ServiceClient, ServiceView,
 };
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -49,25 +50,17 @@ impl Fleet {
     }
 }
 
-/// Site `site`'s view: `count` instances at `10.0.<site>.<n>:80`,
-/// answering after `delay`.
+/// Site `site`'s view: `count` instances at `10.0.<site>.<n>:80`
+/// (`ratings-1`…: each site numbers its own), answering after `delay`.
 fn site(fleet: &Fleet, site: u8, count: u8, delay: Duration) -> Arc<ServiceView> {
-    let listed: Vec<(InstanceId, Address)> = (1..=count)
+    let urls: Vec<String> = (1..=count)
         .map(|n| {
             let authority = format!("10.0.{site}.{n}:80");
             fleet.add(&authority, delay);
-            let id = format!("ratings-{site}-{n}").parse().expect("id");
-            (
-                id,
-                Address::new(&format!("http://{authority}")).expect("address"),
-            )
+            format!("http://{authority}")
         })
         .collect();
-    ServiceView::fixed(
-        "ratings".parse().expect("name"),
-        &listed,
-        &ResolverConfig::default(),
-    )
+    support::instances(&urls.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// A client of site 1 (`own`), failing over to `remote` sites.
@@ -78,11 +71,7 @@ fn client(
 ) -> ServiceClient<impl beacon::client::Transport> {
     let seen = fleet.clone();
     let transport = tower::service_fn(move |request: Request<RequestBody>| {
-        let at = request
-            .uri()
-            .authority()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let at = support::authority_of(&request);
         let fleet = seen.clone();
         async move {
             let (broken, delay) = fleet

@@ -142,6 +142,17 @@ pub struct Workload {
     pub duration: Duration,
 }
 
+impl Workload {
+    /// `GET /ratings/camera` for `duration`, a caller waiting 1 s at most.
+    pub fn camera(duration: Duration) -> Self {
+        Self {
+            path: "/ratings/camera".to_owned(),
+            timeout: Duration::from_secs(1),
+            duration,
+        }
+    }
+}
+
 /// One request, timed and classified.
 /// `due`: when an open loop scheduled it (its slice in the timeline, even if
 /// the task starts a moment later); `None`: when it starts.

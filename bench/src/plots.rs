@@ -159,13 +159,7 @@ where
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
             });
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| e.to_string())
+    legend(chart)
 }
 
 /// One named line of [`plot_lines`]: its points (seconds, value).
@@ -208,12 +202,23 @@ pub fn plot_lines(path: &Path, caption: &str, y_desc: &str, lines: &[Line]) -> R
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
             });
     }
+    legend(&mut chart)?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// The chart's legend, top right.
+fn legend<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperRight)
         .draw()
-        .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())
 }

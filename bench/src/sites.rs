@@ -14,7 +14,7 @@
 use crate::{
     load::{open_loop, Route, Sample, Workload},
     overload::{client_of, resolver},
-    stats::buckets,
+    stats::{buckets, Bucket},
     topology::Backends,
 };
 use std::{
@@ -81,11 +81,7 @@ pub async fn measure(timing: Timing) -> Result<SitesRun, String> {
         builder.site("a").remote_site("b", &there)
     })?;
     let route = Route::Beacon(client);
-    let workload = Workload {
-        path: "/ratings/camera".to_owned(),
-        timeout: Duration::from_secs(1),
-        duration: timing.length,
-    };
+    let workload = Workload::camera(timing.length);
     // Connections open and both sites listed before the run.
     let warm = Workload {
         duration: Duration::from_secs(1),
@@ -124,7 +120,7 @@ fn in_site_b(instance: &str) -> bool {
 
 /// What `samples` say.
 fn judge(samples: &[Sample], timing: Timing) -> SitesRun {
-    let answered_from = |slice: &crate::stats::Bucket| {
+    let answered_from = |slice: &Bucket| {
         let all: usize = slice.served.values().sum();
         let away: usize = slice
             .served
@@ -144,35 +140,26 @@ fn judge(samples: &[Sample], timing: Timing) -> SitesRun {
         healthy_all += all;
         healthy_away += away;
     }
-    let share_away = |slice: &crate::stats::Bucket| {
+    let share_away = |slice: &Bucket| {
         let (all, away) = answered_from(slice);
         (all > 0).then(|| away as f64 / all as f64)
     };
-    let stop = timing.stop_at.as_secs_f64();
-    let resume = timing.resume_at.as_secs_f64();
-    let end = timing.length.as_secs_f64() - SLICE.as_secs_f64();
-    let down: Vec<_> = slices
-        .iter()
-        .filter(|s| s.at_s >= stop && s.at_s < resume)
-        .collect();
-    let failover = (0..down.len())
-        .find(|&i| {
-            down[i..]
-                .iter()
-                .all(|s| share_away(s).is_none_or(|away| away >= NEARLY_ALL))
-        })
-        .map(|i| Duration::from_secs_f64(down[i].at_s - stop));
-    let up: Vec<_> = slices
-        .iter()
-        .filter(|s| s.at_s >= resume && s.at_s < end)
-        .collect();
-    let back_home = (0..up.len())
-        .find(|&i| {
-            up[i..]
-                .iter()
-                .all(|s| share_away(s).is_none_or(|away| away <= 1.0 - NEARLY_ALL))
-        })
-        .map(|i| Duration::from_secs_f64(up[i].at_s - resume));
+    let (stop, resume) = (timing.stop_at, timing.resume_at);
+    let end = timing.length - SLICE;
+    let failover = settled(
+        &slices,
+        stop,
+        resume,
+        |away| away >= NEARLY_ALL,
+        &share_away,
+    );
+    let back_home = settled(
+        &slices,
+        resume,
+        end,
+        |away| away <= 1.0 - NEARLY_ALL,
+        &share_away,
+    );
     SitesRun {
         timing,
         calls: samples.len(),
@@ -181,6 +168,26 @@ fn judge(samples: &[Sample], timing: Timing) -> SitesRun {
         failover,
         back_home,
     }
+}
+
+/// From `from` to the first slice before `until` from which every slice
+/// up to `until` had a share of answers from site b that `holds` (or no
+/// answers); `None`: never.
+fn settled(
+    slices: &[Bucket],
+    from: Duration,
+    until: Duration,
+    holds: impl Fn(f64) -> bool,
+    share_away: &dyn Fn(&Bucket) -> Option<f64>,
+) -> Option<Duration> {
+    let (from, until) = (from.as_secs_f64(), until.as_secs_f64());
+    let within: Vec<&Bucket> = slices
+        .iter()
+        .filter(|s| s.at_s >= from && s.at_s < until)
+        .collect();
+    (0..within.len())
+        .find(|&i| within[i..].iter().all(|s| share_away(s).is_none_or(&holds)))
+        .map(|i| Duration::from_secs_f64(within[i].at_s - from))
 }
 
 /// The report's section.

@@ -9,7 +9,11 @@ mod support;
 use beacon_kit::process::Service;
 use serde_json::Value;
 use std::time::Duration;
-use support::{binary, demo::all_live_from, stores};
+use support::{
+    binary,
+    demo::{all_live_from, shown, Shown},
+    stores,
+};
 use tokio::time::Instant;
 
 /// How long any one change may take to show.
@@ -50,21 +54,10 @@ async fn json(http: &reqwest::Client, base: &str, path: &str) -> Value {
     response.json().await.expect("json")
 }
 
-/// The four ratings `/api/things` shows: (thing, source, instance).
-async fn things(http: &reqwest::Client, market: &str) -> Vec<(String, String, Option<String>)> {
+/// The ratings `/api/things` shows.
+async fn things(http: &reqwest::Client, market: &str) -> Vec<Shown> {
     let body = json(http, market, "/api/things").await;
-    body.as_array()
-        .expect("a list")
-        .iter()
-        .map(|t| {
-            let rating = &t["rating"];
-            (
-                t["id"].as_str().unwrap_or_default().to_owned(),
-                rating["source"].as_str().unwrap_or_default().to_owned(),
-                rating["instance"].as_str().map(str::to_owned),
-            )
-        })
-        .collect()
+    shown(body.as_array().expect("a list"))
 }
 
 /// Waits until every rating the market shows is live from `instance`.

@@ -16,6 +16,11 @@ use tokio::time::Instant;
 /// Seconds the budget remembers.
 const WINDOW_SECS: u64 = 10;
 
+/// Sheds in the window below which a shed call is always retried: the
+/// first calls of a quiet client, one of which met the one full instance,
+/// say nothing of how many are full.
+const MIN_SHEDS: u64 = 10;
+
 /// A budget of extra attempts over a 10 s window. Share it (in an `Arc`)
 /// between the clones of a client.
 #[derive(Debug)]
@@ -56,13 +61,15 @@ impl WindowBudget {
     }
 
     /// Counts an attempt an instance shed at `now` (it was full); says
-    /// whether sheds now number half the calls of the window or more —
-    /// then most instances are full, and retrying elsewhere only moves the
-    /// load around: gRPC's retry throttling stops retries on a like signal.
+    /// whether sheds now number half the calls of the window or more, and
+    /// at least [`MIN_SHEDS`] — then most instances are full, and retrying
+    /// elsewhere only moves the load around: gRPC's retry throttling stops
+    /// retries on a like signal.
     pub(crate) fn mostly_shed(&self, now: Instant) -> bool {
         let second = self.second(now);
         self.sheds.add(second);
-        self.sheds.sum(second) * 2 >= self.deposits.sum(second).max(1)
+        let sheds = self.sheds.sum(second);
+        sheds >= MIN_SHEDS && sheds * 2 >= self.deposits.sum(second)
     }
 
     /// Counts a call made at `at`.
@@ -203,13 +210,17 @@ mod tests {
     async fn sheds_past_half_the_calls_say_most_instances_are_full() {
         let budget = WindowBudget::new(0.2, 10);
         let now = Instant::now();
-        for _ in 0..10 {
+        // One call, shed: too few to say anything.
+        budget.deposit_at(now);
+        assert!(!budget.mostly_shed(now), "1 of 1, but only 1");
+        for _ in 0..39 {
             budget.deposit_at(now);
         }
-        let mostly: Vec<bool> = (0..5).map(|_| budget.mostly_shed(now)).collect();
-        assert_eq!(mostly, [false, false, false, false, true], "5 of 10 calls");
+        let mostly: Vec<bool> = (2..=20).map(|_| budget.mostly_shed(now)).collect();
+        assert!(mostly[..18].iter().all(|m| !m), "under 20 of 40 calls");
+        assert!(mostly[18], "20 of 40 calls");
         let later = now + WINDOW;
-        for _ in 0..10 {
+        for _ in 0..40 {
             budget.deposit_at(later);
         }
         assert!(!budget.mostly_shed(later), "the window moved on");

@@ -32,3 +32,13 @@ pub fn instances(urls: &[&str]) -> std::sync::Arc<beacon::ServiceView> {
         &beacon::ResolverConfig::default(),
     )
 }
+
+/// Where an in-memory transport's request was sent: its URI's authority
+/// (`10.0.0.1:80`), which names the instance.
+pub fn authority_of<B>(request: &http::Request<B>) -> String {
+    request
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+}

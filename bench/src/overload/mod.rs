@@ -124,6 +124,38 @@ pub async fn run(length: Duration, dir: &Path) -> Result<String, String> {
     ))
 }
 
+/// The faults that make an instance full: `work_ms` of work on each
+/// answer, [`CAPACITY`] answers at once.
+pub fn full(work_ms: u64) -> FaultSettings {
+    FaultSettings {
+        delay_ms: work_ms,
+        capacity: CAPACITY,
+        ..FaultSettings::default()
+    }
+}
+
+/// Puts `settings` in force on every instance at `urls`.
+pub async fn put_on_all(urls: &[String], settings: &FaultSettings) -> Result<(), String> {
+    for url in urls {
+        put_settings(url, settings).await?;
+    }
+    Ok(())
+}
+
+/// HAProxy in front of `urls` for a contender named `haproxy…`, nginx
+/// otherwise; `per_server` as [`Proxy::haproxy`] takes it.
+pub fn proxy_for(
+    contender: &str,
+    urls: &[String],
+    per_server: Option<u32>,
+) -> Result<Proxy, String> {
+    if contender.starts_with("haproxy") {
+        Proxy::haproxy(urls, &Front::Http1, per_server)
+    } else {
+        Proxy::nginx(urls, &Front::Http1, per_server)
+    }
+}
+
 /// Where the plot of the adaptive limits goes, in the report's folder.
 pub const LIMITS_PLOT: &str = "overload-limits.svg";
 
@@ -193,20 +225,9 @@ pub fn sample_instances(
 pub async fn measure(length: Duration) -> Result<Overload, String> {
     let backends = Backends::start()?;
     let urls = backends.urls();
-    let full = FaultSettings {
-        delay_ms: WORK_MS,
-        capacity: CAPACITY,
-        ..FaultSettings::default()
-    };
-    for url in &urls {
-        put_settings(url, &full).await?;
-    }
+    put_on_all(&urls, &full(WORK_MS)).await?;
     let registry = backends.registry_url();
-    let workload = Workload {
-        path: "/ratings/camera".to_owned(),
-        timeout: Duration::from_secs(1),
-        duration: length,
-    };
+    let workload = Workload::camera(length);
     // What they can give: each kept exactly full, straight.
     let callers = (INSTANCES * CAPACITY) as usize;
     let full_loop = closed_loop(&Route::fixed(urls.clone()), &workload, callers).await;
@@ -253,11 +274,7 @@ pub async fn measure(length: Duration) -> Result<Overload, String> {
     }
     for contender in ["haproxy, maxconn 4 + queue", "nginx, max_conns 4"] {
         eprintln!("  {contender}");
-        let proxy = if contender.starts_with("haproxy") {
-            Proxy::haproxy(&urls, &Front::Http1, Some(CAPACITY))?
-        } else {
-            Proxy::nginx(&urls, &Front::Http1, Some(CAPACITY))?
-        };
+        let proxy = proxy_for(contender, &urls, Some(CAPACITY))?;
         let samples = open_loop(
             &Route::proxy(proxy.url.clone()),
             &workload,

@@ -17,17 +17,17 @@
 //! calls offered — target ≤ 1.2×, no amplification — and, for Beacon,
 //! breakers opened (target 0).
 
-use super::{client_of, resolver, CAPACITY, NOMINAL_CAPACITY, WORK_MS};
+use super::{
+    client_of, full, proxy_for, put_on_all, resolver, CAPACITY, NOMINAL_CAPACITY, WORK_MS,
+};
 use crate::{
-    faults::{put_settings, served},
+    faults::served,
     load::{open_loop, Route, Workload},
-    proxies::{Front, Proxy},
     stats::Summary,
     topology::Backends,
 };
 use beacon::client::{AdaptiveLimit, Limits};
 use beacon::EventKind;
-use beacon_ratings_api::FaultSettings;
 use std::{fmt::Write as _, time::Duration};
 
 /// The offered load, as a multiple of what the instances' settings
@@ -60,20 +60,9 @@ pub async fn measure(length: Duration) -> Result<Vec<StormRun>, String> {
     let limit = CAPACITY.to_string();
     let backends = Backends::start_with(&["--max-in-flight", &limit])?;
     let urls = backends.urls();
-    let settings = FaultSettings {
-        delay_ms: WORK_MS,
-        capacity: CAPACITY,
-        ..FaultSettings::default()
-    };
-    for url in &urls {
-        put_settings(url, &settings).await?;
-    }
+    put_on_all(&urls, &full(WORK_MS)).await?;
     let registry = backends.registry_url();
-    let workload = Workload {
-        path: "/ratings/camera".to_owned(),
-        timeout: Duration::from_secs(1),
-        duration: length,
-    };
+    let workload = Workload::camera(length);
     let rate = (OFFERED * f64::from(NOMINAL_CAPACITY)) as u32;
     let adaptive = Limits::default().adaptive(Some(AdaptiveLimit::default()));
     let mut runs = Vec::new();
@@ -103,11 +92,7 @@ pub async fn measure(length: Duration) -> Result<Vec<StormRun>, String> {
     }
     for contender in ["haproxy, retry-on 503", "nginx, next_upstream http_503"] {
         eprintln!("    {contender}");
-        let proxy = if contender.starts_with("haproxy") {
-            Proxy::haproxy(&urls, &Front::Http1, None)?
-        } else {
-            Proxy::nginx(&urls, &Front::Http1, None)?
-        };
+        let proxy = proxy_for(contender, &urls, None)?;
         let route = Route::proxy(proxy.url.clone());
         let before = served(&urls).await;
         let samples = open_loop(&route, &workload, rate, |_| async {}).await;

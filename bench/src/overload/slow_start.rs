@@ -17,16 +17,14 @@
 //! share of the answers, second by second, against the slow-start curve's
 //! share, w(t) / (w(t) + 2) (target: within 10 points).
 
-use super::{client, CAPACITY, WORK_MS};
+use super::{client, full, put_on_all, CAPACITY, WORK_MS};
 use crate::{
-    faults::put_settings,
     load::{open_loop, Route, Sample, Workload},
     plots::{plot_lines, Line},
     stats::{buckets, Summary},
     topology::Backends,
 };
 use beacon::client::SlowStart;
-use beacon_ratings_api::FaultSettings;
 use std::{
     fmt::Write as _,
     path::Path,
@@ -108,14 +106,7 @@ pub fn curve_share(slow_start: &SlowStart, t: Duration) -> f64 {
 pub async fn measure(timing: Timing) -> Result<SlowStartResult, String> {
     let mut backends = Backends::start()?;
     let urls = backends.urls();
-    let settings = FaultSettings {
-        delay_ms: WORK_MS,
-        capacity: CAPACITY,
-        ..FaultSettings::default()
-    };
-    for url in &urls {
-        put_settings(url, &settings).await?;
-    }
+    put_on_all(&urls, &full(WORK_MS)).await?;
     let registry = backends.registry_url();
     let (delay, capacity, warmup) = (
         WORK_MS.to_string(),
@@ -143,11 +134,7 @@ pub async fn measure(timing: Timing) -> Result<SlowStartResult, String> {
         let route = Route::Beacon(client(&registry, |b| {
             b.slow_start(with.then_some(slow_start))
         })?);
-        let workload = Workload {
-            path: "/ratings/camera".to_owned(),
-            timeout: Duration::from_secs(1),
-            duration: timing.length(),
-        };
+        let workload = Workload::camera(timing.length());
         // In use, its two instances known, before the run.
         let warm = Workload {
             duration: Duration::from_secs(1),

@@ -16,15 +16,13 @@
 //! reported for 10 s (gRFC A58's blackout): each Beacon client is warmed
 //! at a fifth of the load for that long before its run.
 
-use super::{client, CAPACITY, WORK_MS};
+use super::{client, full, proxy_for, CAPACITY, WORK_MS};
 use crate::{
     faults::put_settings,
     load::{closed_loop, open_loop, Route, Sample, Workload},
-    proxies::{Front, Proxy},
     stats::Summary,
     topology::Backends,
 };
-use beacon_ratings_api::FaultSettings;
 use std::{fmt::Write as _, time::Duration};
 
 /// The costly instance's work per answer.
@@ -76,18 +74,9 @@ pub async fn measure(length: Duration, warm_for: Duration) -> Result<Uneven, Str
     let urls = backends.urls();
     for (i, url) in urls.iter().enumerate() {
         let work = if i == 0 { COSTLY_WORK_MS } else { WORK_MS };
-        let settings = FaultSettings {
-            delay_ms: work,
-            capacity: CAPACITY,
-            ..FaultSettings::default()
-        };
-        put_settings(url, &settings).await?;
+        put_settings(url, &full(work)).await?;
     }
-    let workload = |duration| Workload {
-        path: "/ratings/camera".to_owned(),
-        timeout: Duration::from_secs(1),
-        duration,
-    };
+    let workload = Workload::camera;
     // Each instance kept exactly full, alone, all three at once.
     let probe = workload(length.min(Duration::from_secs(2)));
     let full = urls.iter().map(|url| {
@@ -112,11 +101,7 @@ pub async fn measure(length: Duration, warm_for: Duration) -> Result<Uneven, Str
     }
     for contender in ["haproxy, leastconn", "nginx, least_conn"] {
         eprintln!("    {contender}");
-        let proxy = if contender.starts_with("haproxy") {
-            Proxy::haproxy(&urls, &Front::Http1, None)?
-        } else {
-            Proxy::nginx(&urls, &Front::Http1, None)?
-        };
+        let proxy = proxy_for(contender, &urls, None)?;
         let route = Route::proxy(proxy.url.clone());
         let samples = open_loop(&route, &run, rate, |_| async {}).await;
         runs.push(judge(contender, &samples, length, &capacities));

@@ -121,18 +121,7 @@ impl Demo {
         let body: Vec<Value> = response.json().await.expect("json");
         let took = started.elapsed();
         assert_eq!(body.len(), 4, "four things");
-        let shown = body
-            .iter()
-            .map(|t| {
-                let rating = &t["rating"];
-                (
-                    t["id"].as_str().unwrap_or_default().to_owned(),
-                    rating["source"].as_str().unwrap_or_default().to_owned(),
-                    rating["instance"].as_str().map(str::to_owned),
-                )
-            })
-            .collect();
-        (shown, took)
+        (shown(&body), took)
     }
 
     /// `GET /api/status`.
@@ -157,6 +146,21 @@ impl Demo {
             .find(|i| i["id"] == id.as_str())
             .and_then(|i| i["breaker"].as_str().map(str::to_owned))
     }
+}
+
+/// The ratings a `/api/things` body shows.
+pub fn shown(things: &[Value]) -> Vec<Shown> {
+    things
+        .iter()
+        .map(|t| {
+            let rating = &t["rating"];
+            (
+                t["id"].as_str().unwrap_or_default().to_owned(),
+                rating["source"].as_str().unwrap_or_default().to_owned(),
+                rating["instance"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
 }
 
 /// Every shown rating is live and from one of `instances`.
