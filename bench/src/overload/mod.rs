@@ -52,7 +52,7 @@ pub const CAPACITY: u32 = 4;
 /// Each answer's work.
 pub const WORK_MS: u64 = 5;
 /// Instances.
-const INSTANCES: u32 = 3;
+pub const INSTANCES: u32 = 3;
 /// The offered load, as a multiple of the capacity.
 const OVERLOAD: u32 = 3;
 /// Answers a second all the instances promise by their settings.
@@ -116,7 +116,7 @@ pub async fn run(length: Duration, dir: &Path) -> Result<String, String> {
     let slow_start = slow_start::measure(slow_start::Timing::full()).await?;
     slow_start::plot(&slow_start, &dir.join(slow_start::PLOT))?;
     eprintln!("  retry storm");
-    let storm = retry_storm::markdown(&retry_storm::measure(length).await?);
+    let storm = retry_storm::markdown(&retry_storm::measure(length, WORK_MS).await?);
     Ok(format!(
         "{}{uneven}{}{storm}",
         markdown(&measured),

@@ -17,9 +17,7 @@
 //! calls offered — target ≤ 1.2×, no amplification — and, for Beacon,
 //! breakers opened (target 0).
 
-use super::{
-    client_of, full, proxy_for, put_on_all, resolver, CAPACITY, NOMINAL_CAPACITY, WORK_MS,
-};
+use super::{client_of, full, proxy_for, put_on_all, resolver, CAPACITY, INSTANCES};
 use crate::{
     faults::served,
     load::{open_loop, Route, Workload},
@@ -34,6 +32,17 @@ use std::{fmt::Write as _, time::Duration};
 /// promise (about 80 % of which they give: twice what they can give is
 /// about 1.6× this).
 const OFFERED: f64 = 1.6;
+
+/// What the scenario measured.
+#[derive(Debug, Clone)]
+pub struct Storm {
+    /// Each answer's work, in milliseconds.
+    pub work_ms: u64,
+    /// The offered load, calls a second.
+    pub rate: u32,
+    /// Each contender's run.
+    pub runs: Vec<StormRun>,
+}
 
 /// One contender's run.
 #[derive(Debug, Clone)]
@@ -55,15 +64,19 @@ impl StormRun {
     }
 }
 
-/// Runs every contender for `length`.
-pub async fn measure(length: Duration) -> Result<Vec<StormRun>, String> {
+/// Runs every contender for `length`, each answer `work_ms` of work
+/// (`make bench`: [`WORK_MS`](super::WORK_MS); a test on debug binaries takes longer
+/// answers, so that fewer calls make them full and timeouts of a busy
+/// machine don't open breakers).
+pub async fn measure(length: Duration, work_ms: u64) -> Result<Storm, String> {
     let limit = CAPACITY.to_string();
     let backends = Backends::start_with(&["--max-in-flight", &limit])?;
     let urls = backends.urls();
-    put_on_all(&urls, &full(WORK_MS)).await?;
+    put_on_all(&urls, &full(work_ms)).await?;
     let registry = backends.registry_url();
     let workload = Workload::camera(length);
-    let rate = (OFFERED * f64::from(NOMINAL_CAPACITY)) as u32;
+    let promised = f64::from(INSTANCES * CAPACITY) * 1000.0 / work_ms.max(1) as f64;
+    let rate = (OFFERED * promised) as u32;
     let adaptive = Limits::default().adaptive(Some(AdaptiveLimit::default()));
     let mut runs = Vec::new();
     for (contender, limits) in [
@@ -103,7 +116,11 @@ pub async fn measure(length: Duration) -> Result<Vec<StormRun>, String> {
             breakers_opened: None,
         });
     }
-    Ok(runs)
+    Ok(Storm {
+        work_ms,
+        rate,
+        runs,
+    })
 }
 
 /// Attempts the instances took between two readings.
@@ -116,9 +133,9 @@ fn received_since(before: &[Option<u64>], after: &[Option<u64>]) -> u64 {
 }
 
 /// The report's section.
-pub fn markdown(runs: &[StormRun]) -> String {
+pub fn markdown(storm: &Storm) -> String {
     let mut rows = String::new();
-    for run in runs {
+    for run in &storm.runs {
         let opened = run
             .breakers_opened
             .map_or("–".to_owned(), |n| n.to_string());
@@ -135,13 +152,14 @@ pub fn markdown(runs: &[StormRun]) -> String {
     }
     format!(
         "## Retry storm: every instance sheds half\n\n\
-         Three `beacon-ratings` instances serving {CAPACITY} answers at once ({WORK_MS} ms of \
+         Three `beacon-ratings` instances serving {CAPACITY} answers at once ({} ms of \
          work) shed what comes past that (`--max-in-flight {CAPACITY}`: 503 `overloaded`, \
-         `Retry-After: 1`). An open loop offers {:.0} calls a second, about twice what they \
+         `Retry-After: 1`). An open loop offers {} calls a second, about twice what they \
          give. Attempts received: the instances' own count, served or shed. Targets: at most \
          1.2 attempts per call offered, and no breaker opened by a refusal.\n\n\
          | caller | calls offered | attempts received | per call | answers a second | failed | breakers opened |\n\
          |---|---|---|---|---|---|---|\n{rows}\n",
-        OFFERED * f64::from(NOMINAL_CAPACITY),
+        storm.work_ms,
+        storm.rate,
     )
 }
