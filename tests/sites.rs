@@ -204,3 +204,23 @@ async fn the_nearest_remote_site_takes_the_calls() {
     // The far site is tried again now and then as its estimate decays.
     assert!(near > 450, "near {near}, far {far}");
 }
+
+/// A site whose registry has never answered (it was down when the client
+/// started) has no list to go by: the client goes on with the other
+/// site's.
+#[tokio::test(start_paused = true)]
+async fn a_client_whose_own_registry_never_answered_uses_the_other_site() {
+    let fleet = Fleet::default();
+    // Nothing listens on port 1: every registry call is refused.
+    let registry = beacon::RegistryClient::from_list("http://127.0.0.1:1", None).expect("url");
+    let resolver = beacon::Resolver::new(registry, beacon::ResolverConfig::default());
+    let own = resolver.service(&"ratings".parse().expect("name"));
+    let remote = RemoteSite::new("two", site(&fleet, 2, 2, MS));
+    let client = client(&fleet, own, vec![remote]);
+    assert_eq!(calls(&client, 50).await, 0);
+    assert_eq!(fleet.take_answered("10.0.2."), 50);
+    assert!(
+        !client.snapshot().registry_reachable,
+        "its own never answered"
+    );
+}

@@ -429,7 +429,8 @@ impl<T: Transport> Inner<T> {
     async fn call(&self, call: Call) -> Result<Response<ResponseBody>, ClientError> {
         let call = with_time_left(call)?;
         let view = &self.view;
-        if !view.wait_synced(call.deadline).await {
+        let remote = &self.settings.remote_sites;
+        if !site::wait_any_synced(view, remote, call.deadline).await {
             return Err(ClientError::RegistryUnreachable {
                 service: view.service().clone(),
                 error: view

@@ -106,6 +106,43 @@ fn round_trip_ns(site: &RemoteSite, now: Instant) -> Option<f64> {
         .min_by(f64::total_cmp)
 }
 
+/// Waits until `own` or one of the `remote` sites' views has its first
+/// registry answer, at most until `deadline`; says whether one has. A
+/// client whose own registry has not answered yet (its site is down) goes
+/// on with another site's list.
+pub(crate) async fn wait_any_synced(
+    own: &ServiceView,
+    remote: &[RemoteSite],
+    deadline: Instant,
+) -> bool {
+    if remote.is_empty() {
+        return own.wait_synced(deadline).await;
+    }
+    if own.is_synced() || remote.iter().any(|site| site.view.is_synced()) {
+        return true;
+    }
+    let waits = std::iter::once(own)
+        .chain(remote.iter().map(|site| site.view.as_ref()))
+        .map(|view| Box::pin(view.wait_synced(deadline)));
+    // Each wait ends when its view syncs (true) or at the deadline (false):
+    // the first true, or false once all have ended.
+    let mut pending: Vec<_> = waits.collect();
+    while !pending.is_empty() {
+        let (synced, _, rest) = futures_util::future::select_all(pending).await;
+        if synced {
+            return true;
+        }
+        pending = rest;
+    }
+    false
+}
+
+/// Whether any of `own` and the `remote` sites' views has had its first
+/// registry answer.
+pub(super) fn any_synced(own: &ServiceView, remote: &[RemoteSite]) -> bool {
+    own.is_synced() || remote.iter().any(|site| site.view.is_synced())
+}
+
 /// Whether any remote site has an instance not in `tried` that would
 /// admit a call.
 pub(crate) fn has_remote_candidate(sites: &[RemoteSite], tried: &[Address]) -> bool {

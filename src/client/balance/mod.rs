@@ -357,7 +357,7 @@ where
                 return Poll::Ready(Ok(()));
             }
             let view = &self.setup.view;
-            if view.is_synced() {
+            if site::any_synced(view, &self.setup.remote) {
                 self.picked = self.pick(&[], Instant::now());
                 if self.picked.is_some() {
                     self.wait = None;
