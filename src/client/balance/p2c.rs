@@ -50,7 +50,7 @@ pub(super) fn least_loaded_of_two<N>(
     let mut rng = rand::rng();
     let first = rng.random_range(0..count);
     let second = (first + rng.random_range(1..count.max(2))) % count;
-    let mut load = |i: usize| {
+    let load = |i: usize| {
         let endpoint = &endpoints[i];
         if tried.contains(endpoint.address()) {
             return None;
@@ -59,16 +59,17 @@ pub(super) fn least_loaded_of_two<N>(
         if !setup.load_reports {
             load.utilization = None;
         }
-        let under_cap = limits
+        limits
             .cap(endpoint)
-            .is_none_or(|limit| load.in_flight < limit);
-        let weight = warming_weight(load, setup.slow_start.as_ref());
-        // A warming endpoint is in the draw only `weight` of the time.
-        let drawn = weight >= 1.0 || rng.random::<f64>() < weight;
-        (under_cap && drawn).then_some(load)
+            .is_none_or(|limit| load.in_flight < limit)
+            .then_some(load)
     };
     let first_load = load(first);
     let second_load = if second == first { None } else { load(second) };
+    let (first_load, second_load) = match (first_load, second_load) {
+        (Some(a), Some(b)) => thin_by_warmth(a, b, setup.slow_start.as_ref(), &mut rng),
+        drawn => drawn,
+    };
     let chosen = match (first_load, second_load) {
         (Some(a), Some(b)) if prefers_second(a, b) => second,
         (Some(_), _) => first,
@@ -93,17 +94,36 @@ fn prefers_second(a: Load, b: Load) -> bool {
     cost(b, a) * TIE_FACTOR < cost(a, b)
 }
 
+/// Two candidates, each left in the draw with probability its warming
+/// weight over the greater of the two (see [`SlowStart`]): a warming
+/// endpoint against a warm one takes part `weight` of the time, and
+/// otherwise loses the draw; two endpoints warming alike (they joined
+/// together) are compared as warm ones — by their loads alone.
+///
+/// With n − 1 warm peers and loads alike a warming endpoint's share is
+/// then about `weight / n` of the calls (Envoy's weighted choice gives
+/// `weight / (weight + n − 1)`), whatever its latency says. Dividing its
+/// cost by the weight instead (a first version) made it lose every draw
+/// until the weight passed 1 / [`TIE_FACTOR`] and then take its full share
+/// at once; weighing each by its own weight alone (a second) let a slow
+/// instance win every draw its rival sat out, when all had joined at once.
+fn thin_by_warmth(
+    a: Load,
+    b: Load,
+    slow_start: Option<&SlowStart>,
+    rng: &mut impl Rng,
+) -> (Option<Load>, Option<Load>) {
+    let (wa, wb) = (warming_weight(a, slow_start), warming_weight(b, slow_start));
+    let top = wa.max(wb);
+    let mut keep = |load: Load, weight: f64| {
+        (weight >= top || rng.random::<f64>() < weight / top).then_some(load)
+    };
+    (keep(a, wa), keep(b, wb))
+}
+
 /// How much of a warm endpoint's traffic an endpoint warming up for
 /// `load.warming_for` may have, as `slow_start` says (see [`SlowStart`]);
 /// 1.0 when warm or without slow start.
-///
-/// It is the chance that the endpoint takes part in a draw at all: drawn
-/// but left out, it loses to its rival. Its share then follows Envoy's
-/// curve — with n − 1 warm peers and loads alike, about `weight / n` of
-/// the calls, against `weight / (weight + n − 1)` for a weighted random
-/// choice — whatever its latency says. Dividing its cost by the weight
-/// instead (as a first version did) made it lose every draw until the
-/// weight passed 1 / [`TIE_FACTOR`] and then win its full share at once.
 fn warming_weight(load: Load, slow_start: Option<&SlowStart>) -> f64 {
     match (slow_start, load.warming_for) {
         (Some(slow_start), Some(warming_for)) => slow_start.weight(warming_for),
@@ -184,11 +204,8 @@ mod tests {
         assert_eq!(warming_weight(warming(5), None), 1.0, "no slow start");
     }
 
-    /// Three endpoints, one warming since the start; picks at points of
-    /// its window, each given back at once (loads alike): its share
-    /// follows the curve.
-    #[tokio::test(start_paused = true)]
-    async fn a_warming_instance_s_share_follows_the_curve() {
+    /// A view of three endpoints and a balancer's settings with slow start.
+    fn three_with_slow_start() -> (Arc<[Arc<Endpoint>]>, Setup<()>) {
         let listed: Vec<_> = (1..=3)
             .map(|n| {
                 let id = format!("ratings-{n}").parse().expect("id");
@@ -202,19 +219,47 @@ mod tests {
             &listed,
             &ResolverConfig::default(),
         );
-        let endpoints = view.endpoints();
         let mut setup = Setup::new(Arc::clone(&view), ());
         setup.slow_start = Some(SlowStart::default());
+        (view.endpoints(), setup)
+    }
+
+    /// The share of 30,000 picks at `now` that went to `endpoints[i]`,
+    /// each given back at once.
+    fn share_of(i: usize, endpoints: &[Arc<Endpoint>], setup: &Setup<()>, now: Instant) -> f64 {
+        let picks = 30_000;
+        let its = (0..picks)
+            .filter_map(|_| least_loaded_of_two(endpoints, &[], now, setup))
+            .filter(|(_, in_flight)| Arc::ptr_eq(in_flight.endpoint(), &endpoints[i]))
+            .count();
+        its as f64 / f64::from(picks)
+    }
+
+    /// Three endpoints that joined together (all warming alike), one of
+    /// them slow: weighed by their loads alone, the slow one is drained.
+    #[tokio::test(start_paused = true)]
+    async fn endpoints_warming_alike_are_compared_by_their_loads() {
+        let (endpoints, setup) = three_with_slow_start();
+        let start = Instant::now();
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            endpoint.start_warming(start);
+            let took = Duration::from_millis(if i == 2 { 150 } else { 1 });
+            endpoint.succeeded(Admission::Admitted, took, start, 0, None);
+        }
+        let share = share_of(2, &endpoints, &setup, start + Duration::from_millis(300));
+        assert!(share < 0.02, "the slow one took {share:.3}");
+    }
+
+    /// Three endpoints, one warming since the start; picks at points of
+    /// its window, each given back at once (loads alike): its share
+    /// follows the curve.
+    #[tokio::test(start_paused = true)]
+    async fn a_warming_instance_s_share_follows_the_curve() {
+        let (endpoints, setup) = three_with_slow_start();
         let start = Instant::now();
         endpoints[2].start_warming(start);
         for secs in [0, 2, 5, 8, 10, 12] {
-            let now = start + Duration::from_secs(secs);
-            let picks = 30_000;
-            let warming = (0..picks)
-                .filter_map(|_| least_loaded_of_two(&endpoints, &[], now, &setup))
-                .filter(|(_, in_flight)| Arc::ptr_eq(in_flight.endpoint(), &endpoints[2]))
-                .count();
-            let share = warming as f64 / f64::from(picks);
+            let share = share_of(2, &endpoints, &setup, start + Duration::from_secs(secs));
             let weight = SlowStart::default().weight(Duration::from_secs(secs));
             let expected = weight / 3.0;
             assert!(
