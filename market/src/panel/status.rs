@@ -83,7 +83,7 @@ impl Status {
                 .instances
                 .into_iter()
                 .map(|instance| InstanceRow {
-                    share: shares.get(instance.id.as_str()).copied(),
+                    share: shares.get(instance.address.as_str()).copied(),
                     instance,
                 })
                 .collect(),

@@ -18,7 +18,8 @@ pub const SPAN: Duration = Duration::from_secs(10);
 /// Fewest time between two samples.
 const EVERY: Duration = Duration::from_millis(250);
 
-/// Calls per instance id, as counted at one moment.
+/// Calls per instance address, as counted at one moment: by address, not
+/// id, since two sites may each have a `ratings-1`.
 type Counts = HashMap<String, u64>;
 
 /// Recent samples of the per-instance call counts.
@@ -28,7 +29,8 @@ pub struct TrafficShares {
 }
 
 impl TrafficShares {
-    /// Takes in `snapshot` (now) and answers each instance's share (0..=1)
+    /// Takes in `snapshot` (now) and answers each instance's share (0..=1),
+    /// by address,
     /// of the calls since the oldest sample within [`SPAN`]; empty until
     /// there are calls to share.
     pub fn observe(&self, snapshot: &ServiceSnapshot) -> HashMap<String, f64> {
@@ -36,7 +38,7 @@ impl TrafficShares {
         let counts: Counts = snapshot
             .instances
             .iter()
-            .map(|i| (i.id.to_string(), i.successes + i.failures))
+            .map(|i| (i.address.to_string(), i.successes + i.failures))
             .collect();
         let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
         while samples
