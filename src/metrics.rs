@@ -11,11 +11,18 @@
 //! * `client_latency_estimate_seconds{service, instance}`: the balancer's
 //!   peak-EWMA estimate (absent until the instance has answered)
 //! * `client_in_flight{service, instance}`
+//! * `client_learned_limit{service, instance}`: the calls it can take at
+//!   once, as learned from its answers (kept to by clients with adaptive
+//!   limits)
+//! * `client_reported_utilization{service, instance}`: what it last said
+//!   of its own load (absent until it has said anything)
 //! * `client_attempt_duration_seconds{service}`: first attempts answered
 //!   whole (the latencies the hedge delay is read from)
 //! * `client_hedges_total{service, result="sent"|"won"}`
 //! * `client_retries_total{service}`
 //! * `client_budget_exhausted_total{service, budget="retry"|"hedge"}`
+//! * `client_retries_held_back_total{service}`: busy calls not retried
+//!   because most calls met a busy instance
 
 use crate::client::{CumulativeLatencies, ServiceClient, Transport};
 use crate::{BreakerState, InstanceSnapshot};
@@ -127,6 +134,26 @@ impl<T: Transport> Collector for ClientCollector<T> {
             MetricType::Gauge,
             in_flight,
         )?;
+        let limits = instances
+            .iter()
+            .map(|i| (at(service, i), ConstGauge::new(i64::from(i.learned_limit))));
+        family(
+            &mut encoder,
+            "client_learned_limit",
+            "Calls each instance can take at once, as learned from its answers",
+            MetricType::Gauge,
+            limits,
+        )?;
+        let reported = instances
+            .iter()
+            .filter_map(|i| Some((at(service, i), ConstGauge::new(i.reported_utilization?))));
+        family(
+            &mut encoder,
+            "client_reported_utilization",
+            "The utilization each instance last reported on its answers (1.0: full)",
+            MetricType::Gauge,
+            reported,
+        )?;
         histogram(&mut encoder, service, &self.client.latencies(&BOUNDS))?;
         let hedges = self.client.hedges();
         let sent_won = counters_by(
@@ -163,6 +190,13 @@ impl<T: Transport> Collector for ClientCollector<T> {
             "Retries and hedges that would have gone but for their budget",
             MetricType::Counter,
             refused,
+        )?;
+        family(
+            &mut encoder,
+            "client_retries_held_back",
+            "Busy calls not retried: sheds were half the recent calls or more",
+            MetricType::Counter,
+            [([("service", service)], ConstCounter::new(retries.held_back))],
         )
     }
 }

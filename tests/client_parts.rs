@@ -796,9 +796,14 @@ async fn the_metrics_say_what_the_client_did() {
         r#"client_attempt_duration_seconds_bucket{le="0.001",service="ratings"} 3"#,
         r#"client_attempt_duration_seconds_bucket{le="+Inf",service="ratings"} 3"#,
         r#"client_in_flight{service="ratings",instance="ratings-1"} 0"#,
+        // Learned limits start at their first probe's 3 (nobody keeps to
+        // them here); no instance reported its load.
+        r#"client_learned_limit{service="ratings",instance="ratings-1"} 3"#,
+        r#"client_retries_held_back_total{service="ratings"} 0"#,
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
+    assert!(!text.contains("client_reported_utilization{"), "{text}");
 }
 
 #[tokio::test(start_paused = true)]
