@@ -14,12 +14,13 @@
 use crate::{
     load::{open_loop, Route, Sample, Workload},
     overload::{client_of, resolver},
+    scenarios::with,
     stats::{buckets, Bucket},
     topology::Backends,
 };
 use std::{
     fmt::Write as _,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -75,7 +76,7 @@ pub struct SitesRun {
 pub async fn measure(timing: Timing) -> Result<SitesRun, String> {
     let home = Arc::new(Mutex::new(Backends::site("a", 1)?));
     let away = Backends::site("b", 4)?;
-    let (home_registry, away_registry) = (lock(&home).registry_url(), away.registry_url());
+    let (home_registry, away_registry) = (with(&home, |b| b.registry_url()), away.registry_url());
     let there = resolver(&away_registry)?;
     let client = client_of(&resolver(&home_registry)?, |builder| {
         builder.site("a").remote_site("b", &there)
@@ -83,10 +84,7 @@ pub async fn measure(timing: Timing) -> Result<SitesRun, String> {
     let route = Route::Beacon(client);
     let workload = Workload::camera(timing.length);
     // Connections open and both sites listed before the run.
-    let warm = Workload {
-        duration: Duration::from_secs(1),
-        ..workload.clone()
-    };
+    let warm = Workload::camera(Duration::from_secs(1));
     open_loop(&route, &warm, RATE, |_| async {}).await;
     let faults = Arc::clone(&home);
     let samples = open_loop(&route, &workload, RATE, move |start| async move {
@@ -94,12 +92,13 @@ pub async fn measure(timing: Timing) -> Result<SitesRun, String> {
             tokio::time::sleep_until(start + at).await;
             let faults = Arc::clone(&faults);
             let _ = tokio::task::spawn_blocking(move || {
-                let mut home = lock(&faults);
-                for n in 1..=3 {
-                    if let Err(e) = home.signal(n, signal) {
-                        eprintln!("SIG{signal} ratings-{n}: {e}");
+                with(&faults, |home| {
+                    for n in 1..=3 {
+                        if let Err(e) = home.signal(n, signal) {
+                            eprintln!("SIG{signal} ratings-{n}: {e}");
+                        }
                     }
-                }
+                })
             })
             .await;
         }
@@ -107,10 +106,6 @@ pub async fn measure(timing: Timing) -> Result<SitesRun, String> {
     .await;
     drop(away);
     Ok(judge(&samples, timing))
-}
-
-fn lock(backends: &Mutex<Backends>) -> std::sync::MutexGuard<'_, Backends> {
-    backends.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Whether `instance` is one of site b's (ratings-4..6).

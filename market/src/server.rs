@@ -70,14 +70,12 @@ pub async fn run(
         max_open_for: options.breaker_open.saturating_mul(4),
         ..BreakerConfig::default()
     };
-    let resolver = Resolver::new(
-        options.registry.clone(),
-        ResolverConfig {
-            breaker,
-            tls: options.client_tls.clone(),
-            ..ResolverConfig::default()
-        },
-    );
+    let resolver_config = ResolverConfig {
+        breaker,
+        tls: options.client_tls.clone(),
+        ..ResolverConfig::default()
+    };
+    let resolver = Resolver::new(options.registry.clone(), resolver_config.clone());
     // Adaptive limits and slow start, which a client must ask for: the
     // panel shows each instance's learned limit, and an instance that comes
     // back warms up before it takes its full share.
@@ -96,14 +94,7 @@ pub async fn run(
     }
     // One resolver per remote site, kept as long as the client.
     for (name, registry) in &options.remote_dcs {
-        let there = Resolver::new(
-            registry.clone(),
-            ResolverConfig {
-                breaker,
-                tls: options.client_tls.clone(),
-                ..ResolverConfig::default()
-            },
-        );
+        let there = Resolver::new(registry.clone(), resolver_config.clone());
         ratings = ratings.remote_site(name, &there);
     }
     let ratings = ratings

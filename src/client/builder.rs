@@ -71,13 +71,11 @@ impl From<&ClientConfig> for Settings {
             },
             hedging: config.hedging,
             limits: Limits::default().max_in_flight(config.max_in_flight),
-            slow_start: None,
-            load_reports: true,
             balancing: config.balancing,
             zone: config.zone.clone(),
-            site: None,
-            remote_sites: Arc::from(Vec::new()),
             verify_identity: config.verify_identity,
+            // What only the builder sets: as by default.
+            ..Self::default()
         }
     }
 }

@@ -82,7 +82,8 @@ impl RetryPolicy {
     }
 
     /// The same, retrying on the `remote` sites' instances too (see
-    /// [`site`](super::site)).
+    /// [`site`](super::site)). Set it before the policy is cloned: clones
+    /// share their settings, and a shared policy keeps the ones it has.
     pub fn remote_sites(mut self, remote: Arc<[RemoteSite]>) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.remote = remote;

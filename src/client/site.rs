@@ -118,7 +118,7 @@ pub(crate) async fn wait_any_synced(
     if remote.is_empty() {
         return own.wait_synced(deadline).await;
     }
-    if own.is_synced() || remote.iter().any(|site| site.view.is_synced()) {
+    if any_synced(own, remote) {
         return true;
     }
     let waits = std::iter::once(own)

@@ -21,6 +21,7 @@ use super::{client, full, put_on_all, CAPACITY, WORK_MS};
 use crate::{
     load::{open_loop, Route, Sample, Workload},
     plots::{plot_lines, Line},
+    scenarios::with,
     stats::{buckets, Summary},
     topology::Backends,
 };
@@ -28,7 +29,7 @@ use beacon::client::SlowStart;
 use std::{
     fmt::Write as _,
     path::Path,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -127,24 +128,22 @@ pub async fn measure(timing: Timing) -> Result<SlowStartResult, String> {
     let backends = Arc::new(Mutex::new(backends));
     let slow_start = SlowStart::default().window(timing.warmup);
     let mut runs = Vec::new();
-    for (contender, with) in [("beacon, slow start", true), ("beacon, without", false)] {
+    for (contender, slow) in [("beacon, slow start", true), ("beacon, without", false)] {
         eprintln!("    {contender}");
         // Gone (deregistered) before the client first looks.
-        lock(&backends).signal(JOINING, "TERM")?;
+        with(&backends, |b| b.signal(JOINING, "TERM"))?;
         let route = Route::Beacon(client(&registry, |b| {
-            b.slow_start(with.then_some(slow_start))
+            b.slow_start(slow.then_some(slow_start))
         })?);
         let workload = Workload::camera(timing.length());
         // In use, its two instances known, before the run.
-        let warm = Workload {
-            duration: Duration::from_secs(1),
-            ..workload.clone()
-        };
+        let warm = Workload::camera(Duration::from_secs(1));
         open_loop(&route, &warm, RATE, |_| async {}).await;
         let joiner = Arc::clone(&backends);
         let samples = open_loop(&route, &workload, RATE, move |start| async move {
             tokio::time::sleep_until(start + timing.join_at).await;
-            let started = tokio::task::spawn_blocking(move || lock(&joiner).start_ratings(JOINING));
+            let started =
+                tokio::task::spawn_blocking(move || with(&joiner, |b| b.start_ratings(JOINING)));
             if let Ok(Err(e)) = started.await {
                 eprintln!("ratings-{JOINING} did not start: {e}");
             }
@@ -153,10 +152,6 @@ pub async fn measure(timing: Timing) -> Result<SlowStartResult, String> {
         runs.push(judge(contender, &samples, timing, &slow_start));
     }
     Ok(SlowStartResult { timing, runs })
-}
-
-fn lock(backends: &Mutex<Backends>) -> std::sync::MutexGuard<'_, Backends> {
-    backends.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What `samples` say of the join.

@@ -228,13 +228,14 @@ impl<N> Balance<N> {
     /// attempt), as of `now`: its admission reserved and its place in
     /// flight claimed.
     fn pick(&self, tried: &[Address], now: Instant) -> Option<Picked> {
+        let own = self.setup.view.endpoints();
         let remote = &self.setup.remote;
         if remote.is_empty() {
-            return self.pick_in_own_site(tried, now);
+            return self.pick_in_own_site(&own, tried, now);
         }
-        let keeps_local = site::keeps_local(&self.setup.view.endpoints(), now);
+        let keeps_local = site::keeps_local(&own, now);
         if keeps_local {
-            if let Some(picked) = self.pick_in_own_site(tried, now) {
+            if let Some(picked) = self.pick_in_own_site(&own, tried, now) {
                 return Some(picked);
             }
         }
@@ -247,13 +248,17 @@ impl<N> Balance<N> {
         if keeps_local {
             None
         } else {
-            self.pick_in_own_site(tried, now)
+            self.pick_in_own_site(&own, tried, now)
         }
     }
 
-    /// An endpoint of the view's own site, zone-aware.
-    fn pick_in_own_site(&self, tried: &[Address], now: Instant) -> Option<Picked> {
-        let endpoints = self.setup.view.endpoints();
+    /// An endpoint of the view's own site (its `endpoints`), zone-aware.
+    fn pick_in_own_site(
+        &self,
+        endpoints: &[Arc<Endpoint>],
+        tried: &[Address],
+        now: Instant,
+    ) -> Option<Picked> {
         if endpoints.is_empty() {
             return None;
         }
@@ -261,12 +266,12 @@ impl<N> Balance<N> {
         // trouble already, and a zone that just went down entirely would
         // otherwise get every retry too.
         if let (Some(zone), true) = (&self.setup.zone, tried.is_empty()) {
-            let preferred = zone::preferred(&endpoints, zone, now);
+            let preferred = zone::preferred(endpoints, zone, now);
             if let Some(claim) = self.pick_among(&preferred, tried, now) {
                 return Some(Picked { claim: Some(claim) });
             }
         }
-        let claim = self.pick_among(&endpoints, tried, now)?;
+        let claim = self.pick_among(endpoints, tried, now)?;
         Some(Picked { claim: Some(claim) })
     }
 
